@@ -1,0 +1,16 @@
+//! splitlab: a discrete-event simulator and load-test harness for Knative Serving traffic
+//! splitting and gradual (rollout-duration) rollouts.
+//!
+//! # Architecture map
+//!
+//! | module     | owns | may use |
+//! |------------|------|---------|
+//! | `routing`  | the shared core: traffic spec, Knative validation, resolution into route tables, the rollout-duration state machine, kn edits, pickers, host/header routing. Pure. | nothing else in the crate |
+//! | `scenario` | serde mirrors of input files (Knative manifests, later scenarios) and their validated forms, with file/line/column errors | `routing` |
+//! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
+//!
+//! Dependencies point inward: `cli -> {scenario, sim, live, report}`, `sim -> {model, routing,
+//! report}`, `live -> {routing, model, report}`, `model -> routing`. `sim` and `live` never use
+//! each other; they meet in `routing`, `model` and `report`.
+
+pub mod routing;

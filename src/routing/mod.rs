@@ -1,0 +1,16 @@
+//! THE SHARED CORE: the Knative traffic model, used identically by the simulator (`sim`) and
+//! the live gateway (`live`).
+//!
+//! Owns: the traffic spec (`target`), Knative's validation and error formatting
+//! (`field_error`, `validation`, `duration`), resolution of a traffic block against the
+//! revisions that exist into per-tag route tables (`resolve`), the rollout-duration state machine
+//! (`rollout`), kn-style edits (`kn`), pickers (`pick`) and host/header routing (`host`).
+//!
+//! Must not: use tokio, files, the wall clock or a global RNG. Time and randomness are
+//! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
+//! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
+
+pub mod rollout;
+pub mod target;
+
+pub use target::{ObjectMeta, TrafficTarget};
