@@ -10,6 +10,10 @@
 //! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
 //! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
 
+pub mod host;
+pub mod ingress;
+pub mod pick;
+pub mod resolve;
 pub mod rollout;
 pub mod target;
 

@@ -1,0 +1,370 @@
+//! Pickers: how one request chooses a destination among a group's weighted splits.
+//!
+//! Three implementations of the `Pick` capability, each O(number of splits), allocation-free per
+//! pick, with randomness passed in:
+//! - `WeightedRandom`: per-request weighted random choice, what Envoy's weighted clusters do and
+//!   therefore what Knative really does through Istio, Kourier or Contour (routing.md A12);
+//! - `SmoothWrr`: nginx's smooth weighted round-robin, deterministic; after n picks every
+//!   destination's count is within 1 of n·p;
+//! - `StickyHash`: a request key (client id, or a header hashed with `key_of`) is mixed into one of
+//!   `total` buckets (`[0, 100)` for a valid split), so a client stays on one destination while the
+//!   split holds, and a split change moves only the clients whose bucket changed owner.
+//!
+//! Must not: allocate or log in `pick`; they sit on the simulator's hottest path.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rand::{Rng, RngExt};
+
+/// The capability of choosing one of a fixed set of weighted destinations.
+pub trait Pick {
+    /// Returns the index of the chosen destination. `key` is the request's stickiness key; only
+    /// key-based pickers read it. `rng` is the caller's stream; deterministic pickers ignore it.
+    fn pick<R: Rng + ?Sized>(&mut self, key: u64, rng: &mut R) -> usize;
+}
+
+/// Which picker to use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PickerKind {
+    #[default]
+    Random,
+    Wrr,
+    Hash,
+}
+
+impl PickerKind {
+    pub const ALL: [PickerKind; 3] = [PickerKind::Random, PickerKind::Wrr, PickerKind::Hash];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PickerKind::Random => "random",
+            PickerKind::Wrr => "wrr",
+            PickerKind::Hash => "hash",
+        }
+    }
+}
+
+impl fmt::Display for PickerKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for PickerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "random" => Ok(PickerKind::Random),
+            "wrr" => Ok(PickerKind::Wrr),
+            "hash" => Ok(PickerKind::Hash),
+            other => Err(format!(
+                "unknown picker {other:?}; allowed: random, wrr, hash"
+            )),
+        }
+    }
+}
+
+/// The weights cannot be picked from.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PickError {
+    #[error("no destination has a positive weight (weights {0:?})")]
+    NoWeight(Vec<u32>),
+}
+
+fn cumulative(weights: &[u32]) -> Result<(Vec<u32>, u32), PickError> {
+    let mut acc = 0u32;
+    let cum: Vec<u32> = weights
+        .iter()
+        .map(|w| {
+            acc = acc.saturating_add(*w);
+            acc
+        })
+        .collect();
+    if acc == 0 {
+        return Err(PickError::NoWeight(weights.to_vec()));
+    }
+    Ok((cum, acc))
+}
+
+/// First index whose cumulative weight exceeds `point` (`point < total`). Zero-weight
+/// destinations have the same cumulative value as their predecessor and are never chosen.
+#[inline]
+fn bucket_owner(cumulative: &[u32], point: u32) -> usize {
+    let mut i = 0;
+    while i + 1 < cumulative.len() && cumulative[i] <= point {
+        i += 1;
+    }
+    i
+}
+
+/// Per-request weighted random choice (Envoy weighted clusters).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightedRandom {
+    cumulative: Vec<u32>,
+    total: u32,
+}
+
+impl WeightedRandom {
+    pub fn new(weights: &[u32]) -> Result<Self, PickError> {
+        let (cumulative, total) = cumulative(weights)?;
+        Ok(WeightedRandom { cumulative, total })
+    }
+}
+
+impl Pick for WeightedRandom {
+    #[inline]
+    fn pick<R: Rng + ?Sized>(&mut self, _key: u64, rng: &mut R) -> usize {
+        bucket_owner(&self.cumulative, rng.random_range(0..self.total))
+    }
+}
+
+/// nginx's smooth weighted round-robin (`ngx_http_upstream_get_peer`): every pick adds each
+/// weight to its running score, takes the highest score (first on ties) and subtracts the total
+/// from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmoothWrr {
+    weights: Vec<i64>,
+    current: Vec<i64>,
+    total: i64,
+}
+
+impl SmoothWrr {
+    pub fn new(weights: &[u32]) -> Result<Self, PickError> {
+        let (_, total) = cumulative(weights)?;
+        Ok(SmoothWrr {
+            weights: weights.iter().map(|w| i64::from(*w)).collect(),
+            current: vec![0; weights.len()],
+            total: i64::from(total),
+        })
+    }
+}
+
+impl Pick for SmoothWrr {
+    #[inline]
+    fn pick<R: Rng + ?Sized>(&mut self, _key: u64, _rng: &mut R) -> usize {
+        let mut best = 0;
+        let mut best_score = i64::MIN;
+        for (i, (cur, w)) in self.current.iter_mut().zip(&self.weights).enumerate() {
+            *cur += w;
+            if *cur > best_score {
+                best_score = *cur;
+                best = i;
+            }
+        }
+        self.current[best] -= self.total;
+        best
+    }
+}
+
+/// Sticky choice by request key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StickyHash {
+    cumulative: Vec<u32>,
+    total: u32,
+}
+
+impl StickyHash {
+    pub fn new(weights: &[u32]) -> Result<Self, PickError> {
+        let (cumulative, total) = cumulative(weights)?;
+        Ok(StickyHash { cumulative, total })
+    }
+
+    /// The bucket of a key, in `[0, total)`.
+    #[inline]
+    pub fn bucket(&self, key: u64) -> u32 {
+        // Lemire's multiply-shift maps the mixed 64-bit value to [0, total) without a division.
+        ((u128::from(mix64(key)) * u128::from(self.total)) >> 64) as u32
+    }
+}
+
+impl Pick for StickyHash {
+    #[inline]
+    fn pick<R: Rng + ?Sized>(&mut self, key: u64, _rng: &mut R) -> usize {
+        bucket_owner(&self.cumulative, self.bucket(key))
+    }
+}
+
+/// splitmix64's finaliser: a bijective mix, so distinct client ids spread evenly over buckets.
+#[inline]
+pub fn mix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// A stable 64-bit key for a string (a client header value): FNV-1a.
+pub fn key_of(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// Any of the three pickers, chosen at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Picker {
+    Random(WeightedRandom),
+    Wrr(SmoothWrr),
+    Hash(StickyHash),
+}
+
+impl Picker {
+    pub fn new(kind: PickerKind, weights: &[u32]) -> Result<Self, PickError> {
+        Ok(match kind {
+            PickerKind::Random => Picker::Random(WeightedRandom::new(weights)?),
+            PickerKind::Wrr => Picker::Wrr(SmoothWrr::new(weights)?),
+            PickerKind::Hash => Picker::Hash(StickyHash::new(weights)?),
+        })
+    }
+}
+
+impl Pick for Picker {
+    #[inline]
+    fn pick<R: Rng + ?Sized>(&mut self, key: u64, rng: &mut R) -> usize {
+        match self {
+            Picker::Random(p) => p.pick(key, rng),
+            Picker::Wrr(p) => p.pick(key, rng),
+            Picker::Hash(p) => p.pick(key, rng),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+    use rand_pcg::Pcg64Mcg;
+
+    fn counts(picker: &mut impl Pick, n: usize, len: usize, keyed: bool) -> Vec<u64> {
+        let mut rng = Pcg64Mcg::seed_from_u64(7);
+        let mut c = vec![0u64; len];
+        for i in 0..n {
+            let key = if keyed { i as u64 } else { 0 };
+            c[picker.pick(key, &mut rng)] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn zero_total_is_an_error() {
+        for kind in PickerKind::ALL {
+            assert_eq!(
+                Picker::new(kind, &[0, 0]),
+                Err(PickError::NoWeight(vec![0, 0]))
+            );
+            assert!(Picker::new(kind, &[]).is_err());
+        }
+    }
+
+    #[test]
+    fn zero_weight_destinations_are_never_picked() {
+        for kind in PickerKind::ALL {
+            let mut p = Picker::new(kind, &[0, 70, 0, 30, 0]).expect("valid");
+            let c = counts(&mut p, 10_000, 5, true);
+            assert_eq!((c[0], c[2], c[4]), (0, 0, 0), "{kind}: {c:?}");
+            assert_eq!(c[1] + c[3], 10_000);
+        }
+    }
+
+    #[test]
+    fn wrr_sequence_matches_nginx() {
+        // nginx's documented example: weights a=5, b=1, c=1 give a a b a c a a.
+        let mut p = SmoothWrr::new(&[5, 1, 1]).expect("valid");
+        let mut rng = Pcg64Mcg::seed_from_u64(0);
+        let seq: Vec<usize> = (0..7).map(|_| p.pick(0, &mut rng)).collect();
+        assert_eq!(seq, vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn random_is_within_binomial_band() {
+        // 90/10 over 100k picks: the 10% share has sd = sqrt(0.09/1e5) ~ 0.095 points; allow 5 sd.
+        let mut p = WeightedRandom::new(&[90, 10]).expect("valid");
+        let c = counts(&mut p, 100_000, 2, false);
+        let share = c[1] as f64 / 1e5;
+        assert!(
+            (share - 0.10).abs() < 5.0 * (0.09f64 / 1e5).sqrt(),
+            "share {share}"
+        );
+    }
+
+    #[test]
+    fn hash_is_sticky_and_moves_few_clients_when_split_moves() {
+        let before = StickyHash::new(&[90, 10]).expect("valid");
+        let after = StickyHash::new(&[80, 20]).expect("valid");
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        let (mut moved, mut moved_wrong_way) = (0, 0);
+        for client in 0..10_000u64 {
+            let (mut b, mut a) = (before.clone(), after.clone());
+            let first = b.pick(client, &mut rng);
+            // the same client always lands on the same destination
+            assert_eq!(first, b.pick(client, &mut rng));
+            let second = a.pick(client, &mut rng);
+            if first != second {
+                moved += 1;
+                moved_wrong_way += usize::from(second == 0);
+            }
+        }
+        // only the clients in the 10 buckets that changed owner move (about 10%), all towards 1
+        assert_eq!(moved_wrong_way, 0);
+        assert!((800..1200).contains(&moved), "moved {moved}");
+    }
+
+    #[test]
+    fn key_of_is_fnv1a() {
+        // FNV-1a test vectors
+        assert_eq!(key_of(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(key_of("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(key_of("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Smooth WRR: after every prefix of n picks, each count is within 1 of n·p.
+        #[test]
+        fn wrr_counts_stay_within_one_of_expected(weights in proptest::collection::vec(0u32..=100, 2..=8), n in 1usize..600) {
+            prop_assume!(weights.iter().sum::<u32>() > 0);
+            let total: u32 = weights.iter().sum();
+            let mut p = SmoothWrr::new(&weights).expect("positive total");
+            let mut rng = Pcg64Mcg::seed_from_u64(0);
+            let mut c = vec![0u64; weights.len()];
+            for picked in 1..=n {
+                c[p.pick(0, &mut rng)] += 1;
+                for (i, w) in weights.iter().enumerate() {
+                    let expected = picked as f64 * f64::from(*w) / f64::from(total);
+                    prop_assert!((c[i] as f64 - expected).abs() < 1.0 + 1e-9,
+                        "after {} picks, destination {} has {} (expected {})", picked, i, c[i], expected);
+                }
+            }
+        }
+
+        /// Every picker returns an index with a positive weight.
+        #[test]
+        fn picks_land_on_positive_weights(weights in proptest::collection::vec(0u32..=100, 1..=8), key in any::<u64>(), seed in any::<u64>()) {
+            prop_assume!(weights.iter().sum::<u32>() > 0);
+            let mut rng = Pcg64Mcg::seed_from_u64(seed);
+            for kind in PickerKind::ALL {
+                let mut p = Picker::new(kind, &weights).expect("positive total");
+                for _ in 0..8 {
+                    let i = p.pick(key, &mut rng);
+                    prop_assert!(weights[i] > 0, "{} picked zero-weight {}", kind, i);
+                }
+            }
+        }
+
+        /// Hash buckets are contiguous ranges: bucket b belongs to the first destination whose
+        /// cumulative weight exceeds b.
+        #[test]
+        fn hash_bucket_ownership(weights in proptest::collection::vec(0u32..=100, 1..=8), key in any::<u64>()) {
+            prop_assume!(weights.iter().sum::<u32>() > 0);
+            let mut p = StickyHash::new(&weights).expect("positive total");
+            let b = p.bucket(key);
+            let mut rng = Pcg64Mcg::seed_from_u64(0);
+            let i = p.pick(key, &mut rng);
+            let before: u32 = weights[..i].iter().sum();
+            prop_assert!(before <= b && b < before + weights[i]);
+        }
+    }
+}
