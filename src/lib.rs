@@ -14,3 +14,4 @@
 //! each other; they meet in `routing`, `model` and `report`.
 
 pub mod routing;
+pub mod scenario;

@@ -1,0 +1,399 @@
+//! Knative `Service` and `Route` manifests (`serving.knative.dev/v1`), as `kubectl apply` would
+//! send them: the serde mirror, then a `Manifest` that keeps the source position of every traffic
+//! target so Knative's validation messages can point at the line that caused them.
+//!
+//! Only what splitlab reads is typed (metadata, `spec.traffic`, `status.traffic`, the latest
+//! revision names); `spec.template` is accepted as-is. A typo in a traffic target or in `spec`
+//! is an error, as with kubectl's strict field validation.
+
+use std::collections::BTreeMap;
+
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use super::yaml::{from_document, split_documents, SourcePos, YamlError};
+use crate::routing::{ObjectMeta, TrafficTarget};
+
+/// The API version splitlab understands.
+pub const SERVING_API_VERSION: &str = "serving.knative.dev/v1";
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestMirror {
+    api_version: Spanned<String>,
+    kind: Spanned<String>,
+    metadata: Spanned<MetadataMirror>,
+    #[serde(default)]
+    spec: Option<SpecMirror>,
+    #[serde(default)]
+    status: Option<StatusMirror>,
+}
+
+/// Metadata: unknown keys (uid, generation, ...) are what the API server adds; ignore them.
+#[derive(Debug, Deserialize)]
+struct MetadataMirror {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: Option<Spanned<BTreeMap<String, String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SpecMirror {
+    #[serde(default)]
+    template: Option<IgnoredAny>,
+    #[serde(default)]
+    traffic: Option<Spanned<Vec<Spanned<TrafficTarget>>>>,
+}
+
+/// Status: only the fields splitlab reads; the rest (conditions, url, ...) is ignored.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusMirror {
+    #[serde(default)]
+    traffic: Vec<TrafficTarget>,
+    #[serde(default)]
+    latest_ready_revision_name: String,
+    #[serde(default)]
+    latest_created_revision_name: String,
+}
+
+/// The kind of a manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestKind {
+    Service,
+    Route,
+}
+
+impl ManifestKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ManifestKind::Service => "Service",
+            ManifestKind::Route => "Route",
+        }
+    }
+}
+
+/// Where things are in the source, for error messages.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ManifestPositions {
+    /// The document's first line.
+    pub document: SourcePos,
+    pub metadata: SourcePos,
+    pub name: Option<SourcePos>,
+    pub annotations: Option<SourcePos>,
+    /// The `spec.traffic` list.
+    pub traffic: Option<SourcePos>,
+    /// Each `spec.traffic[i]`.
+    pub targets: Vec<SourcePos>,
+}
+
+impl ManifestPositions {
+    /// The source position of a Knative field path such as `spec.traffic[1].tag`,
+    /// `spec.traffic.tag[1]`, `spec.traffic`, `metadata.name`, or
+    /// `metadata.annotations.<key>`: the most specific node recorded.
+    pub fn of_path(&self, path: &str) -> SourcePos {
+        if let Some(rest) = path.strip_prefix("spec.traffic") {
+            // `[i]...` (target-relative) or `.tag[i]` (ErrInvalidArrayValue).
+            let index = rest
+                .split_once('[')
+                .and_then(|(_, after)| after.split_once(']'))
+                .and_then(|(i, _)| i.parse::<usize>().ok());
+            if let Some(pos) = index.and_then(|i| self.targets.get(i)) {
+                return *pos;
+            }
+            return self.traffic.unwrap_or(self.document);
+        }
+        if path == "metadata.name" {
+            return self.name.unwrap_or(self.metadata);
+        }
+        if path.starts_with("metadata.annotations") {
+            return self.annotations.unwrap_or(self.metadata);
+        }
+        if path.starts_with("metadata") {
+            return self.metadata;
+        }
+        self.document
+    }
+}
+
+/// A Knative Service or Route read from a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Manifest {
+    pub kind: ManifestKind,
+    pub meta: ObjectMeta,
+    /// `spec.traffic` as written (not defaulted); `None` when absent.
+    pub spec_traffic: Option<Vec<TrafficTarget>>,
+    /// `status.traffic`, when the manifest carries a status (e.g. `kubectl get -o yaml`).
+    pub status_traffic: Option<Vec<TrafficTarget>>,
+    pub latest_ready_revision: String,
+    pub latest_created_revision: String,
+    pub positions: ManifestPositions,
+    /// 0-based index of the document in its file.
+    pub document_index: usize,
+}
+
+impl Manifest {
+    /// A short description for messages: `Service default/hello`.
+    pub fn describe(&self) -> String {
+        let ns = if self.meta.namespace.is_empty() {
+            "default"
+        } else {
+            &self.meta.namespace
+        };
+        format!("{} {}/{}", self.kind.name(), ns, self.meta.name)
+    }
+}
+
+/// Reads every document of a file as a Knative Service or Route.
+pub fn load_manifests(file: &str, text: &str) -> Result<Vec<Manifest>, YamlError> {
+    let docs = split_documents(text);
+    if docs.is_empty() {
+        return Err(YamlError {
+            file: file.to_string(),
+            pos: None,
+            path: String::new(),
+            message: "the file holds no YAML document".to_string(),
+            snippet: String::new(),
+        });
+    }
+    docs.iter()
+        .map(|doc| {
+            let mirror: ManifestMirror = from_document(file, doc)?;
+            convert(
+                file,
+                doc.index,
+                SourcePos {
+                    line: doc.first_line,
+                    column: 1,
+                },
+                mirror,
+            )
+        })
+        .collect()
+}
+
+fn convert(
+    file: &str,
+    index: usize,
+    document: SourcePos,
+    m: ManifestMirror,
+) -> Result<Manifest, YamlError> {
+    let error = |pos: SourcePos, path: &str, message: String| YamlError {
+        file: file.to_string(),
+        pos: Some(pos),
+        path: path.to_string(),
+        message,
+        snippet: String::new(),
+    };
+    if m.api_version.value != SERVING_API_VERSION {
+        return Err(error(
+            m.api_version.referenced.into(),
+            "apiVersion",
+            format!(
+                "unsupported apiVersion {:?}; allowed: {SERVING_API_VERSION:?}",
+                m.api_version.value
+            ),
+        ));
+    }
+    let kind = match m.kind.value.as_str() {
+        "Service" => ManifestKind::Service,
+        "Route" => ManifestKind::Route,
+        other => {
+            return Err(error(
+                m.kind.referenced.into(),
+                "kind",
+                format!("unsupported kind {other:?}; allowed: \"Service\", \"Route\""),
+            ))
+        }
+    };
+    let metadata = m.metadata.value;
+    let mut positions = ManifestPositions {
+        document,
+        metadata: m.metadata.referenced.into(),
+        name: metadata.name.as_ref().map(|n| n.referenced.into()),
+        annotations: metadata.annotations.as_ref().map(|a| a.referenced.into()),
+        ..Default::default()
+    };
+    let meta = ObjectMeta {
+        name: metadata.name.map(|n| n.value).unwrap_or_default(),
+        namespace: metadata.namespace,
+        labels: metadata.labels,
+        annotations: metadata.annotations.map(|a| a.value).unwrap_or_default(),
+    };
+    let spec = m.spec.unwrap_or(SpecMirror {
+        template: None,
+        traffic: None,
+    });
+    if kind == ManifestKind::Route && spec.template.is_some() {
+        return Err(error(
+            document,
+            "spec.template",
+            "a Route has no template; allowed in a Route spec: traffic".to_string(),
+        ));
+    }
+    let spec_traffic = spec.traffic.map(|list| {
+        positions.traffic = Some(list.referenced.into());
+        positions.targets = list.value.iter().map(|t| t.referenced.into()).collect();
+        list.value.into_iter().map(|t| t.value).collect()
+    });
+    let (status_traffic, latest_ready_revision, latest_created_revision) = match m.status {
+        Some(s) => (
+            Some(s.traffic),
+            s.latest_ready_revision_name,
+            s.latest_created_revision_name,
+        ),
+        None => (None, String::new(), String::new()),
+    };
+    Ok(Manifest {
+        kind,
+        meta,
+        spec_traffic,
+        status_traffic,
+        latest_ready_revision,
+        latest_created_revision,
+        positions,
+        document_index: index,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SERVICE: &str = "\
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+  namespace: default
+  annotations:
+    serving.knative.dev/rollout-duration: 380s
+spec:
+  template:
+    spec:
+      containers:
+      - image: ghcr.io/knative/helloworld-go:latest
+  traffic:
+  - tag: current
+    revisionName: hello-00001
+    percent: 90
+  - latestRevision: true
+    percent: 10
+status:
+  latestReadyRevisionName: hello-00002
+  url: http://hello.default.example.com
+  traffic:
+  - tag: current
+    revisionName: hello-00001
+    percent: 90
+    url: http://current-hello.default.example.com
+  - revisionName: hello-00002
+    latestRevision: true
+    percent: 10
+---
+apiVersion: serving.knative.dev/v1
+kind: Route
+metadata:
+  name: blue-green
+spec:
+  traffic:
+  - configurationName: blue
+    percent: 100
+";
+
+    #[test]
+    fn reads_services_and_routes_with_positions() {
+        let ms = load_manifests("svc.yaml", SERVICE).expect("valid");
+        assert_eq!(ms.len(), 2);
+        let svc = &ms[0];
+        assert_eq!(svc.kind, ManifestKind::Service);
+        assert_eq!(svc.describe(), "Service default/hello");
+        assert_eq!(
+            svc.meta.annotations["serving.knative.dev/rollout-duration"],
+            "380s"
+        );
+        let traffic = svc.spec_traffic.as_ref().expect("traffic");
+        assert_eq!(
+            traffic[0],
+            TrafficTarget::revision("hello-00001", 90)
+                .with_tag("current")
+                .tap_latest(None)
+        );
+        assert_eq!(
+            svc.positions.targets,
+            vec![
+                SourcePos {
+                    line: 14,
+                    column: 5
+                },
+                SourcePos {
+                    line: 17,
+                    column: 5
+                }
+            ]
+        );
+        assert_eq!(
+            svc.positions.of_path("spec.traffic[1].percent"),
+            SourcePos {
+                line: 17,
+                column: 5
+            }
+        );
+        assert_eq!(
+            svc.positions.of_path("spec.traffic.tag[0]"),
+            SourcePos {
+                line: 14,
+                column: 5
+            }
+        );
+        assert_eq!(svc.latest_ready_revision, "hello-00002");
+        assert_eq!(svc.status_traffic.as_ref().map(Vec::len), Some(2));
+        let route = &ms[1];
+        assert_eq!(route.kind, ManifestKind::Route);
+        assert_eq!(route.document_index, 1);
+        assert_eq!(
+            route.positions.targets,
+            vec![SourcePos {
+                line: 37,
+                column: 5
+            }]
+        );
+    }
+
+    #[test]
+    fn rejects_other_kinds_and_typos_with_positions() {
+        // (yaml, expected position, expected path, message fragment)
+        let cases = [
+            // another API group
+            ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", (1, 13), "apiVersion", "allowed: \"serving.knative.dev/v1\""),
+            // a Knative kind splitlab does not read
+            ("apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n", (2, 7), "kind", "allowed: \"Service\", \"Route\""),
+            // a typo in a traffic target
+            ("apiVersion: serving.knative.dev/v1\nkind: Route\nmetadata: {name: x}\nspec:\n  traffic:\n  - revisionName: a\n    percnt: 100\n", (7, 5), "spec.traffic[0].percnt", "unknown field `percnt`"),
+            // a typo in spec
+            ("apiVersion: serving.knative.dev/v1\nkind: Route\nmetadata: {name: x}\nspec:\n  trafic: []\n", (5, 3), "spec.trafic", "unknown field `trafic`"),
+            // a percent that is not a number
+            ("apiVersion: serving.knative.dev/v1\nkind: Route\nmetadata: {name: x}\nspec:\n  traffic:\n  - revisionName: a\n    percent: all\n", (7, 14), "spec.traffic[0].percent", "i64"),
+        ];
+        for (yaml, (line, column), path, fragment) in cases {
+            let err = load_manifests("m.yaml", yaml).expect_err(yaml);
+            assert_eq!(err.pos, Some(SourcePos { line, column }), "{err}");
+            assert_eq!(err.path, path, "{err}");
+            assert!(err.message.contains(fragment), "{err}");
+        }
+    }
+
+    impl TrafficTarget {
+        fn tap_latest(mut self, latest: Option<bool>) -> Self {
+            self.latest_revision = latest;
+            self
+        }
+    }
+}
