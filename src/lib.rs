@@ -14,4 +14,5 @@
 //! each other; they meet in `routing`, `model` and `report`.
 
 pub mod routing;
+pub mod report;
 pub mod scenario;

@@ -1,0 +1,53 @@
+//! The command line: clap types and one function per subcommand. The only module that uses
+//! `anyhow` and prints; everything it calls returns typed errors.
+
+mod accuracy;
+mod rollout;
+mod traffic;
+mod validate;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+/// splitlab: simulate and load-test Knative Serving traffic splits and gradual rollouts.
+#[derive(Debug, Parser)]
+#[command(name = "splitlab", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate Knative Service/Route manifests as the Knative webhook would.
+    Validate(validate::Args),
+    /// Apply `kn service update --traffic/--tag/--untag` edits to a Service manifest.
+    Traffic(traffic::Args),
+    /// Print the schedule of a rollout-duration rollout as CSV (t_s,revision,percent).
+    Rollout(rollout::Args),
+    /// Route synthetic requests through a picker and report split accuracy.
+    Accuracy(accuracy::Args),
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Validate(args) => validate::run(&args),
+        Command::Traffic(args) => traffic::run(&args),
+        Command::Rollout(args) => rollout::run(&args),
+        Command::Accuracy(args) => accuracy::run(&args),
+    }
+}
+
+/// Reads a whole input file as UTF-8, naming it in the error.
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The name shown for a file in messages.
+fn display_name(path: &Path) -> String {
+    path.display().to_string()
+}

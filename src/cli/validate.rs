@@ -1,0 +1,71 @@
+//! `splitlab validate FILE...`: Knative's admission checks on Service and Route manifests, with
+//! each message pointed at the YAML line and column of the offending target.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::routing::target::default_traffic;
+use crate::routing::validation::{validate_route, validate_service};
+use crate::scenario::manifest::{load_manifests, Manifest, ManifestKind};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Knative Service or Route manifests (serving.knative.dev/v1); several YAML documents per
+    /// file are allowed.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+}
+
+/// Knative's validation of one manifest, as the webhook runs it: on the defaulted object.
+/// Returns one `(source position, message)` per merged error.
+pub(crate) fn knative_errors(m: &Manifest) -> Vec<(crate::scenario::yaml::SourcePos, String)> {
+    let mut traffic = m.spec_traffic.clone().unwrap_or_default();
+    let service = m.kind == ManifestKind::Service;
+    default_traffic(&mut traffic, service);
+    let err = if service { validate_service(&m.meta, &traffic) } else { validate_route(&m.meta, &traffic) };
+    err.map(|e| {
+        e.merged()
+            .into_iter()
+            .map(|leaf| {
+                let pos = m.positions.of_path(leaf.paths.first().map_or("", String::as_str));
+                (pos, leaf.to_string())
+            })
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let mut failed = false;
+    for path in &args.files {
+        let name = super::display_name(path);
+        let text = match super::read_input(path) {
+            Ok(t) => t,
+            Err(err) => {
+                eprintln!("{name}: {err:#}");
+                failed = true;
+                continue;
+            }
+        };
+        let manifests = match load_manifests(&name, &text) {
+            Ok(m) => m,
+            Err(err) => {
+                eprintln!("{err}");
+                failed = true;
+                continue;
+            }
+        };
+        let mut file_ok = true;
+        for m in &manifests {
+            for (pos, message) in knative_errors(m) {
+                eprintln!("{name}:{pos}: {}: {message}", m.describe());
+                file_ok = false;
+            }
+        }
+        if file_ok {
+            println!("ok: {name}");
+        }
+        failed |= !file_ok;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

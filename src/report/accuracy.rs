@@ -1,0 +1,124 @@
+//! Split accuracy: how closely the observed share of each destination follows its programmed
+//! share, prefix by prefix, and whether the final share is within binomial noise.
+
+/// The two-sided 95% normal quantile.
+pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// The binomial 95% band of the share of `n` independent picks with probability `p`:
+/// `p ± z·sqrt(p(1−p)/n)`, clamped to [0, 1]. For `n == 0` the band is all of [0, 1].
+pub fn binomial_band(p: f64, n: u64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let half = Z95 * (p * (1.0 - p) / n as f64).sqrt();
+    ((p - half).max(0.0), (p + half).min(1.0))
+}
+
+/// Running split accuracy over a stream of picks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShareTracker {
+    expected: Vec<f64>,
+    counts: Vec<u64>,
+    total: u64,
+    max_abs_dev: Vec<f64>,
+}
+
+/// The accuracy of one destination.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShareRow {
+    /// Programmed share in [0, 1].
+    pub expected: f64,
+    pub count: u64,
+    /// Observed share in [0, 1].
+    pub observed: f64,
+    /// The largest |running share − expected| over all prefixes.
+    pub max_abs_dev: f64,
+    /// Whether the final share is inside the binomial 95% band around `expected`.
+    pub in_band: bool,
+}
+
+impl ShareTracker {
+    /// `weights` need not sum to 1; they are normalised.
+    pub fn new(weights: &[f64]) -> Self {
+        let sum: f64 = weights.iter().sum();
+        let expected = weights.iter().map(|w| if sum > 0.0 { w / sum } else { 0.0 }).collect();
+        ShareTracker { expected, counts: vec![0; weights.len()], total: 0, max_abs_dev: vec![0.0; weights.len()] }
+    }
+
+    /// Records one pick of destination `index` and updates every running deviation.
+    pub fn record(&mut self, index: usize) {
+        self.counts[index] += 1;
+        self.total += 1;
+        let n = self.total as f64;
+        for ((count, expected), dev) in self.counts.iter().zip(&self.expected).zip(self.max_abs_dev.iter_mut()) {
+            let d = (*count as f64 / n - expected).abs();
+            if d > *dev {
+                *dev = d;
+            }
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// One row per destination.
+    pub fn rows(&self) -> Vec<ShareRow> {
+        let n = self.total;
+        self.expected
+            .iter()
+            .zip(&self.counts)
+            .zip(&self.max_abs_dev)
+            .map(|((&expected, &count), &max_abs_dev)| {
+                let observed = if n == 0 { 0.0 } else { count as f64 / n as f64 };
+                let (lo, hi) = binomial_band(expected, n);
+                // A tiny tolerance: a share exactly on the band edge (e.g. p = 0 or 1) is inside.
+                let in_band = observed >= lo - 1e-12 && observed <= hi + 1e-12;
+                ShareRow { expected, count, observed, max_abs_dev, in_band }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn band_matches_the_normal_approximation() {
+        // (p, n, expected half width)
+        let cases = [
+            // 10% over 10,000: 1.96 * 0.003 = 0.00588
+            (0.1, 10_000, 0.005_879_891_953_620_162),
+            // 50% over 100: 1.96 * 0.05
+            (0.5, 100, 0.097_998_199_227_002_7),
+            // certainty has no width
+            (1.0, 50, 0.0),
+        ];
+        for (p, n, half) in cases {
+            let (lo, hi) = binomial_band(p, n);
+            assert!(((hi - lo) / 2.0 - half).abs() < 1e-12 || (p == 1.0 && lo == 1.0 && hi == 1.0), "{p} {n}: {lo} {hi}");
+        }
+        assert_eq!(binomial_band(0.3, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn tracker_reports_prefix_deviation_and_band() {
+        let mut t = ShareTracker::new(&[90.0, 10.0]);
+        // a, a, b: after 1 pick the shares are 1/0 (dev 0.1); after 3, 2/3 and 1/3 (dev 0.2333)
+        for i in [0, 0, 1] {
+            t.record(i);
+        }
+        let rows = t.rows();
+        assert_eq!(rows[0].count, 2);
+        assert!((rows[0].max_abs_dev - (0.9 - 2.0 / 3.0)).abs() < 1e-12);
+        assert!((rows[1].max_abs_dev - (1.0 / 3.0 - 0.1)).abs() < 1e-12);
+        // 1/3 is inside 0.1 ± 1.96·sqrt(0.09/3) = [0, 0.439]
+        assert!(rows[1].in_band);
+        let mut skewed = ShareTracker::new(&[50.0, 50.0]);
+        for _ in 0..100 {
+            skewed.record(0);
+        }
+        assert!(!skewed.rows()[0].in_band);
+    }
+}
