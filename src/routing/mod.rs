@@ -10,6 +10,7 @@
 //! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
 //! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
 
+pub mod kn;
 pub mod rollout;
 pub mod target;
 
