@@ -12,6 +12,7 @@
 
 pub mod host;
 pub mod ingress;
+pub mod kn;
 pub mod pick;
 pub mod resolve;
 pub mod rollout;
