@@ -10,7 +10,10 @@
 //! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
 //! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
 
+pub mod duration;
+pub mod field_error;
 pub mod rollout;
 pub mod target;
+pub mod validation;
 
 pub use target::{ObjectMeta, TrafficTarget};
