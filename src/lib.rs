@@ -14,5 +14,6 @@
 //! each other; they meet in `routing`, `model` and `report`.
 
 pub mod routing;
+pub mod cli;
 pub mod report;
 pub mod scenario;

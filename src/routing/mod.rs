@@ -10,6 +10,8 @@
 //! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
 //! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
 
+pub mod duration;
+pub mod field_error;
 pub mod host;
 pub mod ingress;
 pub mod kn;
@@ -17,5 +19,6 @@ pub mod pick;
 pub mod resolve;
 pub mod rollout;
 pub mod target;
+pub mod validation;
 
 pub use target::{ObjectMeta, TrafficTarget};

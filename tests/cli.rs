@@ -1,0 +1,268 @@
+//! Integration tests of the `splitlab` command line: the exact output forms other tools rely on,
+//! exit statuses, and clear errors (never panics) on bad input.
+
+use std::process::{Command, Output};
+
+fn splitlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the splitlab binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+/// Asserts no Rust panic reached the user.
+fn assert_no_panic(out: &Output) {
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    assert_ne!(out.status.code(), Some(101), "exit 101 is a panic: {stderr}");
+}
+
+#[test]
+fn validate_accepts_a_valid_multi_document_file() {
+    let out = splitlab(&["validate", "scenarios/knative/helloworld.yaml"]);
+    assert_no_panic(&out);
+    assert_eq!(text(&out.stdout), "ok: scenarios/knative/helloworld.yaml\n");
+    assert!(out.status.success());
+}
+
+#[test]
+fn validate_reports_knative_messages_at_their_lines() {
+    let out = splitlab(&["validate", "tests/fixtures/invalid-traffic.yaml", "scenarios/knative/helloworld.yaml"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    // the valid file is still reported as ok
+    assert_eq!(text(&out.stdout), "ok: scenarios/knative/helloworld.yaml\n");
+    let stderr = text(&out.stderr);
+    let f = "tests/fixtures/invalid-traffic.yaml";
+    let r = "Route default/do.not.use.dots";
+    let dns1035 = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
+    let expected = [
+        format!("{f}:9:7: {r}: Multiple definitions for \"foo\": spec.traffic[0].tag, spec.traffic[1].tag"),
+        format!("{f}:9:7: {r}: Traffic targets sum to 90, want 100: spec.traffic"),
+        format!("{f}:15:7: {r}: invalid value: not a DNS 1035 label: [{dns1035}]: spec.traffic.tag[2]"),
+        format!("{f}:4:9: {r}: not a DNS 1035 label: [{dns1035}]: metadata.name"),
+        format!(
+            "{f}:6:5: {r}: rollout-duration=211s44ms is not at second precision: metadata.annotations.serving.knative.dev/rollout-duration"
+        ),
+    ];
+    for line in &expected {
+        assert!(stderr.lines().any(|l| l == line), "missing line\n{line}\nin\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), expected.len(), "{stderr}");
+}
+
+#[test]
+fn validate_rejects_unknown_fields_with_position_and_path() {
+    let out = splitlab(&["validate", "tests/fixtures/unknown-field.yaml"]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("tests/fixtures/unknown-field.yaml:8:7: spec.traffic[0].percnt: unknown field `percnt`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("expected one of"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn validate_bad_inputs_are_errors_not_panics() {
+    let dir = std::env::temp_dir().join(format!("splitlab-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    // (file content, a fragment the error must contain)
+    let cases = [
+        ("apiVersion: [serving.knative.dev/v1\n", ":1:13:"),
+        ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", "allowed: \"serving.knative.dev/v1\""),
+        ("apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n", "allowed: \"Service\", \"Route\""),
+        ("# only a comment\n", "no YAML document"),
+        ("\u{0}\u{1}binary", ""),
+    ];
+    for (i, (content, fragment)) in cases.iter().enumerate() {
+        let path = dir.join(format!("bad-{i}.yaml"));
+        std::fs::write(&path, content).expect("write fixture");
+        let out = splitlab(&["validate", path.to_str().expect("utf-8 path")]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{content:?}");
+        assert!(text(&out.stderr).contains(fragment), "{content:?}: {}", text(&out.stderr));
+    }
+    let out = splitlab(&["validate", "no/such/file.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot read no/such/file.yaml"), "{}", text(&out.stderr));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn traffic_prints_the_resulting_block() {
+    // 8.4 D11: the remainder goes to the one revision not named (found by its revisionName).
+    let out = splitlab(&["traffic", "tests/fixtures/two-revisions.yaml", "--traffic", "echo-00002=30"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "traffic:\n  - tag: stable\n    revisionName: echo-00001\n    latestRevision: false\n    percent: 70\n  - revisionName: echo-00002\n    latestRevision: false\n    percent: 30\n"
+    );
+}
+
+#[test]
+fn traffic_tag_and_traffic_flags_combine_in_knative_order() {
+    // e2e TagCandidate:2:98 on the helloworld service: --tag runs before --traffic, so the new
+    // tag can be used as a reference; '%' suffixes are accepted.
+    let out = splitlab(&[
+        "traffic",
+        "scenarios/knative/helloworld.yaml",
+        "--untag",
+        "current",
+        "--tag",
+        "helloworld-go-00001=stable",
+        "--traffic",
+        "stable=2%,@latest=98%",
+    ]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "traffic:\n  - tag: stable\n    revisionName: helloworld-go-00001\n    latestRevision: false\n    percent: 2\n  - tag: candidate\n    latestRevision: true\n    percent: 98\n"
+    );
+}
+
+#[test]
+fn traffic_reports_kn_and_server_errors() {
+    let f = "tests/fixtures/two-revisions.yaml";
+    // (flags, exact stderr)
+    let cases: [(&[&str], &str); 4] = [
+        // kn's own error (E12)
+        (&["--untag", "nope"], "Error: tag(s) nope not present for any revisions of service echo\n"),
+        // flag syntax (E1)
+        (&["--traffic", "a=b=c"], "Error: expecting the value format in value1=value2, given a=b=c\n"),
+        // sum over 100 (E9)
+        (&["--traffic", "echo-00001=70,echo-00002=40"], "Error: given traffic percents sum to 110, want <=100\n"),
+        // quirk Q1: kn produces [echo-00001#stable 40]; the cluster's webhook rejects it
+        (
+            &["--traffic", "stable=60"],
+            "Error: admission webhook \"validation.webhook.serving.knative.dev\" denied the request: validation failed: Traffic targets sum to 40, want 100: spec.traffic\n",
+        ),
+    ];
+    for (flags, stderr) in cases {
+        let mut args = vec!["traffic", f];
+        args.extend_from_slice(flags);
+        let out = splitlab(&args);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        assert_eq!(text(&out.stderr), stderr, "{flags:?}");
+        assert!(out.stdout.is_empty(), "{flags:?}");
+    }
+}
+
+#[test]
+fn rollout_prints_the_knative_schedule() {
+    // d.8: 100% over 60 s with a 4 s first step: size 7, 15 steps of 4 s, done at 64 s.
+    let out = splitlab(&["rollout", "--percent", "100", "--duration", "60s", "--ready-after", "4s"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "t_s,revision,percent");
+    assert_eq!(&lines[1..5], &["0,old,99", "0,new,1", "8,old,92", "8,new,8"]);
+    assert_eq!(lines.last().copied(), Some("64,new,100"));
+    let times: std::collections::BTreeSet<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap_or("")).collect();
+    assert_eq!(times.len(), 16, "t=0 plus 15 steps: {stdout}");
+    // every time's shares sum to the configuration's percent
+    for t in &times {
+        let sum: i64 = lines[1..]
+            .iter()
+            .filter(|l| l.split(',').next() == Some(*t))
+            .map(|l| l.rsplit(',').next().unwrap_or("0").parse::<i64>().expect("integer percent"))
+            .sum();
+        assert_eq!(sum, 100, "t={t}");
+    }
+}
+
+#[test]
+fn rollout_fractional_step_times_have_nine_decimals_at_most() {
+    // TestObserveReady "step-begin < 1s": ready 1982 ns after the start, 120 s: 99 steps of
+    // 1202020202 ns, the first at 1982 ns + 1202020202 ns (Knative computes that sum in f64 at
+    // Unix-nanosecond magnitudes, so it may land a few hundred ns off).
+    let out = splitlab(&["rollout", "--percent", "100", "--duration", "120s", "--ready-after", "1982ns"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let first_step: f64 = stdout.lines().nth(3).and_then(|l| l.split(',').next()).and_then(|t| t.parse().ok()).expect("a step row");
+    assert!((first_step - 1.202_022_184).abs() < 1e-6, "{stdout}");
+    for line in stdout.lines().skip(1) {
+        let t = line.split(',').next().unwrap_or("");
+        let decimals = t.split_once('.').map_or(0, |(_, d)| d.len());
+        assert!(decimals <= 9, "{line}");
+    }
+}
+
+#[test]
+fn rollout_without_duration_switches_at_once() {
+    let out = splitlab(&["rollout", "--percent", "40", "--duration", "0s", "--from", "a", "--to", "b"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "t_s,revision,percent\n0,b,40\n");
+}
+
+#[test]
+fn rollout_rejects_bad_flags() {
+    // (flags, fragment of the error)
+    let cases: [(&[&str], &str); 4] = [
+        (&["--percent", "101", "--duration", "60s"], "allowed: 0 to 100"),
+        (&["--percent", "50", "--duration", "60"], "missing unit"),
+        (&["--percent", "50", "--duration", "-5s"], "must not be negative"),
+        (&["--percent", "50", "--duration", "60s", "--ready-after", "soon"], "invalid duration"),
+    ];
+    for (flags, fragment) in cases {
+        let mut args = vec!["rollout"];
+        args.extend_from_slice(flags);
+        let out = splitlab(&args);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        assert!(text(&out.stderr).contains(fragment), "{flags:?}: {}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn accuracy_reports_per_revision_rows() {
+    for picker in ["random", "wrr", "hash"] {
+        let out = splitlab(&["accuracy", "--weights", "v1=90,v2=10", "--requests", "20000", "--picker", picker, "--seed", "3"]);
+        assert_no_panic(&out);
+        assert!(out.status.success(), "{picker}: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines[0], format!("picker: {picker}, requests: 20000, seed: 3"));
+        assert!(lines[1].split_whitespace().eq(
+            ["revision", "configured_pct", "count", "observed_pct", "max_abs_dev_pct", "in_95_band"]
+        ));
+        let rows: Vec<Vec<&str>> = lines[2..].iter().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0][0], rows[0][1]), ("v1", "90.000"));
+        let counts: u64 = rows.iter().map(|r| r[2].parse::<u64>().expect("count")).sum();
+        assert_eq!(counts, 20000);
+        if picker == "wrr" {
+            // smooth WRR is exact at every multiple of 10 picks
+            assert_eq!((rows[0][2], rows[1][2]), ("18000", "2000"));
+            assert!(rows.iter().all(|r| r[5] == "yes"));
+        }
+    }
+}
+
+#[test]
+fn accuracy_rejects_bad_weights() {
+    // (weights, fragment of the error)
+    let cases = [
+        ("v1=90,v2=20", "sum to 110, want 100"),
+        ("v1=90,v1=10", "given twice"),
+        ("v1=ninety,v2=10", "integer from 0 to 100"),
+        ("v1", "not NAME=PCT"),
+    ];
+    for (weights, fragment) in cases {
+        let out = splitlab(&["accuracy", "--weights", weights, "--requests", "10"]);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{weights}");
+        assert!(text(&out.stderr).contains(fragment), "{weights}: {}", text(&out.stderr));
+    }
+}
