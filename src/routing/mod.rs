@@ -11,6 +11,7 @@
 //! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
 
 pub mod rollout;
+pub mod rollout_schedule;
 pub mod target;
 
 pub use target::{ObjectMeta, TrafficTarget};
