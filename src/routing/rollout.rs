@@ -368,8 +368,10 @@ fn go_normalize(value: &mut Value, shape: GoShape) -> bool {
             object.entry(*field).or_insert(v);
         }
     }
-    let nested_ok = |object: &mut Map<String, Value>, key: &str, shape: GoShape, array: bool| {
-        match object.get_mut(key) {
+    let nested_ok =
+        |object: &mut Map<String, Value>, key: &str, shape: GoShape, array: bool| match object
+            .get_mut(key)
+        {
             None => true,
             Some(v) if array => match v {
                 Value::Null => true,
@@ -377,8 +379,7 @@ fn go_normalize(value: &mut Value, shape: GoShape) -> bool {
                 _ => false,
             },
             Some(v) => go_normalize(v, shape),
-        }
-    };
+        };
     match shape {
         GoShape::Rollout => nested_ok(object, "configurations", GoShape::Configuration, true),
         GoShape::Configuration => {
@@ -673,7 +674,12 @@ mod tests {
     }
 
     /// StepParams as the spec writes them: SP{st, nst, dur, sz}.
-    fn sp(start_time: i64, next_step_time: i64, step_duration: i64, step_size: i64) -> RolloutParams {
+    fn sp(
+        start_time: i64,
+        next_step_time: i64,
+        step_duration: i64,
+        step_size: i64,
+    ) -> RolloutParams {
         RolloutParams {
             start_time,
             next_step_time,
@@ -746,12 +752,24 @@ mod tests {
                 &[(STICKY, 36), (BEGGARS, 16)],
                 sp(1971, 2018, 55, 4),
             ),
-            cfg("mick", "", 42, &[(THEIR, 37), (LET, 5)], sp(1961, 2019, 43, 3)),
+            cfg(
+                "mick",
+                "",
+                42,
+                &[(THEIR, 37), (LET, 5)],
+                sp(1961, 2019, 43, 3),
+            ),
         ])
     }
 
     fn mick_stepped() -> ConfigurationRollout {
-        cfg("mick", "", 42, &[(THEIR, 34), (LET, 8)], sp(1961, 2063, 43, 3))
+        cfg(
+            "mick",
+            "",
+            42,
+            &[(THEIR, 34), (LET, 8)],
+            sp(1961, 2063, 43, 3),
+        )
     }
 
     fn step_cases() -> Vec<StepCase> {
@@ -896,11 +914,7 @@ mod tests {
                     plain("charlie", 0, &[("aftermath", 0)]),
                     plain("mick", 100, &[("between-the-buttons", 100)]),
                 ]),
-                want: ro(vec![plain(
-                    "mick",
-                    100,
-                    &[("between-the-buttons", 100)],
-                )]),
+                want: ro(vec![plain("mick", 100, &[("between-the-buttons", 100)])]),
                 want_next: 0,
             },
             // C1#10 "simplest, roll": old timing is thrown out.
@@ -1084,7 +1098,11 @@ mod tests {
             // C1#20 "new config, no roll, newer smaller"
             StepCase {
                 name: "new config, no roll, newer smaller",
-                prev: Some(ro(vec![plain("mick", 100, &[("it's-only-rock-n-roll", 100)])])),
+                prev: Some(ro(vec![plain(
+                    "mick",
+                    100,
+                    &[("it's-only-rock-n-roll", 100)],
+                )])),
                 cur: ro(vec![
                     plain("keith", 50, &[("black-on-blue", 50)]),
                     plain("mick", 50, &[("it's-only-rock-n-roll", 50)]),
@@ -1200,7 +1218,16 @@ mod tests {
     #[test]
     fn step_revisions_matches_upstream() {
         // (subtest, now, percent, revisions, params, wanted revisions, wanted params)
-        let rows: Vec<(&str, i64, i64, Vec<i64>, RolloutParams, Vec<i64>, RolloutParams)> = vec![
+        type Row = (
+            &'static str,
+            i64,
+            i64,
+            Vec<i64>,
+            RolloutParams,
+            Vec<i64>,
+            RolloutParams,
+        );
+        let rows: Vec<Row> = vec![
             (
                 "noop (1): too soon",
                 1982,
@@ -1288,7 +1315,8 @@ mod tests {
     #[test]
     fn adjust_percentage_matches_upstream() {
         // (subtest, goal, prev percent, prev revisions, wanted revisions)
-        let rows: Vec<(&str, i64, i64, Vec<i64>, Vec<i64>)> = vec![
+        type Row = (&'static str, i64, i64, Vec<i64>, Vec<i64>);
+        let rows: Vec<Row> = vec![
             ("noop, 100%", 100, 100, vec![71, 29], vec![71, 29]),
             ("noop, 42%", 42, 42, vec![21, 21], vec![21, 21]),
             ("raise, 42% -> 75%", 75, 42, vec![21, 21], vec![21, 54]),
@@ -1317,7 +1345,10 @@ mod tests {
             };
             adjust_percentage(goal, &mut prev);
             assert_eq!(percents(&prev.revisions), want, "{name}");
-            assert_eq!(prev.percent, prev_percent, "{name}: prev percent is not updated");
+            assert_eq!(
+                prev.percent, prev_percent,
+                "{name}: prev percent is not updated"
+            );
         }
     }
 
@@ -1362,7 +1393,11 @@ mod tests {
             ),
             (
                 "revs more than config",
-                ro(vec![plain("keith", 42, &[("black-on-blue", 41), ("smith", 3)])]),
+                ro(vec![plain(
+                    "keith",
+                    42,
+                    &[("black-on-blue", 41), ("smith", 3)],
+                )]),
             ),
             (
                 "2nd config > 100%",
@@ -1380,14 +1415,24 @@ mod tests {
         ];
         for (name, r) in rows {
             assert!(!r.validate(), "{name}: must fail validation");
-            assert_eq!(Rollout::from_json(&r.to_json()), None, "{name}: dropped on read");
+            assert_eq!(
+                Rollout::from_json(&r.to_json()),
+                None,
+                "{name}: dropped on read"
+            );
         }
     }
 
     #[test]
     fn validate_accepts_edges() {
         // Percent 100 with step size == percent, and an empty rollout, are fine.
-        let r = ro(vec![cfg("a", "", 100, &[("x", 60), ("y", 40)], sp(1, 2, 3, 100))]);
+        let r = ro(vec![cfg(
+            "a",
+            "",
+            100,
+            &[("x", 60), ("y", 40)],
+            sp(1, 2, 3, 100),
+        )]);
         assert!(r.validate());
         assert!(ro(vec![]).validate());
         assert!(ro(vec![plain("no", 0, &[])]).validate());
@@ -1413,7 +1458,13 @@ mod tests {
         let mut r = ro(vec![
             plain("one", 50, &[("rob", 10), ("roy", 40)]),
             plain("two", 40, &[("wish", 40)]),
-            cfg("two", "gilberto", 100, &[("wish", 100)], RolloutParams::default()),
+            cfg(
+                "two",
+                "gilberto",
+                100,
+                &[("wish", 100)],
+                RolloutParams::default(),
+            ),
             plain("three", 10, &[("forty-two", 5), ("flowers", 5)]),
             cfg(
                 "three",
@@ -1510,9 +1561,9 @@ mod tests {
         assert_eq!(Rollout::from_json("{}"), Some(ro(vec![])));
         // Step size is the last key, all four present in Go's order.
         let full = ro(vec![cfg("c", "", 2, &[("a", 1), ("b", 1)], sp(1, 2, 3, 1))]);
-        assert!(full
-            .to_json()
-            .contains(r#""stepParams":{"starttime":1,"nextStepTime":2,"stepDuration":3,"stepSize":1}"#));
+        assert!(full.to_json().contains(
+            r#""stepParams":{"starttime":1,"nextStepTime":2,"stepDuration":3,"stepSize":1}"#
+        ));
     }
 
     #[test]
@@ -1630,7 +1681,12 @@ mod tests {
             "",
             100,
             &[("config-00000", 1), ("config-00001", 99)],
-            sp(now - 3600 * NANOS_PER_SEC, now - NANOS_PER_SEC, NANOS_PER_SEC, 4),
+            sp(
+                now - 3600 * NANOS_PER_SEC,
+                now - NANOS_PER_SEC,
+                NANOS_PER_SEC,
+                4,
+            ),
         )]);
         prev.observe_ready(now, 120.0); // no-op: the timing is already set
         let cur = ro(vec![plain("config", 100, &[("config-00001", 100)])]);
@@ -1666,7 +1722,13 @@ mod tests {
         let now = 5_000;
         // Mid-rollout: A is being drained into B. Cutting 100 -> 70 removes A (20) entirely
         // and 10 from B; upstream then reads prev.Revisions[1] of a one-element list.
-        let prev_cfg = cfg("c", "", 100, &[("A", 20), ("B", 80)], sp(1000, 9_000, 2_000, 5));
+        let prev_cfg = cfg(
+            "c",
+            "",
+            100,
+            &[("A", 20), ("B", 80)],
+            sp(1000, 9_000, 2_000, 5),
+        );
         let prev = ro(vec![prev_cfg.clone()]);
 
         // Same target: the cut finished the rollout.
@@ -1712,7 +1774,13 @@ mod tests {
         // 100 -> 90: A goes (exact), then one step of 5 from B: [B 25, C 65].
         assert_eq!(
             got,
-            ro(vec![cfg("c", "", 90, &[("B", 25), ("C", 65)], sp(1000, 7_000, 2_000, 5))])
+            ro(vec![cfg(
+                "c",
+                "",
+                90,
+                &[("B", 25), ("C", 65)],
+                sp(1000, 7_000, 2_000, 5)
+            )])
         );
         assert_eq!(next, 7_000);
         assert!(got.validate());
@@ -1751,7 +1819,13 @@ mod tests {
         let (got, next) = cur.step(Some(&prev), 5_000);
         assert_eq!(
             got,
-            ro(vec![cfg("c", "", 30, &[("A", 10), ("B", 20)], sp(1000, 9_000, 2_000, 60))])
+            ro(vec![cfg(
+                "c",
+                "",
+                30,
+                &[("A", 10), ("B", 20)],
+                sp(1000, 9_000, 2_000, 60)
+            )])
         );
         assert_eq!(next, 9_000);
         assert!(!got.validate());
@@ -1764,7 +1838,13 @@ mod tests {
     #[test]
     fn new_tag_keeps_only_its_first_configuration() {
         // d.3: prev had no "" entries, cur has two.
-        let prev = ro(vec![cfg("a", "t", 100, &[("a1", 100)], RolloutParams::default())]);
+        let prev = ro(vec![cfg(
+            "a",
+            "t",
+            100,
+            &[("a1", 100)],
+            RolloutParams::default(),
+        )]);
         let cur = ro(vec![
             plain("a", 50, &[("a1", 50)]),
             plain("b", 50, &[("b1", 50)]),
@@ -1786,7 +1866,10 @@ mod tests {
             cfg("a", "", 50, &[("a1", 40), ("a2", 10)], sp(1, 500, 100, 5)),
             cfg("b", "", 50, &[("b1", 40), ("b2", 10)], sp(1, 300, 100, 5)),
         ]);
-        let cur = ro(vec![plain("a", 50, &[("a2", 50)]), plain("b", 50, &[("b2", 50)])]);
+        let cur = ro(vec![
+            plain("a", 50, &[("a2", 50)]),
+            plain("b", 50, &[("b2", 50)]),
+        ]);
         let (_, next) = cur.step(Some(&prev), 200);
         assert_eq!(next, 300);
         let (got, next) = cur.step(Some(&prev), 300);
@@ -1846,7 +1929,13 @@ mod tests {
             sp(0, i64::MIN, i64::MAX, i64::MAX),
         );
         step_revisions(&mut c, i64::MAX);
-        let mut c = cfg("c", "", i64::MIN, &[("a", i64::MAX)], RolloutParams::default());
+        let mut c = cfg(
+            "c",
+            "",
+            i64::MIN,
+            &[("a", i64::MAX)],
+            RolloutParams::default(),
+        );
         adjust_percentage(i64::MAX, &mut c);
         adjust_percentage(-5, &mut c);
     }
@@ -1919,7 +2008,11 @@ mod tests {
             if self.percent == 0 {
                 return ro(vec![]);
             }
-            ro(vec![plain("config", self.percent, &[(&self.latest, self.percent)])])
+            ro(vec![plain(
+                "config",
+                self.percent,
+                &[(&self.latest, self.percent)],
+            )])
         }
 
         fn reconcile(&mut self, ingress_ready: bool) -> Result<(), TestCaseError> {
