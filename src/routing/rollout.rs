@@ -60,7 +60,6 @@ pub struct ConfigurationRollout {
     pub configuration_name: String,
     /// `""` is the default (untagged) group.
     #[serde(
-        default,
         skip_serializing_if = "String::is_empty",
         deserialize_with = "null_as_default"
     )]
@@ -71,7 +70,6 @@ pub struct ConfigurationRollout {
     /// Oldest first; the last one is the newest (the rollout target). Each percent is a share
     /// of the whole route's traffic.
     #[serde(
-        default,
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "null_as_default"
     )]
@@ -98,31 +96,18 @@ pub struct RolloutParams {
     /// When the newest revision got its first 1% (`UnixNano` upstream). Lower-case "t" in JSON.
     #[serde(
         rename = "starttime",
-        default,
         skip_serializing_if = "is_zero",
         deserialize_with = "null_as_default"
     )]
     pub start_time: i64,
     /// When the next step is due.
-    #[serde(
-        default,
-        skip_serializing_if = "is_zero",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub next_step_time: i64,
     /// Nanoseconds between two steps; 0 until `observe_ready` computed it.
-    #[serde(
-        default,
-        skip_serializing_if = "is_zero",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub step_duration: i64,
     /// Percent moved per step; 0 until `observe_ready` computed it (no step happens before).
-    #[serde(
-        default,
-        skip_serializing_if = "is_zero",
-        deserialize_with = "null_as_default"
-    )]
+    #[serde(skip_serializing_if = "is_zero", deserialize_with = "null_as_default")]
     pub step_size: i64,
 }
 
