@@ -18,6 +18,7 @@ pub mod kn;
 pub mod pick;
 pub mod resolve;
 pub mod rollout;
+pub mod rollout_schedule;
 pub mod target;
 pub mod validation;
 
