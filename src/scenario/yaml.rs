@@ -79,7 +79,7 @@ pub fn split_documents(text: &str) -> Vec<Document> {
     let mut current = String::new();
     let mut first_line = 1u32;
     let mut has_content = false;
-    let mut flush =
+    let flush =
         |current: &mut String, first_line: u32, has_content: bool, docs: &mut Vec<Document>| {
             if has_content {
                 docs.push(Document {
