@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use splitlab::routing::pick::{Pick, Picker, PickerKind};
+use splitlab::routing::rollout::{ConfigurationRollout, RevisionRollout, Rollout, RolloutParams};
 
 /// Realistic splits: a canary, a three-way split, and a wide spread.
 fn splits() -> Vec<(&'static str, Vec<u32>)> {
@@ -41,5 +42,52 @@ fn pick_throughput(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pick_throughput);
+/// One reconcile mid-rollout: a 100% configuration target in the middle of a 380 s rollout,
+/// stepping (the common case on every enqueueAfter).
+fn rollout_step(c: &mut Criterion) {
+    let now = 1_000_000_000_000_000_000i64;
+    let prev = Rollout {
+        configurations: vec![ConfigurationRollout {
+            configuration_name: "config".into(),
+            tag: String::new(),
+            percent: 100,
+            revisions: vec![
+                RevisionRollout {
+                    revision_name: "config-00001".into(),
+                    percent: 60,
+                },
+                RevisionRollout {
+                    revision_name: "config-00002".into(),
+                    percent: 40,
+                },
+            ],
+            step_params: RolloutParams {
+                start_time: now - 100_000_000_000,
+                next_step_time: now,
+                step_duration: 4_000_000_000,
+                step_size: 4,
+            },
+        }],
+    };
+    let cur = Rollout {
+        configurations: vec![ConfigurationRollout {
+            configuration_name: "config".into(),
+            tag: String::new(),
+            percent: 100,
+            revisions: vec![RevisionRollout {
+                revision_name: "config-00002".into(),
+                percent: 100,
+            }],
+            step_params: RolloutParams::default(),
+        }],
+    };
+    let mut group = c.benchmark_group("rollout");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("step", |b| {
+        b.iter(|| black_box(cur.step(Some(black_box(&prev)), black_box(now))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pick_throughput, rollout_step);
 criterion_main!(benches);

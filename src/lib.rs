@@ -13,7 +13,7 @@
 //! report}`, `live -> {routing, model, report}`, `model -> routing`. `sim` and `live` never use
 //! each other; they meet in `routing`, `model` and `report`.
 
-pub mod routing;
 pub mod cli;
 pub mod report;
+pub mod routing;
 pub mod scenario;

@@ -19,7 +19,11 @@ fn text(bytes: &[u8]) -> String {
 fn assert_no_panic(out: &Output) {
     let stderr = text(&out.stderr);
     assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    assert_ne!(out.status.code(), Some(101), "exit 101 is a panic: {stderr}");
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "exit 101 is a panic: {stderr}"
+    );
 }
 
 #[test]
@@ -32,7 +36,11 @@ fn validate_accepts_a_valid_multi_document_file() {
 
 #[test]
 fn validate_reports_knative_messages_at_their_lines() {
-    let out = splitlab(&["validate", "tests/fixtures/invalid-traffic.yaml", "scenarios/knative/helloworld.yaml"]);
+    let out = splitlab(&[
+        "validate",
+        "tests/fixtures/invalid-traffic.yaml",
+        "scenarios/knative/helloworld.yaml",
+    ]);
     assert_no_panic(&out);
     assert_eq!(out.status.code(), Some(1));
     // the valid file is still reported as ok
@@ -43,7 +51,7 @@ fn validate_reports_knative_messages_at_their_lines() {
     let dns1035 = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
     let expected = [
         format!("{f}:9:7: {r}: Multiple definitions for \"foo\": spec.traffic[0].tag, spec.traffic[1].tag"),
-        format!("{f}:9:7: {r}: Traffic targets sum to 90, want 100: spec.traffic"),
+        format!("{f}:9:5: {r}: Traffic targets sum to 90, want 100: spec.traffic"),
         format!("{f}:15:7: {r}: invalid value: not a DNS 1035 label: [{dns1035}]: spec.traffic.tag[2]"),
         format!("{f}:4:9: {r}: not a DNS 1035 label: [{dns1035}]: metadata.name"),
         format!(
@@ -51,7 +59,10 @@ fn validate_reports_knative_messages_at_their_lines() {
         ),
     ];
     for line in &expected {
-        assert!(stderr.lines().any(|l| l == line), "missing line\n{line}\nin\n{stderr}");
+        assert!(
+            stderr.lines().any(|l| l == line),
+            "missing line\n{line}\nin\n{stderr}"
+        );
     }
     assert_eq!(stderr.lines().count(), expected.len(), "{stderr}");
 }
@@ -63,7 +74,9 @@ fn validate_rejects_unknown_fields_with_position_and_path() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.starts_with("tests/fixtures/unknown-field.yaml:8:7: spec.traffic[0].percnt: unknown field `percnt`"),
+        stderr.starts_with(
+            "tests/fixtures/unknown-field.yaml:8:7: spec.traffic[0].percnt: unknown field `percnt`"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("expected one of"), "{stderr}");
@@ -77,8 +90,14 @@ fn validate_bad_inputs_are_errors_not_panics() {
     // (file content, a fragment the error must contain)
     let cases = [
         ("apiVersion: [serving.knative.dev/v1\n", ":1:13:"),
-        ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", "allowed: \"serving.knative.dev/v1\""),
-        ("apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n", "allowed: \"Service\", \"Route\""),
+        (
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n",
+            "allowed: \"serving.knative.dev/v1\"",
+        ),
+        (
+            "apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n",
+            "allowed: \"Service\", \"Route\"",
+        ),
         ("# only a comment\n", "no YAML document"),
         ("\u{0}\u{1}binary", ""),
     ];
@@ -88,23 +107,36 @@ fn validate_bad_inputs_are_errors_not_panics() {
         let out = splitlab(&["validate", path.to_str().expect("utf-8 path")]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "{content:?}");
-        assert!(text(&out.stderr).contains(fragment), "{content:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{content:?}: {}",
+            text(&out.stderr)
+        );
     }
     let out = splitlab(&["validate", "no/such/file.yaml"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot read no/such/file.yaml"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read no/such/file.yaml"),
+        "{}",
+        text(&out.stderr)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn traffic_prints_the_resulting_block() {
     // 8.4 D11: the remainder goes to the one revision not named (found by its revisionName).
-    let out = splitlab(&["traffic", "tests/fixtures/two-revisions.yaml", "--traffic", "echo-00002=30"]);
+    let out = splitlab(&[
+        "traffic",
+        "tests/fixtures/two-revisions.yaml",
+        "--traffic",
+        "echo-00002=30",
+    ]);
     assert_no_panic(&out);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "traffic:\n  - tag: stable\n    revisionName: echo-00001\n    latestRevision: false\n    percent: 70\n  - revisionName: echo-00002\n    latestRevision: false\n    percent: 30\n"
+        "traffic:\n- tag: stable\n  revisionName: echo-00001\n  latestRevision: false\n  percent: 70\n- revisionName: echo-00002\n  latestRevision: false\n  percent: 30\n"
     );
 }
 
@@ -126,7 +158,7 @@ fn traffic_tag_and_traffic_flags_combine_in_knative_order() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "traffic:\n  - tag: stable\n    revisionName: helloworld-go-00001\n    latestRevision: false\n    percent: 2\n  - tag: candidate\n    latestRevision: true\n    percent: 98\n"
+        "traffic:\n- tag: stable\n  revisionName: helloworld-go-00001\n  latestRevision: false\n  percent: 2\n- tag: candidate\n  latestRevision: true\n  percent: 98\n"
     );
 }
 
@@ -161,22 +193,42 @@ fn traffic_reports_kn_and_server_errors() {
 #[test]
 fn rollout_prints_the_knative_schedule() {
     // d.8: 100% over 60 s with a 4 s first step: size 7, 15 steps of 4 s, done at 64 s.
-    let out = splitlab(&["rollout", "--percent", "100", "--duration", "60s", "--ready-after", "4s"]);
+    let out = splitlab(&[
+        "rollout",
+        "--percent",
+        "100",
+        "--duration",
+        "60s",
+        "--ready-after",
+        "4s",
+    ]);
     assert_no_panic(&out);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "t_s,revision,percent");
-    assert_eq!(&lines[1..5], &["0,old,99", "0,new,1", "8,old,92", "8,new,8"]);
+    assert_eq!(
+        &lines[1..5],
+        &["0,old,99", "0,new,1", "8,old,92", "8,new,8"]
+    );
     assert_eq!(lines.last().copied(), Some("64,new,100"));
-    let times: std::collections::BTreeSet<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap_or("")).collect();
+    let times: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap_or(""))
+        .collect();
     assert_eq!(times.len(), 16, "t=0 plus 15 steps: {stdout}");
     // every time's shares sum to the configuration's percent
     for t in &times {
         let sum: i64 = lines[1..]
             .iter()
             .filter(|l| l.split(',').next() == Some(*t))
-            .map(|l| l.rsplit(',').next().unwrap_or("0").parse::<i64>().expect("integer percent"))
+            .map(|l| {
+                l.rsplit(',')
+                    .next()
+                    .unwrap_or("0")
+                    .parse::<i64>()
+                    .expect("integer percent")
+            })
             .sum();
         assert_eq!(sum, 100, "t={t}");
     }
@@ -187,10 +239,23 @@ fn rollout_fractional_step_times_have_nine_decimals_at_most() {
     // TestObserveReady "step-begin < 1s": ready 1982 ns after the start, 120 s: 99 steps of
     // 1202020202 ns, the first at 1982 ns + 1202020202 ns (Knative computes that sum in f64 at
     // Unix-nanosecond magnitudes, so it may land a few hundred ns off).
-    let out = splitlab(&["rollout", "--percent", "100", "--duration", "120s", "--ready-after", "1982ns"]);
+    let out = splitlab(&[
+        "rollout",
+        "--percent",
+        "100",
+        "--duration",
+        "120s",
+        "--ready-after",
+        "1982ns",
+    ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    let first_step: f64 = stdout.lines().nth(3).and_then(|l| l.split(',').next()).and_then(|t| t.parse().ok()).expect("a step row");
+    let first_step: f64 = stdout
+        .lines()
+        .nth(3)
+        .and_then(|l| l.split(',').next())
+        .and_then(|t| t.parse().ok())
+        .expect("a step row");
     assert!((first_step - 1.202_022_184).abs() < 1e-6, "{stdout}");
     for line in stdout.lines().skip(1) {
         let t = line.split(',').next().unwrap_or("");
@@ -201,7 +266,17 @@ fn rollout_fractional_step_times_have_nine_decimals_at_most() {
 
 #[test]
 fn rollout_without_duration_switches_at_once() {
-    let out = splitlab(&["rollout", "--percent", "40", "--duration", "0s", "--from", "a", "--to", "b"]);
+    let out = splitlab(&[
+        "rollout",
+        "--percent",
+        "40",
+        "--duration",
+        "0s",
+        "--from",
+        "a",
+        "--to",
+        "b",
+    ]);
     assert!(out.status.success());
     assert_eq!(text(&out.stdout), "t_s,revision,percent\n0,b,40\n");
 }
@@ -210,10 +285,26 @@ fn rollout_without_duration_switches_at_once() {
 fn rollout_rejects_bad_flags() {
     // (flags, fragment of the error)
     let cases: [(&[&str], &str); 4] = [
-        (&["--percent", "101", "--duration", "60s"], "allowed: 0 to 100"),
+        (
+            &["--percent", "101", "--duration", "60s"],
+            "allowed: 0 to 100",
+        ),
         (&["--percent", "50", "--duration", "60"], "missing unit"),
-        (&["--percent", "50", "--duration", "-5s"], "must not be negative"),
-        (&["--percent", "50", "--duration", "60s", "--ready-after", "soon"], "invalid duration"),
+        (
+            &["--percent", "50", "--duration", "-5s"],
+            "must not be negative",
+        ),
+        (
+            &[
+                "--percent",
+                "50",
+                "--duration",
+                "60s",
+                "--ready-after",
+                "soon",
+            ],
+            "invalid duration",
+        ),
     ];
     for (flags, fragment) in cases {
         let mut args = vec!["rollout"];
@@ -221,26 +312,54 @@ fn rollout_rejects_bad_flags() {
         let out = splitlab(&args);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "{flags:?}");
-        assert!(text(&out.stderr).contains(fragment), "{flags:?}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{flags:?}: {}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn accuracy_reports_per_revision_rows() {
     for picker in ["random", "wrr", "hash"] {
-        let out = splitlab(&["accuracy", "--weights", "v1=90,v2=10", "--requests", "20000", "--picker", picker, "--seed", "3"]);
+        let out = splitlab(&[
+            "accuracy",
+            "--weights",
+            "v1=90,v2=10",
+            "--requests",
+            "20000",
+            "--picker",
+            picker,
+            "--seed",
+            "3",
+        ]);
         assert_no_panic(&out);
         assert!(out.status.success(), "{picker}: {}", text(&out.stderr));
         let stdout = text(&out.stdout);
         let lines: Vec<&str> = stdout.lines().collect();
-        assert_eq!(lines[0], format!("picker: {picker}, requests: 20000, seed: 3"));
-        assert!(lines[1].split_whitespace().eq(
-            ["revision", "configured_pct", "count", "observed_pct", "max_abs_dev_pct", "in_95_band"]
-        ));
-        let rows: Vec<Vec<&str>> = lines[2..].iter().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            lines[0],
+            format!("picker: {picker}, requests: 20000, seed: 3")
+        );
+        assert!(lines[1].split_whitespace().eq([
+            "revision",
+            "configured_pct",
+            "count",
+            "observed_pct",
+            "max_abs_dev_pct",
+            "in_95_band"
+        ]));
+        let rows: Vec<Vec<&str>> = lines[2..]
+            .iter()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0][0], rows[0][1]), ("v1", "90.000"));
-        let counts: u64 = rows.iter().map(|r| r[2].parse::<u64>().expect("count")).sum();
+        let counts: u64 = rows
+            .iter()
+            .map(|r| r[2].parse::<u64>().expect("count"))
+            .sum();
         assert_eq!(counts, 20000);
         if picker == "wrr" {
             // smooth WRR is exact at every multiple of 10 picks
@@ -263,6 +382,10 @@ fn accuracy_rejects_bad_weights() {
         let out = splitlab(&["accuracy", "--weights", weights, "--requests", "10"]);
         assert_no_panic(&out);
         assert_eq!(out.status.code(), Some(1), "{weights}");
-        assert!(text(&out.stderr).contains(fragment), "{weights}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains(fragment),
+            "{weights}: {}",
+            text(&out.stderr)
+        );
     }
 }

@@ -49,7 +49,9 @@ pub(crate) fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
             .parse()
             .ok()
             .filter(|p| *p <= 100)
-            .with_context(|| format!("--weights: percent {pct:?} of {name:?} must be an integer from 0 to 100"))?;
+            .with_context(|| {
+                format!("--weights: percent {pct:?} of {name:?} must be an integer from 0 to 100")
+            })?;
         out.push((name.to_string(), pct));
     }
     let sum: u32 = out.iter().map(|(_, p)| p).sum();
@@ -62,17 +64,24 @@ pub(crate) fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let weights = parse_weights(&args.weights)?;
     if args.requests == 0 || args.requests > 1_000_000_000 {
-        bail!("--requests {} is out of range; allowed: 1 to 1000000000", args.requests);
+        bail!(
+            "--requests {} is out of range; allowed: 1 to 1000000000",
+            args.requests
+        );
     }
     let percents: Vec<u32> = weights.iter().map(|(_, p)| *p).collect();
     let mut picker = Picker::new(args.picker, &percents)?;
-    let mut tracker = ShareTracker::new(&percents.iter().map(|p| f64::from(*p)).collect::<Vec<_>>());
+    let mut tracker =
+        ShareTracker::new(&percents.iter().map(|p| f64::from(*p)).collect::<Vec<_>>());
     let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
     for request in 0..args.requests {
         // Each request is its own client for the hash picker.
         tracker.record(picker.pick(request, &mut rng));
     }
-    println!("picker: {}, requests: {}, seed: {}", args.picker, args.requests, args.seed);
+    println!(
+        "picker: {}, requests: {}, seed: {}",
+        args.picker, args.requests, args.seed
+    );
     println!(
         "{:<20} {:>14} {:>12} {:>12} {:>16} {:>10}",
         "revision", "configured_pct", "count", "observed_pct", "max_abs_dev_pct", "in_95_band"

@@ -60,7 +60,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // kn edits the stored object, which the API server has defaulted.
     let mut spec = svc.spec_traffic.clone().unwrap_or_default();
     default_traffic(&mut spec, true);
-    let latest_ready = args.latest_ready.clone().unwrap_or_else(|| svc.latest_ready_revision.clone());
+    let latest_ready = args
+        .latest_ready
+        .clone()
+        .unwrap_or_else(|| svc.latest_ready_revision.clone());
     // Without a status, assume the steady state a real cluster would show: status mirrors spec,
     // with latestRevision targets naming the latest ready revision.
     let status = svc.status_traffic.clone().unwrap_or_else(|| {
@@ -78,7 +81,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let revisions: Vec<String> = match &args.revisions {
         Some(list) => list.clone(),
         None => {
-            let mut names: Vec<String> = status.iter().map(|t| t.revision_name.clone()).filter(|n| !n.is_empty()).collect();
+            let mut names: Vec<String> = status
+                .iter()
+                .map(|t| t.revision_name.clone())
+                .filter(|n| !n.is_empty())
+                .collect();
             if !latest_ready.is_empty() {
                 names.push(latest_ready.clone());
             }
@@ -86,8 +93,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             names
         }
     };
-    let revisions: Vec<RevisionInfo> =
-        revisions.into_iter().map(|name| RevisionInfo { name, tags_annotation: String::new() }).collect();
+    let revisions: Vec<RevisionInfo> = revisions
+        .into_iter()
+        .map(|name| RevisionInfo {
+            name,
+            tags_annotation: String::new(),
+        })
+        .collect();
     let state = ServiceState {
         name: svc.meta.name.clone(),
         spec_traffic: spec,
@@ -115,6 +127,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("Error: {WEBHOOK_DENIED}{err}");
         return Ok(ExitCode::FAILURE);
     }
-    print!("{}", serde_saphyr::to_string(&TrafficBlock { traffic: &result })?);
+    print!(
+        "{}",
+        serde_saphyr::to_string(&TrafficBlock { traffic: &result })?
+    );
     Ok(ExitCode::SUCCESS)
 }

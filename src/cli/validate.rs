@@ -22,12 +22,18 @@ pub(crate) fn knative_errors(m: &Manifest) -> Vec<(crate::scenario::yaml::Source
     let mut traffic = m.spec_traffic.clone().unwrap_or_default();
     let service = m.kind == ManifestKind::Service;
     default_traffic(&mut traffic, service);
-    let err = if service { validate_service(&m.meta, &traffic) } else { validate_route(&m.meta, &traffic) };
+    let err = if service {
+        validate_service(&m.meta, &traffic)
+    } else {
+        validate_route(&m.meta, &traffic)
+    };
     err.map(|e| {
         e.merged()
             .into_iter()
             .map(|leaf| {
-                let pos = m.positions.of_path(leaf.paths.first().map_or("", String::as_str));
+                let pos = m
+                    .positions
+                    .of_path(leaf.paths.first().map_or("", String::as_str));
                 (pos, leaf.to_string())
             })
             .collect()
@@ -67,5 +73,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         failed |= !file_ok;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -41,8 +41,16 @@ impl ShareTracker {
     /// `weights` need not sum to 1; they are normalised.
     pub fn new(weights: &[f64]) -> Self {
         let sum: f64 = weights.iter().sum();
-        let expected = weights.iter().map(|w| if sum > 0.0 { w / sum } else { 0.0 }).collect();
-        ShareTracker { expected, counts: vec![0; weights.len()], total: 0, max_abs_dev: vec![0.0; weights.len()] }
+        let expected = weights
+            .iter()
+            .map(|w| if sum > 0.0 { w / sum } else { 0.0 })
+            .collect();
+        ShareTracker {
+            expected,
+            counts: vec![0; weights.len()],
+            total: 0,
+            max_abs_dev: vec![0.0; weights.len()],
+        }
     }
 
     /// Records one pick of destination `index` and updates every running deviation.
@@ -50,7 +58,12 @@ impl ShareTracker {
         self.counts[index] += 1;
         self.total += 1;
         let n = self.total as f64;
-        for ((count, expected), dev) in self.counts.iter().zip(&self.expected).zip(self.max_abs_dev.iter_mut()) {
+        for ((count, expected), dev) in self
+            .counts
+            .iter()
+            .zip(&self.expected)
+            .zip(self.max_abs_dev.iter_mut())
+        {
             let d = (*count as f64 / n - expected).abs();
             if d > *dev {
                 *dev = d;
@@ -74,7 +87,13 @@ impl ShareTracker {
                 let (lo, hi) = binomial_band(expected, n);
                 // A tiny tolerance: a share exactly on the band edge (e.g. p = 0 or 1) is inside.
                 let in_band = observed >= lo - 1e-12 && observed <= hi + 1e-12;
-                ShareRow { expected, count, observed, max_abs_dev, in_band }
+                ShareRow {
+                    expected,
+                    count,
+                    observed,
+                    max_abs_dev,
+                    in_band,
+                }
             })
             .collect()
     }
@@ -97,7 +116,10 @@ mod tests {
         ];
         for (p, n, half) in cases {
             let (lo, hi) = binomial_band(p, n);
-            assert!(((hi - lo) / 2.0 - half).abs() < 1e-12 || (p == 1.0 && lo == 1.0 && hi == 1.0), "{p} {n}: {lo} {hi}");
+            assert!(
+                ((hi - lo) / 2.0 - half).abs() < 1e-12 || (p == 1.0 && lo == 1.0 && hi == 1.0),
+                "{p} {n}: {lo} {hi}"
+            );
         }
         assert_eq!(binomial_band(0.3, 0), (0.0, 1.0));
     }

@@ -92,13 +92,8 @@ fn rollout_for<'a>(
     tag: &str,
     configuration: &str,
 ) -> Option<&'a ConfigurationRollout> {
-    let by_tag: Vec<&ConfigurationRollout> = rollout
-        .configurations
-        .iter()
-        .filter(|c| c.tag == tag)
-        .collect();
-    let idx = by_tag.partition_point(|c| c.configuration_name.as_str() < configuration);
-    by_tag.get(idx).copied()
+    let by_tag = rollout.rollouts_by_tag(tag);
+    by_tag.get(by_tag.partition_point(|c| c.configuration_name.as_str() < configuration))
 }
 
 /// `makeBaseIngressPath` splits (IN:320-380) of one consolidated group.

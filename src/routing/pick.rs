@@ -91,11 +91,13 @@ fn cumulative(weights: &[u32]) -> Result<(Vec<u32>, u32), PickError> {
 /// destinations have the same cumulative value as their predecessor and are never chosen.
 #[inline]
 fn bucket_owner(cumulative: &[u32], point: u32) -> usize {
-    let mut i = 0;
-    while i + 1 < cumulative.len() && cumulative[i] <= point {
-        i += 1;
-    }
-    i
+    // Branch-free: count the boundaries at or below the point. A data-dependent loop exit
+    // mispredicts on most random picks; a fixed-length count does not (and vectorises).
+    let last = cumulative.len().saturating_sub(1);
+    cumulative[..last]
+        .iter()
+        .map(|&c| usize::from(c <= point))
+        .sum()
 }
 
 /// Per-request weighted random choice (Envoy weighted clusters).
