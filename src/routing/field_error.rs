@@ -440,12 +440,13 @@ fn merge(errs: Vec<FieldError>) -> Vec<FieldError> {
 
 /// Go's `strconv.Quote` (what `%q` prints for a string): double quotes, `\"` and `\\`, the C
 /// escapes `\a \b \f \n \r \t \v`, `\xNN` for other ASCII control bytes, `\uNNNN` /
-/// `\UNNNNNNNN` for non-printable non-ASCII characters.
+/// `\UNNNNNNNN` for non-printable non-ASCII characters. Shared by validation messages and kn's
+/// flag errors.
 ///
-/// Go decides "printable" from Unicode tables (`unicode.IsPrint`); std Rust has no general
-/// category lookup, so a non-ASCII character counts as printable unless it is a control or
-/// white-space character. The two differ only for rare non-ASCII format and unassigned code
-/// points, which no Knative name can contain (names are ASCII by validation).
+/// Go decides "printable" from Unicode tables (`unicode.IsPrint`), which std Rust lacks. This is
+/// exact for ASCII, line separators, Unicode spaces and the common format characters; other
+/// non-printable code points (private use, unassigned) are printed as they are, where Go would
+/// escape them. No Knative name can contain them (names are ASCII by validation).
 pub fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -453,18 +454,35 @@ pub fn go_quote(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            '\u{07}' => out.push_str("\\a"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0C}' => out.push_str("\\f"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            '\u{0B}' => out.push_str("\\v"),
-            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if !c.is_control() && !c.is_whitespace() => out.push(c),
-            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c != ' '
+                && (c.is_control()
+                    || c.is_whitespace()
+                    || matches!(
+                        c,
+                        '\u{ad}'
+                            | '\u{200b}'..='\u{200f}'
+                            | '\u{202a}'..='\u{202e}'
+                            | '\u{2060}'..='\u{2064}'
+                            | '\u{feff}'
+                    )) =>
+            {
+                if (c as u32) < 0x1_0000 {
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                } else {
+                    out.push_str(&format!("\\U{:08x}", c as u32));
+                }
+            }
+            c => out.push(c),
         }
     }
     out.push('"');

@@ -20,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
+use crate::routing::field_error::go_quote;
 use crate::routing::TrafficTarget;
 
 /// kn's name for "the latest ready revision" on the left of `=` (\[C] L30).
@@ -296,51 +297,6 @@ fn read_csv_record(value: &str) -> Result<Vec<String>, CsvError> {
         }
     }
     Ok(fields)
-}
-
-/// Go's `%q` (`strconv.Quote`) for the error text. Exact for ASCII, line separators, Unicode
-/// spaces and the common format characters; other non-printable code points (private use,
-/// unassigned) are printed as they are, where Go would escape them.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if c != ' '
-                && (c.is_control()
-                    || c.is_whitespace()
-                    || matches!(
-                        c,
-                        '\u{ad}'
-                            | '\u{200b}'..='\u{200f}'
-                            | '\u{202a}'..='\u{202e}'
-                            | '\u{2060}'..='\u{2064}'
-                            | '\u{feff}'
-                    )) =>
-            {
-                if (c as u32) < 0x1_0000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32));
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------------------------

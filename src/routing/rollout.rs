@@ -411,6 +411,38 @@ fn group_by_tag(cfgs: &[ConfigurationRollout]) -> BTreeMap<&str, Vec<&Configurat
     groups
 }
 
+/// `reconcileRollout` (RR:331-383, routing.md A4): one route reconcile's effective rollout.
+///
+/// - `cur` is `BuildRollout()` of the resolved traffic (the desired state);
+/// - `annotation` is the KIngress's stored rollout annotation, if any; an unparseable or invalid
+///   one counts as no previous state (RR:311-329);
+/// - `rollout_secs` is the reconciler's duration (`reconciler_rollout_secs`): `<= 0` disables
+///   gradual rollout and returns `cur`;
+/// - `ingress_ready` is the KIngress `Ready` condition, `route_ingress_ready` the route's own
+///   `IngressReady` condition: timing is observed while the first is true and the second is not.
+///
+/// Returns the effective rollout (what the ingress is programmed with and the next annotation)
+/// and the time of the next step, 0 when nothing is scheduled (the caller's `enqueueAfter`).
+pub fn reconcile_rollout(
+    cur: &Rollout,
+    annotation: Option<&str>,
+    rollout_secs: i64,
+    ingress_ready: bool,
+    route_ingress_ready: bool,
+    now_ns: i64,
+) -> (Rollout, i64) {
+    if rollout_secs <= 0 {
+        return (cur.clone(), 0);
+    }
+    let mut prev = annotation.and_then(Rollout::from_json);
+    if ingress_ready && !route_ingress_ready {
+        if let Some(prev) = prev.as_mut() {
+            prev.observe_ready(now_ns, rollout_secs as f64);
+        }
+    }
+    cur.step(prev.as_ref(), now_ns)
+}
+
 /// Applies a change of the configuration's percent (`goal`) to a previous rollout, in place.
 /// `RO:274-303`
 ///
@@ -2132,5 +2164,80 @@ mod tests {
             // Valid unless the carried step size now exceeds the percent (upstream behaviour).
             prop_assert_eq!(got.validate(), c.step_params.step_size <= new_percent);
         }
+    }
+    #[test]
+    fn reconcile_rollout_follows_rr_331_383() {
+        let now: i64 = 1_000_000_000_000_000_000;
+        let one = |rev: &str| Rollout {
+            configurations: vec![ConfigurationRollout {
+                configuration_name: "config".into(),
+                tag: String::new(),
+                percent: 100,
+                revisions: vec![RevisionRollout {
+                    revision_name: rev.into(),
+                    percent: 100,
+                }],
+                step_params: RolloutParams::default(),
+            }],
+        };
+        let cur = one("config-00002");
+        // mid-rollout state whose first 1% went out 3 s ago (C6 "when ingress becomes ready")
+        let mid = Rollout {
+            configurations: vec![ConfigurationRollout {
+                configuration_name: "config".into(),
+                tag: String::new(),
+                percent: 100,
+                revisions: vec![
+                    RevisionRollout {
+                        revision_name: "config-00001".into(),
+                        percent: 99,
+                    },
+                    RevisionRollout {
+                        revision_name: "config-00002".into(),
+                        percent: 1,
+                    },
+                ],
+                step_params: RolloutParams {
+                    start_time: now - 3_000_000_000,
+                    ..Default::default()
+                },
+            }],
+        };
+        let mid_json = mid.to_json();
+        // (annotation, rollout secs, ingress ready, route IngressReady, expected revisions, next)
+        let split = |r: &Rollout| -> Vec<(String, i64)> {
+            r.configurations[0]
+                .revisions
+                .iter()
+                .map(|x| (x.revision_name.clone(), x.percent))
+                .collect()
+        };
+        // disabled: the desired state at once (d.10: switching rollout off mid-rollout)
+        let (eff, next) = reconcile_rollout(&cur, Some(&mid_json), 0, true, false, now);
+        assert_eq!((split(&eff), next), (vec![("config-00002".into(), 100)], 0));
+        // a corrupt annotation is no previous state: no gradual rollout (d.12)
+        let (eff, next) = reconcile_rollout(&cur, Some("{not json"), 120, true, false, now);
+        assert_eq!((split(&eff), next), (vec![("config-00002".into(), 100)], 0));
+        // the ingress is not ready yet: the timing waits, nothing is scheduled
+        let (eff, next) = reconcile_rollout(&cur, Some(&mid_json), 120, false, false, now);
+        assert_eq!(
+            (
+                split(&eff),
+                next,
+                eff.configurations[0].step_params.step_size
+            ),
+            (split(&mid), 0, 0)
+        );
+        // ready, and the route is not yet marked ready: ObserveReady sets 3 s steps of 3%
+        let (eff, next) = reconcile_rollout(&cur, Some(&mid_json), 120, true, false, now);
+        let sp = &eff.configurations[0].step_params;
+        assert_eq!(
+            (sp.step_duration, sp.step_size, sp.next_step_time),
+            (3_000_000_000, 3, now + 3_000_000_000)
+        );
+        assert_eq!((split(&eff), next), (split(&mid), now + 3_000_000_000));
+        // ready but the route already shows IngressReady: no ObserveReady (upstream's guard)
+        let (eff, _) = reconcile_rollout(&cur, Some(&mid_json), 120, true, true, now);
+        assert_eq!(eff.configurations[0].step_params.step_size, 0);
     }
 }

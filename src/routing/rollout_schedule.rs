@@ -19,7 +19,9 @@
 //! Invariants: the first row is at t = 0; rows are distinct consecutive splits in time order;
 //! each row lists only revisions with a non-zero share, and the shares sum to P.
 
-use super::rollout::{ConfigurationRollout, RevisionRollout, Rollout, RolloutParams};
+use super::rollout::{
+    reconcile_rollout, ConfigurationRollout, RevisionRollout, Rollout, RolloutParams,
+};
 
 /// The machine runs at `SCHEDULE_EPOCH_NS + t`. Two reasons for a non-zero epoch:
 /// - `start_time == 0` means "unset" upstream (real times are Unix nanoseconds, never 0), so a
@@ -70,7 +72,6 @@ pub fn schedule(
             revisions: split_of(&cur),
         }];
     }
-    let duration_secs = duration_secs as f64;
     let ready_at_ns = SCHEDULE_EPOCH_NS.saturating_add(ready_after_ns.max(0));
 
     let mut annotation = single_revision_rollout(from, percent).to_json();
@@ -81,16 +82,17 @@ pub fn schedule(
     let mut ingress_ready_seen = false;
     let mut ready_pending = true;
     for _ in 0..MAX_RECONCILES {
-        let mut prev = Rollout::from_json(&annotation);
-        // A4 (RR:331-383): ObserveReady runs while the ingress is ready and the route is not
-        // marked ready, i.e. on every reconcile from the readiness report on during a
-        // rollout; it is a no-op once the timing is set.
-        if ingress_ready_seen {
-            if let Some(prev) = prev.as_mut() {
-                prev.observe_ready(now_ns, duration_secs);
-            }
-        }
-        let (effective, next_ts) = cur.step(prev.as_ref(), now_ns);
+        // A4: ObserveReady runs while the ingress is ready and the route is not marked ready,
+        // i.e. on every reconcile from the readiness report on during a rollout; it is a no-op
+        // once the timing is set.
+        let (effective, next_ts) = reconcile_rollout(
+            &cur,
+            Some(&annotation),
+            duration_secs,
+            ingress_ready_seen,
+            false,
+            now_ns,
+        );
         let split = split_of(&effective);
         if steps.last().is_none_or(|last| last.revisions != split) {
             steps.push(ScheduleStep {
