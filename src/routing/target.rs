@@ -107,6 +107,22 @@ pub fn default_traffic(traffic: &mut Vec<TrafficTarget>, service_context: bool) 
     }
 }
 
+/// The Route a Service reconciler builds (serving `service/resources/route.go:51-54`): every
+/// target without a `revisionName` is pointed at the Service's configuration (which has the
+/// Service's name).
+pub fn service_route_traffic(traffic: &[TrafficTarget], configuration: &str) -> Vec<TrafficTarget> {
+    traffic
+        .iter()
+        .map(|t| {
+            let mut t = t.clone();
+            if t.revision_name.is_empty() {
+                t.configuration_name = configuration.to_string();
+            }
+            t
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +176,21 @@ mod tests {
         let mut route_traffic = Vec::new();
         default_traffic(&mut route_traffic, false);
         assert!(route_traffic.is_empty());
+    }
+
+    #[test]
+    fn service_route_points_latest_targets_at_the_configuration() {
+        let spec = vec![
+            TrafficTarget::revision("hello-00001", 90),
+            TrafficTarget::latest(10).with_tag("next"),
+        ];
+        let route = service_route_traffic(&spec, "hello");
+        assert_eq!(route[0], spec[0]);
+        assert_eq!(route[1].configuration_name, "hello");
+        assert_eq!(
+            (route[1].tag.as_str(), route[1].percent),
+            ("next", Some(10))
+        );
     }
 
     #[test]
