@@ -14,6 +14,7 @@
 //! each other; they meet in `routing`, `model` and `report`.
 
 pub mod cli;
+pub mod model;
 pub mod report;
 pub mod routing;
 pub mod scenario;

@@ -6,3 +6,4 @@
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
+pub mod record;

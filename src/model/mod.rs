@@ -1,0 +1,11 @@
+//! Knative behaviour as state machines that take `now` and `rng` as arguments: arrivals,
+//! ingress, activator, queue-proxy breaker, application, pods (and later the autoscaler).
+//!
+//! Must not: own the event loop or schedule events (that is `sim`), read clocks, or print.
+//! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
+//! models with real time.
+
+pub mod dist;
+pub mod time;
+
+pub use time::{SimDuration, SimTime};

@@ -1,0 +1,79 @@
+//! The record schema both the simulator and the live mode emit: one `RequestRecord` per
+//! finished request, with exactly one `Outcome`.
+
+use crate::model::time::SimTime;
+
+/// How a request ended. Every request ends in exactly one outcome; requests still unfinished
+/// when a run ends are counted as in flight instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Outcome {
+    /// The application answered.
+    Served,
+    /// 503 `pending request queue full` from a queue-proxy breaker.
+    RejectedQp,
+    /// 504 `activator request timeout`.
+    ExpiredActivator,
+    /// 504 `request timeout` from the queue-proxy.
+    ExpiredQp,
+    /// The client gave up first.
+    ClientCancelled,
+    /// Anything else (no route for the host, 502, connection error).
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Served,
+        Outcome::RejectedQp,
+        Outcome::ExpiredActivator,
+        Outcome::ExpiredQp,
+        Outcome::ClientCancelled,
+        Outcome::Error,
+    ];
+
+    /// The name used in outputs (`summary.json` keys, `requests.csv`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Served => "served",
+            Outcome::RejectedQp => "rejected_qp",
+            Outcome::ExpiredActivator => "expired_activator",
+            Outcome::ExpiredQp => "expired_qp",
+            Outcome::ClientCancelled => "client_cancelled",
+            Outcome::Error => "errors",
+        }
+    }
+
+    /// The HTTP status a client sees (0: none, the client cancelled).
+    pub fn status(self) -> u16 {
+        match self {
+            Outcome::Served => 200,
+            Outcome::RejectedQp => 503,
+            Outcome::ExpiredActivator | Outcome::ExpiredQp => 504,
+            Outcome::ClientCancelled => 0,
+            Outcome::Error => 502,
+        }
+    }
+}
+
+/// One finished request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// Sequence number in arrival order.
+    pub id: u64,
+    pub arrived: SimTime,
+    pub finished: SimTime,
+    /// The revision (index) the ingress chose; `None` when routing failed.
+    pub revision: Option<usize>,
+    /// Whether the request took the default group (the route's main split), as opposed to a tag.
+    pub default_group: bool,
+    /// Whether it went through the activator.
+    pub via_activator: bool,
+    pub outcome: Outcome,
+}
+
+impl RequestRecord {
+    /// End-to-end latency in nanoseconds.
+    pub fn latency_ns(&self) -> i64 {
+        self.finished.0 - self.arrived.0
+    }
+}
