@@ -6,7 +6,10 @@
 //! | module     | owns | may use |
 //! |------------|------|---------|
 //! | `routing`  | the shared core: traffic spec, Knative validation, resolution into route tables, the rollout-duration state machine, kn edits, pickers, host/header routing. Pure. | nothing else in the crate |
-//! | `scenario` | serde mirrors of input files (Knative manifests, later scenarios) and their validated forms, with file/line/column errors | `routing` |
+//! | `scenario` | serde mirrors of input files (Knative manifests, scenarios) and their validated forms (`Scenario`), with file/line/column errors | `routing`, `model` (its time and distribution types) |
+//! | `model`    | Knative behaviour as state machines taking `now` and `rng`: arrivals, queue-proxy breaker and application, activator throttler, distributions, simulated time | `routing`, `scenario::spec` (the validated inputs it models) |
+//! | `sim`      | the discrete-event engine: event queue, seeded streams, the Knative world and its run loop | `model`, `routing`, `report`, `scenario` |
+//! | `report`   | the request record schema, split accuracy, run recording and output files | `model` (time) |
 //! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
 //!
 //! Dependencies point inward: `cli -> {scenario, sim, live, report}`, `sim -> {model, routing,
@@ -18,3 +21,4 @@ pub mod model;
 pub mod report;
 pub mod routing;
 pub mod scenario;
+pub mod sim;

@@ -3,6 +3,7 @@
 
 mod accuracy;
 mod rollout;
+mod run;
 mod traffic;
 mod validate;
 
@@ -22,6 +23,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Simulate a scenario (default: scenarios/canary-rollout.yaml) and write its outputs.
+    Run(run::Args),
     /// Validate Knative Service/Route manifests as the Knative webhook would.
     Validate(validate::Args),
     /// Apply `kn service update --traffic/--tag/--untag` edits to a Service manifest.
@@ -35,6 +38,7 @@ pub enum Command {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Traffic(args) => traffic::run(&args),
         Command::Rollout(args) => rollout::run(&args),

@@ -5,7 +5,9 @@
 //! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
 //! models with real time.
 
+pub mod activator;
 pub mod dist;
+pub mod queue_proxy;
 pub mod time;
 
 pub use time::{SimDuration, SimTime};

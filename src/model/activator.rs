@@ -1,0 +1,286 @@
+//! The activator's per-revision throttler (serving `pkg/activator/net/throttler.go`,
+//! `lb_policy.go`; datapath.md A.3.2).
+//!
+//! - One **unbounded FIFO** per revision: the revision breaker's queue depth is nominally 10000
+//!   but its total slots are 10000 + MaxInt32, so it never rejects (A.3.2). Requests leave it by
+//!   getting capacity, by timeout, or by client cancellation.
+//! - cc > 0: capacity `cc × healthy pods`; each pod takes at most `cc` requests in flight from
+//!   this activator (its tracker's breaker, used through non-blocking `Reserve`).
+//! - cc = 0: no per-pod limit; a gate that is closed with zero healthy pods and releases every
+//!   waiter at once when the first pod becomes healthy (`infiniteBreaker`).
+//! - Load balancing by cc: 0 → random choice of 2 by in-flight count, 1–3 → first available in
+//!   tracker order, >= 4 → round-robin (throttler.go:181-193).
+//!
+//! Must not: know about time or events. Requests are opaque `u64` handles; cancellation of a
+//! waiting request is lazy (`forget_waiting`).
+
+use std::collections::VecDeque;
+
+use rand::{Rng, RngExt};
+
+pub use crate::scenario::spec::LbPolicy;
+
+/// Knative's choice of policy by containerConcurrency.
+pub fn default_policy(cc: u32) -> LbPolicy {
+    match cc {
+        0 => LbPolicy::RandomChoice2,
+        1..=3 => LbPolicy::FirstAvailable,
+        _ => LbPolicy::RoundRobin,
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Tracker {
+    pod: u32,
+    in_flight: u32,
+}
+
+/// One revision's throttler in one activator.
+#[derive(Clone, Debug)]
+pub struct Throttler {
+    cc: u32,
+    policy: LbPolicy,
+    /// Healthy pods, sorted by pod id (upstream sorts by `ip:port`).
+    trackers: Vec<Tracker>,
+    rr_next: usize,
+    waiting: VecDeque<u64>,
+    dead_waiting: u32,
+    /// Requests dispatched to a pod and not yet finished.
+    in_flight: u32,
+}
+
+impl Throttler {
+    pub fn new(cc: u32, policy: Option<LbPolicy>) -> Self {
+        Throttler {
+            cc,
+            policy: policy.unwrap_or_else(|| default_policy(cc)),
+            trackers: Vec::new(),
+            rr_next: 0,
+            waiting: VecDeque::new(),
+            dead_waiting: 0,
+            in_flight: 0,
+        }
+    }
+
+    #[inline]
+    pub fn waiting_len(&self) -> u32 {
+        self.waiting.len() as u32 - self.dead_waiting
+    }
+
+    #[inline]
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    pub fn healthy_pods(&self) -> usize {
+        self.trackers.len()
+    }
+
+    /// `calculateCapacity` in pod-direct mode: `cc × trackers`; unlimited for cc = 0 once a pod
+    /// is healthy; 0 without pods.
+    pub fn capacity(&self) -> u64 {
+        match (self.trackers.len(), self.cc) {
+            (0, _) => 0,
+            (_, 0) => u64::MAX,
+            (n, cc) => u64::from(cc) * n as u64,
+        }
+    }
+
+    /// A pod passed the activator's probe.
+    pub fn add_pod(&mut self, pod: u32) {
+        if let Err(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+            self.trackers.insert(i, Tracker { pod, in_flight: 0 });
+        }
+    }
+
+    /// A pod left the endpoints; requests already sent to it finish there.
+    pub fn remove_pod(&mut self, pod: u32) {
+        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+            self.trackers.remove(i);
+            if self.rr_next > i {
+                self.rr_next -= 1;
+            }
+        }
+    }
+
+    pub fn enqueue(&mut self, req: u64) {
+        self.waiting.push_back(req);
+    }
+
+    /// A waiting request was cancelled or timed out.
+    pub fn forget_waiting(&mut self) {
+        self.dead_waiting += 1;
+    }
+
+    /// A dispatched request finished (any outcome): frees its revision slot and, if the pod is
+    /// still tracked, its pod slot.
+    pub fn release(&mut self, pod: u32) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+            let t = &mut self.trackers[i];
+            t.in_flight = t.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Takes the oldest live waiter and a pod for it, if capacity allows.
+    pub fn dispatch<R: Rng + ?Sized>(&mut self, rng: &mut R, mut is_alive: impl FnMut(u64) -> bool) -> Option<(u64, u32)> {
+        if u64::from(self.in_flight) >= self.capacity() {
+            return None;
+        }
+        // Drop dead heads first, so they never hold a pod choice.
+        while let Some(&head) = self.waiting.front() {
+            if is_alive(head) {
+                break;
+            }
+            self.waiting.pop_front();
+            self.dead_waiting -= 1;
+        }
+        self.waiting.front()?;
+        let idx = self.pick(rng)?;
+        let req = self.waiting.pop_front().expect("checked non-empty above");
+        let tracker = &mut self.trackers[idx];
+        tracker.in_flight += 1;
+        self.in_flight += 1;
+        Some((req, tracker.pod))
+    }
+
+    fn has_room(&self, t: &Tracker) -> bool {
+        self.cc == 0 || t.in_flight < self.cc
+    }
+
+    /// The LB policies of `lb_policy.go`.
+    fn pick<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<usize> {
+        let n = self.trackers.len();
+        if n == 0 {
+            return None;
+        }
+        match self.policy {
+            // lb_policy.go:80-87: the first tracker (in sorted order) that has room.
+            LbPolicy::FirstAvailable => (0..n).find(|&i| self.has_room(&self.trackers[i])),
+            // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past it.
+            LbPolicy::RoundRobin => {
+                let start = self.rr_next % n;
+                let found = (0..n).map(|k| (start + k) % n).find(|&i| self.has_room(&self.trackers[i]));
+                if let Some(i) = found {
+                    self.rr_next = i + 1;
+                }
+                found
+            }
+            // lb_policy.go:41-76: two distinct random trackers, the one with fewer in flight
+            // (ties at random); no capacity check.
+            LbPolicy::RandomChoice2 => {
+                if n == 1 {
+                    return Some(0);
+                }
+                let a = rng.random_range(0..n);
+                let mut b = rng.random_range(0..n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let (ia, ib) = (self.trackers[a].in_flight, self.trackers[b].in_flight);
+                Some(match ia.cmp(&ib) {
+                    std::cmp::Ordering::Less => a,
+                    std::cmp::Ordering::Greater => b,
+                    std::cmp::Ordering::Equal => {
+                        if rng.random::<bool>() {
+                            a
+                        } else {
+                            b
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_pcg::Pcg64Mcg;
+
+    fn drain(t: &mut Throttler, rng: &mut Pcg64Mcg) -> Vec<(u64, u32)> {
+        std::iter::from_fn(|| t.dispatch(rng, |_| true)).collect()
+    }
+
+    #[test]
+    fn no_pods_means_no_capacity_and_an_unbounded_queue() {
+        let mut t = Throttler::new(10, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        for i in 0..50_000 {
+            t.enqueue(i);
+        }
+        assert_eq!(t.capacity(), 0);
+        assert!(t.dispatch(&mut rng, |_| true).is_none());
+        assert_eq!(t.waiting_len(), 50_000);
+    }
+
+    #[test]
+    fn per_pod_in_flight_is_capped_at_cc() {
+        // cc 2, two pods: capacity 4; the fifth waits until a release
+        let mut t = Throttler::new(2, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        t.add_pod(7);
+        t.add_pod(3);
+        for i in 0..5 {
+            t.enqueue(i);
+        }
+        let sent = drain(&mut t, &mut rng);
+        assert_eq!(sent.len(), 4);
+        // first-available (cc 1-3) packs the lowest pod first
+        assert_eq!(sent.iter().map(|s| s.1).collect::<Vec<_>>(), vec![3, 3, 7, 7]);
+        assert_eq!((t.waiting_len(), t.in_flight()), (1, 4));
+        t.release(7);
+        assert_eq!(t.dispatch(&mut rng, |_| true), Some((4, 7)));
+    }
+
+    #[test]
+    fn round_robin_rotates_for_cc_4_and_above() {
+        let mut t = Throttler::new(4, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        for pod in [1, 2, 3] {
+            t.add_pod(pod);
+        }
+        for i in 0..6 {
+            t.enqueue(i);
+        }
+        let pods: Vec<u32> = drain(&mut t, &mut rng).into_iter().map(|s| s.1).collect();
+        assert_eq!(pods, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn cc_zero_opens_the_gate_for_everyone() {
+        let mut t = Throttler::new(0, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        for i in 0..1000 {
+            t.enqueue(i);
+        }
+        assert!(t.dispatch(&mut rng, |_| true).is_none());
+        t.add_pod(1);
+        t.add_pod(2);
+        let sent = drain(&mut t, &mut rng);
+        assert_eq!(sent.len(), 1000);
+        // power of two choices keeps the two pods balanced
+        let on_one = sent.iter().filter(|s| s.1 == 1).count();
+        assert!((480..=520).contains(&on_one), "{on_one}");
+    }
+
+    #[test]
+    fn dead_waiters_are_skipped_and_removed_pods_stop_receiving() {
+        let mut t = Throttler::new(1, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        t.add_pod(1);
+        t.add_pod(2);
+        for i in 0..3 {
+            t.enqueue(i);
+        }
+        t.forget_waiting();
+        assert_eq!(t.dispatch(&mut rng, |r| r != 0), Some((1, 1)));
+        t.remove_pod(2);
+        assert_eq!(t.capacity(), 1);
+        assert!(t.dispatch(&mut rng, |r| r != 0).is_none());
+        t.release(1);
+        assert_eq!(t.dispatch(&mut rng, |r| r != 0), Some((2, 1)));
+    }
+}

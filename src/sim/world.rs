@@ -1,0 +1,1146 @@
+//! The simulated Knative world and its run loop.
+//!
+//! One `World` holds the route (spec traffic, the rollout annotation, the programmed ingress),
+//! the revisions (pods, queue-proxies, the activator throttler, SKS mode) and every request in
+//! flight. Events come from the event queue and from the arrival stream, which is merged in
+//! without being queued (it is one stream whose next element is always known).
+//!
+//! Faithfulness notes (datapath.md and routing.md):
+//! - The route reconciler (`reconcile`) mirrors RR:331-383 and RG:164-197: it resolves the
+//!   traffic, steps the rollout with `reconcile_rollout`, and programs the ingress, which applies
+//!   the new split after the ingress programming delay; that readiness report triggers the next
+//!   reconcile, so ObserveReady sees the real delay and the step interval emerges from it.
+//! - Deadlines: a request's revision timeout starts at the activator (proxied) or the
+//!   queue-proxy (direct); with no modelled ingress latency both start at arrival, so for a
+//!   proxied request the activator's 504 always comes first (A.3.1). A client timeout applies
+//!   from arrival. Deadlines are kept per revision in arrival order (they are monotone), so a
+//!   request that finishes in time costs no timer event at all.
+//! - SKS mode: Serve iff the revision has ready pods and its excess burst capacity is >= 0
+//!   (A.4), evaluated on the decider's 2 s tick with the panic-window (6 s) average of the
+//!   revision's concurrency; a change is applied after the ingress programming delay, and
+//!   requests already at the activator finish through it.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use super::queue::EventQueue;
+use super::rng::{stream, Stream, StreamRng};
+use crate::model::activator::Throttler;
+use crate::model::arrival::{Address, Arrival, ArrivalGen};
+use crate::model::queue_proxy::{Admission, Breaker, PsServer};
+use crate::model::time::{SimDuration, SimTime};
+use crate::report::record::{Outcome, RequestRecord};
+use crate::report::run::{EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
+use crate::routing::host::DomainConfig;
+use crate::routing::ingress::{RouteTable, RoutingFeatures};
+use crate::routing::kn::{compute, Command, RevisionInfo as KnRevision, ServiceState, TrafficFlags};
+use crate::routing::pick::{Pick, Picker};
+use crate::routing::resolve::{
+    build_traffic_configuration, ConditionStatus, Inventory, RevisionInfo, RouteRef,
+};
+use crate::routing::rollout::reconcile_rollout;
+use crate::routing::target::{default_traffic, service_route_traffic};
+use crate::routing::validation::validate_service;
+use crate::routing::{ObjectMeta, TrafficTarget};
+use crate::scenario::spec::{Action, AppModel, Scenario};
+
+/// Simulated time 0 is this Unix-nanosecond instant for the rollout machine: Knative's
+/// `StartTime == 0` means "unset", and its f64 arithmetic is reproduced at real magnitudes.
+const EPOCH_NS: i64 = 1_000_000_000_000_000_000;
+/// The decider's tick (multiscaler.go:36).
+const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
+/// `container-concurrency-target-default`: TotalValue for cc = 0 (A.5.4).
+const CC_ZERO_TOTAL_VALUE: f64 = 100.0;
+/// The panic window: 10% of the 60 s stable window, in 1 s buckets (A.5.3).
+const PANIC_BUCKETS: usize = 6;
+
+/// How one run is executed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    /// Replication index: a second stream family for the same seed.
+    pub replication: u64,
+    /// Keep a record of every request (`requests.csv`).
+    pub keep_requests: bool,
+}
+
+/// The result of a run, before wall-clock figures are added by the caller.
+pub struct SimRun {
+    recorder: RunRecorder,
+    end: SimTime,
+    in_flight: Vec<u64>,
+    events: u64,
+    /// Things the run could not do as the scenario asked (e.g. a rejected kn edit).
+    pub warnings: Vec<String>,
+}
+
+impl SimRun {
+    /// Finishes the report; `wall_s` is the caller's measurement of the run's wall time.
+    pub fn into_report(self, wall_s: f64) -> RunReport {
+        let engine = EngineStats { events: self.events, wall_s, sim_s: self.end.as_secs_f64() };
+        self.recorder.finish(self.end, &self.in_flight, 0, engine)
+    }
+}
+
+/// Runs a scenario to completion.
+pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> SimRun {
+    let mut world = World::new(scenario, opts);
+    world.run();
+    let in_flight = world.revs.iter().map(|r| u64::from(r.in_flight)).collect();
+    SimRun { recorder: world.recorder, end: world.now, in_flight, events: world.events, warnings: world.warnings }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    Timeline(u32),
+    PodReady(u32),
+    PodHealthy(u32),
+    ServiceDone { pod: u32, req: u64 },
+    PsWake { pod: u32, gen: u32 },
+    Deadline { rev: u32 },
+    IngressProgrammed { generation: u64 },
+    SksApply { rev: u32, serve: bool, gen: u32 },
+    Reconcile,
+    DeciderTick,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loc {
+    Free,
+    ActivatorQueue,
+    QpQueue,
+    Executing,
+    /// Turned away before reaching a breaker slot (503 at the QP, no endpoint): holds nothing
+    /// at the pod, but a proxied request still holds its activator slot until it finishes.
+    Rejected,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Req {
+    id: u64,
+    gen: u32,
+    arrived: SimTime,
+    rev: u32,
+    pod: u32,
+    loc: Loc,
+    default_group: bool,
+    via_activator: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PodState {
+    Starting,
+    Ready,
+    Terminating,
+    Gone,
+}
+
+enum Server {
+    Breaker(Breaker),
+    Ps { ps: PsServer, gen: u32 },
+}
+
+struct Pod {
+    rev: u32,
+    state: PodState,
+    server: Server,
+    /// Requests at this pod (waiting or executing).
+    holding: u32,
+}
+
+/// The per-second concurrency buckets the EBC reads (a stand-in for the autoscaler's metric
+/// pipeline until it lands): time-weighted average of a revision's requests in the system.
+#[derive(Clone, Debug, Default)]
+struct ConcurrencyWindow {
+    current_bucket: i64,
+    area: f64,
+    last_change_s: f64,
+    value: u32,
+    buckets: VecDeque<f64>,
+    first_bucket: Option<i64>,
+}
+
+impl ConcurrencyWindow {
+    fn roll_to(&mut self, now_s: f64) {
+        let bucket = now_s.floor() as i64;
+        while self.current_bucket < bucket {
+            let end = (self.current_bucket + 1) as f64;
+            self.area += f64::from(self.value) * (end - self.last_change_s).max(0.0);
+            self.buckets.push_back(self.area);
+            if self.buckets.len() > PANIC_BUCKETS {
+                self.buckets.pop_front();
+            }
+            self.area = 0.0;
+            self.last_change_s = end;
+            self.current_bucket += 1;
+        }
+    }
+
+    fn set(&mut self, now_s: f64, value: u32) {
+        self.roll_to(now_s);
+        self.area += f64::from(self.value) * (now_s - self.last_change_s).max(0.0);
+        self.last_change_s = now_s;
+        if value > 0 && self.first_bucket.is_none() {
+            self.first_bucket = Some(self.current_bucket);
+        }
+        self.value = value;
+    }
+
+    /// The panic-window average, dividing only by the buckets since the first data when that
+    /// is less than a window (bucketing.go:201-231).
+    fn panic_average(&mut self, now_s: f64) -> f64 {
+        self.roll_to(now_s);
+        let Some(first) = self.first_bucket else { return 0.0 };
+        let available = (self.current_bucket - first).clamp(0, PANIC_BUCKETS as i64) as usize;
+        if available == 0 {
+            return 0.0;
+        }
+        let sum: f64 = self.buckets.iter().rev().take(available).sum();
+        sum / available as f64
+    }
+}
+
+struct Rev {
+    name: String,
+    cc: u32,
+    /// Deadline offset from arrival: min(revision timeout, client timeout).
+    deadline_after: SimDuration,
+    /// The client gives up before the revision timeout.
+    client_first: bool,
+    app: AppModel,
+    created: bool,
+    created_order: u32,
+    ready: bool,
+    pods: Vec<u32>,
+    /// Pods in the Ready state, in the order they became ready (Serve-mode endpoints).
+    endpoints: Vec<u32>,
+    endpoint_rr: usize,
+    throttler: Throttler,
+    serve_applied: bool,
+    serve_desired: bool,
+    sks_gen: u32,
+    in_flight: u32,
+    qp_waiting: u32,
+    deadlines: VecDeque<(SimTime, u64)>,
+    deadline_event: Option<SimTime>,
+    conc: ConcurrencyWindow,
+    /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
+    reported: [u64; 4],
+    service_rng: StreamRng,
+    startup_rng: StreamRng,
+}
+
+/// The data plane's current routing: per group, its picker and the revisions of its splits.
+struct DataPlane {
+    table: Option<RouteTable>,
+    pickers: Vec<Picker>,
+    group_revs: Vec<Vec<u32>>,
+    default_group: Option<usize>,
+    main_group: Option<usize>,
+    host_groups: Vec<Option<usize>>,
+    header_groups: Vec<Option<usize>>,
+}
+
+struct World<'a> {
+    s: &'a Scenario,
+    now: SimTime,
+    events: u64,
+    queue: EventQueue<Ev>,
+    arrivals: ArrivalGen,
+    next_arrival: Option<(Arrival, u64)>,
+    arrival_rng: StreamRng,
+    routing_rng: StreamRng,
+    delay_rng: StreamRng,
+    lb_rng: StreamRng,
+    reqs: Vec<Req>,
+    free: Vec<u32>,
+    next_req_id: u64,
+    pods: Vec<Pod>,
+    revs: Vec<Rev>,
+    rev_index: BTreeMap<String, u32>,
+    // the route
+    traffic: Vec<TrafficTarget>,
+    rollout_secs: i64,
+    annotation: Option<String>,
+    desired_table: Option<RouteTable>,
+    desired_gen: u64,
+    applied_gen: u64,
+    route_ingress_ready: bool,
+    reconcile_at: Option<SimTime>,
+    rolling: BTreeMap<String, bool>,
+    latest_ready: Option<u32>,
+    next_created_order: u32,
+    domain: DomainConfig,
+    features: RoutingFeatures,
+    route: RouteRef,
+    plane: DataPlane,
+    recorder: RunRecorder,
+    warnings: Vec<String>,
+    scratch: Vec<u64>,
+    hard_end: SimTime,
+}
+
+#[inline]
+fn handle(slot: u32, gen: u32) -> u64 {
+    (u64::from(slot) << 32) | u64::from(gen)
+}
+
+#[inline]
+fn slot_of(h: u64) -> usize {
+    (h >> 32) as usize
+}
+
+impl<'a> World<'a> {
+    fn new(s: &'a Scenario, opts: &RunOptions) -> Self {
+        let seed = s.seed;
+        let rep = opts.replication;
+        let rev_index: BTreeMap<String, u32> =
+            s.revisions.iter().enumerate().map(|(i, r)| (r.name.clone(), i as u32)).collect();
+        let revs: Vec<Rev> = s
+            .revisions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let client = s.client.timeout.unwrap_or(SimDuration::MAX);
+                Rev {
+                    name: r.name.clone(),
+                    cc: r.container_concurrency,
+                    deadline_after: r.timeout.min(client),
+                    client_first: client < r.timeout,
+                    app: r.app,
+                    created: false,
+                    created_order: 0,
+                    ready: false,
+                    pods: Vec::new(),
+                    endpoints: Vec::new(),
+                    endpoint_rr: 0,
+                    throttler: Throttler::new(r.container_concurrency, s.activator.lb_policy),
+                    serve_applied: false,
+                    serve_desired: false,
+                    sks_gen: 0,
+                    in_flight: 0,
+                    qp_waiting: 0,
+                    deadlines: VecDeque::new(),
+                    deadline_event: None,
+                    conc: ConcurrencyWindow::default(),
+                    reported: [u64::MAX; 4],
+                    service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
+                    startup_rng: stream(seed, rep, Stream::Startup, i as u64),
+                }
+            })
+            .collect();
+        let meta = RunMeta { scenario: s.name.clone(), seed, mode: "sim".to_string() };
+        let recorder = RunRecorder::new(
+            meta,
+            s.revisions.iter().map(|r| r.name.clone()).collect(),
+            s.metrics.window,
+            opts.keep_requests,
+        );
+        let end = SimTime::ZERO + s.duration;
+        let mut traffic = s.traffic.clone();
+        default_traffic(&mut traffic, true);
+        World {
+            s,
+            now: SimTime::ZERO,
+            events: 0,
+            queue: EventQueue::new(),
+            arrivals: ArrivalGen::new(&s.arrivals, end),
+            next_arrival: None,
+            arrival_rng: stream(seed, rep, Stream::Arrivals, 0),
+            routing_rng: stream(seed, rep, Stream::Routing, 0),
+            delay_rng: stream(seed, rep, Stream::IngressDelay, 0),
+            lb_rng: stream(seed, rep, Stream::ActivatorLb, 0),
+            reqs: Vec::with_capacity(4096),
+            free: Vec::new(),
+            next_req_id: 0,
+            pods: Vec::new(),
+            revs,
+            rev_index,
+            traffic,
+            rollout_secs: s.service.rollout_duration_secs,
+            annotation: None,
+            desired_table: None,
+            desired_gen: 0,
+            applied_gen: 0,
+            route_ingress_ready: false,
+            reconcile_at: None,
+            rolling: BTreeMap::new(),
+            latest_ready: None,
+            next_created_order: 0,
+            domain: DomainConfig { domain: s.service.domain.clone(), ..DomainConfig::default() },
+            features: RoutingFeatures { tag_header_routing: s.service.tag_header_routing, system_internal_tls: false },
+            route: RouteRef {
+                name: s.service.name.clone(),
+                namespace: s.service.namespace.clone(),
+                service: Some(s.service.name.clone()),
+            },
+            plane: DataPlane {
+                table: None,
+                pickers: Vec::new(),
+                group_revs: Vec::new(),
+                default_group: None,
+                main_group: None,
+                host_groups: Vec::new(),
+                header_groups: Vec::new(),
+            },
+            recorder,
+            warnings: Vec::new(),
+            scratch: Vec::new(),
+            hard_end: end + s.drain,
+        }
+    }
+
+    // ---------------------------------------------------------------- the loop
+
+    fn run(&mut self) {
+        self.start();
+        self.pull_arrival();
+        loop {
+            let next_event = self.queue.peek_key();
+            let take_arrival = match (&self.next_arrival, next_event) {
+                (Some((a, seq)), Some(key)) => (a.at, *seq) < key,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if take_arrival {
+                let (arrival, _) = self.next_arrival.take().expect("checked above");
+                self.now = arrival.at;
+                self.events += 1;
+                self.on_arrival(arrival);
+                self.pull_arrival();
+            } else {
+                if self.next_arrival.is_none() && self.total_in_flight() == 0 && self.now >= SimTime::ZERO + self.s.duration {
+                    break;
+                }
+                let (at, ev) = self.queue.pop().expect("peeked above");
+                if at > self.hard_end {
+                    break;
+                }
+                self.now = at;
+                self.events += 1;
+                self.on_event(ev);
+            }
+        }
+        let end = SimTime::ZERO + self.s.duration;
+        if self.now < end {
+            self.now = end;
+        }
+    }
+
+    fn total_in_flight(&self) -> u64 {
+        self.revs.iter().map(|r| u64::from(r.in_flight)).sum()
+    }
+
+    fn pull_arrival(&mut self) {
+        self.next_arrival = self.arrivals.next(&mut self.arrival_rng).map(|a| (a, self.queue.reserve_seq()));
+    }
+
+    fn start(&mut self) {
+        // Revisions that exist at t = 0 run their pods already; they are ready, healthy for the
+        // activator and in the SKS mode their excess burst capacity gives.
+        for i in 0..self.revs.len() {
+            if self.s.revisions[i].created_at.is_none() {
+                self.create_revision(i as u32, true);
+            }
+        }
+        for (i, ev) in self.s.timeline.iter().enumerate() {
+            self.queue.schedule(ev.at, Ev::Timeline(i as u32));
+        }
+        for i in 0..self.revs.len() {
+            if self.revs[i].created {
+                let serve = self.wants_serve(i as u32);
+                let r = &mut self.revs[i];
+                r.serve_desired = serve;
+                r.serve_applied = serve;
+            }
+        }
+        // The KIngress is created with the desired split (no gradual rollout at creation,
+        // RR:59-72) and is programmed before the run starts.
+        self.reconcile();
+        if let Some(gen) = (self.desired_gen > self.applied_gen).then_some(self.desired_gen) {
+            self.apply_programming(gen);
+            self.reconcile();
+        }
+        self.queue.schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
+    }
+
+    fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Timeline(i) => self.on_timeline(i as usize),
+            Ev::PodReady(pod) => self.on_pod_ready(pod),
+            Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
+            Ev::ServiceDone { pod, req } => self.on_service_done(pod, req),
+            Ev::PsWake { pod, gen } => self.on_ps_wake(pod, gen),
+            Ev::Deadline { rev } => self.on_deadline(rev),
+            Ev::IngressProgrammed { generation } => {
+                if generation > self.applied_gen {
+                    self.apply_programming(generation);
+                    self.reconcile();
+                }
+            }
+            Ev::SksApply { rev, serve, gen } => {
+                let r = &mut self.revs[rev as usize];
+                if gen == r.sks_gen {
+                    r.serve_applied = serve;
+                }
+            }
+            Ev::Reconcile => {
+                if self.reconcile_at == Some(self.now) {
+                    self.reconcile_at = None;
+                }
+                self.reconcile();
+            }
+            Ev::DeciderTick => {
+                self.on_decider_tick();
+                if self.now < self.hard_end {
+                    self.queue.schedule(self.now + DECIDER_TICK, Ev::DeciderTick);
+                }
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- requests
+
+    fn on_arrival(&mut self, a: Arrival) {
+        self.recorder.arrived(self.now);
+        let id = self.next_req_id;
+        self.next_req_id += 1;
+        let group = match a.address {
+            Address::Main => self.plane.main_group,
+            Address::Host(i) => self.plane.host_groups.get(i as usize).copied().flatten(),
+            Address::Header(i) => self.plane.header_groups.get(i as usize).copied().flatten(),
+        };
+        let Some(group) = group else {
+            // No rule for the host: the ingress answers 404.
+            self.recorder.finished(&RequestRecord {
+                id,
+                arrived: self.now,
+                finished: self.now,
+                revision: None,
+                default_group: false,
+                via_activator: false,
+                outcome: Outcome::Error,
+            });
+            return;
+        };
+        let split = self.plane.pickers[group].pick(a.client, &mut self.routing_rng);
+        let rev = self.plane.group_revs[group][split];
+        let default_group = Some(group) == self.plane.default_group;
+        self.recorder.routed(self.now, rev as usize, default_group);
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.reqs.push(Req {
+                    id: 0,
+                    gen: 0,
+                    arrived: SimTime::ZERO,
+                    rev: 0,
+                    pod: 0,
+                    loc: Loc::Free,
+                    default_group: false,
+                    via_activator: false,
+                });
+                (self.reqs.len() - 1) as u32
+            }
+        };
+        let r = &mut self.reqs[slot as usize];
+        r.id = id;
+        r.arrived = self.now;
+        r.rev = rev;
+        r.default_group = default_group;
+        let h = handle(slot, r.gen);
+        let revr = &mut self.revs[rev as usize];
+        revr.in_flight += 1;
+        let deadline = self.now + revr.deadline_after;
+        // Drop finished heads so the deadline list stays as small as what is in flight.
+        while let Some(&(_, head)) = revr.deadlines.front() {
+            if self.reqs[slot_of(head)].gen == head as u32 && self.reqs[slot_of(head)].loc != Loc::Free {
+                break;
+            }
+            revr.deadlines.pop_front();
+        }
+        revr.deadlines.push_back((deadline, h));
+        if revr.deadline_event.is_none() {
+            revr.deadline_event = Some(deadline);
+            self.queue.schedule(deadline, Ev::Deadline { rev });
+        }
+        if self.revs[rev as usize].serve_applied {
+            self.reqs[slot as usize].via_activator = false;
+            let rr = &mut self.revs[rev as usize];
+            if rr.endpoints.is_empty() {
+                // Serve mode with no endpoint left: the ingress has no healthy upstream.
+                self.reqs[slot as usize].loc = Loc::Rejected;
+                self.finish(h, Outcome::Error);
+                return;
+            }
+            let pod = rr.endpoints[rr.endpoint_rr % rr.endpoints.len()];
+            rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
+            self.qp_admit(pod, h);
+        } else {
+            let req = &mut self.reqs[slot as usize];
+            req.via_activator = true;
+            req.loc = Loc::ActivatorQueue;
+            self.revs[rev as usize].throttler.enqueue(h);
+            self.dispatch(rev);
+        }
+        self.touch(rev);
+    }
+
+    /// Sends waiting activator requests to pods while capacity allows.
+    fn dispatch(&mut self, rev: u32) {
+        loop {
+            let reqs = &self.reqs;
+            let alive = |h: u64| {
+                let r = &reqs[slot_of(h)];
+                r.gen == h as u32 && r.loc == Loc::ActivatorQueue
+            };
+            let Some((h, pod)) = self.revs[rev as usize].throttler.dispatch(&mut self.lb_rng, alive) else {
+                break;
+            };
+            self.qp_admit(pod, h);
+        }
+    }
+
+    /// A request reaches a pod's queue-proxy.
+    fn qp_admit(&mut self, pod: u32, h: u64) {
+        let slot = slot_of(h);
+        self.reqs[slot].pod = pod;
+        let p = &mut self.pods[pod as usize];
+        p.holding += 1;
+        match &mut p.server {
+            Server::Breaker(b) => match b.admit(h) {
+                Admission::Start => self.start_service(pod, h),
+                Admission::Queued => {
+                    self.reqs[slot].loc = Loc::QpQueue;
+                    self.revs[p.rev as usize].qp_waiting += 1;
+                }
+                Admission::Rejected => {
+                    p.holding -= 1;
+                    self.reqs[slot].loc = Loc::Rejected;
+                    self.maybe_gone(pod);
+                    self.finish(h, Outcome::RejectedQp);
+                }
+            },
+            Server::Ps { .. } => self.start_service(pod, h),
+        }
+    }
+
+    fn start_service(&mut self, pod: u32, h: u64) {
+        let slot = slot_of(h);
+        self.reqs[slot].loc = Loc::Executing;
+        let rev = self.pods[pod as usize].rev as usize;
+        let work = self.s.revisions[rev].service_time.sample(&mut self.revs[rev].service_rng);
+        match &mut self.pods[pod as usize].server {
+            Server::Breaker(_) => {
+                self.queue.schedule(self.now + work, Ev::ServiceDone { pod, req: h });
+            }
+            Server::Ps { ps, gen } => {
+                ps.start(self.now.as_secs_f64(), h, work.as_secs_f64());
+                *gen += 1;
+                let g = *gen;
+                if let Some(t) = ps.next_completion_s() {
+                    self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+                }
+            }
+        }
+    }
+
+    fn on_service_done(&mut self, pod: u32, h: u64) {
+        let r = &self.reqs[slot_of(h)];
+        if r.gen != h as u32 || r.loc != Loc::Executing || r.pod != pod {
+            return; // timed out or cancelled earlier
+        }
+        self.finish(h, Outcome::Served);
+    }
+
+    fn on_ps_wake(&mut self, pod: u32, gen: u32) {
+        let now_s = self.now.as_secs_f64();
+        let mut done = std::mem::take(&mut self.scratch);
+        done.clear();
+        match &mut self.pods[pod as usize].server {
+            Server::Ps { ps, gen: g } if *g == gen => ps.take_finished(now_s, &mut done),
+            _ => return,
+        }
+        for &h in &done {
+            // The job already left the server; finish without removing it again.
+            self.reqs[slot_of(h)].loc = Loc::Executing;
+            self.finish(h, Outcome::Served);
+        }
+        self.scratch = done;
+        if let Server::Ps { ps, gen } = &mut self.pods[pod as usize].server {
+            *gen += 1;
+            let g = *gen;
+            if let Some(t) = ps.next_completion_s() {
+                self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+            }
+        }
+    }
+
+    /// Ends a request with `outcome`, wherever it is, and frees what it held.
+    fn finish(&mut self, h: u64, outcome: Outcome) {
+        let slot = slot_of(h);
+        let r = self.reqs[slot];
+        let rev = r.rev;
+        match r.loc {
+            Loc::Free => return,
+            Loc::ActivatorQueue => {
+                if r.via_activator {
+                    self.revs[rev as usize].throttler.forget_waiting();
+                }
+            }
+            Loc::QpQueue => {
+                let p = &mut self.pods[r.pod as usize];
+                p.holding -= 1;
+                if let Server::Breaker(b) = &mut p.server {
+                    b.forget_waiting();
+                }
+                self.revs[rev as usize].qp_waiting -= 1;
+                self.maybe_gone(r.pod);
+            }
+            Loc::Executing => self.release_pod_slot(r.pod, h, outcome == Outcome::Served),
+            Loc::Rejected => {}
+        }
+        if r.via_activator && r.loc != Loc::ActivatorQueue {
+            self.revs[rev as usize].throttler.release(r.pod);
+        }
+        let req = &mut self.reqs[slot];
+        req.loc = Loc::Free;
+        req.gen = req.gen.wrapping_add(1);
+        self.free.push(slot as u32);
+        self.revs[rev as usize].in_flight -= 1;
+        self.recorder.finished(&RequestRecord {
+            id: r.id,
+            arrived: r.arrived,
+            finished: self.now,
+            revision: Some(rev as usize),
+            default_group: r.default_group,
+            via_activator: r.via_activator,
+            outcome,
+        });
+        if r.via_activator {
+            self.dispatch(rev);
+        }
+        self.touch(rev);
+    }
+
+    /// An executing request leaves its pod: the breaker slot goes to the next waiter.
+    fn release_pod_slot(&mut self, pod: u32, h: u64, served: bool) {
+        let p = &mut self.pods[pod as usize];
+        p.holding -= 1;
+        let rev = p.rev;
+        match &mut p.server {
+            Server::Breaker(b) => {
+                let reqs = &self.reqs;
+                let next = b.release(|w| {
+                    let r = &reqs[slot_of(w)];
+                    r.gen == w as u32 && r.loc == Loc::QpQueue
+                });
+                if let Some(next) = next {
+                    self.revs[rev as usize].qp_waiting -= 1;
+                    self.start_service(pod, next);
+                }
+            }
+            Server::Ps { ps, gen } => {
+                if !served && ps.remove(self.now.as_secs_f64(), h) {
+                    *gen += 1;
+                    let g = *gen;
+                    if let Some(t) = ps.next_completion_s() {
+                        self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+                    }
+                }
+            }
+        }
+        self.maybe_gone(pod);
+    }
+
+    fn on_deadline(&mut self, rev: u32) {
+        let r = &mut self.revs[rev as usize];
+        r.deadline_event = None;
+        loop {
+            let r = &mut self.revs[rev as usize];
+            let Some(&(deadline, h)) = r.deadlines.front() else { break };
+            let req = &self.reqs[slot_of(h)];
+            let alive = req.gen == h as u32 && req.loc != Loc::Free;
+            if alive && deadline > self.now {
+                r.deadline_event = Some(deadline);
+                self.queue.schedule(deadline, Ev::Deadline { rev });
+                break;
+            }
+            r.deadlines.pop_front();
+            if alive {
+                let outcome = if r.client_first {
+                    Outcome::ClientCancelled
+                } else if req.via_activator {
+                    Outcome::ExpiredActivator
+                } else {
+                    Outcome::ExpiredQp
+                };
+                self.finish(h, outcome);
+            }
+        }
+    }
+
+    /// Reports the revision's gauges that changed, and feeds its concurrency window.
+    fn touch(&mut self, rev: u32) {
+        let r = &mut self.revs[rev as usize];
+        let values = [
+            u64::from(r.qp_waiting),
+            u64::from(r.throttler.waiting_len()),
+            u64::from(r.in_flight),
+            r.endpoints.len() as u64,
+        ];
+        if values[2] != r.reported[2] {
+            r.conc.set(self.now.as_secs_f64(), r.in_flight);
+        }
+        for (i, gauge) in [Gauge::QpQueue, Gauge::ActivatorQueue, Gauge::InFlight, Gauge::ReadyPods].into_iter().enumerate() {
+            if values[i] != r.reported[i] {
+                r.reported[i] = values[i];
+                self.recorder.gauge(self.now, rev as usize, gauge, values[i]);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- pods and revisions
+
+    fn create_revision(&mut self, rev: u32, at_start: bool) {
+        let r = &mut self.revs[rev as usize];
+        if r.created {
+            return;
+        }
+        r.created = true;
+        r.created_order = self.next_created_order;
+        self.next_created_order += 1;
+        let pods = self.s.revisions[rev as usize].pods;
+        self.set_pods(rev, pods, at_start);
+        if at_start && pods > 0 {
+            self.revision_ready(rev);
+        }
+    }
+
+    fn new_server(&self, rev: u32) -> Server {
+        let r = &self.revs[rev as usize];
+        match (r.cc, r.app) {
+            (cc, _) if cc > 0 => Server::Breaker(Breaker::queue_proxy(cc)),
+            (_, AppModel::Workers(n)) => Server::Breaker(Breaker::workers(n)),
+            (_, AppModel::ProcessorSharing { cores }) => Server::Ps { ps: PsServer::new(cores), gen: 0 },
+        }
+    }
+
+    /// Starts or stops pods until the revision has `target` live ones.
+    fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
+        let live: Vec<u32> = self.revs[rev as usize]
+            .pods
+            .iter()
+            .copied()
+            .filter(|p| matches!(self.pods[*p as usize].state, PodState::Starting | PodState::Ready))
+            .collect();
+        if (live.len() as u32) < target {
+            for _ in live.len() as u32..target {
+                let id = self.pods.len() as u32;
+                let server = self.new_server(rev);
+                self.pods.push(Pod { rev, state: PodState::Starting, server, holding: 0 });
+                self.revs[rev as usize].pods.push(id);
+                if at_start {
+                    self.on_pod_ready(id);
+                    self.on_pod_healthy(id);
+                } else {
+                    let delay = self.s.revisions[rev as usize].startup.sample(&mut self.revs[rev as usize].startup_rng);
+                    self.queue.schedule(self.now + delay, Ev::PodReady(id));
+                }
+            }
+        } else {
+            // Scale down: starting pods first, then the newest ready ones.
+            let mut victims: Vec<u32> = live.clone();
+            victims.sort_by_key(|p| (self.pods[*p as usize].state == PodState::Ready, std::cmp::Reverse(*p)));
+            for pod in victims.into_iter().take(live.len() - target as usize) {
+                self.terminate(pod);
+            }
+        }
+        self.touch(rev);
+    }
+
+    fn terminate(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        let rev = p.rev;
+        let was_ready = p.state == PodState::Ready;
+        p.state = PodState::Terminating;
+        if was_ready {
+            let r = &mut self.revs[rev as usize];
+            r.endpoints.retain(|e| *e != pod);
+            r.throttler.remove_pod(pod);
+        }
+        self.maybe_gone(pod);
+    }
+
+    fn maybe_gone(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        if p.state == PodState::Terminating && p.holding == 0 {
+            p.state = PodState::Gone;
+        }
+    }
+
+    fn on_pod_ready(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        if p.state != PodState::Starting {
+            return;
+        }
+        p.state = PodState::Ready;
+        let rev = p.rev;
+        self.revs[rev as usize].endpoints.push(pod);
+        // The activator sees the pod at its next probe tick (revision_backends.go:90-96).
+        let period = self.s.activator.probe_period.as_nanos().max(1);
+        let tick = SimTime((self.now.as_nanos() + period - 1) / period * period);
+        if tick > self.now {
+            self.queue.schedule(tick, Ev::PodHealthy(pod));
+        } else if self.now > SimTime::ZERO {
+            self.on_pod_healthy(pod);
+        }
+        if !self.revs[rev as usize].ready {
+            self.revision_ready(rev);
+            if self.now > SimTime::ZERO {
+                self.reconcile();
+            }
+        }
+        self.touch(rev);
+    }
+
+    fn on_pod_healthy(&mut self, pod: u32) {
+        let p = &self.pods[pod as usize];
+        if p.state != PodState::Ready {
+            return;
+        }
+        let rev = p.rev;
+        self.revs[rev as usize].throttler.add_pod(pod);
+        self.dispatch(rev);
+        self.touch(rev);
+    }
+
+    /// The revision reached its initial scale (1 ready pod): Ready, and the configuration's
+    /// latest ready revision if it is the newest created one that is ready.
+    fn revision_ready(&mut self, rev: u32) {
+        self.revs[rev as usize].ready = true;
+        let newer = match self.latest_ready {
+            None => true,
+            Some(cur) => self.revs[rev as usize].created_order > self.revs[cur as usize].created_order,
+        };
+        if newer {
+            self.latest_ready = Some(rev);
+        }
+    }
+
+    /// Serve iff ready pods and EBC >= 0 (A.4).
+    fn wants_serve(&mut self, rev: u32) -> bool {
+        let tbc = self.s.activator.target_burst_capacity;
+        let now_s = self.now.as_secs_f64();
+        let r = &mut self.revs[rev as usize];
+        let ready = r.endpoints.len() as f64;
+        if ready == 0.0 {
+            return false;
+        }
+        if tbc == 0.0 {
+            return true;
+        }
+        if tbc < 0.0 {
+            return false;
+        }
+        let total = if r.cc > 0 { f64::from(r.cc) } else { CC_ZERO_TOTAL_VALUE };
+        let ebc = (ready * total - tbc - r.conc.panic_average(now_s)).floor();
+        ebc >= 0.0
+    }
+
+    fn on_decider_tick(&mut self) {
+        for rev in 0..self.revs.len() as u32 {
+            if !self.revs[rev as usize].created {
+                continue;
+            }
+            let serve = self.wants_serve(rev);
+            let r = &mut self.revs[rev as usize];
+            if serve != r.serve_desired {
+                r.serve_desired = serve;
+                r.sks_gen += 1;
+                let gen = r.sks_gen;
+                let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+                self.queue.schedule(self.now + delay, Ev::SksApply { rev, serve, gen });
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- the route
+
+    fn inventory(&self) -> Inventory {
+        let mut inv = Inventory::default();
+        let config = &self.s.service.name;
+        for r in self.revs.iter().filter(|r| r.created) {
+            let mut info = RevisionInfo::ready(&r.name, config, Some(config));
+            info.ready = if r.ready { ConditionStatus::True } else { ConditionStatus::Unknown };
+            inv.add_revision(info);
+        }
+        let latest = self.latest_ready.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        inv.add_configuration(config, &latest, ConditionStatus::True);
+        inv
+    }
+
+    /// The route reconciler (RR:331-383, RG:164-197).
+    fn reconcile(&mut self) {
+        let route_traffic = service_route_traffic(&self.traffic, &self.s.service.name);
+        let tc = match build_traffic_configuration(&self.inventory(), &self.route, &route_traffic) {
+            Ok(tc) => tc,
+            // d.13: a target error freezes the ingress; the last good split stays live.
+            Err(_) => return,
+        };
+        let cur = tc.build_rollout();
+        let ingress_ready = self.applied_gen == self.desired_gen;
+        let now_ns = EPOCH_NS + self.now.as_nanos();
+        let (effective, next_ns) = reconcile_rollout(
+            &cur,
+            self.annotation.as_deref(),
+            self.rollout_secs,
+            ingress_ready,
+            self.route_ingress_ready,
+            now_ns,
+        );
+        self.annotation = Some(effective.to_json());
+        let table = match RouteTable::build(&tc, &effective, &self.route, &self.domain, self.features) {
+            Ok(t) => t,
+            Err(e) => {
+                self.warn(format!("the route cannot be programmed: {e}"));
+                return;
+            }
+        };
+        if self.desired_table.as_ref() != Some(&table) {
+            self.desired_table = Some(table);
+            self.desired_gen += 1;
+            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+            self.queue.schedule(self.now + delay, Ev::IngressProgrammed { generation: self.desired_gen });
+        }
+        self.route_ingress_ready = self.applied_gen == self.desired_gen && effective.done();
+        for cfg in &effective.configurations {
+            let key = format!("{}/{}", cfg.tag, cfg.configuration_name);
+            let in_progress = cfg.revisions.len() >= 2;
+            let was = self.rolling.get(&key).copied().unwrap_or(false);
+            if in_progress && !was {
+                self.recorder.rollout_started(self.now, &cfg.configuration_name);
+            } else if !in_progress && was {
+                self.recorder.rollout_finished(self.now, &cfg.configuration_name);
+            }
+            self.rolling.insert(key, in_progress);
+        }
+        if next_ns > 0 {
+            let at = SimTime(next_ns - EPOCH_NS).max(self.now);
+            if self.reconcile_at.is_none_or(|t| at < t || t < self.now) {
+                self.reconcile_at = Some(at);
+                self.queue.schedule(at, Ev::Reconcile);
+            }
+        }
+    }
+
+    /// The data plane applies generation `gen` of the ingress.
+    fn apply_programming(&mut self, gen: u64) {
+        self.applied_gen = gen;
+        let Some(table) = self.desired_table.clone() else { return };
+        let previous = self.plane.table.take();
+        self.plane.pickers.clear();
+        self.plane.group_revs.clear();
+        for group in &table.groups {
+            let weights: Vec<u32> = group.splits.iter().map(|s| s.percent.clamp(0, 100) as u32).collect();
+            let revs: Vec<u32> = group.splits.iter().map(|s| self.rev_index.get(&s.revision).copied().unwrap_or(0)).collect();
+            let picker = Picker::new(self.s.picker, &weights)
+                .unwrap_or_else(|_| Picker::new(self.s.picker, &[1]).expect("a single positive weight"));
+            self.plane.pickers.push(picker);
+            self.plane.group_revs.push(if revs.is_empty() { vec![0] } else { revs });
+            let changed = previous.as_ref().and_then(|p| p.groups.iter().find(|g| g.tag == group.tag)) != Some(group);
+            if changed {
+                let splits: Vec<(String, i64)> = group.splits.iter().map(|s| (s.revision.clone(), s.percent)).collect();
+                self.recorder.programmed(self.now, &group.tag, &splits);
+            }
+        }
+        let main_host = self.domain.external_host(&self.route.name, &self.route.namespace, "").unwrap_or_default();
+        self.plane.default_group = table.group_index("");
+        self.plane.main_group = table.route(&main_host, None).map(|d| d.group);
+        let tags = self.arrivals.tags().to_vec();
+        self.plane.host_groups = tags
+            .iter()
+            .map(|t| {
+                let host = self.domain.external_host(&self.route.name, &self.route.namespace, t).unwrap_or_default();
+                table.route(&host, None).map(|d| d.group)
+            })
+            .collect();
+        self.plane.header_groups = tags.iter().map(|t| table.route(&main_host, Some(t)).map(|d| d.group)).collect();
+        self.plane.table = Some(table);
+    }
+
+    fn on_timeline(&mut self, i: usize) {
+        let ev = &self.s.timeline[i];
+        match &ev.action {
+            Action::CreateRevision(rev) => self.create_revision(*rev as u32, false),
+            Action::SetTraffic(traffic) => {
+                let mut t = traffic.clone();
+                default_traffic(&mut t, true);
+                self.traffic = t;
+                self.reconcile();
+            }
+            Action::Kn { traffic, tags, untags } => self.apply_kn(traffic, tags, untags),
+            Action::Scale { revision, pods } => {
+                let rev = *revision as u32;
+                if self.revs[rev as usize].created {
+                    self.set_pods(rev, *pods, false);
+                } else {
+                    self.warn(format!("scale of {} before it was created: ignored", self.revs[rev as usize].name));
+                }
+            }
+            Action::SetRolloutDuration { secs } => {
+                self.rollout_secs = *secs;
+                self.reconcile();
+            }
+        }
+    }
+
+    fn apply_kn(&mut self, traffic: &[String], tags: &[String], untags: &[String]) {
+        let latest = self.latest_ready.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        let status: Vec<TrafficTarget> = self
+            .traffic
+            .iter()
+            .map(|t| {
+                let mut s = t.clone();
+                if s.is_latest() {
+                    s.revision_name = latest.clone();
+                }
+                s
+            })
+            .collect();
+        let revisions: Vec<KnRevision> = self
+            .revs
+            .iter()
+            .filter(|r| r.created)
+            .map(|r| KnRevision { name: r.name.clone(), tags_annotation: String::new() })
+            .collect();
+        let state = ServiceState {
+            name: self.s.service.name.clone(),
+            spec_traffic: self.traffic.clone(),
+            status_traffic: status,
+            latest_ready_revision: latest,
+        };
+        let result = TrafficFlags::from_occurrences(traffic, tags, untags)
+            .and_then(|flags| compute(&state, &flags, &revisions, false, Command::Update));
+        match result {
+            Ok(mut t) => {
+                default_traffic(&mut t, true);
+                let meta = ObjectMeta {
+                    name: self.s.service.name.clone(),
+                    namespace: self.s.service.namespace.clone(),
+                    ..Default::default()
+                };
+                if let Some(err) = validate_service(&meta, &t) {
+                    self.warn(format!("kn edit rejected by the webhook: {err}"));
+                } else {
+                    self.traffic = t;
+                    self.reconcile();
+                }
+            }
+            Err(e) => self.warn(format!("kn edit failed: {e}")),
+        }
+    }
+
+    fn warn(&mut self, message: String) {
+        self.warnings.push(format!("t={}s: {message}", self.now));
+    }
+}
