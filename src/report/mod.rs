@@ -1,9 +1,12 @@
 //! Measurement and output: the statistics both the simulator and the live mode report.
 //!
-//! Owns: split-accuracy tracking (`accuracy`). Later: the per-request record schema, aggregation,
-//! CSV/JSON writers, plots and HTML.
+//! Owns: split-accuracy tracking (`accuracy`), the per-request record schema (`record`), the
+//! measurements of one run and its output files (`run`, with the file mechanics in `write`).
+//! Later: plots and HTML.
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
 pub mod record;
+pub mod run;
+pub mod write;

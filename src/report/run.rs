@@ -1,0 +1,1575 @@
+//! The measurements of one run: a `RunRecorder` the simulator (or the live mode) feeds as things
+//! happen, and the `RunReport` it turns into at the end, which writes the run's files.
+//!
+//! Owns: per-run and per-window counting, time-weighted programmed split, latency histograms,
+//! gauge maxima, split error, rollout spans, and the layout of `summary.json`,
+//! `timeseries.csv`, `routes.csv` and `requests.csv`.
+//!
+//! Must not: route, simulate or read a clock; it only observes what it is told, at the times it
+//! is told. It never keeps one entry per request in memory: memory is bounded by windows ×
+//! revisions (plus route changes and configurations), and the optional request log streams to a
+//! spool file.
+//!
+//! Invariants:
+//! - Time only moves forward. Calls come with non-decreasing times; a call with an earlier time
+//!   than one already seen is treated as happening at the latest time seen (and counted in
+//!   `RunReport::clamped_calls`), so windows that have been closed are never reopened.
+//! - Windows are `[k·w, (k+1)·w)`. The rows of `timeseries.csv` cover `[0, end)`; a window that
+//!   starts exactly at `end` is kept only when something was recorded at `end` (so no count is
+//!   lost), and its `programmed_pct` is the split in force at `end`.
+//! - A window's statistics are final when time leaves it, so only the current window holds
+//!   histograms; closed windows keep their percentiles as numbers.
+//! - Same calls ⇒ byte-identical files, apart from `engine.wall_s`, which the caller supplies.
+//!
+//! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `requests` {`arrived`,
+//! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `errors`,
+//! `in_flight_at_end`}, `revisions` (revision index order) {the same eight, `routed`,
+//! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
+//! `peak_activator_queue`}, `split` {`max_abs_error_pct`}, `rollout` (configuration names
+//! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
+//! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
+//! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use super::record::{Outcome, RequestRecord};
+pub use super::write::WriteError;
+use super::write::{
+    csv_field, remove_if_present, round3, secs3, us_to_ms, write_atomic, Fixed3, Ms, SpoolFile,
+    SpoolWriter,
+};
+use crate::model::time::{SimDuration, SimTime};
+
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const TIMESERIES_FILE: &str = "timeseries.csv";
+pub const ROUTES_FILE: &str = "routes.csv";
+pub const REQUESTS_FILE: &str = "requests.csv";
+
+pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
+rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms";
+pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
+pub const REQUESTS_HEADER: &str =
+    "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
+
+/// A window counts towards `split.max_abs_error_pct` only when at least this many
+/// default-group requests were routed in it (to any revision): with fewer, a per-request picker's
+/// binomial noise alone (±10 points at n = 100, p = 0.5) would dominate the figure.
+pub const SPLIT_ERROR_MIN_REQUESTS: u64 = 100;
+
+/// HDR histograms keep 3 significant digits: percentiles are within 0.1% of the true value.
+const SIGFIG: u8 = 3;
+
+/// A per-revision quantity whose current value the recorder is told about when it changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Gauge {
+    /// Requests waiting in the revision's queue-proxies.
+    QpQueue,
+    /// Requests for the revision waiting in the activator.
+    ActivatorQueue,
+    /// Requests of the revision between routing and their end.
+    InFlight,
+    /// Pods of the revision that are ready.
+    ReadyPods,
+}
+
+impl Gauge {
+    pub const ALL: [Gauge; 4] = [
+        Gauge::QpQueue,
+        Gauge::ActivatorQueue,
+        Gauge::InFlight,
+        Gauge::ReadyPods,
+    ];
+
+    fn index(self) -> usize {
+        match self {
+            Gauge::QpQueue => 0,
+            Gauge::ActivatorQueue => 1,
+            Gauge::InFlight => 2,
+            Gauge::ReadyPods => 3,
+        }
+    }
+}
+
+/// What the run was.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunMeta {
+    pub scenario: String,
+    pub seed: u64,
+    /// `"sim"` or `"live"`.
+    pub mode: String,
+}
+
+/// What running cost; `wall_s` is the only non-deterministic figure in the outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct EngineStats {
+    pub events: u64,
+    pub wall_s: f64,
+    pub sim_s: f64,
+}
+
+/// The eight request counts, at the top level or for one revision.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Top level: requests that arrived. Per revision: requests routed to it.
+    pub arrived: u64,
+    pub served: u64,
+    pub rejected_qp: u64,
+    pub expired_activator: u64,
+    pub expired_qp: u64,
+    pub client_cancelled: u64,
+    pub errors: u64,
+    pub in_flight_at_end: u64,
+}
+
+impl Counts {
+    fn count(&mut self, outcome: Outcome) {
+        let slot = match outcome {
+            Outcome::Served => &mut self.served,
+            Outcome::RejectedQp => &mut self.rejected_qp,
+            Outcome::ExpiredActivator => &mut self.expired_activator,
+            Outcome::ExpiredQp => &mut self.expired_qp,
+            Outcome::ClientCancelled => &mut self.client_cancelled,
+            Outcome::Error => &mut self.errors,
+        };
+        *slot += 1;
+    }
+
+    /// Every arrival is accounted for by exactly one end or by being in flight at the end.
+    pub fn balanced(&self) -> bool {
+        let ends = [
+            self.served,
+            self.rejected_qp,
+            self.expired_activator,
+            self.expired_qp,
+            self.client_cancelled,
+            self.errors,
+            self.in_flight_at_end,
+        ];
+        // u128: a sum that overflows u64 must compare unequal, not wrap into equality.
+        ends.iter().map(|&c| u128::from(c)).sum::<u128>() == u128::from(self.arrived)
+    }
+}
+
+/// End-to-end latency of a revision's served requests, in milliseconds with microsecond
+/// resolution. Percentiles come from an HDR histogram (3 significant digits, nearest rank) and
+/// never exceed the exact maximum; the mean and the maximum are exact.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct LatencySummary {
+    #[serde(rename = "mean")]
+    pub mean_ms: f64,
+    #[serde(rename = "p50")]
+    pub p50_ms: f64,
+    #[serde(rename = "p90")]
+    pub p90_ms: f64,
+    #[serde(rename = "p99")]
+    pub p99_ms: f64,
+    #[serde(rename = "p999")]
+    pub p999_ms: f64,
+    #[serde(rename = "max")]
+    pub max_ms: f64,
+}
+
+/// One revision's totals over the run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RevisionSummary {
+    pub name: String,
+    /// `arrived` is the number of requests routed to the revision.
+    pub counts: Counts,
+    pub routed: u64,
+    /// `None` when the revision served nothing.
+    pub latency: Option<LatencySummary>,
+    pub peak_qp_queue: u64,
+    pub peak_activator_queue: u64,
+}
+
+/// When a configuration's rollout first started and last finished.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RolloutSpan {
+    pub started: Option<SimTime>,
+    pub finished: Option<SimTime>,
+}
+
+/// One row of `timeseries.csv`: a window × revision.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct WindowCell {
+    /// Time-weighted percent of the revision in the default group's split over the window.
+    pub programmed_pct: f64,
+    /// Requests routed to the revision in the window, all groups.
+    pub routed: u64,
+    /// Of which in the default group.
+    pub routed_default: u64,
+    pub served: u64,
+    pub rejected_qp: u64,
+    /// Both kinds of expiry (activator and queue-proxy).
+    pub expired: u64,
+    /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
+    pub gauge_max: [u64; 4],
+    /// Of the served requests that finished in the window.
+    pub p50_us: Option<u64>,
+    pub p99_us: Option<u64>,
+}
+
+/// What the recorder tracks for one revision.
+#[derive(Debug)]
+struct RevisionState {
+    counts: Counts,
+    routed: u64,
+    latency: Histogram<u64>,
+    latency_sum_us: u128,
+    latency_max_us: u64,
+    window_latency: Histogram<u64>,
+    window_max_us: u64,
+    gauges: [u64; 4],
+    peaks: [u64; 4],
+    /// Percent in the default group's split now.
+    pct: i64,
+    /// ∫ pct dt over the current window up to `RunRecorder::segment_start`, in percent·ns.
+    pct_ns: i128,
+}
+
+impl RevisionState {
+    fn new() -> Self {
+        RevisionState {
+            counts: Counts::default(),
+            routed: 0,
+            latency: new_histogram(),
+            latency_sum_us: 0,
+            latency_max_us: 0,
+            window_latency: new_histogram(),
+            window_max_us: 0,
+            gauges: [0; 4],
+            peaks: [0; 4],
+            pct: 0,
+            pct_ns: 0,
+        }
+    }
+}
+
+/// An auto-resizing histogram: it grows with the largest latency seen (a bounded number of
+/// times), so no maximum has to be guessed.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram precision")
+}
+
+fn record_us(hist: &mut Histogram<u64>, us: u64) {
+    // An auto-resizing histogram only refuses values beyond i64::MAX / 2 µs (146,000 years);
+    // clamp those rather than lose the request.
+    if hist.record(us).is_err() {
+        hist.saturating_record(us);
+    }
+}
+
+/// The nearest-rank quantile, never above the exact maximum (the histogram reports the top of a
+/// value's bucket, which can exceed the largest value recorded in it).
+fn quantile_us(hist: &Histogram<u64>, q: f64, max_us: u64) -> u64 {
+    hist.value_at_quantile(q).min(max_us)
+}
+
+/// Collects the measurements of one run. Every method is O(1) amortised and allocation-free per
+/// request (histograms grow a bounded number of times; a new window allocates one row per
+/// revision).
+#[derive(Debug)]
+pub struct RunRecorder {
+    meta: RunMeta,
+    names: Vec<String>,
+    /// The names as CSV fields, computed once so the request log allocates nothing per row.
+    csv_names: Vec<String>,
+    index: HashMap<String, usize>,
+    window_ns: i64,
+    now: SimTime,
+    window_start: i64,
+    /// Start of the current constant-split segment within the current window.
+    segment_start: i64,
+    /// Whether anything per-revision was recorded in the current window.
+    touched: bool,
+    revs: Vec<RevisionState>,
+    /// Closed windows and the current one, `window * revisions + revision`.
+    cells: Vec<WindowCell>,
+    totals: Counts,
+    rollouts: BTreeMap<String, RolloutSpan>,
+    routes_csv: String,
+    spool: Option<SpoolWriter>,
+    clamped_calls: u64,
+}
+
+impl RunRecorder {
+    /// `revisions` are the revision names, indexed as the other calls index them. `window` is
+    /// the width of a `timeseries.csv` row. With `keep_requests`, every finished request is
+    /// logged to `requests.csv`.
+    ///
+    /// # Panics
+    /// If `window` is not positive or a revision name appears twice: both are programming
+    /// errors in the caller (a scenario is validated before it runs).
+    pub fn new(
+        meta: RunMeta,
+        revisions: Vec<String>,
+        window: SimDuration,
+        keep_requests: bool,
+    ) -> Self {
+        assert!(window.0 > 0, "window must be positive, got {window}");
+        let mut index = HashMap::with_capacity(revisions.len());
+        for (i, name) in revisions.iter().enumerate() {
+            let previous = index.insert(name.clone(), i);
+            assert!(previous.is_none(), "revision {name:?} is listed twice");
+        }
+        let csv_names = revisions
+            .iter()
+            .map(|n| csv_field(n).into_owned())
+            .collect();
+        let revs: Vec<RevisionState> = revisions.iter().map(|_| RevisionState::new()).collect();
+        let cells = vec![WindowCell::default(); revs.len()];
+        RunRecorder {
+            meta,
+            names: revisions,
+            csv_names,
+            index,
+            window_ns: window.0,
+            now: SimTime::ZERO,
+            window_start: 0,
+            segment_start: 0,
+            touched: false,
+            revs,
+            cells,
+            totals: Counts::default(),
+            rollouts: BTreeMap::new(),
+            routes_csv: format!("{ROUTES_HEADER}\n"),
+            spool: keep_requests.then(|| SpoolWriter::create(&format!("{REQUESTS_HEADER}\n"))),
+            clamped_calls: 0,
+        }
+    }
+
+    /// A request arrived (whether or not it will find a route).
+    pub fn arrived(&mut self, t: SimTime) {
+        self.advance(t);
+        self.totals.arrived += 1;
+    }
+
+    /// The ingress picked `revision` for a request; `default_group` when it took the route's
+    /// main split rather than a tag's.
+    pub fn routed(&mut self, t: SimTime, revision: usize, default_group: bool) {
+        self.advance(t);
+        self.revs[revision].routed += 1;
+        let cell = self.cell_mut(revision);
+        cell.routed += 1;
+        cell.routed_default += u64::from(default_group);
+        self.touched = true;
+    }
+
+    /// A request ended; call exactly once per request that ends, at `rec.finished`.
+    pub fn finished(&mut self, rec: &RequestRecord) {
+        self.advance(rec.finished);
+        self.totals.count(rec.outcome);
+        // Round to the microsecond; a (buggy) negative latency counts as zero.
+        let latency_us = (rec.latency_ns().max(0) as u64).saturating_add(500) / 1000;
+        if let Some(r) = rec.revision {
+            let st = &mut self.revs[r];
+            st.counts.count(rec.outcome);
+            if rec.outcome == Outcome::Served {
+                record_us(&mut st.latency, latency_us);
+                record_us(&mut st.window_latency, latency_us);
+                st.latency_sum_us += u128::from(latency_us);
+                st.latency_max_us = st.latency_max_us.max(latency_us);
+                st.window_max_us = st.window_max_us.max(latency_us);
+            }
+            let cell = self.cell_mut(r);
+            match rec.outcome {
+                Outcome::Served => cell.served += 1,
+                Outcome::RejectedQp => cell.rejected_qp += 1,
+                Outcome::ExpiredActivator | Outcome::ExpiredQp => cell.expired += 1,
+                Outcome::ClientCancelled | Outcome::Error => {}
+            }
+            self.touched = true;
+        }
+        if let Some(spool) = self.spool.as_mut() {
+            let revision = rec.revision.map_or("", |r| self.csv_names[r].as_str());
+            spool.append(|w| {
+                writeln!(
+                    w,
+                    "{},{},{},{},{},{},{},{},{}",
+                    rec.id,
+                    rec.arrived,
+                    rec.finished,
+                    revision,
+                    rec.default_group,
+                    rec.via_activator,
+                    rec.outcome.name(),
+                    rec.outcome.status(),
+                    Ms(latency_us)
+                )
+            });
+        }
+    }
+
+    /// From `t` the data plane applies `splits` (revision name, percent) to the group `tag`
+    /// (`""` is the default group). Names that are not among the run's revisions appear in
+    /// `routes.csv` but have no `timeseries.csv` rows; a name listed twice gets the sum.
+    pub fn programmed(&mut self, t: SimTime, tag: &str, splits: &[(String, i64)]) {
+        let t = self.advance(t);
+        let tag_field = csv_field(tag);
+        for (name, percent) in splits {
+            writeln!(
+                self.routes_csv,
+                "{t},{tag_field},{},{percent}",
+                csv_field(name)
+            )
+            .expect("writing to a String cannot fail");
+        }
+        if !tag.is_empty() {
+            return;
+        }
+        self.close_segment(t.0);
+        for st in &mut self.revs {
+            st.pct = 0;
+        }
+        for (name, percent) in splits {
+            if let Some(&r) = self.index.get(name) {
+                self.revs[r].pct += percent;
+            }
+        }
+        self.touched = true;
+    }
+
+    /// The current value of `gauge` for `revision` is now `value`.
+    pub fn gauge(&mut self, t: SimTime, revision: usize, gauge: Gauge, value: u64) {
+        self.advance(t);
+        let g = gauge.index();
+        let st = &mut self.revs[revision];
+        st.gauges[g] = value;
+        st.peaks[g] = st.peaks[g].max(value);
+        let cell = self.cell_mut(revision);
+        cell.gauge_max[g] = cell.gauge_max[g].max(value);
+        self.touched = true;
+    }
+
+    /// A rollout of `configuration` started; the first start is kept.
+    pub fn rollout_started(&mut self, t: SimTime, configuration: &str) {
+        let t = self.advance(t);
+        let span = self.rollout_span(configuration);
+        span.started.get_or_insert(t);
+    }
+
+    /// A rollout of `configuration` finished; the last finish is kept.
+    pub fn rollout_finished(&mut self, t: SimTime, configuration: &str) {
+        let t = self.advance(t);
+        self.rollout_span(configuration).finished = Some(t);
+    }
+
+    /// Ends the run at `end`. `in_flight_at_end` holds, per revision index, the requests routed
+    /// to it that have not ended (entries beyond the run's revisions count at the top level
+    /// only); `unrouted_in_flight` those not routed yet.
+    pub fn finish(
+        mut self,
+        end: SimTime,
+        in_flight_at_end: &[u64],
+        unrouted_in_flight: u64,
+        engine: EngineStats,
+    ) -> RunReport {
+        let end = self.advance(end);
+        let n = self.revs.len();
+        if end.0 > self.window_start || self.touched {
+            self.close_window(end.0);
+        } else {
+            // The window starting exactly at `end` holds nothing: drop its row.
+            self.cells.truncate(self.cells.len() - n);
+        }
+
+        self.totals.in_flight_at_end = in_flight_at_end
+            .iter()
+            .fold(unrouted_in_flight, |sum, &c| sum.saturating_add(c));
+        let revisions = self
+            .revs
+            .iter()
+            .zip(&self.names)
+            .enumerate()
+            .map(|(r, (st, name))| {
+                let mut counts = st.counts;
+                counts.arrived = st.routed;
+                counts.in_flight_at_end = in_flight_at_end.get(r).copied().unwrap_or(0);
+                RevisionSummary {
+                    name: name.clone(),
+                    counts,
+                    routed: st.routed,
+                    latency: latency_summary(st),
+                    peak_qp_queue: st.peaks[Gauge::QpQueue.index()],
+                    peak_activator_queue: st.peaks[Gauge::ActivatorQueue.index()],
+                }
+            })
+            .collect();
+
+        let mut report = RunReport {
+            meta: self.meta,
+            revisions,
+            totals: self.totals,
+            window: SimDuration(self.window_ns),
+            cells: self.cells,
+            max_abs_error_pct: 0.0,
+            rollouts: self.rollouts,
+            engine,
+            routes_csv: self.routes_csv,
+            requests: self.spool.map(SpoolWriter::close),
+            clamped_calls: self.clamped_calls,
+        };
+        report.max_abs_error_pct = report.compute_max_abs_error_pct();
+        report
+    }
+
+    /// Moves time to `t` (or keeps it, if `t` is in the past), closing every window `t` leaves.
+    fn advance(&mut self, t: SimTime) -> SimTime {
+        let t = if t < self.now {
+            self.clamped_calls += 1;
+            self.now
+        } else {
+            t
+        };
+        loop {
+            let end = self.window_start.saturating_add(self.window_ns);
+            // The second test stops at the end of representable time instead of looping there.
+            if t.0 < end || end == self.window_start {
+                break;
+            }
+            self.close_window(end);
+            self.open_window(end);
+        }
+        self.now = t;
+        t
+    }
+
+    fn cell_mut(&mut self, revision: usize) -> &mut WindowCell {
+        let base = self.cells.len() - self.revs.len();
+        &mut self.cells[base + revision]
+    }
+
+    /// Adds the split in force since `segment_start` to the window's integral, up to `t`.
+    fn close_segment(&mut self, t: i64) {
+        let span = i128::from(t - self.segment_start);
+        for st in &mut self.revs {
+            st.pct_ns += i128::from(st.pct) * span;
+        }
+        self.segment_start = t;
+    }
+
+    /// Finalises the current window's row, which ends at `end`.
+    fn close_window(&mut self, end: i64) {
+        self.close_segment(end);
+        let len = end - self.window_start;
+        let base = self.cells.len() - self.revs.len();
+        for (st, cell) in self.revs.iter_mut().zip(&mut self.cells[base..]) {
+            cell.programmed_pct = if len > 0 {
+                st.pct_ns as f64 / len as f64
+            } else {
+                // A zero-length last window: the split in force at its start.
+                st.pct as f64
+            };
+            st.pct_ns = 0;
+            if !st.window_latency.is_empty() {
+                cell.p50_us = Some(quantile_us(&st.window_latency, 0.5, st.window_max_us));
+                cell.p99_us = Some(quantile_us(&st.window_latency, 0.99, st.window_max_us));
+                // reset keeps the counts array, so the next window allocates nothing.
+                st.window_latency.reset();
+                st.window_max_us = 0;
+            }
+        }
+    }
+
+    fn open_window(&mut self, start: i64) {
+        self.window_start = start;
+        self.segment_start = start;
+        self.touched = false;
+        // A gauge holds its value across the boundary, so that value is the new window's
+        // maximum so far.
+        for st in &self.revs {
+            self.cells.push(WindowCell {
+                gauge_max: st.gauges,
+                ..WindowCell::default()
+            });
+        }
+    }
+
+    fn rollout_span(&mut self, configuration: &str) -> &mut RolloutSpan {
+        // Look up first so a known configuration costs no allocation.
+        if !self.rollouts.contains_key(configuration) {
+            self.rollouts
+                .insert(configuration.to_owned(), RolloutSpan::default());
+        }
+        self.rollouts
+            .get_mut(configuration)
+            .expect("inserted just above")
+    }
+}
+
+fn latency_summary(st: &RevisionState) -> Option<LatencySummary> {
+    let n = st.latency.len();
+    if n == 0 {
+        return None;
+    }
+    let n128 = u128::from(n);
+    let mean_us = (st.latency_sum_us + n128 / 2) / n128;
+    let max = st.latency_max_us;
+    let q = |q| us_to_ms(quantile_us(&st.latency, q, max));
+    Some(LatencySummary {
+        mean_ms: us_to_ms(u64::try_from(mean_us).unwrap_or(u64::MAX)),
+        p50_ms: q(0.5),
+        p90_ms: q(0.9),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: us_to_ms(max),
+    })
+}
+
+/// Everything measured in one run: what the files and the terminal table are made of.
+#[derive(Debug)]
+pub struct RunReport {
+    meta: RunMeta,
+    revisions: Vec<RevisionSummary>,
+    totals: Counts,
+    window: SimDuration,
+    cells: Vec<WindowCell>,
+    max_abs_error_pct: f64,
+    rollouts: BTreeMap<String, RolloutSpan>,
+    engine: EngineStats,
+    routes_csv: String,
+    requests: Option<SpoolFile>,
+    clamped_calls: u64,
+}
+
+impl RunReport {
+    pub fn meta(&self) -> &RunMeta {
+        &self.meta
+    }
+
+    /// The top-level counts; requests never routed count only here.
+    pub fn totals(&self) -> &Counts {
+        &self.totals
+    }
+
+    /// Per revision, in index order.
+    pub fn revisions(&self) -> &[RevisionSummary] {
+        &self.revisions
+    }
+
+    pub fn rollouts(&self) -> &BTreeMap<String, RolloutSpan> {
+        &self.rollouts
+    }
+
+    pub fn engine(&self) -> &EngineStats {
+        &self.engine
+    }
+
+    pub fn window(&self) -> SimDuration {
+        self.window
+    }
+
+    /// The number of `timeseries.csv` windows.
+    pub fn windows(&self) -> usize {
+        self.cells
+            .len()
+            .checked_div(self.revisions.len())
+            .unwrap_or(0)
+    }
+
+    /// The row of window `window` and revision `revision`.
+    pub fn cell(&self, window: usize, revision: usize) -> &WindowCell {
+        &self.cells[window * self.revisions.len() + revision]
+    }
+
+    /// The revision's share (percent) of the window's default-group requests; `None` when the
+    /// window had none.
+    pub fn observed_pct(&self, window: usize, revision: usize) -> Option<f64> {
+        let total = self.default_total(window);
+        (total > 0)
+            .then(|| self.cell(window, revision).routed_default as f64 * 100.0 / total as f64)
+    }
+
+    /// The largest |observed_pct − programmed_pct| over windows with at least
+    /// `SPLIT_ERROR_MIN_REQUESTS` default-group requests (all revisions together); 0 when no
+    /// window qualifies.
+    pub fn max_abs_error_pct(&self) -> f64 {
+        self.max_abs_error_pct
+    }
+
+    /// Calls whose time was earlier than one already seen (and so were counted at that later
+    /// time). Zero for a well-behaved caller.
+    pub fn clamped_calls(&self) -> u64 {
+        self.clamped_calls
+    }
+
+    /// arrived = served + rejected_qp + expired_activator + expired_qp + client_cancelled +
+    /// errors + in_flight_at_end, at the top level and for every revision.
+    pub fn accounting_ok(&self) -> bool {
+        self.totals.balanced() && self.revisions.iter().all(|r| r.counts.balanced())
+    }
+
+    fn default_total(&self, window: usize) -> u64 {
+        let n = self.revisions.len();
+        self.cells[window * n..(window + 1) * n]
+            .iter()
+            .map(|c| c.routed_default)
+            .sum()
+    }
+
+    fn compute_max_abs_error_pct(&self) -> f64 {
+        let mut max: f64 = 0.0;
+        for w in 0..self.windows() {
+            if self.default_total(w) < SPLIT_ERROR_MIN_REQUESTS {
+                continue;
+            }
+            for r in 0..self.revisions.len() {
+                let observed = self.observed_pct(w, r).unwrap_or(0.0);
+                max = max.max((observed - self.cell(w, r).programmed_pct).abs());
+            }
+        }
+        max
+    }
+
+    /// Writes `summary.json`, `timeseries.csv`, `routes.csv` and, when requests were kept,
+    /// `requests.csv` into `dir` (created if missing), each atomically. Without kept requests a
+    /// `requests.csv` left in `dir` by an earlier run is removed, so the directory never pairs
+    /// this run's summary with another run's request log.
+    pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
+        // Fail before touching the directory if the request log is incomplete.
+        if let Some(spool) = &self.requests {
+            spool.check()?;
+        }
+        std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut json = serde_json::to_vec_pretty(&self.summary_doc())?;
+        json.push(b'\n');
+        write_atomic(dir, SUMMARY_FILE, |w| w.write_all(&json))?;
+        write_atomic(dir, TIMESERIES_FILE, |w| self.write_timeseries(w))?;
+        write_atomic(dir, ROUTES_FILE, |w| {
+            w.write_all(self.routes_csv.as_bytes())
+        })?;
+        match &self.requests {
+            Some(spool) => write_atomic(dir, REQUESTS_FILE, |w| spool.copy_to(w)),
+            None => remove_if_present(dir, REQUESTS_FILE),
+        }
+    }
+
+    fn write_timeseries(&self, w: &mut impl Write) -> io::Result<()> {
+        writeln!(w, "{TIMESERIES_HEADER}")?;
+        let names: Vec<_> = self.revisions.iter().map(|r| csv_field(&r.name)).collect();
+        let opt_ms = |us: Option<u64>| us.map(|us| Ms(us).to_string()).unwrap_or_default();
+        for k in 0..self.windows() {
+            let start = SimTime((k as i64).saturating_mul(self.window.0));
+            for (r, name) in names.iter().enumerate() {
+                let c = self.cell(k, r);
+                let observed = self
+                    .observed_pct(k, r)
+                    .map(|p| Fixed3(p).to_string())
+                    .unwrap_or_default();
+                let [qp, act, in_flight, ready] = c.gauge_max;
+                writeln!(
+                    w,
+                    "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{}",
+                    Fixed3(c.programmed_pct),
+                    c.routed,
+                    c.served,
+                    c.rejected_qp,
+                    c.expired,
+                    opt_ms(c.p50_us),
+                    opt_ms(c.p99_us),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn summary_doc(&self) -> SummaryDoc<'_> {
+        SummaryDoc {
+            scenario: &self.meta.scenario,
+            seed: self.meta.seed,
+            mode: &self.meta.mode,
+            requests: &self.totals,
+            revisions: RevisionsDoc(&self.revisions),
+            split: SplitDoc {
+                max_abs_error_pct: round3(self.max_abs_error_pct),
+            },
+            rollout: self
+                .rollouts
+                .iter()
+                .map(|(name, span)| {
+                    (
+                        name.as_str(),
+                        RolloutDoc {
+                            started_s: span.started.map(|t| secs3(t.0)),
+                            finished_s: span.finished.map(|t| secs3(t.0)),
+                        },
+                    )
+                })
+                .collect(),
+            engine: EngineDoc {
+                events: self.engine.events,
+                wall_s: round3(self.engine.wall_s),
+                sim_s: round3(self.engine.sim_s),
+            },
+        }
+    }
+
+    /// The content of `summary.json` (map keys in serde_json's order, see the module docs).
+    pub fn summary_json(&self) -> serde_json::Value {
+        serde_json::to_value(self.summary_doc())
+            .expect("the summary has string keys and finite numbers only")
+    }
+
+    /// A short table for the terminal.
+    pub fn summary_table(&self) -> String {
+        let mut s = String::new();
+        let t = &self.totals;
+        let m = &self.meta;
+        let e = &self.engine;
+        // Writing to a String cannot fail; the results are ignored through this one helper.
+        let mut line = |text: String| {
+            s.push_str(&text);
+            s.push('\n');
+        };
+        line(format!(
+            "scenario {}  seed {}  mode {}  simulated {:.3} s  events {}  wall {:.3} s",
+            m.scenario, m.seed, m.mode, e.sim_s, e.events, e.wall_s
+        ));
+        line(format!(
+            "requests: arrived {}  served {}  rejected_qp {}  expired_activator {}  expired_qp {}  \
+             client_cancelled {}  errors {}  in_flight_at_end {}",
+            t.arrived,
+            t.served,
+            t.rejected_qp,
+            t.expired_activator,
+            t.expired_qp,
+            t.client_cancelled,
+            t.errors,
+            t.in_flight_at_end
+        ));
+        let width = self
+            .revisions
+            .iter()
+            .map(|r| r.name.len())
+            .max()
+            .unwrap_or(0)
+            .max("revision".len());
+        line(format!(
+            "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "revision",
+            "routed",
+            "served",
+            "rej_qp",
+            "expired",
+            "in_flight",
+            "p50_ms",
+            "p99_ms",
+            "peak_qp",
+            "peak_act"
+        ));
+        for r in &self.revisions {
+            let c = &r.counts;
+            let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
+                (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
+            });
+            line(format!(
+                "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}",
+                r.name,
+                r.routed,
+                c.served,
+                c.rejected_qp,
+                c.expired_activator + c.expired_qp,
+                c.in_flight_at_end,
+                p50,
+                p99,
+                r.peak_qp_queue,
+                r.peak_activator_queue
+            ));
+        }
+        line(format!(
+            "split: max abs error {:.3} pct points (windows of {} with >= {} default-group requests)",
+            self.max_abs_error_pct, self.window, SPLIT_ERROR_MIN_REQUESTS
+        ));
+        for (name, span) in &self.rollouts {
+            let at = |t: Option<SimTime>| {
+                t.map_or("-".to_owned(), |t| format!("{:.3} s", t.as_secs_f64()))
+            };
+            line(format!(
+                "rollout {name}: started {}, finished {}",
+                at(span.started),
+                at(span.finished)
+            ));
+        }
+        line(format!(
+            "accounting: {}",
+            if self.accounting_ok() {
+                "ok"
+            } else {
+                "MISMATCH (arrived != ended + in flight)"
+            }
+        ));
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// summary.json: serialisation-only views, so the file's key order is the struct field order.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct SummaryDoc<'a> {
+    scenario: &'a str,
+    seed: u64,
+    mode: &'a str,
+    requests: &'a Counts,
+    revisions: RevisionsDoc<'a>,
+    split: SplitDoc,
+    rollout: BTreeMap<&'a str, RolloutDoc>,
+    engine: EngineDoc,
+}
+
+/// The revisions as a JSON object in index order (a `BTreeMap` would sort them by name).
+struct RevisionsDoc<'a>(&'a [RevisionSummary]);
+
+impl Serialize for RevisionsDoc<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for r in self.0 {
+            map.serialize_entry(
+                &r.name,
+                &RevisionDoc {
+                    counts: &r.counts,
+                    routed: r.routed,
+                    latency_ms: r.latency.as_ref(),
+                    peak_qp_queue: r.peak_qp_queue,
+                    peak_activator_queue: r.peak_activator_queue,
+                },
+            )?;
+        }
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct RevisionDoc<'a> {
+    #[serde(flatten)]
+    counts: &'a Counts,
+    routed: u64,
+    latency_ms: Option<&'a LatencySummary>,
+    peak_qp_queue: u64,
+    peak_activator_queue: u64,
+}
+
+#[derive(Serialize)]
+struct SplitDoc {
+    max_abs_error_pct: f64,
+}
+
+#[derive(Serialize)]
+struct RolloutDoc {
+    started_s: Option<f64>,
+    finished_s: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct EngineDoc {
+    events: u64,
+    wall_s: f64,
+    sim_s: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::path::PathBuf;
+
+    const S: i64 = 1_000_000_000;
+    const MS: i64 = 1_000_000;
+
+    fn meta() -> RunMeta {
+        RunMeta {
+            scenario: "demo".into(),
+            seed: 7,
+            mode: "sim".into(),
+        }
+    }
+
+    fn recorder(revisions: &[&str], window: SimDuration, keep: bool) -> RunRecorder {
+        let names = revisions.iter().map(|s| s.to_string()).collect();
+        RunRecorder::new(meta(), names, window, keep)
+    }
+
+    fn engine() -> EngineStats {
+        EngineStats {
+            events: 42,
+            wall_s: 0.5,
+            sim_s: 10.0,
+        }
+    }
+
+    fn split(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+        pairs.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    }
+
+    fn rec(
+        id: u64,
+        arrived: i64,
+        finished: i64,
+        revision: Option<usize>,
+        outcome: Outcome,
+    ) -> RequestRecord {
+        RequestRecord {
+            id,
+            arrived: SimTime(arrived),
+            finished: SimTime(finished),
+            revision,
+            default_group: true,
+            via_activator: false,
+            outcome,
+        }
+    }
+
+    /// A directory under the system temp dir, removed when dropped.
+    struct TestDir(PathBuf);
+
+    impl TestDir {
+        fn new(name: &str) -> Self {
+            let path = std::env::temp_dir().join(format!(
+                "splitlab-report-test-{}-{name}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&path);
+            TestDir(path)
+        }
+        fn read(&self, file: &str) -> String {
+            std::fs::read_to_string(self.0.join(file)).expect("output file readable")
+        }
+        fn entries(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&self.0)
+                .expect("dir readable")
+                .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A small run touching every kind of call, used by the file tests.
+    fn sample_run(keep: bool) -> RunReport {
+        let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), keep);
+        r.programmed(SimTime::ZERO, "", &split(&[("a", 100), ("b", 0)]));
+        r.gauge(SimTime::ZERO, 0, Gauge::ReadyPods, 1);
+        r.arrived(SimTime(100 * MS));
+        r.routed(SimTime(100 * MS), 0, true);
+        r.arrived(SimTime(200 * MS));
+        r.gauge(SimTime(250 * MS), 0, Gauge::QpQueue, 1);
+        r.finished(&rec(1, 200 * MS, 300 * MS, None, Outcome::Error));
+        r.finished(&rec(0, 100 * MS, 350_500 * 1000, Some(0), Outcome::Served));
+        r.rollout_started(SimTime(S), "cfg");
+        r.programmed(SimTime(S), "", &split(&[("a", 99), ("b", 1)]));
+        r.programmed(SimTime(S), "cand", &split(&[("b", 100)]));
+        r.arrived(SimTime(1500 * MS));
+        r.routed(SimTime(1500 * MS), 1, false);
+        r.finished(&RequestRecord {
+            via_activator: true,
+            default_group: false,
+            ..rec(2, 1500 * MS, 1800 * MS, Some(1), Outcome::ExpiredActivator)
+        });
+        r.arrived(SimTime(1900 * MS));
+        r.routed(SimTime(1900 * MS), 1, true);
+        r.rollout_finished(SimTime(2 * S), "cfg");
+        r.finish(SimTime(2500 * MS), &[0, 1], 0, engine())
+    }
+
+    #[test]
+    fn windows_are_half_open() {
+        // (time of the routing, window it lands in), w = 1 s
+        let cases = [
+            (0, 0),         // the very start
+            (S - 1, 0),     // last nanosecond of window 0
+            (S, 1),         // a boundary belongs to the window it starts
+            (2 * S + 1, 2), // just after a boundary
+            (5 * S - 1, 4), // last nanosecond before the end
+        ];
+        for (t, window) in cases {
+            let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+            r.routed(SimTime(t), 0, true);
+            let report = r.finish(SimTime(5 * S), &[1], 0, engine());
+            assert_eq!(report.windows(), 5, "t = {t}");
+            for k in 0..5 {
+                let expected = u64::from(k == window);
+                assert_eq!(report.cell(k, 0).routed, expected, "t = {t}, window {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_last_window_follows_the_end() {
+        // (end, a request served at this time (or none), windows, last window's programmed_pct)
+        let cases = [
+            // end on a boundary with nothing at the end: no empty trailing row; the last row is
+            // [2 s, 3 s): 0.25 s at 100 and 0.75 s at 40
+            (3 * S, None, 3, 55.0),
+            // something finished exactly at the end: its window is kept, with the split at `end`
+            (3 * S, Some(3 * S), 4, 40.0),
+            // end mid-window: the last window is averaged over [2 s, 2.5 s) only
+            (2500 * MS, None, 3, 70.0),
+            // nothing at all in a zero-length run
+            (0, None, 0, 0.0),
+        ];
+        for (end, served_at, windows, last_pct) in cases {
+            let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+            if end > 0 {
+                r.programmed(SimTime::ZERO, "", &split(&[("a", 100)]));
+                r.programmed(SimTime(2250 * MS), "", &split(&[("a", 40)]));
+            }
+            if let Some(t) = served_at {
+                r.finished(&rec(0, 0, t, Some(0), Outcome::Served));
+            }
+            let report = r.finish(SimTime(end), &[0], 0, engine());
+            assert_eq!(report.windows(), windows, "end {end}");
+            if windows > 0 {
+                let last = report.cell(windows - 1, 0);
+                assert!(
+                    (last.programmed_pct - last_pct).abs() < 1e-9,
+                    "end {end}: {last:?}"
+                );
+                assert_eq!(last.served, u64::from(served_at.is_some()), "end {end}");
+            }
+        }
+    }
+
+    #[test]
+    fn programmed_pct_is_time_weighted_and_only_default_group() {
+        let mut r = recorder(&["a", "b"], SimDuration::from_secs(10), false);
+        r.programmed(SimTime::ZERO, "", &split(&[("a", 100), ("b", 0)]));
+        r.programmed(SimTime(2500 * MS), "", &split(&[("a", 40), ("b", 60)]));
+        // A tag's split is written to routes.csv but does not move the default-group share.
+        r.programmed(SimTime(5 * S), "cand", &split(&[("b", 100)]));
+        // A name that is not a revision of the run: routes.csv only.
+        r.programmed(
+            SimTime(12 * S),
+            "",
+            &split(&[("a", 40), ("b", 60), ("zz", 0)]),
+        );
+        let report = r.finish(SimTime(15 * S), &[0, 0], 0, engine());
+        assert_eq!(report.windows(), 2);
+        // window 0: 2.5 s at 100 and 7.5 s at 40 → 55; b: 7.5 s at 60 → 45
+        assert!((report.cell(0, 0).programmed_pct - 55.0).abs() < 1e-9);
+        assert!((report.cell(0, 1).programmed_pct - 45.0).abs() < 1e-9);
+        // window 1 is [10 s, 15 s): constant
+        assert!((report.cell(1, 0).programmed_pct - 40.0).abs() < 1e-9);
+        assert!((report.cell(1, 1).programmed_pct - 60.0).abs() < 1e-9);
+        assert_eq!(
+            report.routes_csv,
+            "t_s,tag,revision,percent\n\
+             0,,a,100\n0,,b,0\n\
+             2.5,,a,40\n2.5,,b,60\n\
+             5,cand,b,100\n\
+             12,,a,40\n12,,b,60\n12,,zz,0\n"
+        );
+    }
+
+    #[test]
+    fn observed_pct_and_split_error_need_100_default_requests() {
+        // (default-group requests to `a` in window 1, expected max_abs_error_pct)
+        let cases = [
+            (99, 10.0),  // window 1 (100% vs 50%) is below the threshold: only window 0 counts
+            (100, 50.0), // exactly at the threshold it counts
+        ];
+        for (window1, expected) in cases {
+            let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), false);
+            r.programmed(SimTime::ZERO, "", &split(&[("a", 50), ("b", 50)]));
+            // window 0: 60 / 40 in the default group, plus 50 tagged requests to b
+            for i in 0..150 {
+                let t = SimTime(i * MS);
+                match i {
+                    0..60 => r.routed(t, 0, true),
+                    60..100 => r.routed(t, 1, true),
+                    _ => r.routed(t, 1, false),
+                }
+            }
+            for i in 0..window1 {
+                r.routed(SimTime(S + i * MS), 0, true);
+            }
+            let report = r.finish(SimTime(3 * S), &[60 + window1 as u64, 90], 0, engine());
+            assert_eq!(report.observed_pct(0, 0), Some(60.0));
+            assert_eq!(report.observed_pct(0, 1), Some(40.0));
+            assert_eq!(report.cell(0, 1).routed, 90);
+            assert_eq!(report.observed_pct(1, 0), Some(100.0));
+            // no default-group request in window 2
+            assert_eq!(report.observed_pct(2, 0), None);
+            assert!(
+                (report.max_abs_error_pct() - expected).abs() < 1e-9,
+                "{window1}: {}",
+                report.max_abs_error_pct()
+            );
+            let dir = TestDir::new(&format!("observed-{window1}"));
+            report.write(&dir.0).expect("write");
+            let ts = dir.read(TIMESERIES_FILE);
+            let rows: Vec<&str> = ts.lines().collect();
+            assert_eq!(
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,",
+                "window 0 of a"
+            );
+            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,");
+            assert_eq!(
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,",
+                "empty observed_pct"
+            );
+        }
+    }
+
+    #[test]
+    fn gauges_keep_window_maxima_and_peaks() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        // (time ms, gauge, value)
+        let changes = [
+            (0, Gauge::ReadyPods, 1),
+            (200, Gauge::ActivatorQueue, 2),
+            (300, Gauge::ActivatorQueue, 0),
+            (500, Gauge::QpQueue, 3),
+            (700, Gauge::QpQueue, 1), // still 1 when window 1 opens
+            (1500, Gauge::QpQueue, 0),
+            (2200, Gauge::InFlight, 5),
+        ];
+        for (ms, gauge, value) in changes {
+            r.gauge(SimTime(ms * MS), 0, gauge, value);
+        }
+        let report = r.finish(SimTime(3 * S), &[0], 0, engine());
+        // [qp_queue, activator_queue, in_flight, ready_pods] per window
+        let expected = [[3, 2, 0, 1], [1, 0, 0, 1], [0, 0, 5, 1]];
+        for (k, maxima) in expected.iter().enumerate() {
+            assert_eq!(&report.cell(k, 0).gauge_max, maxima, "window {k}");
+        }
+        let a = &report.revisions()[0];
+        assert_eq!((a.peak_qp_queue, a.peak_activator_queue), (3, 2));
+    }
+
+    #[test]
+    fn latency_percentiles_match_a_known_set() {
+        let mut r = recorder(&["a", "b"], SimDuration::from_secs(10), false);
+        // a serves 1..=1000 ms; the failures do not count towards latency
+        for i in 1..=1000 {
+            r.finished(&rec(i as u64, 0, i * MS, Some(0), Outcome::Served));
+        }
+        r.finished(&rec(0, 0, 2000 * MS, Some(0), Outcome::ExpiredQp));
+        // b serves 1..=100 µs, below 2048 µs, where the histogram is exact
+        for i in 1..=100 {
+            r.finished(&rec(
+                0,
+                2000 * MS,
+                2000 * MS + i * 1000,
+                Some(1),
+                Outcome::Served,
+            ));
+        }
+        let report = r.finish(SimTime(10 * S), &[0, 0], 0, engine());
+        let a = report.revisions()[0].latency.expect("a served");
+        // (name, reported ms, true ms): HDR at 3 significant digits is within 0.1%
+        let quantiles = [
+            ("p50", a.p50_ms, 500.0),
+            ("p90", a.p90_ms, 900.0),
+            ("p99", a.p99_ms, 990.0),
+            ("p999", a.p999_ms, 999.0),
+        ];
+        for (name, got, want) in quantiles {
+            assert!(
+                (got - want).abs() <= want * 0.001,
+                "{name}: {got} vs {want}"
+            );
+        }
+        assert_eq!(a.mean_ms, 500.5, "the mean is exact");
+        assert_eq!(a.max_ms, 1000.0, "the maximum is exact");
+        let b = report.revisions()[1].latency.expect("b served");
+        assert_eq!(
+            (b.mean_ms, b.p50_ms, b.p90_ms, b.p99_ms, b.p999_ms, b.max_ms),
+            (0.051, 0.05, 0.09, 0.099, 0.1, 0.1)
+        );
+        // the window histogram agrees with the run's
+        let w = report.cell(0, 1);
+        assert_eq!((w.p50_us, w.p99_us), (Some(50), Some(99)));
+        let wa = report.cell(0, 0);
+        let p99 = wa.p99_us.expect("served in window") as f64;
+        assert!((p99 - 990_000.0).abs() <= 990.0, "{p99}");
+    }
+
+    #[test]
+    fn latency_is_null_without_served_requests() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.routed(SimTime::ZERO, 0, true);
+        r.finished(&rec(0, 0, MS, Some(0), Outcome::RejectedQp));
+        let report = r.finish(SimTime(S), &[0], 0, engine());
+        assert_eq!(
+            report.summary_json()["revisions"]["a"]["latency_ms"],
+            json!(null)
+        );
+        assert_eq!(
+            (report.cell(0, 0).p50_us, report.cell(0, 0).p99_us),
+            (None, None)
+        );
+    }
+
+    #[test]
+    fn rollout_keeps_first_start_and_last_finish() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.rollout_started(SimTime(S), "cfg");
+        r.rollout_started(SimTime(2 * S), "cfg");
+        r.rollout_started(SimTime(3 * S), "other");
+        r.rollout_finished(SimTime(5 * S), "cfg");
+        r.rollout_finished(SimTime(9_123_456_789), "cfg");
+        let report = r.finish(SimTime(10 * S), &[0], 0, engine());
+        assert_eq!(
+            report.summary_json()["rollout"],
+            json!({
+                "cfg": {"started_s": 1.0, "finished_s": 9.123},
+                "other": {"started_s": 3.0, "finished_s": null},
+            })
+        );
+    }
+
+    #[test]
+    fn accounting_balances_arrivals_against_ends() {
+        // (in flight per revision, unrouted in flight, expected accounting_ok)
+        let cases = [
+            (vec![1], 1, true),  // everything accounted for
+            (vec![0], 1, false), // a request of `a` went missing (revision and top level)
+            (vec![1], 0, false), // the unrouted one went missing (top level only)
+            (vec![2], 0, false), // one too many in flight at `a`
+        ];
+        for (in_flight, unrouted, ok) in cases {
+            let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+            for i in 0..5 {
+                r.arrived(SimTime(i * MS));
+            }
+            for i in 0..3 {
+                r.routed(SimTime(10 * MS + i), 0, true);
+            }
+            r.finished(&rec(0, 0, 20 * MS, Some(0), Outcome::Served));
+            r.finished(&rec(1, 0, 21 * MS, Some(0), Outcome::RejectedQp));
+            // no route for the host: counts at the top level only
+            r.finished(&rec(4, 0, 22 * MS, None, Outcome::Error));
+            let report = r.finish(SimTime(S), &in_flight, unrouted, engine());
+            assert_eq!(report.accounting_ok(), ok, "{in_flight:?} {unrouted}");
+            assert_eq!(report.totals().errors, 1);
+            assert_eq!(report.revisions()[0].counts.errors, 0);
+            assert_eq!(report.revisions()[0].counts.arrived, 3);
+        }
+    }
+
+    #[test]
+    fn late_calls_are_clamped_to_the_latest_time() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.routed(SimTime(2 * S), 0, true);
+        r.routed(SimTime(S / 2), 0, true);
+        let report = r.finish(SimTime(3 * S), &[2], 0, engine());
+        assert_eq!(report.clamped_calls(), 1);
+        assert_eq!(report.cell(0, 0).routed, 0);
+        assert_eq!(report.cell(2, 0).routed, 2);
+    }
+
+    #[test]
+    fn summary_json_has_the_contract_content_and_order() {
+        let report = sample_run(false);
+        assert!(report.accounting_ok());
+        let expected = json!({
+            "scenario": "demo",
+            "seed": 7,
+            "mode": "sim",
+            "requests": {
+                "arrived": 4, "served": 1, "rejected_qp": 0, "expired_activator": 1,
+                "expired_qp": 0, "client_cancelled": 0, "errors": 1, "in_flight_at_end": 1
+            },
+            "revisions": {
+                "a": {
+                    "arrived": 1, "served": 1, "rejected_qp": 0, "expired_activator": 0,
+                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 0,
+                    "routed": 1,
+                    "latency_ms": {
+                        "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
+                        "p999": 250.5, "max": 250.5
+                    },
+                    "peak_qp_queue": 1, "peak_activator_queue": 0
+                },
+                "b": {
+                    "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
+                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 1,
+                    "routed": 2, "latency_ms": null,
+                    "peak_qp_queue": 0, "peak_activator_queue": 0
+                }
+            },
+            "split": {"max_abs_error_pct": 0.0},
+            "rollout": {"cfg": {"started_s": 1.0, "finished_s": 2.0}},
+            "engine": {"events": 42, "wall_s": 0.5, "sim_s": 10.0}
+        });
+        assert_eq!(report.summary_json(), expected);
+
+        let dir = TestDir::new("summary-order");
+        report.write(&dir.0).expect("write");
+        let text = dir.read(SUMMARY_FILE);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).expect("valid json"),
+            expected
+        );
+        // Keys appear in the documented order, revisions in index order.
+        let keys = [
+            "\"scenario\"",
+            "\"seed\"",
+            "\"mode\"",
+            "\"requests\"",
+            "\"revisions\"",
+            "\"a\"",
+            "\"routed\"",
+            "\"latency_ms\"",
+            "\"p999\"",
+            "\"peak_qp_queue\"",
+            "\"b\"",
+            "\"split\"",
+            "\"rollout\"",
+            "\"engine\"",
+            "\"wall_s\"",
+        ];
+        let positions: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(k).unwrap_or_else(|| panic!("{k} missing")))
+            .collect();
+        assert!(positions.windows(2).all(|p| p[0] < p[1]), "{text}");
+        assert!(text.ends_with("}\n"));
+    }
+
+    #[test]
+    fn files_have_exact_headers_and_rows() {
+        let report = sample_run(true);
+        let dir = TestDir::new("headers");
+        report.write(&dir.0).expect("write");
+        assert_eq!(
+            dir.entries(),
+            [
+                "requests.csv",
+                "routes.csv",
+                "summary.json",
+                "timeseries.csv"
+            ]
+        );
+        assert_eq!(
+            dir.read(TIMESERIES_FILE),
+            "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
+             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,\n"
+        );
+        assert_eq!(
+            dir.read(ROUTES_FILE),
+            "t_s,tag,revision,percent\n0,,a,100\n0,,b,0\n1,,a,99\n1,,b,1\n1,cand,b,100\n"
+        );
+        assert_eq!(
+            dir.read(REQUESTS_FILE),
+            "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms\n\
+             1,0.2,0.3,,true,false,errors,502,100.000\n\
+             0,0.1,0.3505,a,true,false,served,200,250.500\n\
+             2,1.5,1.8,b,false,true,expired_activator,504,300.000\n"
+        );
+        let spool = report.requests.as_ref().expect("kept").path().to_path_buf();
+        assert!(spool.exists());
+        drop(report);
+        assert!(!spool.exists(), "the spool is removed with the report");
+    }
+
+    #[test]
+    fn requests_csv_only_when_kept() {
+        let dir = TestDir::new("keep");
+        sample_run(true).write(&dir.0).expect("write kept");
+        assert!(dir.0.join(REQUESTS_FILE).exists());
+        // A later run without the log into the same directory removes the stale one.
+        sample_run(false).write(&dir.0).expect("write not kept");
+        assert_eq!(
+            dir.entries(),
+            ["routes.csv", "summary.json", "timeseries.csv"]
+        );
+    }
+
+    #[test]
+    fn identical_inputs_give_identical_bytes() {
+        let (one, two) = (TestDir::new("same-1"), TestDir::new("same-2"));
+        sample_run(true).write(&one.0).expect("write one");
+        sample_run(true).write(&two.0).expect("write two");
+        for file in [SUMMARY_FILE, TIMESERIES_FILE, ROUTES_FILE, REQUESTS_FILE] {
+            assert_eq!(one.read(file), two.read(file), "{file}");
+        }
+    }
+
+    #[test]
+    fn a_failing_write_leaves_no_partial_file() {
+        // The output "directory" is a file: nothing is created, the file is untouched.
+        let dir = TestDir::new("dir-is-file");
+        std::fs::write(&dir.0, b"not a directory").expect("setup");
+        let err = sample_run(true).write(&dir.0).expect_err("dir is a file");
+        assert!(matches!(err, WriteError::CreateDir { .. }), "{err}");
+        assert!(err
+            .to_string()
+            .starts_with("cannot create output directory "));
+        assert_eq!(
+            std::fs::read(&dir.0).expect("still a file"),
+            b"not a directory"
+        );
+        std::fs::remove_file(&dir.0).expect("cleanup");
+
+        // The target name is taken by a directory: the rename fails, the temp file is removed,
+        // and the files written before it are complete.
+        let dir = TestDir::new("target-is-dir");
+        std::fs::create_dir_all(dir.0.join(TIMESERIES_FILE)).expect("setup");
+        let err = sample_run(true)
+            .write(&dir.0)
+            .expect_err("target is a directory");
+        assert!(matches!(err, WriteError::File { .. }), "{err}");
+        assert!(err.to_string().starts_with("cannot write "), "{err}");
+        assert_eq!(dir.entries(), ["summary.json", "timeseries.csv"]);
+        assert!(dir.0.join(TIMESERIES_FILE).is_dir());
+        serde_json::from_str::<serde_json::Value>(&dir.read(SUMMARY_FILE))
+            .expect("summary.json is complete");
+    }
+
+    #[test]
+    fn a_broken_request_log_fails_the_write_before_any_file() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), true);
+        r.spool
+            .as_mut()
+            .expect("kept")
+            .append(|_| Err(io::Error::other("disk full")));
+        r.finished(&rec(0, 0, MS, Some(0), Outcome::Served));
+        let report = r.finish(SimTime(S), &[0], 0, engine());
+        let dir = TestDir::new("broken-spool");
+        let err = report.write(&dir.0).expect_err("spool failed");
+        assert!(matches!(err, WriteError::Spool { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("failed during the run: disk full"),
+            "{err}"
+        );
+        assert!(!dir.0.exists(), "nothing written");
+    }
+
+    #[test]
+    fn the_table_names_every_revision() {
+        let table = sample_run(false).summary_table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("scenario demo  seed 7  mode sim"));
+        assert!(lines[1].starts_with("requests: arrived 4  served 1"));
+        assert!(lines[2].starts_with("revision"));
+        assert!(lines[3].starts_with("a ") && lines[3].contains("250.500"));
+        assert!(lines[4].starts_with("b "));
+        assert!(table.contains("rollout cfg: started 1.000 s, finished 2.000 s"));
+        assert!(table.ends_with("accounting: ok\n"));
+    }
+}
