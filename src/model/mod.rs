@@ -5,6 +5,7 @@
 //! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
 //! models with real time.
 
+pub mod arrival;
 pub mod dist;
 pub mod time;
 
