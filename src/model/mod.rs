@@ -6,6 +6,7 @@
 //! models with real time.
 
 pub mod activator;
+pub mod arrival;
 pub mod dist;
 pub mod queue_proxy;
 pub mod time;
