@@ -1144,3 +1144,114 @@ impl<'a> World<'a> {
         self.warnings.push(format!("t={}s: {message}", self.now));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::dist::Dist;
+    use crate::scenario::spec::{
+        ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, ClientSpec, IngressSpec, MetricsSpec, RevisionSpec,
+        ServiceSpec,
+    };
+    use crate::routing::pick::PickerKind;
+
+    /// One revision, one pod, Serve mode from the start (TBC 0), Poisson arrivals, exponential
+    /// service: an M/M/c/K queue with K = 11·c.
+    fn mmck(rate_per_s: f64, cc: u32, mean_service: SimDuration, secs: i64, seed: u64) -> Scenario {
+        Scenario {
+            name: "mmck".into(),
+            duration: SimDuration::from_secs(secs),
+            drain: SimDuration::from_secs(10),
+            seed,
+            service: ServiceSpec {
+                name: "svc".into(),
+                namespace: "default".into(),
+                domain: "example.com".into(),
+                rollout_duration_secs: 0,
+                tag_header_routing: false,
+            },
+            revisions: vec![RevisionSpec {
+                name: "svc-00001".into(),
+                container_concurrency: cc,
+                timeout: SimDuration::from_secs(300),
+                service_time: Dist::exponential(mean_service).expect("valid"),
+                app: AppModel::Workers(1000),
+                pods: 1,
+                startup: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
+                created_at: None,
+            }],
+            traffic: vec![TrafficTarget::revision("svc-00001", 100)],
+            timeline: vec![],
+            arrivals: ArrivalSpec {
+                process: ArrivalProcessSpec::Poisson { rate_per_s },
+                tag_shares: vec![],
+                header_shares: vec![],
+                clients: None,
+            },
+            picker: PickerKind::Random,
+            ingress: IngressSpec { programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid") },
+            activator: ActivatorSpec { target_burst_capacity: 0.0, probe_period: SimDuration::from_millis(200), lb_policy: None },
+            client: ClientSpec { timeout: None },
+            metrics: MetricsSpec { window: SimDuration::from_secs(1) },
+            source_yaml: String::new(),
+        }
+    }
+
+    /// Stationary M/M/c/K: (blocking probability, mean number in system).
+    fn mmck_theory(lambda: f64, mu: f64, c: u32, k: u32) -> (f64, f64) {
+        let a = lambda / mu;
+        let mut terms = Vec::with_capacity(k as usize + 1);
+        let mut term = 1.0; // a^n / n! for n < c, then a^n / (c! c^(n-c))
+        for n in 0..=k {
+            if n > 0 {
+                term *= if n <= c { a / f64::from(n) } else { a / f64::from(c) };
+            }
+            terms.push(term);
+        }
+        let norm: f64 = terms.iter().sum();
+        let p: Vec<f64> = terms.iter().map(|t| t / norm).collect();
+        let mean: f64 = p.iter().enumerate().map(|(n, pn)| n as f64 * pn).sum();
+        (p[k as usize], mean)
+    }
+
+    #[test]
+    fn single_pod_matches_mmck_theory() {
+        let mean_service = SimDuration::from_millis(10);
+        let mu = 100.0;
+        // (cc, offered load ρ = λ/(c·μ)): light, heavy, critical and overload
+        let cases = [(2, 0.7), (2, 0.95), (4, 1.0), (2, 1.5)];
+        for (cc, rho) in cases {
+            let lambda = rho * f64::from(cc) * mu;
+            let secs = 2_000;
+            let report = simulate(&mmck(lambda, cc, mean_service, secs, 7), &RunOptions::default()).into_report(0.0);
+            assert!(report.accounting_ok());
+            let rev = &report.revisions()[0];
+            let c = rev.counts;
+            let blocking = c.rejected_qp as f64 / c.arrived as f64;
+            // Little's law on admitted requests: L = λ_admitted · W
+            let admitted = (c.arrived - c.rejected_qp) as f64 / secs as f64;
+            let w_s = rev.latency.expect("served requests").mean_ms / 1e3;
+            let (pk, l) = mmck_theory(lambda, mu, cc, 11 * cc);
+            // Blocking: binomial noise on ~λT draws is tiny; correlation inflates it, so allow
+            // 12% relative (or 2e-4 absolute for rare blocking).
+            assert!(
+                (blocking - pk).abs() <= (0.12 * pk).max(2e-4),
+                "cc {cc} rho {rho}: blocking {blocking:.5} vs theory {pk:.5}"
+            );
+            assert!((admitted * w_s - l).abs() <= 0.06 * l, "cc {cc} rho {rho}: L {:.3} vs theory {l:.3}", admitted * w_s);
+        }
+    }
+
+    #[test]
+    fn same_seed_same_results_and_seeds_differ() {
+        let s = mmck(300.0, 2, SimDuration::from_millis(10), 200, 3);
+        let a = simulate(&s, &RunOptions::default()).into_report(0.0);
+        let b = simulate(&s, &RunOptions::default()).into_report(0.0);
+        assert_eq!(a.totals(), b.totals());
+        assert_eq!(a.revisions()[0].latency, b.revisions()[0].latency);
+        let mut other = s.clone();
+        other.seed = 4;
+        let c = simulate(&other, &RunOptions::default()).into_report(0.0);
+        assert_ne!(a.totals(), c.totals());
+    }
+}
