@@ -6,6 +6,7 @@
 //!
 //! Must not: open files (callers pass the text and the file name) or know about the simulator.
 
+pub mod load;
 pub mod manifest;
 pub mod spec;
 pub mod yaml;
