@@ -37,7 +37,10 @@ pub struct Args {
 pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenario::Scenario> {
     let name = super::display_name(path);
     let text = super::read_input(path)?;
-    let sets = sets.iter().map(|s| parse_set(s).map_err(anyhow::Error::msg)).collect::<anyhow::Result<Vec<_>>>()?;
+    let sets = sets
+        .iter()
+        .map(|s| parse_set(s).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);
@@ -47,16 +50,28 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let path = args.scenario.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_SCENARIO));
+    let path = args
+        .scenario
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_SCENARIO));
     let mut scenario = load(&path, &args.set)?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
     }
-    let out = args.out.clone().unwrap_or_else(|| Path::new("out").join(&scenario.name));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("out").join(&scenario.name));
     // The CLI, not the simulator, reads the wall clock: it reports how long the run took.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let sim = simulate(&scenario, &RunOptions { replication: 0, keep_requests: args.requests });
+    let sim = simulate(
+        &scenario,
+        &RunOptions {
+            replication: 0,
+            keep_requests: args.requests,
+        },
+    );
     let warnings = sim.warnings.clone();
     let report = sim.into_report(started.elapsed().as_secs_f64());
     for w in &warnings {
@@ -65,7 +80,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
-    report.write(&out).with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    report
+        .write(&out)
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     print!("{}", report.summary_table());
     println!("outputs: {}", out.display());
     Ok(ExitCode::SUCCESS)

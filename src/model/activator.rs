@@ -123,7 +123,11 @@ impl Throttler {
     }
 
     /// Takes the oldest live waiter and a pod for it, if capacity allows.
-    pub fn dispatch<R: Rng + ?Sized>(&mut self, rng: &mut R, mut is_alive: impl FnMut(u64) -> bool) -> Option<(u64, u32)> {
+    pub fn dispatch<R: Rng + ?Sized>(
+        &mut self,
+        rng: &mut R,
+        mut is_alive: impl FnMut(u64) -> bool,
+    ) -> Option<(u64, u32)> {
         if u64::from(self.in_flight) >= self.capacity() {
             return None;
         }
@@ -160,7 +164,9 @@ impl Throttler {
             // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past it.
             LbPolicy::RoundRobin => {
                 let start = self.rr_next % n;
-                let found = (0..n).map(|k| (start + k) % n).find(|&i| self.has_room(&self.trackers[i]));
+                let found = (0..n)
+                    .map(|k| (start + k) % n)
+                    .find(|&i| self.has_room(&self.trackers[i]));
                 if let Some(i) = found {
                     self.rr_next = i + 1;
                 }
@@ -229,7 +235,10 @@ mod tests {
         let sent = drain(&mut t, &mut rng);
         assert_eq!(sent.len(), 4);
         // first-available (cc 1-3) packs the lowest pod first
-        assert_eq!(sent.iter().map(|s| s.1).collect::<Vec<_>>(), vec![3, 3, 7, 7]);
+        assert_eq!(
+            sent.iter().map(|s| s.1).collect::<Vec<_>>(),
+            vec![3, 3, 7, 7]
+        );
         assert_eq!((t.waiting_len(), t.in_flight()), (1, 4));
         t.release(7);
         assert_eq!(t.dispatch(&mut rng, |_| true), Some((4, 7)));

@@ -37,12 +37,20 @@ pub struct Breaker {
 impl Breaker {
     /// The queue-proxy breaker for containerConcurrency `cc > 0`: `cc` slots, `10·cc` waiting.
     pub fn queue_proxy(cc: u32) -> Self {
-        Breaker { slots: cc, depth: cc.saturating_mul(10), ..Default::default() }
+        Breaker {
+            slots: cc,
+            depth: cc.saturating_mul(10),
+            ..Default::default()
+        }
     }
 
     /// An application with `workers` threads and an unbounded internal queue (cc = 0).
     pub fn workers(workers: u32) -> Self {
-        Breaker { slots: workers.max(1), depth: u32::MAX, ..Default::default() }
+        Breaker {
+            slots: workers.max(1),
+            depth: u32::MAX,
+            ..Default::default()
+        }
     }
 
     /// Requests admitted and not finished (waiting + executing), as the breaker's `inFlight`.
@@ -115,7 +123,12 @@ pub struct PsServer {
 
 impl PsServer {
     pub fn new(cores: u32) -> Self {
-        PsServer { cores: f64::from(cores.max(1)), virtual_s: 0.0, last_update_s: 0.0, jobs: Vec::new() }
+        PsServer {
+            cores: f64::from(cores.max(1)),
+            virtual_s: 0.0,
+            last_update_s: 0.0,
+            jobs: Vec::new(),
+        }
     }
 
     fn rate(&self) -> f64 {
@@ -159,8 +172,14 @@ impl PsServer {
 
     /// When the next job finishes (in seconds), assuming no arrivals in between.
     pub fn next_completion_s(&self) -> Option<f64> {
-        let min_mark = self.jobs.iter().map(|(m, _)| *m).fold(f64::INFINITY, f64::min);
-        min_mark.is_finite().then(|| self.last_update_s + ((min_mark - self.virtual_s).max(0.0) / self.rate()))
+        let min_mark = self
+            .jobs
+            .iter()
+            .map(|(m, _)| *m)
+            .fold(f64::INFINITY, f64::min);
+        min_mark
+            .is_finite()
+            .then(|| self.last_update_s + ((min_mark - self.virtual_s).max(0.0) / self.rate()))
     }
 
     /// Removes and returns the jobs finished by `now_s`.

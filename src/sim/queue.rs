@@ -52,7 +52,10 @@ impl<E> Default for EventQueue<E> {
 
 impl<E> EventQueue<E> {
     pub fn new() -> Self {
-        EventQueue { heap: BinaryHeap::with_capacity(1024), next_seq: 0 }
+        EventQueue {
+            heap: BinaryHeap::with_capacity(1024),
+            next_seq: 0,
+        }
     }
 
     /// Schedules `event` at `at`; returns its sequence number.
@@ -102,7 +105,14 @@ mod tests {
     fn same_instant_events_fire_in_scheduling_order() {
         let mut q = EventQueue::new();
         // (time, label), scheduled in this order
-        let schedule = [(5, "c1"), (1, "a"), (5, "c2"), (3, "b"), (5, "c3"), (1, "a2")];
+        let schedule = [
+            (5, "c1"),
+            (1, "a"),
+            (5, "c2"),
+            (3, "b"),
+            (5, "c3"),
+            (1, "a2"),
+        ];
         for (t, label) in schedule {
             q.schedule(SimTime(t), label);
         }
@@ -121,6 +131,9 @@ mod tests {
         assert!(seq < outside, "the earlier-scheduled event wins the tie");
         q.pop();
         let (_, seq) = q.peek_key().expect("non-empty");
-        assert!(outside < seq, "the reserved slot precedes a later-scheduled event");
+        assert!(
+            outside < seq,
+            "the reserved slot precedes a later-scheduled event"
+        );
     }
 }

@@ -42,7 +42,10 @@ mod tests {
     #[test]
     fn streams_are_reproducible_and_distinct() {
         let draw = |mut r: StreamRng| -> Vec<u64> { (0..4).map(|_| r.random()).collect() };
-        assert_eq!(draw(stream(7, 0, Stream::Arrivals, 0)), draw(stream(7, 0, Stream::Arrivals, 0)));
+        assert_eq!(
+            draw(stream(7, 0, Stream::Arrivals, 0)),
+            draw(stream(7, 0, Stream::Arrivals, 0))
+        );
         let variants = [
             draw(stream(7, 0, Stream::Arrivals, 0)),
             draw(stream(8, 0, Stream::Arrivals, 0)),

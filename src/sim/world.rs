@@ -32,7 +32,9 @@ use crate::report::record::{Outcome, RequestRecord};
 use crate::report::run::{EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
 use crate::routing::host::DomainConfig;
 use crate::routing::ingress::{RouteTable, RoutingFeatures};
-use crate::routing::kn::{compute, Command, RevisionInfo as KnRevision, ServiceState, TrafficFlags};
+use crate::routing::kn::{
+    compute, Command, RevisionInfo as KnRevision, ServiceState, TrafficFlags,
+};
 use crate::routing::pick::{Pick, Picker};
 use crate::routing::resolve::{
     build_traffic_configuration, ConditionStatus, Inventory, RevisionInfo, RouteRef,
@@ -75,7 +77,11 @@ pub struct SimRun {
 impl SimRun {
     /// Finishes the report; `wall_s` is the caller's measurement of the run's wall time.
     pub fn into_report(self, wall_s: f64) -> RunReport {
-        let engine = EngineStats { events: self.events, wall_s, sim_s: self.end.as_secs_f64() };
+        let engine = EngineStats {
+            events: self.events,
+            wall_s,
+            sim_s: self.end.as_secs_f64(),
+        };
         self.recorder.finish(self.end, &self.in_flight, 0, engine)
     }
 }
@@ -85,7 +91,13 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> SimRun {
     let mut world = World::new(scenario, opts);
     world.run();
     let in_flight = world.revs.iter().map(|r| u64::from(r.in_flight)).collect();
-    SimRun { recorder: world.recorder, end: world.now, in_flight, events: world.events, warnings: world.warnings }
+    SimRun {
+        recorder: world.recorder,
+        end: world.now,
+        in_flight,
+        events: world.events,
+        warnings: world.warnings,
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -188,7 +200,9 @@ impl ConcurrencyWindow {
     /// is less than a window (bucketing.go:201-231).
     fn panic_average(&mut self, now_s: f64) -> f64 {
         self.roll_to(now_s);
-        let Some(first) = self.first_bucket else { return 0.0 };
+        let Some(first) = self.first_bucket else {
+            return 0.0;
+        };
         let available = (self.current_bucket - first).clamp(0, PANIC_BUCKETS as i64) as usize;
         if available == 0 {
             return 0.0;
@@ -292,8 +306,12 @@ impl<'a> World<'a> {
     fn new(s: &'a Scenario, opts: &RunOptions) -> Self {
         let seed = s.seed;
         let rep = opts.replication;
-        let rev_index: BTreeMap<String, u32> =
-            s.revisions.iter().enumerate().map(|(i, r)| (r.name.clone(), i as u32)).collect();
+        let rev_index: BTreeMap<String, u32> = s
+            .revisions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.name.clone(), i as u32))
+            .collect();
         let revs: Vec<Rev> = s
             .revisions
             .iter()
@@ -327,7 +345,11 @@ impl<'a> World<'a> {
                 }
             })
             .collect();
-        let meta = RunMeta { scenario: s.name.clone(), seed, mode: "sim".to_string() };
+        let meta = RunMeta {
+            scenario: s.name.clone(),
+            seed,
+            mode: "sim".to_string(),
+        };
         let recorder = RunRecorder::new(
             meta,
             s.revisions.iter().map(|r| r.name.clone()).collect(),
@@ -365,8 +387,14 @@ impl<'a> World<'a> {
             rolling: BTreeMap::new(),
             latest_ready: None,
             next_created_order: 0,
-            domain: DomainConfig { domain: s.service.domain.clone(), ..DomainConfig::default() },
-            features: RoutingFeatures { tag_header_routing: s.service.tag_header_routing, system_internal_tls: false },
+            domain: DomainConfig {
+                domain: s.service.domain.clone(),
+                ..DomainConfig::default()
+            },
+            features: RoutingFeatures {
+                tag_header_routing: s.service.tag_header_routing,
+                system_internal_tls: false,
+            },
             route: RouteRef {
                 name: s.service.name.clone(),
                 namespace: s.service.namespace.clone(),
@@ -408,7 +436,10 @@ impl<'a> World<'a> {
                 self.on_arrival(arrival);
                 self.pull_arrival();
             } else {
-                if self.next_arrival.is_none() && self.total_in_flight() == 0 && self.now >= SimTime::ZERO + self.s.duration {
+                if self.next_arrival.is_none()
+                    && self.total_in_flight() == 0
+                    && self.now >= SimTime::ZERO + self.s.duration
+                {
                     break;
                 }
                 let (at, ev) = self.queue.pop().expect("peeked above");
@@ -431,7 +462,10 @@ impl<'a> World<'a> {
     }
 
     fn pull_arrival(&mut self) {
-        self.next_arrival = self.arrivals.next(&mut self.arrival_rng).map(|a| (a, self.queue.reserve_seq()));
+        self.next_arrival = self
+            .arrivals
+            .next(&mut self.arrival_rng)
+            .map(|a| (a, self.queue.reserve_seq()));
     }
 
     fn start(&mut self) {
@@ -460,7 +494,8 @@ impl<'a> World<'a> {
             self.apply_programming(gen);
             self.reconcile();
         }
-        self.queue.schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
+        self.queue
+            .schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
     }
 
     fn on_event(&mut self, ev: Ev) {
@@ -492,7 +527,8 @@ impl<'a> World<'a> {
             Ev::DeciderTick => {
                 self.on_decider_tick();
                 if self.now < self.hard_end {
-                    self.queue.schedule(self.now + DECIDER_TICK, Ev::DeciderTick);
+                    self.queue
+                        .schedule(self.now + DECIDER_TICK, Ev::DeciderTick);
                 }
             }
         }
@@ -553,7 +589,9 @@ impl<'a> World<'a> {
         let deadline = self.now + revr.deadline_after;
         // Drop finished heads so the deadline list stays as small as what is in flight.
         while let Some(&(_, head)) = revr.deadlines.front() {
-            if self.reqs[slot_of(head)].gen == head as u32 && self.reqs[slot_of(head)].loc != Loc::Free {
+            if self.reqs[slot_of(head)].gen == head as u32
+                && self.reqs[slot_of(head)].loc != Loc::Free
+            {
                 break;
             }
             revr.deadlines.pop_front();
@@ -593,7 +631,10 @@ impl<'a> World<'a> {
                 let r = &reqs[slot_of(h)];
                 r.gen == h as u32 && r.loc == Loc::ActivatorQueue
             };
-            let Some((h, pod)) = self.revs[rev as usize].throttler.dispatch(&mut self.lb_rng, alive) else {
+            let Some((h, pod)) = self.revs[rev as usize]
+                .throttler
+                .dispatch(&mut self.lb_rng, alive)
+            else {
                 break;
             };
             self.qp_admit(pod, h);
@@ -628,17 +669,23 @@ impl<'a> World<'a> {
         let slot = slot_of(h);
         self.reqs[slot].loc = Loc::Executing;
         let rev = self.pods[pod as usize].rev as usize;
-        let work = self.s.revisions[rev].service_time.sample(&mut self.revs[rev].service_rng);
+        let work = self.s.revisions[rev]
+            .service_time
+            .sample(&mut self.revs[rev].service_rng);
         match &mut self.pods[pod as usize].server {
             Server::Breaker(_) => {
-                self.queue.schedule(self.now + work, Ev::ServiceDone { pod, req: h });
+                self.queue
+                    .schedule(self.now + work, Ev::ServiceDone { pod, req: h });
             }
             Server::Ps { ps, gen } => {
                 ps.start(self.now.as_secs_f64(), h, work.as_secs_f64());
                 *gen += 1;
                 let g = *gen;
                 if let Some(t) = ps.next_completion_s() {
-                    self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+                    self.queue.schedule(
+                        SimTime::from_secs_f64(t).max(self.now),
+                        Ev::PsWake { pod, gen: g },
+                    );
                 }
             }
         }
@@ -670,7 +717,10 @@ impl<'a> World<'a> {
             *gen += 1;
             let g = *gen;
             if let Some(t) = ps.next_completion_s() {
-                self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+                self.queue.schedule(
+                    SimTime::from_secs_f64(t).max(self.now),
+                    Ev::PsWake { pod, gen: g },
+                );
             }
         }
     }
@@ -744,7 +794,10 @@ impl<'a> World<'a> {
                     *gen += 1;
                     let g = *gen;
                     if let Some(t) = ps.next_completion_s() {
-                        self.queue.schedule(SimTime::from_secs_f64(t).max(self.now), Ev::PsWake { pod, gen: g });
+                        self.queue.schedule(
+                            SimTime::from_secs_f64(t).max(self.now),
+                            Ev::PsWake { pod, gen: g },
+                        );
                     }
                 }
             }
@@ -757,7 +810,9 @@ impl<'a> World<'a> {
         r.deadline_event = None;
         loop {
             let r = &mut self.revs[rev as usize];
-            let Some(&(deadline, h)) = r.deadlines.front() else { break };
+            let Some(&(deadline, h)) = r.deadlines.front() else {
+                break;
+            };
             let req = &self.reqs[slot_of(h)];
             let alive = req.gen == h as u32 && req.loc != Loc::Free;
             if alive && deadline > self.now {
@@ -791,10 +846,19 @@ impl<'a> World<'a> {
         if values[2] != r.reported[2] {
             r.conc.set(self.now.as_secs_f64(), r.in_flight);
         }
-        for (i, gauge) in [Gauge::QpQueue, Gauge::ActivatorQueue, Gauge::InFlight, Gauge::ReadyPods].into_iter().enumerate() {
+        for (i, gauge) in [
+            Gauge::QpQueue,
+            Gauge::ActivatorQueue,
+            Gauge::InFlight,
+            Gauge::ReadyPods,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if values[i] != r.reported[i] {
                 r.reported[i] = values[i];
-                self.recorder.gauge(self.now, rev as usize, gauge, values[i]);
+                self.recorder
+                    .gauge(self.now, rev as usize, gauge, values[i]);
             }
         }
     }
@@ -821,7 +885,10 @@ impl<'a> World<'a> {
         match (r.cc, r.app) {
             (cc, _) if cc > 0 => Server::Breaker(Breaker::queue_proxy(cc)),
             (_, AppModel::Workers(n)) => Server::Breaker(Breaker::workers(n)),
-            (_, AppModel::ProcessorSharing { cores }) => Server::Ps { ps: PsServer::new(cores), gen: 0 },
+            (_, AppModel::ProcessorSharing { cores }) => Server::Ps {
+                ps: PsServer::new(cores),
+                gen: 0,
+            },
         }
     }
 
@@ -831,26 +898,43 @@ impl<'a> World<'a> {
             .pods
             .iter()
             .copied()
-            .filter(|p| matches!(self.pods[*p as usize].state, PodState::Starting | PodState::Ready))
+            .filter(|p| {
+                matches!(
+                    self.pods[*p as usize].state,
+                    PodState::Starting | PodState::Ready
+                )
+            })
             .collect();
         if (live.len() as u32) < target {
             for _ in live.len() as u32..target {
                 let id = self.pods.len() as u32;
                 let server = self.new_server(rev);
-                self.pods.push(Pod { rev, state: PodState::Starting, server, holding: 0 });
+                self.pods.push(Pod {
+                    rev,
+                    state: PodState::Starting,
+                    server,
+                    holding: 0,
+                });
                 self.revs[rev as usize].pods.push(id);
                 if at_start {
                     self.on_pod_ready(id);
                     self.on_pod_healthy(id);
                 } else {
-                    let delay = self.s.revisions[rev as usize].startup.sample(&mut self.revs[rev as usize].startup_rng);
+                    let delay = self.s.revisions[rev as usize]
+                        .startup
+                        .sample(&mut self.revs[rev as usize].startup_rng);
                     self.queue.schedule(self.now + delay, Ev::PodReady(id));
                 }
             }
         } else {
             // Scale down: starting pods first, then the newest ready ones.
             let mut victims: Vec<u32> = live.clone();
-            victims.sort_by_key(|p| (self.pods[*p as usize].state == PodState::Ready, std::cmp::Reverse(*p)));
+            victims.sort_by_key(|p| {
+                (
+                    self.pods[*p as usize].state == PodState::Ready,
+                    std::cmp::Reverse(*p),
+                )
+            });
             for pod in victims.into_iter().take(live.len() - target as usize) {
                 self.terminate(pod);
             }
@@ -920,7 +1004,9 @@ impl<'a> World<'a> {
         self.revs[rev as usize].ready = true;
         let newer = match self.latest_ready {
             None => true,
-            Some(cur) => self.revs[rev as usize].created_order > self.revs[cur as usize].created_order,
+            Some(cur) => {
+                self.revs[rev as usize].created_order > self.revs[cur as usize].created_order
+            }
         };
         if newer {
             self.latest_ready = Some(rev);
@@ -942,7 +1028,11 @@ impl<'a> World<'a> {
         if tbc < 0.0 {
             return false;
         }
-        let total = if r.cc > 0 { f64::from(r.cc) } else { CC_ZERO_TOTAL_VALUE };
+        let total = if r.cc > 0 {
+            f64::from(r.cc)
+        } else {
+            CC_ZERO_TOTAL_VALUE
+        };
         let ebc = (ready * total - tbc - r.conc.panic_average(now_s)).floor();
         ebc >= 0.0
     }
@@ -959,7 +1049,8 @@ impl<'a> World<'a> {
                 r.sks_gen += 1;
                 let gen = r.sks_gen;
                 let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-                self.queue.schedule(self.now + delay, Ev::SksApply { rev, serve, gen });
+                self.queue
+                    .schedule(self.now + delay, Ev::SksApply { rev, serve, gen });
             }
         }
     }
@@ -971,10 +1062,17 @@ impl<'a> World<'a> {
         let config = &self.s.service.name;
         for r in self.revs.iter().filter(|r| r.created) {
             let mut info = RevisionInfo::ready(&r.name, config, Some(config));
-            info.ready = if r.ready { ConditionStatus::True } else { ConditionStatus::Unknown };
+            info.ready = if r.ready {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::Unknown
+            };
             inv.add_revision(info);
         }
-        let latest = self.latest_ready.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        let latest = self
+            .latest_ready
+            .map(|i| self.revs[i as usize].name.clone())
+            .unwrap_or_default();
         inv.add_configuration(config, &latest, ConditionStatus::True);
         inv
     }
@@ -999,18 +1097,24 @@ impl<'a> World<'a> {
             now_ns,
         );
         self.annotation = Some(effective.to_json());
-        let table = match RouteTable::build(&tc, &effective, &self.route, &self.domain, self.features) {
-            Ok(t) => t,
-            Err(e) => {
-                self.warn(format!("the route cannot be programmed: {e}"));
-                return;
-            }
-        };
+        let table =
+            match RouteTable::build(&tc, &effective, &self.route, &self.domain, self.features) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.warn(format!("the route cannot be programmed: {e}"));
+                    return;
+                }
+            };
         if self.desired_table.as_ref() != Some(&table) {
             self.desired_table = Some(table);
             self.desired_gen += 1;
             let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.queue.schedule(self.now + delay, Ev::IngressProgrammed { generation: self.desired_gen });
+            self.queue.schedule(
+                self.now + delay,
+                Ev::IngressProgrammed {
+                    generation: self.desired_gen,
+                },
+            );
         }
         self.route_ingress_ready = self.applied_gen == self.desired_gen && effective.done();
         for cfg in &effective.configurations {
@@ -1018,9 +1122,11 @@ impl<'a> World<'a> {
             let in_progress = cfg.revisions.len() >= 2;
             let was = self.rolling.get(&key).copied().unwrap_or(false);
             if in_progress && !was {
-                self.recorder.rollout_started(self.now, &cfg.configuration_name);
+                self.recorder
+                    .rollout_started(self.now, &cfg.configuration_name);
             } else if !in_progress && was {
-                self.recorder.rollout_finished(self.now, &cfg.configuration_name);
+                self.recorder
+                    .rollout_finished(self.now, &cfg.configuration_name);
             }
             self.rolling.insert(key, in_progress);
         }
@@ -1036,35 +1142,64 @@ impl<'a> World<'a> {
     /// The data plane applies generation `gen` of the ingress.
     fn apply_programming(&mut self, gen: u64) {
         self.applied_gen = gen;
-        let Some(table) = self.desired_table.clone() else { return };
+        let Some(table) = self.desired_table.clone() else {
+            return;
+        };
         let previous = self.plane.table.take();
         self.plane.pickers.clear();
         self.plane.group_revs.clear();
         for group in &table.groups {
-            let weights: Vec<u32> = group.splits.iter().map(|s| s.percent.clamp(0, 100) as u32).collect();
-            let revs: Vec<u32> = group.splits.iter().map(|s| self.rev_index.get(&s.revision).copied().unwrap_or(0)).collect();
-            let picker = Picker::new(self.s.picker, &weights)
-                .unwrap_or_else(|_| Picker::new(self.s.picker, &[1]).expect("a single positive weight"));
+            let weights: Vec<u32> = group
+                .splits
+                .iter()
+                .map(|s| s.percent.clamp(0, 100) as u32)
+                .collect();
+            let revs: Vec<u32> = group
+                .splits
+                .iter()
+                .map(|s| self.rev_index.get(&s.revision).copied().unwrap_or(0))
+                .collect();
+            let picker = Picker::new(self.s.picker, &weights).unwrap_or_else(|_| {
+                Picker::new(self.s.picker, &[1]).expect("a single positive weight")
+            });
             self.plane.pickers.push(picker);
-            self.plane.group_revs.push(if revs.is_empty() { vec![0] } else { revs });
-            let changed = previous.as_ref().and_then(|p| p.groups.iter().find(|g| g.tag == group.tag)) != Some(group);
+            self.plane
+                .group_revs
+                .push(if revs.is_empty() { vec![0] } else { revs });
+            let changed = previous
+                .as_ref()
+                .and_then(|p| p.groups.iter().find(|g| g.tag == group.tag))
+                != Some(group);
             if changed {
-                let splits: Vec<(String, i64)> = group.splits.iter().map(|s| (s.revision.clone(), s.percent)).collect();
+                let splits: Vec<(String, i64)> = group
+                    .splits
+                    .iter()
+                    .map(|s| (s.revision.clone(), s.percent))
+                    .collect();
                 self.recorder.programmed(self.now, &group.tag, &splits);
             }
         }
-        let main_host = self.domain.external_host(&self.route.name, &self.route.namespace, "").unwrap_or_default();
+        let main_host = self
+            .domain
+            .external_host(&self.route.name, &self.route.namespace, "")
+            .unwrap_or_default();
         self.plane.default_group = table.group_index("");
         self.plane.main_group = table.route(&main_host, None).map(|d| d.group);
         let tags = self.arrivals.tags().to_vec();
         self.plane.host_groups = tags
             .iter()
             .map(|t| {
-                let host = self.domain.external_host(&self.route.name, &self.route.namespace, t).unwrap_or_default();
+                let host = self
+                    .domain
+                    .external_host(&self.route.name, &self.route.namespace, t)
+                    .unwrap_or_default();
                 table.route(&host, None).map(|d| d.group)
             })
             .collect();
-        self.plane.header_groups = tags.iter().map(|t| table.route(&main_host, Some(t)).map(|d| d.group)).collect();
+        self.plane.header_groups = tags
+            .iter()
+            .map(|t| table.route(&main_host, Some(t)).map(|d| d.group))
+            .collect();
         self.plane.table = Some(table);
     }
 
@@ -1078,13 +1213,20 @@ impl<'a> World<'a> {
                 self.traffic = t;
                 self.reconcile();
             }
-            Action::Kn { traffic, tags, untags } => self.apply_kn(traffic, tags, untags),
+            Action::Kn {
+                traffic,
+                tags,
+                untags,
+            } => self.apply_kn(traffic, tags, untags),
             Action::Scale { revision, pods } => {
                 let rev = *revision as u32;
                 if self.revs[rev as usize].created {
                     self.set_pods(rev, *pods, false);
                 } else {
-                    self.warn(format!("scale of {} before it was created: ignored", self.revs[rev as usize].name));
+                    self.warn(format!(
+                        "scale of {} before it was created: ignored",
+                        self.revs[rev as usize].name
+                    ));
                 }
             }
             Action::SetRolloutDuration { secs } => {
@@ -1095,7 +1237,10 @@ impl<'a> World<'a> {
     }
 
     fn apply_kn(&mut self, traffic: &[String], tags: &[String], untags: &[String]) {
-        let latest = self.latest_ready.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        let latest = self
+            .latest_ready
+            .map(|i| self.revs[i as usize].name.clone())
+            .unwrap_or_default();
         let status: Vec<TrafficTarget> = self
             .traffic
             .iter()
@@ -1111,7 +1256,10 @@ impl<'a> World<'a> {
             .revs
             .iter()
             .filter(|r| r.created)
-            .map(|r| KnRevision { name: r.name.clone(), tags_annotation: String::new() })
+            .map(|r| KnRevision {
+                name: r.name.clone(),
+                tags_annotation: String::new(),
+            })
             .collect();
         let state = ServiceState {
             name: self.s.service.name.clone(),
@@ -1149,11 +1297,11 @@ impl<'a> World<'a> {
 mod tests {
     use super::*;
     use crate::model::dist::Dist;
-    use crate::scenario::spec::{
-        ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, ClientSpec, IngressSpec, MetricsSpec, RevisionSpec,
-        ServiceSpec,
-    };
     use crate::routing::pick::PickerKind;
+    use crate::scenario::spec::{
+        ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, ClientSpec, IngressSpec, MetricsSpec,
+        RevisionSpec, ServiceSpec,
+    };
 
     /// One revision, one pod, Serve mode from the start (TBC 0), Poisson arrivals, exponential
     /// service: an M/M/c/K queue with K = 11·c.
@@ -1189,10 +1337,18 @@ mod tests {
                 clients: None,
             },
             picker: PickerKind::Random,
-            ingress: IngressSpec { programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid") },
-            activator: ActivatorSpec { target_burst_capacity: 0.0, probe_period: SimDuration::from_millis(200), lb_policy: None },
+            ingress: IngressSpec {
+                programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+            },
+            activator: ActivatorSpec {
+                target_burst_capacity: 0.0,
+                probe_period: SimDuration::from_millis(200),
+                lb_policy: None,
+            },
             client: ClientSpec { timeout: None },
-            metrics: MetricsSpec { window: SimDuration::from_secs(1) },
+            metrics: MetricsSpec {
+                window: SimDuration::from_secs(1),
+            },
             source_yaml: String::new(),
         }
     }
@@ -1204,7 +1360,11 @@ mod tests {
         let mut term = 1.0; // a^n / n! for n < c, then a^n / (c! c^(n-c))
         for n in 0..=k {
             if n > 0 {
-                term *= if n <= c { a / f64::from(n) } else { a / f64::from(c) };
+                term *= if n <= c {
+                    a / f64::from(n)
+                } else {
+                    a / f64::from(c)
+                };
             }
             terms.push(term);
         }
@@ -1223,7 +1383,11 @@ mod tests {
         for (cc, rho) in cases {
             let lambda = rho * f64::from(cc) * mu;
             let secs = 2_000;
-            let report = simulate(&mmck(lambda, cc, mean_service, secs, 7), &RunOptions::default()).into_report(0.0);
+            let report = simulate(
+                &mmck(lambda, cc, mean_service, secs, 7),
+                &RunOptions::default(),
+            )
+            .into_report(0.0);
             assert!(report.accounting_ok());
             let rev = &report.revisions()[0];
             let c = rev.counts;
@@ -1238,7 +1402,11 @@ mod tests {
                 (blocking - pk).abs() <= (0.12 * pk).max(2e-4),
                 "cc {cc} rho {rho}: blocking {blocking:.5} vs theory {pk:.5}"
             );
-            assert!((admitted * w_s - l).abs() <= 0.06 * l, "cc {cc} rho {rho}: L {:.3} vs theory {l:.3}", admitted * w_s);
+            assert!(
+                (admitted * w_s - l).abs() <= 0.06 * l,
+                "cc {cc} rho {rho}: L {:.3} vs theory {l:.3}",
+                admitted * w_s
+            );
         }
     }
 

@@ -1,0 +1,311 @@
+//! The simulator on the shipped scenarios: every file in scenarios/ loads and runs with its
+//! accounting balanced; outputs are byte-identical for the same seed; the ingress follows the
+//! routing core's rollout schedule; the observed split stays within binomial noise.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use splitlab::routing::rollout_schedule::schedule;
+use splitlab::scenario::load::load_scenario;
+use splitlab::scenario::Scenario;
+use splitlab::sim::{simulate, RunOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn load(name: &str, sets: &[(&str, &str)]) -> Scenario {
+    let path = root().join("scenarios").join(name);
+    let text = std::fs::read_to_string(&path).expect("scenario file readable");
+    let base = path.parent().expect("scenarios dir").to_path_buf();
+    let resolve = |rel: &str| std::fs::read_to_string(base.join(rel)).map_err(|e| e.to_string());
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    load_scenario(name, &text, &sets, &resolve).unwrap_or_else(|e| panic!("{name} loads: {e}"))
+}
+
+fn scenario_files() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yaml"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn every_shipped_scenario_runs_and_accounts_for_every_request() {
+    let names = scenario_files();
+    assert!(names.len() >= 6, "{names:?}");
+    for name in names {
+        // the one-million-request benchmark is shortened; the others run as shipped
+        let sets: &[(&str, &str)] = if name == "bench-1m.yaml" {
+            &[("duration", "5s")]
+        } else {
+            &[]
+        };
+        let scenario = load(&name, sets);
+        let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
+        assert!(report.accounting_ok(), "{name}: {:?}", report.totals());
+        let t = report.totals();
+        assert!(t.arrived > 1000, "{name}: only {} requests", t.arrived);
+        // requests the ingress could not route (no rule for their host) end as errors
+        let routed: u64 = report.revisions().iter().map(|r| r.counts.arrived).sum();
+        let per_revision_errors: u64 = report.revisions().iter().map(|r| r.counts.errors).sum();
+        assert_eq!(t.arrived - routed, t.errors - per_revision_errors, "{name}");
+        for r in report.revisions() {
+            assert!(r.counts.balanced(), "{name}/{}: {:?}", r.name, r.counts);
+        }
+    }
+}
+
+fn run_cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the splitlab binary runs")
+}
+
+fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("splitlab-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// summary.json with the one non-deterministic field (the wall time) blanked.
+fn summary_without_wall_time(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
+    let mut v: serde_json::Value = serde_json::from_str(&text).expect("summary.json is JSON");
+    v["engine"]["wall_s"] = serde_json::Value::Null;
+    assert!(text.contains("\"wall_s\""), "the wall time is reported");
+    v.to_string()
+}
+
+#[test]
+fn same_seed_gives_byte_identical_outputs() {
+    let (a, b, c) = (temp_dir("det-a"), temp_dir("det-b"), temp_dir("det-c"));
+    let common = [
+        "run",
+        "scenarios/stacked-rollouts.yaml",
+        "--requests",
+        "--set",
+        "duration=60s",
+    ];
+    for (dir, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
+        let mut args = common.to_vec();
+        args.extend_from_slice(&["--seed", seed, "--out", dir.to_str().expect("utf-8")]);
+        let out = run_cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for file in ["timeseries.csv", "routes.csv", "requests.csv"] {
+        let x = std::fs::read(a.join(file)).expect("written");
+        let y = std::fs::read(b.join(file)).expect("written");
+        assert!(!x.is_empty());
+        assert!(x == y, "{file} differs between two runs with the same seed");
+    }
+    assert_eq!(summary_without_wall_time(&a), summary_without_wall_time(&b));
+    assert_ne!(
+        summary_without_wall_time(&a),
+        summary_without_wall_time(&c),
+        "another seed, other results"
+    );
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[test]
+fn run_writes_the_contracted_files() {
+    let dir = temp_dir("files");
+    let out = run_cli(&[
+        "run",
+        "scenarios/manual-canary.yaml",
+        "--out",
+        dir.to_str().expect("utf-8"),
+        "--requests",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("accounting: ok"), "{stdout}");
+    let first_line = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .expect("written")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        first_line("timeseries.csv"),
+        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms"
+    );
+    assert_eq!(first_line("routes.csv"), "t_s,tag,revision,percent");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("written"))
+            .expect("JSON");
+    let req = &summary["requests"];
+    let keys = [
+        "served",
+        "rejected_qp",
+        "expired_activator",
+        "expired_qp",
+        "client_cancelled",
+        "errors",
+        "in_flight_at_end",
+    ];
+    let ends: u64 = keys.iter().map(|k| req[k].as_u64().expect("count")).sum();
+    assert_eq!(ends, req["arrived"].as_u64().expect("count"));
+    // requests.csv: one row per request that ended
+    let rows = std::fs::read_to_string(dir.join("requests.csv"))
+        .expect("written")
+        .lines()
+        .count()
+        - 1;
+    assert_eq!(
+        rows as u64,
+        ends - req["in_flight_at_end"].as_u64().expect("count")
+    );
+    for field in [
+        "routed",
+        "latency_ms",
+        "peak_qp_queue",
+        "peak_activator_queue",
+    ] {
+        assert!(
+            !summary["revisions"]["hello-00001"][field].is_null(),
+            "{field}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn run_reports_bad_scenarios_and_overrides_clearly() {
+    // (args, fragment of the error)
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["run", "scenarios/nope.yaml"],
+            "cannot read scenarios/nope.yaml",
+        ),
+        (
+            &["run", "--set", "service.rollout_duration=abc"],
+            "--set service.rollout_duration=abc",
+        ),
+        (&["run", "--set", "revisions.9.pods=3"], "revisions"),
+        (&["run", "--set", "novalue"], "PATH=VALUE"),
+    ];
+    for (args, fragment) in cases {
+        let out = run_cli(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+/// routes.csv of a rollout follows the routing core's schedule for the delay that occurred:
+/// with a constant 300 ms programming delay, every rollout step reaches the data plane 300 ms
+/// after the reconcile that made it, and the steps are those `schedule` computes for a first 1%
+/// that took 300 ms to become ready.
+#[test]
+fn routes_follow_the_rollout_schedule() {
+    let scenario = load(
+        "canary-rollout.yaml",
+        &[("ingress.programming_delay", "{constant: 300ms}")],
+    );
+    let dir = temp_dir("routes");
+    simulate(&scenario, &RunOptions::default())
+        .into_report(0.0)
+        .write(&dir)
+        .expect("outputs");
+    let routes = std::fs::read_to_string(dir.join("routes.csv")).expect("routes.csv");
+    // default-group splits over time: t -> percent of hello-00002 (missing = 0)
+    let mut steps: Vec<(f64, i64)> = Vec::new();
+    for line in routes.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (t, tag, rev, pct) = (
+            f[0].parse::<f64>().expect("t"),
+            f[1],
+            f[2],
+            f[3].parse::<i64>().expect("pct"),
+        );
+        if !tag.is_empty() {
+            continue;
+        }
+        if steps.last().is_none_or(|s| s.0 != t) {
+            steps.push((t, 0));
+        }
+        if rev == "hello-00002" {
+            steps.last_mut().expect("pushed").1 = pct;
+        }
+    }
+    let rollout: Vec<(f64, i64)> = steps.into_iter().skip_while(|s| s.1 == 0).collect();
+    let expected = schedule(
+        100,
+        scenario.service.rollout_duration_secs,
+        300_000_000,
+        "hello-00001",
+        "hello-00002",
+    );
+    let expected: Vec<(f64, i64)> = expected
+        .iter()
+        .map(|s| {
+            let new = s
+                .revisions
+                .iter()
+                .find(|r| r.revision_name == "hello-00002")
+                .map_or(0, |r| r.percent);
+            (s.t_ns as f64 / 1e9, new)
+        })
+        .collect();
+    assert_eq!(
+        rollout.len(),
+        expected.len(),
+        "sim {rollout:?}\nschedule {expected:?}"
+    );
+    let (t0, e0) = (rollout[0].0, expected[0].0);
+    for (got, want) in rollout.iter().zip(&expected) {
+        assert_eq!(got.1, want.1);
+        // both run the machine at Unix-nanosecond magnitudes; f64 spacing there is 128 ns
+        assert!(
+            ((got.0 - t0) - (want.0 - e0)).abs() < 2e-6,
+            "step at {} vs schedule {}",
+            got.0 - t0,
+            want.0 - e0
+        );
+    }
+    assert_eq!(rollout.last().map(|s| s.1), Some(100));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// With a fixed split, each revision's share of the routed requests lies within the binomial
+/// band around its programmed share (z = 3.29, the 99.9% band).
+#[test]
+fn observed_split_is_within_binomial_noise() {
+    let scenario = load("bench-1m.yaml", &[("duration", "10s")]);
+    let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
+    let n: u64 = report.revisions().iter().map(|r| r.routed).sum();
+    assert!(n > 90_000);
+    for (r, p) in report.revisions().iter().zip([0.9, 0.1]) {
+        let share = r.routed as f64 / n as f64;
+        let half = 3.29 * (p * (1.0 - p) / n as f64).sqrt();
+        assert!(
+            (share - p).abs() <= half,
+            "{}: {share:.5} vs {p} ± {half:.5}",
+            r.name
+        );
+    }
+}
