@@ -10,10 +10,17 @@ use crate::scenario::manifest::{load_manifests, Manifest, ManifestKind};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Knative Service or Route manifests (serving.knative.dev/v1); several YAML documents per
-    /// file are allowed.
+    /// Knative Service or Route manifests (serving.knative.dev/v1; several YAML documents per
+    /// file are allowed) or splitlab scenario files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
+}
+
+/// A splitlab scenario (as opposed to a Knative manifest): a top-level `revisions:` key and no
+/// `apiVersion:`.
+fn is_scenario(text: &str) -> bool {
+    let top_level = |key: &str| text.lines().any(|l| l.starts_with(key));
+    top_level("revisions:") && !top_level("apiVersion:")
 }
 
 /// Knative's validation of one manifest, as the webhook runs it: on the defaulted object.
@@ -53,6 +60,16 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        if is_scenario(&text) {
+            match super::run::load(path, &[]) {
+                Ok(_) => println!("ok: {name}"),
+                Err(err) => {
+                    eprintln!("{err:#}");
+                    failed = true;
+                }
+            }
+            continue;
+        }
         let manifests = match load_manifests(&name, &text) {
             Ok(m) => m,
             Err(err) => {

@@ -35,6 +35,34 @@ fn validate_accepts_a_valid_multi_document_file() {
 }
 
 #[test]
+fn validate_accepts_scenarios_and_reports_their_errors() {
+    let out = splitlab(&[
+        "validate",
+        "scenarios/canary-rollout.yaml",
+        "scenarios/stacked-rollouts.yaml",
+    ]);
+    assert_no_panic(&out);
+    assert_eq!(
+        text(&out.stdout),
+        "ok: scenarios/canary-rollout.yaml\nok: scenarios/stacked-rollouts.yaml\n"
+    );
+    let dir = std::env::temp_dir().join(format!("splitlab-validate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad-scenario.yaml");
+    std::fs::write(&bad, "name: x\nduration: 10s\nrevisions:\n  - name: a\n    pods: lots\narrivals:\n  poisson: {rate: 5}\n")
+        .expect("write");
+    let out = splitlab(&["validate", bad.to_str().expect("utf-8")]);
+    assert_no_panic(&out);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("bad-scenario.yaml:5:11: revisions[0].pods"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn validate_reports_knative_messages_at_their_lines() {
     let out = splitlab(&[
         "validate",

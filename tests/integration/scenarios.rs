@@ -309,3 +309,36 @@ fn observed_split_is_within_binomial_noise() {
         );
     }
 }
+
+/// Golden files: the summary and the route changes of a small seeded run. A change in the
+/// simulator's behaviour shows up here; after checking it is intended, regenerate with
+/// `SPLITLAB_BLESS=1 cargo test golden`.
+#[test]
+fn golden_manual_canary() {
+    let scenario = load("manual-canary.yaml", &[]);
+    let dir = temp_dir("golden");
+    simulate(&scenario, &RunOptions::default())
+        .into_report(0.0)
+        .write(&dir)
+        .expect("outputs");
+    let golden = root().join("tests/golden/manual-canary");
+    for file in ["summary.json", "routes.csv"] {
+        let got = std::fs::read_to_string(dir.join(file)).expect("written");
+        let path = golden.join(file);
+        if std::env::var_os("SPLITLAB_BLESS").is_some() {
+            std::fs::create_dir_all(&golden).expect("golden dir");
+            std::fs::write(&path, &got).expect("bless");
+        }
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} missing: run SPLITLAB_BLESS=1 cargo test golden",
+                path.display()
+            )
+        });
+        assert_eq!(
+            got, want,
+            "{file} changed; if intended, regenerate with SPLITLAB_BLESS=1 cargo test golden"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
