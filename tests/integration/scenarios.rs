@@ -342,3 +342,29 @@ fn golden_manual_canary() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The scenario format shown in README.md is a valid scenario that runs.
+#[test]
+fn readme_scenario_example_loads_and_runs() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("The format, with defaults:")
+        .expect("the format section");
+    let block = &readme[start..];
+    let body = block
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a yaml block");
+    let resolve = |_: &str| Err::<String, String>("no files".to_string());
+    let scenario = load_scenario(
+        "README.md",
+        body,
+        &[("duration".into(), "160s".into())],
+        &resolve,
+    )
+    .unwrap_or_else(|e| panic!("README example: {e}"));
+    assert_eq!(scenario.timeline.len(), 5);
+    let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
+    assert!(report.accounting_ok());
+}
