@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use crate::model::time::SimTime;
 use crate::routing::duration::parse_duration;
 use crate::routing::rollout_schedule::schedule;
 
@@ -33,17 +34,15 @@ pub struct Args {
     to: String,
 }
 
-/// Nanoseconds as seconds with up to 9 decimals and no trailing zeros.
-pub(crate) fn format_secs(ns: i64) -> String {
-    let sign = if ns < 0 { "-" } else { "" };
-    let abs = ns.unsigned_abs();
-    let (secs, frac) = (abs / 1_000_000_000, abs % 1_000_000_000);
-    if frac == 0 {
-        format!("{sign}{secs}")
-    } else {
-        let digits = format!("{frac:09}");
-        format!("{sign}{secs}.{}", digits.trim_end_matches('0'))
+/// A non-negative Go duration flag, in nanoseconds.
+fn duration_flag(flag: &str, value: &str, examples: &str) -> anyhow::Result<i64> {
+    let ns = parse_duration(value)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("{flag} {value:?}: allowed: a Go duration such as {examples}"))?;
+    if ns < 0 {
+        bail!("{flag} {value}: must not be negative");
     }
+    Ok(ns)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
@@ -53,28 +52,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             args.percent
         );
     }
-    let duration_ns = parse_duration(&args.duration)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| {
-            format!(
-                "--duration {:?}: allowed: a Go duration such as 380s, 6m20s or 1h",
-                args.duration
-            )
-        })?;
-    if duration_ns < 0 {
-        bail!("--duration {}: must not be negative", args.duration);
-    }
-    let ready_ns = parse_duration(&args.ready_after)
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .with_context(|| {
-            format!(
-                "--ready-after {:?}: allowed: a Go duration such as 1s or 2500ms",
-                args.ready_after
-            )
-        })?;
-    if ready_ns < 0 {
-        bail!("--ready-after {}: must not be negative", args.ready_after);
-    }
+    let duration_ns = duration_flag("--duration", &args.duration, "380s, 6m20s or 1h")?;
+    let ready_ns = duration_flag("--ready-after", &args.ready_after, "1s or 2500ms")?;
     if args.from == args.to {
         bail!("--from and --to name the same revision {:?}", args.from);
     }
@@ -90,7 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         for rev in step.revisions.iter().filter(|r| r.percent > 0) {
             out.push_str(&format!(
                 "{},{},{}\n",
-                format_secs(step.t_ns),
+                SimTime(step.t_ns),
                 rev.revision_name,
                 rev.percent
             ));

@@ -677,16 +677,24 @@ impl<'a> World<'a> {
                 self.queue
                     .schedule(self.now + work, Ev::ServiceDone { pod, req: h });
             }
-            Server::Ps { ps, gen } => {
+            Server::Ps { ps, .. } => {
                 ps.start(self.now.as_secs_f64(), h, work.as_secs_f64());
-                *gen += 1;
-                let g = *gen;
-                if let Some(t) = ps.next_completion_s() {
-                    self.queue.schedule(
-                        SimTime::from_secs_f64(t).max(self.now),
-                        Ev::PsWake { pod, gen: g },
-                    );
-                }
+                self.reschedule_ps(pod);
+            }
+        }
+    }
+
+    /// A processor-sharing pod's set of jobs changed: its next completion moves, so the
+    /// pending wake-up is superseded (its generation goes stale) and a new one is scheduled.
+    fn reschedule_ps(&mut self, pod: u32) {
+        if let Server::Ps { ps, gen } = &mut self.pods[pod as usize].server {
+            *gen += 1;
+            let g = *gen;
+            if let Some(t) = ps.next_completion_s() {
+                self.queue.schedule(
+                    SimTime::from_secs_f64(t).max(self.now),
+                    Ev::PsWake { pod, gen: g },
+                );
             }
         }
     }
@@ -713,16 +721,7 @@ impl<'a> World<'a> {
             self.finish(h, Outcome::Served);
         }
         self.scratch = done;
-        if let Server::Ps { ps, gen } = &mut self.pods[pod as usize].server {
-            *gen += 1;
-            let g = *gen;
-            if let Some(t) = ps.next_completion_s() {
-                self.queue.schedule(
-                    SimTime::from_secs_f64(t).max(self.now),
-                    Ev::PsWake { pod, gen: g },
-                );
-            }
-        }
+        self.reschedule_ps(pod);
     }
 
     /// Ends a request with `outcome`, wherever it is, and frees what it held.
@@ -789,16 +788,9 @@ impl<'a> World<'a> {
                     self.start_service(pod, next);
                 }
             }
-            Server::Ps { ps, gen } => {
+            Server::Ps { ps, .. } => {
                 if !served && ps.remove(self.now.as_secs_f64(), h) {
-                    *gen += 1;
-                    let g = *gen;
-                    if let Some(t) = ps.next_completion_s() {
-                        self.queue.schedule(
-                            SimTime::from_secs_f64(t).max(self.now),
-                            Ev::PsWake { pod, gen: g },
-                        );
-                    }
+                    self.reschedule_ps(pod);
                 }
             }
         }
@@ -1406,6 +1398,31 @@ mod tests {
                 (admitted * w_s - l).abs() <= 0.06 * l,
                 "cc {cc} rho {rho}: L {:.3} vs theory {l:.3}",
                 admitted * w_s
+            );
+        }
+    }
+
+    #[test]
+    fn cc_zero_app_models_match_mm1() {
+        // containerConcurrency 0: no breaker; the application decides. One worker (FIFO) and
+        // processor sharing over one core both give M/M/1's mean sojourn E[S]/(1-ρ).
+        let mean_service = SimDuration::from_millis(10);
+        let rho = 0.7;
+        let expected_ms = 10.0 / (1.0 - rho);
+        for app in [
+            AppModel::Workers(1),
+            AppModel::ProcessorSharing { cores: 1 },
+        ] {
+            let mut s = mmck(rho * 100.0, 0, mean_service, 3_000, 9);
+            s.revisions[0].app = app;
+            let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+            assert!(report.accounting_ok());
+            let rev = &report.revisions()[0];
+            assert_eq!(rev.counts.rejected_qp, 0, "{app:?}: no breaker, no 503");
+            let mean = rev.latency.expect("served").mean_ms;
+            assert!(
+                (mean - expected_ms).abs() <= 0.06 * expected_ms,
+                "{app:?}: mean {mean:.2} ms vs {expected_ms:.2}"
             );
         }
     }
