@@ -2,13 +2,16 @@
 //! happen, and the `RunReport` it turns into at the end, which writes the run's files.
 //!
 //! Owns: per-run and per-window counting, time-weighted programmed split, latency histograms,
-//! gauge maxima, split error, rollout spans, and the layout of `summary.json`,
-//! `timeseries.csv`, `routes.csv` and `requests.csv`.
+//! gauge maxima, split error, rollout spans, the autoscaler's tick log, panic time and cold
+//! starts, and the layout of `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv`
+//! and `requests.csv`.
 //!
-//! Must not: route, simulate or read a clock; it only observes what it is told, at the times it
-//! is told. It never keeps one entry per request in memory: memory is bounded by windows ×
-//! revisions (plus route changes and configurations), and the optional request log streams to a
-//! spool file.
+//! Must not: route, simulate, autoscale or read a clock; it only observes what it is told, at
+//! the times it is told. It never keeps one entry per request in memory: memory is bounded by
+//! windows × revisions (plus route changes, autoscaler ticks and configurations), and the
+//! optional request log streams to a spool file. Autoscaler ticks are kept in memory as
+//! formatted rows, like route changes: there is one per revision per decider tick (every 2 s),
+//! far fewer than windows × revisions at the usual 1 s window.
 //!
 //! Invariants:
 //! - Time only moves forward. Calls come with non-decreasing times; a call with an earlier time
@@ -25,7 +28,8 @@
 //! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `errors`,
 //! `in_flight_at_end`}, `revisions` (revision index order) {the same eight, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
-//! `peak_activator_queue`}, `split` {`max_abs_error_pct`}, `rollout` (configuration names
+//! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
+//! `cold_starts`}, `split` {`max_abs_error_pct`}, `rollout` (configuration names
 //! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
 //! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
 //! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
@@ -51,12 +55,15 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const TIMESERIES_FILE: &str = "timeseries.csv";
 pub const ROUTES_FILE: &str = "routes.csv";
 pub const REQUESTS_FILE: &str = "requests.csv";
+pub const AUTOSCALER_FILE: &str = "autoscaler.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
-rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms";
+rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods";
 pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
 pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
+pub const AUTOSCALER_HEADER: &str = "t_s,revision,stable_concurrency,panic_concurrency,\
+desired_pods,ready_pods,panic,excess_burst_capacity,mode";
 
 /// A window counts towards `split.max_abs_error_pct` only when at least this many
 /// default-group requests were routed in it (to any revision): with fewer, a per-request picker's
@@ -77,14 +84,21 @@ pub enum Gauge {
     InFlight,
     /// Pods of the revision that are ready.
     ReadyPods,
+    /// The autoscaler's desired pod count for the revision, as last decided. `autoscaler_tick`
+    /// does not move it: the caller reports it here when it changes, like the other gauges.
+    DesiredPods,
 }
 
+/// The number of gauges.
+const GAUGES: usize = 5;
+
 impl Gauge {
-    pub const ALL: [Gauge; 4] = [
+    pub const ALL: [Gauge; GAUGES] = [
         Gauge::QpQueue,
         Gauge::ActivatorQueue,
         Gauge::InFlight,
         Gauge::ReadyPods,
+        Gauge::DesiredPods,
     ];
 
     fn index(self) -> usize {
@@ -93,8 +107,27 @@ impl Gauge {
             Gauge::ActivatorQueue => 1,
             Gauge::InFlight => 2,
             Gauge::ReadyPods => 3,
+            Gauge::DesiredPods => 4,
         }
     }
+}
+
+/// What the autoscaler saw and decided for one revision at one decider tick: a row of
+/// `autoscaler.csv`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AutoscalerTick {
+    /// Average concurrency over the stable window.
+    pub stable_concurrency: f64,
+    /// Average concurrency over the panic window.
+    pub panic_concurrency: f64,
+    /// The pods the autoscaler wants; -1 when it made no decision this tick.
+    pub desired_pods: i64,
+    pub ready_pods: u64,
+    /// Whether the autoscaler is in panic mode after this tick.
+    pub panic: bool,
+    pub excess_burst_capacity: f64,
+    /// The SKS mode: `"proxy"` (activator in the path) or `"serve"`.
+    pub mode: &'static str,
 }
 
 /// What the run was.
@@ -187,6 +220,15 @@ pub struct RevisionSummary {
     pub latency: Option<LatencySummary>,
     pub peak_qp_queue: u64,
     pub peak_activator_queue: u64,
+    /// Maximum of the `DesiredPods` gauge.
+    pub max_desired_pods: u64,
+    /// Maximum of the `ReadyPods` gauge.
+    pub max_ready_pods: u64,
+    /// Time in panic mode: from each autoscaler tick with `panic` to the revision's next tick,
+    /// or to the end of the run after its last tick.
+    pub panic_seconds: f64,
+    /// Times the revision was scaled up from zero ready pods.
+    pub cold_starts: u64,
 }
 
 /// When a configuration's rollout first started and last finished.
@@ -210,7 +252,7 @@ pub struct WindowCell {
     /// Both kinds of expiry (activator and queue-proxy).
     pub expired: u64,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
-    pub gauge_max: [u64; 4],
+    pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
@@ -226,8 +268,13 @@ struct RevisionState {
     latency_max_us: u64,
     window_latency: Histogram<u64>,
     window_max_us: u64,
-    gauges: [u64; 4],
-    peaks: [u64; 4],
+    gauges: [u64; GAUGES],
+    peaks: [u64; GAUGES],
+    /// Time and panic flag of the latest autoscaler tick.
+    last_tick: Option<(SimTime, bool)>,
+    /// Time in panic up to `last_tick`, in nanoseconds.
+    panic_ns: i128,
+    cold_starts: u64,
     /// Percent in the default group's split now.
     pct: i64,
     /// ∫ pct dt over the current window up to `RunRecorder::segment_start`, in percent·ns.
@@ -244,8 +291,11 @@ impl RevisionState {
             latency_max_us: 0,
             window_latency: new_histogram(),
             window_max_us: 0,
-            gauges: [0; 4],
-            peaks: [0; 4],
+            gauges: [0; GAUGES],
+            peaks: [0; GAUGES],
+            last_tick: None,
+            panic_ns: 0,
+            cold_starts: 0,
             pct: 0,
             pct_ns: 0,
         }
@@ -295,6 +345,7 @@ pub struct RunRecorder {
     totals: Counts,
     rollouts: BTreeMap<String, RolloutSpan>,
     routes_csv: String,
+    autoscaler_csv: String,
     spool: Option<SpoolWriter>,
     clamped_calls: u64,
 }
@@ -340,6 +391,7 @@ impl RunRecorder {
             totals: Counts::default(),
             rollouts: BTreeMap::new(),
             routes_csv: format!("{ROUTES_HEADER}\n"),
+            autoscaler_csv: format!("{AUTOSCALER_HEADER}\n"),
             spool: keep_requests.then(|| SpoolWriter::create(&format!("{REQUESTS_HEADER}\n"))),
             clamped_calls: 0,
         }
@@ -448,6 +500,37 @@ impl RunRecorder {
         self.touched = true;
     }
 
+    /// The autoscaler's decider ticked for `revision` (every 2 s per revision): one row of
+    /// `autoscaler.csv`, and the panic flag's time counts towards `panic_seconds` until the
+    /// revision's next tick (or the end of the run).
+    pub fn autoscaler_tick(&mut self, t: SimTime, revision: usize, tick: &AutoscalerTick) {
+        let t = self.advance(t);
+        let st = &mut self.revs[revision];
+        if let Some((last, true)) = st.last_tick {
+            st.panic_ns += i128::from(t.0 - last.0);
+        }
+        st.last_tick = Some((t, tick.panic));
+        writeln!(
+            self.autoscaler_csv,
+            "{t},{},{},{},{},{},{},{},{}",
+            self.csv_names[revision],
+            Fixed3(tick.stable_concurrency),
+            Fixed3(tick.panic_concurrency),
+            tick.desired_pods,
+            tick.ready_pods,
+            tick.panic,
+            Fixed3(tick.excess_burst_capacity),
+            csv_field(tick.mode),
+        )
+        .expect("writing to a String cannot fail");
+    }
+
+    /// `revision` was scaled up from zero ready pods.
+    pub fn cold_start(&mut self, t: SimTime, revision: usize) {
+        self.advance(t);
+        self.revs[revision].cold_starts += 1;
+    }
+
     /// A rollout of `configuration` started; the first start is kept.
     pub fn rollout_started(&mut self, t: SimTime, configuration: &str) {
         let t = self.advance(t);
@@ -492,6 +575,11 @@ impl RunRecorder {
                 let mut counts = st.counts;
                 counts.arrived = st.routed;
                 counts.in_flight_at_end = in_flight_at_end.get(r).copied().unwrap_or(0);
+                let panic_ns = st.panic_ns
+                    + match st.last_tick {
+                        Some((last, true)) => i128::from(end.0 - last.0),
+                        _ => 0,
+                    };
                 RevisionSummary {
                     name: name.clone(),
                     counts,
@@ -499,6 +587,10 @@ impl RunRecorder {
                     latency: latency_summary(st),
                     peak_qp_queue: st.peaks[Gauge::QpQueue.index()],
                     peak_activator_queue: st.peaks[Gauge::ActivatorQueue.index()],
+                    max_desired_pods: st.peaks[Gauge::DesiredPods.index()],
+                    max_ready_pods: st.peaks[Gauge::ReadyPods.index()],
+                    panic_seconds: panic_ns as f64 / 1e9,
+                    cold_starts: st.cold_starts,
                 }
             })
             .collect();
@@ -513,6 +605,7 @@ impl RunRecorder {
             rollouts: self.rollouts,
             engine,
             routes_csv: self.routes_csv,
+            autoscaler_csv: self.autoscaler_csv,
             requests: self.spool.map(SpoolWriter::close),
             clamped_calls: self.clamped_calls,
         };
@@ -635,6 +728,7 @@ pub struct RunReport {
     rollouts: BTreeMap<String, RolloutSpan>,
     engine: EngineStats,
     routes_csv: String,
+    autoscaler_csv: String,
     requests: Option<SpoolFile>,
     clamped_calls: u64,
 }
@@ -728,8 +822,9 @@ impl RunReport {
         max
     }
 
-    /// Writes `summary.json`, `timeseries.csv`, `routes.csv` and, when requests were kept,
-    /// `requests.csv` into `dir` (created if missing), each atomically. Without kept requests a
+    /// Writes `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv` (the header
+    /// alone when the autoscaler never ticked) and, when requests were kept, `requests.csv`
+    /// into `dir` (created if missing), each atomically. Without kept requests a
     /// `requests.csv` left in `dir` by an earlier run is removed, so the directory never pairs
     /// this run's summary with another run's request log.
     pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
@@ -747,6 +842,9 @@ impl RunReport {
         write_atomic(dir, TIMESERIES_FILE, |w| self.write_timeseries(w))?;
         write_atomic(dir, ROUTES_FILE, |w| {
             w.write_all(self.routes_csv.as_bytes())
+        })?;
+        write_atomic(dir, AUTOSCALER_FILE, |w| {
+            w.write_all(self.autoscaler_csv.as_bytes())
         })?;
         match &self.requests {
             Some(spool) => write_atomic(dir, REQUESTS_FILE, |w| spool.copy_to(w)),
@@ -766,10 +864,11 @@ impl RunReport {
                     .observed_pct(k, r)
                     .map(|p| Fixed3(p).to_string())
                     .unwrap_or_default();
-                let [qp, act, in_flight, ready] = c.gauge_max;
+                let [qp, act, in_flight, ready, desired] = c.gauge_max;
                 writeln!(
                     w,
-                    "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{}",
+                    "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{},\
+                     {desired}",
                     Fixed3(c.programmed_pct),
                     c.routed,
                     c.served,
@@ -855,7 +954,7 @@ impl RunReport {
             .unwrap_or(0)
             .max("revision".len());
         line(format!(
-            "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
             "revision",
             "routed",
             "served",
@@ -865,7 +964,8 @@ impl RunReport {
             "p50_ms",
             "p99_ms",
             "peak_qp",
-            "peak_act"
+            "peak_act",
+            "max_pods"
         ));
         for r in &self.revisions {
             let c = &r.counts;
@@ -873,7 +973,7 @@ impl RunReport {
                 (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
             });
             line(format!(
-                "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8}",
+                "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
                 r.name,
                 r.routed,
                 c.served,
@@ -883,7 +983,8 @@ impl RunReport {
                 p50,
                 p99,
                 r.peak_qp_queue,
-                r.peak_activator_queue
+                r.peak_activator_queue,
+                r.max_desired_pods
             ));
         }
         line(format!(
@@ -943,6 +1044,10 @@ impl Serialize for RevisionsDoc<'_> {
                     latency_ms: r.latency.as_ref(),
                     peak_qp_queue: r.peak_qp_queue,
                     peak_activator_queue: r.peak_activator_queue,
+                    max_desired_pods: r.max_desired_pods,
+                    max_ready_pods: r.max_ready_pods,
+                    panic_seconds: round3(r.panic_seconds),
+                    cold_starts: r.cold_starts,
                 },
             )?;
         }
@@ -958,6 +1063,10 @@ struct RevisionDoc<'a> {
     latency_ms: Option<&'a LatencySummary>,
     peak_qp_queue: u64,
     peak_activator_queue: u64,
+    max_desired_pods: u64,
+    max_ready_pods: u64,
+    panic_seconds: f64,
+    cold_starts: u64,
 }
 
 #[derive(Serialize)]
@@ -1066,6 +1175,17 @@ mod tests {
         let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), keep);
         r.programmed(SimTime::ZERO, "", &split(&[("a", 100), ("b", 0)]));
         r.gauge(SimTime::ZERO, 0, Gauge::ReadyPods, 1);
+        r.gauge(SimTime::ZERO, 0, Gauge::DesiredPods, 1);
+        r.autoscaler_tick(
+            SimTime::ZERO,
+            0,
+            &tick(0.0, 0.0, 1, 1, false, -201.0, "proxy"),
+        );
+        r.autoscaler_tick(
+            SimTime::ZERO,
+            1,
+            &tick(0.0, 0.0, 0, 0, false, -211.0, "proxy"),
+        );
         r.arrived(SimTime(100 * MS));
         r.routed(SimTime(100 * MS), 0, true);
         r.arrived(SimTime(200 * MS));
@@ -1082,10 +1202,42 @@ mod tests {
             default_group: false,
             ..rec(2, 1500 * MS, 1800 * MS, Some(1), Outcome::ExpiredActivator)
         });
+        r.gauge(SimTime(1800 * MS), 1, Gauge::DesiredPods, 2);
+        r.cold_start(SimTime(1800 * MS), 1);
         r.arrived(SimTime(1900 * MS));
         r.routed(SimTime(1900 * MS), 1, true);
         r.rollout_finished(SimTime(2 * S), "cfg");
+        r.autoscaler_tick(
+            SimTime(2 * S),
+            0,
+            &tick(0.25, 0.5, -1, 1, true, -201.5, "proxy"),
+        );
+        r.autoscaler_tick(
+            SimTime(2 * S),
+            1,
+            &tick(1.0 / 3.0, 1.0, 2, 0, true, 0.12345, "serve"),
+        );
         r.finish(SimTime(2500 * MS), &[0, 1], 0, engine())
+    }
+
+    fn tick(
+        stable_concurrency: f64,
+        panic_concurrency: f64,
+        desired_pods: i64,
+        ready_pods: u64,
+        panic: bool,
+        excess_burst_capacity: f64,
+        mode: &'static str,
+    ) -> AutoscalerTick {
+        AutoscalerTick {
+            stable_concurrency,
+            panic_concurrency,
+            desired_pods,
+            ready_pods,
+            panic,
+            excess_burst_capacity,
+            mode,
+        }
     }
 
     #[test]
@@ -1216,12 +1368,12 @@ mod tests {
             let ts = dir.read(TIMESERIES_FILE);
             let rows: Vec<&str> = ts.lines().collect();
             assert_eq!(
-                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,",
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,");
+            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0");
             assert_eq!(
-                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,",
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0",
                 "empty observed_pct"
             );
         }
@@ -1244,8 +1396,8 @@ mod tests {
             r.gauge(SimTime(ms * MS), 0, gauge, value);
         }
         let report = r.finish(SimTime(3 * S), &[0], 0, engine());
-        // [qp_queue, activator_queue, in_flight, ready_pods] per window
-        let expected = [[3, 2, 0, 1], [1, 0, 0, 1], [0, 0, 5, 1]];
+        // [qp_queue, activator_queue, in_flight, ready_pods, desired_pods] per window
+        let expected = [[3, 2, 0, 1, 0], [1, 0, 0, 1, 0], [0, 0, 5, 1, 0]];
         for (k, maxima) in expected.iter().enumerate() {
             assert_eq!(&report.cell(k, 0).gauge_max, maxima, "window {k}");
         }
@@ -1396,13 +1548,17 @@ mod tests {
                         "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
                         "p999": 250.5, "max": 250.5
                     },
-                    "peak_qp_queue": 1, "peak_activator_queue": 0
+                    "peak_qp_queue": 1, "peak_activator_queue": 0,
+                    "max_desired_pods": 1, "max_ready_pods": 1, "panic_seconds": 0.5,
+                    "cold_starts": 0
                 },
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
                     "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 1,
                     "routed": 2, "latency_ms": null,
-                    "peak_qp_queue": 0, "peak_activator_queue": 0
+                    "peak_qp_queue": 0, "peak_activator_queue": 0,
+                    "max_desired_pods": 2, "max_ready_pods": 0, "panic_seconds": 0.5,
+                    "cold_starts": 1
                 }
             },
             "split": {"max_abs_error_pct": 0.0},
@@ -1430,6 +1586,11 @@ mod tests {
             "\"latency_ms\"",
             "\"p999\"",
             "\"peak_qp_queue\"",
+            "\"peak_activator_queue\"",
+            "\"max_desired_pods\"",
+            "\"max_ready_pods\"",
+            "\"panic_seconds\"",
+            "\"cold_starts\"",
             "\"b\"",
             "\"split\"",
             "\"rollout\"",
@@ -1452,6 +1613,7 @@ mod tests {
         assert_eq!(
             dir.entries(),
             [
+                "autoscaler.csv",
                 "requests.csv",
                 "routes.csv",
                 "summary.json",
@@ -1461,13 +1623,22 @@ mod tests {
         assert_eq!(
             dir.read(TIMESERIES_FILE),
             "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
-             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms\n\
-             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500\n\
-             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,\n\
-             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,\n\
-             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,\n\
-             2,a,99.000,0,,0,0,0,1,0,0,1,,\n\
-             2,b,1.000,0,,0,0,0,0,0,0,0,,\n"
+             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,,1\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,,2\n"
+        );
+        assert_eq!(
+            dir.read(AUTOSCALER_FILE),
+            "t_s,revision,stable_concurrency,panic_concurrency,desired_pods,ready_pods,panic,\
+             excess_burst_capacity,mode\n\
+             0,a,0.000,0.000,1,1,false,-201.000,proxy\n\
+             0,b,0.000,0.000,0,0,false,-211.000,proxy\n\
+             2,a,0.250,0.500,-1,1,true,-201.500,proxy\n\
+             2,b,0.333,1.000,2,0,true,0.123,serve\n"
         );
         assert_eq!(
             dir.read(ROUTES_FILE),
@@ -1495,7 +1666,12 @@ mod tests {
         sample_run(false).write(&dir.0).expect("write not kept");
         assert_eq!(
             dir.entries(),
-            ["routes.csv", "summary.json", "timeseries.csv"]
+            [
+                "autoscaler.csv",
+                "routes.csv",
+                "summary.json",
+                "timeseries.csv"
+            ]
         );
     }
 
@@ -1504,7 +1680,13 @@ mod tests {
         let (one, two) = (TestDir::new("same-1"), TestDir::new("same-2"));
         sample_run(true).write(&one.0).expect("write one");
         sample_run(true).write(&two.0).expect("write two");
-        for file in [SUMMARY_FILE, TIMESERIES_FILE, ROUTES_FILE, REQUESTS_FILE] {
+        for file in [
+            SUMMARY_FILE,
+            TIMESERIES_FILE,
+            ROUTES_FILE,
+            AUTOSCALER_FILE,
+            REQUESTS_FILE,
+        ] {
             assert_eq!(one.read(file), two.read(file), "{file}");
         }
     }
@@ -1566,10 +1748,242 @@ mod tests {
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("scenario demo  seed 7  mode sim"));
         assert!(lines[1].starts_with("requests: arrived 4  served 1"));
-        assert!(lines[2].starts_with("revision"));
+        assert!(lines[2].starts_with("revision") && lines[2].ends_with(" peak_act max_pods"));
         assert!(lines[3].starts_with("a ") && lines[3].contains("250.500"));
+        // the last column is the largest desired pod count
+        assert!(
+            lines[3].ends_with(" 1") && lines[4].ends_with(" 2"),
+            "{table}"
+        );
         assert!(lines[4].starts_with("b "));
         assert!(table.contains("rollout cfg: started 1.000 s, finished 2.000 s"));
         assert!(table.ends_with("accounting: ok\n"));
+    }
+
+    #[test]
+    fn autoscaler_csv_has_one_row_per_tick_in_call_order() {
+        // (time ns, revision, tick, expected row)
+        let cases = [
+            // nothing decided yet: desired -1, the activator in the path
+            (
+                0,
+                0,
+                tick(0.0, 0.0, -1, 0, false, -211.0, "proxy"),
+                "0,a,0.000,0.000,-1,0,false,-211.000,proxy",
+            ),
+            // other revision at the same instant; a name with a comma is quoted
+            (
+                0,
+                1,
+                tick(12.3456, 30.0004, 3, 2, true, -0.0001, "proxy"),
+                "0,\"b,c\",12.346,30.000,3,2,true,0.000,proxy",
+            ),
+            // t with every decimal of a nanosecond, no trailing zeros
+            (
+                2 * S + 1,
+                0,
+                tick(0.5, 1.25, 1, 1, false, 7.5, "serve"),
+                "2.000000001,a,0.500,1.250,1,1,false,7.500,serve",
+            ),
+            // t of a whole number of milliseconds
+            (
+                4 * S + 500 * MS,
+                1,
+                tick(1e6, 2e6, 100_000, 99_999, true, -1e6, "serve"),
+                "4.5,\"b,c\",1000000.000,2000000.000,100000,99999,true,-1000000.000,serve",
+            ),
+        ];
+        let mut r = recorder(&["a", "b,c"], SimDuration::from_secs(1), false);
+        for (t, revision, tick, _) in &cases {
+            r.autoscaler_tick(SimTime(*t), *revision, tick);
+        }
+        let report = r.finish(SimTime(5 * S), &[0, 0], 0, engine());
+        let dir = TestDir::new("autoscaler-rows");
+        report.write(&dir.0).expect("write");
+        let text = dir.read(AUTOSCALER_FILE);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(rows[0], AUTOSCALER_HEADER);
+        assert_eq!(rows.len(), cases.len() + 1);
+        for (i, (_, _, _, row)) in cases.iter().enumerate() {
+            assert_eq!(rows[i + 1], *row, "row {i}");
+        }
+        assert!(text.ends_with('\n'));
+    }
+
+    #[test]
+    fn autoscaler_csv_is_the_header_alone_without_ticks() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.routed(SimTime::ZERO, 0, true);
+        let report = r.finish(SimTime(S), &[1], 0, engine());
+        let dir = TestDir::new("autoscaler-empty");
+        report.write(&dir.0).expect("write");
+        assert_eq!(
+            dir.read(AUTOSCALER_FILE),
+            "t_s,revision,stable_concurrency,panic_concurrency,desired_pods,ready_pods,panic,\
+             excess_burst_capacity,mode\n"
+        );
+        let a = &report.revisions()[0];
+        assert_eq!(
+            (
+                a.max_desired_pods,
+                a.max_ready_pods,
+                a.panic_seconds,
+                a.cold_starts
+            ),
+            (0, 0, 0.0, 0)
+        );
+    }
+
+    #[test]
+    fn desired_pods_column_keeps_window_maxima() {
+        let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), false);
+        // (time ms, revision, desired pods)
+        let changes = [
+            (0, 0, 1),    // a wants 1 from the start
+            (400, 0, 5),  // a panics up to 5 within window 0
+            (900, 0, 3),  // and settles on 3, which it holds into window 1
+            (1000, 1, 2), // b on the boundary: window 1
+            (2100, 0, 8), // a's peak
+            (2200, 0, 0), // a scaled to zero; still 8 for window 2
+            (3999, 1, 4), // b rises in the last millisecond of window 3
+        ];
+        for (ms, revision, value) in changes {
+            r.gauge(SimTime(ms * MS), revision, Gauge::DesiredPods, value);
+        }
+        let report = r.finish(SimTime(5 * S), &[0, 0], 0, engine());
+        // (window, a's maximum, b's maximum)
+        let expected = [
+            (0, 5, 0), // 1, 5, 3
+            (1, 3, 2), // 3 carried over; b's change on the boundary
+            (2, 8, 2), // 3 → 8 → 0
+            (3, 0, 4), // 0 carried over; b rises at 3.999 s
+            (4, 0, 4), // nothing changes: the held values
+        ];
+        let dir = TestDir::new("desired-pods");
+        report.write(&dir.0).expect("write");
+        let ts = dir.read(TIMESERIES_FILE);
+        let rows: Vec<&str> = ts.lines().skip(1).collect();
+        assert_eq!(rows.len(), 10);
+        for (k, a, b) in expected {
+            assert_eq!(report.cell(k, 0).gauge_max[4], a, "window {k} of a");
+            assert_eq!(report.cell(k, 1).gauge_max[4], b, "window {k} of b");
+            for (r, want) in [(0, a), (1, b)] {
+                let row = rows[k * 2 + r];
+                assert_eq!(
+                    row.rsplit(',').next(),
+                    Some(want.to_string().as_str()),
+                    "{row}"
+                );
+            }
+        }
+        let json = report.summary_json();
+        assert_eq!(json["revisions"]["a"]["max_desired_pods"], json!(8));
+        assert_eq!(json["revisions"]["b"]["max_desired_pods"], json!(4));
+        // the other gauges are untouched
+        assert_eq!(json["revisions"]["a"]["max_ready_pods"], json!(0));
+    }
+
+    #[test]
+    fn panic_seconds_count_from_panicking_ticks_to_the_next_or_the_end() {
+        // (ticks as (time ms, panic), end ms, expected panic_seconds)
+        // (time ms, panic) of each of a's ticks
+        type Ticks = &'static [(i64, bool)];
+        let cases: [(Ticks, i64, f64); 8] = [
+            // never ticked
+            (&[], 10_000, 0.0),
+            // ticked, never panicked
+            (&[(0, false), (2000, false), (4000, false)], 10_000, 0.0),
+            // one panicking tick between calm ones: until the next tick
+            (&[(0, false), (2000, true), (4000, false)], 10_000, 2.0),
+            // panic stays on: consecutive spans add up
+            (&[(2000, true), (4000, true), (6000, false)], 10_000, 4.0),
+            // panic toggles on, off, on
+            (
+                &[(0, true), (2000, false), (4000, true), (6000, false)],
+                10_000,
+                4.0,
+            ),
+            // the last tick panics: it counts up to the end of the run
+            (&[(0, false), (2000, true), (4000, true)], 9_500, 7.5),
+            // a panicking tick exactly at the end adds nothing
+            (&[(0, false), (10_000, true)], 10_000, 0.0),
+            // irregular spacing; the run ends on a panicking tick
+            (&[(1500, true), (2250, false), (3000, true)], 3_000, 0.75),
+        ];
+        for (ticks, end_ms, want) in cases {
+            let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), false);
+            for &(ms, panic) in ticks {
+                r.autoscaler_tick(
+                    SimTime(ms * MS),
+                    0,
+                    &tick(1.0, 2.0, 1, 1, panic, 0.0, "serve"),
+                );
+                // b ticks in between, always panicking: its span must not leak into a's
+                r.autoscaler_tick(
+                    SimTime(ms * MS),
+                    1,
+                    &tick(1.0, 2.0, 1, 1, true, 0.0, "serve"),
+                );
+            }
+            let report = r.finish(SimTime(end_ms * MS), &[0, 0], 0, engine());
+            let a = &report.revisions()[0];
+            assert!(
+                (a.panic_seconds - want).abs() < 1e-9,
+                "{ticks:?} end {end_ms}: {}",
+                a.panic_seconds
+            );
+            assert_eq!(
+                report.summary_json()["revisions"]["a"]["panic_seconds"],
+                json!(want),
+                "{ticks:?}"
+            );
+            // b panicked from its first tick to the end
+            let b_want = ticks
+                .first()
+                .map_or(0.0, |&(ms, _)| (end_ms - ms) as f64 / 1000.0);
+            let b = &report.revisions()[1];
+            assert!(
+                (b.panic_seconds - b_want).abs() < 1e-9,
+                "{ticks:?}: b {}",
+                b.panic_seconds
+            );
+        }
+    }
+
+    #[test]
+    fn max_ready_pods_and_cold_starts_per_revision() {
+        let mut r = recorder(&["a", "b", "c"], SimDuration::from_secs(1), false);
+        // (time ms, revision, ready pods); a cold start precedes each rise from zero
+        let ready = [
+            (0, 0, 3),    // a starts with pods: not a cold start here
+            (100, 1, 1),  // b's first pod
+            (500, 1, 4),  // b grows
+            (1200, 1, 0), // b scales to zero
+            (1300, 0, 7), // a's peak
+            (1400, 0, 2), // a shrinks
+            (3000, 1, 2), // b again from zero
+        ];
+        for (ms, revision, value) in ready {
+            if revision == 1 && (ms == 100 || ms == 3000) {
+                r.cold_start(SimTime(ms * MS), 1);
+            }
+            r.gauge(SimTime(ms * MS), revision, Gauge::ReadyPods, value);
+        }
+        let report = r.finish(SimTime(4 * S), &[0, 0, 0], 0, engine());
+        // (revision, max_ready_pods, cold_starts)
+        let expected = [("a", 7, 0), ("b", 4, 2), ("c", 0, 0)];
+        let json = report.summary_json();
+        for (i, (name, max_ready, cold)) in expected.into_iter().enumerate() {
+            let rev = &report.revisions()[i];
+            assert_eq!(
+                (rev.name.as_str(), rev.max_ready_pods, rev.cold_starts),
+                (name, max_ready, cold)
+            );
+            assert_eq!(json["revisions"][name]["max_ready_pods"], json!(max_ready));
+            assert_eq!(json["revisions"][name]["cold_starts"], json!(cold));
+        }
+        // ready_pods in timeseries.csv: b's window maxima 4, 4, 0, 2
+        let b_ready: Vec<u64> = (0..4).map(|k| report.cell(k, 1).gauge_max[3]).collect();
+        assert_eq!(b_ready, [4, 4, 0, 2]);
     }
 }

@@ -106,7 +106,12 @@ fn same_seed_gives_byte_identical_outputs() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for file in ["timeseries.csv", "routes.csv", "requests.csv"] {
+    for file in [
+        "timeseries.csv",
+        "routes.csv",
+        "autoscaler.csv",
+        "requests.csv",
+    ] {
         let x = std::fs::read(a.join(file)).expect("written");
         let y = std::fs::read(b.join(file)).expect("written");
         assert!(!x.is_empty());
@@ -150,9 +155,13 @@ fn run_writes_the_contracted_files() {
     };
     assert_eq!(
         first_line("timeseries.csv"),
-        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms"
+        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods"
     );
     assert_eq!(first_line("routes.csv"), "t_s,tag,revision,percent");
+    assert_eq!(
+        first_line("autoscaler.csv"),
+        "t_s,revision,stable_concurrency,panic_concurrency,desired_pods,ready_pods,panic,excess_burst_capacity,mode"
+    );
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("written"))
             .expect("JSON");
@@ -183,6 +192,10 @@ fn run_writes_the_contracted_files() {
         "latency_ms",
         "peak_qp_queue",
         "peak_activator_queue",
+        "max_desired_pods",
+        "max_ready_pods",
+        "panic_seconds",
+        "cold_starts",
     ] {
         assert!(
             !summary["revisions"]["hello-00001"][field].is_null(),
