@@ -2090,8 +2090,11 @@ mod tests {
         /// Drives the rollout to its end with a ready ingress; returns the final state.
         fn finish(&mut self) -> Result<Rollout, TestCaseError> {
             for _ in 0..400 {
+                // An annotation that fails validation (a percent cut below the step size) is
+                // "no previous state" to the next reconcile, which then applies the desired
+                // split at once (RR:311-329): keep reconciling until the stored state is done.
                 let stored = Rollout::from_json(&self.annotation);
-                if stored.as_ref().is_none_or(Rollout::done) {
+                if stored.as_ref().is_some_and(Rollout::done) {
                     break;
                 }
                 self.now_ns = self.now_ns.max(self.next_ts);
@@ -2101,6 +2104,29 @@ mod tests {
             prop_assert!(stored.is_some(), "the final annotation validates");
             Ok(stored.expect("checked above"))
         }
+    }
+
+    /// Found by the property below: 66% over 1 s, a new revision, the ingress ready (one step
+    /// of 65% planned), then the target cut to 2%. The carried step size (65) exceeds the new
+    /// percent, so the stored annotation fails validation (upstream keeps the same params), and
+    /// the next reconcile treats it as no previous state and switches to the newest revision.
+    #[test]
+    fn percent_cut_below_step_size_ends_the_rollout_at_once() {
+        let mut h = Harness::new(0, 1.0);
+        for e in [
+            Event::SetPercent(66),
+            Event::NewRevision,
+            Event::IngressReady,
+            Event::SetPercent(2),
+        ] {
+            h.apply(&e).expect("invariants hold");
+        }
+        assert!(
+            Rollout::from_json(&h.annotation).is_none(),
+            "upstream stores an invalid annotation here"
+        );
+        let last = h.finish().expect("finishes");
+        assert_eq!(last, ro(vec![plain("config", 2, &[(&h.latest, 2)])]));
     }
 
     proptest! {
