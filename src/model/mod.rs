@@ -7,6 +7,7 @@
 
 pub mod activator;
 pub mod arrival;
+pub mod autoscaler;
 pub mod dist;
 pub mod queue_proxy;
 pub mod time;
