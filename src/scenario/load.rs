@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use self::tree::{Node, Origin};
+use crate::model::autoscaler::{Aggregation, AutoscalerConfig, ScalingMetric};
 use crate::model::dist::Dist;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::duration::parse_duration;
@@ -42,8 +43,9 @@ use crate::routing::validation::{
 use crate::routing::{ObjectMeta, TrafficTarget};
 use crate::scenario::manifest::{load_manifests, Manifest, ManifestKind};
 use crate::scenario::spec::{
-    Action, ActivatorSpec, AppModel, ArrivalProcessSpec, ArrivalSpec, ClientSpec, IngressSpec,
-    LbPolicy, MetricsSpec, RatePoint, RevisionSpec, Scenario, ServiceSpec, TimelineEvent,
+    Action, ActivatorSpec, AppModel, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec,
+    IngressSpec, LbPolicy, MetricsSpec, RatePoint, RevisionSpec, Scenario, ServiceSpec,
+    TimelineEvent,
 };
 use crate::scenario::yaml::{self, SourcePos, YamlError};
 
@@ -90,6 +92,10 @@ pub struct ScenarioFile {
     pub client: ClientFile,
     #[serde(default, deserialize_with = "null_as_default")]
     pub metrics: MetricsFile,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub autoscaler: AutoscalerFile,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub kubernetes: KubernetesFile,
 }
 
 /// An empty block (`timeline:` with nothing under it, say because every event is commented
@@ -138,6 +144,15 @@ pub struct RevisionFile {
     pub pods: Option<i64>,
     #[serde(default)]
     pub startup: Option<DistFile>,
+    /// `autoscaling.knative.dev/min-scale` for this revision.
+    #[serde(default)]
+    pub min_scale: Option<i64>,
+    /// `autoscaling.knative.dev/max-scale` (0 = unbounded).
+    #[serde(default)]
+    pub max_scale: Option<i64>,
+    /// `autoscaling.knative.dev/initial-scale`.
+    #[serde(default)]
+    pub initial_scale: Option<i64>,
 }
 
 /// A duration distribution: `{constant: 100ms}`, `{exponential: {mean: D}}`,
@@ -322,6 +337,61 @@ pub struct ClientFile {
 pub struct MetricsFile {
     #[serde(default)]
     pub window: Option<String>,
+}
+
+/// config-autoscaler (and the per-revision autoscaling annotations' cluster defaults).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AutoscalerFile {
+    /// `false`: pod counts stay as scripted (the decider still computes the SKS mode).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `concurrency` (default) or `rps`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// `linear` (default) or `weighted-exponential`.
+    #[serde(default)]
+    pub aggregation: Option<String>,
+    #[serde(default)]
+    pub target_utilization_percentage: Option<f64>,
+    #[serde(default)]
+    pub container_concurrency_target_default: Option<f64>,
+    #[serde(default)]
+    pub stable_window: Option<String>,
+    #[serde(default)]
+    pub panic_window_percentage: Option<f64>,
+    #[serde(default)]
+    pub panic_threshold_percentage: Option<f64>,
+    #[serde(default)]
+    pub max_scale_up_rate: Option<f64>,
+    #[serde(default)]
+    pub max_scale_down_rate: Option<f64>,
+    #[serde(default)]
+    pub enable_scale_to_zero: Option<bool>,
+    #[serde(default)]
+    pub scale_to_zero_grace_period: Option<String>,
+    #[serde(default)]
+    pub initial_scale: Option<i64>,
+    #[serde(default)]
+    pub allow_zero_initial_scale: Option<bool>,
+    #[serde(default)]
+    pub min_scale: Option<i64>,
+    #[serde(default)]
+    pub max_scale: Option<i64>,
+    #[serde(default)]
+    pub scale_down_delay: Option<String>,
+    #[serde(default)]
+    pub activation_scale: Option<i64>,
+}
+
+/// Kubernetes behaviour around pods.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesFile {
+    /// From app ready to Kubernetes Ready (the kubelet's readiness probe phase: period 10 s by
+    /// default, so uniform 0-10 s).
+    #[serde(default)]
+    pub readiness_delay: Option<DistFile>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1019,6 +1089,10 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
                 max: SimDuration::from_secs(3),
             },
         };
+        let scale = |key: &str, v: Option<i64>| -> Result<Option<u32>, ScenarioError> {
+            v.map(|v| cx.int_within(&format!("{path}.{key}"), v, 0, 10_000))
+                .transpose()
+        };
         revisions.push(RevisionSpec {
             name: r.name.clone(),
             container_concurrency: cc,
@@ -1028,6 +1102,9 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             pods,
             startup,
             created_at: None,
+            min_scale: scale("min_scale", r.min_scale)?,
+            max_scale: scale("max_scale", r.max_scale)?,
+            initial_scale: scale("initial_scale", r.initial_scale)?,
         });
     }
 
@@ -1367,6 +1444,15 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         }
     };
 
+    let autoscaler = build_autoscaler(&cx, &f.autoscaler, target_burst_capacity)?;
+    let kubelet_ready_delay = match &f.kubernetes.readiness_delay {
+        Some(d) => cx.dist("kubernetes.readiness_delay", d)?,
+        None => Dist::Uniform {
+            min: SimDuration::ZERO,
+            max: SimDuration::from_secs(10),
+        },
+    };
+
     Ok(Scenario {
         name: f.name,
         duration,
@@ -1388,7 +1474,144 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         activator,
         client,
         metrics,
+        autoscaler,
+        kubelet_ready_delay,
         source_yaml,
+    })
+}
+
+/// config-autoscaler with Knative's defaults (datapath.md (b)); ranges as Knative validates
+/// them (`pkg/apis/autoscaling/register.go`).
+fn build_autoscaler(
+    cx: &Cx,
+    a: &AutoscalerFile,
+    target_burst_capacity: f64,
+) -> Result<AutoscalerSpec, ScenarioError> {
+    let mut c = AutoscalerConfig {
+        target_burst_capacity,
+        ..AutoscalerConfig::default()
+    };
+    let range =
+        |path: &str, v: f64, lo: f64, hi: f64, allowed: &str| -> Result<f64, ScenarioError> {
+            if v.is_finite() && v >= lo && v <= hi {
+                Ok(v)
+            } else {
+                Err(cx.err(path, format!("{v} is out of range; allowed: {allowed}")))
+            }
+        };
+    if let Some(m) = &a.metric {
+        c.metric = match m.as_str() {
+            "concurrency" => ScalingMetric::Concurrency,
+            "rps" => ScalingMetric::Rps,
+            other => {
+                return Err(cx.err(
+                    "autoscaler.metric",
+                    format!("{other:?} is not a metric; allowed: concurrency, rps"),
+                ))
+            }
+        };
+    }
+    if let Some(m) = &a.aggregation {
+        c.aggregation = match m.as_str() {
+            "linear" => Aggregation::Linear,
+            "weighted-exponential" => Aggregation::WeightedExponential,
+            other => {
+                return Err(cx.err(
+                    "autoscaler.aggregation",
+                    format!(
+                        "{other:?} is not an aggregation; allowed: linear, weighted-exponential"
+                    ),
+                ))
+            }
+        };
+    }
+    if let Some(v) = a.target_utilization_percentage {
+        c.target_utilization_percentage = Some(range(
+            "autoscaler.target_utilization_percentage",
+            v,
+            1.0,
+            100.0,
+            "1 to 100",
+        )?);
+    }
+    if let Some(v) = a.container_concurrency_target_default {
+        c.container_concurrency_target_default = range(
+            "autoscaler.container_concurrency_target_default",
+            v,
+            0.01,
+            1e6,
+            "> 0",
+        )?;
+    }
+    if let Some(text) = &a.stable_window {
+        c.stable_window = cx.duration_within(
+            "autoscaler.stable_window",
+            text,
+            SimDuration::from_secs(6),
+            SimDuration::from_secs(3600),
+        )?;
+    }
+    if let Some(v) = a.panic_window_percentage {
+        c.panic_window_percentage = range(
+            "autoscaler.panic_window_percentage",
+            v,
+            1.0,
+            100.0,
+            "1 to 100",
+        )?;
+    }
+    if let Some(v) = a.panic_threshold_percentage {
+        c.panic_threshold_percentage = range(
+            "autoscaler.panic_threshold_percentage",
+            v,
+            110.0,
+            1000.0,
+            "110 to 1000",
+        )?;
+    }
+    if let Some(v) = a.max_scale_up_rate {
+        c.max_scale_up_rate = range("autoscaler.max_scale_up_rate", v, 1.000_001, 1e9, "> 1")?;
+    }
+    if let Some(v) = a.max_scale_down_rate {
+        c.max_scale_down_rate = range("autoscaler.max_scale_down_rate", v, 1.000_001, 1e9, "> 1")?;
+    }
+    if let Some(v) = a.enable_scale_to_zero {
+        c.enable_scale_to_zero = v;
+    }
+    if let Some(text) = &a.scale_to_zero_grace_period {
+        c.scale_to_zero_grace_period = cx.duration_within(
+            "autoscaler.scale_to_zero_grace_period",
+            text,
+            SimDuration::ZERO,
+            SimDuration::from_secs(3600),
+        )?;
+    }
+    if let Some(v) = a.initial_scale {
+        c.initial_scale = cx.int_within("autoscaler.initial_scale", v, 0, 10_000)?;
+    }
+    if let Some(v) = a.allow_zero_initial_scale {
+        c.allow_zero_initial_scale = v;
+    }
+    if let Some(v) = a.min_scale {
+        c.min_scale = cx.int_within("autoscaler.min_scale", v, 0, 10_000)?;
+    }
+    if let Some(v) = a.max_scale {
+        c.max_scale = cx.int_within("autoscaler.max_scale", v, 0, 10_000)?;
+    }
+    if let Some(text) = &a.scale_down_delay {
+        c.scale_down_delay = cx.duration_within(
+            "autoscaler.scale_down_delay",
+            text,
+            SimDuration::ZERO,
+            SimDuration::from_secs(3600),
+        )?;
+    }
+    if let Some(v) = a.activation_scale {
+        c.activation_scale = Some(cx.int_within("autoscaler.activation_scale", v, 2, 10_000)?);
+    }
+    Ok(AutoscalerSpec {
+        enabled: a.enabled.unwrap_or(true),
+        config: c,
     })
 }
 

@@ -35,6 +35,11 @@ pub struct Scenario {
     pub activator: ActivatorSpec,
     pub client: ClientSpec,
     pub metrics: MetricsSpec,
+    pub autoscaler: AutoscalerSpec,
+    /// From a pod's app being ready to Kubernetes marking it Ready (the kubelet probe phase):
+    /// Serve-mode endpoints and the autoscaler's ready count use Kubernetes readiness; the
+    /// activator's own probe sees the pod earlier. Default uniform 0-10 s.
+    pub kubelet_ready_delay: Dist,
     /// The scenario file's text (after `--set` overrides), for reports.
     pub source_yaml: String,
 }
@@ -82,6 +87,21 @@ pub struct RevisionSpec {
     /// `None`: exists and is ready at t = 0 (its pods are already running). `Some(t)`: created by
     /// a timeline `create_revision` event at `t`.
     pub created_at: Option<SimTime>,
+    /// `autoscaling.knative.dev/min-scale`, `max-scale`, `initial-scale` for this revision
+    /// (`None`: the cluster default in `Scenario::autoscaler`).
+    pub min_scale: Option<u32>,
+    pub max_scale: Option<u32>,
+    pub initial_scale: Option<u32>,
+}
+
+/// The Knative Pod Autoscaler.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AutoscalerSpec {
+    /// `false`: pod counts stay as scripted; the decider still computes the SKS mode.
+    pub enabled: bool,
+    /// config-autoscaler. Its `target_burst_capacity` is not read: `ActivatorSpec`'s is the one
+    /// setting, copied in by the simulator.
+    pub config: crate::model::autoscaler::AutoscalerConfig,
 }
 
 /// A scheduled change.

@@ -26,10 +26,13 @@ use super::queue::EventQueue;
 use super::rng::{stream, Stream, StreamRng};
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Address, Arrival, ArrivalGen};
+use crate::model::autoscaler::{
+    initial_excess_burst_capacity, sks_mode, AutoscalerConfig, Decider, Mode, ScaleToZero,
+};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::record::{Outcome, RequestRecord};
-use crate::report::run::{EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
+use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
 use crate::routing::host::DomainConfig;
 use crate::routing::ingress::{RouteTable, RoutingFeatures};
 use crate::routing::kn::{
@@ -50,10 +53,8 @@ use crate::scenario::spec::{Action, AppModel, Scenario};
 const EPOCH_NS: i64 = 1_000_000_000_000_000_000;
 /// The decider's tick (multiscaler.go:36).
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
-/// `container-concurrency-target-default`: TotalValue for cc = 0 (A.5.4).
-const CC_ZERO_TOTAL_VALUE: f64 = 100.0;
-/// The panic window: 10% of the 60 s stable window, in 1 s buckets (A.5.3).
-const PANIC_BUCKETS: usize = 6;
+/// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
+const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
 
 /// How one run is executed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -112,6 +113,8 @@ enum Ev {
     SksApply { rev: u32, serve: bool, gen: u32 },
     Reconcile,
     DeciderTick,
+    MetricsTick,
+    PodK8sReady(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,60 +159,8 @@ struct Pod {
     server: Server,
     /// Requests at this pod (waiting or executing).
     holding: u32,
-}
-
-/// The per-second concurrency buckets the EBC reads (a stand-in for the autoscaler's metric
-/// pipeline until it lands): time-weighted average of a revision's requests in the system.
-#[derive(Clone, Debug, Default)]
-struct ConcurrencyWindow {
-    current_bucket: i64,
-    area: f64,
-    last_change_s: f64,
-    value: u32,
-    buckets: VecDeque<f64>,
-    first_bucket: Option<i64>,
-}
-
-impl ConcurrencyWindow {
-    fn roll_to(&mut self, now_s: f64) {
-        let bucket = now_s.floor() as i64;
-        while self.current_bucket < bucket {
-            let end = (self.current_bucket + 1) as f64;
-            self.area += f64::from(self.value) * (end - self.last_change_s).max(0.0);
-            self.buckets.push_back(self.area);
-            if self.buckets.len() > PANIC_BUCKETS {
-                self.buckets.pop_front();
-            }
-            self.area = 0.0;
-            self.last_change_s = end;
-            self.current_bucket += 1;
-        }
-    }
-
-    fn set(&mut self, now_s: f64, value: u32) {
-        self.roll_to(now_s);
-        self.area += f64::from(self.value) * (now_s - self.last_change_s).max(0.0);
-        self.last_change_s = now_s;
-        if value > 0 && self.first_bucket.is_none() {
-            self.first_bucket = Some(self.current_bucket);
-        }
-        self.value = value;
-    }
-
-    /// The panic-window average, dividing only by the buckets since the first data when that
-    /// is less than a window (bucketing.go:201-231).
-    fn panic_average(&mut self, now_s: f64) -> f64 {
-        self.roll_to(now_s);
-        let Some(first) = self.first_bucket else {
-            return 0.0;
-        };
-        let available = (self.current_bucket - first).clamp(0, PANIC_BUCKETS as i64) as usize;
-        if available == 0 {
-            return 0.0;
-        }
-        let sum: f64 = self.buckets.iter().rev().take(available).sum();
-        sum / available as f64
-    }
+    /// Kubernetes marked it Ready: a Serve-mode endpoint, counted by the autoscaler.
+    k8s_ready: bool,
 }
 
 struct Rev {
@@ -224,7 +175,8 @@ struct Rev {
     created_order: u32,
     ready: bool,
     pods: Vec<u32>,
-    /// Pods in the Ready state, in the order they became ready (Serve-mode endpoints).
+    /// Kubernetes-ready pods, in the order they became ready (Serve-mode endpoints and the
+    /// autoscaler's ready count).
     endpoints: Vec<u32>,
     endpoint_rr: usize,
     throttler: Throttler,
@@ -235,7 +187,19 @@ struct Rev {
     qp_waiting: u32,
     deadlines: VecDeque<(SimTime, u64)>,
     deadline_event: Option<SimTime>,
-    conc: ConcurrencyWindow,
+    decider: Decider,
+    scale_to_zero: ScaleToZero,
+    autoscaler: AutoscalerConfig,
+    /// The revision's requests in the system, integrated since the last metrics tick.
+    conc_area: f64,
+    conc_last_s: f64,
+    /// Requests routed to it since the last metrics tick (the RPS metric).
+    requests_since_tick: u64,
+    /// The scale the autoscaler last asked for.
+    want: i32,
+    reachable: bool,
+    /// Since when the activator has been in its path (SKS Proxy applied).
+    proxy_since: Option<SimTime>,
     /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
     reported: [u64; 4],
     service_rng: StreamRng,
@@ -318,6 +282,13 @@ impl<'a> World<'a> {
             .enumerate()
             .map(|(i, r)| {
                 let client = s.client.timeout.unwrap_or(SimDuration::MAX);
+                // The revision's autoscaling annotations override the cluster defaults.
+                let mut autoscaler = s.autoscaler.config.clone();
+                autoscaler.min_scale = r.min_scale.unwrap_or(autoscaler.min_scale);
+                autoscaler.max_scale = r.max_scale.unwrap_or(autoscaler.max_scale);
+                autoscaler.initial_scale = r.initial_scale.unwrap_or(autoscaler.initial_scale);
+                // `activator.target_burst_capacity` is the scenario's one setting for TBC.
+                autoscaler.target_burst_capacity = s.activator.target_burst_capacity;
                 Rev {
                     name: r.name.clone(),
                     cc: r.container_concurrency,
@@ -338,7 +309,15 @@ impl<'a> World<'a> {
                     qp_waiting: 0,
                     deadlines: VecDeque::new(),
                     deadline_event: None,
-                    conc: ConcurrencyWindow::default(),
+                    decider: Decider::new(&autoscaler, r.container_concurrency, 0, SimTime::ZERO),
+                    scale_to_zero: ScaleToZero::new(&autoscaler, SimTime::ZERO),
+                    autoscaler,
+                    conc_area: 0.0,
+                    conc_last_s: 0.0,
+                    requests_since_tick: 0,
+                    want: 0,
+                    reachable: false,
+                    proxy_since: None,
                     reported: [u64::MAX; 4],
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
                     startup_rng: stream(seed, rep, Stream::Startup, i as u64),
@@ -479,12 +458,24 @@ impl<'a> World<'a> {
         for (i, ev) in self.s.timeline.iter().enumerate() {
             self.queue.schedule(ev.at, Ev::Timeline(i as u32));
         }
+        // The SKS mode a running revision is in: a new decider's EBC is
+        // `InitialScale·TotalValue − TBC` (multiscaler.go:325-333).
         for i in 0..self.revs.len() {
             if self.revs[i].created {
-                let serve = self.wants_serve(i as u32);
                 let r = &mut self.revs[i];
+                let ready = r.endpoints.len() as u32;
+                r.decider = Decider::new(&r.autoscaler, r.cc, ready, SimTime::ZERO);
+                r.want = ready as i32;
+                let targets = r.autoscaler.metric_targets(r.cc);
+                let ebc = initial_excess_burst_capacity(
+                    r.autoscaler.effective_initial_scale(),
+                    targets.total_value,
+                    r.autoscaler.target_burst_capacity,
+                );
+                let serve = sks_mode(r.want, ebc, ready, false) == Mode::Serve;
                 r.serve_desired = serve;
                 r.serve_applied = serve;
+                r.proxy_since = (!serve).then_some(SimTime::ZERO);
             }
         }
         // The KIngress is created with the desired split (no gradual rollout at creation,
@@ -496,6 +487,8 @@ impl<'a> World<'a> {
         }
         self.queue
             .schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
+        self.queue
+            .schedule(SimTime::ZERO + METRICS_TICK, Ev::MetricsTick);
     }
 
     fn on_event(&mut self, ev: Ev) {
@@ -514,8 +507,17 @@ impl<'a> World<'a> {
             }
             Ev::SksApply { rev, serve, gen } => {
                 let r = &mut self.revs[rev as usize];
-                if gen == r.sks_gen {
+                if gen == r.sks_gen && serve != r.serve_applied {
                     r.serve_applied = serve;
+                    r.proxy_since = (!serve).then_some(self.now);
+                }
+            }
+            Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
+            Ev::MetricsTick => {
+                self.on_metrics_tick();
+                if self.now < self.hard_end {
+                    self.queue
+                        .schedule(self.now + METRICS_TICK, Ev::MetricsTick);
                 }
             }
             Ev::Reconcile => {
@@ -562,6 +564,7 @@ impl<'a> World<'a> {
         let rev = self.plane.group_revs[group][split];
         let default_group = Some(group) == self.plane.default_group;
         self.recorder.routed(self.now, rev as usize, default_group);
+        self.revs[rev as usize].requests_since_tick += 1;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -619,6 +622,13 @@ impl<'a> World<'a> {
             req.loc = Loc::ActivatorQueue;
             self.revs[rev as usize].throttler.enqueue(h);
             self.dispatch(rev);
+            // The activator's immediate stat for a revision it had no requests for wakes a
+            // revision at zero at once (concurrency_reporter.go:111-154, multiscaler.go:352-364).
+            let r = &mut self.revs[rev as usize];
+            if r.in_flight == 1 && r.decider.should_poke(1.0) {
+                r.decider.record_concurrency(self.now, 1.0);
+                self.autoscale(rev);
+            }
         }
         self.touch(rev);
     }
@@ -836,7 +846,16 @@ impl<'a> World<'a> {
             r.endpoints.len() as u64,
         ];
         if values[2] != r.reported[2] {
-            r.conc.set(self.now.as_secs_f64(), r.in_flight);
+            // Integrate the previous concurrency up to now (the QP's and activator's
+            // time-weighted stats, request.go:96-104).
+            let now_s = self.now.as_secs_f64();
+            let previous = if r.reported[2] == u64::MAX {
+                0
+            } else {
+                r.reported[2]
+            };
+            r.conc_area += previous as f64 * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
         }
         for (i, gauge) in [
             Gauge::QpQueue,
@@ -865,7 +884,18 @@ impl<'a> World<'a> {
         r.created = true;
         r.created_order = self.next_created_order;
         self.next_created_order += 1;
-        let pods = self.s.revisions[rev as usize].pods;
+        // With the autoscaler on, a new revision starts at its initial scale (at least its
+        // min-scale); revisions already running at t = 0 keep the pods the scenario gives them.
+        let pods = if at_start || !self.s.autoscaler.enabled {
+            self.s.revisions[rev as usize].pods
+        } else {
+            r.autoscaler
+                .effective_initial_scale()
+                .max(r.autoscaler.min_scale)
+        };
+        r.decider = Decider::new(&r.autoscaler, r.cc, 0, self.now);
+        r.scale_to_zero = ScaleToZero::new(&r.autoscaler, self.now);
+        r.conc_last_s = self.now.as_secs_f64();
         self.set_pods(rev, pods, at_start);
         if at_start && pods > 0 {
             self.revision_ready(rev);
@@ -906,11 +936,11 @@ impl<'a> World<'a> {
                     state: PodState::Starting,
                     server,
                     holding: 0,
+                    k8s_ready: false,
                 });
                 self.revs[rev as usize].pods.push(id);
                 if at_start {
                     self.on_pod_ready(id);
-                    self.on_pod_healthy(id);
                 } else {
                     let delay = self.s.revisions[rev as usize]
                         .startup
@@ -939,6 +969,7 @@ impl<'a> World<'a> {
         let rev = p.rev;
         let was_ready = p.state == PodState::Ready;
         p.state = PodState::Terminating;
+        p.k8s_ready = false;
         if was_ready {
             let r = &mut self.revs[rev as usize];
             r.endpoints.retain(|e| *e != pod);
@@ -954,6 +985,7 @@ impl<'a> World<'a> {
         }
     }
 
+    /// The app in the pod is ready (its readiness probe passes).
     fn on_pod_ready(&mut self, pod: u32) {
         let p = &mut self.pods[pod as usize];
         if p.state != PodState::Starting {
@@ -961,16 +993,44 @@ impl<'a> World<'a> {
         }
         p.state = PodState::Ready;
         let rev = p.rev;
-        self.revs[rev as usize].endpoints.push(pod);
-        // The activator sees the pod at its next probe tick (revision_backends.go:90-96).
+        if self.now == SimTime::ZERO {
+            // Pods running before the run starts are ready everywhere.
+            self.on_pod_healthy(pod);
+            self.on_pod_k8s_ready(pod);
+            return;
+        }
+        // The activator sees the pod at its next probe tick (revision_backends.go:90-96), with
+        // probe optimisation before Kubernetes does (A.3.4).
         let period = self.s.activator.probe_period.as_nanos().max(1);
         let tick = SimTime((self.now.as_nanos() + period - 1) / period * period);
-        if tick > self.now {
-            self.queue.schedule(tick, Ev::PodHealthy(pod));
-        } else if self.now > SimTime::ZERO {
-            self.on_pod_healthy(pod);
+        self.queue.schedule(tick, Ev::PodHealthy(pod));
+        // Kubernetes marks it Ready after the kubelet's probe phase (A.6.1).
+        let delay = self
+            .s
+            .kubelet_ready_delay
+            .sample(&mut self.revs[rev as usize].startup_rng);
+        self.queue.schedule(self.now + delay, Ev::PodK8sReady(pod));
+        self.touch(rev);
+    }
+
+    /// Kubernetes marks the pod Ready: an endpoint for Serve mode, counted by the autoscaler.
+    fn on_pod_k8s_ready(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        if p.state != PodState::Ready || p.k8s_ready {
+            return;
         }
-        if !self.revs[rev as usize].ready {
+        p.k8s_ready = true;
+        let rev = p.rev;
+        self.revs[rev as usize].endpoints.push(pod);
+        // A revision is Ready when its PA is Active: ready pods >= max(min-scale, initial-scale)
+        // (kpa.go:324-333), at least one.
+        let r = &self.revs[rev as usize];
+        let needed = r
+            .autoscaler
+            .min_scale
+            .max(r.autoscaler.effective_initial_scale())
+            .max(1) as usize;
+        if !r.ready && r.endpoints.len() >= needed.min(r.pods.len().max(1)) {
             self.revision_ready(rev);
             if self.now > SimTime::ZERO {
                 self.reconcile();
@@ -1005,46 +1065,107 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Serve iff ready pods and EBC >= 0 (A.4).
-    fn wants_serve(&mut self, rev: u32) -> bool {
-        let tbc = self.s.activator.target_burst_capacity;
+    /// Every second: each revision's time-averaged concurrency (QP non-proxied requests plus
+    /// the activator's queued and in-flight ones, i.e. all its requests in the system) and its
+    /// request count go into the decider's buckets (A.5.2).
+    fn on_metrics_tick(&mut self) {
         let now_s = self.now.as_secs_f64();
-        let r = &mut self.revs[rev as usize];
-        let ready = r.endpoints.len() as f64;
-        if ready == 0.0 {
-            return false;
+        let now = self.now;
+        for r in self.revs.iter_mut().filter(|r| r.created) {
+            let current = if r.reported[2] == u64::MAX {
+                0
+            } else {
+                r.reported[2]
+            };
+            r.conc_area += current as f64 * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
+            let average = r.conc_area / METRICS_TICK.as_secs_f64();
+            r.conc_area = 0.0;
+            r.decider.record_concurrency(now, average);
+            r.decider.record_rps(now, r.requests_since_tick as f64);
+            r.requests_since_tick = 0;
         }
-        if tbc == 0.0 {
-            return true;
-        }
-        if tbc < 0.0 {
-            return false;
-        }
-        let total = if r.cc > 0 {
-            f64::from(r.cc)
-        } else {
-            CC_ZERO_TOTAL_VALUE
-        };
-        let ebc = (ready * total - tbc - r.conc.panic_average(now_s)).floor();
-        ebc >= 0.0
     }
 
     fn on_decider_tick(&mut self) {
         for rev in 0..self.revs.len() as u32 {
-            if !self.revs[rev as usize].created {
-                continue;
-            }
-            let serve = self.wants_serve(rev);
-            let r = &mut self.revs[rev as usize];
-            if serve != r.serve_desired {
-                r.serve_desired = serve;
-                r.sks_gen += 1;
-                let gen = r.sks_gen;
-                let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-                self.queue
-                    .schedule(self.now + delay, Ev::SksApply { rev, serve, gen });
+            if self.revs[rev as usize].created {
+                self.autoscale(rev);
             }
         }
+    }
+
+    /// One decider tick and KPA reconcile for a revision (A.5.5, A.5.6, A.4): the desired scale
+    /// (applied when autoscaling is on), the SKS mode (applied after the ingress delay).
+    fn autoscale(&mut self, rev: u32) {
+        let now = self.now;
+        let enabled = self.s.autoscaler.enabled;
+        let r = &mut self.revs[rev as usize];
+        let ready = r.endpoints.len() as u32;
+        let tick = r.decider.tick(now, ready, r.reachable);
+        let result = tick.result;
+        let live = r
+            .pods
+            .iter()
+            .filter(|p| {
+                matches!(
+                    self.pods[**p as usize].state,
+                    PodState::Starting | PodState::Ready
+                )
+            })
+            .count() as u32;
+        let (want, mode, replicas) = if enabled {
+            r.scale_to_zero.set_reachable(r.reachable);
+            let app = r.scale_to_zero.apply(
+                now,
+                result.desired_pods,
+                result.excess_burst_capacity,
+                ready,
+                r.proxy_since,
+            );
+            (app.want, app.mode, app.replicas)
+        } else {
+            let want = live as i32;
+            (
+                want,
+                sks_mode(want, result.excess_burst_capacity, ready, false),
+                None,
+            )
+        };
+        r.want = want;
+        let serve = mode == Mode::Serve;
+        if serve != r.serve_desired {
+            r.serve_desired = serve;
+            r.sks_gen += 1;
+            let gen = r.sks_gen;
+            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+            self.queue
+                .schedule(now + delay, Ev::SksApply { rev, serve, gen });
+        }
+        self.recorder.autoscaler_tick(
+            now,
+            rev as usize,
+            &AutoscalerTick {
+                stable_concurrency: result.stable,
+                panic_concurrency: result.panic,
+                desired_pods: i64::from(result.desired_pods),
+                ready_pods: u64::from(ready),
+                panic: result.in_panic,
+                excess_burst_capacity: result.excess_burst_capacity,
+                mode: if serve { "serve" } else { "proxy" },
+            },
+        );
+        if let Some(n) = replicas {
+            if n != live {
+                if live == 0 && ready == 0 && n > 0 {
+                    self.recorder.cold_start(now, rev as usize);
+                }
+                self.set_pods(rev, n, false);
+            }
+        }
+        let desired = u64::from(replicas.unwrap_or(live));
+        self.recorder
+            .gauge(now, rev as usize, Gauge::DesiredPods, desired);
     }
 
     // ---------------------------------------------------------------- the route
@@ -1097,6 +1218,14 @@ impl<'a> World<'a> {
                     return;
                 }
             };
+        // A revision no route group references is unreachable: the autoscaler drops its
+        // min-scale and scale-down limits (pa.go:54-82).
+        for r in self.revs.iter_mut() {
+            r.reachable = table
+                .groups
+                .iter()
+                .any(|g| g.splits.iter().any(|s| s.revision == r.name));
+        }
         if self.desired_table.as_ref() != Some(&table) {
             self.desired_table = Some(table);
             self.desired_gen += 1;
@@ -1291,8 +1420,8 @@ mod tests {
     use crate::model::dist::Dist;
     use crate::routing::pick::PickerKind;
     use crate::scenario::spec::{
-        ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, ClientSpec, IngressSpec, MetricsSpec,
-        RevisionSpec, ServiceSpec,
+        ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec, IngressSpec,
+        MetricsSpec, RevisionSpec, ServiceSpec,
     };
 
     /// One revision, one pod, Serve mode from the start (TBC 0), Poisson arrivals, exponential
@@ -1319,6 +1448,9 @@ mod tests {
                 pods: 1,
                 startup: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
                 created_at: None,
+                min_scale: None,
+                max_scale: None,
+                initial_scale: None,
             }],
             traffic: vec![TrafficTarget::revision("svc-00001", 100)],
             timeline: vec![],
@@ -1341,6 +1473,11 @@ mod tests {
             metrics: MetricsSpec {
                 window: SimDuration::from_secs(1),
             },
+            autoscaler: AutoscalerSpec {
+                enabled: false,
+                config: Default::default(),
+            },
+            kubelet_ready_delay: Dist::constant(SimDuration::from_secs(5)).expect("valid"),
             source_yaml: String::new(),
         }
     }
