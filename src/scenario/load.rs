@@ -1444,7 +1444,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         }
     };
 
-    let autoscaler = build_autoscaler(&cx, &f.autoscaler, target_burst_capacity)?;
+    let autoscaler = build_autoscaler(cx, &f.autoscaler, target_burst_capacity)?;
     let kubelet_ready_delay = match &f.kubernetes.readiness_delay {
         Some(d) => cx.dist("kubernetes.readiness_delay", d)?,
         None => Dist::Uniform {
