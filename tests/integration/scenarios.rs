@@ -381,3 +381,48 @@ fn readme_scenario_example_loads_and_runs() {
     let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
     assert!(report.accounting_ok());
 }
+
+/// The study: shifting at once (rollout-duration 0) onto a revision that starts with one pod
+/// queues at the activator, humps latency and over-asks for pods in panic mode; a 380 s rollout
+/// keeps all three far lower.
+#[test]
+fn rollout_duration_study_shows_the_difference() {
+    let run = |rd: &str| {
+        let s = load(
+            "rollout-duration-study.yaml",
+            &[("service.rollout_duration", rd)],
+        );
+        let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+        assert!(report.accounting_ok());
+        report.revisions()[1].clone()
+    };
+    let (instant, gradual) = (run("0s"), run("380s"));
+    assert!(
+        instant.peak_activator_queue >= 10 * gradual.peak_activator_queue.max(1),
+        "peak activator queue {} vs {}",
+        instant.peak_activator_queue,
+        gradual.peak_activator_queue
+    );
+    let p99 = |r: &splitlab::report::run::RevisionSummary| r.latency.expect("served").p99_ms;
+    assert!(
+        p99(&instant) >= 2.0 * p99(&gradual),
+        "p99 {} vs {}",
+        p99(&instant),
+        p99(&gradual)
+    );
+    // the instant shift sends the new revision into panic mode (the gradual one panics too,
+    // briefly, at steps that are large relative to its few pods, with tiny queues)
+    assert!(instant.panic_seconds > 0.0);
+    assert!(
+        instant.max_desired_pods >= 3 * gradual.max_desired_pods,
+        "{} vs {}",
+        instant.max_desired_pods,
+        gradual.max_desired_pods
+    );
+    // the gradual rollout still ends with the new revision carrying the load on about 20 pods
+    assert!(
+        (15..=30).contains(&gradual.max_desired_pods),
+        "{}",
+        gradual.max_desired_pods
+    );
+}
