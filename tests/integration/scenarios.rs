@@ -426,3 +426,65 @@ fn rollout_duration_study_shows_the_difference() {
         gradual.max_desired_pods
     );
 }
+
+/// Scale to zero and back: traffic stops, the revision drops to zero pods after the stable
+/// window and the grace period; when traffic returns, the first request pokes the autoscaler,
+/// a pod cold-starts, and the requests that waited at the activator are served.
+#[test]
+fn idle_revision_scales_to_zero_and_cold_starts() {
+    let yaml = "\
+name: scale-to-zero
+duration: 240s
+service: {name: idle}
+revisions:
+  - name: idle-00001
+    container_concurrency: 10
+    service_time: {constant: 50ms}
+    pods: 2
+    startup: {constant: 3s}
+arrivals:
+  schedule:
+    poisson: false
+    points: [{at: 0s, rate: 20}, {at: 20s, rate: 0}, {at: 200s, rate: 20}]
+kubernetes:
+  readiness_delay: {constant: 1s}
+";
+    let resolve = |_: &str| Err::<String, String>("no files".to_string());
+    let scenario = load_scenario("scale-to-zero.yaml", yaml, &[], &resolve).expect("valid");
+    let dir = temp_dir("s2z");
+    let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
+    report.write(&dir).expect("outputs");
+    assert!(report.accounting_ok());
+    let rev = &report.revisions()[0];
+    assert_eq!(rev.cold_starts, 1, "one scale-up from zero");
+    assert_eq!(
+        rev.counts.served, rev.counts.arrived,
+        "every request is served"
+    );
+    // the first requests after the idle period waited for the cold start (3 s + probe tick)
+    assert!(
+        rev.latency.expect("served").max_ms >= 3000.0,
+        "{:?}",
+        rev.latency
+    );
+    // autoscaler.csv: zero ready pods somewhere between the idle minute and the return
+    let csv = std::fs::read_to_string(dir.join("autoscaler.csv")).expect("autoscaler.csv");
+    let zero_at: Vec<f64> = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').nth(5) == Some("0"))
+        .map(|l| {
+            l.split(',')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .expect("t_s")
+        })
+        .collect();
+    let first_zero = zero_at.first().copied().expect("scaled to zero");
+    // not before the stable window (60 s) after traffic stopped at 20 s
+    assert!(
+        (80.0..200.0).contains(&first_zero),
+        "first zero at {first_zero}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
