@@ -1,0 +1,66 @@
+//! Simulator throughput: simulated requests per second of wall time for `scenarios/bench-1m.yaml`
+//! (the SimPy reference model's scenario: Poisson 10,000 req/s split 90/10 over two revisions of
+//! 10 pods, cc 10, exponential 10 ms service), shortened to 10 s of arrivals (about 100,000
+//! requests) so the criterion loop stays short. Each iteration is one whole run: the engine
+//! (`simulate`) and the report (`into_report`), as `splitlab run` does minus file output.
+//! Run with `cargo bench --bench sim`; benches/README.md has the full-length comparison.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use splitlab::scenario::load::load_scenario;
+use splitlab::scenario::Scenario;
+use splitlab::sim::{simulate, RunOptions};
+
+/// The scenario file, relative to the crate root.
+const SCENARIO: &str = "scenarios/bench-1m.yaml";
+/// The override that shortens the 100 s scenario for the criterion loop: 10 s ≈ 100,000 requests.
+const SHORTEN: (&str, &str) = ("duration", "10s");
+
+/// Loads `SCENARIO` with `sets` as `splitlab run` does: files it refers to resolve relative to it.
+fn load(sets: &[(&str, &str)]) -> Scenario {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCENARIO);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let base: PathBuf = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let resolve = move |rel: &str| -> Result<String, String> {
+        let p = base.join(rel);
+        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let sets: Vec<(String, String)> = sets
+        .iter()
+        .map(|(p, v)| (p.to_string(), v.to_string()))
+        .collect();
+    load_scenario(SCENARIO, &text, &sets, &resolve).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn sim_throughput(c: &mut Criterion) {
+    let scenario = load(&[SHORTEN]);
+    let opts = RunOptions::default();
+    // One run outside the loop: the request count for the throughput, and a sanity check that
+    // the shortened scenario still runs as the full one does (every request served).
+    let report = simulate(&scenario, &opts).into_report(0.0);
+    let totals = *report.totals();
+    assert!(
+        report.accounting_ok(),
+        "request accounting does not balance"
+    );
+    assert_eq!(totals.served, totals.arrived, "{totals:?}");
+
+    let mut group = c.benchmark_group("sim");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(totals.arrived));
+    group.bench_function("bench-1m/duration=10s", |b| {
+        b.iter(|| {
+            let report = simulate(black_box(&scenario), &opts).into_report(0.0);
+            black_box(report.totals().arrived)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, sim_throughput);
+criterion_main!(benches);
