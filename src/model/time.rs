@@ -53,7 +53,14 @@ impl SimDuration {
     }
 
     pub fn from_secs_f64(secs: f64) -> Self {
-        SimDuration((secs * NANOS_PER_SEC as f64).round() as i64)
+        let ns = secs * NANOS_PER_SEC as f64;
+        // Sampled durations are non-negative: adding a half and truncating rounds them without
+        // a libm call (this sits on the simulator's per-request path).
+        if ns >= 0.0 {
+            SimDuration((ns + 0.5) as i64)
+        } else {
+            SimDuration(ns.round() as i64)
+        }
     }
 
     pub fn as_nanos(self) -> i64 {

@@ -424,7 +424,8 @@ impl RunRecorder {
             let st = &mut self.revs[r];
             st.counts.count(rec.outcome);
             if rec.outcome == Outcome::Served {
-                record_us(&mut st.latency, latency_us);
+                // Only the window's histogram is touched per request; it is folded into the
+                // run's histogram when the window closes (one add per window, not per request).
                 record_us(&mut st.window_latency, latency_us);
                 st.latency_sum_us += u128::from(latency_us);
                 st.latency_max_us = st.latency_max_us.max(latency_us);
@@ -664,6 +665,9 @@ impl RunRecorder {
             if !st.window_latency.is_empty() {
                 cell.p50_us = Some(quantile_us(&st.window_latency, 0.5, st.window_max_us));
                 cell.p99_us = Some(quantile_us(&st.window_latency, 0.99, st.window_max_us));
+                st.latency
+                    .add(&st.window_latency)
+                    .expect("an auto-resizing histogram accepts any other histogram's values");
                 // reset keeps the counts array, so the next window allocates nothing.
                 st.window_latency.reset();
                 st.window_max_us = 0;

@@ -11,15 +11,26 @@ use std::collections::BinaryHeap;
 
 use crate::model::time::SimTime;
 
+/// Times are never negative in a run, so (time, seq) packs into one `u128` whose order is the
+/// tuple's order: one comparison per heap step instead of two.
 struct Entry<E> {
-    at: SimTime,
-    seq: u64,
+    key: u128,
     event: E,
+}
+
+#[inline]
+fn key(at: SimTime, seq: u64) -> u128 {
+    (u128::from(at.0.max(0) as u64) << 64) | u128::from(seq)
+}
+
+#[inline]
+fn unkey(key: u128) -> (SimTime, u64) {
+    (SimTime((key >> 64) as i64), key as u64)
 }
 
 impl<E> PartialEq for Entry<E> {
     fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
+        self.key == other.key
     }
 }
 
@@ -34,7 +45,7 @@ impl<E> PartialOrd for Entry<E> {
 impl<E> Ord for Entry<E> {
     /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest (time, seq) first.
     fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
+        other.key.cmp(&self.key)
     }
 }
 
@@ -63,7 +74,10 @@ impl<E> EventQueue<E> {
     pub fn schedule(&mut self, at: SimTime, event: E) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry { at, seq, event });
+        self.heap.push(Entry {
+            key: key(at, seq),
+            event,
+        });
         seq
     }
 
@@ -79,13 +93,13 @@ impl<E> EventQueue<E> {
     /// The (time, seq) of the next event.
     #[inline]
     pub fn peek_key(&self) -> Option<(SimTime, u64)> {
-        self.heap.peek().map(|e| (e.at, e.seq))
+        self.heap.peek().map(|e| unkey(e.key))
     }
 
     /// Removes and returns the next event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        self.heap.pop().map(|e| (e.at, e.event))
+        self.heap.pop().map(|e| (unkey(e.key).0, e.event))
     }
 
     pub fn len(&self) -> usize {

@@ -106,11 +106,23 @@ enum Ev {
     Timeline(u32),
     PodReady(u32),
     PodHealthy(u32),
-    ServiceDone { pod: u32, req: u64 },
-    PsWake { pod: u32, gen: u32 },
-    Deadline { rev: u32 },
-    IngressProgrammed { generation: u64 },
-    SksApply { rev: u32, serve: bool, gen: u32 },
+    /// The request (handle) finishes its service at the pod it is executing on.
+    ServiceDone(u64),
+    PsWake {
+        pod: u32,
+        gen: u32,
+    },
+    Deadline {
+        rev: u32,
+    },
+    IngressProgrammed {
+        generation: u64,
+    },
+    SksApply {
+        rev: u32,
+        serve: bool,
+        gen: u32,
+    },
     Reconcile,
     DeciderTick,
     MetricsTick,
@@ -496,7 +508,7 @@ impl<'a> World<'a> {
             Ev::Timeline(i) => self.on_timeline(i as usize),
             Ev::PodReady(pod) => self.on_pod_ready(pod),
             Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
-            Ev::ServiceDone { pod, req } => self.on_service_done(pod, req),
+            Ev::ServiceDone(req) => self.on_service_done(req),
             Ev::PsWake { pod, gen } => self.on_ps_wake(pod, gen),
             Ev::Deadline { rev } => self.on_deadline(rev),
             Ev::IngressProgrammed { generation } => {
@@ -684,8 +696,7 @@ impl<'a> World<'a> {
             .sample(&mut self.revs[rev].service_rng);
         match &mut self.pods[pod as usize].server {
             Server::Breaker(_) => {
-                self.queue
-                    .schedule(self.now + work, Ev::ServiceDone { pod, req: h });
+                self.queue.schedule(self.now + work, Ev::ServiceDone(h));
             }
             Server::Ps { ps, .. } => {
                 ps.start(self.now.as_secs_f64(), h, work.as_secs_f64());
@@ -709,9 +720,9 @@ impl<'a> World<'a> {
         }
     }
 
-    fn on_service_done(&mut self, pod: u32, h: u64) {
+    fn on_service_done(&mut self, h: u64) {
         let r = &self.reqs[slot_of(h)];
-        if r.gen != h as u32 || r.loc != Loc::Executing || r.pod != pod {
+        if r.gen != h as u32 || r.loc != Loc::Executing {
             return; // timed out or cancelled earlier
         }
         self.finish(h, Outcome::Served);
