@@ -103,6 +103,24 @@ impl Throttler {
         }
     }
 
+    /// The pods this activator may send to changed (a new slice after subsetting, A.3.3):
+    /// trackers of pods it keeps keep their in-flight counts; new pods start at zero (each
+    /// tracker's capacity is reset to the full cc, throttler.go:281-289).
+    pub fn set_pods(&mut self, pods: &[u32]) {
+        let keep: Vec<u32> = self
+            .trackers
+            .iter()
+            .map(|t| t.pod)
+            .filter(|p| !pods.contains(p))
+            .collect();
+        for pod in keep {
+            self.remove_pod(pod);
+        }
+        for &pod in pods {
+            self.add_pod(pod);
+        }
+    }
+
     pub fn enqueue(&mut self, req: u64) {
         self.waiting.push_back(req);
     }
@@ -256,6 +274,26 @@ mod tests {
         }
         let pods: Vec<u32> = drain(&mut t, &mut rng).into_iter().map(|s| s.1).collect();
         assert_eq!(pods, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn set_pods_keeps_in_flight_of_pods_it_keeps() {
+        let mut t = Throttler::new(1, None);
+        let mut rng = Pcg64Mcg::seed_from_u64(1);
+        t.set_pods(&[1, 2]);
+        for i in 0..3 {
+            t.enqueue(i);
+        }
+        assert_eq!(drain(&mut t, &mut rng), vec![(0, 1), (1, 2)]);
+        // pod 1 moves to another activator, pod 3 arrives: capacity is cc × 2 pods, and the
+        // request still at pod 1 counts against it until it finishes
+        t.set_pods(&[2, 3]);
+        assert_eq!(t.healthy_pods(), 2);
+        assert!(t.dispatch(&mut rng, |_| true).is_none());
+        t.release(1);
+        // pod 2 is still full (its in-flight count was kept), pod 3 is free
+        assert_eq!(t.dispatch(&mut rng, |_| true), Some((2, 3)));
+        assert!(t.dispatch(&mut rng, |_| true).is_none());
     }
 
     #[test]

@@ -306,6 +306,9 @@ pub struct IngressFile {
 pub struct ActivatorFile {
     #[serde(default)]
     pub target_burst_capacity: Option<f64>,
+    /// Activator pods (default 1, at most 20 as the activator's HPA allows).
+    #[serde(default)]
+    pub replicas: Option<i64>,
     #[serde(default)]
     pub probe_period: Option<String>,
     #[serde(default)]
@@ -392,6 +395,9 @@ pub struct KubernetesFile {
     /// default, so uniform 0-10 s).
     #[serde(default)]
     pub readiness_delay: Option<DistFile>,
+    /// From a pod's termination to its removal from the endpoints.
+    #[serde(default)]
+    pub endpoint_removal_delay: Option<DistFile>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1396,6 +1402,12 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
     }
     let activator = ActivatorSpec {
         target_burst_capacity,
+        replicas: cx.int_within(
+            "activator.replicas",
+            f.activator.replicas.unwrap_or(1),
+            1,
+            20,
+        )?,
         probe_period: match &f.activator.probe_period {
             Some(text) => cx.positive_duration("activator.probe_period", text)?,
             None => SimDuration::from_millis(200),
@@ -1452,6 +1464,13 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             max: SimDuration::from_secs(10),
         },
     };
+    let endpoint_removal_delay = match &f.kubernetes.endpoint_removal_delay {
+        Some(d) => cx.dist("kubernetes.endpoint_removal_delay", d)?,
+        None => Dist::Uniform {
+            min: SimDuration::from_millis(500),
+            max: SimDuration::from_secs(2),
+        },
+    };
 
     Ok(Scenario {
         name: f.name,
@@ -1476,6 +1495,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         metrics,
         autoscaler,
         kubelet_ready_delay,
+        endpoint_removal_delay,
         source_yaml,
     })
 }

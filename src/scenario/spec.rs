@@ -40,6 +40,10 @@ pub struct Scenario {
     /// Serve-mode endpoints and the autoscaler's ready count use Kubernetes readiness; the
     /// activator's own probe sees the pod earlier. Default uniform 0-10 s.
     pub kubelet_ready_delay: Dist,
+    /// From a pod's termination to its removal from the endpoints the ingress and the
+    /// activator use (endpoints controller and informers); it receives traffic meanwhile.
+    /// Default uniform 0.5-2 s (datapath.md gives no figure: a parameter).
+    pub endpoint_removal_delay: Dist,
     /// The scenario file's text (after `--set` overrides), for reports.
     pub source_yaml: String,
 }
@@ -210,6 +214,10 @@ pub struct ActivatorSpec {
     pub target_burst_capacity: f64,
     /// Readiness probe period (default 200 ms).
     pub probe_period: SimDuration,
+    /// Activator pods in the cluster (default 1). With more than one, each revision is served by
+    /// a subset of `numActivators` of them (kpa.go:354-368) that split its pods between them, each
+    /// with its own FIFO (A.3.3).
+    pub replicas: u32,
     /// Load-balancing policy; `None` = by cc as Knative does (0: random-choice-of-2, 1–3:
     /// first-available, >= 4: round-robin).
     pub lb_policy: Option<LbPolicy>,

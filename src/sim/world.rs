@@ -22,12 +22,15 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use rand::RngExt;
+
 use super::queue::EventQueue;
 use super::rng::{stream, Stream, StreamRng};
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Address, Arrival, ArrivalGen};
 use crate::model::autoscaler::{
-    initial_excess_burst_capacity, sks_mode, AutoscalerConfig, Decider, Mode, ScaleToZero,
+    assign_slice, initial_excess_burst_capacity, num_activators, sks_mode, AutoscalerConfig,
+    Decider, Mode, ScaleToZero,
 };
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::time::{SimDuration, SimTime};
@@ -127,6 +130,7 @@ enum Ev {
     DeciderTick,
     MetricsTick,
     PodK8sReady(u32),
+    PodLeavesEndpoints(u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,6 +154,8 @@ struct Req {
     loc: Loc,
     default_group: bool,
     via_activator: bool,
+    /// The activator (index into the revision's activators) a proxied request went through.
+    activator: u16,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,11 +193,18 @@ struct Rev {
     created_order: u32,
     ready: bool,
     pods: Vec<u32>,
-    /// Kubernetes-ready pods, in the order they became ready (Serve-mode endpoints and the
-    /// autoscaler's ready count).
+    /// Kubernetes-ready pods, in the order they became ready: the Serve-mode endpoints. It still
+    /// holds terminating pods until the endpoints propagation delay has passed.
     endpoints: Vec<u32>,
+    /// Terminating pods still in `endpoints`: not counted as ready.
+    draining: u32,
     endpoint_rr: usize,
-    throttler: Throttler,
+    /// One throttler per activator replica; the first `subset` are the revision's activator
+    /// subset (the SKS endpoints), the others keep draining what they hold (A.3.3).
+    activators: Vec<Throttler>,
+    subset: usize,
+    /// Activator-healthy pods, sorted (upstream sorts by `ip:port`).
+    healthy: Vec<u32>,
     serve_applied: bool,
     serve_desired: bool,
     sks_gen: u32,
@@ -312,8 +325,13 @@ impl<'a> World<'a> {
                     ready: false,
                     pods: Vec::new(),
                     endpoints: Vec::new(),
+                    draining: 0,
                     endpoint_rr: 0,
-                    throttler: Throttler::new(r.container_concurrency, s.activator.lb_policy),
+                    activators: (0..s.activator.replicas.max(1))
+                        .map(|_| Throttler::new(r.container_concurrency, s.activator.lb_policy))
+                        .collect(),
+                    subset: 1,
+                    healthy: Vec::new(),
                     serve_applied: false,
                     serve_desired: false,
                     sks_gen: 0,
@@ -475,7 +493,7 @@ impl<'a> World<'a> {
         for i in 0..self.revs.len() {
             if self.revs[i].created {
                 let r = &mut self.revs[i];
-                let ready = r.endpoints.len() as u32;
+                let ready = r.endpoints.len() as u32 - r.draining;
                 r.decider = Decider::new(&r.autoscaler, r.cc, ready, SimTime::ZERO);
                 r.want = ready as i32;
                 let targets = r.autoscaler.metric_targets(r.cc);
@@ -525,6 +543,7 @@ impl<'a> World<'a> {
                 }
             }
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
+            Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
             Ev::MetricsTick => {
                 self.on_metrics_tick();
                 if self.now < self.hard_end {
@@ -589,6 +608,7 @@ impl<'a> World<'a> {
                     loc: Loc::Free,
                     default_group: false,
                     via_activator: false,
+                    activator: 0,
                 });
                 (self.reqs.len() - 1) as u32
             }
@@ -632,8 +652,16 @@ impl<'a> World<'a> {
             let req = &mut self.reqs[slot as usize];
             req.via_activator = true;
             req.loc = Loc::ActivatorQueue;
-            self.revs[rev as usize].throttler.enqueue(h);
-            self.dispatch(rev);
+            // The ingress balances over the revision's activator subset; each has its own FIFO.
+            let subset = self.revs[rev as usize].subset.max(1);
+            let a = if subset == 1 {
+                0
+            } else {
+                self.lb_rng.random_range(0..subset)
+            };
+            self.reqs[slot as usize].activator = a as u16;
+            self.revs[rev as usize].activators[a].enqueue(h);
+            self.dispatch(rev, a);
             // The activator's immediate stat for a revision it had no requests for wakes a
             // revision at zero at once (concurrency_reporter.go:111-154, multiscaler.go:352-364).
             let r = &mut self.revs[rev as usize];
@@ -645,21 +673,53 @@ impl<'a> World<'a> {
         self.touch(rev);
     }
 
-    /// Sends waiting activator requests to pods while capacity allows.
-    fn dispatch(&mut self, rev: u32) {
+    /// Sends an activator's waiting requests to pods while its capacity allows.
+    fn dispatch(&mut self, rev: u32, activator: usize) {
         loop {
             let reqs = &self.reqs;
             let alive = |h: u64| {
                 let r = &reqs[slot_of(h)];
                 r.gen == h as u32 && r.loc == Loc::ActivatorQueue
             };
-            let Some((h, pod)) = self.revs[rev as usize]
-                .throttler
-                .dispatch(&mut self.lb_rng, alive)
+            let Some((h, pod)) =
+                self.revs[rev as usize].activators[activator].dispatch(&mut self.lb_rng, alive)
             else {
                 break;
             };
             self.qp_admit(pod, h);
+        }
+    }
+
+    fn dispatch_all(&mut self, rev: u32) {
+        for a in 0..self.revs[rev as usize].activators.len() {
+            self.dispatch(rev, a);
+        }
+    }
+
+    /// Recomputes the activator subset and each activator's pod slice (kpa.go:354-368,
+    /// throttler.go:360-409): activators in the subset split the healthy pods (cc > 0; with
+    /// cc = 0 each gets all); an activator outside the subset keeps all pods for what it holds.
+    fn reslice(&mut self, rev: u32) {
+        let r = &mut self.revs[rev as usize];
+        let replicas = r.activators.len() as u32;
+        let total = r.autoscaler.metric_targets(r.cc).total_value;
+        let ready = r.endpoints.len() as u32 - r.draining;
+        let n = num_activators(
+            ready,
+            total,
+            r.autoscaler.target_burst_capacity,
+            r.autoscaler.activator_capacity,
+            replicas,
+        )
+        .clamp(1, replicas);
+        r.subset = n as usize;
+        for (i, throttler) in r.activators.iter_mut().enumerate() {
+            let slice = if r.cc == 0 || i as u32 >= n {
+                r.healthy.clone()
+            } else {
+                assign_slice(&r.healthy, n, Some(i as u32))
+            };
+            throttler.set_pods(&slice);
         }
     }
 
@@ -754,7 +814,7 @@ impl<'a> World<'a> {
             Loc::Free => return,
             Loc::ActivatorQueue => {
                 if r.via_activator {
-                    self.revs[rev as usize].throttler.forget_waiting();
+                    self.revs[rev as usize].activators[r.activator as usize].forget_waiting();
                 }
             }
             Loc::QpQueue => {
@@ -770,7 +830,7 @@ impl<'a> World<'a> {
             Loc::Rejected => {}
         }
         if r.via_activator && r.loc != Loc::ActivatorQueue {
-            self.revs[rev as usize].throttler.release(r.pod);
+            self.revs[rev as usize].activators[r.activator as usize].release(r.pod);
         }
         let req = &mut self.reqs[slot];
         req.loc = Loc::Free;
@@ -787,7 +847,7 @@ impl<'a> World<'a> {
             outcome,
         });
         if r.via_activator {
-            self.dispatch(rev);
+            self.dispatch(rev, r.activator as usize);
         }
         self.touch(rev);
     }
@@ -852,9 +912,12 @@ impl<'a> World<'a> {
         let r = &mut self.revs[rev as usize];
         let values = [
             u64::from(r.qp_waiting),
-            u64::from(r.throttler.waiting_len()),
+            r.activators
+                .iter()
+                .map(|a| u64::from(a.waiting_len()))
+                .sum(),
             u64::from(r.in_flight),
-            r.endpoints.len() as u64,
+            u64::from(r.endpoints.len() as u32 - r.draining),
         ];
         if values[2] != r.reported[2] {
             // Integrate the previous concurrency up to now (the QP's and activator's
@@ -975,18 +1038,44 @@ impl<'a> World<'a> {
         self.touch(rev);
     }
 
+    /// Scale-down: the pod is terminating at once (no longer counted as ready or live), but it
+    /// leaves the endpoints the ingress and the activator use only after the endpoints
+    /// propagation delay, receiving traffic meanwhile; it then serves what it holds and is gone
+    /// (A.6.3). Queued requests are never moved to another pod.
     fn terminate(&mut self, pod: u32) {
         let p = &mut self.pods[pod as usize];
         let rev = p.rev;
         let was_ready = p.state == PodState::Ready;
         p.state = PodState::Terminating;
-        p.k8s_ready = false;
-        if was_ready {
-            let r = &mut self.revs[rev as usize];
-            r.endpoints.retain(|e| *e != pod);
-            r.throttler.remove_pod(pod);
+        if p.k8s_ready {
+            self.revs[rev as usize].draining += 1;
         }
+        if was_ready {
+            let delay = self
+                .s
+                .endpoint_removal_delay
+                .sample(&mut self.revs[rev as usize].startup_rng);
+            self.queue
+                .schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
+        } else {
+            self.maybe_gone(pod);
+        }
+        self.touch(rev);
+    }
+
+    fn on_pod_leaves_endpoints(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        let rev = p.rev;
+        if p.k8s_ready {
+            p.k8s_ready = false;
+            self.revs[rev as usize].draining -= 1;
+        }
+        let r = &mut self.revs[rev as usize];
+        r.endpoints.retain(|e| *e != pod);
+        r.healthy.retain(|e| *e != pod);
+        self.reslice(rev);
         self.maybe_gone(pod);
+        self.touch(rev);
     }
 
     fn maybe_gone(&mut self, pod: u32) {
@@ -1041,7 +1130,7 @@ impl<'a> World<'a> {
             .min_scale
             .max(r.autoscaler.effective_initial_scale())
             .max(1) as usize;
-        if !r.ready && r.endpoints.len() >= needed.min(r.pods.len().max(1)) {
+        if !r.ready && r.endpoints.len() - r.draining as usize >= needed.min(r.pods.len().max(1)) {
             self.revision_ready(rev);
             if self.now > SimTime::ZERO {
                 self.reconcile();
@@ -1056,8 +1145,12 @@ impl<'a> World<'a> {
             return;
         }
         let rev = p.rev;
-        self.revs[rev as usize].throttler.add_pod(pod);
-        self.dispatch(rev);
+        let healthy = &mut self.revs[rev as usize].healthy;
+        if let Err(i) = healthy.binary_search(&pod) {
+            healthy.insert(i, pod);
+        }
+        self.reslice(rev);
+        self.dispatch_all(rev);
         self.touch(rev);
     }
 
@@ -1102,6 +1195,11 @@ impl<'a> World<'a> {
         for rev in 0..self.revs.len() as u32 {
             if self.revs[rev as usize].created {
                 self.autoscale(rev);
+                // The subset follows the ready pods (numActivators).
+                if self.revs[rev as usize].activators.len() > 1 {
+                    self.reslice(rev);
+                    self.dispatch_all(rev);
+                }
             }
         }
     }
@@ -1112,7 +1210,7 @@ impl<'a> World<'a> {
         let now = self.now;
         let enabled = self.s.autoscaler.enabled;
         let r = &mut self.revs[rev as usize];
-        let ready = r.endpoints.len() as u32;
+        let ready = r.endpoints.len() as u32 - r.draining;
         let tick = r.decider.tick(now, ready, r.reachable);
         let result = tick.result;
         let live = r
@@ -1477,6 +1575,7 @@ mod tests {
             },
             activator: ActivatorSpec {
                 target_burst_capacity: 0.0,
+                replicas: 1,
                 probe_period: SimDuration::from_millis(200),
                 lb_policy: None,
             },
@@ -1489,6 +1588,7 @@ mod tests {
                 config: Default::default(),
             },
             kubelet_ready_delay: Dist::constant(SimDuration::from_secs(5)).expect("valid"),
+            endpoint_removal_delay: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
             source_yaml: String::new(),
         }
     }

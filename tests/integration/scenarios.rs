@@ -488,3 +488,31 @@ kubernetes:
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Several activators (A.3.3): while the new revision has fewer pods than its activator subset,
+/// the activators share its pods and each may send cc requests to one, so its queue-proxies
+/// queue requests that a single activator (at most cc in flight per pod) keeps to itself.
+#[test]
+fn shared_pods_across_activators_queue_at_the_queue_proxy() {
+    let run = |replicas: &str| {
+        let s = load(
+            "rollout-duration-study.yaml",
+            &[
+                ("service.rollout_duration", "0s"),
+                ("activator.replicas", replicas),
+                ("duration", "200s"),
+            ],
+        );
+        let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+        assert!(report.accounting_ok());
+        report.revisions()[1].clone()
+    };
+    let (one, three) = (run("1"), run("3"));
+    assert!(
+        three.peak_qp_queue >= 5 * one.peak_qp_queue.max(1),
+        "peak QP queue with 3 activators {} vs 1 activator {}",
+        three.peak_qp_queue,
+        one.peak_qp_queue
+    );
+    assert_eq!(three.counts.served, three.counts.arrived);
+}
