@@ -516,3 +516,25 @@ fn shared_pods_across_activators_queue_at_the_queue_proxy() {
     );
     assert_eq!(three.counts.served, three.counts.arrived);
 }
+
+/// A client timeout shorter than the revision timeout: clients give up on requests stuck at the
+/// activator; those leave the queue, are counted once as cancelled, and nothing expires.
+#[test]
+fn client_timeout_cancels_queued_requests() {
+    let s = load("instant-shift.yaml", &[("client.timeout", "2s")]);
+    let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+    assert!(report.accounting_ok());
+    let t = report.totals();
+    assert!(t.client_cancelled > 100, "{t:?}");
+    assert_eq!(
+        t.expired_activator + t.expired_qp,
+        0,
+        "the client's deadline comes first"
+    );
+    // nothing served took longer than the client waits
+    for r in report.revisions() {
+        if let Some(l) = r.latency {
+            assert!(l.max_ms <= 2000.0, "{}: {}", r.name, l.max_ms);
+        }
+    }
+}
