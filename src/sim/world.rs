@@ -1,8 +1,8 @@
 //! The simulated Knative world and its run loop.
 //!
 //! One `World` holds the route (spec traffic, the rollout annotation, the programmed ingress),
-//! the revisions (pods, queue-proxies, the activator throttler, SKS mode) and every request in
-//! flight. Events come from the event queue and from the arrival stream, which is merged in
+//! the revisions (pods, queue-proxies, the activators' throttlers, the autoscaler, SKS mode) and
+//! every request in flight. Events come from the event queue and from the arrival stream, which is merged in
 //! without being queued (it is one stream whose next element is always known).
 //!
 //! Faithfulness notes (datapath.md and routing.md):
@@ -15,10 +15,15 @@
 //!   proxied request the activator's 504 always comes first (A.3.1). A client timeout applies
 //!   from arrival. Deadlines are kept per revision in arrival order (they are monotone), so a
 //!   request that finishes in time costs no timer event at all.
-//! - SKS mode: Serve iff the revision has ready pods and its excess burst capacity is >= 0
-//!   (A.4), evaluated on the decider's 2 s tick with the panic-window (6 s) average of the
-//!   revision's concurrency; a change is applied after the ingress programming delay, and
-//!   requests already at the activator finish through it.
+//! - Autoscaling (A.5): every second each revision's time-averaged concurrency goes into its
+//!   decider; every 2 s the decider and the KPA's bounds and scale-to-zero decide the pods and
+//!   the SKS mode (Serve iff ready pods, a wanted scale and excess burst capacity >= 0, A.4). A
+//!   mode change is applied after the ingress programming delay; requests already at an
+//!   activator finish through it.
+//! - Pods (A.6.3): start-up delay, then the activator's probe tick, then Kubernetes readiness
+//!   (Serve endpoints, the autoscaler's ready count); a terminating pod stops counting as ready at
+//!   once and leaves the endpoints after a delay. Activators (A.3.3): a subset per revision
+//!   splits its healthy pods; each has its own FIFO.
 
 use std::collections::{BTreeMap, VecDeque};
 
