@@ -239,7 +239,9 @@ struct Rev {
 /// The data plane's current routing: per group, its picker and the revisions of its splits.
 struct DataPlane {
     table: Option<RouteTable>,
-    pickers: Vec<Picker>,
+    /// Per group; `None` for a group the data plane cannot route (no positive weight, or a
+    /// revision the scenario does not know), whose requests end as errors.
+    pickers: Vec<Option<Picker>>,
     group_revs: Vec<Vec<u32>>,
     default_group: Option<usize>,
     main_group: Option<usize>,
@@ -583,7 +585,7 @@ impl<'a> World<'a> {
             Address::Host(i) => self.plane.host_groups.get(i as usize).copied().flatten(),
             Address::Header(i) => self.plane.header_groups.get(i as usize).copied().flatten(),
         };
-        let Some(group) = group else {
+        let Some(group) = group.filter(|g| self.plane.pickers[*g].is_some()) else {
             // No rule for the host: the ingress answers 404.
             self.recorder.finished(&RequestRecord {
                 id,
@@ -596,7 +598,10 @@ impl<'a> World<'a> {
             });
             return;
         };
-        let split = self.plane.pickers[group].pick(a.client, &mut self.routing_rng);
+        let split = self.plane.pickers[group]
+            .as_mut()
+            .expect("filtered above: the group has a picker")
+            .pick(a.client, &mut self.routing_rng);
         let rev = self.plane.group_revs[group][split];
         let default_group = Some(group) == self.plane.default_group;
         self.recorder.routed(self.now, rev as usize, default_group);
@@ -1389,18 +1394,23 @@ impl<'a> World<'a> {
                 .iter()
                 .map(|s| s.percent.clamp(0, 100) as u32)
                 .collect();
-            let revs: Vec<u32> = group
+            let revs: Option<Vec<u32>> = group
                 .splits
                 .iter()
-                .map(|s| self.rev_index.get(&s.revision).copied().unwrap_or(0))
+                .map(|s| self.rev_index.get(&s.revision).copied())
                 .collect();
-            let picker = Picker::new(self.s.picker, &weights).unwrap_or_else(|_| {
-                Picker::new(self.s.picker, &[1]).expect("a single positive weight")
-            });
+            let picker = match revs.as_ref() {
+                Some(_) => Picker::new(self.s.picker, &weights).ok(),
+                None => None,
+            };
+            if picker.is_none() {
+                self.warn(format!(
+                    "route group {:?} cannot be routed: {:?}",
+                    group.tag, group.splits
+                ));
+            }
             self.plane.pickers.push(picker);
-            self.plane
-                .group_revs
-                .push(if revs.is_empty() { vec![0] } else { revs });
+            self.plane.group_revs.push(revs.unwrap_or_default());
             let changed = previous
                 .as_ref()
                 .and_then(|p| p.groups.iter().find(|g| g.tag == group.tag))
