@@ -489,14 +489,24 @@ impl Comparison {
     }
 
     /// One sentence per setting after the first and metric with a CI, e.g.
-    /// `b=2 vs b=1: peak_activator_queue -7810 ± 120 (95% CI)`; when the interval contains 0
-    /// the sentence ends `(95% CI, includes 0)`, so no difference was shown.
+    /// `b=2 vs b=1: peak_activator_queue -7810 ± 120 (95% CI)`: the mean paired difference ±
+    /// the half-width of its 95% CI. When the interval contains 0 the sentence ends
+    /// `(95% CI, includes 0)`: no difference was shown. When every paired difference is exactly
+    /// 0 it says `identical in every seed` instead.
     pub fn sentences(&self) -> Vec<String> {
         self.paired()
             .into_iter()
             .filter(|(s, _, _)| *s > 0)
             .filter_map(|(s, metric, est)| {
                 let est = est?;
+                if est.min == 0.0 && est.max == 0.0 {
+                    return Some(format!(
+                        "{} vs {}: {} identical in every seed",
+                        self.labels[s],
+                        self.labels[0],
+                        metric.name()
+                    ));
+                }
                 let (lo, hi) = est.ci95?;
                 let half = (hi - lo) / 2.0;
                 let dp = decimals(est.mean.abs().max(half));
@@ -744,7 +754,7 @@ mod tests {
             c.sentences(),
             [
                 format!("a=2 vs a=1: rejected_qp -6.0 ± {half:.1} (95% CI)"),
-                "a=2 vs a=1: expired +0.000 ± 0.000 (95% CI, includes 0)".to_string(),
+                "a=2 vs a=1: expired identical in every seed".to_string(),
             ]
         );
     }
