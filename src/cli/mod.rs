@@ -2,6 +2,7 @@
 //! `anyhow` and prints; everything it calls returns typed errors.
 
 mod accuracy;
+mod compare;
 mod rollout;
 mod run;
 mod traffic;
@@ -33,6 +34,8 @@ pub enum Command {
     Rollout(rollout::Args),
     /// Route synthetic requests through a picker and report split accuracy.
     Accuracy(accuracy::Args),
+    /// Run a grid of settings × seeds in parallel and compare them (compare.csv, paired.csv).
+    Compare(compare::Args),
 }
 
 /// Runs one parsed command line.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Traffic(args) => traffic::run(&args),
         Command::Rollout(args) => rollout::run(&args),
         Command::Accuracy(args) => accuracy::run(&args),
+        Command::Compare(args) => compare::run(&args),
     }
 }
 

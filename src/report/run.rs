@@ -600,6 +600,7 @@ impl RunRecorder {
             meta: self.meta,
             revisions,
             totals: self.totals,
+            latency: overall_latency(&self.revs),
             window: SimDuration(self.window_ns),
             cells: self.cells,
             max_abs_error_pct: 0.0,
@@ -702,14 +703,31 @@ impl RunRecorder {
 }
 
 fn latency_summary(st: &RevisionState) -> Option<LatencySummary> {
-    let n = st.latency.len();
+    summarize_latency(&st.latency, st.latency_sum_us, st.latency_max_us)
+}
+
+/// The latency of every served request, all revisions together: their histograms merged (so
+/// the percentiles are of the pooled requests, never an average of per-revision percentiles).
+fn overall_latency(revs: &[RevisionState]) -> Option<LatencySummary> {
+    let mut hist = new_histogram();
+    let (mut sum_us, mut max_us) = (0u128, 0u64);
+    for st in revs {
+        hist.add(&st.latency)
+            .expect("an auto-resizing histogram accepts any other histogram's values");
+        sum_us += st.latency_sum_us;
+        max_us = max_us.max(st.latency_max_us);
+    }
+    summarize_latency(&hist, sum_us, max_us)
+}
+
+fn summarize_latency(hist: &Histogram<u64>, sum_us: u128, max: u64) -> Option<LatencySummary> {
+    let n = hist.len();
     if n == 0 {
         return None;
     }
     let n128 = u128::from(n);
-    let mean_us = (st.latency_sum_us + n128 / 2) / n128;
-    let max = st.latency_max_us;
-    let q = |q| us_to_ms(quantile_us(&st.latency, q, max));
+    let mean_us = (sum_us + n128 / 2) / n128;
+    let q = |q| us_to_ms(quantile_us(hist, q, max));
     Some(LatencySummary {
         mean_ms: us_to_ms(u64::try_from(mean_us).unwrap_or(u64::MAX)),
         p50_ms: q(0.5),
@@ -726,6 +744,7 @@ pub struct RunReport {
     meta: RunMeta,
     revisions: Vec<RevisionSummary>,
     totals: Counts,
+    latency: Option<LatencySummary>,
     window: SimDuration,
     cells: Vec<WindowCell>,
     max_abs_error_pct: f64,
@@ -745,6 +764,12 @@ impl RunReport {
     /// The top-level counts; requests never routed count only here.
     pub fn totals(&self) -> &Counts {
         &self.totals
+    }
+
+    /// The latency of every served request, all revisions pooled (merged histograms); `None`
+    /// when nothing was served. Not part of `summary.json`, which reports it per revision.
+    pub fn latency(&self) -> Option<&LatencySummary> {
+        self.latency.as_ref()
     }
 
     /// Per revision, in index order.
@@ -1455,6 +1480,14 @@ mod tests {
         let wa = report.cell(0, 0);
         let p99 = wa.p99_us.expect("served in window") as f64;
         assert!((p99 - 990_000.0).abs() <= 990.0, "{p99}");
+        // all revisions pooled: 1,100 requests, the 1,089th smallest is a's 989 ms
+        let all = report.latency().expect("served");
+        assert!((all.p99_ms - 989.0).abs() <= 0.989, "{}", all.p99_ms);
+        assert_eq!(
+            all.mean_ms, 455.005,
+            "(500,500,000 + 5,050) µs / 1,100, rounded"
+        );
+        assert_eq!(all.max_ms, 1000.0);
     }
 
     #[test]
@@ -1471,6 +1504,7 @@ mod tests {
             (report.cell(0, 0).p50_us, report.cell(0, 0).p99_us),
             (None, None)
         );
+        assert_eq!(report.latency(), None);
     }
 
     #[test]

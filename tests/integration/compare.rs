@@ -1,0 +1,171 @@
+//! Integration tests of `splitlab compare`: the files' exact headers and shapes, byte-identical
+//! output for any number of jobs, exact zeros for the baseline against itself, and clear
+//! errors (exit 1, no panic) on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const COMPARE_HEADER: &str = "setting,seeds,metric,mean,ci95_low,ci95_high,min,max";
+const PAIRED_HEADER: &str = "setting,baseline,metric,mean_diff,ci95_low,ci95_high";
+const METRICS: usize = 8;
+
+fn splitlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the splitlab binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("splitlab-compare-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A short comparison: 60 s of canary-rollout, rollout-duration 10s (finishes in the run) as the
+/// baseline against 0s (no gradual rollout), 3 seeds.
+fn short_compare(out: &Path, jobs: &str) -> Output {
+    splitlab(&[
+        "compare",
+        "scenarios/canary-rollout.yaml",
+        "--set",
+        "duration=60s",
+        "--set",
+        "service.rollout_duration=10s,0s",
+        "--seeds",
+        "3",
+        "--jobs",
+        jobs,
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ])
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
+    let one = temp_dir("j1");
+    let two = temp_dir("j2");
+    let out1 = short_compare(&one, "1");
+    assert!(out1.status.success(), "{}", text(&out1.stderr));
+    let out2 = short_compare(&two, "2");
+    assert!(out2.status.success(), "{}", text(&out2.stderr));
+    // stderr is not a terminal here: the progress bar stays silent
+    assert_eq!(text(&out1.stderr), "");
+
+    for file in ["compare.csv", "paired.csv"] {
+        assert_eq!(
+            read(one.join(file)),
+            read(two.join(file)),
+            "{file} differs between --jobs 1 and --jobs 2"
+        );
+    }
+    assert_eq!(
+        text(&out1.stdout).replace(one.to_str().expect("utf-8"), "DIR"),
+        text(&out2.stdout).replace(two.to_str().expect("utf-8"), "DIR"),
+        "the printed sentences do not depend on --jobs"
+    );
+
+    let compare = read(one.join("compare.csv"));
+    let lines: Vec<&str> = compare.lines().collect();
+    assert_eq!(lines[0], COMPARE_HEADER);
+    assert_eq!(
+        lines.len(),
+        1 + 2 * METRICS,
+        "2 settings × {METRICS} metrics"
+    );
+    let metrics: Vec<&str> = lines[1..=METRICS]
+        .iter()
+        .map(|l| l.split(',').nth(2).expect("metric column"))
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            "rejected_qp",
+            "expired",
+            "p99_ms",
+            "p99_shift_ms",
+            "peak_qp_queue",
+            "peak_activator_queue",
+            "max_desired_pods",
+            "rollout_finished_s"
+        ]
+    );
+    for line in &lines[1..=METRICS] {
+        assert!(
+            line.starts_with("service.rollout_duration=10s,3,"),
+            "the baseline has every metric for every seed: {line}"
+        );
+    }
+    // rollout-duration 0s records no gradual rollout: rollout_finished_s is undefined
+    assert_eq!(
+        lines[2 * METRICS],
+        "service.rollout_duration=0s,0,rollout_finished_s,,,,,"
+    );
+
+    let paired = read(one.join("paired.csv"));
+    let lines: Vec<&str> = paired.lines().collect();
+    assert_eq!(lines[0], PAIRED_HEADER);
+    assert_eq!(lines.len(), 1 + 2 * METRICS);
+    for line in &lines[1..=METRICS] {
+        let fields: Vec<&str> = line.split(',').collect();
+        assert_eq!(
+            (fields[0], fields[1], &fields[3..]),
+            (
+                "service.rollout_duration=10s",
+                "service.rollout_duration=10s",
+                &["0.000", "0.000", "0.000"][..]
+            ),
+            "{line}"
+        );
+    }
+    let stdout = text(&out1.stdout);
+    assert!(
+        stdout.contains(
+            "service.rollout_duration=0s vs service.rollout_duration=10s: peak_activator_queue "
+        ),
+        "{stdout}"
+    );
+    let _ = std::fs::remove_dir_all(&one);
+    let _ = std::fs::remove_dir_all(&two);
+}
+
+#[test]
+fn compare_refuses_bad_input_clearly() {
+    let out = temp_dir("bad");
+    let out = out.to_str().expect("utf-8 path");
+    let scenario = "scenarios/canary-rollout.yaml";
+    // (arguments after the scenario, a piece of the message)
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--set", "service.rollout_duration"],
+            "invalid --set \"service.rollout_duration\"",
+        ),
+        (&["--set", "service.rollout_duration=0s,,1s"], "empty value"),
+        (
+            &["--set", "service.rollout_duration=0s,soon"],
+            "setting service.rollout_duration=soon",
+        ),
+        (&["--set", "a=1", "--set", "a=2"], "--set a is given twice"),
+        (&["--seeds", "0"], "--seeds must be at least 1"),
+        (&["--jobs", "0"], "--jobs must be at least 1"),
+    ];
+    for (args, message) in cases {
+        let mut all = vec!["compare", scenario, "--out", out];
+        all.extend_from_slice(args);
+        let result = splitlab(&all);
+        let stderr = text(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    assert!(!Path::new(out).exists(), "nothing is written on bad input");
+}
