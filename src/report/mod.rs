@@ -2,11 +2,12 @@
 //!
 //! Owns: split-accuracy tracking (`accuracy`), the per-request record schema (`record`), the
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`).
-//! Later: plots and HTML.
+//! Charts of a run and of split accuracy, drawn from the output files alone (`chart`). Later: HTML.
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
+pub mod chart;
 pub mod record;
 pub mod run;
 pub mod write;
