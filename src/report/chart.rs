@@ -1027,10 +1027,11 @@ impl Draw for AccuracyCurves {
         )?;
         let panels = area.split_evenly((self.pickers.len().max(1), 1));
         let n_max = self.requests.max(2) as f64;
-        for (panel, curve) in panels.iter().zip(&self.pickers) {
+        for (i, (panel, curve)) in panels.iter().zip(&self.pickers).enumerate() {
             let mut chart = ChartBuilder::on(panel)
                 .caption(format!("picker: {}", curve.picker), label_font())
                 .margin(10)
+                .margin_right(40)
                 .x_label_area_size(45)
                 .y_label_area_size(80)
                 .build_cartesian_2d((1.0..n_max).log_scale(), 0.0..100.0)?;
@@ -1086,7 +1087,10 @@ impl Draw for AccuracyCurves {
                     )?;
                 }
             }
-            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
+            // One legend, in the first panel, where the converged curves leave the middle free.
+            if i == 0 {
+                legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+            }
         }
         Ok(())
     }
@@ -1099,7 +1103,8 @@ mod tests {
     #[test]
     fn steps_hold_each_value_until_the_next_change() {
         // (points, end, step points)
-        let cases: [(&[(f64, f64)], f64, Vec<(f64, f64)>); 3] = [
+        type Case<'a> = (&'a [(f64, f64)], f64, Vec<(f64, f64)>);
+        let cases: [Case; 3] = [
             // nothing to draw
             (&[], 10.0, vec![]),
             // one value holds to the end

@@ -1,5 +1,6 @@
-//! splitlab's integration tests, in one binary: the command line (`cli`) and the simulator on
-//! every shipped scenario (`scenarios`).
+//! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`)
+//! and the simulator on every shipped scenario (`scenarios`).
 
+mod charts;
 mod cli;
 mod scenarios;
