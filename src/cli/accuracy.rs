@@ -1,6 +1,8 @@
 //! `splitlab accuracy`: route N synthetic requests through a picker and report, per revision,
-//! how closely the observed split follows the configured one.
+//! how closely the observed split follows the configured one. With `--out DIR`, also route the
+//! same number of requests through every picker (same seed) and chart their running shares.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -8,6 +10,7 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
 use crate::report::accuracy::ShareTracker;
+use crate::report::chart::{render_accuracy_chart, AccuracyCurves, PickerCurve};
 use crate::routing::pick::{Pick, Picker, PickerKind};
 
 #[derive(Debug, clap::Args)]
@@ -25,6 +28,52 @@ pub struct Args {
     /// Seed of the random stream.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also write accuracy.png and accuracy.svg here: the running share of every picker
+    /// (random, wrr, hash; same seed) against the request count.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+}
+
+/// Checkpoints per decade of request counts on the accuracy chart.
+const POINTS_PER_DECADE: f64 = 50.0;
+
+/// The request count after `n` at which the running share is next recorded: about
+/// `POINTS_PER_DECADE` counts per decade, every count while they are small.
+fn next_checkpoint(n: u64) -> u64 {
+    let scaled = (n as f64 * 10f64.powf(1.0 / POINTS_PER_DECADE)).ceil() as u64;
+    scaled.max(n + 1)
+}
+
+/// Routes `requests` requests through a `kind` picker seeded with `seed` and records each
+/// revision's running share (percent) at log-spaced counts and at the last one; the memory used
+/// grows with the number of checkpoints, not of requests.
+fn running_curve(
+    kind: PickerKind,
+    percents: &[u32],
+    requests: u64,
+    seed: u64,
+) -> anyhow::Result<PickerCurve> {
+    let mut picker = Picker::new(kind, percents)?;
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let mut counts = vec![0u64; percents.len()];
+    let mut points = Vec::new();
+    let mut checkpoint = 1;
+    for request in 0..requests {
+        counts[picker.pick(request, &mut rng)] += 1;
+        let n = request + 1;
+        if n == checkpoint || n == requests {
+            let shares = counts
+                .iter()
+                .map(|c| *c as f64 * 100.0 / n as f64)
+                .collect();
+            points.push((n, shares));
+            checkpoint = next_checkpoint(n);
+        }
+    }
+    Ok(PickerCurve {
+        picker: kind.name().to_string(),
+        points,
+    })
 }
 
 fn parse_picker(s: &str) -> Result<PickerKind, String> {
@@ -97,5 +146,62 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             if row.in_band { "yes" } else { "no" }
         );
     }
+    if let Some(dir) = &args.out {
+        let curves = AccuracyCurves {
+            revisions: weights
+                .iter()
+                .map(|(name, pct)| (name.clone(), f64::from(*pct)))
+                .collect(),
+            seed: args.seed,
+            requests: args.requests,
+            pickers: PickerKind::ALL
+                .iter()
+                .map(|kind| running_curve(*kind, &percents, args.requests, args.seed))
+                .collect::<anyhow::Result<_>>()?,
+        };
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+        let written = render_accuracy_chart(dir, &curves)
+            .with_context(|| format!("cannot write the accuracy chart to {}", dir.display()))?;
+        for path in written {
+            println!("chart: {}", path.display());
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checkpoints_are_log_spaced() {
+        // (n, next checkpoint)
+        let cases = [
+            (1, 2),                 // every count while small
+            (10, 11),               // 10 · 1.047 = 10.47 -> 11
+            (100, 105),             // about 4.7% further
+            (1_000_000, 1_047_129), // 50 per decade
+        ];
+        for (n, want) in cases {
+            assert_eq!(next_checkpoint(n), want, "after {n}");
+        }
+        let mut n = 1;
+        let mut points = 1;
+        while n < 1_000_000 {
+            n = next_checkpoint(n);
+            points += 1;
+        }
+        assert!(points < 350, "{points} checkpoints up to 10^6");
+    }
+
+    #[test]
+    fn running_curve_ends_at_the_last_request() {
+        let curve = running_curve(PickerKind::Wrr, &[90, 10], 1000, 1).expect("picker");
+        let (n, shares) = curve.points.last().expect("points");
+        assert_eq!(*n, 1000);
+        // smooth WRR is exact at every multiple of the period
+        assert_eq!(shares, &vec![90.0, 10.0]);
+        assert_eq!(curve.points[0].0, 1);
+    }
 }

@@ -3,6 +3,7 @@
 
 mod accuracy;
 mod compare;
+mod plot;
 mod rollout;
 mod run;
 mod traffic;
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Simulate a scenario (default: scenarios/canary-rollout.yaml) and write its outputs.
     Run(run::Args),
+    /// Re-render a run's charts from the files in its output directory.
+    Plot(plot::Args),
     /// Validate Knative Service/Route manifests as the Knative webhook would.
     Validate(validate::Args),
     /// Apply `kn service update --traffic/--tag/--untag` edits to a Service manifest.
@@ -42,6 +45,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => run::run(&args),
+        Command::Plot(args) => plot::run(&args),
         Command::Validate(args) => validate::run(&args),
         Command::Traffic(args) => traffic::run(&args),
         Command::Rollout(args) => rollout::run(&args),

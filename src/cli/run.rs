@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use crate::report::chart::render_run_charts;
 use crate::scenario::load::{load_scenario, parse_set};
 use crate::sim::{simulate, RunOptions};
 
@@ -85,5 +86,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     print!("{}", report.summary_table());
     println!("outputs: {}", out.display());
+    // The charts are drawn from the files just written, exactly as `splitlab plot` would.
+    let charts = render_run_charts(&out).with_context(|| {
+        format!(
+            "outputs are written to {} but their charts are not",
+            out.display()
+        )
+    })?;
+    println!("charts: {} files in {}", charts.len(), out.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -1,13 +1,15 @@
 //! Measurement and output: the statistics both the simulator and the live mode report.
 //!
 //! Owns: split-accuracy tracking (`accuracy`), the per-request record schema (`record`), the
-//! measurements of one run and its output files (`run`, with the file mechanics in `write`), and
-//! the statistics of comparing settings over seeds (`compare`). Later: plots and HTML.
+//! measurements of one run and its output files (`run`, with the file mechanics in `write`),
+//! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
+//! statistics of comparing settings over seeds (`compare`). Later: HTML.
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
 pub mod compare;
+pub mod chart;
 pub mod record;
 pub mod run;
 pub mod write;

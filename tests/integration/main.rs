@@ -1,6 +1,7 @@
-//! splitlab's integration tests, in one binary: the command line (`cli`), `splitlab compare`
-//! (`compare`) and the simulator on every shipped scenario (`scenarios`).
+//! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`),
+//! `splitlab compare` (`compare`) and the simulator on every shipped scenario (`scenarios`).
 
+mod charts;
 mod cli;
 mod compare;
 mod scenarios;

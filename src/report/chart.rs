@@ -1,0 +1,1232 @@
+//! Charts of a run, drawn from its output files alone (`timeseries.csv`, `routes.csv`,
+//! `summary.json`), so `splitlab plot` can re-render a run it did not simulate; and the chart of
+//! `splitlab accuracy --out`.
+//!
+//! Owns: reading those files back (with errors naming the file, line and column), the six run
+//! charts (`split`, `queues`, `outcomes`, `latency`, `pods`, `routes`), the accuracy chart, and
+//! the embedded font they are drawn with.
+//!
+//! Must not: simulate or compute measurements a run did not write; it only draws them.
+//!
+//! Invariants: every chart is written as `NAME.png` and `NAME.svg` at `WIDTH`×`HEIGHT`, each file
+//! atomically (temp file and rename in the same directory, see `write`). Rendering needs no system
+//! font: DejaVu Sans (Bitstream Vera license, shipped by the `dejavu` crate) is compiled in and
+//! registered with plotters as `sans-serif`. The same files give the same SVG bytes.
+//!
+//! The split chart's band is the binomial 95% interval `p ± 1.96·√(p(1−p)/n)` around the
+//! programmed share `p`. The exact `n` would be the window's default-group request count, which
+//! `timeseries.csv` does not hold (it has `observed_pct` of the default group and `routed` of all
+//! groups), so `n` is the window's `routed` summed over revisions. That equals the default-group
+//! count when no request is routed by tag or header, and is larger otherwise (the band is then a
+//! little too narrow).
+
+use std::collections::BTreeMap;
+use std::error::Error as StdError;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::run::{ROUTES_FILE, SUMMARY_FILE, TIMESERIES_FILE};
+use super::write::{write_atomic, WriteError};
+
+/// Width of every chart, in pixels.
+pub const WIDTH: u32 = 1200;
+/// Height of every chart, in pixels.
+pub const HEIGHT: u32 = 800;
+
+/// The charts `render_run_charts` writes, in order (`pods` only when `desired_pods` exists).
+pub const RUN_CHARTS: [&str; 6] = ["split", "queues", "outcomes", "latency", "pods", "routes"];
+
+/// The chart `render_accuracy_chart` writes.
+pub const ACCURACY_CHART: &str = "accuracy";
+
+/// The z value of a two-sided 95% normal interval.
+const Z95: f64 = 1.96;
+
+/// Drawing or reading a chart's inputs failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChartError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    /// The file is there but its content is not what a run writes.
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot draw {name}: {message}")]
+    Draw { name: String, message: String },
+    #[error("cannot encode {}: {message}", path.display())]
+    Encode { path: PathBuf, message: String },
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("the embedded font cannot be loaded")]
+    Font,
+}
+
+type DrawResult = Result<(), Box<dyn StdError>>;
+
+/// Registers the embedded font once per process; plotters keeps it in a global table.
+fn ensure_font() -> Result<(), ChartError> {
+    static FONT: OnceLock<bool> = OnceLock::new();
+    let ok = *FONT.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(ChartError::Font)
+    }
+}
+
+/// Line colours, picked by revision index (colour-blind friendly, Okabe–Ito).
+const COLORS: [RGBColor; 8] = [
+    RGBColor(0, 114, 178),
+    RGBColor(213, 94, 0),
+    RGBColor(0, 158, 115),
+    RGBColor(204, 121, 167),
+    RGBColor(230, 159, 0),
+    RGBColor(86, 180, 233),
+    RGBColor(120, 120, 120),
+    RGBColor(0, 0, 0),
+];
+
+fn color(i: usize) -> RGBColor {
+    COLORS[i % COLORS.len()]
+}
+
+/// One row of `timeseries.csv`, as the charts need it.
+#[derive(Clone, Debug, PartialEq)]
+struct WindowRow {
+    t_s: f64,
+    programmed_pct: f64,
+    routed: u64,
+    observed_pct: Option<f64>,
+    served: u64,
+    rejected_qp: u64,
+    expired: u64,
+    qp_queue: u64,
+    activator_queue: u64,
+    ready_pods: u64,
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
+    desired_pods: Option<u64>,
+}
+
+/// A run's outputs, read back.
+#[derive(Debug)]
+struct RunData {
+    scenario: String,
+    seed: u64,
+    /// Revision names in order of first appearance in `timeseries.csv`.
+    revisions: Vec<String>,
+    /// Window start times, ascending.
+    windows: Vec<f64>,
+    /// Window width in seconds (1 when there is only one window).
+    window_s: f64,
+    /// `rows[w][r]`: window `w`, revision `r`; `None` when the file has no such row.
+    rows: Vec<Vec<Option<WindowRow>>>,
+    has_desired: bool,
+    /// The default group's split after each change: (time, percent by revision name).
+    routes: Vec<(f64, BTreeMap<String, f64>)>,
+}
+
+impl RunData {
+    fn end_s(&self) -> f64 {
+        self.windows.last().map_or(1.0, |t| t + self.window_s)
+    }
+
+    /// `(t, f(row))` over the windows that have a row for revision `r` and a value.
+    fn series(&self, r: usize, f: impl Fn(&WindowRow) -> Option<f64>) -> Vec<(f64, f64)> {
+        self.rows
+            .iter()
+            .filter_map(|w| w[r].as_ref())
+            .filter_map(|row| f(row).map(|v| (row.t_s, v)))
+            .collect()
+    }
+
+    fn title(&self, chart: &str) -> String {
+        format!("{chart} — {} (seed {})", self.scenario, self.seed)
+    }
+}
+
+fn read_text(path: &Path) -> Result<String, ChartError> {
+    std::fs::read_to_string(path).map_err(|source| ChartError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ChartError {
+    ChartError::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+/// A CSV file with named columns; every lookup error names the file, line and column.
+struct Csv<'p> {
+    path: &'p Path,
+    columns: BTreeMap<String, usize>,
+    records: Vec<csv::StringRecord>,
+}
+
+impl<'p> Csv<'p> {
+    fn read(path: &'p Path) -> Result<Self, ChartError> {
+        let text = read_text(path)?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(text.as_bytes());
+        let headers = reader
+            .headers()
+            .map_err(|e| invalid(path, format!("bad header: {e}")))?
+            .clone();
+        if headers.is_empty() || headers.iter().all(str::is_empty) {
+            return Err(invalid(path, "empty file: no header line"));
+        }
+        let columns = headers
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.to_string(), i))
+            .collect();
+        let records = reader
+            .records()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(path, e.to_string()))?;
+        Ok(Csv {
+            path,
+            columns,
+            records,
+        })
+    }
+
+    fn has(&self, column: &str) -> bool {
+        self.columns.contains_key(column)
+    }
+
+    fn require(&self, columns: &[&str]) -> Result<(), ChartError> {
+        match columns.iter().find(|c| !self.has(c)) {
+            Some(c) => Err(invalid(self.path, format!("missing column {c:?}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn line(record: &csv::StringRecord) -> u64 {
+        record.position().map_or(0, csv::Position::line)
+    }
+
+    fn field<'r>(&self, record: &'r csv::StringRecord, column: &str) -> &'r str {
+        self.columns
+            .get(column)
+            .and_then(|&i| record.get(i))
+            .unwrap_or("")
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        record: &csv::StringRecord,
+        column: &str,
+    ) -> Result<Option<T>, ChartError> {
+        let s = self.field(record, column);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        s.parse().map(Some).map_err(|_| {
+            invalid(
+                self.path,
+                format!(
+                    "line {}: column {column}: {s:?} is not a {}",
+                    Self::line(record),
+                    std::any::type_name::<T>()
+                ),
+            )
+        })
+    }
+
+    fn need<T: std::str::FromStr>(
+        &self,
+        record: &csv::StringRecord,
+        column: &str,
+    ) -> Result<T, ChartError> {
+        self.parse(record, column)?.ok_or_else(|| {
+            invalid(
+                self.path,
+                format!("line {}: column {column} is empty", Self::line(record)),
+            )
+        })
+    }
+}
+
+fn finite(path: &Path, line: u64, column: &str, x: f64) -> Result<f64, ChartError> {
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(invalid(
+            path,
+            format!("line {line}: column {column}: {x} is not finite"),
+        ))
+    }
+}
+
+fn read_run(dir: &Path) -> Result<RunData, ChartError> {
+    let summary_path = dir.join(SUMMARY_FILE);
+    let summary: serde_json::Value = serde_json::from_str(&read_text(&summary_path)?)
+        .map_err(|e| invalid(&summary_path, format!("not JSON: {e}")))?;
+    let scenario = summary
+        .get("scenario")
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| invalid(&summary_path, "no string field \"scenario\""))?
+        .to_string();
+    let seed = summary
+        .get("seed")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or_else(|| invalid(&summary_path, "no integer field \"seed\""))?;
+
+    let ts_path = dir.join(TIMESERIES_FILE);
+    let ts = Csv::read(&ts_path)?;
+    ts.require(&[
+        "t_s",
+        "revision",
+        "programmed_pct",
+        "routed",
+        "observed_pct",
+        "served",
+        "rejected_qp",
+        "expired",
+        "qp_queue",
+        "activator_queue",
+        "ready_pods",
+        "p50_ms",
+        "p99_ms",
+    ])?;
+    let has_desired = ts.has("desired_pods");
+    let mut revisions: Vec<String> = Vec::new();
+    let mut windows: Vec<f64> = Vec::new();
+    let mut cells: Vec<(usize, usize, WindowRow)> = Vec::new();
+    for record in &ts.records {
+        let line = Csv::line(record);
+        let t_s = finite(&ts_path, line, "t_s", ts.need(record, "t_s")?)?;
+        let name = ts.field(record, "revision");
+        if name.is_empty() {
+            return Err(invalid(&ts_path, format!("line {line}: empty revision")));
+        }
+        let r = match revisions.iter().position(|n| n == name) {
+            Some(r) => r,
+            None => {
+                revisions.push(name.to_string());
+                revisions.len() - 1
+            }
+        };
+        let w = match windows.last() {
+            Some(&last) if last == t_s => windows.len() - 1,
+            Some(&last) if t_s < last => {
+                return Err(invalid(
+                    &ts_path,
+                    format!("line {line}: t_s {t_s} goes back in time (after {last})"),
+                ))
+            }
+            _ => {
+                windows.push(t_s);
+                windows.len() - 1
+            }
+        };
+        let opt_f = |c: &str| -> Result<Option<f64>, ChartError> {
+            ts.parse::<f64>(record, c)?
+                .map(|x| finite(&ts_path, line, c, x))
+                .transpose()
+        };
+        let row = WindowRow {
+            t_s,
+            programmed_pct: finite(
+                &ts_path,
+                line,
+                "programmed_pct",
+                ts.need(record, "programmed_pct")?,
+            )?,
+            routed: ts.need(record, "routed")?,
+            observed_pct: opt_f("observed_pct")?,
+            served: ts.need(record, "served")?,
+            rejected_qp: ts.need(record, "rejected_qp")?,
+            expired: ts.need(record, "expired")?,
+            qp_queue: ts.need(record, "qp_queue")?,
+            activator_queue: ts.need(record, "activator_queue")?,
+            ready_pods: ts.need(record, "ready_pods")?,
+            p50_ms: opt_f("p50_ms")?,
+            p99_ms: opt_f("p99_ms")?,
+            desired_pods: if has_desired {
+                Some(ts.need(record, "desired_pods")?)
+            } else {
+                None
+            },
+        };
+        cells.push((w, r, row));
+    }
+    if windows.is_empty() {
+        return Err(invalid(&ts_path, "no rows"));
+    }
+    let mut rows = vec![vec![None; revisions.len()]; windows.len()];
+    for (w, r, row) in cells {
+        if rows[w][r].is_some() {
+            return Err(invalid(
+                &ts_path,
+                format!(
+                    "two rows for revision {:?} at t_s {}",
+                    revisions[r], windows[w]
+                ),
+            ));
+        }
+        rows[w][r] = Some(row);
+    }
+    let window_s = match windows.as_slice() {
+        [a, b, ..] => b - a,
+        _ => 1.0,
+    };
+
+    let routes_path = dir.join(ROUTES_FILE);
+    let rc = Csv::read(&routes_path)?;
+    rc.require(&["t_s", "tag", "revision", "percent"])?;
+    let mut routes: Vec<(f64, BTreeMap<String, f64>)> = Vec::new();
+    for record in &rc.records {
+        let line = Csv::line(record);
+        let t_s = finite(&routes_path, line, "t_s", rc.need(record, "t_s")?)?;
+        let percent = finite(&routes_path, line, "percent", rc.need(record, "percent")?)?;
+        if !rc.field(record, "tag").is_empty() {
+            continue;
+        }
+        // Each change lists the whole default group; a revision it leaves out has 0%.
+        if routes.last().is_none_or(|(t, _)| *t != t_s) {
+            routes.push((t_s, BTreeMap::new()));
+        }
+        let (_, split) = routes.last_mut().expect("pushed above");
+        *split
+            .entry(rc.field(record, "revision").to_string())
+            .or_default() += percent;
+    }
+
+    Ok(RunData {
+        scenario,
+        seed,
+        revisions,
+        windows,
+        window_s,
+        rows,
+        has_desired,
+        routes,
+    })
+}
+
+/// Renders the charts of the run whose outputs are in `dir`, from those files alone, and writes
+/// each as PNG and SVG next to them. Returns the paths written, in `RUN_CHARTS` order (PNG before
+/// SVG). `pods` is skipped when `timeseries.csv` has no `desired_pods` column.
+pub fn render_run_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
+    ensure_font()?;
+    let data = read_run(dir)?;
+    let mut written = Vec::new();
+    for name in RUN_CHARTS {
+        if name == "pods" && !data.has_desired {
+            continue;
+        }
+        written.extend(render_run_chart(dir, &data, name)?);
+    }
+    Ok(written)
+}
+
+fn render_run_chart(dir: &Path, data: &RunData, name: &str) -> Result<Vec<PathBuf>, ChartError> {
+    let draw = RunChart { data, name };
+    write_both(dir, name, &draw)
+}
+
+/// Something drawable on any plotters backend.
+trait Draw {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+struct RunChart<'a> {
+    data: &'a RunData,
+    name: &'a str,
+}
+
+impl Draw for RunChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        match self.name {
+            "split" => draw_split(area, self.data),
+            "queues" => draw_queues(area, self.data),
+            "outcomes" => draw_outcomes(area, self.data),
+            "latency" => draw_latency(area, self.data),
+            "pods" => draw_pods(area, self.data),
+            "routes" => draw_routes(area, self.data),
+            other => Err(format!("unknown chart {other:?}").into()),
+        }
+    }
+}
+
+/// Draws `chart` twice, as `name.svg` and `name.png` in `dir`, each written atomically.
+fn write_both(dir: &Path, name: &str, chart: &impl Draw) -> Result<Vec<PathBuf>, ChartError> {
+    let draw_error = |e: Box<dyn StdError>| ChartError::Draw {
+        name: name.to_string(),
+        message: e.to_string(),
+    };
+    let mut svg = String::new();
+    {
+        let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        area.fill(&WHITE).map_err(|e| draw_error(e.into()))?;
+        chart.draw(&area).map_err(draw_error)?;
+        area.present().map_err(|e| draw_error(e.into()))?;
+    }
+    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let area = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        area.fill(&WHITE).map_err(|e| draw_error(e.into()))?;
+        chart.draw(&area).map_err(draw_error)?;
+        area.present().map_err(|e| draw_error(e.into()))?;
+    }
+    let png_name = format!("{name}.png");
+    let png_bytes = encode_png(&rgb).map_err(|message| ChartError::Encode {
+        path: dir.join(&png_name),
+        message,
+    })?;
+    let svg_name = format!("{name}.svg");
+    write_atomic(dir, &png_name, |w| w.write_all(&png_bytes))?;
+    write_atomic(dir, &svg_name, |w| w.write_all(svg.as_bytes()))?;
+    Ok(vec![dir.join(png_name), dir.join(svg_name)])
+}
+
+fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(rgb).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+fn title_font() -> TextStyle<'static> {
+    ("sans-serif", 28).into_font().into()
+}
+
+fn label_font() -> TextStyle<'static> {
+    ("sans-serif", 18).into_font().into()
+}
+
+/// The largest value of `ys`, or `floor` if that is larger (axes never collapse to zero width).
+fn y_max(ys: impl Iterator<Item = f64>, floor: f64) -> f64 {
+    ys.fold(floor, f64::max)
+}
+
+type Lin = Cartesian2d<RangedCoordf64, RangedCoordf64>;
+
+/// A linear chart with the house layout: title, axis labels, light grid.
+fn linear_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<ChartContext<'a, DB, Lin>, Box<dyn StdError>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, title_font())
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .axis_desc_style(label_font())
+        .label_style(label_font())
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    Ok(chart)
+}
+
+/// Draws a line (dashed if asked) with a legend entry.
+fn line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    style: ShapeStyle,
+    dashed: bool,
+    label: String,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let anno = if dashed {
+        chart.draw_series(DashedLineSeries::new(points, 10, 6, style))?
+    } else {
+        chart.draw_series(LineSeries::new(points, style))?
+    };
+    anno.label(label).legend(move |(x, y)| {
+        if dashed {
+            PathElement::new(vec![(x, y), (x + 10, y)], style)
+        } else {
+            PathElement::new(vec![(x, y), (x + 24, y)], style)
+        }
+    });
+    Ok(())
+}
+
+/// Splits `points` where consecutive times are more than `max_gap` apart, so a line is not drawn
+/// across windows that have no value.
+fn segments(points: Vec<(f64, f64)>, max_gap: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut out: Vec<Vec<(f64, f64)>> = Vec::new();
+    for p in points {
+        match out.last_mut() {
+            Some(seg) if seg.last().is_some_and(|q| p.0 - q.0 <= max_gap) => seg.push(p),
+            _ => out.push(vec![p]),
+        }
+    }
+    out
+}
+
+/// Draws `points` as lines broken at gaps wider than `max_gap`, with one legend entry.
+fn gapped_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: Vec<(f64, f64)>,
+    max_gap: f64,
+    style: ShapeStyle,
+    dashed: bool,
+    label: String,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let mut segs = segments(points, max_gap).into_iter();
+    line(chart, segs.next().unwrap_or_default(), style, dashed, label)?;
+    for seg in segs {
+        if dashed {
+            chart.draw_series(DashedLineSeries::new(seg, 10, 6, style))?;
+        } else {
+            chart.draw_series(LineSeries::new(seg, style))?;
+        }
+    }
+    Ok(())
+}
+
+fn legend<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(label_font())
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()?;
+    Ok(())
+}
+
+/// Step-line points of a piecewise-constant value: `(t_i, v_i)` holds until `t_{i+1}` (the last
+/// until `end`).
+fn steps(points: &[(f64, f64)], end: f64) -> Vec<(f64, f64)> {
+    let mut out = Vec::with_capacity(points.len() * 2);
+    for (i, &(t, v)) in points.iter().enumerate() {
+        let next = points.get(i + 1).map_or(end, |p| p.0);
+        out.push((t, v));
+        out.push((next, v));
+    }
+    out
+}
+
+/// The binomial 95% half-width, in percent, of a share of `pct` percent over `n` trials.
+fn band_half_width_pct(pct: f64, n: u64) -> f64 {
+    if n == 0 {
+        return 100.0;
+    }
+    let p = (pct / 100.0).clamp(0.0, 1.0);
+    Z95 * (p * (1.0 - p) / n as f64).sqrt() * 100.0
+}
+
+fn draw_split<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let end = data.end_s();
+    let mut chart = linear_chart(
+        area,
+        &data.title("split"),
+        (0.0, end),
+        (0.0, 100.0),
+        "time (s)",
+        "share of default-group requests (%)",
+    )?;
+    // n per window: all revisions' routed requests (see the module doc).
+    let totals: Vec<u64> = data
+        .rows
+        .iter()
+        .map(|w| w.iter().flatten().map(|row| row.routed).sum())
+        .collect();
+    for (r, name) in data.revisions.iter().enumerate() {
+        let c = color(r);
+        let mut upper = Vec::new();
+        let mut lower = Vec::new();
+        for (w, window) in data.rows.iter().enumerate() {
+            if let Some(row) = &window[r] {
+                let h = band_half_width_pct(row.programmed_pct, totals[w]);
+                let t1 = row.t_s + data.window_s;
+                upper.push((row.t_s, (row.programmed_pct + h).min(100.0)));
+                upper.push((t1, (row.programmed_pct + h).min(100.0)));
+                lower.push((row.t_s, (row.programmed_pct - h).max(0.0)));
+                lower.push((t1, (row.programmed_pct - h).max(0.0)));
+            }
+        }
+        let band_style = c.mix(0.18).filled();
+        let mut polygon = upper.clone();
+        polygon.extend(lower.iter().rev());
+        chart
+            .draw_series(std::iter::once(Polygon::new(polygon, band_style)))?
+            .label(format!("{name} binomial 95% band (n = window's routed)"))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], band_style));
+        let programmed = data.series(r, |row| Some(row.programmed_pct));
+        line(
+            &mut chart,
+            steps(&programmed, end),
+            c.stroke_width(2),
+            false,
+            format!("{name} programmed"),
+        )?;
+        // Observed share at the middle of its window.
+        let half = data.window_s / 2.0;
+        let observed: Vec<(f64, f64)> = data
+            .series(r, |row| row.observed_pct)
+            .into_iter()
+            .map(|(t, v)| (t + half, v))
+            .collect();
+        chart
+            .draw_series(
+                observed
+                    .iter()
+                    .map(|&p| Circle::new(p, 3, c.mix(0.9).filled())),
+            )?
+            .label(format!("{name} observed per window"))
+            .legend(move |(x, y)| Circle::new((x + 12, y), 4, c.filled()));
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn draw_queues<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let top = y_max(
+        data.rows
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|r| r.qp_queue.max(r.activator_queue) as f64),
+        1.0,
+    ) * 1.1;
+    let mut chart = linear_chart(
+        area,
+        &data.title("queues"),
+        (0.0, data.end_s()),
+        (0.0, top),
+        "time (s)",
+        "requests waiting (max per window)",
+    )?;
+    for (r, name) in data.revisions.iter().enumerate() {
+        let c = color(r);
+        let qp = data.series(r, |row| Some(row.qp_queue as f64));
+        let act = data.series(r, |row| Some(row.activator_queue as f64));
+        line(
+            &mut chart,
+            qp,
+            c.stroke_width(2),
+            false,
+            format!("{name} queue-proxy queue (all pods)"),
+        )?;
+        line(
+            &mut chart,
+            act,
+            c.stroke_width(2),
+            true,
+            format!("{name} activator queue"),
+        )?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn draw_outcomes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    // Per window, all revisions together, as rates.
+    let per_s = 1.0 / data.window_s;
+    let sums: Vec<(f64, [f64; 3])> = data
+        .rows
+        .iter()
+        .zip(&data.windows)
+        .map(|(w, &t)| {
+            let mut s = [0.0; 3];
+            for row in w.iter().flatten() {
+                s[0] += row.served as f64 * per_s;
+                s[1] += row.rejected_qp as f64 * per_s;
+                s[2] += row.expired as f64 * per_s;
+            }
+            (t, s)
+        })
+        .collect();
+    let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0) * 1.15;
+    let mut chart = linear_chart(
+        area,
+        &data.title("outcomes"),
+        (0.0, data.end_s()),
+        (0.0, top),
+        "time (s)",
+        "requests per second (stacked)",
+    )?;
+    let layers = [
+        ("served", RGBColor(0, 158, 115)),
+        (
+            "503 rejected: queue-proxy queue full",
+            RGBColor(230, 159, 0),
+        ),
+        (
+            "504 expired: activator and queue-proxy timeouts together",
+            RGBColor(213, 94, 0),
+        ),
+    ];
+    // Draw the tallest stack first so each lower layer paints over it.
+    for k in (0..layers.len()).rev() {
+        let (label, c) = layers[k];
+        let points: Vec<(f64, f64)> = steps(
+            &sums
+                .iter()
+                .map(|(t, s)| (*t, s[..=k].iter().sum()))
+                .collect::<Vec<_>>(),
+            data.end_s(),
+        );
+        chart
+            .draw_series(AreaSeries::new(points, 0.0, c.mix(0.75)).border_style(c))?
+            .label(label)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], c.filled()));
+    }
+    // Cancelled requests are counted only in summary.json, not per window.
+    chart
+        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
+        .label("client-cancelled: not in timeseries.csv (see summary.json)")
+        .legend(|(x, y)| Circle::new((x + 12, y), 0, WHITE));
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn draw_latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let values = || {
+        data.rows
+            .iter()
+            .flatten()
+            .flatten()
+            .flat_map(|r| [r.p50_ms, r.p99_ms])
+            .flatten()
+            .filter(|v| *v > 0.0)
+    };
+    let lo = values().fold(f64::INFINITY, f64::min);
+    let hi = values().fold(0.0, f64::max);
+    let (lo, hi) = if lo.is_finite() && hi > 0.0 {
+        (lo / 1.5, hi * 1.5)
+    } else {
+        (1.0, 1000.0)
+    };
+    let mut chart = ChartBuilder::on(area)
+        .caption(data.title("latency"), title_font())
+        .margin(20)
+        .x_label_area_size(60)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0.0..data.end_s(), (lo..hi).log_scale())?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("latency of served requests (ms, log scale)")
+        .axis_desc_style(label_font())
+        .label_style(label_font())
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()?;
+    let half = data.window_s / 2.0;
+    for (r, name) in data.revisions.iter().enumerate() {
+        let c = color(r);
+        let at_mid = |v: Vec<(f64, f64)>| v.into_iter().map(|(t, y)| (t + half, y)).collect();
+        let p50 = at_mid(data.series(r, |row| row.p50_ms.filter(|v| *v > 0.0)));
+        let p99 = at_mid(data.series(r, |row| row.p99_ms.filter(|v| *v > 0.0)));
+        // A window without served requests has no percentile: the line breaks there.
+        let gap = data.window_s * 1.5;
+        gapped_line(
+            &mut chart,
+            p50,
+            gap,
+            c.stroke_width(2),
+            false,
+            format!("{name} p50 per window"),
+        )?;
+        gapped_line(
+            &mut chart,
+            p99,
+            gap,
+            c.stroke_width(2),
+            true,
+            format!("{name} p99 per window"),
+        )?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn draw_pods<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let top = y_max(
+        data.rows
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|r| r.ready_pods.max(r.desired_pods.unwrap_or(0)) as f64),
+        1.0,
+    ) * 1.1;
+    let mut chart = linear_chart(
+        area,
+        &data.title("pods"),
+        (0.0, data.end_s()),
+        (0.0, top),
+        "time (s)",
+        "pods (max per window)",
+    )?;
+    for (r, name) in data.revisions.iter().enumerate() {
+        let c = color(r);
+        let ready = data.series(r, |row| Some(row.ready_pods as f64));
+        let desired = data.series(r, |row| row.desired_pods.map(|d| d as f64));
+        line(
+            &mut chart,
+            steps(&ready, data.end_s()),
+            c.stroke_width(2),
+            false,
+            format!("{name} ready"),
+        )?;
+        line(
+            &mut chart,
+            steps(&desired, data.end_s()),
+            c.stroke_width(2),
+            true,
+            format!("{name} desired (autoscaler)"),
+        )?;
+    }
+    legend(&mut chart, SeriesLabelPosition::UpperRight)
+}
+
+fn draw_routes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let end = data
+        .end_s()
+        .max(data.routes.last().map_or(0.0, |(t, _)| *t));
+    let mut chart = linear_chart(
+        area,
+        &data.title("routes"),
+        (0.0, end),
+        (0.0, 105.0),
+        "time (s)",
+        "programmed share of the default group (%)",
+    )?;
+    // Revisions of the time series first (same colours as the other charts), then any others.
+    let mut names = data.revisions.clone();
+    for (_, split) in &data.routes {
+        for name in split.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+    }
+    for (r, name) in names.iter().enumerate() {
+        let points: Vec<(f64, f64)> = data
+            .routes
+            .iter()
+            .map(|(t, split)| (*t, split.get(name).copied().unwrap_or(0.0)))
+            .collect();
+        if points.iter().all(|(_, v)| *v == 0.0) {
+            continue;
+        }
+        line(
+            &mut chart,
+            steps(&points, end),
+            color(r).stroke_width(3),
+            false,
+            name.clone(),
+        )?;
+    }
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)
+}
+
+/// One picker's running shares, for the accuracy chart.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PickerCurve {
+    /// The picker's name as the command line spells it.
+    pub picker: String,
+    /// `(requests so far, share of each revision in percent)` at log-spaced request counts.
+    pub points: Vec<(u64, Vec<f64>)>,
+}
+
+/// What `splitlab accuracy --out` draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccuracyCurves {
+    /// Revision names and their configured percents.
+    pub revisions: Vec<(String, f64)>,
+    pub seed: u64,
+    pub requests: u64,
+    pub pickers: Vec<PickerCurve>,
+}
+
+/// Writes `accuracy.png` and `accuracy.svg` in `dir` (which must exist): one panel per picker,
+/// each revision's running share against the request count (log x axis), with the binomial 95%
+/// band around its configured share.
+pub fn render_accuracy_chart(
+    dir: &Path,
+    curves: &AccuracyCurves,
+) -> Result<Vec<PathBuf>, ChartError> {
+    ensure_font()?;
+    write_both(dir, ACCURACY_CHART, curves)
+}
+
+impl Draw for AccuracyCurves {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let area = area.titled(
+            &format!(
+                "accuracy — running share per picker, {} requests (seed {})",
+                self.requests, self.seed
+            ),
+            title_font(),
+        )?;
+        let panels = area.split_evenly((self.pickers.len().max(1), 1));
+        let n_max = self.requests.max(2) as f64;
+        for (i, (panel, curve)) in panels.iter().zip(&self.pickers).enumerate() {
+            let mut chart = ChartBuilder::on(panel)
+                .caption(format!("picker: {}", curve.picker), label_font())
+                .margin(10)
+                .margin_right(40)
+                .x_label_area_size(45)
+                .y_label_area_size(80)
+                .build_cartesian_2d((1.0..n_max).log_scale(), 0.0..100.0)?;
+            chart
+                .configure_mesh()
+                .x_desc("requests routed (log scale)")
+                .y_desc("running share (%)")
+                .axis_desc_style(label_font())
+                .label_style(label_font())
+                .light_line_style(RGBColor(235, 235, 235))
+                .draw()?;
+            for (r, (name, pct)) in self.revisions.iter().enumerate() {
+                let c = color(r);
+                let ns: Vec<f64> = curve.points.iter().map(|(n, _)| *n as f64).collect();
+                let mut polygon: Vec<(f64, f64)> = curve
+                    .points
+                    .iter()
+                    .map(|(n, _)| (*n as f64, (pct + band_half_width_pct(*pct, *n)).min(100.0)))
+                    .collect();
+                polygon.extend(
+                    curve
+                        .points
+                        .iter()
+                        .rev()
+                        .map(|(n, _)| (*n as f64, (pct - band_half_width_pct(*pct, *n)).max(0.0))),
+                );
+                let band_style = c.mix(0.18).filled();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(polygon, band_style)))?
+                    .label(format!("{name} binomial 95% band around {pct}%"))
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 24, y + 6)], band_style)
+                    });
+                let running: Vec<(f64, f64)> = curve
+                    .points
+                    .iter()
+                    .filter_map(|(n, shares)| shares.get(r).map(|s| (*n as f64, *s)))
+                    .collect();
+                line(
+                    &mut chart,
+                    running,
+                    c.stroke_width(2),
+                    false,
+                    format!("{name} running share"),
+                )?;
+                if let (Some(first), Some(last)) = (ns.first(), ns.last()) {
+                    line(
+                        &mut chart,
+                        vec![(*first, *pct), (*last, *pct)],
+                        c.stroke_width(1),
+                        true,
+                        format!("{name} configured"),
+                    )?;
+                }
+            }
+            // One legend, in the first panel, where the converged curves leave the middle free.
+            if i == 0 {
+                legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_hold_each_value_until_the_next_change() {
+        // (points, end, step points)
+        type Case<'a> = (&'a [(f64, f64)], f64, Vec<(f64, f64)>);
+        let cases: [Case; 3] = [
+            // nothing to draw
+            (&[], 10.0, vec![]),
+            // one value holds to the end
+            (&[(0.0, 5.0)], 10.0, vec![(0.0, 5.0), (10.0, 5.0)]),
+            // a change at 4 s
+            (
+                &[(0.0, 5.0), (4.0, 7.0)],
+                10.0,
+                vec![(0.0, 5.0), (4.0, 5.0), (4.0, 7.0), (10.0, 7.0)],
+            ),
+        ];
+        for (points, end, want) in cases {
+            assert_eq!(steps(points, end), want);
+        }
+    }
+
+    #[test]
+    fn segments_break_at_gaps() {
+        let points = vec![(0.0, 1.0), (1.0, 2.0), (5.0, 3.0), (6.0, 4.0)];
+        assert_eq!(
+            segments(points, 1.5),
+            vec![vec![(0.0, 1.0), (1.0, 2.0)], vec![(5.0, 3.0), (6.0, 4.0)]]
+        );
+        assert!(segments(vec![], 1.0).is_empty());
+    }
+
+    #[test]
+    fn band_is_the_binomial_interval() {
+        // (pct, n, half width in percent)
+        let cases = [
+            (50.0, 100, 9.8),      // ±9.8 points at n = 100, p = 0.5
+            (10.0, 10_000, 0.588), // p = 0.1
+            (0.0, 100, 0.0),       // a revision with no share has no noise
+            (50.0, 0, 100.0),      // no requests: anything goes
+        ];
+        for (pct, n, want) in cases {
+            let got = band_half_width_pct(pct, n);
+            assert!((got - want).abs() < 1e-9, "{pct}% of {n}: {got} != {want}");
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("splitlab-chart-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    const HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,\
+expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods";
+
+    fn write_run(dir: &Path, timeseries: &str) {
+        std::fs::write(dir.join(SUMMARY_FILE), r#"{"scenario": "t", "seed": 7}"#).expect("w");
+        std::fs::write(dir.join(TIMESERIES_FILE), timeseries).expect("w");
+        std::fs::write(
+            dir.join(ROUTES_FILE),
+            "t_s,tag,revision,percent\n0,,a,100\n1,,a,50\n1,,b,50\n1,x,b,100\n",
+        )
+        .expect("w");
+    }
+
+    #[test]
+    fn renders_every_chart_from_files() {
+        let dir = temp_dir("ok");
+        write_run(
+            &dir,
+            &format!(
+                "{HEADER}\n0,a,100.000,100,100.000,100,0,0,0,0,1,2,10.000,20.000,2\n\
+0,b,0.000,0,,0,0,0,0,0,0,0,,,0\n\
+1,a,50.000,60,60.000,55,3,2,4,1,1,2,11.000,30.000,3\n\
+1,b,50.000,40,40.000,40,0,0,0,5,0,1,12.000,40.000,2\n"
+            ),
+        );
+        let written = render_run_charts(&dir).expect("render");
+        assert_eq!(written.len(), 12);
+        for path in &written {
+            assert!(path.exists(), "{}", path.display());
+        }
+        let svg = std::fs::read_to_string(dir.join("split.svg")).expect("svg");
+        assert!(svg.contains("split — t (seed 7)"), "title in the svg");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn bad_files_are_errors_naming_file_and_place() {
+        // (timeseries.csv content, text the error must hold)
+        let cases = [
+            ("", "timeseries.csv: empty file"),
+            ("t_s,revision\n0,a\n", "missing column \"programmed_pct\""),
+            (
+                &*format!("{HEADER}\n0,a,x,1,1,1,0,0,0,0,0,1,1,1,1\n"),
+                "line 2: column programmed_pct: \"x\" is not a f64",
+            ),
+            (&*format!("{HEADER}\n"), "timeseries.csv: no rows"),
+            (
+                &*format!(
+                    "{HEADER}\n1,a,1,1,1,1,0,0,0,0,0,1,1,1,1\n0,a,1,1,1,1,0,0,0,0,0,1,1,1,1\n"
+                ),
+                "line 3: t_s 0 goes back in time",
+            ),
+            ("a,b\n1,2,3\n", "timeseries.csv:"), // ragged rows
+        ];
+        for (i, (timeseries, want)) in cases.iter().enumerate() {
+            let dir = temp_dir(&format!("bad{i}"));
+            write_run(&dir, timeseries);
+            let err = render_run_charts(&dir).expect_err("bad input").to_string();
+            assert!(err.contains(want), "case {i}: {err:?} lacks {want:?}");
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+
+    #[test]
+    fn pods_is_skipped_without_desired_pods() {
+        let dir = temp_dir("nodesired");
+        write_run(
+            &dir,
+            "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,\
+activator_queue,in_flight,ready_pods,p50_ms,p99_ms\n0,a,100,10,100,10,0,0,0,0,0,1,1.5,2.5\n",
+        );
+        let written = render_run_charts(&dir).expect("render");
+        assert_eq!(written.len(), 10);
+        assert!(!dir.join("pods.png").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
