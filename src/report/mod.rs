@@ -8,8 +8,8 @@
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
-pub mod compare;
 pub mod chart;
+pub mod compare;
 pub mod record;
 pub mod run;
 pub mod write;
