@@ -514,7 +514,8 @@ impl<'a> World<'a> {
                 r.serve_applied = serve;
                 r.proxy_since = (!serve).then_some(SimTime::ZERO);
                 // Running revisions start at the scale they run at (not 0 until the first tick).
-                self.recorder.gauge(SimTime::ZERO, i, Gauge::DesiredPods, u64::from(ready));
+                self.recorder
+                    .gauge(SimTime::ZERO, i, Gauge::DesiredPods, u64::from(ready));
             }
         }
         // The KIngress is created with the desired split (no gradual rollout at creation,
