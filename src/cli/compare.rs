@@ -15,9 +15,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::model::time::SimTime;
+use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries};
 use crate::report::compare::{
-    expand_grid, extract_metrics, parse_grid_set, Comparison, MetricValues, COMPARE_FILE,
-    PAIRED_FILE,
+    expand_grid, extract_metrics, parse_grid_set, queue_series, Comparison, MetricValues,
+    COMPARE_FILE, PAIRED_FILE,
 };
 use crate::scenario::Scenario;
 use crate::sim::{simulate, RunOptions};
@@ -101,7 +102,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         (0..total)
             .into_par_iter()
             .map(|i| {
-                let r = run_one(&settings[i / seeds].scenario, (i % seeds) as u64 + 1);
+                let seed = (i % seeds) as u64 + 1;
+                let r = run_one(&settings[i / seeds].scenario, seed, seed == 1);
                 progress.inc(1);
                 r
             })
@@ -110,6 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     progress.finish_and_clear();
 
     let mut runs = Vec::with_capacity(total);
+    let mut queues = Vec::with_capacity(settings.len());
     let mut warned = BTreeSet::new();
     for (i, r) in results.into_iter().enumerate() {
         let label = &settings[i / seeds].label;
@@ -127,26 +130,49 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         runs.push(r.metrics);
+        if let Some(q) = r.queues {
+            queues.push(q);
+        }
     }
+    let scenario_name = settings[0].scenario.name.clone();
     let comparison = Comparison::new(settings.into_iter().map(|s| s.label).collect(), seeds, runs);
     comparison
         .write(&out)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let curves = CompareCurves {
+        scenario: scenario_name,
+        labels: comparison.labels().to_vec(),
+        seeds,
+        panels: comparison.metric_panels(),
+        queues,
+    };
+    render_compare_chart(&out, &curves).with_context(|| {
+        format!(
+            "outputs are written to {} but their chart is not",
+            out.display()
+        )
+    })?;
     for sentence in comparison.sentences() {
         println!("{sentence}");
     }
-    println!("outputs: {} ({COMPARE_FILE}, {PAIRED_FILE})", out.display());
+    println!(
+        "outputs: {} ({COMPARE_FILE}, {PAIRED_FILE}, compare.png, compare.svg)",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 struct RunResult {
     metrics: MetricValues,
+    /// Seed 1's queues, for the chart's overlay; `None` for the other seeds.
+    queues: Option<QueueSeries>,
     warnings: Vec<String>,
     accounting_ok: bool,
 }
 
-/// Simulates one setting with scenario seed `seed`; only the metrics are kept.
-fn run_one(scenario: &Scenario, seed: u64) -> RunResult {
+/// Simulates one setting with scenario seed `seed`; only the metrics are kept, and the queue
+/// series when `keep_queues`.
+fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool) -> RunResult {
     let mut scenario = scenario.clone();
     scenario.seed = seed;
     let sim = simulate(
@@ -162,6 +188,7 @@ fn run_one(scenario: &Scenario, seed: u64) -> RunResult {
     let first_event: Option<SimTime> = scenario.timeline.first().map(|e| e.at);
     RunResult {
         metrics: extract_metrics(&report, first_event),
+        queues: keep_queues.then(|| queue_series(&report)),
         warnings,
         accounting_ok: report.accounting_ok(),
     }

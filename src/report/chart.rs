@@ -469,26 +469,36 @@ impl Draw for RunChart<'_> {
 
 /// Draws `chart` twice, as `name.svg` and `name.png` in `dir`, each written atomically.
 fn write_both(dir: &Path, name: &str, chart: &impl Draw) -> Result<Vec<PathBuf>, ChartError> {
+    write_both_sized(dir, name, chart, (WIDTH, HEIGHT))
+}
+
+/// `write_both` at `size` (width, height) pixels.
+fn write_both_sized(
+    dir: &Path,
+    name: &str,
+    chart: &impl Draw,
+    size: (u32, u32),
+) -> Result<Vec<PathBuf>, ChartError> {
     let draw_error = |e: Box<dyn StdError>| ChartError::Draw {
         name: name.to_string(),
         message: e.to_string(),
     };
     let mut svg = String::new();
     {
-        let area = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let area = SVGBackend::with_string(&mut svg, size).into_drawing_area();
         area.fill(&WHITE).map_err(|e| draw_error(e.into()))?;
         chart.draw(&area).map_err(draw_error)?;
         area.present().map_err(|e| draw_error(e.into()))?;
     }
-    let mut rgb = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
+    let mut rgb = vec![0u8; (size.0 * size.1 * 3) as usize];
     {
-        let area = BitMapBackend::with_buffer(&mut rgb, (WIDTH, HEIGHT)).into_drawing_area();
+        let area = BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area();
         area.fill(&WHITE).map_err(|e| draw_error(e.into()))?;
         chart.draw(&area).map_err(draw_error)?;
         area.present().map_err(|e| draw_error(e.into()))?;
     }
     let png_name = format!("{name}.png");
-    let png_bytes = encode_png(&rgb).map_err(|message| ChartError::Encode {
+    let png_bytes = encode_png(&rgb, size).map_err(|message| ChartError::Encode {
         path: dir.join(&png_name),
         message,
     })?;
@@ -498,9 +508,9 @@ fn write_both(dir: &Path, name: &str, chart: &impl Draw) -> Result<Vec<PathBuf>,
     Ok(vec![dir.join(png_name), dir.join(svg_name)])
 }
 
-fn encode_png(rgb: &[u8]) -> Result<Vec<u8>, String> {
+fn encode_png(rgb: &[u8], size: (u32, u32)) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, WIDTH, HEIGHT);
+    let mut encoder = png::Encoder::new(&mut out, size.0, size.1);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
@@ -1093,6 +1103,260 @@ impl Draw for AccuracyCurves {
             }
         }
         Ok(())
+    }
+}
+
+/// The chart `render_compare_chart` writes.
+pub const COMPARE_CHART: &str = "compare";
+
+/// Height of the compare chart: two rows of metric panels above the queue overlay need more than
+/// `HEIGHT` to stay readable. Its width is `WIDTH`.
+pub const COMPARE_HEIGHT: u32 = 1300;
+
+/// One setting's value of one metric over seeds: the mean and its 95% CI, if any.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MetricBar {
+    pub mean: f64,
+    /// `None` with fewer than two seeds.
+    pub ci95: Option<(f64, f64)>,
+}
+
+/// One metric panel of the compare chart: a bar per setting (`None` where the metric is
+/// undefined for that setting).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricPanel {
+    pub metric: String,
+    pub bars: Vec<Option<MetricBar>>,
+}
+
+/// One setting's queues of one seed: per metrics window, `(t_s, activator queue, QP queue)`,
+/// each summed over revisions (of their window maxima).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueSeries {
+    pub points: Vec<(f64, u64, u64)>,
+}
+
+/// What `render_compare_chart` draws.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CompareCurves {
+    pub scenario: String,
+    /// Setting labels, in grid order.
+    pub labels: Vec<String>,
+    pub seeds: usize,
+    pub panels: Vec<MetricPanel>,
+    /// Seed 1's queues, one per setting, in `labels` order.
+    pub queues: Vec<QueueSeries>,
+}
+
+/// Writes `compare.png` and `compare.svg` in `dir` (which must exist), `WIDTH`×`COMPARE_HEIGHT`:
+/// one panel per metric with a bar per setting and its 95% CI whiskers, and below them the
+/// activator and QP queues of every setting for seed 1.
+pub fn render_compare_chart(
+    dir: &Path,
+    curves: &CompareCurves,
+) -> Result<Vec<PathBuf>, ChartError> {
+    ensure_font()?;
+    write_both_sized(dir, COMPARE_CHART, curves, (WIDTH, COMPARE_HEIGHT))
+}
+
+/// Short tick labels for settings and the axis name they share: `a=1;b=2` becomes `1;2` with
+/// axis `a;b` when every label names the same paths; otherwise the labels stay whole.
+fn short_labels(labels: &[String]) -> (Vec<String>, String) {
+    let split = |l: &str| -> Option<Vec<(String, String)>> {
+        l.split(';')
+            .map(|part| {
+                part.split_once('=')
+                    .map(|(p, v)| (p.to_string(), v.to_string()))
+            })
+            .collect()
+    };
+    let parts: Option<Vec<Vec<(String, String)>>> = labels.iter().map(|l| split(l)).collect();
+    if let Some(parts) = parts {
+        let paths = |p: &Vec<(String, String)>| -> Vec<String> {
+            p.iter().map(|(k, _)| k.clone()).collect()
+        };
+        if let Some(first) = parts.first() {
+            let axis = paths(first);
+            if parts.iter().all(|p| paths(p) == axis) {
+                let short = parts
+                    .iter()
+                    .map(|p| {
+                        p.iter()
+                            .map(|(_, v)| v.as_str())
+                            .collect::<Vec<_>>()
+                            .join(";")
+                    })
+                    .collect();
+                return (short, axis.join(";"));
+            }
+        }
+    }
+    (labels.to_vec(), "setting".to_string())
+}
+
+impl Draw for CompareCurves {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let area = area.titled(
+            &format!(
+                "compare — {}: mean over {} seeds with 95% CI",
+                self.scenario, self.seeds
+            ),
+            title_font(),
+        )?;
+        let (_, h) = area.dim_in_pixel();
+        let overlay_h = (h as f64 * 0.38) as u32;
+        let (bars_area, overlay_area) = area.split_vertically(h - overlay_h);
+        let cols = 3usize;
+        let rows = self.panels.len().div_ceil(cols).max(1);
+        let cells = bars_area.split_evenly((rows, cols));
+        let (ticks, axis) = short_labels(&self.labels);
+        let n = self.labels.len().max(1);
+        for (panel, cell) in self.panels.iter().zip(&cells) {
+            self.draw_panel(cell, panel, &ticks, &axis, n)?;
+        }
+        self.draw_overlay(&overlay_area)
+    }
+}
+
+impl CompareCurves {
+    fn draw_panel<DB: DrawingBackend>(
+        &self,
+        area: &DrawingArea<DB, Shift>,
+        panel: &MetricPanel,
+        ticks: &[String],
+        axis: &str,
+        n: usize,
+    ) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let values = panel.bars.iter().flatten().flat_map(|b| {
+            let (lo, hi) = b.ci95.unwrap_or((b.mean, b.mean));
+            [b.mean, lo, hi]
+        });
+        let (lo, hi) = values.fold((0.0f64, 1.0f64), |(lo, hi), v| {
+            if v.is_finite() {
+                (lo.min(v), hi.max(v))
+            } else {
+                (lo, hi)
+            }
+        });
+        let bottom = if lo < 0.0 { lo * 1.1 } else { 0.0 };
+        let top = hi * 1.12;
+        let ticks_owned: Vec<String> = ticks.to_vec();
+        let mut chart = ChartBuilder::on(area)
+            .caption(&panel.metric, label_font())
+            .margin(12)
+            .x_label_area_size(55)
+            .y_label_area_size(75)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), bottom..top)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    ticks_owned.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc(axis)
+            .y_label_formatter(&|v: &f64| format!("{v}"))
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 15).into_font())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (i, bar) in panel.bars.iter().enumerate() {
+            let x = i as f64;
+            let c = color(i);
+            match bar {
+                Some(b) => {
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.32, 0.0), (x + 0.32, b.mean)],
+                        c.mix(0.75).filled(),
+                    )))?;
+                    if let Some((lo, hi)) = b.ci95 {
+                        let whisker = BLACK.stroke_width(2);
+                        chart.draw_series([
+                            PathElement::new(vec![(x, lo), (x, hi)], whisker),
+                            PathElement::new(vec![(x - 0.12, lo), (x + 0.12, lo)], whisker),
+                            PathElement::new(vec![(x - 0.12, hi), (x + 0.12, hi)], whisker),
+                        ])?;
+                    }
+                }
+                None => {
+                    chart.draw_series(std::iter::once(Text::new(
+                        "n/a",
+                        (x - 0.15, (top - bottom) * 0.05 + bottom),
+                        label_font(),
+                    )))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn draw_overlay<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let end = self
+            .queues
+            .iter()
+            .filter_map(|q| q.points.last().map(|p| p.0))
+            .fold(1.0, f64::max);
+        let top = y_max(
+            self.queues
+                .iter()
+                .flat_map(|q| q.points.iter().map(|&(_, a, qp)| a.max(qp) as f64)),
+            1.0,
+        ) * 1.1;
+        let mut chart = ChartBuilder::on(area)
+            .caption(
+                "queues of seed 1, summed over revisions: activator (solid), queue-proxy (dashed)",
+                label_font(),
+            )
+            .margin(12)
+            .margin_right(30)
+            .x_label_area_size(50)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0.0..end, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc("requests waiting (max per window)")
+            .x_label_formatter(&|v: &f64| format!("{v}"))
+            .y_label_formatter(&|v: &f64| format!("{v}"))
+            .axis_desc_style(label_font())
+            .label_style(label_font())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for (i, q) in self.queues.iter().enumerate() {
+            let c = color(i);
+            let label = self.labels.get(i).map_or("", String::as_str);
+            let act: Vec<(f64, f64)> = q.points.iter().map(|&(t, a, _)| (t, a as f64)).collect();
+            let qp: Vec<(f64, f64)> = q.points.iter().map(|&(t, _, p)| (t, p as f64)).collect();
+            line(
+                &mut chart,
+                act,
+                c.stroke_width(2),
+                false,
+                format!("{label} activator"),
+            )?;
+            line(
+                &mut chart,
+                qp,
+                c.stroke_width(2),
+                true,
+                format!("{label} queue-proxy"),
+            )?;
+        }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
     }
 }
 

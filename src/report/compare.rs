@@ -24,7 +24,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use super::run::RunReport;
+use super::chart::{MetricBar, MetricPanel, QueueSeries};
+use super::run::{Gauge, RunReport};
 use super::write::{csv_field, write_atomic, Fixed3, WriteError};
 use crate::model::time::{SimDuration, SimTime};
 
@@ -240,6 +241,35 @@ impl Metric {
     }
 }
 
+/// The metrics `compare.{png,svg}` draws, one panel each, in this order.
+pub const CHART_METRICS: [Metric; 6] = [
+    Metric::PeakActivatorQueue,
+    Metric::PeakQpQueue,
+    Metric::P99ShiftMs,
+    Metric::MaxDesiredPods,
+    Metric::Expired,
+    Metric::RejectedQp,
+];
+
+/// One run's activator and queue-proxy queues per metrics window, each summed over revisions
+/// (of the window maxima, as in `timeseries.csv`), for the compare chart's overlay.
+pub fn queue_series(report: &RunReport) -> QueueSeries {
+    let window_s = report.window().as_secs_f64();
+    let revisions = report.revisions().len();
+    let points = (0..report.windows())
+        .map(|w| {
+            let (mut act, mut qp) = (0, 0);
+            for r in 0..revisions {
+                let g = &report.cell(w, r).gauge_max;
+                act += g[Gauge::ActivatorQueue.index()];
+                qp += g[Gauge::QpQueue.index()];
+            }
+            (w as f64 * window_s, act, qp)
+        })
+        .collect();
+    QueueSeries { points }
+}
+
 /// Takes every metric from one run. `first_event` is the time of the scenario's first timeline
 /// event (`None` without one), where the shift may start before any rollout does.
 pub fn extract_metrics(report: &RunReport, first_event: Option<SimTime>) -> MetricValues {
@@ -415,6 +445,31 @@ impl Comparison {
 
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    pub fn seeds(&self) -> usize {
+        self.seeds
+    }
+
+    /// The compare chart's metric panels (`CHART_METRICS`): each setting's mean and 95% CI.
+    pub fn metric_panels(&self) -> Vec<MetricPanel> {
+        let summary = self.summary();
+        CHART_METRICS
+            .iter()
+            .map(|&metric| MetricPanel {
+                metric: metric.name().to_string(),
+                bars: summary
+                    .iter()
+                    .filter(|(_, m, _)| *m == metric)
+                    .map(|(_, _, est)| {
+                        est.map(|e| MetricBar {
+                            mean: e.mean,
+                            ci95: e.ci95,
+                        })
+                    })
+                    .collect(),
+            })
+            .collect()
     }
 
     /// The values of `metric` for setting `s`, seed by seed.

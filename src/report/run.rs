@@ -101,7 +101,7 @@ impl Gauge {
         Gauge::DesiredPods,
     ];
 
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         match self {
             Gauge::QpQueue => 0,
             Gauge::ActivatorQueue => 1,

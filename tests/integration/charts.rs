@@ -27,6 +27,11 @@ fn text(bytes: &[u8]) -> String {
 
 /// Asserts `path` is a PNG that decodes to 1200×800.
 fn assert_png(path: &Path) {
+    assert_png_sized(path, (1200, 800));
+}
+
+/// Asserts `path` is a PNG that decodes to `size` (width, height).
+pub(crate) fn assert_png_sized(path: &Path, size: (u32, u32)) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
         bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -36,13 +41,13 @@ fn assert_png(path: &Path) {
     let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
     let mut reader = decoder.read_info().expect("PNG header decodes");
     let (width, height) = (reader.info().width, reader.info().height);
-    assert_eq!((width, height), (1200, 800), "{}", path.display());
+    assert_eq!((width, height), size, "{}", path.display());
     let mut buf = vec![0; reader.output_buffer_size().expect("size")];
     reader.next_frame(&mut buf).expect("PNG image data decodes");
 }
 
 /// Asserts `path` is an SVG document whose tags balance (a minimal XML check).
-fn assert_svg(path: &Path) {
+pub(crate) fn assert_svg(path: &Path) {
     let svg = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let body = svg.trim_start();
     assert!(

@@ -61,13 +61,37 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     // stderr is not a terminal here: the progress bar stays silent
     assert_eq!(text(&out1.stderr), "");
 
-    for file in ["compare.csv", "paired.csv"] {
+    for file in ["compare.csv", "paired.csv", "compare.svg"] {
         assert_eq!(
             read(one.join(file)),
             read(two.join(file)),
             "{file} differs between --jobs 1 and --jobs 2"
         );
     }
+    let png = |dir: &Path| std::fs::read(dir.join("compare.png")).expect("compare.png");
+    assert!(png(&one) == png(&two), "compare.png differs between --jobs");
+    crate::charts::assert_png_sized(&one.join("compare.png"), (1200, 1300));
+    crate::charts::assert_svg(&one.join("compare.svg"));
+    let svg = read(one.join("compare.svg"));
+    assert!(
+        svg.contains("compare — canary-rollout"),
+        "title names the scenario"
+    );
+    for metric in [
+        "peak_activator_queue",
+        "peak_qp_queue",
+        "p99_shift_ms",
+        "max_desired_pods",
+        "expired",
+        "rejected_qp",
+    ] {
+        assert!(svg.contains(metric), "a panel for {metric}");
+    }
+    // the tick labels are the values, the axis names the path
+    assert!(
+        svg.contains("\n10s\n</text>") && svg.contains("\n0s\n</text>"),
+        "setting tick labels"
+    );
     assert_eq!(
         text(&out1.stdout).replace(one.to_str().expect("utf-8"), "DIR"),
         text(&out2.stdout).replace(two.to_str().expect("utf-8"), "DIR"),

@@ -1,0 +1,301 @@
+//! `report.html`: one self-contained page per run or comparison, with the scenario as YAML,
+//! summary tables, any sentences, and every chart as inline SVG.
+//!
+//! Owns: the page layout (`render_page`, a pure function: strings in, a string out), HTML
+//! escaping, and turning a run's `summary.json` into tables (`summary_tables`).
+//!
+//! Must not: read or write files, or reference anything outside the page: no scripts, no
+//! stylesheets, no images by URL. The charts are the SVG text itself, so the page needs no
+//! network access and no sibling files.
+//!
+//! Invariants: every text that comes from outside (names, YAML, table cells) is escaped
+//! (`&`, `<`, `>`, `"`, `'`); chart SVG is inserted as markup (it is our own plotters output),
+//! without any XML declaration. The same inputs give the same bytes.
+
+use std::fmt::Write as _;
+
+/// The file a run or a comparison writes.
+pub const REPORT_FILE: &str = "report.html";
+
+/// A table: a caption, a header row and rows of cells (already formatted text).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Table {
+    pub caption: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+/// A chart to inline: its name and its SVG text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Chart {
+    pub name: String,
+    pub svg: String,
+}
+
+/// Everything on a page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    pub title: String,
+    /// The scenario file as run; `None` when it is not available (a note says so).
+    pub scenario_yaml: Option<String>,
+    /// Sentences shown as a list before the tables (a comparison's findings).
+    pub sentences: Vec<String>,
+    pub tables: Vec<Table>,
+    pub charts: Vec<Chart>,
+}
+
+/// Escapes text for HTML element content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The SVG element of a chart file: anything before `<svg` (an XML declaration) is dropped.
+fn svg_element(svg: &str) -> &str {
+    svg.find("<svg").map_or(svg, |i| &svg[i..]).trim_end()
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222;max-width:1250px}\
+table{border-collapse:collapse;margin:1em 0}\
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right;font-variant-numeric:tabular-nums}\
+th:first-child,td:first-child{text-align:left}\
+caption{text-align:left;font-weight:bold;padding:4px 0}\
+pre{background:#f6f6f6;padding:1em;overflow:auto}\
+figure{margin:1em 0}\
+svg{max-width:100%;height:auto}";
+
+/// The page as one HTML document.
+pub fn render_page(page: &Page) -> String {
+    let mut out = String::new();
+    let title = escape(&page.title);
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+<title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    );
+    if !page.sentences.is_empty() {
+        out.push_str("<h2>Findings</h2>\n<ul>\n");
+        for s in &page.sentences {
+            let _ = writeln!(out, "<li>{}</li>", escape(s));
+        }
+        out.push_str("</ul>\n");
+    }
+    for table in &page.tables {
+        render_table(&mut out, table);
+    }
+    if !page.charts.is_empty() {
+        out.push_str("<h2>Charts</h2>\n");
+        for chart in &page.charts {
+            let _ = write!(
+                out,
+                "<figure id=\"{0}\">\n{1}\n<figcaption>{0}</figcaption>\n</figure>\n",
+                escape(&chart.name),
+                svg_element(&chart.svg)
+            );
+        }
+    }
+    out.push_str("<h2>Scenario</h2>\n");
+    match &page.scenario_yaml {
+        Some(yaml) => {
+            let _ = writeln!(out, "<pre>{}</pre>", escape(yaml));
+        }
+        None => out.push_str("<p>The scenario is not available.</p>\n"),
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
+fn render_table(out: &mut String, table: &Table) {
+    let _ = writeln!(
+        out,
+        "<table>\n<caption>{}</caption>",
+        escape(&table.caption)
+    );
+    out.push_str("<tr>");
+    for h in &table.header {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for row in &table.rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
+/// Flattens a JSON object into `(dotted key, scalar text)` pairs, in the file's key order.
+fn flatten(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        serde_json::Value::Null => out.push((prefix.to_string(), String::new())),
+        serde_json::Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+/// The tables of a run's `summary.json`: the request totals, one row per revision (every field,
+/// nested ones by dotted name), and everything else (split, rollouts, engine) as key/value rows.
+pub fn summary_tables(summary_json: &str) -> Result<Vec<Table>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(summary_json).map_err(|e| format!("not JSON: {e}"))?;
+    let obj = value.as_object().ok_or("not a JSON object")?;
+    let mut tables = Vec::new();
+    if let Some(requests) = obj.get("requests") {
+        let mut pairs = Vec::new();
+        flatten("", requests, &mut pairs);
+        tables.push(Table {
+            caption: "requests (all revisions)".to_string(),
+            header: pairs.iter().map(|(k, _)| k.clone()).collect(),
+            rows: vec![pairs.into_iter().map(|(_, v)| v).collect()],
+        });
+    }
+    if let Some(serde_json::Value::Object(revisions)) = obj.get("revisions") {
+        let mut header: Vec<String> = vec!["revision".to_string()];
+        let mut rows = Vec::new();
+        for (name, rev) in revisions {
+            let mut pairs = Vec::new();
+            flatten("", rev, &mut pairs);
+            for (k, _) in &pairs {
+                if !header[1..].contains(k) {
+                    header.push(k.clone());
+                }
+            }
+            rows.push((name.clone(), pairs));
+        }
+        let rows = rows
+            .into_iter()
+            .map(|(name, pairs)| {
+                let mut row = vec![name];
+                for key in &header[1..] {
+                    row.push(
+                        pairs
+                            .iter()
+                            .find(|(k, _)| k == key)
+                            .map(|(_, v)| v.clone())
+                            .unwrap_or_default(),
+                    );
+                }
+                row
+            })
+            .collect();
+        tables.push(Table {
+            caption: "per revision".to_string(),
+            header,
+            rows,
+        });
+    }
+    let mut rest = Vec::new();
+    for (k, v) in obj {
+        if k != "requests" && k != "revisions" {
+            flatten(k, v, &mut rest);
+        }
+    }
+    if !rest.is_empty() {
+        tables.push(Table {
+            caption: "run".to_string(),
+            header: vec!["field".to_string(), "value".to_string()],
+            rows: rest.into_iter().map(|(k, v)| vec![k, v]).collect(),
+        });
+    }
+    Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_and_quotes() {
+        // (input, escaped)
+        let cases = [
+            ("plain", "plain"),
+            ("a & b", "a &amp; b"),
+            ("<script>", "&lt;script&gt;"),
+            (r#"say "hi" it's"#, "say &quot;hi&quot; it&#39;s"),
+            ("&amp;", "&amp;amp;"), // already-escaped text is escaped again: it is text
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn page_inlines_charts_and_escapes_text() {
+        let page = Page {
+            title: "run <x> & y".to_string(),
+            scenario_yaml: Some("name: a<b\n".to_string()),
+            sentences: vec!["b vs a: \"less\"".to_string()],
+            tables: vec![Table {
+                caption: "t".to_string(),
+                header: vec!["k".to_string()],
+                rows: vec![vec!["1 < 2".to_string()]],
+            }],
+            charts: vec![Chart {
+                name: "queues".to_string(),
+                svg: "<?xml version=\"1.0\"?>\n<svg width=\"1\"><text>q</text></svg>\n".to_string(),
+            }],
+        };
+        let html = render_page(&page);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<title>run &lt;x&gt; &amp; y</title>"));
+        assert!(html.contains("<pre>name: a&lt;b\n</pre>"));
+        assert!(html.contains("<li>b vs a: &quot;less&quot;</li>"));
+        assert!(html.contains("<td>1 &lt; 2</td>"));
+        assert!(html.contains("<svg width=\"1\"><text>q</text></svg>"));
+        assert!(!html.contains("<?xml"), "no XML declaration inside HTML");
+        assert_eq!(html.matches("<svg").count(), 1);
+    }
+
+    #[test]
+    fn missing_scenario_is_said() {
+        let html = render_page(&Page::default());
+        assert!(html.contains("The scenario is not available."));
+    }
+
+    #[test]
+    fn summary_becomes_tables() {
+        let json = r#"{"scenario": "s", "seed": 1,
+            "requests": {"arrived": 10, "served": 9},
+            "revisions": {"a": {"routed": 6, "latency_ms": {"p99": 2.5}},
+                          "b": {"routed": 4, "latency_ms": null}},
+            "engine": {"events": 7}}"#;
+        let tables = summary_tables(json).expect("valid");
+        assert_eq!(tables[0].header, ["arrived", "served"]);
+        assert_eq!(tables[0].rows, [["10", "9"]]);
+        // keys in serde_json's (sorted) order
+        assert_eq!(
+            tables[1].header,
+            ["revision", "latency_ms.p99", "routed", "latency_ms"]
+        );
+        assert_eq!(tables[1].rows[0], ["a", "2.5", "6", ""]);
+        assert_eq!(tables[1].rows[1], ["b", "", "4", ""]);
+        assert_eq!(
+            tables[2].rows,
+            [["engine.events", "7"], ["scenario", "s"], ["seed", "1"]]
+        );
+        assert!(summary_tables("[1]").is_err());
+        assert!(summary_tables("{").is_err());
+    }
+}
