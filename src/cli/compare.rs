@@ -15,11 +15,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 
 use crate::model::time::SimTime;
-use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries};
+use std::io::Write as _;
+
+use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
 use crate::report::compare::{
     expand_grid, extract_metrics, parse_grid_set, queue_series, Comparison, MetricValues,
     COMPARE_FILE, PAIRED_FILE,
 };
+use crate::report::compare::{Estimate, Metric};
+use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::write::write_atomic;
 use crate::scenario::Scenario;
 use crate::sim::{simulate, RunOptions};
 
@@ -152,11 +157,46 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             out.display()
         )
     })?;
+    let svg_path = out.join(format!("{COMPARE_CHART}.svg"));
+    let svg = std::fs::read_to_string(&svg_path)
+        .with_context(|| format!("cannot read {}", svg_path.display()))?;
+    // The scenario file itself; the settings' overrides are in the tables' columns.
+    let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
+    let html = render_page(&Page {
+        title: format!(
+            "splitlab compare — {} ({} settings × {seeds} seeds)",
+            curves.scenario,
+            comparison.labels().len()
+        ),
+        scenario_yaml,
+        sentences: comparison.sentences(),
+        tables: vec![
+            estimate_table(
+                &comparison,
+                "compare.csv: mean [95% CI] over seeds".to_string(),
+                &comparison.summary(),
+            ),
+            estimate_table(
+                &comparison,
+                format!(
+                    "paired.csv: mean difference [95% CI] against {}",
+                    comparison.labels()[0]
+                ),
+                &comparison.paired(),
+            ),
+        ],
+        charts: vec![Chart {
+            name: COMPARE_CHART.to_string(),
+            svg,
+        }],
+    });
+    write_atomic(&out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
+        .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
     for sentence in comparison.sentences() {
         println!("{sentence}");
     }
     println!(
-        "outputs: {} ({COMPARE_FILE}, {PAIRED_FILE}, compare.png, compare.svg)",
+        "outputs: {} ({COMPARE_FILE}, {PAIRED_FILE}, compare.png, compare.svg, {REPORT_FILE})",
         out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -191,5 +231,38 @@ fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool) -> RunResult {
         queues: keep_queues.then(|| queue_series(&report)),
         warnings,
         accounting_ok: report.accounting_ok(),
+    }
+}
+
+/// A metric × setting table of estimates: `mean [low, high]` (`mean` alone without a CI, empty
+/// when undefined), 3 decimals as in the CSV files.
+fn estimate_table(
+    comparison: &Comparison,
+    caption: String,
+    rows: &[(usize, Metric, Option<Estimate>)],
+) -> Table {
+    let mut header = vec!["metric".to_string()];
+    header.extend(comparison.labels().iter().cloned());
+    let rows =
+        Metric::ALL
+            .iter()
+            .map(|&metric| {
+                let mut row = vec![metric.name().to_string()];
+                row.extend(rows.iter().filter(|(_, m, _)| *m == metric).map(
+                    |(_, _, est)| match est {
+                        None => String::new(),
+                        Some(e) => match e.ci95 {
+                            Some((lo, hi)) => format!("{:.3} [{lo:.3}, {hi:.3}]", e.mean),
+                            None => format!("{:.3}", e.mean),
+                        },
+                    },
+                ));
+                row
+            })
+            .collect();
+    Table {
+        caption,
+        header,
+        rows,
     }
 }

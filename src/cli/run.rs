@@ -4,9 +4,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::Write as _;
+
 use anyhow::{bail, Context};
 
 use crate::report::chart::render_run_charts;
+use crate::report::write::write_atomic;
 use crate::scenario::load::{load_scenario, parse_set};
 use crate::sim::{simulate, RunOptions};
 
@@ -84,6 +87,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     report
         .write(&out)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    // The scenario as run (with its overrides), for report.html and for `plot`.
+    write_atomic(&out, super::plot::SCENARIO_FILE, |w| {
+        w.write_all(scenario.source_yaml.as_bytes())
+    })
+    .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     print!("{}", report.summary_table());
     println!("outputs: {}", out.display());
     // The charts are drawn from the files just written, exactly as `splitlab plot` would.
@@ -94,5 +102,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         )
     })?;
     println!("charts: {} files in {}", charts.len(), out.display());
+    let html = super::plot::write_run_report(&out, &charts)?;
+    println!("report: {}", html.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -89,6 +89,111 @@ pub(crate) fn assert_svg(path: &Path) {
     assert!(svg.contains("</svg>"), "{}", path.display());
 }
 
+/// Asserts `path` is a self-contained HTML report: one inline `<svg` per chart, the scenario
+/// name and every string of `numbers`, and no resource fetched over the network.
+pub(crate) fn assert_report_html(path: &Path, charts: usize, scenario: &str, numbers: &[&str]) {
+    let html = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(html.starts_with("<!DOCTYPE html>"), "{}", path.display());
+    assert!(html.trim_end().ends_with("</html>"), "{}", path.display());
+    assert_eq!(
+        html.matches("<svg").count(),
+        charts,
+        "one inline SVG per chart"
+    );
+    assert_eq!(html.matches("</svg>").count(), charts);
+    assert!(
+        !html.contains("<?xml"),
+        "no XML declaration inside the page"
+    );
+    assert!(html.contains(scenario), "names the scenario {scenario}");
+    for n in numbers {
+        assert!(html.contains(&format!(">{n}<")), "a table cell holds {n}");
+    }
+    let lower = html.to_ascii_lowercase();
+    for attr in ["src=", "href="] {
+        for quote in ["\"", "'", ""] {
+            for scheme in ["http://", "https://", "//"] {
+                let bad = format!("{attr}{quote}{scheme}");
+                assert!(!lower.contains(&bad), "{}: {bad}", path.display());
+            }
+        }
+    }
+    assert!(!lower.contains("<img"), "charts are inline, not images");
+    assert!(!lower.contains("<script"), "no scripts");
+    assert!(!lower.contains("<link"), "no external stylesheets");
+}
+
+/// The Chromium binary, if this machine has one.
+fn chromium() -> Option<PathBuf> {
+    let fixed = PathBuf::from("/usr/bin/chromium");
+    if fixed.exists() {
+        return Some(fixed);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("chromium"))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Renders `html` in headless Chromium and checks the screenshot is a real, non-blank PNG;
+/// returns early (printing so) when Chromium is not installed.
+fn render_in_chromium(html: &Path) {
+    let Some(chromium) = chromium() else {
+        println!(
+            "skipped: chromium is not installed (render test of {})",
+            html.display()
+        );
+        return;
+    };
+    let shot = html.with_file_name("report-screenshot.png");
+    let _ = std::fs::remove_file(&shot);
+    let url = format!(
+        "file://{}",
+        html.canonicalize().expect("absolute path").display()
+    );
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            &format!("--screenshot={}", shot.display()),
+            "--window-size=1200,2000",
+            &url,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromium starts");
+    // A 60 s timeout: a hung browser fails the test instead of hanging it.
+    let deadline = 600;
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for chromium") {
+            break status;
+        }
+        if waited >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    };
+    assert!(status.success(), "chromium failed: {status}");
+    let bytes = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG screenshot");
+    // A blank page compresses to almost nothing; six charts do not.
+    assert!(
+        bytes.len() > 20_000,
+        "screenshot is only {} bytes",
+        bytes.len()
+    );
+    let _ = std::fs::remove_file(&shot);
+}
+
 #[test]
 fn run_writes_every_chart_and_plot_rerenders_them_identically() {
     let dir = temp_dir("run");
@@ -105,6 +210,26 @@ fn run_writes_every_chart_and_plot_rerenders_them_identically() {
     }
     let title = std::fs::read_to_string(dir.join("split.svg")).expect("svg");
     assert!(title.contains("split — manual-canary (seed 1)"));
+    let summary = std::fs::read_to_string(dir.join("summary.json")).expect("summary");
+    let arrived = summary
+        .split("\"arrived\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .expect("requests.arrived in summary.json")
+        .trim()
+        .to_string();
+    assert_report_html(
+        &dir.join("report.html"),
+        CHARTS.len(),
+        "manual-canary",
+        &[&arrived],
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    assert!(
+        html.contains("name: manual-canary"),
+        "the scenario YAML from scenario.yaml"
+    );
+    render_in_chromium(&dir.join("report.html"));
 
     // `plot` draws the same SVGs from the files alone.
     for name in CHARTS {
@@ -116,6 +241,18 @@ fn run_writes_every_chart_and_plot_rerenders_them_identically() {
         let after = std::fs::read(dir.join(format!("{name}.svg"))).expect("re-rendered");
         assert!(&after == before, "{name}.svg differs after plot");
     }
+    // `plot` rewrites report.html; without scenario.yaml it says the scenario is missing.
+    std::fs::remove_file(dir.join("scenario.yaml")).expect("remove");
+    let out = splitlab(&["plot", d]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_report_html(
+        &dir.join("report.html"),
+        CHARTS.len(),
+        "manual-canary",
+        &[&arrived],
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("html");
+    assert!(html.contains("The scenario is not available."));
     // No temp file is left behind.
     for entry in std::fs::read_dir(&dir).expect("dir") {
         let name = entry.expect("entry").file_name();

@@ -87,6 +87,27 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     ] {
         assert!(svg.contains(metric), "a panel for {metric}");
     }
+    let compare_csv = read(one.join("compare.csv"));
+    let p99_mean = compare_csv
+        .lines()
+        .find(|l| l.starts_with("service.rollout_duration=10s,3,p99_ms,"))
+        .and_then(|l| l.split(',').nth(3))
+        .expect("p99_ms mean");
+    crate::charts::assert_report_html(&one.join("report.html"), 1, "canary-rollout", &[]);
+    let html = read(one.join("report.html"));
+    assert!(
+        html.contains(&format!(">{p99_mean} [")),
+        "compare.csv's numbers"
+    );
+    assert!(
+        html.contains("paired.csv: mean difference"),
+        "the paired table"
+    );
+    assert!(
+        html.contains(">0.000 [0.000, 0.000]<"),
+        "the baseline against itself"
+    );
+    assert_eq!(read(one.join("report.html")), read(two.join("report.html")));
     // the tick labels are the values, the axis names the path
     assert!(
         svg.contains("\n10s\n</text>") && svg.contains("\n0s\n</text>"),
