@@ -1159,6 +1159,12 @@ pub fn render_compare_chart(
     write_both_sized(dir, COMPARE_CHART, curves, (WIDTH, COMPARE_HEIGHT))
 }
 
+/// A tick label without float noise (`0.6`, not `0.6000000000000001`) or a needless `.0`.
+fn tick(v: f64) -> String {
+    let r = (v * 1e6).round() / 1e6;
+    format!("{}", if r == 0.0 { 0.0 } else { r })
+}
+
 /// Short tick labels for settings and the axis name they share: `a=1;b=2` becomes `1;2` with
 /// axis `a;b` when every label names the same paths; otherwise the labels stay whole.
 fn short_labels(labels: &[String]) -> (Vec<String>, String) {
@@ -1266,7 +1272,7 @@ impl CompareCurves {
                 }
             })
             .x_desc(axis)
-            .y_label_formatter(&|v: &f64| format!("{v}"))
+            .y_label_formatter(&|v: &f64| tick(*v))
             .axis_desc_style(label_font())
             .label_style(("sans-serif", 15).into_font())
             .light_line_style(RGBColor(235, 235, 235))
@@ -1330,8 +1336,8 @@ impl CompareCurves {
             .configure_mesh()
             .x_desc("time (s)")
             .y_desc("requests waiting (max per window)")
-            .x_label_formatter(&|v: &f64| format!("{v}"))
-            .y_label_formatter(&|v: &f64| format!("{v}"))
+            .x_label_formatter(&|v: &f64| tick(*v))
+            .y_label_formatter(&|v: &f64| tick(*v))
             .axis_desc_style(label_font())
             .label_style(label_font())
             .light_line_style(RGBColor(235, 235, 235))
