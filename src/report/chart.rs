@@ -457,10 +457,38 @@ impl Draw for RunChart<'_> {
     {
         match self.name {
             "split" => draw_split(area, self.data),
-            "queues" => draw_queues(area, self.data),
+            "queues" => draw_pair(
+                area,
+                self.data,
+                "queues",
+                "requests waiting (max per window)",
+                PairLine {
+                    value: |row| Some(row.qp_queue as f64),
+                    label: "queue-proxy queue (all pods)",
+                },
+                PairLine {
+                    value: |row| Some(row.activator_queue as f64),
+                    label: "activator queue",
+                },
+                false,
+            ),
             "outcomes" => draw_outcomes(area, self.data),
             "latency" => draw_latency(area, self.data),
-            "pods" => draw_pods(area, self.data),
+            "pods" => draw_pair(
+                area,
+                self.data,
+                "pods",
+                "pods (max per window)",
+                PairLine {
+                    value: |row| Some(row.ready_pods as f64),
+                    label: "ready",
+                },
+                PairLine {
+                    value: |row| row.desired_pods.map(|d| d as f64),
+                    label: "desired (autoscaler)",
+                },
+                true,
+            ),
             "routes" => draw_routes(area, self.data),
             other => Err(format!("unknown chart {other:?}").into()),
         }
@@ -740,48 +768,6 @@ where
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-fn draw_queues<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
-where
-    DB::ErrorType: 'static,
-{
-    let top = y_max(
-        data.rows
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|r| r.qp_queue.max(r.activator_queue) as f64),
-        1.0,
-    ) * 1.1;
-    let mut chart = linear_chart(
-        area,
-        &data.title("queues"),
-        (0.0, data.end_s()),
-        (0.0, top),
-        "time (s)",
-        "requests waiting (max per window)",
-    )?;
-    for (r, name) in data.revisions.iter().enumerate() {
-        let c = color(r);
-        let qp = data.series(r, |row| Some(row.qp_queue as f64));
-        let act = data.series(r, |row| Some(row.activator_queue as f64));
-        line(
-            &mut chart,
-            qp,
-            c.stroke_width(2),
-            false,
-            format!("{name} queue-proxy queue (all pods)"),
-        )?;
-        line(
-            &mut chart,
-            act,
-            c.stroke_width(2),
-            true,
-            format!("{name} activator queue"),
-        )?;
-    }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
-}
-
 fn draw_outcomes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
 where
     DB::ErrorType: 'static,
@@ -907,44 +893,59 @@ where
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
 
-fn draw_pods<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+/// One column of a paired chart: what it reads and how its legend entry ends.
+struct PairLine {
+    value: fn(&WindowRow) -> Option<f64>,
+    label: &'static str,
+}
+
+/// Per revision, two series in the revision's colour: `solid` and `dashed`, optionally drawn
+/// as steps (a value holds for its whole window). The queues and pods charts are this chart.
+fn draw_pair<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    data: &RunData,
+    chart_name: &str,
+    y_label: &str,
+    solid: PairLine,
+    dashed: PairLine,
+    stepped: bool,
+) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let top = y_max(
-        data.rows
-            .iter()
-            .flatten()
-            .flatten()
-            .map(|r| r.ready_pods.max(r.desired_pods.unwrap_or(0)) as f64),
+        data.rows.iter().flatten().flatten().map(|r| {
+            (solid.value)(r)
+                .unwrap_or(0.0)
+                .max((dashed.value)(r).unwrap_or(0.0))
+        }),
         1.0,
     ) * 1.1;
     let mut chart = linear_chart(
         area,
-        &data.title("pods"),
+        &data.title(chart_name),
         (0.0, data.end_s()),
         (0.0, top),
         "time (s)",
-        "pods (max per window)",
+        y_label,
     )?;
     for (r, name) in data.revisions.iter().enumerate() {
         let c = color(r);
-        let ready = data.series(r, |row| Some(row.ready_pods as f64));
-        let desired = data.series(r, |row| row.desired_pods.map(|d| d as f64));
-        line(
-            &mut chart,
-            steps(&ready, data.end_s()),
-            c.stroke_width(2),
-            false,
-            format!("{name} ready"),
-        )?;
-        line(
-            &mut chart,
-            steps(&desired, data.end_s()),
-            c.stroke_width(2),
-            true,
-            format!("{name} desired (autoscaler)"),
-        )?;
+        for (spec, is_dashed) in [(&solid, false), (&dashed, true)] {
+            let points = data.series(r, spec.value);
+            let points = if stepped {
+                steps(&points, data.end_s())
+            } else {
+                points
+            };
+            line(
+                &mut chart,
+                points,
+                c.stroke_width(2),
+                is_dashed,
+                format!("{name} {}", spec.label),
+            )?;
+        }
     }
     legend(&mut chart, SeriesLabelPosition::UpperRight)
 }
