@@ -2,28 +2,11 @@
 //! SVG is well-formed, `plot` re-renders the same SVG bytes, a broken run directory is a clear
 //! error, and `accuracy --out` writes its chart.
 
+use crate::common::{splitlab, temp_dir, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const CHARTS: [&str; 6] = ["split", "queues", "outcomes", "latency", "pods", "routes"];
-
-fn splitlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the splitlab binary runs")
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitlab-charts-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// Asserts `path` is a PNG that decodes to 1200×800.
 fn assert_png(path: &Path) {
@@ -196,7 +179,7 @@ fn render_in_chromium(html: &Path) {
 
 #[test]
 fn run_writes_every_chart_and_plot_rerenders_them_identically() {
-    let dir = temp_dir("run");
+    let dir = temp_dir("charts-run");
     let d = dir.to_str().expect("utf-8 path");
     let out = splitlab(&["run", "scenarios/manual-canary.yaml", "--out", d]);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -278,7 +261,7 @@ fn run_writes_every_chart_and_plot_rerenders_them_identically() {
 
 #[test]
 fn plot_of_a_missing_directory_names_the_file() {
-    let dir = temp_dir("missing");
+    let dir = temp_dir("charts-missing");
     let out = splitlab(&["plot", dir.to_str().expect("utf-8")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -288,7 +271,7 @@ fn plot_of_a_missing_directory_names_the_file() {
 
 #[test]
 fn accuracy_out_writes_its_chart_and_keeps_the_table() {
-    let dir = temp_dir("accuracy");
+    let dir = temp_dir("charts-accuracy");
     let d = dir.to_str().expect("utf-8 path");
     let plain = splitlab(&[
         "accuracy",

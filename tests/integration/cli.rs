@@ -1,19 +1,8 @@
 //! Integration tests of the `splitlab` command line: the exact output forms other tools rely on,
 //! exit statuses, and clear errors (never panics) on bad input.
 
-use std::process::{Command, Output};
-
-fn splitlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the splitlab binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
-}
+use crate::common::{splitlab, text};
+use std::process::Output;
 
 /// Asserts no Rust panic reached the user.
 fn assert_no_panic(out: &Output) {

@@ -2,30 +2,13 @@
 //! output for any number of jobs, exact zeros for the baseline against itself, and clear
 //! errors (exit 1, no panic) on bad input.
 
+use crate::common::{splitlab, temp_dir, text};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const COMPARE_HEADER: &str = "setting,seeds,metric,mean,ci95_low,ci95_high,min,max";
 const PAIRED_HEADER: &str = "setting,baseline,metric,mean_diff,ci95_low,ci95_high";
 const METRICS: usize = 8;
-
-fn splitlab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the splitlab binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitlab-compare-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
 
 /// A short comparison: 60 s of canary-rollout, rollout-duration 10s (finishes in the run) as the
 /// baseline against 0s (no gradual rollout), 3 seeds.
@@ -52,8 +35,8 @@ fn read(path: PathBuf) -> String {
 
 #[test]
 fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
-    let one = temp_dir("j1");
-    let two = temp_dir("j2");
+    let one = temp_dir("compare-j1");
+    let two = temp_dir("compare-j2");
     let out1 = short_compare(&one, "1");
     assert!(out1.status.success(), "{}", text(&out1.stderr));
     let out2 = short_compare(&two, "2");
@@ -185,7 +168,7 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
 
 #[test]
 fn compare_refuses_bad_input_clearly() {
-    let out = temp_dir("bad");
+    let out = temp_dir("compare-bad");
     let out = out.to_str().expect("utf-8 path");
     let scenario = "scenarios/canary-rollout.yaml";
     // (arguments after the scenario, a piece of the message)

@@ -3,5 +3,6 @@
 
 mod charts;
 mod cli;
+mod common;
 mod compare;
 mod scenarios;

@@ -3,8 +3,8 @@
 //! routing core's rollout schedule; the observed split stays within binomial noise.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::common::{splitlab, temp_dir};
 use splitlab::routing::rollout_schedule::schedule;
 use splitlab::scenario::load::load_scenario;
 use splitlab::scenario::Scenario;
@@ -63,20 +63,6 @@ fn every_shipped_scenario_runs_and_accounts_for_every_request() {
     }
 }
 
-fn run_cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("the splitlab binary runs")
-}
-
-fn temp_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitlab-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 /// summary.json with the one non-deterministic field (the wall time) blanked.
 fn summary_without_wall_time(dir: &Path) -> String {
     let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json");
@@ -88,7 +74,11 @@ fn summary_without_wall_time(dir: &Path) -> String {
 
 #[test]
 fn same_seed_gives_byte_identical_outputs() {
-    let (a, b, c) = (temp_dir("det-a"), temp_dir("det-b"), temp_dir("det-c"));
+    let (a, b, c) = (
+        temp_dir("scenarios-det-a"),
+        temp_dir("scenarios-det-b"),
+        temp_dir("scenarios-det-c"),
+    );
     let common = [
         "run",
         "scenarios/stacked-rollouts.yaml",
@@ -99,7 +89,7 @@ fn same_seed_gives_byte_identical_outputs() {
     for (dir, seed) in [(&a, "5"), (&b, "5"), (&c, "6")] {
         let mut args = common.to_vec();
         args.extend_from_slice(&["--seed", seed, "--out", dir.to_str().expect("utf-8")]);
-        let out = run_cli(&args);
+        let out = splitlab(&args);
         assert!(
             out.status.success(),
             "{}",
@@ -130,8 +120,8 @@ fn same_seed_gives_byte_identical_outputs() {
 
 #[test]
 fn run_writes_the_contracted_files() {
-    let dir = temp_dir("files");
-    let out = run_cli(&[
+    let dir = temp_dir("scenarios-files");
+    let out = splitlab(&[
         "run",
         "scenarios/manual-canary.yaml",
         "--out",
@@ -221,7 +211,7 @@ fn run_reports_bad_scenarios_and_overrides_clearly() {
         (&["run", "--set", "novalue"], "PATH=VALUE"),
     ];
     for (args, fragment) in cases {
-        let out = run_cli(args);
+        let out = splitlab(args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(fragment), "{args:?}: {stderr}");
@@ -239,7 +229,7 @@ fn routes_follow_the_rollout_schedule() {
         "canary-rollout.yaml",
         &[("ingress.programming_delay", "{constant: 300ms}")],
     );
-    let dir = temp_dir("routes");
+    let dir = temp_dir("scenarios-routes");
     simulate(&scenario, &RunOptions::default())
         .into_report(0.0)
         .write(&dir)
@@ -329,7 +319,7 @@ fn observed_split_is_within_binomial_noise() {
 #[test]
 fn golden_manual_canary() {
     let scenario = load("manual-canary.yaml", &[]);
-    let dir = temp_dir("golden");
+    let dir = temp_dir("scenarios-golden");
     simulate(&scenario, &RunOptions::default())
         .into_report(0.0)
         .write(&dir)
@@ -451,7 +441,7 @@ kubernetes:
 ";
     let resolve = |_: &str| Err::<String, String>("no files".to_string());
     let scenario = load_scenario("scale-to-zero.yaml", yaml, &[], &resolve).expect("valid");
-    let dir = temp_dir("s2z");
+    let dir = temp_dir("scenarios-s2z");
     let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
     report.write(&dir).expect("outputs");
     assert!(report.accounting_ok());

@@ -1,0 +1,27 @@
+//! Helpers every integration test module shares: running the binary, reading its output,
+//! temporary directories.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs the `splitlab` binary from the project root.
+pub fn splitlab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the splitlab binary runs")
+}
+
+/// The binary's output as text (it only writes UTF-8).
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8(bytes.to_vec()).expect("utf-8 output")
+}
+
+/// A fresh, empty temporary directory path for this process; `label` must be unique among the
+/// tests (they run in parallel in one binary), so callers prefix it with their module.
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("splitlab-{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
