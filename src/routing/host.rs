@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use super::validation::{is_dns1123_label, is_dns1123_subdomain};
+
 /// Knative's default domain template (networking `config.go:56`).
 pub const DEFAULT_DOMAIN_TEMPLATE: &str = "{{.Name}}.{{.Namespace}}.{{.Domain}}";
 /// Knative's default tag template (networking `config.go:60`).
@@ -173,20 +175,6 @@ impl DomainConfig {
     }
 }
 
-const DNS1123_LABEL_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
-
-fn is_label_shape(label: &str) -> bool {
-    let bytes = label.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    match (bytes.first(), bytes.last()) {
-        (Some(&first), Some(&last)) => {
-            alnum(first) && alnum(last) && bytes.iter().all(|&b| alnum(b) || b == b'-')
-        }
-        _ => false,
-    }
-}
-
 /// apimachinery `IsFullyQualifiedDomainName(field.NewPath("url"), name)`, as one aggregate
 /// message (`url: Invalid value: "<v>": <msg>`, several joined as `[a, b]`).
 fn check_fqdn(name: &str) -> Result<(), HostError> {
@@ -196,13 +184,12 @@ fn check_fqdn(name: &str) -> Result<(), HostError> {
     if trimmed.is_empty() {
         errors.push("url: Required value".to_string());
     } else {
-        // IsDNS1123Subdomain first.
-        if trimmed.len() > 253 {
-            errors.push(invalid(trimmed, "must be no more than 253 characters"));
-        }
-        if !trimmed.split('.').all(is_label_shape) {
-            errors.push(invalid(trimmed, DNS1123_SUBDOMAIN_MSG));
-        }
+        // IsDNS1123Subdomain first, then at least two labels, each IsDNS1123Label.
+        errors.extend(
+            is_dns1123_subdomain(trimmed)
+                .iter()
+                .map(|m| invalid(trimmed, m)),
+        );
         if errors.is_empty() {
             let labels: Vec<&str> = trimmed.split('.').collect();
             if labels.len() < 2 {
@@ -212,12 +199,7 @@ fn check_fqdn(name: &str) -> Result<(), HostError> {
                 ));
             }
             for label in labels {
-                if label.len() > 63 {
-                    errors.push(invalid(label, "must be no more than 63 characters"));
-                }
-                if !is_label_shape(label) {
-                    errors.push(invalid(label, DNS1123_LABEL_MSG));
-                }
+                errors.extend(is_dns1123_label(label).iter().map(|m| invalid(label, m)));
             }
         }
     }

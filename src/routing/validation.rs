@@ -436,6 +436,8 @@ const DNS1035_LABEL_ERR_MSG: &str = "a DNS-1035 label must consist of lower case
 pub const DNS1035_LABEL_MAX_LENGTH: usize = 63;
 
 // dns1123LabelFmt + "(\\." + dns1123LabelFmt + ")*", spelled out.
+const DNS1123_LABEL_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?";
+const DNS1123_LABEL_ERR_MSG: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character";
 const DNS1123_SUBDOMAIN_FMT: &str =
     "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
@@ -530,6 +532,23 @@ pub fn is_dns1035_label(s: &str) -> Vec<String> {
             DNS1035_LABEL_ERR_MSG,
             DNS1035_LABEL_FMT,
             &["my-name", "abc-123"],
+        ));
+    }
+    errs
+}
+
+/// `validation.IsDNS1123Label`: the reasons `s` is not a DNS-1123 label (at most 63 bytes of
+/// lower-case alphanumerics and `-`, starting and ending with an alphanumeric); empty when it is.
+pub fn is_dns1123_label(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > DNS1035_LABEL_MAX_LENGTH {
+        errs.push(max_len_error(DNS1035_LABEL_MAX_LENGTH));
+    }
+    if !matches_dns1123_label(s) {
+        errs.push(regex_error(
+            DNS1123_LABEL_ERR_MSG,
+            DNS1123_LABEL_FMT,
+            &["my-name", "123-abc"],
         ));
     }
     errs
@@ -1442,6 +1461,26 @@ mod tests {
             let before = validate_route(&m, &traffic).error_string();
             default_traffic(&mut traffic, false);
             prop_assert_eq!(before, validate_route(&m, &traffic).error_string());
+        }
+    }
+
+    #[test]
+    fn dns1123_label_messages_are_apimachinerys() {
+        // (input, reasons): IsDNS1123Label's exact texts
+        let regex = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
+        let long = "a".repeat(64);
+        let cases: Vec<(&str, Vec<&str>)> = vec![
+            // a valid label, digits first allowed (unlike DNS-1035)
+            ("1abc-9", vec![]),
+            // upper case
+            ("Abc", vec![regex]),
+            // a trailing dash
+            ("abc-", vec![regex]),
+            // too long but well-formed
+            (&long, vec!["must be no more than 63 characters"]),
+        ];
+        for (input, want) in cases {
+            assert_eq!(is_dns1123_label(input), want, "{input:?}");
         }
     }
 }
