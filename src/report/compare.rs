@@ -355,9 +355,9 @@ pub fn t975(df: u64) -> f64 {
     }
 }
 
-/// A&S 26.7.5 with the normal quantile z = 1.959964.
+/// A&S 26.7.5 around the normal quantile z = 1.959964.
 fn t975_expansion(df: f64) -> f64 {
-    let x = 1.959_963_984_540_054_f64;
+    let x = crate::report::accuracy::Z95;
     let g1 = (x.powi(3) + x) / 4.0;
     let g2 = (5.0 * x.powi(5) + 16.0 * x.powi(3) + 3.0 * x) / 96.0;
     let g3 = (3.0 * x.powi(7) + 19.0 * x.powi(5) + 17.0 * x.powi(3) - 15.0 * x) / 384.0;

@@ -1401,7 +1401,6 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         ));
     }
     let activator = ActivatorSpec {
-        target_burst_capacity,
         replicas: cx.int_within(
             "activator.replicas",
             f.activator.replicas.unwrap_or(1),
@@ -1919,7 +1918,7 @@ arrivals:
         );
         assert_eq!(s.arrivals.tag_shares, vec![("next".to_string(), 0.1)]);
         assert_eq!(s.picker, PickerKind::Random);
-        assert_eq!(s.activator.target_burst_capacity, 211.0);
+        assert_eq!(s.autoscaler.config.target_burst_capacity, 211.0);
         assert_eq!(s.activator.probe_period, SimDuration::from_millis(200));
         assert_eq!(s.metrics.window, SimDuration::from_secs(1));
         // Default drain: the longest revision timeout plus one metrics window.

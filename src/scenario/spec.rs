@@ -103,8 +103,8 @@ pub struct RevisionSpec {
 pub struct AutoscalerSpec {
     /// `false`: pod counts stay as scripted; the decider still computes the SKS mode.
     pub enabled: bool,
-    /// config-autoscaler. Its `target_burst_capacity` is not read: `ActivatorSpec`'s is the one
-    /// setting, copied in by the simulator.
+    /// config-autoscaler, including `target-burst-capacity` (written under `activator:` in a
+    /// scenario file, since it decides when the activator is in the path).
     pub config: crate::model::autoscaler::AutoscalerConfig,
 }
 
@@ -209,9 +209,6 @@ pub struct IngressSpec {
 /// The activator.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ActivatorSpec {
-    /// `target-burst-capacity`: 0 = activator only at zero ready pods, -1 = always in the path,
-    /// > 0 = in the path while the excess burst capacity is negative. Default 211.
-    pub target_burst_capacity: f64,
     /// Readiness probe period (default 200 ms).
     pub probe_period: SimDuration,
     /// Activator pods in the cluster (default 1). With more than one, each revision is served by

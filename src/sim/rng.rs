@@ -17,7 +17,7 @@ pub enum Stream {
     Arrivals = 1,
     Routing = 2,
     IngressDelay = 3,
-    EndpointLb = 4,
+    // 4 was reserved for endpoint load balancing, which is round-robin and draws nothing.
     ActivatorLb = 5,
     /// Per revision: `ServiceTime + 2 * revision index`.
     ServiceTime = 16,

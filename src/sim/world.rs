@@ -319,8 +319,6 @@ impl<'a> World<'a> {
                 autoscaler.min_scale = r.min_scale.unwrap_or(autoscaler.min_scale);
                 autoscaler.max_scale = r.max_scale.unwrap_or(autoscaler.max_scale);
                 autoscaler.initial_scale = r.initial_scale.unwrap_or(autoscaler.initial_scale);
-                // `activator.target_burst_capacity` is the scenario's one setting for TBC.
-                autoscaler.target_burst_capacity = s.activator.target_burst_capacity;
                 Rev {
                     name: r.name.clone(),
                     cc: r.container_concurrency,
@@ -1592,7 +1590,6 @@ mod tests {
                 programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
             },
             activator: ActivatorSpec {
-                target_burst_capacity: 0.0,
                 replicas: 1,
                 probe_period: SimDuration::from_millis(200),
                 lb_policy: None,
@@ -1601,9 +1598,13 @@ mod tests {
             metrics: MetricsSpec {
                 window: SimDuration::from_secs(1),
             },
+            // TBC 0: the activator only at zero ready pods, so it stays out of the path here.
             autoscaler: AutoscalerSpec {
                 enabled: false,
-                config: Default::default(),
+                config: AutoscalerConfig {
+                    target_burst_capacity: 0.0,
+                    ..Default::default()
+                },
             },
             kubelet_ready_delay: Dist::constant(SimDuration::from_secs(5)).expect("valid"),
             endpoint_removal_delay: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
