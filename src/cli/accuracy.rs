@@ -44,36 +44,35 @@ fn next_checkpoint(n: u64) -> u64 {
     scaled.max(n + 1)
 }
 
-/// Routes `requests` requests through a `kind` picker seeded with `seed` and records each
-/// revision's running share (percent) at log-spaced counts and at the last one; the memory used
-/// grows with the number of checkpoints, not of requests.
-fn running_curve(
+/// Routes `requests` synthetic requests through a `kind` picker seeded with `seed` (each request
+/// is its own client for the hash picker). Returns the split accuracy and each revision's running
+/// share (percent) at log-spaced counts and at the last one; the curve's memory grows with the
+/// number of checkpoints, not of requests.
+fn route(
     kind: PickerKind,
     percents: &[u32],
     requests: u64,
     seed: u64,
-) -> anyhow::Result<PickerCurve> {
+) -> anyhow::Result<(ShareTracker, PickerCurve)> {
     let mut picker = Picker::new(kind, percents)?;
+    let mut tracker =
+        ShareTracker::new(&percents.iter().map(|p| f64::from(*p)).collect::<Vec<_>>());
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
-    let mut counts = vec![0u64; percents.len()];
     let mut points = Vec::new();
     let mut checkpoint = 1;
     for request in 0..requests {
-        counts[picker.pick(request, &mut rng)] += 1;
+        tracker.record(picker.pick(request, &mut rng));
         let n = request + 1;
         if n == checkpoint || n == requests {
-            let shares = counts
-                .iter()
-                .map(|c| *c as f64 * 100.0 / n as f64)
-                .collect();
-            points.push((n, shares));
+            points.push((n, tracker.observed_pct()));
             checkpoint = next_checkpoint(n);
         }
     }
-    Ok(PickerCurve {
+    let curve = PickerCurve {
         picker: kind.name().to_string(),
         points,
-    })
+    };
+    Ok((tracker, curve))
 }
 
 fn parse_picker(s: &str) -> Result<PickerKind, String> {
@@ -119,14 +118,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
     }
     let percents: Vec<u32> = weights.iter().map(|(_, p)| *p).collect();
-    let mut picker = Picker::new(args.picker, &percents)?;
-    let mut tracker =
-        ShareTracker::new(&percents.iter().map(|p| f64::from(*p)).collect::<Vec<_>>());
-    let mut rng = Pcg64Mcg::seed_from_u64(args.seed);
-    for request in 0..args.requests {
-        // Each request is its own client for the hash picker.
-        tracker.record(picker.pick(request, &mut rng));
-    }
+    // Without --out only the chosen picker runs; with it every picker does, once, and the table
+    // comes from the chosen picker's run.
+    let kinds: Vec<PickerKind> = if args.out.is_some() {
+        PickerKind::ALL.to_vec()
+    } else {
+        vec![args.picker]
+    };
+    let mut runs = kinds
+        .iter()
+        .map(|kind| route(*kind, &percents, args.requests, args.seed))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let chosen = kinds
+        .iter()
+        .position(|k| *k == args.picker)
+        .expect("the chosen picker is among the kinds run");
+    let tracker = &runs[chosen].0;
     println!(
         "picker: {}, requests: {}, seed: {}",
         args.picker, args.requests, args.seed
@@ -154,10 +161,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             seed: args.seed,
             requests: args.requests,
-            pickers: PickerKind::ALL
-                .iter()
-                .map(|kind| running_curve(*kind, &percents, args.requests, args.seed))
-                .collect::<anyhow::Result<_>>()?,
+            pickers: runs.drain(..).map(|(_, curve)| curve).collect(),
         };
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
@@ -196,8 +200,8 @@ mod tests {
     }
 
     #[test]
-    fn running_curve_ends_at_the_last_request() {
-        let curve = running_curve(PickerKind::Wrr, &[90, 10], 1000, 1).expect("picker");
+    fn route_curve_ends_at_the_last_request() {
+        let (_, curve) = route(PickerKind::Wrr, &[90, 10], 1000, 1).expect("picker");
         let (n, shares) = curve.points.last().expect("points");
         assert_eq!(*n, 1000);
         // smooth WRR is exact at every multiple of the period

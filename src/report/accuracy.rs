@@ -71,6 +71,12 @@ impl ShareTracker {
         }
     }
 
+    /// The running share of every destination, in percent (all 0 before the first pick).
+    pub fn observed_pct(&self) -> Vec<f64> {
+        let n = self.total.max(1) as f64;
+        self.counts.iter().map(|c| *c as f64 * 100.0 / n).collect()
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }
