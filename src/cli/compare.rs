@@ -215,14 +215,14 @@ struct RunResult {
 fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool) -> RunResult {
     let mut scenario = scenario.clone();
     scenario.seed = seed;
-    let sim = simulate(
+    let mut sim = simulate(
         &scenario,
         &RunOptions {
             replication: 0,
             keep_requests: false,
         },
     );
-    let warnings = sim.warnings.clone();
+    let warnings = std::mem::take(&mut sim.warnings);
     // No wall time: nothing of it reaches the comparison's files.
     let report = sim.into_report(0.0);
     let first_event: Option<SimTime> = scenario.timeline.first().map(|e| e.at);

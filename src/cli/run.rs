@@ -69,14 +69,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // The CLI, not the simulator, reads the wall clock: it reports how long the run took.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let sim = simulate(
+    let mut sim = simulate(
         &scenario,
         &RunOptions {
             replication: 0,
             keep_requests: args.requests,
         },
     );
-    let warnings = sim.warnings.clone();
+    let warnings = std::mem::take(&mut sim.warnings);
     let report = sim.into_report(started.elapsed().as_secs_f64());
     for w in &warnings {
         eprintln!("warning: {w}");
