@@ -10,6 +10,8 @@ pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
 pub mod queue_proxy;
+pub mod rng;
+pub mod route_control;
 pub mod time;
 
 pub use time::{SimDuration, SimTime};

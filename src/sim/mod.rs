@@ -1,4 +1,4 @@
-//! The discrete-event engine: simulated time, the event queue, seeded random streams, and the
+//! The discrete-event engine: simulated time, the event queue, and the
 //! run loop of the Knative world (`world`).
 //!
 //! Owns: event ordering (time, then scheduling order), the merge of the arrival stream with
@@ -6,7 +6,6 @@
 //! touch files or print (the CLI does), or use `live`.
 
 pub mod queue;
-pub mod rng;
 pub mod world;
 
 pub use world::{simulate, RunOptions, SimRun};

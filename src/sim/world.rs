@@ -30,35 +30,19 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::RngExt;
 
 use super::queue::EventQueue;
-use super::rng::{stream, Stream, StreamRng};
 use crate::model::activator::Throttler;
-use crate::model::arrival::{Address, Arrival, ArrivalGen};
+use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::autoscaler::{
     assign_slice, initial_excess_burst_capacity, num_activators, sks_mode, AutoscalerConfig,
     Decider, Mode, ScaleToZero,
 };
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
+use crate::model::rng::{stream, Stream, StreamRng};
+use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::record::{Outcome, RequestRecord};
 use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
-use crate::routing::host::DomainConfig;
-use crate::routing::ingress::{RouteTable, RoutingFeatures};
-use crate::routing::kn::{
-    compute, Command, RevisionInfo as KnRevision, ServiceState, TrafficFlags,
-};
-use crate::routing::pick::{Pick, Picker};
-use crate::routing::resolve::{
-    build_traffic_configuration, ConditionStatus, Inventory, RevisionInfo, RouteRef,
-};
-use crate::routing::rollout::reconcile_rollout;
-use crate::routing::target::{default_traffic, service_route_traffic};
-use crate::routing::validation::validate_service;
-use crate::routing::{ObjectMeta, TrafficTarget};
 use crate::scenario::spec::{Action, AppModel, Scenario};
-
-/// Simulated time 0 is this Unix-nanosecond instant for the rollout machine: Knative's
-/// `StartTime == 0` means "unset", and its f64 arithmetic is reproduced at real magnitudes.
-const EPOCH_NS: i64 = 1_000_000_000_000_000_000;
 /// The decider's tick (multiscaler.go:36).
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
@@ -236,19 +220,6 @@ struct Rev {
     startup_rng: StreamRng,
 }
 
-/// The data plane's current routing: per group, its picker and the revisions of its splits.
-struct DataPlane {
-    table: Option<RouteTable>,
-    /// Per group; `None` for a group the data plane cannot route (no positive weight, or a
-    /// revision the scenario does not know), whose requests end as errors.
-    pickers: Vec<Option<Picker>>,
-    group_revs: Vec<Vec<u32>>,
-    default_group: Option<usize>,
-    main_group: Option<usize>,
-    host_groups: Vec<Option<usize>>,
-    header_groups: Vec<Option<usize>>,
-}
-
 struct World<'a> {
     s: &'a Scenario,
     now: SimTime,
@@ -267,20 +238,10 @@ struct World<'a> {
     revs: Vec<Rev>,
     rev_index: BTreeMap<String, u32>,
     // the route
-    traffic: Vec<TrafficTarget>,
-    rollout_secs: i64,
-    annotation: Option<String>,
-    desired_table: Option<RouteTable>,
-    desired_gen: u64,
-    applied_gen: u64,
-    route_ingress_ready: bool,
+    control: RouteControl,
     reconcile_at: Option<SimTime>,
-    rolling: BTreeMap<String, bool>,
     latest_ready: Option<u32>,
     next_created_order: u32,
-    domain: DomainConfig,
-    features: RoutingFeatures,
-    route: RouteRef,
     plane: DataPlane,
     recorder: RunRecorder,
     warnings: Vec<String>,
@@ -371,8 +332,6 @@ impl<'a> World<'a> {
             opts.keep_requests,
         );
         let end = SimTime::ZERO + s.duration;
-        let mut traffic = s.traffic.clone();
-        default_traffic(&mut traffic, true);
         World {
             s,
             now: SimTime::ZERO,
@@ -390,39 +349,11 @@ impl<'a> World<'a> {
             pods: Vec::new(),
             revs,
             rev_index,
-            traffic,
-            rollout_secs: s.service.rollout_duration_secs,
-            annotation: None,
-            desired_table: None,
-            desired_gen: 0,
-            applied_gen: 0,
-            route_ingress_ready: false,
+            control: RouteControl::new(&s.service, &s.traffic),
             reconcile_at: None,
-            rolling: BTreeMap::new(),
             latest_ready: None,
             next_created_order: 0,
-            domain: DomainConfig {
-                domain: s.service.domain.clone(),
-                ..DomainConfig::default()
-            },
-            features: RoutingFeatures {
-                tag_header_routing: s.service.tag_header_routing,
-                system_internal_tls: false,
-            },
-            route: RouteRef {
-                name: s.service.name.clone(),
-                namespace: s.service.namespace.clone(),
-                service: Some(s.service.name.clone()),
-            },
-            plane: DataPlane {
-                table: None,
-                pickers: Vec::new(),
-                group_revs: Vec::new(),
-                default_group: None,
-                main_group: None,
-                host_groups: Vec::new(),
-                header_groups: Vec::new(),
-            },
+            plane: DataPlane::default(),
             recorder,
             warnings: Vec::new(),
             scratch: Vec::new(),
@@ -518,8 +449,7 @@ impl<'a> World<'a> {
         }
         // The KIngress is created with the desired split (no gradual rollout at creation,
         // RR:59-72) and is programmed before the run starts.
-        self.reconcile();
-        if let Some(gen) = (self.desired_gen > self.applied_gen).then_some(self.desired_gen) {
+        if let Some(gen) = self.reconcile() {
             self.apply_programming(gen);
             self.reconcile();
         }
@@ -538,7 +468,7 @@ impl<'a> World<'a> {
             Ev::PsWake { pod, gen } => self.on_ps_wake(pod, gen),
             Ev::Deadline { rev } => self.on_deadline(rev),
             Ev::IngressProgrammed { generation } => {
-                if generation > self.applied_gen {
+                if self.control.is_new(generation) {
                     self.apply_programming(generation);
                     self.reconcile();
                 }
@@ -581,12 +511,11 @@ impl<'a> World<'a> {
         self.recorder.arrived(self.now);
         let id = self.next_req_id;
         self.next_req_id += 1;
-        let group = match a.address {
-            Address::Main => self.plane.main_group,
-            Address::Host(i) => self.plane.host_groups.get(i as usize).copied().flatten(),
-            Address::Header(i) => self.plane.header_groups.get(i as usize).copied().flatten(),
-        };
-        let Some(group) = group.filter(|g| self.plane.pickers[*g].is_some()) else {
+        let routed = self
+            .plane
+            .group_of(a.address)
+            .and_then(|g| self.plane.pick(g, a.client, &mut self.routing_rng));
+        let Some(routed) = routed else {
             // No rule for the host: the ingress answers 404.
             self.recorder.finished(&RequestRecord {
                 id,
@@ -599,12 +528,8 @@ impl<'a> World<'a> {
             });
             return;
         };
-        let split = self.plane.pickers[group]
-            .as_mut()
-            .expect("filtered above: the group has a picker")
-            .pick(a.client, &mut self.routing_rng);
-        let rev = self.plane.group_revs[group][split];
-        let default_group = Some(group) == self.plane.default_group;
+        let rev = routed.revision;
+        let default_group = routed.default_group;
         self.recorder.routed(self.now, rev as usize, default_group);
         self.revs[rev as usize].requests_since_tick += 1;
         let slot = match self.free.pop() {
@@ -1290,163 +1215,72 @@ impl<'a> World<'a> {
 
     // ---------------------------------------------------------------- the route
 
-    fn inventory(&self) -> Inventory {
-        let mut inv = Inventory::default();
-        let config = &self.s.service.name;
-        for r in self.revs.iter().filter(|r| r.created) {
-            let mut info = RevisionInfo::ready(&r.name, config, Some(config));
-            info.ready = if r.ready {
-                ConditionStatus::True
-            } else {
-                ConditionStatus::Unknown
-            };
-            inv.add_revision(info);
-        }
+    /// The route reconciler (RR:331-383) over the created revisions; returns a new generation
+    /// the ingress is asked to program (also scheduled after the programming delay).
+    fn reconcile(&mut self) -> Option<u64> {
         let latest = self
             .latest_ready
-            .map(|i| self.revs[i as usize].name.clone())
+            .map(|i| self.revs[i as usize].name.as_str())
             .unwrap_or_default();
-        inv.add_configuration(config, &latest, ConditionStatus::True);
-        inv
-    }
-
-    /// The route reconciler (RR:331-383, RG:164-197).
-    fn reconcile(&mut self) {
-        let route_traffic = service_route_traffic(&self.traffic, &self.s.service.name);
-        let tc = match build_traffic_configuration(&self.inventory(), &self.route, &route_traffic) {
-            Ok(tc) => tc,
-            // d.13: a target error freezes the ingress; the last good split stays live.
-            Err(_) => return,
-        };
-        let cur = tc.build_rollout();
-        let ingress_ready = self.applied_gen == self.desired_gen;
-        let now_ns = EPOCH_NS + self.now.as_nanos();
-        let (effective, next_ns) = reconcile_rollout(
-            &cur,
-            self.annotation.as_deref(),
-            self.rollout_secs,
-            ingress_ready,
-            self.route_ingress_ready,
-            now_ns,
-        );
-        self.annotation = Some(effective.to_json());
-        let table =
-            match RouteTable::build(&tc, &effective, &self.route, &self.domain, self.features) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.warn(format!("the route cannot be programmed: {e}"));
-                    return;
-                }
-            };
-        // A revision no route group references is unreachable: the autoscaler drops its
-        // min-scale and scale-down limits (pa.go:54-82).
-        for r in self.revs.iter_mut() {
-            r.reachable = table
-                .groups
-                .iter()
-                .any(|g| g.splits.iter().any(|s| s.revision == r.name));
+        let created: Vec<RevisionState<'_>> = self
+            .revs
+            .iter()
+            .filter(|r| r.created)
+            .map(|r| RevisionState {
+                name: &r.name,
+                ready: r.ready,
+            })
+            .collect();
+        let out = self.control.reconcile(self.now, &created, latest);
+        if let Some(w) = out.warning {
+            self.warn(w);
         }
-        if self.desired_table.as_ref() != Some(&table) {
-            self.desired_table = Some(table);
-            self.desired_gen += 1;
-            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.queue.schedule(
-                self.now + delay,
-                Ev::IngressProgrammed {
-                    generation: self.desired_gen,
-                },
-            );
-        }
-        self.route_ingress_ready = self.applied_gen == self.desired_gen && effective.done();
-        for cfg in &effective.configurations {
-            let key = format!("{}/{}", cfg.tag, cfg.configuration_name);
-            let in_progress = cfg.revisions.len() >= 2;
-            let was = self.rolling.get(&key).copied().unwrap_or(false);
-            if in_progress && !was {
-                self.recorder
-                    .rollout_started(self.now, &cfg.configuration_name);
-            } else if !in_progress && was {
-                self.recorder
-                    .rollout_finished(self.now, &cfg.configuration_name);
+        if out.program.is_some() {
+            for r in self.revs.iter_mut() {
+                r.reachable = self.control.reachable(&r.name);
             }
-            self.rolling.insert(key, in_progress);
         }
-        if next_ns > 0 {
-            let at = SimTime(next_ns - EPOCH_NS).max(self.now);
+        if let Some(gen) = out.program {
+            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+            self.queue
+                .schedule(self.now + delay, Ev::IngressProgrammed { generation: gen });
+        }
+        for change in out.rollouts {
+            match change {
+                RolloutChange::Started(c) => self.recorder.rollout_started(self.now, &c),
+                RolloutChange::Finished(c) => self.recorder.rollout_finished(self.now, &c),
+            }
+        }
+        if let Some(at) = out.next_at {
             if self.reconcile_at.is_none_or(|t| at < t || t < self.now) {
                 self.reconcile_at = Some(at);
                 self.queue.schedule(at, Ev::Reconcile);
             }
         }
+        out.program
     }
 
     /// The data plane applies generation `gen` of the ingress.
     fn apply_programming(&mut self, gen: u64) {
-        self.applied_gen = gen;
-        let Some(table) = self.desired_table.clone() else {
+        self.control.programmed(gen);
+        let Some(table) = self.control.desired_table() else {
             return;
         };
-        let previous = self.plane.table.take();
-        self.plane.pickers.clear();
-        self.plane.group_revs.clear();
-        for group in &table.groups {
-            let weights: Vec<u32> = group
-                .splits
-                .iter()
-                .map(|s| s.percent.clamp(0, 100) as u32)
-                .collect();
-            let revs: Option<Vec<u32>> = group
-                .splits
-                .iter()
-                .map(|s| self.rev_index.get(&s.revision).copied())
-                .collect();
-            let picker = match revs.as_ref() {
-                Some(_) => Picker::new(self.s.picker, &weights).ok(),
-                None => None,
-            };
-            if picker.is_none() {
-                self.warn(format!(
-                    "route group {:?} cannot be routed: {:?}",
-                    group.tag, group.splits
-                ));
-            }
-            self.plane.pickers.push(picker);
-            self.plane.group_revs.push(revs.unwrap_or_default());
-            let changed = previous
-                .as_ref()
-                .and_then(|p| p.groups.iter().find(|g| g.tag == group.tag))
-                != Some(group);
-            if changed {
-                let splits: Vec<(String, i64)> = group
-                    .splits
-                    .iter()
-                    .map(|s| (s.revision.clone(), s.percent))
-                    .collect();
-                self.recorder.programmed(self.now, &group.tag, &splits);
-            }
+        let (plane, changes, warnings) = DataPlane::program(
+            &self.control,
+            table,
+            Some(&self.plane),
+            self.s.picker,
+            &self.rev_index,
+            self.arrivals.tags(),
+        );
+        self.plane = plane;
+        for w in warnings {
+            self.warn(w);
         }
-        let main_host = self
-            .domain
-            .external_host(&self.route.name, &self.route.namespace, "")
-            .unwrap_or_default();
-        self.plane.default_group = table.group_index("");
-        self.plane.main_group = table.route(&main_host, None).map(|d| d.group);
-        let tags = self.arrivals.tags().to_vec();
-        self.plane.host_groups = tags
-            .iter()
-            .map(|t| {
-                let host = self
-                    .domain
-                    .external_host(&self.route.name, &self.route.namespace, t)
-                    .unwrap_or_default();
-                table.route(&host, None).map(|d| d.group)
-            })
-            .collect();
-        self.plane.header_groups = tags
-            .iter()
-            .map(|t| table.route(&main_host, Some(t)).map(|d| d.group))
-            .collect();
-        self.plane.table = Some(table);
+        for c in changes {
+            self.recorder.programmed(self.now, &c.tag, &c.splits);
+        }
     }
 
     fn on_timeline(&mut self, i: usize) {
@@ -1454,9 +1288,7 @@ impl<'a> World<'a> {
         match &ev.action {
             Action::CreateRevision(rev) => self.create_revision(*rev as u32, false),
             Action::SetTraffic(traffic) => {
-                let mut t = traffic.clone();
-                default_traffic(&mut t, true);
-                self.traffic = t;
+                self.control.set_traffic(traffic);
                 self.reconcile();
             }
             Action::Kn {
@@ -1476,7 +1308,7 @@ impl<'a> World<'a> {
                 }
             }
             Action::SetRolloutDuration { secs } => {
-                self.rollout_secs = *secs;
+                self.control.set_rollout_duration(*secs);
                 self.reconcile();
             }
         }
@@ -1485,52 +1317,22 @@ impl<'a> World<'a> {
     fn apply_kn(&mut self, traffic: &[String], tags: &[String], untags: &[String]) {
         let latest = self
             .latest_ready
-            .map(|i| self.revs[i as usize].name.clone())
+            .map(|i| self.revs[i as usize].name.as_str())
             .unwrap_or_default();
-        let status: Vec<TrafficTarget> = self
-            .traffic
-            .iter()
-            .map(|t| {
-                let mut s = t.clone();
-                if s.is_latest() {
-                    s.revision_name = latest.clone();
-                }
-                s
-            })
-            .collect();
-        let revisions: Vec<KnRevision> = self
+        let created: Vec<&str> = self
             .revs
             .iter()
             .filter(|r| r.created)
-            .map(|r| KnRevision {
-                name: r.name.clone(),
-                tags_annotation: String::new(),
-            })
+            .map(|r| r.name.as_str())
             .collect();
-        let state = ServiceState {
-            name: self.s.service.name.clone(),
-            spec_traffic: self.traffic.clone(),
-            status_traffic: status,
-            latest_ready_revision: latest,
-        };
-        let result = TrafficFlags::from_occurrences(traffic, tags, untags)
-            .and_then(|flags| compute(&state, &flags, &revisions, false, Command::Update));
-        match result {
-            Ok(mut t) => {
-                default_traffic(&mut t, true);
-                let meta = ObjectMeta {
-                    name: self.s.service.name.clone(),
-                    namespace: self.s.service.namespace.clone(),
-                    ..Default::default()
-                };
-                if let Some(err) = validate_service(&meta, &t) {
-                    self.warn(format!("kn edit rejected by the webhook: {err}"));
-                } else {
-                    self.traffic = t;
-                    self.reconcile();
-                }
+        match self
+            .control
+            .apply_kn(traffic, tags, untags, &created, latest)
+        {
+            Ok(()) => {
+                self.reconcile();
             }
-            Err(e) => self.warn(format!("kn edit failed: {e}")),
+            Err(e) => self.warn(e),
         }
     }
 
@@ -1544,6 +1346,7 @@ mod tests {
     use super::*;
     use crate::model::dist::Dist;
     use crate::routing::pick::PickerKind;
+    use crate::routing::TrafficTarget;
     use crate::scenario::spec::{
         ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec, IngressSpec,
         MetricsSpec, RevisionSpec, ServiceSpec,
