@@ -397,6 +397,11 @@ impl RunRecorder {
         }
     }
 
+    /// The number of revisions the recorder was made with.
+    pub fn revision_count(&self) -> usize {
+        self.revs.len()
+    }
+
     /// A request arrived (whether or not it will find a route).
     pub fn arrived(&mut self, t: SimTime) {
         self.advance(t);

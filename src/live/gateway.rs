@@ -1,0 +1,426 @@
+//! The gateway: a reverse proxy that routes each request with the shared routing core, then
+//! sends it straight to a pod (SKS Serve mode) or through the activator stage (Proxy mode).
+//!
+//! - **Routing.** `model::route_control::DataPlane`, the simulator's data plane: the `Host`
+//!   header (a port suffix ignored) and `Knative-Serving-Tag` pick the group, the group's
+//!   picker picks the revision. An unknown host gets 404; a group that cannot be routed 503.
+//! - **Serve mode.** Round-robin over the revision's Kubernetes-ready endpoints (none: 503
+//!   `no healthy upstream`, as Envoy answers).
+//! - **Activator** (datapath.md A.3): the model's `Throttler` per activator replica, unbounded
+//!   FIFO, capacity `cc ×` healthy pods, Knative's LB policy by cc. The revision timeout starts
+//!   when the request enters the activator; at `timeoutSeconds` the request, waiting or being
+//!   proxied, gets 504 `activator request timeout` and the upstream request is cancelled.
+//! - Upstream failures give 502 with the error text; the revision's answers (200, 503, 504) are
+//!   relayed. Every response names the revision in `Knative-Serving-Revision`.
+//! - The server binds what it is given (127.0.0.1 unless the user names another address);
+//!   malformed requests and oversized headers are answered 400/431 by hyper and never reach
+//!   the handler.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use rand::RngExt;
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+
+use super::clock::Clock;
+use super::http::{
+    exchange, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY, REVISION_HEADER, TAG_HEADER,
+};
+use super::load::{lock, Books, REQUEST_ID_HEADER};
+use crate::model::activator::Throttler;
+use crate::model::rng::StreamRng;
+use crate::model::route_control::DataPlane;
+use crate::report::run::Gauge;
+
+/// The largest request header section the gateway accepts (hyper answers 431 beyond it).
+const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// One revision as the data path sees it.
+pub struct Backend {
+    pub name: String,
+    pub index: u32,
+    /// The revision timeout as wall time (the activator's deadline).
+    pub timeout: Duration,
+    pub state: Mutex<BackendState>,
+}
+
+/// The mutable part of a backend, changed by the control loop and the request path.
+pub struct BackendState {
+    /// SKS mode applied at the ingress: straight to the pods (Serve) or via the activator.
+    pub serve: bool,
+    /// Serve-mode endpoints: Kubernetes-ready pods (and terminating ones until they leave).
+    pub endpoints: Vec<SocketAddr>,
+    rr: usize,
+    /// One throttler per activator replica; the first `subset` are the revision's subset.
+    pub activators: Vec<Throttler>,
+    pub subset: usize,
+    /// Pod id (as the throttlers know it) to address.
+    pub pod_addrs: HashMap<u32, SocketAddr>,
+    waiters: HashMap<u64, (usize, oneshot::Sender<u32>)>,
+    next_waiter: u64,
+    lb_rng: StreamRng,
+    /// Requests of the revision between routing and their answer (the gateway's view), and
+    /// their time integral since the last metrics tick, for the autoscaler.
+    pub in_flight: u64,
+    pub conc_area: f64,
+    pub conc_last_s: f64,
+    pub requests_since_tick: u64,
+    /// Requests waiting in the revision's queue-proxies (reported by the pods).
+    pub qp_waiting: i64,
+    reported: [u64; 3],
+}
+
+impl BackendState {
+    pub fn new(activators: Vec<Throttler>, lb_rng: StreamRng, serve: bool) -> Self {
+        BackendState {
+            serve,
+            endpoints: Vec::new(),
+            rr: 0,
+            subset: 1,
+            activators,
+            pod_addrs: HashMap::new(),
+            waiters: HashMap::new(),
+            next_waiter: 0,
+            lb_rng,
+            in_flight: 0,
+            conc_area: 0.0,
+            conc_last_s: 0.0,
+            requests_since_tick: 0,
+            qp_waiting: 0,
+            reported: [u64::MAX; 3],
+        }
+    }
+
+    /// Sends activator `a`'s waiting requests to pods while its capacity allows.
+    pub fn dispatch(&mut self, a: usize) {
+        loop {
+            let waiters = &self.waiters;
+            let Some((id, pod)) =
+                self.activators[a].dispatch(&mut self.lb_rng, |h| waiters.contains_key(&h))
+            else {
+                break;
+            };
+            let (_, tx) = self.waiters.remove(&id).expect("dispatch returns a live waiter");
+            if tx.send(pod).is_err() {
+                // Unreachable: the receiver lives in the request's seat, which removes its
+                // waiter before it is dropped. Should it happen, the slot is not leaked.
+                self.activators[a].release(pod);
+            }
+        }
+    }
+
+    pub fn dispatch_all(&mut self) {
+        for a in 0..self.activators.len() {
+            self.dispatch(a);
+        }
+    }
+
+    fn activator_waiting(&self) -> u64 {
+        self.activators
+            .iter()
+            .map(|t| u64::from(t.waiting_len()))
+            .sum()
+    }
+}
+
+/// What the gateway reports to a live run (absent for `splitlab gateway`).
+#[derive(Clone)]
+pub struct Hooks {
+    pub books: Arc<Mutex<Books>>,
+    pub clock: Clock,
+}
+
+/// The gateway's shared state.
+pub struct Gateway {
+    pub plane: Mutex<(DataPlane, StreamRng)>,
+    pub backends: Vec<Arc<Backend>>,
+    pub pool: Pool,
+    pub hooks: Option<Hooks>,
+}
+
+impl Backend {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, BackendState> {
+        self.state
+            .lock()
+            .expect("backend lock is never poisoned: no code panics while holding it")
+    }
+}
+
+impl Gateway {
+    /// Serves on `listener` until `stop` turns true.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stop.changed() => return,
+            };
+            let Ok((stream, _)) = accepted else { continue };
+            let _ = stream.set_nodelay(true);
+            let gw = self.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let gw = gw.clone();
+                    async move { Ok::<_, Infallible>(gw.handle(req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .max_buf_size(MAX_HEADER_BYTES)
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    /// Reports the revision's gauges that changed (backend lock held, books innermost).
+    pub fn report(&self, backend: &Backend, st: &mut BackendState) {
+        let Some(h) = &self.hooks else { return };
+        let values = [
+            st.qp_waiting.max(0) as u64,
+            st.activator_waiting(),
+            st.in_flight,
+        ];
+        if values == st.reported {
+            return;
+        }
+        let now = h.clock.now();
+        let mut books = lock(&h.books);
+        let Some(rec) = books.recorder.as_mut() else {
+            return;
+        };
+        for (i, g) in [Gauge::QpQueue, Gauge::ActivatorQueue, Gauge::InFlight]
+            .into_iter()
+            .enumerate()
+        {
+            if values[i] != st.reported[i] {
+                if i == 2 {
+                    // The autoscaler's concurrency: integrate the old value up to now.
+                    let now_s = now.as_secs_f64();
+                    let previous = if st.reported[2] == u64::MAX { 0 } else { st.reported[2] };
+                    st.conc_area += previous as f64 * (now_s - st.conc_last_s).max(0.0);
+                    st.conc_last_s = now_s;
+                }
+                st.reported[i] = values[i];
+                rec.gauge(now, backend.index as usize, g, values[i]);
+            }
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        let host = req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri().authority().map(|a| a.as_str()))
+            .unwrap_or("")
+            .to_string();
+        let tag = req
+            .headers()
+            .get(TAG_HEADER)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let routed = {
+            let mut guard = self
+                .plane
+                .lock()
+                .expect("plane lock is never poisoned: no code panics while holding it");
+            let (plane, rng) = &mut *guard;
+            match plane.group_of_request(&host, tag.as_deref()) {
+                None => return text(StatusCode::NOT_FOUND, "no route for this host\n"),
+                Some(g) => plane.pick(g, 0, rng),
+            }
+        };
+        let Some(routed) = routed else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+        };
+        let backend = &self.backends[routed.revision as usize];
+        if let Some(h) = &self.hooks {
+            let id = req
+                .headers()
+                .get(REQUEST_ID_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(id) = id {
+                let now = h.clock.now();
+                lock(&h.books).routed(id, now, routed.revision, routed.default_group);
+            }
+        }
+        let mut in_flight = InFlight::enter(self, backend);
+        let mut resp = self.forward(backend, req, &mut in_flight).await;
+        drop(in_flight);
+        if !resp.headers().contains_key(REVISION_HEADER) {
+            set_header(&mut resp, REVISION_HEADER, &backend.name);
+        }
+        resp
+    }
+
+    async fn forward(
+        &self,
+        backend: &Backend,
+        req: Request<Incoming>,
+        _in_flight: &mut InFlight<'_>,
+    ) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        strip_hop_headers(&mut parts.headers);
+        let req = Request::from_parts(parts, body.boxed());
+        let serve_addr = {
+            let mut st = backend.lock();
+            st.requests_since_tick += 1;
+            if st.serve {
+                if st.endpoints.is_empty() {
+                    return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
+                }
+                let i = st.rr % st.endpoints.len();
+                st.rr = st.rr.wrapping_add(1);
+                Some(st.endpoints[i])
+            } else {
+                None
+            }
+        };
+        if let Some(addr) = serve_addr {
+            return relay(exchange(&self.pool, addr, req).await);
+        }
+        // The activator: its timeout starts now and covers the wait and the proxying.
+        let deadline = tokio::time::Instant::now() + backend.timeout;
+        let (a, id, rx) = {
+            let mut st = backend.lock();
+            let subset = st.subset.max(1);
+            let a = if subset == 1 {
+                0
+            } else {
+                st.lb_rng.random_range(0..subset)
+            };
+            let id = st.next_waiter;
+            st.next_waiter += 1;
+            let (tx, rx) = oneshot::channel();
+            st.waiters.insert(id, (a, tx));
+            st.activators[a].enqueue(id);
+            st.dispatch(a);
+            self.report(backend, &mut st);
+            (a, id, rx)
+        };
+        let mut seat = Seat {
+            gw: self,
+            backend,
+            a,
+            state: SeatState::Waiting(id),
+            rx,
+        };
+        let pod = match tokio::time::timeout_at(deadline, &mut seat.rx).await {
+            Ok(Ok(pod)) => pod,
+            _ => {
+                drop(seat);
+                return text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY);
+            }
+        };
+        seat.state = SeatState::Holding(pod);
+        let addr = backend.lock().pod_addrs.get(&pod).copied();
+        let Some(addr) = addr else {
+            drop(seat);
+            return text(StatusCode::BAD_GATEWAY, "pod is gone\n");
+        };
+        let resp = match tokio::time::timeout_at(deadline, exchange(&self.pool, addr, req)).await {
+            Ok(r) => relay(r),
+            // Dropping the exchange closes its connection: the queue-proxy drops the request.
+            Err(_) => text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY),
+        };
+        drop(seat);
+        resp
+    }
+}
+
+/// Counts a request in its revision's in-flight gauge while the gateway holds it.
+struct InFlight<'a> {
+    gw: &'a Gateway,
+    backend: &'a Backend,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(gw: &'a Gateway, backend: &'a Backend) -> Self {
+        let mut st = backend.lock();
+        st.in_flight += 1;
+        gw.report(backend, &mut st);
+        InFlight { gw, backend }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.backend.lock();
+        st.in_flight -= 1;
+        self.gw.report(self.backend, &mut st);
+    }
+}
+
+enum SeatState {
+    Waiting(u64),
+    Holding(u32),
+}
+
+/// A request's place at the activator: waiting (forgotten if it gives up) or holding a pod
+/// slot (released when it ends), whichever way its handler ends.
+struct Seat<'a> {
+    gw: &'a Gateway,
+    backend: &'a Backend,
+    a: usize,
+    state: SeatState,
+    /// Where `dispatch` sends the pod; it lives as long as the seat, so a send never fails.
+    rx: oneshot::Receiver<u32>,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        let mut st = self.backend.lock();
+        match self.state {
+            SeatState::Waiting(id) => {
+                if st.waiters.remove(&id).is_some() {
+                    st.activators[self.a].forget_waiting();
+                } else if let Ok(pod) = self.rx.try_recv() {
+                    // A pod was sent to it as it gave up: give the slot back.
+                    st.activators[self.a].release(pod);
+                    st.dispatch(self.a);
+                }
+            }
+            SeatState::Holding(pod) => {
+                st.activators[self.a].release(pod);
+                st.dispatch(self.a);
+            }
+        }
+        self.gw.report(self.backend, &mut st);
+    }
+}
+
+/// The upstream's answer, or 502 with the error text.
+fn relay(r: Result<Response<bytes::Bytes>, String>) -> Response<Body> {
+    match r {
+        Ok(resp) => resp.map(super::http::full),
+        Err(e) => {
+            let mut resp = Response::new(super::http::full(format!("{e}\n")));
+            *resp.status_mut() = StatusCode::BAD_GATEWAY;
+            resp
+        }
+    }
+}
+
+/// Hop-by-hop headers are not forwarded (RFC 9110 7.6.1).
+fn strip_hop_headers(h: &mut hyper::HeaderMap) {
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        h.remove(name);
+    }
+}

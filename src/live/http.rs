@@ -1,0 +1,146 @@
+//! HTTP pieces shared by the live servers, the gateway and the load generator: body types, the
+//! header names, Knative's error responses, connection set-up and the upstream connection pool.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Every body the live mode sends or relays.
+pub type Body = BoxBody<Bytes, hyper::Error>;
+
+/// The response header naming the revision that answered (or that the gateway routed to).
+pub const REVISION_HEADER: &str = "knative-serving-revision";
+/// The response header naming the pod that answered.
+pub const POD_HEADER: &str = "knative-serving-pod";
+/// Knative's tag-header routing request header (`Knative-Serving-Tag`).
+pub const TAG_HEADER: &str = "knative-serving-tag";
+
+/// The queue-proxy's 503 when its breaker is full (`breaker.go:28`, `http.Error` adds `\n`).
+pub const QUEUE_FULL_BODY: &str = "pending request queue full\n";
+/// The queue-proxy's 504 at the revision timeout (`timeout.go:281-286`, no newline).
+pub const QP_TIMEOUT_BODY: &str = "request timeout";
+/// The activator's 504 at the revision timeout (`cmd/activator/main.go:232-247`).
+pub const ACTIVATOR_TIMEOUT_BODY: &str = "activator request timeout";
+
+/// A body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// Sets a header from a string that is known to be a valid header value (revision and pod
+/// names are DNS labels); an invalid one is left out rather than panicking.
+pub fn set_header(resp: &mut Response<Body>, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut()
+            .insert(HeaderName::from_static(name), v);
+    }
+}
+
+/// Opens an HTTP/1.1 connection to `addr` and drives it on the runtime.
+pub async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        // The connection ends when the peer closes it or every sender is dropped.
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// Idle keep-alive connections per upstream address. A connection is taken for one exchange
+/// and given back once its response body has been read to the end, so a pooled connection is
+/// always ready for the next request.
+#[derive(Clone, Default)]
+pub struct Pool {
+    idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
+}
+
+impl Pool {
+    /// An idle connection to `addr`, or a new one.
+    pub async fn take(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
+        loop {
+            let conn = self
+                .idle
+                .lock()
+                .expect("pool lock is never poisoned: no code panics while holding it")
+                .get_mut(&addr)
+                .and_then(Vec::pop);
+            match conn {
+                Some(c) if c.is_ready() => return Ok(c),
+                Some(_) => continue, // closed by the peer meanwhile
+                None => return connect(addr).await,
+            }
+        }
+    }
+
+    /// Returns a connection after a complete exchange.
+    pub fn give_back(&self, addr: SocketAddr, conn: SendRequest<Body>) {
+        if conn.is_ready() {
+            self.idle
+                .lock()
+                .expect("pool lock is never poisoned: no code panics while holding it")
+                .entry(addr)
+                .or_default()
+                .push(conn);
+        }
+    }
+
+    /// Drops every idle connection to `addr` (its server is going away).
+    pub fn forget(&self, addr: SocketAddr) {
+        self.idle
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .remove(&addr);
+    }
+}
+
+/// The largest response body the gateway relays (it reads bodies whole before relaying them).
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Sends `req` to `addr` over a pooled connection and reads the whole response. Errors are the
+/// text the gateway puts in its 502.
+pub async fn exchange(
+    pool: &Pool,
+    addr: SocketAddr,
+    req: hyper::Request<Body>,
+) -> Result<Response<Bytes>, String> {
+    let mut conn = pool.take(addr).await.map_err(|e| format!("dial tcp {addr}: {e}"))?;
+    let resp = conn
+        .send_request(req)
+        .await
+        .map_err(|e| format!("proxy to {addr}: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| format!("reading the response of {addr}: {e}"))?
+        .to_bytes();
+    pool.give_back(addr, conn);
+    Ok(Response::from_parts(parts, bytes))
+}

@@ -1,0 +1,671 @@
+//! The load generator: open loop, honest timing, every request counted once.
+//!
+//! - **Pacing.** Arrival times come from `model::arrival::ArrivalGen`, the code that drives the
+//!   simulator. A dedicated OS thread sleeps until each arrival's wall-clock instant and hands
+//!   the request to the runtime; it never waits for responses, so a slow server cannot slow the
+//!   offered load (no coordinated omission).
+//! - **Timing.** Latency is measured from the *intended* send time. The lag between the intended
+//!   time and the moment the request's task starts is kept in its own HDR histogram
+//!   (`send_lag_us` in `load.json`), so the pacer's accuracy is measured, not assumed.
+//! - **Executors.** `Executor::Open` runs one task per request over a pool of at most
+//!   `connections` keep-alive connections (a request that finds them all busy waits for one, and
+//!   that wait counts in its latency). `Executor::Closed` (unlimited rate) runs `connections`
+//!   workers that each send back to back on their own connection, as wrk and oha do.
+//! - **Accounting.** A request is counted when it is created (`arrived`) and ends in exactly one
+//!   outcome: served (by a revision/label), 503 from a queue-proxy, 504 by source, client
+//!   timeout, error (connection error, other statuses; the cause is counted in `load.json`), or
+//!   in flight when the run ended. Recording happens under the recorder's lock, and the run's
+//!   end takes the recorder out under the same lock, so a late response can never be counted
+//!   twice or after the report was made.
+//! - **Bounds.** Arrivals stop at the duration or after `max_requests`; the run then waits at
+//!   most `drain` for requests in flight; `max_in_flight` caps memory (a request beyond it ends
+//!   at once as an error, cause `client in-flight cap`). A stop signal ends pacing at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, HOST};
+use hyper::{HeaderMap, Request, StatusCode};
+use regex::Regex;
+use tokio::sync::Semaphore;
+
+use super::clock::Clock;
+use super::http::{
+    connect, full, Body, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY,
+    REVISION_HEADER, TAG_HEADER,
+};
+use crate::model::arrival::{Address, ArrivalGen};
+use crate::model::rng::StreamRng;
+use crate::model::time::{SimDuration, SimTime};
+use crate::report::record::{Outcome, RequestRecord};
+use crate::report::run::RunRecorder;
+
+/// The request header carrying the load generator's request id (the in-process gateway uses it
+/// to tell the recorder where it routed each request).
+pub const REQUEST_ID_HEADER: &str = "splitlab-request-id";
+
+/// Where requests go and what they look like.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// Path and query, e.g. `/`.
+    pub path: String,
+    /// `Host` header of requests to the main address.
+    pub host: String,
+    /// Per arrival tag (`ArrivalGen::tags`), the tag's own host.
+    pub tag_hosts: Vec<String>,
+    /// Per arrival tag, the tag name sent in `Knative-Serving-Tag` (on the main host).
+    pub tag_names: Vec<String>,
+}
+
+impl Target {
+    fn host_and_tag(&self, address: Address) -> (&str, Option<&str>) {
+        match address {
+            Address::Main => (&self.host, None),
+            Address::Host(i) => (&self.tag_hosts[i as usize], None),
+            Address::Header(i) => (&self.host, Some(&self.tag_names[i as usize])),
+        }
+    }
+}
+
+/// How a response is attributed to a revision (a "label").
+#[derive(Clone, Debug)]
+pub enum Classifier {
+    /// By the value of a response header; unknown values go to `other`.
+    Header {
+        name: String,
+        labels: HashMap<String, usize>,
+        other: usize,
+    },
+    /// By the first body pattern that matches; no match goes to `other`.
+    Body {
+        patterns: Vec<(Regex, usize)>,
+        other: usize,
+    },
+}
+
+impl Classifier {
+    /// Knative's own responses: the `Knative-Serving-Revision` header, labels = revisions.
+    pub fn revision_header(revisions: &[String]) -> Classifier {
+        Classifier::Header {
+            name: REVISION_HEADER.to_string(),
+            labels: revisions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.clone(), i))
+                .collect(),
+            other: usize::MAX,
+        }
+    }
+
+    fn label(&self, headers: &HeaderMap, body: &[u8]) -> Option<usize> {
+        let found = match self {
+            Classifier::Header {
+                name,
+                labels,
+                other,
+            } => headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .map(|v| labels.get(v).copied().unwrap_or(*other)),
+            Classifier::Body { patterns, other } => {
+                let text = String::from_utf8_lossy(body);
+                Some(
+                    patterns
+                        .iter()
+                        .find(|(re, _)| re.is_match(&text))
+                        .map_or(*other, |(_, l)| *l),
+                )
+            }
+        };
+        found.filter(|l| *l != usize::MAX)
+    }
+}
+
+/// The outcome a response means (datapath.md (c)): 2xx served; 503 `pending request queue
+/// full`: the queue-proxy rejected it; 504 `activator request timeout` / `request timeout`:
+/// expired at the activator / the queue-proxy; anything else an error.
+pub fn outcome_of(status: StatusCode, body: &[u8]) -> Outcome {
+    let body = body.strip_suffix(b"\n").unwrap_or(body);
+    match status.as_u16() {
+        200..=299 => Outcome::Served,
+        503 if body == QUEUE_FULL_BODY.trim_end().as_bytes() => Outcome::RejectedQp,
+        504 if body == ACTIVATOR_TIMEOUT_BODY.as_bytes() => Outcome::ExpiredActivator,
+        504 if body == QP_TIMEOUT_BODY.as_bytes() => Outcome::ExpiredQp,
+        _ => Outcome::Error,
+    }
+}
+
+/// Where the in-process gateway routed each request, by request id (live mode only): lets the
+/// recorder attribute every outcome, including client timeouts and requests in flight at the
+/// end, to the revision the ingress chose, as the simulator does.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    entries: HashMap<u64, Entry>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    Routed(u32),
+    /// The client finished before the gateway routed it: the gateway must not count it.
+    Done,
+}
+
+/// The recorder and the ledger, behind one lock. `None` once the run has ended.
+pub struct Books {
+    pub recorder: Option<RunRecorder>,
+    pub ledger: Ledger,
+    /// Requests created and not ended.
+    pub in_flight: u64,
+}
+
+impl Books {
+    pub fn new(recorder: RunRecorder) -> Arc<Mutex<Books>> {
+        Arc::new(Mutex::new(Books {
+            recorder: Some(recorder),
+            ledger: Ledger::default(),
+            in_flight: 0,
+        }))
+    }
+
+    /// The gateway routed request `id` to `revision` at `t`; false when it must not be counted
+    /// (the run is over or the client already gave up on it).
+    pub fn routed(&mut self, id: u64, t: SimTime, revision: u32, default_group: bool) -> bool {
+        let Some(rec) = self.recorder.as_mut() else {
+            return false;
+        };
+        if let Some(Entry::Done) = self.ledger.entries.get(&id) {
+            self.ledger.entries.remove(&id);
+            return false;
+        }
+        rec.routed(t, revision as usize, default_group);
+        self.ledger.entries.insert(id, Entry::Routed(revision));
+        true
+    }
+}
+
+/// Locks the books (never poisoned: nothing panics while holding the lock).
+pub fn lock(books: &Mutex<Books>) -> std::sync::MutexGuard<'_, Books> {
+    books
+        .lock()
+        .expect("books lock is never poisoned: no code panics while holding it")
+}
+
+/// How requests are sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Executor {
+    /// Paced by the arrival process, over at most this many connections.
+    Open { connections: usize },
+    /// As fast as possible: this many workers, each with its own connection.
+    Closed { connections: usize },
+}
+
+/// One load run.
+pub struct LoadPlan {
+    pub arrivals: ArrivalGen,
+    pub rng: StreamRng,
+    /// Arrivals are created over `[0, duration)`.
+    pub duration: SimDuration,
+    pub max_requests: Option<u64>,
+    /// After the last arrival, how long requests in flight may take to end.
+    pub drain: SimDuration,
+    pub client_timeout: Option<SimDuration>,
+    pub executor: Executor,
+    pub max_in_flight: u64,
+    /// Whether the recorder's `routed` is fed here (from the response's label) rather than by an
+    /// in-process gateway.
+    pub record_routing: bool,
+}
+
+/// Figures about the load generator itself (`load.json`).
+#[derive(Debug)]
+pub struct LoadStats {
+    pub sent: u64,
+    /// Intended send time to the start of the request's task, microseconds.
+    pub send_lag_us: Histogram<u64>,
+    /// Error outcomes by cause (`HTTP 502`, `connect: …`, `client in-flight cap`).
+    pub error_causes: BTreeMap<String, u64>,
+    /// Wall time from the start to the last arrival, seconds.
+    pub pacing_wall_s: f64,
+}
+
+impl Default for LoadStats {
+    fn default() -> Self {
+        LoadStats {
+            sent: 0,
+            send_lag_us: Histogram::new(3).expect("3 significant digits is valid"),
+            error_causes: BTreeMap::new(),
+            pacing_wall_s: 0.0,
+        }
+    }
+}
+
+/// What a finished load run hands back: the recorder (taken out of the books at the end) and
+/// the in-flight requests at that moment.
+pub struct LoadResult {
+    pub recorder: RunRecorder,
+    pub end: SimTime,
+    /// Per revision, requests routed to it and not ended; then those not routed.
+    pub in_flight_by_revision: Vec<u64>,
+    pub unrouted_in_flight: u64,
+    pub stats: LoadStats,
+    pub interrupted: bool,
+}
+
+struct Shared {
+    clock: Clock,
+    target: Target,
+    classifier: Classifier,
+    books: Arc<Mutex<Books>>,
+    stats: Mutex<LoadStats>,
+    record_routing: bool,
+    client_timeout: Option<Duration>,
+    conns: Semaphore,
+    idle: Mutex<Vec<SendRequest<Body>>>,
+}
+
+/// Runs `plan` against `target` on the current runtime and returns when arrivals are over and
+/// requests have drained (or `stop` was set). `books` holds the recorder to feed.
+pub async fn run(
+    plan: LoadPlan,
+    target: Target,
+    classifier: Classifier,
+    clock: Clock,
+    books: Arc<Mutex<Books>>,
+    stop: Arc<AtomicBool>,
+) -> LoadResult {
+    let connections = match plan.executor {
+        Executor::Open { connections } | Executor::Closed { connections } => connections.max(1),
+    };
+    let shared = Arc::new(Shared {
+        clock,
+        target,
+        classifier,
+        books,
+        stats: Mutex::new(LoadStats::default()),
+        record_routing: plan.record_routing,
+        client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
+        conns: Semaphore::new(connections),
+        idle: Mutex::new(Vec::new()),
+    });
+    let end_of_arrivals = SimTime::ZERO + plan.duration;
+    let max_requests = plan.max_requests.unwrap_or(u64::MAX);
+    match plan.executor {
+        Executor::Open { .. } => {
+            let handle = tokio::runtime::Handle::current();
+            let pacer_shared = shared.clone();
+            let pacer_stop = stop.clone();
+            let max_in_flight = plan.max_in_flight;
+            let LoadPlan {
+                mut arrivals,
+                mut rng,
+                ..
+            } = plan;
+            let pacer = std::thread::Builder::new()
+                .name("splitlab-pacer".into())
+                .spawn(move || {
+                    let mut id = 0u64;
+                    while id < max_requests && !pacer_stop.load(Ordering::Relaxed) {
+                        let Some(a) = arrivals.next(&mut rng) else {
+                            break;
+                        };
+                        let intended = pacer_shared.clock.instant(a.at);
+                        let now = Clock::wall_now();
+                        if intended > now {
+                            // Sleep in slices so a stop signal is seen within 50 ms.
+                            let wait = intended - now;
+                            if wait > Duration::from_millis(50) {
+                                std::thread::sleep(Duration::from_millis(50));
+                                // Re-check the stop flag, then finish the wait.
+                                if pacer_stop.load(Ordering::Relaxed) {
+                                    break;
+                                }
+                                let now = Clock::wall_now();
+                                if intended > now {
+                                    std::thread::sleep(intended - now);
+                                }
+                            } else {
+                                std::thread::sleep(wait);
+                            }
+                        }
+                        if pacer_stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        if !pacer_shared.arrive(id, a.at, max_in_flight) {
+                            id += 1;
+                            continue;
+                        }
+                        let s = pacer_shared.clone();
+                        handle.spawn(async move { s.one(id, a.address, intended).await });
+                        id += 1;
+                    }
+                    pacer_shared.clock.wall_elapsed_s()
+                })
+                .expect("the OS can start the pacer thread");
+            let pacing_wall_s = wait_thread(pacer).await;
+            lock_stats(&shared.stats).pacing_wall_s = pacing_wall_s;
+        }
+        Executor::Closed { connections } => {
+            let next = Arc::new(AtomicU64::new(0));
+            let deadline = shared.clock.instant(end_of_arrivals);
+            let mut workers = Vec::with_capacity(connections);
+            for _ in 0..connections {
+                let s = shared.clone();
+                let next = next.clone();
+                let stop = stop.clone();
+                workers.push(tokio::spawn(async move {
+                    let mut conn: Option<SendRequest<Body>> = None;
+                    loop {
+                        let now = Clock::wall_now();
+                        if now >= deadline || stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let id = next.fetch_add(1, Ordering::Relaxed);
+                        if id >= max_requests {
+                            break;
+                        }
+                        let at = s.clock.at(now);
+                        if !s.arrive(id, at, u64::MAX) {
+                            break;
+                        }
+                        let result = s.exchange_on(&mut conn, Address::Main, id).await;
+                        s.finish(id, at, result);
+                    }
+                }));
+            }
+            for w in workers {
+                let _ = w.await;
+            }
+            lock_stats(&shared.stats).pacing_wall_s = shared.clock.wall_elapsed_s();
+        }
+    }
+    // Drain: wait for what is in flight, at most `drain`, polling every 10 ms.
+    let drain_until = Clock::wall_now() + shared.clock.wall(plan.drain);
+    while !stop.load(Ordering::Relaxed) && Clock::wall_now() < drain_until {
+        if lock(&shared.books).in_flight == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let end = shared.clock.now().max(end_of_arrivals);
+    let mut books = lock(&shared.books);
+    let recorder = books
+        .recorder
+        .take()
+        .expect("the recorder is taken once, at the end of the run");
+    let revisions = recorder.revision_count();
+    let mut in_flight_by_revision = vec![0u64; revisions];
+    let mut routed_in_flight = 0;
+    for entry in books.ledger.entries.values() {
+        if let Entry::Routed(r) = entry {
+            in_flight_by_revision[*r as usize] += 1;
+            routed_in_flight += 1;
+        }
+    }
+    let unrouted_in_flight = books.in_flight - routed_in_flight;
+    drop(books);
+    let stats = std::mem::take(&mut *lock_stats(&shared.stats));
+    LoadResult {
+        recorder,
+        end,
+        in_flight_by_revision,
+        unrouted_in_flight,
+        stats,
+        interrupted: stop.load(Ordering::Relaxed),
+    }
+}
+
+/// Waits for a std thread without blocking the runtime.
+async fn wait_thread<T: Send + 'static>(t: std::thread::JoinHandle<T>) -> T {
+    loop {
+        if t.is_finished() {
+            return t.join().expect("the pacer thread does not panic");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn lock_stats(m: &Mutex<LoadStats>) -> std::sync::MutexGuard<'_, LoadStats> {
+    m.lock()
+        .expect("stats lock is never poisoned: no code panics while holding it")
+}
+
+/// What an exchange produced.
+enum Exchanged {
+    Response {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+    Failed(String),
+    TimedOut,
+}
+
+impl Shared {
+    /// A request is created at `at`; false when it ended at once (the in-flight cap).
+    fn arrive(&self, id: u64, at: SimTime, max_in_flight: u64) -> bool {
+        let mut books = lock(&self.books);
+        let over_cap = books.in_flight >= max_in_flight;
+        let Some(rec) = books.recorder.as_mut() else {
+            return false;
+        };
+        rec.arrived(at);
+        if over_cap {
+            rec.finished(&RequestRecord {
+                id,
+                arrived: at,
+                finished: at,
+                revision: None,
+                default_group: false,
+                via_activator: false,
+                outcome: Outcome::Error,
+            });
+            drop(books);
+            *lock_stats(&self.stats)
+                .error_causes
+                .entry("client in-flight cap".into())
+                .or_default() += 1;
+            return false;
+        }
+        books.in_flight += 1;
+        true
+    }
+
+    /// One paced request.
+    async fn one(self: Arc<Self>, id: u64, address: Address, intended: Instant) {
+        let started = Clock::wall_now();
+        let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
+        {
+            let mut st = lock_stats(&self.stats);
+            st.sent += 1;
+            let _ = st.send_lag_us.record(lag_us);
+        }
+        let work = async {
+            let Ok(_permit) = self.conns.acquire().await else {
+                return Exchanged::Failed("client closed".into());
+            };
+            let mut conn = self
+                .idle
+                .lock()
+                .expect("idle lock is never poisoned")
+                .pop();
+            let result = self.exchange_on(&mut conn, address, id).await;
+            if let Some(c) = conn {
+                self.idle.lock().expect("idle lock is never poisoned").push(c);
+            }
+            result
+        };
+        let result = match self.client_timeout {
+            Some(t) => tokio::time::timeout_at((intended + t).into(), work)
+                .await
+                .unwrap_or(Exchanged::TimedOut),
+            None => work.await,
+        };
+        self.finish(id, self.clock.at(intended), result);
+    }
+
+    /// Sends one request on `conn` (opening it if needed); keeps `conn` only if reusable.
+    async fn exchange_on(
+        &self,
+        conn: &mut Option<SendRequest<Body>>,
+        address: Address,
+        id: u64,
+    ) -> Exchanged {
+        let (host, tag) = self.target.host_and_tag(address);
+        let mut req = Request::new(full(Bytes::new()));
+        *req.uri_mut() = match self.target.path.parse() {
+            Ok(u) => u,
+            Err(e) => return Exchanged::Failed(format!("bad path: {e}")),
+        };
+        let headers = req.headers_mut();
+        if let Ok(h) = HeaderValue::from_str(host) {
+            headers.insert(HOST, h);
+        }
+        if let Some(tag) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
+            headers.insert(TAG_HEADER, tag);
+        }
+        headers.insert(REQUEST_ID_HEADER, HeaderValue::from(id));
+        let mut c = match conn.take() {
+            Some(c) if c.is_ready() => c,
+            _ => match connect(self.target.addr).await {
+                Ok(c) => c,
+                Err(e) => return Exchanged::Failed(format!("connect: {}", e.kind())),
+            },
+        };
+        let resp = match c.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => return Exchanged::Failed(error_kind(&e)),
+        };
+        let (parts, body) = resp.into_parts();
+        use http_body_util::BodyExt;
+        let body = match http_body_util::Limited::new(body, super::http::MAX_BODY_BYTES)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(_) => return Exchanged::Failed("reading the response body".into()),
+        };
+        if c.is_ready() {
+            *conn = Some(c);
+        }
+        Exchanged::Response {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// Ends request `id` (created at `arrived`) with what its exchange produced.
+    fn finish(&self, id: u64, arrived: SimTime, result: Exchanged) {
+        let (outcome, label, cause) = match &result {
+            Exchanged::Response {
+                status,
+                headers,
+                body,
+            } => {
+                let outcome = outcome_of(*status, body);
+                let cause = (outcome == Outcome::Error).then(|| format!("HTTP {}", status.as_u16()));
+                (outcome, self.classifier.label(headers, body), cause)
+            }
+            Exchanged::Failed(e) => (Outcome::Error, None, Some(e.clone())),
+            Exchanged::TimedOut => (Outcome::ClientCancelled, None, None),
+        };
+        let mut books = lock(&self.books);
+        let Books {
+            recorder, ledger, ..
+        } = &mut *books;
+        let Some(rec) = recorder.as_mut() else {
+            return; // the run is over: it was counted in flight
+        };
+        let now = self.clock.now();
+        let revision = if self.record_routing {
+            if let Some(l) = label {
+                rec.routed(now, l, true);
+            }
+            label
+        } else {
+            match ledger.entries.remove(&id) {
+                Some(Entry::Routed(r)) => Some(r as usize),
+                Some(Entry::Done) | None => {
+                    // It may still reach the gateway (a client timeout): tell the gateway.
+                    if matches!(result, Exchanged::TimedOut) {
+                        ledger.entries.insert(id, Entry::Done);
+                    }
+                    None
+                }
+            }
+        };
+        rec.finished(&RequestRecord {
+            id,
+            arrived,
+            finished: now.max(arrived),
+            revision,
+            default_group: true,
+            via_activator: false,
+            outcome,
+        });
+        books.in_flight -= 1;
+        drop(books);
+        if let Some(cause) = cause {
+            *lock_stats(&self.stats).error_causes.entry(cause).or_default() += 1;
+        }
+    }
+}
+
+fn error_kind(e: &hyper::Error) -> String {
+    if e.is_closed() || e.is_incomplete_message() {
+        "connection closed".into()
+    } else if e.is_timeout() {
+        "timeout".into()
+    } else {
+        format!("http: {e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_follow_knative_status_and_body() {
+        let table: &[(u16, &str, Outcome)] = &[
+            // Served by the app.
+            (200, "Hello hello-00001!\n", Outcome::Served),
+            // The queue-proxy's breaker is full (http.Error adds a newline).
+            (503, "pending request queue full\n", Outcome::RejectedQp),
+            // The activator's timeout handler.
+            (504, "activator request timeout", Outcome::ExpiredActivator),
+            // The queue-proxy's timeout handler.
+            (504, "request timeout", Outcome::ExpiredQp),
+            // Another 503 (an ingress with no healthy upstream) is not a QP rejection.
+            (503, "no healthy upstream", Outcome::Error),
+            (502, "dial tcp: connection refused", Outcome::Error),
+            (404, "", Outcome::Error),
+        ];
+        for (status, body, want) in table {
+            let got = outcome_of(StatusCode::from_u16(*status).unwrap(), body.as_bytes());
+            assert_eq!(got, *want, "{status} {body:?}");
+        }
+    }
+
+    #[test]
+    fn body_classifier_takes_the_first_matching_pattern() {
+        let c = Classifier::Body {
+            patterns: vec![
+                (Regex::new("Hello World!").unwrap(), 0),
+                (Regex::new("Hello Knative!").unwrap(), 1),
+            ],
+            other: 2,
+        };
+        let h = HeaderMap::new();
+        assert_eq!(c.label(&h, b"Hello World!\n"), Some(0));
+        assert_eq!(c.label(&h, b"Hello Knative!\n"), Some(1));
+        assert_eq!(c.label(&h, b"something else"), Some(2));
+    }
+}

@@ -1,0 +1,22 @@
+//! The live mode: the only code with sockets and real clocks.
+//!
+//! - `clock`: scenario time on the wall clock (`--time-scale`).
+//! - `pod`: a revision's pod as an HTTP server whose handler is the queue-proxy.
+//! - `gateway`: the reverse proxy that routes with the shared data plane, with the activator.
+//! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
+//! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
+//! - `http`: bodies, headers, Knative's error texts, upstream connections.
+//!
+//! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
+//! simulator and the live mode share the route reconciler, the pickers, the breaker, the
+//! throttler, the autoscaler and the record schema, and nothing else.
+//!
+//! Safety: everything binds 127.0.0.1 unless the user names another address, and every load
+//! run stops by itself (duration or request count, then a bounded drain).
+
+pub mod clock;
+pub mod gateway;
+pub mod http;
+pub mod load;
+pub mod pod;
+pub mod world;

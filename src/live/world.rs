@@ -1,0 +1,951 @@
+//! `splitlab live`: a scenario run in wall-clock time, in one process, over real sockets.
+//!
+//! The control loop here plays the cluster's controllers on a scaled wall clock: the timeline,
+//! the route reconciler and its rollout steps (`model::route_control::RouteControl`, shared
+//! with the simulator), the ingress programming delay, pods starting after their start-up
+//! delay, the activator's probe tick and Kubernetes readiness, the SKS mode and the KPA
+//! (`model::autoscaler`, fed with live measurements every second and ticking every 2 s).
+//! Requests travel for real: the load generator (`live::load`) sends them to the gateway
+//! (`live::gateway`), which proxies them to pod servers (`live::pod`).
+//!
+//! What differs from the simulator, by construction: real sockets add latency (tens to hundreds
+//! of microseconds on loopback), the OS scheduler adds jitter, and processor-sharing
+//! applications (`app: processor_sharing`) are not available (a pod "serves" by sleeping).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::clock::Clock;
+use super::gateway::{Backend, BackendState, Gateway, Hooks};
+use super::http::Pool;
+use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
+use super::pod::{Pod, PodConfig};
+use crate::model::activator::Throttler;
+use crate::model::arrival::ArrivalGen;
+use crate::model::autoscaler::{
+    assign_slice, initial_excess_burst_capacity, num_activators, sks_mode, AutoscalerConfig,
+    Decider, Mode, ScaleToZero,
+};
+use crate::model::rng::{stream, Stream, StreamRng};
+use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
+use crate::model::time::{SimDuration, SimTime};
+use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
+use crate::scenario::spec::{Action, AppModel, Scenario};
+
+/// The decider's tick (multiscaler.go:36) and the metrics period (A.5.1), as in the simulator.
+const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
+const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
+
+/// How a live run is executed.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// Scenario seconds per wall second.
+    pub time_scale: f64,
+    /// Most connections from the load generator to the gateway.
+    pub connections: usize,
+    /// Most requests in flight at the load generator.
+    pub max_in_flight: u64,
+}
+
+/// Why a live run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("revision {revision}: app processor_sharing is not available in live mode (use workers)")]
+    ProcessorSharing { revision: String },
+    #[error("cannot bind 127.0.0.1: {0}")]
+    Bind(std::io::Error),
+}
+
+/// A finished live run.
+pub struct LiveRun {
+    pub report: RunReport,
+    pub stats: LoadStats,
+    pub warnings: Vec<String>,
+    pub interrupted: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Ev {
+    Timeline(u32),
+    PodReady(u32),
+    PodHealthy(u32),
+    PodK8sReady(u32),
+    PodLeavesEndpoints(u32),
+    IngressProgrammed(u64),
+    SksApply { rev: u32, serve: bool, gen: u32 },
+    Reconcile,
+    MetricsTick,
+    DeciderTick,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PodState {
+    Starting,
+    Ready,
+    Terminating,
+}
+
+struct LivePod {
+    rev: u32,
+    state: PodState,
+    k8s_ready: bool,
+    server: Option<Pod>,
+}
+
+struct Rev {
+    created: bool,
+    created_order: u32,
+    ready: bool,
+    pods: Vec<u32>,
+    /// Kubernetes-ready pods (the Serve endpoints), including terminating ones until removal.
+    endpoints: Vec<u32>,
+    draining: u32,
+    healthy: Vec<u32>,
+    serve_desired: bool,
+    sks_gen: u32,
+    decider: Decider,
+    scale_to_zero: ScaleToZero,
+    autoscaler: AutoscalerConfig,
+    want: i32,
+    reachable: bool,
+    proxy_since: Option<SimTime>,
+    service_rng_seed: u64,
+    startup_rng: StreamRng,
+}
+
+struct Control<'a> {
+    s: &'a Scenario,
+    clock: Clock,
+    now: SimTime,
+    seq: u64,
+    heap: BinaryHeap<Reverse<(SimTime, u64, Ev)>>,
+    revs: Vec<Rev>,
+    pods: Vec<LivePod>,
+    control: RouteControl,
+    latest_ready: Option<u32>,
+    next_created_order: u32,
+    rev_index: BTreeMap<String, u32>,
+    tags: Vec<String>,
+    gateway: Arc<Gateway>,
+    books: Arc<Mutex<Books>>,
+    delay_rng: StreamRng,
+    warnings: Vec<String>,
+    reconcile_at: Option<SimTime>,
+    replication: u64,
+}
+
+/// Runs `scenario` live. Must be called on a multi-threaded tokio runtime. `stop` ends the run
+/// early (Ctrl-C); outputs still cover everything that happened.
+pub async fn run_live(
+    s: &Scenario,
+    opts: &LiveOptions,
+    stop: Arc<AtomicBool>,
+) -> Result<LiveRun, LiveError> {
+    for r in &s.revisions {
+        if r.container_concurrency == 0 {
+            if let AppModel::ProcessorSharing { .. } = r.app {
+                return Err(LiveError::ProcessorSharing {
+                    revision: r.name.clone(),
+                });
+            }
+        }
+    }
+    let seed = s.seed;
+    let names: Vec<String> = s.revisions.iter().map(|r| r.name.clone()).collect();
+    let recorder = RunRecorder::new(
+        RunMeta {
+            scenario: s.name.clone(),
+            seed,
+            mode: "live".into(),
+        },
+        names.clone(),
+        s.metrics.window,
+        false,
+    );
+    let books = Books::new(recorder);
+    let clock = Clock::start(opts.time_scale);
+    let end = SimTime::ZERO + s.duration;
+    let arrivals = ArrivalGen::new(&s.arrivals, end);
+    let tags = arrivals.tags().to_vec();
+    let backends: Vec<Arc<Backend>> = s
+        .revisions
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            Arc::new(Backend {
+                name: r.name.clone(),
+                index: i as u32,
+                timeout: clock.wall(r.timeout),
+                state: Mutex::new(BackendState::new(
+                    (0..s.activator.replicas.max(1))
+                        .map(|_| Throttler::new(r.container_concurrency, s.activator.lb_policy))
+                        .collect(),
+                    stream(seed, 0, Stream::ActivatorLb, i as u64),
+                    false,
+                )),
+            })
+        })
+        .collect();
+    let gateway = Arc::new(Gateway {
+        plane: Mutex::new((DataPlane::default(), stream(seed, 0, Stream::Routing, 0))),
+        backends,
+        pool: Pool::default(),
+        hooks: Some(Hooks {
+            books: books.clone(),
+            clock,
+        }),
+    });
+    let listener = TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(LiveError::Bind)?;
+    let gw_addr = listener.local_addr().map_err(LiveError::Bind)?;
+    let (stop_servers, servers_stopped) = watch::channel(false);
+    tokio::spawn(gateway.clone().serve(listener, servers_stopped));
+
+    let mut control = Control::new(s, clock, gateway.clone(), books.clone(), tags.clone());
+    control.start().await;
+    let target = Target {
+        addr: gw_addr,
+        path: "/".into(),
+        host: control.control.host(""),
+        tag_hosts: tags.iter().map(|t| control.control.host(t)).collect(),
+        tag_names: tags.clone(),
+    };
+    let plan = LoadPlan {
+        arrivals,
+        rng: stream(seed, 0, Stream::Arrivals, 0),
+        duration: s.duration,
+        max_requests: None,
+        drain: s.drain,
+        client_timeout: s.client.timeout,
+        executor: Executor::Open {
+            connections: opts.connections,
+        },
+        max_in_flight: opts.max_in_flight,
+        record_routing: false,
+    };
+    let classifier = Classifier::revision_header(&names);
+    let load_task = tokio::spawn(load::run(
+        plan,
+        target,
+        classifier,
+        clock,
+        books.clone(),
+        stop.clone(),
+    ));
+    let hard_end = end + s.drain;
+    control.run_until(&load_task, hard_end).await;
+    let result = load_task.await.expect("the load generator task does not panic");
+    let _ = stop_servers.send(true);
+    for p in &control.pods {
+        if let Some(server) = &p.server {
+            server.stop();
+        }
+    }
+    let engine = EngineStats {
+        events: result.stats.sent,
+        wall_s: clock.wall_elapsed_s(),
+        sim_s: result.end.as_secs_f64(),
+    };
+    let report = result.recorder.finish(
+        result.end,
+        &result.in_flight_by_revision,
+        result.unrouted_in_flight,
+        engine,
+    );
+    Ok(LiveRun {
+        report,
+        stats: result.stats,
+        warnings: control.warnings,
+        interrupted: result.interrupted,
+    })
+}
+
+impl<'a> Control<'a> {
+    fn new(
+        s: &'a Scenario,
+        clock: Clock,
+        gateway: Arc<Gateway>,
+        books: Arc<Mutex<Books>>,
+        tags: Vec<String>,
+    ) -> Self {
+        let seed = s.seed;
+        let revs = s
+            .revisions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut autoscaler = s.autoscaler.config.clone();
+                autoscaler.min_scale = r.min_scale.unwrap_or(autoscaler.min_scale);
+                autoscaler.max_scale = r.max_scale.unwrap_or(autoscaler.max_scale);
+                autoscaler.initial_scale = r.initial_scale.unwrap_or(autoscaler.initial_scale);
+                Rev {
+                    created: false,
+                    created_order: 0,
+                    ready: false,
+                    pods: Vec::new(),
+                    endpoints: Vec::new(),
+                    draining: 0,
+                    healthy: Vec::new(),
+                    serve_desired: false,
+                    sks_gen: 0,
+                    decider: Decider::new(&autoscaler, r.container_concurrency, 0, SimTime::ZERO),
+                    scale_to_zero: ScaleToZero::new(&autoscaler, SimTime::ZERO),
+                    autoscaler,
+                    want: 0,
+                    reachable: false,
+                    proxy_since: None,
+                    service_rng_seed: i as u64,
+                    startup_rng: stream(seed, 0, Stream::Startup, i as u64),
+                }
+            })
+            .collect();
+        Control {
+            s,
+            clock,
+            now: SimTime::ZERO,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            revs,
+            pods: Vec::new(),
+            control: RouteControl::new(&s.service, &s.traffic),
+            latest_ready: None,
+            next_created_order: 0,
+            rev_index: s
+                .revisions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.name.clone(), i as u32))
+                .collect(),
+            tags,
+            gateway,
+            books,
+            delay_rng: stream(seed, 0, Stream::IngressDelay, 0),
+            warnings: Vec::new(),
+            reconcile_at: None,
+            replication: 0,
+        }
+    }
+
+    fn schedule(&mut self, at: SimTime, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((at, self.seq, ev)));
+    }
+
+    /// Revisions running at t = 0 with their pods, the first programming, the ticks.
+    async fn start(&mut self) {
+        for i in 0..self.revs.len() {
+            if self.s.revisions[i].created_at.is_none() {
+                self.create_revision(i as u32, true).await;
+            }
+        }
+        for (i, ev) in self.s.timeline.iter().enumerate() {
+            self.schedule(ev.at, Ev::Timeline(i as u32));
+        }
+        for i in 0..self.revs.len() {
+            if !self.revs[i].created {
+                continue;
+            }
+            let cc = self.s.revisions[i].container_concurrency;
+            let r = &mut self.revs[i];
+            let ready = r.endpoints.len() as u32 - r.draining;
+            r.decider = Decider::new(&r.autoscaler, cc, ready, SimTime::ZERO);
+            r.want = ready as i32;
+            let targets = r.autoscaler.metric_targets(cc);
+            let ebc = initial_excess_burst_capacity(
+                r.autoscaler.effective_initial_scale(),
+                targets.total_value,
+                r.autoscaler.target_burst_capacity,
+            );
+            let serve = sks_mode(r.want, ebc, ready, false) == Mode::Serve;
+            r.serve_desired = serve;
+            r.proxy_since = (!serve).then_some(SimTime::ZERO);
+            self.gateway.backends[i].lock().serve = serve;
+            self.gauge(i, Gauge::DesiredPods, u64::from(ready));
+        }
+        if let Some(gen) = self.reconcile() {
+            self.apply_programming(gen);
+            self.reconcile();
+        }
+        self.schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
+        self.schedule(SimTime::ZERO + METRICS_TICK, Ev::MetricsTick);
+    }
+
+    /// Plays events at their wall-clock times until the load generator is done or `hard_end`.
+    async fn run_until<T>(&mut self, load: &tokio::task::JoinHandle<T>, hard_end: SimTime) {
+        while !load.is_finished() {
+            let Some(Reverse((at, _, _))) = self.heap.peek().copied() else {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            if at > hard_end {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+            let wake = self.clock.instant(at);
+            // Wake at the event, or every 50 ms to notice the end of the load.
+            let nap = tokio::time::Instant::from_std(wake)
+                .min(tokio::time::Instant::now() + std::time::Duration::from_millis(50));
+            tokio::time::sleep_until(nap).await;
+            if Clock::wall_now() < wake {
+                continue;
+            }
+            let Reverse((at, _, ev)) = self.heap.pop().expect("peeked above");
+            self.now = at;
+            self.on_event(ev).await;
+        }
+    }
+
+    async fn on_event(&mut self, ev: Ev) {
+        match ev {
+            Ev::Timeline(i) => self.on_timeline(i as usize).await,
+            Ev::PodReady(pod) => self.on_pod_ready(pod).await,
+            Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
+            Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
+            Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
+            Ev::IngressProgrammed(gen) => {
+                if self.control.is_new(gen) {
+                    self.apply_programming(gen);
+                    self.reconcile();
+                }
+            }
+            Ev::SksApply { rev, serve, gen } => {
+                let r = &mut self.revs[rev as usize];
+                if gen == r.sks_gen {
+                    let b = &self.gateway.backends[rev as usize];
+                    let mut st = b.lock();
+                    if st.serve != serve {
+                        st.serve = serve;
+                        r.proxy_since = (!serve).then_some(self.now);
+                    }
+                }
+            }
+            Ev::Reconcile => {
+                if self.reconcile_at == Some(self.now) {
+                    self.reconcile_at = None;
+                }
+                self.reconcile();
+            }
+            Ev::MetricsTick => {
+                self.on_metrics_tick();
+                self.schedule(self.now + METRICS_TICK, Ev::MetricsTick);
+            }
+            Ev::DeciderTick => {
+                for rev in 0..self.revs.len() as u32 {
+                    if self.revs[rev as usize].created {
+                        self.autoscale(rev).await;
+                        if self.s.activator.replicas > 1 {
+                            self.reslice(rev);
+                        }
+                    }
+                }
+                self.schedule(self.now + DECIDER_TICK, Ev::DeciderTick);
+            }
+        }
+    }
+
+    fn gauge(&self, rev: usize, g: Gauge, value: u64) {
+        let now = self.clock.now();
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            rec.gauge(now, rev, g, value);
+        }
+    }
+
+    fn warn(&mut self, m: String) {
+        self.warnings.push(format!("t={}s: {m}", self.now));
+    }
+
+    // ------------------------------------------------------------ the route
+
+    fn reconcile(&mut self) -> Option<u64> {
+        let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
+        let latest = self
+            .latest_ready
+            .map(|i| names[i as usize])
+            .unwrap_or_default();
+        let created: Vec<RevisionState<'_>> = self
+            .revs
+            .iter()
+            .zip(&names)
+            .filter(|(r, _)| r.created)
+            .map(|(r, n)| RevisionState {
+                name: n,
+                ready: r.ready,
+            })
+            .collect();
+        let out = self.control.reconcile(self.now, &created, latest);
+        if let Some(w) = out.warning {
+            self.warn(w);
+        }
+        if out.program.is_some() {
+            for (r, n) in self.revs.iter_mut().zip(&names) {
+                r.reachable = self.control.reachable(n);
+            }
+        }
+        if let Some(gen) = out.program {
+            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+            self.schedule(self.now + delay, Ev::IngressProgrammed(gen));
+        }
+        let now = self.clock.now();
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            for change in &out.rollouts {
+                match change {
+                    RolloutChange::Started(c) => rec.rollout_started(now, c),
+                    RolloutChange::Finished(c) => rec.rollout_finished(now, c),
+                }
+            }
+        }
+        if let Some(at) = out.next_at {
+            if self.reconcile_at.is_none_or(|t| at < t || t < self.now) {
+                self.reconcile_at = Some(at);
+                self.schedule(at, Ev::Reconcile);
+            }
+        }
+        out.program
+    }
+
+    fn apply_programming(&mut self, gen: u64) {
+        self.control.programmed(gen);
+        let Some(table) = self.control.desired_table() else {
+            return;
+        };
+        let mut guard = self
+            .gateway
+            .plane
+            .lock()
+            .expect("plane lock is never poisoned: no code panics while holding it");
+        let (plane, changes, warnings) = DataPlane::program(
+            &self.control,
+            table,
+            Some(&guard.0),
+            self.s.picker,
+            &self.rev_index,
+            &self.tags,
+        );
+        guard.0 = plane;
+        drop(guard);
+        for w in warnings {
+            self.warn(w);
+        }
+        let now = self.clock.now();
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            for c in changes {
+                rec.programmed(now, &c.tag, &c.splits);
+            }
+        }
+    }
+
+    async fn on_timeline(&mut self, i: usize) {
+        match &self.s.timeline[i].action {
+            Action::CreateRevision(rev) => self.create_revision(*rev as u32, false).await,
+            Action::SetTraffic(traffic) => {
+                self.control.set_traffic(traffic);
+                self.reconcile();
+            }
+            Action::Kn {
+                traffic,
+                tags,
+                untags,
+            } => {
+                let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
+                let latest = self.latest_ready.map(|i| names[i as usize]).unwrap_or_default();
+                let created: Vec<&str> = self
+                    .revs
+                    .iter()
+                    .zip(&names)
+                    .filter(|(r, _)| r.created)
+                    .map(|(_, n)| *n)
+                    .collect();
+                match self.control.apply_kn(traffic, tags, untags, &created, latest) {
+                    Ok(()) => {
+                        self.reconcile();
+                    }
+                    Err(e) => self.warn(e),
+                }
+            }
+            Action::Scale { revision, pods } => {
+                if self.revs[*revision].created {
+                    self.set_pods(*revision as u32, *pods, false).await;
+                } else {
+                    let name = self.s.revisions[*revision].name.clone();
+                    self.warn(format!("scale of {name} before it was created: ignored"));
+                }
+            }
+            Action::SetRolloutDuration { secs } => {
+                self.control.set_rollout_duration(*secs);
+                self.reconcile();
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ pods
+
+    async fn create_revision(&mut self, rev: u32, at_start: bool) {
+        let r = &mut self.revs[rev as usize];
+        if r.created {
+            return;
+        }
+        r.created = true;
+        r.created_order = self.next_created_order;
+        self.next_created_order += 1;
+        let pods = if at_start || !self.s.autoscaler.enabled {
+            self.s.revisions[rev as usize].pods
+        } else {
+            r.autoscaler
+                .effective_initial_scale()
+                .max(r.autoscaler.min_scale)
+        };
+        let cc = self.s.revisions[rev as usize].container_concurrency;
+        r.decider = Decider::new(&r.autoscaler, cc, 0, self.now);
+        r.scale_to_zero = ScaleToZero::new(&r.autoscaler, self.now);
+        self.set_pods(rev, pods, at_start).await;
+        if at_start && pods > 0 {
+            self.revision_ready(rev);
+        }
+    }
+
+    fn live_pods(&self, rev: u32) -> Vec<u32> {
+        self.revs[rev as usize]
+            .pods
+            .iter()
+            .copied()
+            .filter(|p| {
+                matches!(
+                    self.pods[*p as usize].state,
+                    PodState::Starting | PodState::Ready
+                )
+            })
+            .collect()
+    }
+
+    async fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
+        let live = self.live_pods(rev);
+        if (live.len() as u32) < target {
+            for _ in live.len() as u32..target {
+                let id = self.pods.len() as u32;
+                self.pods.push(LivePod {
+                    rev,
+                    state: PodState::Starting,
+                    k8s_ready: false,
+                    server: None,
+                });
+                self.revs[rev as usize].pods.push(id);
+                if at_start {
+                    self.on_pod_ready(id).await;
+                } else {
+                    let delay = self.s.revisions[rev as usize]
+                        .startup
+                        .sample(&mut self.revs[rev as usize].startup_rng);
+                    self.schedule(self.now + delay, Ev::PodReady(id));
+                }
+            }
+        } else {
+            // Scale down: starting pods first, then the newest ready ones.
+            let mut victims = live.clone();
+            victims.sort_by_key(|p| {
+                (
+                    self.pods[*p as usize].state == PodState::Ready,
+                    Reverse(*p),
+                )
+            });
+            for pod in victims.into_iter().take(live.len() - target as usize) {
+                self.terminate(pod);
+            }
+        }
+        self.report_ready(rev);
+    }
+
+    fn terminate(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        let rev = p.rev;
+        let was_ready = p.state == PodState::Ready;
+        p.state = PodState::Terminating;
+        if p.k8s_ready {
+            self.revs[rev as usize].draining += 1;
+        }
+        if was_ready {
+            let delay = self
+                .s
+                .endpoint_removal_delay
+                .sample(&mut self.revs[rev as usize].startup_rng);
+            self.schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
+        }
+    }
+
+    fn on_pod_leaves_endpoints(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        let rev = p.rev;
+        if p.k8s_ready {
+            p.k8s_ready = false;
+            self.revs[rev as usize].draining -= 1;
+        }
+        let r = &mut self.revs[rev as usize];
+        r.endpoints.retain(|e| *e != pod);
+        r.healthy.retain(|e| *e != pod);
+        if let Some(server) = &self.pods[pod as usize].server {
+            let addr = server.addr;
+            server.stop();
+            let mut st = self.gateway.backends[rev as usize].lock();
+            st.endpoints.retain(|a| *a != addr);
+            drop(st);
+            self.gateway.pool.forget(addr);
+        }
+        self.reslice(rev);
+        self.report_ready(rev);
+    }
+
+    /// The pod's app is ready: its server starts listening.
+    async fn on_pod_ready(&mut self, pod: u32) {
+        if self.pods[pod as usize].state != PodState::Starting {
+            return;
+        }
+        let rev = self.pods[pod as usize].rev;
+        let spec = &self.s.revisions[rev as usize];
+        let workers = match spec.app {
+            AppModel::Workers(n) => n,
+            AppModel::ProcessorSharing { cores } => cores,
+        };
+        let backend = self.gateway.backends[rev as usize].clone();
+        let gw = self.gateway.clone();
+        let on_queue: super::pod::QueueObserver = Arc::new(move |delta| {
+            let mut st = backend.lock();
+            st.qp_waiting += delta;
+            gw.report(&backend, &mut st);
+        });
+        let config = PodConfig {
+            revision: spec.name.clone(),
+            name: format!("{}-pod-{pod}", spec.name),
+            cc: spec.container_concurrency,
+            workers,
+            timeout: spec.timeout,
+            service_time: spec.service_time.clone(),
+            rng: stream(
+                self.s.seed,
+                self.replication,
+                Stream::ServiceTime,
+                self.revs[rev as usize].service_rng_seed * 1000 + u64::from(pod),
+            ),
+            clock: self.clock,
+            on_queue: Some(on_queue),
+        };
+        let server = match Pod::start(config).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.warn(format!("pod {pod} of {} could not start: {e}", spec.name));
+                return;
+            }
+        };
+        self.gateway.backends[rev as usize]
+            .lock()
+            .pod_addrs
+            .insert(pod, server.addr);
+        let p = &mut self.pods[pod as usize];
+        p.server = Some(server);
+        p.state = PodState::Ready;
+        if self.now == SimTime::ZERO {
+            self.on_pod_healthy(pod);
+            self.on_pod_k8s_ready(pod);
+            return;
+        }
+        // The activator's probe tick, then Kubernetes readiness after the kubelet phase.
+        let period = self.s.activator.probe_period.as_nanos().max(1);
+        let tick = SimTime((self.now.as_nanos() + period - 1) / period * period);
+        self.schedule(tick, Ev::PodHealthy(pod));
+        let delay = self
+            .s
+            .kubelet_ready_delay
+            .sample(&mut self.revs[rev as usize].startup_rng);
+        self.schedule(self.now + delay, Ev::PodK8sReady(pod));
+    }
+
+    fn on_pod_k8s_ready(&mut self, pod: u32) {
+        let p = &mut self.pods[pod as usize];
+        if p.state != PodState::Ready || p.k8s_ready {
+            return;
+        }
+        p.k8s_ready = true;
+        let rev = p.rev;
+        let addr = p.server.as_ref().map(|s| s.addr);
+        self.revs[rev as usize].endpoints.push(pod);
+        if let Some(addr) = addr {
+            self.gateway.backends[rev as usize]
+                .lock()
+                .endpoints
+                .push(addr);
+        }
+        let r = &self.revs[rev as usize];
+        let needed = r
+            .autoscaler
+            .min_scale
+            .max(r.autoscaler.effective_initial_scale())
+            .max(1) as usize;
+        if !r.ready && r.endpoints.len() - r.draining as usize >= needed.min(r.pods.len().max(1)) {
+            self.revision_ready(rev);
+            if self.now > SimTime::ZERO {
+                self.reconcile();
+            }
+        }
+        self.report_ready(rev);
+    }
+
+    fn on_pod_healthy(&mut self, pod: u32) {
+        let p = &self.pods[pod as usize];
+        if p.state != PodState::Ready {
+            return;
+        }
+        let rev = p.rev;
+        let healthy = &mut self.revs[rev as usize].healthy;
+        if let Err(i) = healthy.binary_search(&pod) {
+            healthy.insert(i, pod);
+        }
+        self.reslice(rev);
+    }
+
+    /// The activator subset and each activator's pod slice (kpa.go:354-368,
+    /// throttler.go:360-409), as in the simulator; then waiting requests are dispatched.
+    fn reslice(&mut self, rev: u32) {
+        let cc = self.s.revisions[rev as usize].container_concurrency;
+        let r = &self.revs[rev as usize];
+        let backend = self.gateway.backends[rev as usize].clone();
+        let mut st = backend.lock();
+        let replicas = st.activators.len() as u32;
+        let total = r.autoscaler.metric_targets(cc).total_value;
+        let ready = r.endpoints.len() as u32 - r.draining;
+        let n = num_activators(
+            ready,
+            total,
+            r.autoscaler.target_burst_capacity,
+            r.autoscaler.activator_capacity,
+            replicas,
+        )
+        .clamp(1, replicas);
+        st.subset = n as usize;
+        for (i, throttler) in st.activators.iter_mut().enumerate() {
+            let slice = if cc == 0 || i as u32 >= n {
+                r.healthy.clone()
+            } else {
+                assign_slice(&r.healthy, n, Some(i as u32))
+            };
+            throttler.set_pods(&slice);
+        }
+        st.dispatch_all();
+        self.gateway.report(&backend, &mut st);
+    }
+
+    fn revision_ready(&mut self, rev: u32) {
+        self.revs[rev as usize].ready = true;
+        let newer = match self.latest_ready {
+            None => true,
+            Some(cur) => {
+                self.revs[rev as usize].created_order > self.revs[cur as usize].created_order
+            }
+        };
+        if newer {
+            self.latest_ready = Some(rev);
+        }
+    }
+
+    fn report_ready(&self, rev: u32) {
+        let r = &self.revs[rev as usize];
+        self.gauge(
+            rev as usize,
+            Gauge::ReadyPods,
+            u64::from(r.endpoints.len() as u32 - r.draining),
+        );
+    }
+
+    // ------------------------------------------------------------ the autoscaler
+
+    /// Every second: each revision's time-averaged concurrency at the gateway (queued at the
+    /// activator, at a queue-proxy or executing) and its request count feed its decider.
+    fn on_metrics_tick(&mut self) {
+        let now = self.now;
+        let now_s = self.clock.now().as_secs_f64();
+        for (i, r) in self.revs.iter_mut().enumerate() {
+            if !r.created {
+                continue;
+            }
+            let mut st = self.gateway.backends[i].lock();
+            st.conc_area += st.in_flight as f64 * (now_s - st.conc_last_s).max(0.0);
+            st.conc_last_s = now_s;
+            let average = st.conc_area / METRICS_TICK.as_secs_f64();
+            st.conc_area = 0.0;
+            let requests = std::mem::take(&mut st.requests_since_tick);
+            drop(st);
+            r.decider.record_concurrency(now, average);
+            r.decider.record_rps(now, requests as f64);
+        }
+    }
+
+    async fn autoscale(&mut self, rev: u32) {
+        let now = self.now;
+        let enabled = self.s.autoscaler.enabled;
+        let live = self.live_pods(rev).len() as u32;
+        let r = &mut self.revs[rev as usize];
+        let ready = r.endpoints.len() as u32 - r.draining;
+        let result = r.decider.tick(now, ready, r.reachable).result;
+        let (want, mode, replicas) = if enabled {
+            r.scale_to_zero.set_reachable(r.reachable);
+            let app = r.scale_to_zero.apply(
+                now,
+                result.desired_pods,
+                result.excess_burst_capacity,
+                ready,
+                r.proxy_since,
+            );
+            (app.want, app.mode, app.replicas)
+        } else {
+            let want = live as i32;
+            (
+                want,
+                sks_mode(want, result.excess_burst_capacity, ready, false),
+                None,
+            )
+        };
+        r.want = want;
+        let serve = mode == Mode::Serve;
+        if serve != r.serve_desired {
+            r.serve_desired = serve;
+            r.sks_gen += 1;
+            let gen = r.sks_gen;
+            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
+            self.schedule(now + delay, Ev::SksApply { rev, serve, gen });
+        }
+        let t = self.clock.now();
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            rec.autoscaler_tick(
+                t,
+                rev as usize,
+                &AutoscalerTick {
+                    stable_concurrency: result.stable,
+                    panic_concurrency: result.panic,
+                    desired_pods: i64::from(result.desired_pods),
+                    ready_pods: u64::from(ready),
+                    panic: result.in_panic,
+                    excess_burst_capacity: result.excess_burst_capacity,
+                    mode: if serve { "serve" } else { "proxy" },
+                },
+            );
+            if let Some(n) = replicas {
+                if n != live && live == 0 && ready == 0 && n > 0 {
+                    rec.cold_start(t, rev as usize);
+                }
+            }
+        }
+        if let Some(n) = replicas {
+            if n != live {
+                self.set_pods(rev, n, false).await;
+            }
+        }
+        self.gauge(
+            rev as usize,
+            Gauge::DesiredPods,
+            u64::from(replicas.unwrap_or(live)),
+        );
+    }
+}
