@@ -3,6 +3,7 @@
 
 mod accuracy;
 mod compare;
+mod diff;
 mod plot;
 mod rollout;
 mod run;
@@ -39,6 +40,8 @@ pub enum Command {
     Accuracy(accuracy::Args),
     /// Run a grid of settings × seeds in parallel and compare them (compare.csv, paired.csv).
     Compare(compare::Args),
+    /// Compare two runs' summary.json metric by metric, within statistical noise.
+    Diff(diff::Args),
 }
 
 /// Runs one parsed command line.
@@ -51,6 +54,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout(args) => rollout::run(&args),
         Command::Accuracy(args) => accuracy::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Diff(args) => diff::run(&args),
     }
 }
 

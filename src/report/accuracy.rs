@@ -1,8 +1,33 @@
 //! Split accuracy: how closely the observed share of each destination follows its programmed
-//! share, prefix by prefix, and whether the final share is within binomial noise.
+//! share, prefix by prefix, and whether the final share is within binomial noise; and the
+//! binomial statistics it rests on, which `diff` uses too (normal quantiles, the standard error
+//! of a share, the two-proportion test's standard error).
 
 /// The two-sided 95% normal quantile.
 pub const Z95: f64 = 1.959_963_984_540_054;
+
+/// The two-sided 99.9% normal quantile (Φ⁻¹(0.9995)).
+pub const Z999: f64 = 3.290_526_731_491_925_5;
+
+/// The standard error `sqrt(p(1−p)/n)` of the share of `n` independent picks with probability
+/// `p`. For `n == 0` there is no share: infinite.
+pub fn binomial_se(p: f64, n: u64) -> f64 {
+    if n == 0 {
+        return f64::INFINITY;
+    }
+    (p * (1.0 - p) / n as f64).sqrt()
+}
+
+/// The standard error of the difference of two shares `x1/n1` and `x2/n2` under the hypothesis
+/// that both come from one probability, estimated by the pooled share `p = (x1+x2)/(n1+n2)`:
+/// `sqrt(p(1−p)(1/n1 + 1/n2))` (the two-proportion z-test). Infinite when `n1` or `n2` is 0.
+pub fn two_proportion_se(x1: u64, n1: u64, x2: u64, n2: u64) -> f64 {
+    if n1 == 0 || n2 == 0 {
+        return f64::INFINITY;
+    }
+    let pooled = (x1 + x2) as f64 / (n1 + n2) as f64;
+    binomial_se(pooled, n1).hypot(binomial_se(pooled, n2))
+}
 
 /// The binomial 95% band of the share of `n` independent picks with probability `p`:
 /// `p ± z·sqrt(p(1−p)/n)`, clamped to [0, 1]. For `n == 0` the band is all of [0, 1].
@@ -10,7 +35,7 @@ pub fn binomial_band(p: f64, n: u64) -> (f64, f64) {
     if n == 0 {
         return (0.0, 1.0);
     }
-    let half = Z95 * (p * (1.0 - p) / n as f64).sqrt();
+    let half = Z95 * binomial_se(p, n);
     ((p - half).max(0.0), (p + half).min(1.0))
 }
 
@@ -128,6 +153,28 @@ mod tests {
             );
         }
         assert_eq!(binomial_band(0.3, 0), (0.0, 1.0));
+    }
+
+    #[test]
+    fn two_proportion_se_matches_hand_computation() {
+        // (x1, n1, x2, n2, expected SE)
+        let cases = [
+            // pooled 0.52: sqrt(0.52·0.48·(2/1000)) = sqrt(0.0004992)
+            (500, 1000, 540, 1000, 0.022_342_784_070_030_305),
+            // unequal sizes, pooled 0.2: sqrt(0.16·(1/100 + 1/400)) = sqrt(0.002)
+            (20, 100, 80, 400, 0.044_721_359_549_995_794),
+            // both certain: no spread
+            (10, 10, 30, 30, 0.0),
+            // nothing picked in one: no share there
+            (0, 0, 5, 10, f64::INFINITY),
+        ];
+        for (x1, n1, x2, n2, want) in cases {
+            let se = two_proportion_se(x1, n1, x2, n2);
+            assert!(
+                se == want || (se - want).abs() < 1e-15,
+                "{x1}/{n1} vs {x2}/{n2}: {se} != {want}"
+            );
+        }
     }
 
     #[test]

@@ -600,7 +600,7 @@ fn num(x: Option<f64>) -> String {
 }
 
 /// Decimals worth printing in a sentence for numbers of this size.
-fn decimals(magnitude: f64) -> usize {
+pub(crate) fn decimals(magnitude: f64) -> usize {
     if magnitude >= 100.0 {
         0
     } else if magnitude >= 1.0 {
@@ -611,7 +611,7 @@ fn decimals(magnitude: f64) -> usize {
 }
 
 /// `x` with `dp` decimals and an explicit sign (`+0` for zero, never `-0`).
-fn signed(x: f64, dp: usize) -> String {
+pub(crate) fn signed(x: f64, dp: usize) -> String {
     let s = format!("{x:+.dp$}");
     if s.trim_start_matches(['+', '-'])
         .chars()

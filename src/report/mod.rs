@@ -3,7 +3,8 @@
 //! Owns: split-accuracy tracking (`accuracy`), the per-request record schema (`record`), the
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
-//! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; and the
+//! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
+//! two finished runs from their `summary.json` within statistical noise (`diff`); and the
 //! self-contained `report.html` page (`html`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
@@ -11,6 +12,7 @@
 pub mod accuracy;
 pub mod chart;
 pub mod compare;
+pub mod diff;
 pub mod html;
 pub mod record;
 pub mod run;

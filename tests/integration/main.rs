@@ -1,8 +1,10 @@
 //! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`),
-//! `splitlab compare` (`compare`) and the simulator on every shipped scenario (`scenarios`).
+//! `splitlab compare` (`compare`), `splitlab diff` (`diff`) and the simulator on every shipped
+//! scenario (`scenarios`).
 
 mod charts;
 mod cli;
 mod common;
 mod compare;
+mod diff;
 mod scenarios;
