@@ -4,6 +4,7 @@
 mod accuracy;
 mod compare;
 mod diff;
+mod live;
 mod plot;
 mod rollout;
 mod run;
@@ -40,6 +41,13 @@ pub enum Command {
     Accuracy(accuracy::Args),
     /// Run a grid of settings × seeds in parallel and compare them (compare.csv, paired.csv).
     Compare(compare::Args),
+    /// Run a scenario for real: pod servers, the gateway and the activator on 127.0.0.1,
+    /// driven by the scenario's arrivals in wall-clock time.
+    Live(live::LiveArgs),
+    /// Send open-loop HTTP load to an endpoint and write the same outputs as a run.
+    Load(live::LoadArgs),
+    /// Run the splitting gateway alone in front of backends named in a config file.
+    Gateway(live::GatewayArgs),
     /// Compare two runs' summary.json metric by metric, within statistical noise.
     Diff(diff::Args),
 }
@@ -54,6 +62,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout(args) => rollout::run(&args),
         Command::Accuracy(args) => accuracy::run(&args),
         Command::Compare(args) => compare::run(&args),
+        Command::Live(args) => live::live(&args),
+        Command::Load(args) => live::load_cmd(&args),
+        Command::Gateway(args) => live::gateway(&args),
         Command::Diff(args) => diff::run(&args),
     }
 }

@@ -84,25 +84,36 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
+    write_outputs(&out, &report, &scenario.source_yaml)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a run's files (`RunReport::write`), the scenario as run, the charts and report.html,
+/// and prints the summary: the same outputs for `run` and `live`.
+pub(crate) fn write_outputs(
+    out: &Path,
+    report: &crate::report::run::RunReport,
+    scenario_yaml: &str,
+) -> anyhow::Result<()> {
     report
-        .write(&out)
+        .write(out)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     // The scenario as run (with its overrides), for report.html and for `plot`.
-    write_atomic(&out, super::plot::SCENARIO_FILE, |w| {
-        w.write_all(scenario.source_yaml.as_bytes())
+    write_atomic(out, super::plot::SCENARIO_FILE, |w| {
+        w.write_all(scenario_yaml.as_bytes())
     })
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     print!("{}", report.summary_table());
     println!("outputs: {}", out.display());
     // The charts are drawn from the files just written, exactly as `splitlab plot` would.
-    let charts = render_run_charts(&out).with_context(|| {
+    let charts = render_run_charts(out).with_context(|| {
         format!(
             "outputs are written to {} but their charts are not",
             out.display()
         )
     })?;
     println!("charts: {} files in {}", charts.len(), out.display());
-    let html = super::plot::write_run_report(&out, &charts)?;
+    let html = super::plot::write_run_report(out, &charts)?;
     println!("report: {}", html.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -110,7 +110,10 @@ impl BackendState {
             else {
                 break;
             };
-            let (_, tx) = self.waiters.remove(&id).expect("dispatch returns a live waiter");
+            let (_, tx) = self
+                .waiters
+                .remove(&id)
+                .expect("dispatch returns a live waiter");
             if tx.send(pod).is_err() {
                 // Unreachable: the receiver lives in the request's seat, which removes its
                 // waiter before it is dropped. Should it happen, the slot is not leaked.
@@ -204,7 +207,11 @@ impl Gateway {
                 if i == 2 {
                     // The autoscaler's concurrency: integrate the old value up to now.
                     let now_s = now.as_secs_f64();
-                    let previous = if st.reported[2] == u64::MAX { 0 } else { st.reported[2] };
+                    let previous = if st.reported[2] == u64::MAX {
+                        0
+                    } else {
+                        st.reported[2]
+                    };
                     st.conc_area += previous as f64 * (now_s - st.conc_last_s).max(0.0);
                     st.conc_last_s = now_s;
                 }

@@ -54,8 +54,7 @@ pub fn text(status: StatusCode, body: &'static str) -> Response<Body> {
 /// names are DNS labels); an invalid one is left out rather than panicking.
 pub fn set_header(resp: &mut Response<Body>, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut()
-            .insert(HeaderName::from_static(name), v);
+        resp.headers_mut().insert(HeaderName::from_static(name), v);
     }
 }
 
@@ -130,7 +129,10 @@ pub async fn exchange(
     addr: SocketAddr,
     req: hyper::Request<Body>,
 ) -> Result<Response<Bytes>, String> {
-    let mut conn = pool.take(addr).await.map_err(|e| format!("dial tcp {addr}: {e}"))?;
+    let mut conn = pool
+        .take(addr)
+        .await
+        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
     let resp = conn
         .send_request(req)
         .await

@@ -37,8 +37,8 @@ use tokio::sync::Semaphore;
 
 use super::clock::Clock;
 use super::http::{
-    connect, full, Body, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY,
-    REVISION_HEADER, TAG_HEADER,
+    connect, full, Body, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
+    TAG_HEADER,
 };
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
@@ -490,14 +490,13 @@ impl Shared {
             let Ok(_permit) = self.conns.acquire().await else {
                 return Exchanged::Failed("client closed".into());
             };
-            let mut conn = self
-                .idle
-                .lock()
-                .expect("idle lock is never poisoned")
-                .pop();
+            let mut conn = self.idle.lock().expect("idle lock is never poisoned").pop();
             let result = self.exchange_on(&mut conn, address, id).await;
             if let Some(c) = conn {
-                self.idle.lock().expect("idle lock is never poisoned").push(c);
+                self.idle
+                    .lock()
+                    .expect("idle lock is never poisoned")
+                    .push(c);
             }
             result
         };
@@ -570,7 +569,8 @@ impl Shared {
                 body,
             } => {
                 let outcome = outcome_of(*status, body);
-                let cause = (outcome == Outcome::Error).then(|| format!("HTTP {}", status.as_u16()));
+                let cause =
+                    (outcome == Outcome::Error).then(|| format!("HTTP {}", status.as_u16()));
                 (outcome, self.classifier.label(headers, body), cause)
             }
             Exchanged::Failed(e) => (Outcome::Error, None, Some(e.clone())),
@@ -613,7 +613,10 @@ impl Shared {
         books.in_flight -= 1;
         drop(books);
         if let Some(cause) = cause {
-            *lock_stats(&self.stats).error_causes.entry(cause).or_default() += 1;
+            *lock_stats(&self.stats)
+                .error_causes
+                .entry(cause)
+                .or_default() += 1;
         }
     }
 }

@@ -114,7 +114,11 @@ impl Pod {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<PodShared>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<PodShared>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -196,7 +200,9 @@ impl PodShared {
             breaker, waiters, ..
         } = &mut *st;
         if let Some(next) = breaker.release(|h| waiters.contains_key(&h)) {
-            let tx = waiters.remove(&next).expect("release returns a live waiter");
+            let tx = waiters
+                .remove(&next)
+                .expect("release returns a live waiter");
             drop(st);
             self.queue_changed(-1);
             // If its handler is being dropped right now, its guard finds itself granted and

@@ -55,7 +55,9 @@ pub struct LiveOptions {
 /// Why a live run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error("revision {revision}: app processor_sharing is not available in live mode (use workers)")]
+    #[error(
+        "revision {revision}: app processor_sharing is not available in live mode (use workers)"
+    )]
     ProcessorSharing { revision: String },
     #[error("cannot bind 127.0.0.1: {0}")]
     Bind(std::io::Error),
@@ -240,7 +242,9 @@ pub async fn run_live(
     ));
     let hard_end = end + s.drain;
     control.run_until(&load_task, hard_end).await;
-    let result = load_task.await.expect("the load generator task does not panic");
+    let result = load_task
+        .await
+        .expect("the load generator task does not panic");
     let _ = stop_servers.send(true);
     for p in &control.pods {
         if let Some(server) = &p.server {
@@ -553,7 +557,10 @@ impl<'a> Control<'a> {
                 untags,
             } => {
                 let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
-                let latest = self.latest_ready.map(|i| names[i as usize]).unwrap_or_default();
+                let latest = self
+                    .latest_ready
+                    .map(|i| names[i as usize])
+                    .unwrap_or_default();
                 let created: Vec<&str> = self
                     .revs
                     .iter()
@@ -561,7 +568,10 @@ impl<'a> Control<'a> {
                     .filter(|(r, _)| r.created)
                     .map(|(_, n)| *n)
                     .collect();
-                match self.control.apply_kn(traffic, tags, untags, &created, latest) {
+                match self
+                    .control
+                    .apply_kn(traffic, tags, untags, &created, latest)
+                {
                     Ok(()) => {
                         self.reconcile();
                     }
@@ -647,12 +657,7 @@ impl<'a> Control<'a> {
         } else {
             // Scale down: starting pods first, then the newest ready ones.
             let mut victims = live.clone();
-            victims.sort_by_key(|p| {
-                (
-                    self.pods[*p as usize].state == PodState::Ready,
-                    Reverse(*p),
-                )
-            });
+            victims.sort_by_key(|p| (self.pods[*p as usize].state == PodState::Ready, Reverse(*p)));
             for pod in victims.into_iter().take(live.len() - target as usize) {
                 self.terminate(pod);
             }

@@ -1,0 +1,764 @@
+//! `splitlab live`, `splitlab load` and `splitlab gateway`: the live mode's commands.
+//!
+//! Each builds a multi-threaded tokio runtime, runs, and on Ctrl-C or SIGTERM stops pacing at
+//! once, counts what is in flight, writes its outputs completely and exits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context};
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::live::clock::Clock;
+use crate::live::gateway::{Backend, BackendState, Gateway};
+use crate::live::http::Pool;
+use crate::live::load::{self, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
+use crate::live::world::{run_live, LiveOptions};
+use crate::model::arrival::ArrivalGen;
+use crate::model::rng::{stream, Stream};
+use crate::model::route_control::{DataPlane, RevisionState, RouteControl};
+use crate::model::time::{SimDuration, SimTime};
+use crate::report::run::{EngineStats, RunMeta, RunRecorder};
+use crate::report::write::write_atomic;
+use crate::routing::duration::parse_duration;
+use crate::routing::pick::PickerKind;
+use crate::routing::validation::validate_service;
+use crate::routing::{ObjectMeta, TrafficTarget};
+use crate::scenario::spec::{ArrivalProcessSpec, ArrivalSpec, RatePoint, ServiceSpec};
+
+/// The load generator's own figures, next to the run's files.
+pub const LOAD_FILE: &str = "load.json";
+
+// ------------------------------------------------------------------ splitlab live
+
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO")]
+    scenario: PathBuf,
+    /// Scenario seconds per wall second (10: ten scenario minutes take one).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    time_scale: f64,
+    /// Output directory (default: out/<scenario name>-live).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Overrides a scenario value, as for `run`; repeatable.
+    #[arg(long = "set", value_name = "PATH=VALUE", allow_hyphen_values = true)]
+    set: Vec<String>,
+    /// Overrides the scenario's seed.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Most connections from the load generator to the gateway.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    connections: usize,
+    /// Most requests in flight at the load generator (memory bound).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    max_in_flight: u64,
+}
+
+pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
+    if !(args.time_scale.is_finite() && args.time_scale > 0.0 && args.time_scale <= 1000.0) {
+        bail!(
+            "--time-scale {}: must be a number in (0, 1000]",
+            args.time_scale
+        );
+    }
+    let mut scenario = super::run::load(&args.scenario, &args.set)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| Path::new("out").join(format!("{}-live", scenario.name)));
+    let wall = (scenario.duration + scenario.drain).as_secs_f64() / args.time_scale;
+    eprintln!(
+        "live: {} on 127.0.0.1, {:.1} s of wall time at most (time scale {})",
+        scenario.name, wall, args.time_scale
+    );
+    let runtime = runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = LiveOptions {
+        time_scale: args.time_scale,
+        connections: args.connections.max(1),
+        max_in_flight: args.max_in_flight.max(1),
+    };
+    let result = runtime.block_on(async {
+        watch_signals(stop.clone());
+        run_live(&scenario, &opts, stop.clone()).await
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let run = result?;
+    for w in &run.warnings {
+        eprintln!("warning: {w}");
+    }
+    if !run.report.accounting_ok() {
+        bail!("internal error: request accounting does not balance; outputs not written");
+    }
+    super::run::write_outputs(&out, &run.report, &scenario.source_yaml)?;
+    write_load_json(&out, &run.stats, &args.scenario.display().to_string())?;
+    print_load_stats(&run.stats);
+    if run.interrupted {
+        eprintln!("interrupted: outputs cover the run up to the signal");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ splitlab load
+
+#[derive(Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The endpoint, http://HOST[:PORT][/PATH]. Anything but loopback is contacted only
+    /// because you name it here.
+    #[arg(long, value_name = "URL")]
+    target: String,
+    /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress).
+    #[arg(long, value_name = "HOST")]
+    host: Option<String>,
+    /// Requests per second, evenly spaced (as vegeta's constant pacer); `max`: as fast as the
+    /// connections allow (closed loop, as wrk and oha).
+    #[arg(long, value_name = "R", conflicts_with = "schedule")]
+    rate: Option<String>,
+    /// A rate schedule CSV: `at_s,rate_per_s[,ramp_s]` per row (a step, or a linear ramp to the
+    /// rate over ramp_s).
+    #[arg(long, value_name = "FILE")]
+    schedule: Option<PathBuf>,
+    /// Arrival process for --rate and --schedule: constant (evenly spaced) or poisson.
+    #[arg(long, value_name = "KIND", default_value = "constant")]
+    arrivals: String,
+    /// How long to send (Go duration, e.g. 30s). Required unless --max-requests is given.
+    #[arg(long, value_name = "D")]
+    duration: Option<String>,
+    /// Stop after this many requests.
+    #[arg(long, value_name = "N")]
+    max_requests: Option<u64>,
+    /// How responses are attributed: header:NAME (its value is the label) or
+    /// body:REGEX=LABEL[,REGEX=LABEL...] (the first matching pattern). Default:
+    /// header:knative-serving-revision.
+    #[arg(long, value_name = "SPEC")]
+    classify: Option<String>,
+    /// The expected split, LABEL=PCT,... (sums to 100): drawn as the programmed split.
+    #[arg(long, value_name = "SPLIT")]
+    expect: Option<String>,
+    /// Labels to expect from a header classifier besides those in --expect (comma-separated).
+    #[arg(long, value_name = "LIST")]
+    labels: Option<String>,
+    /// Connections (the open loop opens up to this many; `--rate max` uses exactly this many).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    connections: usize,
+    /// A request not answered this long after its intended send time is a client timeout.
+    #[arg(long, value_name = "D", default_value = "30s")]
+    timeout: String,
+    /// After the last request is sent, how long to wait for answers.
+    #[arg(long, value_name = "D", default_value = "10s")]
+    drain: String,
+    /// Output directory.
+    #[arg(long, value_name = "DIR", default_value = "out/load")]
+    out: PathBuf,
+    /// Seed for Poisson arrivals.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Most requests in flight (memory bound).
+    #[arg(long, value_name = "N", default_value_t = 50_000)]
+    max_in_flight: u64,
+}
+
+/// A duration flag in Go syntax, positive.
+fn duration_flag(flag: &str, value: &str) -> anyhow::Result<SimDuration> {
+    match parse_duration(value) {
+        Ok(ns) if ns > 0 => Ok(SimDuration(ns)),
+        Ok(_) => bail!("{flag} {value:?}: must be positive"),
+        Err(e) => bail!("{flag} {value:?}: {e} (a Go duration such as 30s, 1m30s, 500ms)"),
+    }
+}
+
+/// Splits `http://host[:port][/path]` and resolves it.
+async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String)> {
+    let uri: hyper::Uri = url
+        .parse()
+        .with_context(|| format!("--target {url:?}: not a URL (http://HOST[:PORT][/PATH])"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some(other) => bail!(
+            "--target {url:?}: scheme {other:?} is not supported; use http:// (e.g. the ingress's plain-HTTP port)"
+        ),
+        None => bail!("--target {url:?}: missing scheme; write http://{url}"),
+    }
+    let host = uri
+        .host()
+        .with_context(|| format!("--target {url:?}: missing host"))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let path = uri
+        .path_and_query()
+        .map_or("/".to_string(), |p| p.as_str().to_string());
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .with_context(|| format!("--target {url:?}: cannot resolve {host}"))?
+        .next()
+        .with_context(|| format!("--target {url:?}: {host} has no address"))?;
+    let authority = uri
+        .authority()
+        .map_or(host.clone(), |a| a.as_str().to_string());
+    Ok((addr, path, authority))
+}
+
+/// Parses `LABEL=PCT,...`.
+fn parse_expect(s: &str) -> anyhow::Result<Vec<(String, i64)>> {
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (label, pct) = part
+            .split_once('=')
+            .with_context(|| format!("--expect {s:?}: {part:?} is not LABEL=PCT"))?;
+        let pct: i64 = pct
+            .trim()
+            .parse()
+            .ok()
+            .filter(|p| (0..=100).contains(p))
+            .with_context(|| {
+                format!("--expect {s:?}: {pct:?} is not a whole percent between 0 and 100")
+            })?;
+        out.push((label.trim().to_string(), pct));
+    }
+    let sum: i64 = out.iter().map(|(_, p)| p).sum();
+    if sum != 100 {
+        bail!("--expect {s:?}: the percents sum to {sum}, not 100");
+    }
+    Ok(out)
+}
+
+/// Reads a schedule CSV into rate points.
+fn read_schedule(path: &Path) -> anyhow::Result<Vec<RatePoint>> {
+    let text = super::read_input(path)?;
+    let name = path.display();
+    let mut points = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("at")) {
+            continue;
+        }
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let num = |col: usize, what: &str| -> anyhow::Result<f64> {
+            let v = cols.get(col).copied().unwrap_or("");
+            v.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .with_context(|| {
+                    format!(
+                        "{name}:{line_no}: column {} ({what}) {v:?}: must be a number >= 0",
+                        col + 1
+                    )
+                })
+        };
+        if !(2..=3).contains(&cols.len()) {
+            bail!("{name}:{line_no}: expected at_s,rate_per_s[,ramp_s], got {line:?}");
+        }
+        let at = SimTime::from_secs_f64(num(0, "at_s")?);
+        let rate = num(1, "rate_per_s")?;
+        if let Some(last) = points.last() {
+            let last_at = match last {
+                RatePoint::Step { at, .. } | RatePoint::Ramp { at, .. } => *at,
+            };
+            if at < last_at {
+                bail!(
+                    "{name}:{line_no}: at_s goes backwards ({} after {})",
+                    at,
+                    last_at
+                );
+            }
+        }
+        points.push(if cols.len() == 3 && num(2, "ramp_s")? > 0.0 {
+            RatePoint::Ramp {
+                at,
+                to_rate_per_s: rate,
+                over: SimDuration::from_secs_f64(num(2, "ramp_s")?),
+            }
+        } else {
+            RatePoint::Step {
+                at,
+                rate_per_s: rate,
+            }
+        });
+    }
+    if points.is_empty() {
+        bail!("{name}: no schedule rows (expected at_s,rate_per_s[,ramp_s])");
+    }
+    Ok(points)
+}
+
+pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let poisson = match args.arrivals.as_str() {
+        "constant" => false,
+        "poisson" => true,
+        other => bail!("--arrivals {other:?}: must be constant or poisson"),
+    };
+    let timeout = duration_flag("--timeout", &args.timeout)?;
+    let drain = duration_flag("--drain", &args.drain)?;
+    let expect = args.expect.as_deref().map(parse_expect).transpose()?;
+    // The process and the closed-loop choice.
+    let (process, closed) = match (&args.rate, &args.schedule) {
+        (Some(r), None) if r == "max" => (None, true),
+        (Some(r), None) => {
+            let rate: f64 = r
+                .parse()
+                .ok()
+                .filter(|x: &f64| x.is_finite() && *x > 0.0 && *x <= 10_000_000.0)
+                .with_context(|| {
+                    format!("--rate {r:?}: must be a rate in (0, 10000000] requests/s, or max")
+                })?;
+            let p = if poisson {
+                ArrivalProcessSpec::Poisson { rate_per_s: rate }
+            } else {
+                ArrivalProcessSpec::Constant { rate_per_s: rate }
+            };
+            (Some(p), false)
+        }
+        (None, Some(file)) => (
+            Some(ArrivalProcessSpec::Schedule {
+                points: read_schedule(file)?,
+                poisson,
+            }),
+            false,
+        ),
+        _ => bail!("one of --rate R (or --rate max) and --schedule FILE is required"),
+    };
+    // The bounds: a duration, or a count (with a time bound derived from it).
+    let duration = match (&args.duration, args.max_requests) {
+        (Some(d), _) => duration_flag("--duration", d)?,
+        (None, Some(n)) => match &process {
+            Some(ArrivalProcessSpec::Constant { rate_per_s })
+            | Some(ArrivalProcessSpec::Poisson { rate_per_s }) => {
+                SimDuration::from_secs_f64(n as f64 / rate_per_s * 2.0 + 1.0)
+            }
+            // A closed loop or a schedule with only a count: at most ten minutes.
+            _ => SimDuration::from_secs(600),
+        },
+        (None, None) => {
+            bail!("--duration or --max-requests is required (a load run always stops by itself)")
+        }
+    };
+    // Labels and the classifier.
+    let mut labels: Vec<String> = expect.iter().flatten().map(|(l, _)| l.clone()).collect();
+    let add_label = |l: &str, labels: &mut Vec<String>| -> usize {
+        match labels.iter().position(|x| x == l) {
+            Some(i) => i,
+            None => {
+                labels.push(l.to_string());
+                labels.len() - 1
+            }
+        }
+    };
+    for l in args
+        .labels
+        .iter()
+        .flat_map(|s| s.split(','))
+        .filter(|s| !s.is_empty())
+    {
+        add_label(l.trim(), &mut labels);
+    }
+    let spec = args
+        .classify
+        .clone()
+        .unwrap_or_else(|| format!("header:{}", crate::live::http::REVISION_HEADER));
+    enum Kind {
+        Header(String),
+        Body(Vec<(Regex, usize)>),
+    }
+    let kind = if let Some(name) = spec.strip_prefix("header:") {
+        if name.is_empty() || hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            bail!("--classify {spec:?}: {name:?} is not a header name");
+        }
+        Kind::Header(name.to_ascii_lowercase())
+    } else if let Some(rules) = spec.strip_prefix("body:") {
+        let mut patterns = Vec::new();
+        for rule in rules.split(',').filter(|r| !r.is_empty()) {
+            let (re, label) = rule
+                .rsplit_once('=')
+                .with_context(|| format!("--classify {spec:?}: {rule:?} is not REGEX=LABEL"))?;
+            let re = Regex::new(re)
+                .with_context(|| format!("--classify {spec:?}: bad regular expression {re:?}"))?;
+            patterns.push((re, add_label(label, &mut labels)));
+        }
+        if patterns.is_empty() {
+            bail!("--classify {spec:?}: no REGEX=LABEL rules");
+        }
+        Kind::Body(patterns)
+    } else {
+        bail!("--classify {spec:?}: must be header:NAME or body:REGEX=LABEL,...");
+    };
+    let other = labels.len();
+    labels.push("other".into());
+    let classifier = match kind {
+        Kind::Header(name) => Classifier::Header {
+            name,
+            labels: labels
+                .iter()
+                .enumerate()
+                .take(other)
+                .map(|(i, l)| (l.clone(), i))
+                .collect::<HashMap<_, _>>(),
+            other,
+        },
+        Kind::Body(patterns) => Classifier::Body { patterns, other },
+    };
+
+    let runtime = runtime()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (result, target_desc) = runtime.block_on(async {
+        let (addr, path, authority) = resolve_target(&args.target).await?;
+        if !addr.ip().is_loopback() {
+            eprintln!("load: sending to {addr} (not loopback), as --target names it");
+        }
+        watch_signals(stop.clone());
+        let clock = Clock::start(1.0);
+        let mut recorder = RunRecorder::new(
+            RunMeta {
+                scenario: "load".into(),
+                seed: args.seed,
+                mode: "live".into(),
+            },
+            labels.clone(),
+            SimDuration::from_secs(1),
+            false,
+        );
+        if let Some(expect) = &expect {
+            recorder.programmed(SimTime::ZERO, "", expect);
+        }
+        let books = Books::new(recorder);
+        let arrivals_spec = ArrivalSpec {
+            process: process.unwrap_or(ArrivalProcessSpec::Constant { rate_per_s: 1.0 }),
+            tag_shares: vec![],
+            header_shares: vec![],
+            clients: None,
+        };
+        let connections = args.connections.max(1);
+        let plan = LoadPlan {
+            arrivals: ArrivalGen::new(&arrivals_spec, SimTime::ZERO + duration),
+            rng: stream(args.seed, 0, Stream::Arrivals, 0),
+            duration,
+            max_requests: args.max_requests,
+            drain,
+            client_timeout: Some(timeout),
+            executor: if closed {
+                Executor::Closed { connections }
+            } else {
+                Executor::Open { connections }
+            },
+            max_in_flight: args.max_in_flight.max(1),
+            record_routing: true,
+        };
+        let target = Target {
+            addr,
+            path,
+            host: args.host.clone().unwrap_or(authority),
+            tag_hosts: vec![],
+            tag_names: vec![],
+        };
+        let desc = format!("{} ({addr})", args.target);
+        let r = load::run(plan, target, classifier, clock, books, stop.clone()).await;
+        anyhow::Ok((r, desc))
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    let wall_s = result.stats.pacing_wall_s;
+    let report = result.recorder.finish(
+        result.end,
+        &result.in_flight_by_revision,
+        result.unrouted_in_flight,
+        EngineStats {
+            events: result.stats.sent,
+            wall_s,
+            sim_s: result.end.as_secs_f64(),
+        },
+    );
+    if !report.accounting_ok() {
+        bail!("internal error: request accounting does not balance; outputs not written");
+    }
+    let description = format!(
+        "# splitlab load\ntarget: {}\nrate: {}\nduration: {}\nconnections: {}\n",
+        args.target,
+        args.rate.as_deref().unwrap_or("schedule"),
+        duration,
+        args.connections
+    );
+    super::run::write_outputs(&args.out, &report, &description)?;
+    write_load_json(&args.out, &result.stats, &target_desc)?;
+    print_load_stats(&result.stats);
+    let achieved = report.totals().arrived as f64 / wall_s.max(1e-9);
+    println!(
+        "sent {} requests in {:.2} s: {:.1} requests/s",
+        report.totals().arrived,
+        wall_s,
+        achieved
+    );
+    if result.interrupted {
+        eprintln!("interrupted: outputs cover the run up to the signal");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ splitlab gateway
+
+#[derive(Debug, clap::Args)]
+pub struct GatewayArgs {
+    /// The gateway config (YAML): service, traffic, backends.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Stop after this long (Go duration); default: until Ctrl-C or SIGTERM.
+    #[arg(long, value_name = "D")]
+    duration: Option<String>,
+}
+
+/// `splitlab gateway --config FILE`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayConfig {
+    service: GatewayService,
+    traffic: Vec<TrafficTarget>,
+    /// Revision name to backend URLs (http://HOST:PORT).
+    backends: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    picker: Option<String>,
+    #[serde(default)]
+    seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayService {
+    name: String,
+    #[serde(default = "default_namespace")]
+    namespace: String,
+    #[serde(default = "default_domain")]
+    domain: String,
+    #[serde(default)]
+    tag_header_routing: bool,
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+fn default_domain() -> String {
+    "example.com".into()
+}
+
+pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
+    let name = super::display_name(&args.config);
+    let text = super::read_input(&args.config)?;
+    let config: GatewayConfig =
+        crate::scenario::yaml::from_str(&name, &text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run_for = args
+        .duration
+        .as_deref()
+        .map(|d| duration_flag("--duration", d))
+        .transpose()?;
+    let picker = match config.picker.as_deref().unwrap_or("random") {
+        "random" => PickerKind::Random,
+        "wrr" => PickerKind::Wrr,
+        "hash" => PickerKind::Hash,
+        other => bail!("{name}: picker: {other:?} is not one of random, wrr, hash"),
+    };
+    let meta = ObjectMeta {
+        name: config.service.name.clone(),
+        namespace: config.service.namespace.clone(),
+        ..Default::default()
+    };
+    let mut traffic = config.traffic.clone();
+    crate::routing::target::default_traffic(&mut traffic, true);
+    if let Some(err) = validate_service(&meta, &traffic) {
+        bail!("{name}: traffic: {err}");
+    }
+    let service = ServiceSpec {
+        name: config.service.name.clone(),
+        namespace: config.service.namespace.clone(),
+        domain: config.service.domain.clone(),
+        rollout_duration_secs: 0,
+        tag_header_routing: config.service.tag_header_routing,
+    };
+    let names: Vec<String> = config.backends.keys().cloned().collect();
+    for t in &traffic {
+        if !t.revision_name.is_empty() && !config.backends.contains_key(&t.revision_name) {
+            bail!(
+                "{name}: traffic names revision {:?}, which has no entry under backends (has: {})",
+                t.revision_name,
+                names.join(", ")
+            );
+        }
+        if t.revision_name.is_empty() {
+            bail!("{name}: traffic: every target needs a revisionName (the gateway has no configurations)");
+        }
+    }
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let mut backends = Vec::new();
+        for (i, (rev, urls)) in config.backends.iter().enumerate() {
+            let mut st =
+                BackendState::new(vec![], stream(0, 0, Stream::ActivatorLb, i as u64), true);
+            for url in urls {
+                let (addr, _, _) = resolve_target(url)
+                    .await
+                    .with_context(|| format!("{name}: backends.{rev}"))?;
+                st.endpoints.push(addr);
+            }
+            if st.endpoints.is_empty() {
+                bail!("{name}: backends.{rev}: no URLs");
+            }
+            backends.push(Arc::new(Backend {
+                name: rev.clone(),
+                index: i as u32,
+                timeout: std::time::Duration::from_secs(300),
+                state: Mutex::new(st),
+            }));
+        }
+        let mut control = RouteControl::new(&service, &traffic);
+        let revs: Vec<RevisionState<'_>> = names
+            .iter()
+            .map(|n| RevisionState {
+                name: n,
+                ready: true,
+            })
+            .collect();
+        let out = control.reconcile(SimTime::ZERO, &revs, "");
+        if let Some(w) = out.warning {
+            bail!("{name}: {w}");
+        }
+        let gen = out.program.context("the route has no traffic to program")?;
+        control.programmed(gen);
+        let table = control.desired_table().context("the route has no table")?;
+        let index: BTreeMap<String, u32> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        let (plane, changes, warnings) =
+            DataPlane::program(&control, table, None, picker, &index, &[]);
+        if let Some(w) = warnings.first() {
+            bail!("{name}: {w}");
+        }
+        let gw = Arc::new(Gateway {
+            plane: Mutex::new((
+                plane,
+                stream(config.seed.unwrap_or(1), 0, Stream::Routing, 0),
+            )),
+            backends,
+            pool: Pool::default(),
+            hooks: None,
+        });
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        println!("gateway: listening on http://{local}");
+        for c in &changes {
+            let tag = if c.tag.is_empty() {
+                "(default)"
+            } else {
+                &c.tag
+            };
+            let splits: Vec<String> = c.splits.iter().map(|(r, p)| format!("{r}={p}%")).collect();
+            let host = control.host(&c.tag);
+            println!("  {tag}: host {host}: {}", splits.join(" "));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        watch_signals(stop.clone());
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(gw.serve(listener, rx));
+        let clock = Clock::start(1.0);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let expired = run_for.is_some_and(|d| clock.now() >= SimTime::ZERO + d);
+            if stop.load(Ordering::Relaxed) || expired {
+                break;
+            }
+        }
+        let _ = tx.send(true);
+        let _ = server.await;
+        println!("gateway: stopped");
+        anyhow::Ok(())
+    })?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    Ok(ExitCode::SUCCESS)
+}
+
+// ------------------------------------------------------------------ shared
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Sets `stop` on Ctrl-C or SIGTERM.
+fn watch_signals(stop: Arc<AtomicBool>) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Result<()> {
+    let h = &stats.send_lag_us;
+    let q = |p: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p)
+        }
+    };
+    let doc = serde_json::json!({
+        "target": target,
+        "sent": stats.sent,
+        "pacing_wall_s": stats.pacing_wall_s,
+        "send_lag_us": {"p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": h.max()},
+        "error_causes": stats.error_causes,
+    });
+    write_atomic(out, LOAD_FILE, |w| {
+        serde_json::to_writer_pretty(&mut *w, &doc)?;
+        w.write_all(b"\n")
+    })
+    .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    Ok(())
+}
+
+fn print_load_stats(stats: &LoadStats) {
+    let h = &stats.send_lag_us;
+    if !h.is_empty() {
+        println!(
+            "send lag (intended to actual): p50 {} µs, p99 {} µs, max {} µs",
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.99),
+            h.max()
+        );
+    }
+    for (cause, n) in &stats.error_causes {
+        println!("errors: {n} × {cause}");
+    }
+}
+
+use std::io::Write as _;
