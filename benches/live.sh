@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Live-mode benchmarks for splitlab: `splitlab load` against wrk and oha, the rate accuracy of
+# the open-loop pacer, and `splitlab gateway` against an nginx weighted upstream.
+#
+# Everything runs on 127.0.0.1 with temporary directories; nothing is installed. A measurement
+# whose tool (wrk, oha, nginx) is missing is skipped with a message.
+#
+#   benches/live.sh            # full durations (about 3 minutes)
+#   QUICK=1 benches/live.sh    # short durations (a smoke test, numbers not meaningful)
+#
+# Environment: REPS (throughput runs per generator, default 2), SPLITLAB (binary, default target/release/splitlab), OHA (default oha on PATH,
+# else /opt/oha/bin/oha), WRK, NGINX, C (connections, default 50), KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+
+SPLITLAB=${SPLITLAB:-target/release/splitlab}
+C=${C:-50}
+if [[ "${QUICK:-0}" == 1 ]]; then
+    TPUT_D=3; RATE_D=5; GW_D=3
+else
+    TPUT_D=10; RATE_D=30; GW_D=10
+fi
+
+find_tool() { # name, explicit path, fallback path
+    if [[ -n "$2" ]]; then command -v "$2" || true; return; fi
+    command -v "$1" 2>/dev/null || { [[ -x "$3" ]] && echo "$3"; } || true
+}
+WRK=$(find_tool wrk "${WRK:-}" /usr/bin/wrk)
+OHA=$(find_tool oha "${OHA:-}" /opt/oha/bin/oha)
+NGINX=$(find_tool nginx "${NGINX:-}" /usr/sbin/nginx)
+
+if [[ ! -x "$SPLITLAB" ]]; then
+    echo "live.sh: $SPLITLAB not found; build it with: cargo build --release" >&2
+    exit 1
+fi
+command -v python3 >/dev/null || { echo "live.sh: python3 is needed to read JSON" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/splitlab-live.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    if [[ "${KEEP:-0}" == 1 ]]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+HOST=hello.default.example.com
+P_V1=8081; P_V2=8082; P_NGLB=8090; P_GW=8091
+SUMMARY=()   # rows "measurement|value|target|verdict"
+row() { SUMMARY+=("$1|$2|${3:-}|${4:-}"); }
+skip() { echo "SKIP: $*"; row "$1" "skipped (${2})" "" ""; }
+
+jget() { # file, python expression on `d`
+    python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print($2)" "$1"
+}
+calc() { python3 -c "print($1)"; }
+
+wait_port() { # port
+    local i
+    for i in $(seq 1 100); do
+        if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    echo "port $1 never opened" >&2; return 1
+}
+
+# wrk helpers: requests/s, latency percentile in µs (wrk prints 1.23ms, 456.00us, 1.01s)
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_pct_us() { # file, percentile label (50%, 99%)
+    awk -v p="$2" '$1 == p {
+        v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+        f = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1e6 : (u == "m") ? 6e7 : 1
+        printf "%.0f\n", v * f }' "$1"
+}
+wrk_errors() { # non-2xx and socket errors, "" when none
+    grep -E 'Non-2xx|Socket errors' "$1" | tr -s ' ' | paste -sd';' - || true
+}
+
+# ---------------------------------------------------------------- nginx
+NGX_DIR=$TMP/nginx
+start_nginx() {
+    mkdir -p "$NGX_DIR"/{tmp,logs}
+    cat >"$NGX_DIR/nginx.conf" <<EOF
+worker_processes 1;
+error_log $NGX_DIR/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $NGX_DIR/tmp/body;
+    proxy_temp_path $NGX_DIR/tmp/proxy;
+    fastcgi_temp_path $NGX_DIR/tmp/fastcgi;
+    uwsgi_temp_path $NGX_DIR/tmp/uwsgi;
+    scgi_temp_path $NGX_DIR/tmp/scgi;
+    keepalive_requests 1000000;
+    default_type text/plain;
+    server { listen 127.0.0.1:$P_V1; location / { return 200 "Hello v1!\n"; } }
+    server { listen 127.0.0.1:$P_V2; location / { return 200 "Hello v2!\n"; } }
+    upstream u {
+        server 127.0.0.1:$P_V1 weight=9;
+        server 127.0.0.1:$P_V2 weight=1;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$P_NGLB;
+        location / {
+            proxy_pass http://u;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+    "$NGINX" -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" \
+        -g "daemon off; pid $NGX_DIR/nginx.pid;" &
+    PIDS+=($!)
+    wait_port $P_V1; wait_port $P_V2; wait_port $P_NGLB
+}
+
+have_nginx=0
+if [[ -n "$NGINX" ]]; then
+    start_nginx
+    have_nginx=1
+    echo "nginx: backends on :$P_V1 :$P_V2, weighted upstream on :$P_NGLB ($TMP)"
+else
+    echo "SKIP: nginx not found; every measurement needs it as the backend"
+fi
+echo "durations: throughput ${TPUT_D}s, rate ${RATE_D}s, gateway ${GW_D}s; C=$C; $(nproc) cores"
+echo
+
+# ---------------------------------------------------------------- 1. throughput
+# Each generator runs REPS times, interleaved (splitlab, oha, wrk, splitlab, ...); the best
+# run of each is reported, since one run on 2 shared cores varies by tens of percent.
+BACKEND=http://127.0.0.1:$P_V1/
+REPS=${REPS:-2}
+best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
+if ((have_nginx)); then
+    echo "== 1. load generator throughput, -c $C, ${TPUT_D}s, against nginx :$P_V1, best of $REPS"
+    SL=(); OH=(); WR=(); sl_err=0; oha_ok=""; wrk_e=""
+    for rep in $(seq 1 "$REPS"); do
+        out=$TMP/tput-splitlab-$rep
+        "$SPLITLAB" load --target "$BACKEND" --rate max --connections "$C" --duration "${TPUT_D}s" \
+            --classify 'body:v1=v1,body:v2=v2' --expect v1=100 --out "$out" >"$out.log" 2>&1
+        grep -E '^requests:|^sent ' "$out.log"
+        SL+=("$(jget "$out/summary.json" "d['requests']['served'] / $TPUT_D")")
+        sl_err=$((sl_err + $(jget "$out/summary.json" "d['requests']['errors']")))
+        echo "splitlab #$rep: served/duration = ${SL[-1]} req/s"
+        if [[ -n "$OHA" ]]; then
+            f=$TMP/oha-$rep.json
+            "$OHA" -z "${TPUT_D}s" -c "$C" --no-tui --output-format json "$BACKEND" >"$f" 2>"$f.err" || true
+            OH+=("$(jget "$f" "d['summary']['requestsPerSec']")")
+            oha_ok+=" $(jget "$f" "d['summary']['successRate']")"
+            echo "oha #$rep: ${OH[-1]} req/s, status $(jget "$f" "d.get('statusCodeDistribution')"), errors $(jget "$f" "d.get('errorDistribution')")"
+        fi
+        if [[ -n "$WRK" ]]; then
+            f=$TMP/wrk-tput-$rep.txt
+            "$WRK" -t1 -c "$C" -d "${TPUT_D}s" "$BACKEND" >"$f"
+            WR+=("$(wrk_rps "$f")"); e=$(wrk_errors "$f"); wrk_e+=${e:+" $e"}
+            echo "wrk #$rep: ${WR[-1]} req/s${e:+ [$e]}"
+        fi
+    done
+    sl_rps=$(best "${SL[@]}")
+    row "throughput splitlab load --rate max" "$(printf '%.0f' "$sl_rps") req/s (runs: $(printf '%.0f ' "${SL[@]}")errors $sl_err)" "" ""
+    if [[ -n "$OHA" ]]; then
+        oha_rps=$(best "${OH[@]}")
+        row "throughput oha" "$(printf '%.0f' "$oha_rps") req/s (runs: $(printf '%.0f ' "${OH[@]}")success$oha_ok)" "" ""
+        row "  ratio splitlab/oha" "$(calc "round($sl_rps / $oha_rps, 2)")" "" ""
+    else
+        skip "throughput oha" "oha not found"
+    fi
+    if [[ -n "$WRK" ]]; then
+        w=$(best "${WR[@]}")
+        row "throughput wrk -t1" "$(printf '%.0f' "$w") req/s (runs: $(printf '%.0f ' "${WR[@]}" | sed 's/ $//'))${wrk_e:+ [$wrk_e]}" "" ""
+        row "  ratio splitlab/wrk" "$(calc "round($sl_rps / $w, 2)")" "" ""
+    else
+        skip "throughput wrk" "wrk not found"
+    fi
+    echo
+fi
+
+# ---------------------------------------------------------------- 2. rate accuracy
+if ((have_nginx)); then
+    for R in 1000 10000; do
+        echo "== 2. rate accuracy: --rate $R for ${RATE_D}s"
+        out=$TMP/rate-$R
+        "$SPLITLAB" load --target "$BACKEND" --rate "$R" --duration "${RATE_D}s" \
+            --classify 'body:v1=v1,body:v2=v2' --expect v1=100 --out "$out" >"$out.log" 2>&1
+        grep -E '^requests:|^split:|^send lag|^sent ' "$out.log"
+        arrived=$(jget "$out/summary.json" "d['requests']['arrived']")
+        served=$(jget "$out/summary.json" "d['requests']['served']")
+        achieved=$(calc "$arrived / $RATE_D")
+        err_pct=$(calc "round(100 * ($achieved - $R) / $R, 2)")
+        p99=$(jget "$out/load.json" "d['send_lag_us']['p99']")
+        mx=$(jget "$out/load.json" "d['send_lag_us']['max']")
+        ok_rate=$(calc "'PASS' if abs($achieved - $R) <= 0.01 * $R else 'FAIL'")
+        ok_lag=$(calc "'PASS' if $p99 < 1000 else 'FAIL'")
+        echo "arrived $arrived, served $served: $achieved req/s (${err_pct}%), send lag p99 ${p99} µs, max ${mx} µs"
+        row "rate $R: achieved" "$(printf '%.1f' "$achieved") req/s (${err_pct}%), served $served/$arrived" "within 1%" "$ok_rate"
+        row "rate $R: send lag p99" "${p99} µs (max ${mx} µs)" "< 1000 µs" "$ok_lag"
+        echo
+    done
+fi
+
+# ---------------------------------------------------------------- 3. gateway
+if ((have_nginx)) && [[ -n "$WRK" ]]; then
+    echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST"
+    cat >"$TMP/gateway.yaml" <<EOF
+service: {name: hello, namespace: default, domain: example.com}
+traffic:
+  - {revisionName: v1, percent: 90}
+  - {revisionName: v2, percent: 10}
+backends:
+  v1: [http://127.0.0.1:$P_V1]
+  v2: [http://127.0.0.1:$P_V2]
+picker: random
+EOF
+    "$SPLITLAB" gateway --config "$TMP/gateway.yaml" --listen "127.0.0.1:$P_GW" >"$TMP/gateway.log" 2>&1 &
+    GW_PID=$!
+    PIDS+=($GW_PID)
+    wait_port $P_GW
+    # sanity: 100 requests through the split (expect about 90 v1 / 10 v2)
+    for i in $(seq 1 100); do
+        curl -s -H "Host: $HOST" "http://127.0.0.1:$P_GW/" 2>/dev/null || true
+    done | sort | uniq -c | sed 's/^/  gateway sample: /' || true
+
+    declare -A RPS P50 P99
+    for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW; do
+        name=${t%%:*}; port=${t##*:}
+        f=$TMP/wrk-$name.txt
+        "$WRK" -t1 -c "$C" -d "${GW_D}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/" >"$f"
+        echo "-- $name (:$port)"; cat "$f"
+        RPS[$name]=$(wrk_rps "$f"); P50[$name]=$(wrk_pct_us "$f" 50%); P99[$name]=$(wrk_pct_us "$f" 99%)
+        e=$(wrk_errors "$f")
+        [[ -n "$e" ]] && echo "!! $name: $e"
+        row "wrk via $name" "$(printf '%.0f' "${RPS[$name]}") req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs${e:+ [$e]}" "" ""
+    done
+    if ! kill -0 "$GW_PID" 2>/dev/null; then
+        echo "!! the gateway exited during the run:"; cat "$TMP/gateway.log"
+    fi
+    gr=$(calc "round(${RPS[gateway]} / ${RPS[nginx]}, 2)")
+    row "  ratio gateway/nginx" "$gr" ">= 0.8" "$(calc "'PASS' if $gr >= 0.8 else 'FAIL'")"
+    for name in gateway nginx; do
+        row "  added latency $name vs direct" \
+            "$(printf 'p50 %+d µs, p99 %+d µs' $((P50[$name] - P50[direct])) $((P99[$name] - P99[direct])))" "" ""
+    done
+    echo
+elif ((have_nginx)); then
+    skip "gateway" "wrk not found"
+fi
+
+# ---------------------------------------------------------------- summary
+echo "== summary ($(nproc) cores, loopback, generator and servers on the same machine${QUICK:+, QUICK=$QUICK})"
+{
+    echo "measurement|result|target|verdict"
+    printf '%s\n' "${SUMMARY[@]}"
+} | column -t -s'|' -o'  ' 2>/dev/null || printf '%s\n' "${SUMMARY[@]}"
