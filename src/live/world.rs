@@ -27,10 +27,7 @@ use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, 
 use super::pod::{Pod, PodConfig};
 use crate::model::activator::Throttler;
 use crate::model::arrival::ArrivalGen;
-use crate::model::autoscaler::{
-    assign_slice, initial_excess_burst_capacity, num_activators, sks_mode, AutoscalerConfig,
-    Decider, Mode, ScaleToZero,
-};
+use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
@@ -108,15 +105,7 @@ struct Rev {
     endpoints: Vec<u32>,
     draining: u32,
     healthy: Vec<u32>,
-    serve_desired: bool,
-    sks_gen: u32,
-    decider: Decider,
-    scale_to_zero: ScaleToZero,
-    autoscaler: AutoscalerConfig,
-    want: i32,
-    reachable: bool,
-    proxy_since: Option<SimTime>,
-    service_rng_seed: u64,
+    kpa: Kpa,
     startup_rng: StreamRng,
 }
 
@@ -138,7 +127,6 @@ struct Control<'a> {
     delay_rng: StreamRng,
     warnings: Vec<String>,
     reconcile_at: Option<SimTime>,
-    replication: u64,
 }
 
 /// Runs `scenario` live. Must be called on a multi-threaded tokio runtime. `stop` ends the run
@@ -283,30 +271,16 @@ impl<'a> Control<'a> {
             .revisions
             .iter()
             .enumerate()
-            .map(|(i, r)| {
-                let mut autoscaler = s.autoscaler.config.clone();
-                autoscaler.min_scale = r.min_scale.unwrap_or(autoscaler.min_scale);
-                autoscaler.max_scale = r.max_scale.unwrap_or(autoscaler.max_scale);
-                autoscaler.initial_scale = r.initial_scale.unwrap_or(autoscaler.initial_scale);
-                Rev {
-                    created: false,
-                    created_order: 0,
-                    ready: false,
-                    pods: Vec::new(),
-                    endpoints: Vec::new(),
-                    draining: 0,
-                    healthy: Vec::new(),
-                    serve_desired: false,
-                    sks_gen: 0,
-                    decider: Decider::new(&autoscaler, r.container_concurrency, 0, SimTime::ZERO),
-                    scale_to_zero: ScaleToZero::new(&autoscaler, SimTime::ZERO),
-                    autoscaler,
-                    want: 0,
-                    reachable: false,
-                    proxy_since: None,
-                    service_rng_seed: i as u64,
-                    startup_rng: stream(seed, 0, Stream::Startup, i as u64),
-                }
+            .map(|(i, r)| Rev {
+                created: false,
+                created_order: 0,
+                ready: false,
+                pods: Vec::new(),
+                endpoints: Vec::new(),
+                draining: 0,
+                healthy: Vec::new(),
+                kpa: Kpa::new(&s.autoscaler.config, r),
+                startup_rng: stream(seed, 0, Stream::Startup, i as u64),
             })
             .collect();
         Control {
@@ -332,7 +306,6 @@ impl<'a> Control<'a> {
             delay_rng: stream(seed, 0, Stream::IngressDelay, 0),
             warnings: Vec::new(),
             reconcile_at: None,
-            replication: 0,
         }
     }
 
@@ -355,20 +328,9 @@ impl<'a> Control<'a> {
             if !self.revs[i].created {
                 continue;
             }
-            let cc = self.s.revisions[i].container_concurrency;
             let r = &mut self.revs[i];
             let ready = r.endpoints.len() as u32 - r.draining;
-            r.decider = Decider::new(&r.autoscaler, cc, ready, SimTime::ZERO);
-            r.want = ready as i32;
-            let targets = r.autoscaler.metric_targets(cc);
-            let ebc = initial_excess_burst_capacity(
-                r.autoscaler.effective_initial_scale(),
-                targets.total_value,
-                r.autoscaler.target_burst_capacity,
-            );
-            let serve = sks_mode(r.want, ebc, ready, false) == Mode::Serve;
-            r.serve_desired = serve;
-            r.proxy_since = (!serve).then_some(SimTime::ZERO);
+            let serve = r.kpa.running_at_start(ready);
             self.gateway.backends[i].lock().serve = serve;
             self.gauge(i, Gauge::DesiredPods, u64::from(ready));
         }
@@ -419,14 +381,12 @@ impl<'a> Control<'a> {
                 }
             }
             Ev::SksApply { rev, serve, gen } => {
-                let r = &mut self.revs[rev as usize];
-                if gen == r.sks_gen {
-                    let b = &self.gateway.backends[rev as usize];
-                    let mut st = b.lock();
-                    if st.serve != serve {
-                        st.serve = serve;
-                        r.proxy_since = (!serve).then_some(self.now);
-                    }
+                let mut st = self.gateway.backends[rev as usize].lock();
+                if self.revs[rev as usize]
+                    .kpa
+                    .mode_applied(gen, serve, st.serve, self.now)
+                {
+                    st.serve = serve;
                 }
             }
             Ev::Reconcile => {
@@ -488,7 +448,7 @@ impl<'a> Control<'a> {
         }
         if out.program.is_some() {
             for (r, n) in self.revs.iter_mut().zip(&names) {
-                r.reachable = self.control.reachable(n);
+                r.kpa.reachable = self.control.reachable(n);
             }
         }
         if let Some(gen) = out.program {
@@ -603,32 +563,27 @@ impl<'a> Control<'a> {
         r.created = true;
         r.created_order = self.next_created_order;
         self.next_created_order += 1;
-        let pods = if at_start || !self.s.autoscaler.enabled {
-            self.s.revisions[rev as usize].pods
-        } else {
-            r.autoscaler
-                .effective_initial_scale()
-                .max(r.autoscaler.min_scale)
-        };
-        let cc = self.s.revisions[rev as usize].container_concurrency;
-        r.decider = Decider::new(&r.autoscaler, cc, 0, self.now);
-        r.scale_to_zero = ScaleToZero::new(&r.autoscaler, self.now);
+        let pods = r.kpa.created(
+            self.now,
+            self.s.revisions[rev as usize].pods,
+            at_start,
+            self.s.autoscaler.enabled,
+        );
         self.set_pods(rev, pods, at_start).await;
         if at_start && pods > 0 {
             self.revision_ready(rev);
         }
     }
 
-    fn live_pods(&self, rev: u32) -> Vec<u32> {
+    /// The revision's starting and ready pods, with whether each is ready.
+    fn live_pods(&self, rev: u32) -> Vec<(u32, bool)> {
         self.revs[rev as usize]
             .pods
             .iter()
-            .copied()
-            .filter(|p| {
-                matches!(
-                    self.pods[*p as usize].state,
-                    PodState::Starting | PodState::Ready
-                )
+            .filter_map(|&p| match self.pods[p as usize].state {
+                PodState::Starting => Some((p, false)),
+                PodState::Ready => Some((p, true)),
+                PodState::Terminating => None,
             })
             .collect()
     }
@@ -655,10 +610,7 @@ impl<'a> Control<'a> {
                 }
             }
         } else {
-            // Scale down: starting pods first, then the newest ready ones.
-            let mut victims = live.clone();
-            victims.sort_by_key(|p| (self.pods[*p as usize].state == PodState::Ready, Reverse(*p)));
-            for pod in victims.into_iter().take(live.len() - target as usize) {
+            for pod in scale_down_victims(&live, target) {
                 self.terminate(pod);
             }
         }
@@ -729,11 +681,13 @@ impl<'a> Control<'a> {
             workers,
             timeout: spec.timeout,
             service_time: spec.service_time.clone(),
+            // One stream per pod: pods serve concurrently, so a shared stream's draws would
+            // be handed out in an order the OS scheduler decides.
             rng: stream(
                 self.s.seed,
-                self.replication,
+                0,
                 Stream::ServiceTime,
-                self.revs[rev as usize].service_rng_seed * 1000 + u64::from(pod),
+                u64::from(rev) * 1000 + u64::from(pod),
             ),
             clock: self.clock,
             on_queue: Some(on_queue),
@@ -784,12 +738,9 @@ impl<'a> Control<'a> {
                 .push(addr);
         }
         let r = &self.revs[rev as usize];
-        let needed = r
-            .autoscaler
-            .min_scale
-            .max(r.autoscaler.effective_initial_scale())
-            .max(1) as usize;
-        if !r.ready && r.endpoints.len() - r.draining as usize >= needed.min(r.pods.len().max(1)) {
+        if !r.ready
+            && r.endpoints.len() - r.draining as usize >= r.kpa.ready_threshold(r.pods.len())
+        {
             self.revision_ready(rev);
             if self.now > SimTime::ZERO {
                 self.reconcile();
@@ -814,29 +765,16 @@ impl<'a> Control<'a> {
     /// The activator subset and each activator's pod slice (kpa.go:354-368,
     /// throttler.go:360-409), as in the simulator; then waiting requests are dispatched.
     fn reslice(&mut self, rev: u32) {
-        let cc = self.s.revisions[rev as usize].container_concurrency;
         let r = &self.revs[rev as usize];
         let backend = self.gateway.backends[rev as usize].clone();
         let mut st = backend.lock();
-        let replicas = st.activators.len() as u32;
-        let total = r.autoscaler.metric_targets(cc).total_value;
         let ready = r.endpoints.len() as u32 - r.draining;
-        let n = num_activators(
-            ready,
-            total,
-            r.autoscaler.target_burst_capacity,
-            r.autoscaler.activator_capacity,
-            replicas,
-        )
-        .clamp(1, replicas);
-        st.subset = n as usize;
-        for (i, throttler) in st.activators.iter_mut().enumerate() {
-            let slice = if cc == 0 || i as u32 >= n {
-                r.healthy.clone()
-            } else {
-                assign_slice(&r.healthy, n, Some(i as u32))
-            };
-            throttler.set_pods(&slice);
+        let (subset, slices) =
+            r.kpa
+                .activator_slices(&r.healthy, ready, st.activators.len() as u32);
+        st.subset = subset;
+        for (throttler, slice) in st.activators.iter_mut().zip(&slices) {
+            throttler.set_pods(slice);
         }
         st.dispatch_all();
         self.gateway.report(&backend, &mut st);
@@ -882,59 +820,35 @@ impl<'a> Control<'a> {
             st.conc_area = 0.0;
             let requests = std::mem::take(&mut st.requests_since_tick);
             drop(st);
-            r.decider.record_concurrency(now, average);
-            r.decider.record_rps(now, requests as f64);
+            r.kpa.decider.record_concurrency(now, average);
+            r.kpa.decider.record_rps(now, requests as f64);
         }
     }
 
     async fn autoscale(&mut self, rev: u32) {
         let now = self.now;
-        let enabled = self.s.autoscaler.enabled;
         let live = self.live_pods(rev).len() as u32;
         let r = &mut self.revs[rev as usize];
         let ready = r.endpoints.len() as u32 - r.draining;
-        let result = r.decider.tick(now, ready, r.reachable).result;
-        let (want, mode, replicas) = if enabled {
-            r.scale_to_zero.set_reachable(r.reachable);
-            let app = r.scale_to_zero.apply(
-                now,
-                result.desired_pods,
-                result.excess_burst_capacity,
-                ready,
-                r.proxy_since,
-            );
-            (app.want, app.mode, app.replicas)
-        } else {
-            let want = live as i32;
-            (
-                want,
-                sks_mode(want, result.excess_burst_capacity, ready, false),
-                None,
-            )
-        };
-        r.want = want;
-        let serve = mode == Mode::Serve;
-        if serve != r.serve_desired {
-            r.serve_desired = serve;
-            r.sks_gen += 1;
-            let gen = r.sks_gen;
+        let tick = r.kpa.tick(now, ready, live, self.s.autoscaler.enabled);
+        if let Some(gen) = tick.mode_change {
             let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.schedule(now + delay, Ev::SksApply { rev, serve, gen });
+            self.schedule(
+                now + delay,
+                Ev::SksApply {
+                    rev,
+                    serve: tick.serve,
+                    gen,
+                },
+            );
         }
+        let replicas = tick.replicas;
         let t = self.clock.now();
         if let Some(rec) = lock(&self.books).recorder.as_mut() {
             rec.autoscaler_tick(
                 t,
                 rev as usize,
-                &AutoscalerTick {
-                    stable_concurrency: result.stable,
-                    panic_concurrency: result.panic,
-                    desired_pods: i64::from(result.desired_pods),
-                    ready_pods: u64::from(ready),
-                    panic: result.in_panic,
-                    excess_burst_capacity: result.excess_burst_capacity,
-                    mode: if serve { "serve" } else { "proxy" },
-                },
+                &AutoscalerTick::new(&tick.result, ready, tick.serve),
             );
             if let Some(n) = replicas {
                 if n != live && live == 0 && ready == 0 && n > 0 {

@@ -10,6 +10,7 @@ pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
 pub mod queue_proxy;
+pub mod revision;
 pub mod rng;
 pub mod route_control;
 pub mod time;

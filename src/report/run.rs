@@ -130,6 +130,26 @@ pub struct AutoscalerTick {
     pub mode: &'static str,
 }
 
+impl AutoscalerTick {
+    /// The row of a decider tick that produced `result`, with `ready_pods` ready and the SKS mode
+    /// it asked for (`serve`: straight to the pods).
+    pub fn new(
+        result: &crate::model::autoscaler::ScaleResult,
+        ready_pods: u32,
+        serve: bool,
+    ) -> Self {
+        AutoscalerTick {
+            stable_concurrency: result.stable,
+            panic_concurrency: result.panic,
+            desired_pods: i64::from(result.desired_pods),
+            ready_pods: u64::from(ready_pods),
+            panic: result.in_panic,
+            excess_burst_capacity: result.excess_burst_capacity,
+            mode: if serve { "serve" } else { "proxy" },
+        }
+    }
+}
+
 /// What the run was.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunMeta {

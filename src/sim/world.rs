@@ -32,11 +32,8 @@ use rand::RngExt;
 use super::queue::EventQueue;
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Arrival, ArrivalGen};
-use crate::model::autoscaler::{
-    assign_slice, initial_excess_burst_capacity, num_activators, sks_mode, AutoscalerConfig,
-    Decider, Mode, ScaleToZero,
-};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
+use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
@@ -195,25 +192,17 @@ struct Rev {
     /// Activator-healthy pods, sorted (upstream sorts by `ip:port`).
     healthy: Vec<u32>,
     serve_applied: bool,
-    serve_desired: bool,
-    sks_gen: u32,
     in_flight: u32,
     qp_waiting: u32,
     deadlines: VecDeque<(SimTime, u64)>,
     deadline_event: Option<SimTime>,
-    decider: Decider,
-    scale_to_zero: ScaleToZero,
-    autoscaler: AutoscalerConfig,
+    kpa: Kpa,
     /// The revision's requests in the system, integrated since the last metrics tick.
     conc_area: f64,
     conc_last_s: f64,
     /// Requests routed to it since the last metrics tick (the RPS metric).
     requests_since_tick: u64,
     /// The scale the autoscaler last asked for.
-    want: i32,
-    reachable: bool,
-    /// Since when the activator has been in its path (SKS Proxy applied).
-    proxy_since: Option<SimTime>,
     /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
     reported: [u64; 4],
     service_rng: StreamRng,
@@ -275,11 +264,6 @@ impl<'a> World<'a> {
             .enumerate()
             .map(|(i, r)| {
                 let client = s.client.timeout.unwrap_or(SimDuration::MAX);
-                // The revision's autoscaling annotations override the cluster defaults.
-                let mut autoscaler = s.autoscaler.config.clone();
-                autoscaler.min_scale = r.min_scale.unwrap_or(autoscaler.min_scale);
-                autoscaler.max_scale = r.max_scale.unwrap_or(autoscaler.max_scale);
-                autoscaler.initial_scale = r.initial_scale.unwrap_or(autoscaler.initial_scale);
                 Rev {
                     name: r.name.clone(),
                     cc: r.container_concurrency,
@@ -299,21 +283,14 @@ impl<'a> World<'a> {
                     subset: 1,
                     healthy: Vec::new(),
                     serve_applied: false,
-                    serve_desired: false,
-                    sks_gen: 0,
                     in_flight: 0,
                     qp_waiting: 0,
                     deadlines: VecDeque::new(),
                     deadline_event: None,
-                    decider: Decider::new(&autoscaler, r.container_concurrency, 0, SimTime::ZERO),
-                    scale_to_zero: ScaleToZero::new(&autoscaler, SimTime::ZERO),
-                    autoscaler,
+                    kpa: Kpa::new(&s.autoscaler.config, r),
                     conc_area: 0.0,
                     conc_last_s: 0.0,
                     requests_since_tick: 0,
-                    want: 0,
-                    reachable: false,
-                    proxy_since: None,
                     reported: [u64::MAX; 4],
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
                     startup_rng: stream(seed, rep, Stream::Startup, i as u64),
@@ -424,24 +401,12 @@ impl<'a> World<'a> {
         for (i, ev) in self.s.timeline.iter().enumerate() {
             self.queue.schedule(ev.at, Ev::Timeline(i as u32));
         }
-        // The SKS mode a running revision is in: a new decider's EBC is
-        // `InitialScale·TotalValue − TBC` (multiscaler.go:325-333).
+        // The SKS mode a running revision is in.
         for i in 0..self.revs.len() {
             if self.revs[i].created {
                 let r = &mut self.revs[i];
                 let ready = r.endpoints.len() as u32 - r.draining;
-                r.decider = Decider::new(&r.autoscaler, r.cc, ready, SimTime::ZERO);
-                r.want = ready as i32;
-                let targets = r.autoscaler.metric_targets(r.cc);
-                let ebc = initial_excess_burst_capacity(
-                    r.autoscaler.effective_initial_scale(),
-                    targets.total_value,
-                    r.autoscaler.target_burst_capacity,
-                );
-                let serve = sks_mode(r.want, ebc, ready, false) == Mode::Serve;
-                r.serve_desired = serve;
-                r.serve_applied = serve;
-                r.proxy_since = (!serve).then_some(SimTime::ZERO);
+                r.serve_applied = r.kpa.running_at_start(ready);
                 // Running revisions start at the scale they run at (not 0 until the first tick).
                 self.recorder
                     .gauge(SimTime::ZERO, i, Gauge::DesiredPods, u64::from(ready));
@@ -475,9 +440,8 @@ impl<'a> World<'a> {
             }
             Ev::SksApply { rev, serve, gen } => {
                 let r = &mut self.revs[rev as usize];
-                if gen == r.sks_gen && serve != r.serve_applied {
+                if r.kpa.mode_applied(gen, serve, r.serve_applied, self.now) {
                     r.serve_applied = serve;
-                    r.proxy_since = (!serve).then_some(self.now);
                 }
             }
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
@@ -601,8 +565,8 @@ impl<'a> World<'a> {
             // The activator's immediate stat for a revision it had no requests for wakes a
             // revision at zero at once (concurrency_reporter.go:111-154, multiscaler.go:352-364).
             let r = &mut self.revs[rev as usize];
-            if r.in_flight == 1 && r.decider.should_poke(1.0) {
-                r.decider.record_concurrency(self.now, 1.0);
+            if r.in_flight == 1 && r.kpa.decider.should_poke(1.0) {
+                r.kpa.decider.record_concurrency(self.now, 1.0);
                 self.autoscale(rev);
             }
         }
@@ -632,30 +596,16 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Recomputes the activator subset and each activator's pod slice (kpa.go:354-368,
-    /// throttler.go:360-409): activators in the subset split the healthy pods (cc > 0; with
-    /// cc = 0 each gets all); an activator outside the subset keeps all pods for what it holds.
+    /// Recomputes the activator subset and each activator's pod slice (`Kpa::activator_slices`).
     fn reslice(&mut self, rev: u32) {
         let r = &mut self.revs[rev as usize];
-        let replicas = r.activators.len() as u32;
-        let total = r.autoscaler.metric_targets(r.cc).total_value;
         let ready = r.endpoints.len() as u32 - r.draining;
-        let n = num_activators(
-            ready,
-            total,
-            r.autoscaler.target_burst_capacity,
-            r.autoscaler.activator_capacity,
-            replicas,
-        )
-        .clamp(1, replicas);
-        r.subset = n as usize;
-        for (i, throttler) in r.activators.iter_mut().enumerate() {
-            let slice = if r.cc == 0 || i as u32 >= n {
-                r.healthy.clone()
-            } else {
-                assign_slice(&r.healthy, n, Some(i as u32))
-            };
-            throttler.set_pods(&slice);
+        let (subset, slices) = r
+            .kpa
+            .activator_slices(&r.healthy, ready, r.activators.len() as u32);
+        r.subset = subset;
+        for (throttler, slice) in r.activators.iter_mut().zip(&slices) {
+            throttler.set_pods(slice);
         }
     }
 
@@ -894,17 +844,12 @@ impl<'a> World<'a> {
         r.created = true;
         r.created_order = self.next_created_order;
         self.next_created_order += 1;
-        // With the autoscaler on, a new revision starts at its initial scale (at least its
-        // min-scale); revisions already running at t = 0 keep the pods the scenario gives them.
-        let pods = if at_start || !self.s.autoscaler.enabled {
-            self.s.revisions[rev as usize].pods
-        } else {
-            r.autoscaler
-                .effective_initial_scale()
-                .max(r.autoscaler.min_scale)
-        };
-        r.decider = Decider::new(&r.autoscaler, r.cc, 0, self.now);
-        r.scale_to_zero = ScaleToZero::new(&r.autoscaler, self.now);
+        let pods = r.kpa.created(
+            self.now,
+            self.s.revisions[rev as usize].pods,
+            at_start,
+            self.s.autoscaler.enabled,
+        );
         r.conc_last_s = self.now.as_secs_f64();
         self.set_pods(rev, pods, at_start);
         if at_start && pods > 0 {
@@ -925,18 +870,21 @@ impl<'a> World<'a> {
     }
 
     /// Starts or stops pods until the revision has `target` live ones.
-    fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
-        let live: Vec<u32> = self.revs[rev as usize]
+    /// The revision's starting and ready pods, with whether each is ready.
+    fn live_pods(&self, rev: u32) -> Vec<(u32, bool)> {
+        self.revs[rev as usize]
             .pods
             .iter()
-            .copied()
-            .filter(|p| {
-                matches!(
-                    self.pods[*p as usize].state,
-                    PodState::Starting | PodState::Ready
-                )
+            .filter_map(|&p| match self.pods[p as usize].state {
+                PodState::Starting => Some((p, false)),
+                PodState::Ready => Some((p, true)),
+                PodState::Terminating | PodState::Gone => None,
             })
-            .collect();
+            .collect()
+    }
+
+    fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
+        let live = self.live_pods(rev);
         if (live.len() as u32) < target {
             for _ in live.len() as u32..target {
                 let id = self.pods.len() as u32;
@@ -959,15 +907,7 @@ impl<'a> World<'a> {
                 }
             }
         } else {
-            // Scale down: starting pods first, then the newest ready ones.
-            let mut victims: Vec<u32> = live.clone();
-            victims.sort_by_key(|p| {
-                (
-                    self.pods[*p as usize].state == PodState::Ready,
-                    std::cmp::Reverse(*p),
-                )
-            });
-            for pod in victims.into_iter().take(live.len() - target as usize) {
+            for pod in scale_down_victims(&live, target) {
                 self.terminate(pod);
             }
         }
@@ -1058,15 +998,10 @@ impl<'a> World<'a> {
         p.k8s_ready = true;
         let rev = p.rev;
         self.revs[rev as usize].endpoints.push(pod);
-        // A revision is Ready when its PA is Active: ready pods >= max(min-scale, initial-scale)
-        // (kpa.go:324-333), at least one.
         let r = &self.revs[rev as usize];
-        let needed = r
-            .autoscaler
-            .min_scale
-            .max(r.autoscaler.effective_initial_scale())
-            .max(1) as usize;
-        if !r.ready && r.endpoints.len() - r.draining as usize >= needed.min(r.pods.len().max(1)) {
+        if !r.ready
+            && r.endpoints.len() - r.draining as usize >= r.kpa.ready_threshold(r.pods.len())
+        {
             self.revision_ready(rev);
             if self.now > SimTime::ZERO {
                 self.reconcile();
@@ -1121,8 +1056,8 @@ impl<'a> World<'a> {
             r.conc_last_s = now_s;
             let average = r.conc_area / METRICS_TICK.as_secs_f64();
             r.conc_area = 0.0;
-            r.decider.record_concurrency(now, average);
-            r.decider.record_rps(now, r.requests_since_tick as f64);
+            r.kpa.decider.record_concurrency(now, average);
+            r.kpa.decider.record_rps(now, r.requests_since_tick as f64);
             r.requests_since_tick = 0;
         }
     }
@@ -1144,62 +1079,27 @@ impl<'a> World<'a> {
     /// (applied when autoscaling is on), the SKS mode (applied after the ingress delay).
     fn autoscale(&mut self, rev: u32) {
         let now = self.now;
-        let enabled = self.s.autoscaler.enabled;
+        let live = self.live_pods(rev).len() as u32;
         let r = &mut self.revs[rev as usize];
         let ready = r.endpoints.len() as u32 - r.draining;
-        let tick = r.decider.tick(now, ready, r.reachable);
-        let result = tick.result;
-        let live = r
-            .pods
-            .iter()
-            .filter(|p| {
-                matches!(
-                    self.pods[**p as usize].state,
-                    PodState::Starting | PodState::Ready
-                )
-            })
-            .count() as u32;
-        let (want, mode, replicas) = if enabled {
-            r.scale_to_zero.set_reachable(r.reachable);
-            let app = r.scale_to_zero.apply(
-                now,
-                result.desired_pods,
-                result.excess_burst_capacity,
-                ready,
-                r.proxy_since,
-            );
-            (app.want, app.mode, app.replicas)
-        } else {
-            let want = live as i32;
-            (
-                want,
-                sks_mode(want, result.excess_burst_capacity, ready, false),
-                None,
-            )
-        };
-        r.want = want;
-        let serve = mode == Mode::Serve;
-        if serve != r.serve_desired {
-            r.serve_desired = serve;
-            r.sks_gen += 1;
-            let gen = r.sks_gen;
+        let tick = r.kpa.tick(now, ready, live, self.s.autoscaler.enabled);
+        if let Some(gen) = tick.mode_change {
             let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.queue
-                .schedule(now + delay, Ev::SksApply { rev, serve, gen });
+            self.queue.schedule(
+                now + delay,
+                Ev::SksApply {
+                    rev,
+                    serve: tick.serve,
+                    gen,
+                },
+            );
         }
         self.recorder.autoscaler_tick(
             now,
             rev as usize,
-            &AutoscalerTick {
-                stable_concurrency: result.stable,
-                panic_concurrency: result.panic,
-                desired_pods: i64::from(result.desired_pods),
-                ready_pods: u64::from(ready),
-                panic: result.in_panic,
-                excess_burst_capacity: result.excess_burst_capacity,
-                mode: if serve { "serve" } else { "proxy" },
-            },
+            &AutoscalerTick::new(&tick.result, ready, tick.serve),
         );
+        let replicas = tick.replicas;
         if let Some(n) = replicas {
             if n != live {
                 if live == 0 && ready == 0 && n > 0 {
@@ -1237,7 +1137,7 @@ impl<'a> World<'a> {
         }
         if out.program.is_some() {
             for r in self.revs.iter_mut() {
-                r.reachable = self.control.reachable(&r.name);
+                r.kpa.reachable = self.control.reachable(&r.name);
             }
         }
         if let Some(gen) = out.program {
@@ -1344,6 +1244,7 @@ impl<'a> World<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::autoscaler::AutoscalerConfig;
     use crate::model::dist::Dist;
     use crate::routing::pick::PickerKind;
     use crate::routing::TrafficTarget;
