@@ -60,10 +60,6 @@ impl Clock {
             .saturating_duration_since(self.start)
             .as_secs_f64()
     }
-
-    pub fn scale(&self) -> f64 {
-        self.scale
-    }
 }
 
 #[cfg(test)]

@@ -222,25 +222,21 @@ impl Gateway {
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        let host = req
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri().authority().map(|a| a.as_str()))
-            .unwrap_or("")
-            .to_string();
-        let tag = req
-            .headers()
-            .get(TAG_HEADER)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string);
+        // Route by the borrowed headers: nothing is copied on the request path.
         let routed = {
+            let headers = req.headers();
+            let host = headers
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .or_else(|| req.uri().authority().map(|a| a.as_str()))
+                .unwrap_or("");
+            let tag = headers.get(TAG_HEADER).and_then(|h| h.to_str().ok());
             let mut guard = self
                 .plane
                 .lock()
                 .expect("plane lock is never poisoned: no code panics while holding it");
             let (plane, rng) = &mut *guard;
-            match plane.group_of_request(&host, tag.as_deref()) {
+            match plane.group_of_request(host, tag) {
                 None => return text(StatusCode::NOT_FOUND, "no route for this host\n"),
                 Some(g) => plane.pick(g, 0, rng),
             }
@@ -260,8 +256,8 @@ impl Gateway {
                 lock(&h.books).routed(id, now, routed.revision, routed.default_group);
             }
         }
-        let mut in_flight = InFlight::enter(self, backend);
-        let mut resp = self.forward(backend, req, &mut in_flight).await;
+        let in_flight = InFlight::enter(self, backend);
+        let mut resp = self.forward(backend, req).await;
         drop(in_flight);
         if !resp.headers().contains_key(REVISION_HEADER) {
             set_header(&mut resp, REVISION_HEADER, &backend.name);
@@ -269,12 +265,7 @@ impl Gateway {
         resp
     }
 
-    async fn forward(
-        &self,
-        backend: &Backend,
-        req: Request<Incoming>,
-        _in_flight: &mut InFlight<'_>,
-    ) -> Response<Body> {
+    async fn forward(&self, backend: &Backend, req: Request<Incoming>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         strip_hop_headers(&mut parts.headers);
         let req = Request::from_parts(parts, body.boxed());

@@ -81,20 +81,22 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// An idle connection to `addr` that is still open, if any.
+    pub fn idle(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+        let mut idle = self
+            .idle
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it");
+        let conns = idle.get_mut(&addr)?;
+        // Connections the peer closed meanwhile are dropped on the way.
+        std::iter::from_fn(|| conns.pop()).find(SendRequest::is_ready)
+    }
+
     /// An idle connection to `addr`, or a new one.
     pub async fn take(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
-        loop {
-            let conn = self
-                .idle
-                .lock()
-                .expect("pool lock is never poisoned: no code panics while holding it")
-                .get_mut(&addr)
-                .and_then(Vec::pop);
-            match conn {
-                Some(c) if c.is_ready() => return Ok(c),
-                Some(_) => continue, // closed by the peer meanwhile
-                None => return connect(addr).await,
-            }
+        match self.idle(addr) {
+            Some(c) => Ok(c),
+            None => connect(addr).await,
         }
     }
 
@@ -122,6 +124,31 @@ impl Pool {
 /// The largest response body the gateway relays (it reads bodies whole before relaying them).
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// Why an exchange on a connection failed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The request could not be sent or no response head came back.
+    Request(hyper::Error),
+    /// The response body failed or exceeded `MAX_BODY_BYTES`.
+    Body(String),
+}
+
+/// Sends `req` on `conn` and reads the whole response (at most `MAX_BODY_BYTES`). Afterwards
+/// `conn` is ready for the next request if the server keeps the connection open.
+pub async fn send_on(
+    conn: &mut SendRequest<Body>,
+    req: hyper::Request<Body>,
+) -> Result<Response<Bytes>, SendError> {
+    let resp = conn.send_request(req).await.map_err(SendError::Request)?;
+    let (parts, body) = resp.into_parts();
+    let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| SendError::Body(e.to_string()))?
+        .to_bytes();
+    Ok(Response::from_parts(parts, bytes))
+}
+
 /// Sends `req` to `addr` over a pooled connection and reads the whole response. Errors are the
 /// text the gateway puts in its 502.
 pub async fn exchange(
@@ -133,16 +160,10 @@ pub async fn exchange(
         .take(addr)
         .await
         .map_err(|e| format!("dial tcp {addr}: {e}"))?;
-    let resp = conn
-        .send_request(req)
-        .await
-        .map_err(|e| format!("proxy to {addr}: {e}"))?;
-    let (parts, body) = resp.into_parts();
-    let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| format!("reading the response of {addr}: {e}"))?
-        .to_bytes();
+    let resp = send_on(&mut conn, req).await.map_err(|e| match e {
+        SendError::Request(e) => format!("proxy to {addr}: {e}"),
+        SendError::Body(e) => format!("reading the response of {addr}: {e}"),
+    })?;
     pool.give_back(addr, conn);
-    Ok(Response::from_parts(parts, bytes))
+    Ok(resp)
 }

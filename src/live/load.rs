@@ -37,8 +37,8 @@ use tokio::sync::Semaphore;
 
 use super::clock::Clock;
 use super::http::{
-    connect, full, Body, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
-    TAG_HEADER,
+    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY,
+    QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
 };
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
@@ -267,7 +267,7 @@ struct Shared {
     record_routing: bool,
     client_timeout: Option<Duration>,
     conns: Semaphore,
-    idle: Mutex<Vec<SendRequest<Body>>>,
+    pool: Pool,
 }
 
 /// Runs `plan` against `target` on the current runtime and returns when arrivals are over and
@@ -292,7 +292,7 @@ pub async fn run(
         record_routing: plan.record_routing,
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
-        idle: Mutex::new(Vec::new()),
+        pool: Pool::default(),
     });
     let end_of_arrivals = SimTime::ZERO + plan.duration;
     let max_requests = plan.max_requests.unwrap_or(u64::MAX);
@@ -307,48 +307,34 @@ pub async fn run(
                 mut rng,
                 ..
             } = plan;
-            let pacer = std::thread::Builder::new()
-                .name("splitlab-pacer".into())
-                .spawn(move || {
-                    let mut id = 0u64;
-                    while id < max_requests && !pacer_stop.load(Ordering::Relaxed) {
-                        let Some(a) = arrivals.next(&mut rng) else {
-                            break;
-                        };
-                        let intended = pacer_shared.clock.instant(a.at);
-                        let now = Clock::wall_now();
-                        if intended > now {
-                            // Sleep in slices so a stop signal is seen within 50 ms.
-                            let wait = intended - now;
-                            if wait > Duration::from_millis(50) {
-                                std::thread::sleep(Duration::from_millis(50));
-                                // Re-check the stop flag, then finish the wait.
-                                if pacer_stop.load(Ordering::Relaxed) {
-                                    break;
-                                }
-                                let now = Clock::wall_now();
-                                if intended > now {
-                                    std::thread::sleep(intended - now);
-                                }
-                            } else {
-                                std::thread::sleep(wait);
-                            }
-                        }
+            // The pacer is a blocking thread: it sleeps until each intended instant, in slices
+            // of at most 50 ms so a stop signal is seen at once.
+            let pacer = tokio::task::spawn_blocking(move || {
+                let mut id = 0u64;
+                'arrivals: while id < max_requests {
+                    let Some(a) = arrivals.next(&mut rng) else {
+                        break;
+                    };
+                    let intended = pacer_shared.clock.instant(a.at);
+                    loop {
                         if pacer_stop.load(Ordering::Relaxed) {
+                            break 'arrivals;
+                        }
+                        let now = Clock::wall_now();
+                        if now >= intended {
                             break;
                         }
-                        if !pacer_shared.arrive(id, a.at, max_in_flight) {
-                            id += 1;
-                            continue;
-                        }
+                        std::thread::sleep((intended - now).min(Duration::from_millis(50)));
+                    }
+                    if pacer_shared.arrive(id, a.at, max_in_flight) {
                         let s = pacer_shared.clone();
                         handle.spawn(async move { s.one(id, a.address, intended).await });
-                        id += 1;
                     }
-                    pacer_shared.clock.wall_elapsed_s()
-                })
-                .expect("the OS can start the pacer thread");
-            let pacing_wall_s = wait_thread(pacer).await;
+                    id += 1;
+                }
+                pacer_shared.clock.wall_elapsed_s()
+            });
+            let pacing_wall_s = pacer.await.expect("the pacer does not panic");
             lock_stats(&shared.stats).pacing_wall_s = pacing_wall_s;
         }
         Executor::Closed { connections } => {
@@ -421,16 +407,6 @@ pub async fn run(
     }
 }
 
-/// Waits for a std thread without blocking the runtime.
-async fn wait_thread<T: Send + 'static>(t: std::thread::JoinHandle<T>) -> T {
-    loop {
-        if t.is_finished() {
-            return t.join().expect("the pacer thread does not panic");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 fn lock_stats(m: &Mutex<LoadStats>) -> std::sync::MutexGuard<'_, LoadStats> {
     m.lock()
         .expect("stats lock is never poisoned: no code panics while holding it")
@@ -490,13 +466,10 @@ impl Shared {
             let Ok(_permit) = self.conns.acquire().await else {
                 return Exchanged::Failed("client closed".into());
             };
-            let mut conn = self.idle.lock().expect("idle lock is never poisoned").pop();
+            let mut conn = self.pool.idle(self.target.addr);
             let result = self.exchange_on(&mut conn, address, id).await;
             if let Some(c) = conn {
-                self.idle
-                    .lock()
-                    .expect("idle lock is never poisoned")
-                    .push(c);
+                self.pool.give_back(self.target.addr, c);
             }
             result
         };
@@ -537,22 +510,17 @@ impl Shared {
                 Err(e) => return Exchanged::Failed(format!("connect: {}", e.kind())),
             },
         };
-        let resp = match c.send_request(req).await {
+        let resp = match send_on(&mut c, req).await {
             Ok(r) => r,
-            Err(e) => return Exchanged::Failed(error_kind(&e)),
-        };
-        let (parts, body) = resp.into_parts();
-        use http_body_util::BodyExt;
-        let body = match http_body_util::Limited::new(body, super::http::MAX_BODY_BYTES)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => return Exchanged::Failed("reading the response body".into()),
+            Err(SendError::Request(e)) => return Exchanged::Failed(error_kind(&e)),
+            Err(SendError::Body(_)) => {
+                return Exchanged::Failed("reading the response body".into())
+            }
         };
         if c.is_ready() {
             *conn = Some(c);
         }
+        let (parts, body) = resp.into_parts();
         Exchanged::Response {
             status: parts.status,
             headers: parts.headers,

@@ -277,16 +277,6 @@ impl RouteControl {
             .external_host(&self.route.name, &self.route.namespace, tag)
             .unwrap_or_default()
     }
-
-    /// The host and `Knative-Serving-Tag` header a request to `address` carries; `tags` are the
-    /// arrival process's tags (`ArrivalGen::tags`).
-    pub fn address(&self, address: Address, tags: &[String]) -> (String, Option<String>) {
-        match address {
-            Address::Main => (self.host(""), None),
-            Address::Host(i) => (self.host(&tags[i as usize]), None),
-            Address::Header(i) => (self.host(""), Some(tags[i as usize].clone())),
-        }
-    }
 }
 
 /// A change to one group's programmed split, for the run's `routes.csv`.
