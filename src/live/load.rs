@@ -360,6 +360,8 @@ pub async fn run(
                         if !s.arrive(id, at, u64::MAX) {
                             break;
                         }
+                        // Sent now, as created: a closed loop has no intended time to lag.
+                        lock_stats(&s.stats).sent += 1;
                         let result = s.exchange_on(&mut conn, Address::Main, id).await;
                         s.finish(id, at, result);
                     }

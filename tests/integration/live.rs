@@ -325,3 +325,34 @@ fn sigterm_stops_a_live_run_promptly_with_complete_outputs() {
     let arrived = count(&v, "arrived");
     assert!(arrived > 100 && arrived < 3000, "{v}");
 }
+
+#[test]
+fn a_closed_loop_load_counts_every_request_it_sends() {
+    let port = start_backend();
+    let out_dir = temp_dir("live-closed-loop");
+    let out = splitlab(&[
+        "load",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--rate",
+        "max",
+        "--max-requests",
+        "300",
+        "--connections",
+        "4",
+        "--classify",
+        "body:Hello v1=v1",
+        "--expect",
+        "v1=100",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = summary(&out_dir);
+    assert_balanced(&v);
+    assert_eq!(count(&v, "arrived"), 300, "{v}");
+    assert_eq!(count(&v, "served"), 300, "{v}");
+    let load: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("load.json")).unwrap()).unwrap();
+    assert_eq!(load["sent"], 300, "{load}");
+}
