@@ -61,15 +61,7 @@ use super::compare::{decimals, signed};
 use super::run::SUMMARY_FILE;
 
 /// The outcomes of `requests` compared as proportions of `requests.arrived`, in output order.
-pub const OUTCOMES: [&str; 7] = [
-    "served",
-    "rejected_qp",
-    "expired_activator",
-    "expired_qp",
-    "client_cancelled",
-    "errors",
-    "in_flight_at_end",
-];
+pub use super::record::END_KEYS as OUTCOMES;
 
 /// Latency quantiles come from HDR histograms with 3 significant digits (`run.rs`, `SIGFIG`):
 /// a reported value is within this fraction of the true one. Two quantiles closer than that

@@ -32,7 +32,7 @@ impl Outcome {
     ];
 
     /// The name used in outputs (`summary.json` keys, `requests.csv`).
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         match self {
             Outcome::Served => "served",
             Outcome::RejectedQp => "rejected_qp",
@@ -54,6 +54,18 @@ impl Outcome {
         }
     }
 }
+
+/// The request counts of `summary.json` that account for every arrival, in file order: each
+/// outcome's name, then `in_flight_at_end`.
+pub const END_KEYS: [&str; 7] = [
+    Outcome::Served.name(),
+    Outcome::RejectedQp.name(),
+    Outcome::ExpiredActivator.name(),
+    Outcome::ExpiredQp.name(),
+    Outcome::ClientCancelled.name(),
+    Outcome::Error.name(),
+    "in_flight_at_end",
+];
 
 /// One finished request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,3 +25,21 @@ pub fn temp_dir(label: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
+
+/// Every arrival in `summary` ends in exactly one outcome or is in flight at the end.
+pub fn assert_balanced(summary: &serde_json::Value) {
+    let req = &summary["requests"];
+    let ends: u64 = splitlab::report::record::END_KEYS
+        .iter()
+        .map(|k| {
+            req[*k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("requests.{k} in {summary}"))
+        })
+        .sum();
+    assert_eq!(
+        ends,
+        req["arrived"].as_u64().expect("requests.arrived"),
+        "{summary}"
+    );
+}

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{splitlab, temp_dir, text};
+use crate::common::{assert_balanced, splitlab, temp_dir, text};
 
 fn summary(dir: &std::path::Path) -> serde_json::Value {
     let s = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json is written");
@@ -18,23 +18,6 @@ fn count(v: &serde_json::Value, key: &str) -> u64 {
     v["requests"][key]
         .as_u64()
         .unwrap_or_else(|| panic!("requests.{key} in {v}"))
-}
-
-/// Every arrival ends in exactly one outcome or is in flight at the end.
-fn assert_balanced(v: &serde_json::Value) {
-    let ends: u64 = [
-        "served",
-        "rejected_qp",
-        "expired_activator",
-        "expired_qp",
-        "client_cancelled",
-        "errors",
-        "in_flight_at_end",
-    ]
-    .iter()
-    .map(|k| count(v, k))
-    .sum();
-    assert_eq!(ends, count(v, "arrived"), "{v}");
 }
 
 #[test]
