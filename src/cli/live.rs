@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::io::Write as _;
+
 use anyhow::{bail, Context};
 use regex::Regex;
 use serde::Deserialize;
@@ -760,5 +762,3 @@ fn print_load_stats(stats: &LoadStats) {
         println!("errors: {n} × {cause}");
     }
 }
-
-use std::io::Write as _;

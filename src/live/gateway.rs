@@ -17,17 +17,13 @@
 //!   the handler.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -41,9 +37,6 @@ use crate::model::activator::Throttler;
 use crate::model::rng::StreamRng;
 use crate::model::route_control::DataPlane;
 use crate::report::run::Gauge;
-
-/// The largest request header section the gateway accepts (hyper answers 431 beyond it).
-const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// One revision as the data path sees it.
 pub struct Backend {
@@ -160,27 +153,13 @@ impl Backend {
 }
 
 impl Gateway {
-    /// Serves on `listener` until `stop` turns true.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, mut stop: watch::Receiver<bool>) {
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                _ = stop.changed() => return,
-            };
-            let Ok((stream, _)) = accepted else { continue };
-            let _ = stream.set_nodelay(true);
+    /// Serves on `listener` until `stop` turns true (`http::serve`).
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: watch::Receiver<bool>) {
+        super::http::serve(listener, stop, move |req| {
             let gw = self.clone();
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let gw = gw.clone();
-                    async move { Ok::<_, Infallible>(gw.handle(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .max_buf_size(MAX_HEADER_BYTES)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+            async move { gw.handle(req).await }
+        })
+        .await;
     }
 
     /// Reports the revision's gauges that changed (backend lock held, books innermost).

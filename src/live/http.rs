@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// Every body the live mode sends or relays.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -31,6 +33,46 @@ pub const QUEUE_FULL_BODY: &str = "pending request queue full\n";
 pub const QP_TIMEOUT_BODY: &str = "request timeout";
 /// The activator's 504 at the revision timeout (`cmd/activator/main.go:232-247`).
 pub const ACTIVATOR_TIMEOUT_BODY: &str = "activator request timeout";
+
+/// The largest request header section a server accepts (hyper answers 431 beyond it).
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// Serves HTTP/1.1 on `listener` with `handler` until `stop` turns true; then it stops
+/// accepting, and each open connection finishes the request it carries and closes. Malformed
+/// requests get 400 and oversized headers 431 from hyper; they never reach `handler`.
+pub async fn serve<H, F>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: H)
+where
+    H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stop.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let response = handler(req);
+                async move { Ok::<_, Infallible>(response.await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_HEADER_BYTES)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.await;
+                }
+            }
+        });
+    }
+}
 
 /// A body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
