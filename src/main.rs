@@ -8,9 +8,20 @@ fn main() -> ExitCode {
     let cli = splitlab::cli::Cli::parse();
     match splitlab::cli::run(cli) {
         Ok(code) => code,
+        // The reader of stdout went away (`splitlab run | head -1`): nothing more is wanted,
+        // and every output file was already written, so stop quietly, as ripgrep does.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

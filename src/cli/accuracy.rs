@@ -125,7 +125,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         vec![args.picker]
     };
-    let mut runs = kinds
+    let runs = kinds
         .iter()
         .map(|kind| route(*kind, &percents, args.requests, args.seed))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -133,26 +133,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .position(|k| *k == args.picker)
         .expect("the chosen picker is among the kinds run");
-    let tracker = &runs[chosen].0;
-    println!(
-        "picker: {}, requests: {}, seed: {}",
-        args.picker, args.requests, args.seed
-    );
-    println!(
-        "{:<20} {:>14} {:>12} {:>12} {:>16} {:>10}",
-        "revision", "configured_pct", "count", "observed_pct", "max_abs_dev_pct", "in_95_band"
-    );
-    for ((name, _), row) in weights.iter().zip(tracker.rows()) {
-        println!(
-            "{:<20} {:>14.3} {:>12} {:>12.3} {:>16.3} {:>10}",
-            name,
-            row.expected * 100.0,
-            row.count,
-            row.observed * 100.0,
-            row.max_abs_dev * 100.0,
-            if row.in_band { "yes" } else { "no" }
-        );
-    }
+    let (trackers, curves): (Vec<_>, Vec<_>) = runs.into_iter().unzip();
+    let tracker = &trackers[chosen];
+    let mut charts = Vec::new();
     if let Some(dir) = &args.out {
         let curves = AccuracyCurves {
             revisions: weights
@@ -161,15 +144,42 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .collect(),
             seed: args.seed,
             requests: args.requests,
-            pickers: runs.drain(..).map(|(_, curve)| curve).collect(),
+            pickers: curves,
         };
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        let written = render_accuracy_chart(dir, &curves)
+        charts = render_accuracy_chart(dir, &curves)
             .with_context(|| format!("cannot write the accuracy chart to {}", dir.display()))?;
-        for path in written {
-            println!("chart: {}", path.display());
-        }
+    }
+    // Printed once the chart is on disk, so a closed stdout cannot cut the outputs short.
+    say!(
+        "picker: {}, requests: {}, seed: {}",
+        args.picker,
+        args.requests,
+        args.seed
+    )?;
+    say!(
+        "{:<20} {:>14} {:>12} {:>12} {:>16} {:>10}",
+        "revision",
+        "configured_pct",
+        "count",
+        "observed_pct",
+        "max_abs_dev_pct",
+        "in_95_band"
+    )?;
+    for ((name, _), row) in weights.iter().zip(tracker.rows()) {
+        say!(
+            "{:<20} {:>14.3} {:>12} {:>12.3} {:>16.3} {:>10}",
+            name,
+            row.expected * 100.0,
+            row.count,
+            row.observed * 100.0,
+            row.max_abs_dev * 100.0,
+            if row.in_band { "yes" } else { "no" }
+        )?;
+    }
+    for path in charts {
+        say!("chart: {}", path.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -193,12 +193,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     write_atomic(&out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
         .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
     for sentence in comparison.sentences() {
-        println!("{sentence}");
+        say!("{sentence}")?;
     }
-    println!(
+    say!(
         "outputs: {} ({COMPARE_FILE}, {PAIRED_FILE}, compare.png, compare.svg, {REPORT_FILE})",
         out.display()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,7 +40,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let a = RunSummary::read(&args.a)?;
     let b = RunSummary::read(&args.b)?;
     let diff = diff_runs(&a, &b, args.z);
-    print!("{}", render(&diff));
+    say_raw!("{}", render(&diff))?;
     if args.check && diff.check_failed() {
         eprintln!("check failed: a share or outcome proportion differs beyond noise");
         return Ok(ExitCode::FAILURE);

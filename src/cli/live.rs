@@ -102,9 +102,10 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     if !run.report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
-    super::run::write_outputs(&out, &run.report, &scenario.source_yaml)?;
+    let written = super::run::write_outputs(&out, &run.report, &scenario.source_yaml)?;
     write_load_json(&out, &run.stats, &args.scenario.display().to_string())?;
-    print_load_stats(&run.stats);
+    written.print()?;
+    print_load_stats(&run.stats)?;
     if run.interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
@@ -490,16 +491,17 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         duration,
         args.connections
     );
-    super::run::write_outputs(&args.out, &report, &description)?;
+    let written = super::run::write_outputs(&args.out, &report, &description)?;
     write_load_json(&args.out, &result.stats, &target_desc)?;
-    print_load_stats(&result.stats);
+    written.print()?;
+    print_load_stats(&result.stats)?;
     let achieved = report.totals().arrived as f64 / wall_s.max(1e-9);
-    println!(
+    say!(
         "sent {} requests in {:.2} s: {:.1} requests/s",
         report.totals().arrived,
         wall_s,
         achieved
-    );
+    )?;
     if result.interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
@@ -661,7 +663,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        println!("gateway: listening on http://{local}");
+        say!("gateway: listening on http://{local}")?;
         for c in &changes {
             let tag = if c.tag.is_empty() {
                 "(default)"
@@ -670,7 +672,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             };
             let splits: Vec<String> = c.splits.iter().map(|(r, p)| format!("{r}={p}%")).collect();
             let host = control.host(&c.tag);
-            println!("  {tag}: host {host}: {}", splits.join(" "));
+            say!("  {tag}: host {host}: {}", splits.join(" "))?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(stop.clone());
@@ -686,7 +688,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = tx.send(true);
         let _ = server.await;
-        println!("gateway: stopped");
+        say!("gateway: stopped")?;
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
@@ -748,17 +750,18 @@ fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Resul
     Ok(())
 }
 
-fn print_load_stats(stats: &LoadStats) {
+fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
     let h = &stats.send_lag_us;
     if !h.is_empty() {
-        println!(
+        say!(
             "send lag (intended to actual): p50 {} µs, p99 {} µs, max {} µs",
             h.value_at_quantile(0.5),
             h.value_at_quantile(0.99),
             h.max()
-        );
+        )?;
     }
     for (cause, n) in &stats.error_causes {
-        println!("errors: {n} × {cause}");
+        say!("errors: {n} × {cause}")?;
     }
+    Ok(())
 }

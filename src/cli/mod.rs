@@ -1,6 +1,23 @@
 //! The command line: clap types and one function per subcommand. The only module that uses
 //! `anyhow` and prints; everything it calls returns typed errors.
 
+/// `println!` that returns the write error instead of panicking (a closed pipe, as in
+/// `splitlab run | head -1`, must not panic); use with `?`.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `print!` that returns the write error instead of panicking; use with `?`.
+macro_rules! say_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod accuracy;
 mod compare;
 mod diff;

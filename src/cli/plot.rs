@@ -27,10 +27,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let written = render_run_charts(&args.dir)
         .with_context(|| format!("cannot render the charts of {}", args.dir.display()))?;
     for path in &written {
-        println!("{}", path.display());
+        say!("{}", path.display())?;
     }
     let report = write_run_report(&args.dir, &written)?;
-    println!("{}", report.display());
+    say!("{}", report.display())?;
     Ok(ExitCode::SUCCESS)
 }
 

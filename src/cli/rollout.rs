@@ -75,6 +75,6 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ));
         }
     }
-    print!("{out}");
+    say_raw!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -84,17 +84,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
-    write_outputs(&out, &report, &scenario.source_yaml)?;
+    write_outputs(&out, &report, &scenario.source_yaml)?.print()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a run's files (`RunReport::write`), the scenario as run, the charts and report.html,
-/// and prints the summary: the same outputs for `run` and `live`.
+/// Writes a run's files (`RunReport::write`), the scenario as run, the charts and report.html:
+/// the same outputs for `run` and `live`. Prints nothing, so a closed stdout cannot cut the
+/// outputs short; [`Written::print`] reports them afterwards.
 pub(crate) fn write_outputs(
     out: &Path,
     report: &crate::report::run::RunReport,
     scenario_yaml: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Written> {
     report
         .write(out)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
@@ -103,8 +104,6 @@ pub(crate) fn write_outputs(
         w.write_all(scenario_yaml.as_bytes())
     })
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
-    print!("{}", report.summary_table());
-    println!("outputs: {}", out.display());
     // The charts are drawn from the files just written, exactly as `splitlab plot` would.
     let charts = render_run_charts(out).with_context(|| {
         format!(
@@ -112,8 +111,30 @@ pub(crate) fn write_outputs(
             out.display()
         )
     })?;
-    println!("charts: {} files in {}", charts.len(), out.display());
     let html = super::plot::write_run_report(out, &charts)?;
-    println!("report: {}", html.display());
-    Ok(())
+    Ok(Written {
+        out: out.to_path_buf(),
+        summary: report.summary_table(),
+        charts: charts.len(),
+        html,
+    })
+}
+
+/// What [`write_outputs`] wrote, to print once every file is on disk.
+pub(crate) struct Written {
+    out: std::path::PathBuf,
+    summary: String,
+    charts: usize,
+    html: std::path::PathBuf,
+}
+
+impl Written {
+    /// Prints the summary table and where the outputs are.
+    pub(crate) fn print(&self) -> std::io::Result<()> {
+        let out = self.out.display();
+        say_raw!("{}", self.summary)?;
+        say!("outputs: {out}")?;
+        say!("charts: {} files in {out}", self.charts)?;
+        say!("report: {}", self.html.display())
+    }
 }

@@ -127,9 +127,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         eprintln!("Error: {WEBHOOK_DENIED}{err}");
         return Ok(ExitCode::FAILURE);
     }
-    print!(
+    say_raw!(
         "{}",
         serde_saphyr::to_string(&TrafficBlock { traffic: &result })?
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -62,7 +62,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         };
         if is_scenario(&text) {
             match super::run::load(path, &[]) {
-                Ok(_) => println!("ok: {name}"),
+                Ok(_) => say!("ok: {name}")?,
                 Err(err) => {
                     eprintln!("{err:#}");
                     failed = true;
@@ -86,7 +86,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
         }
         if file_ok {
-            println!("ok: {name}");
+            say!("ok: {name}")?;
         }
         failed |= !file_ok;
     }

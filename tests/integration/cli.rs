@@ -406,3 +406,44 @@ fn accuracy_rejects_bad_weights() {
         );
     }
 }
+
+/// Runs the binary with its stdout a pipe whose reader is already gone, as in
+/// `splitlab run | head -0`: every write to stdout fails with a broken pipe.
+fn splitlab_into_closed_pipe(args: &[&str]) -> Output {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the splitlab binary runs");
+    drop(child.stdout.take());
+    child.wait_with_output().expect("the splitlab binary ends")
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_outputs_are_still_written() {
+    let out = splitlab_into_closed_pipe(&["rollout", "--percent", "100", "--duration", "60s"]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "");
+
+    let dir = crate::common::temp_dir("cli-closed-pipe");
+    let out = splitlab_into_closed_pipe(&[
+        "run",
+        "scenarios/live-smoke.yaml",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // Printing comes last: every file, charts and report included, is on disk.
+    for file in [
+        "summary.json",
+        "timeseries.csv",
+        "routes.csv",
+        "report.html",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+}
