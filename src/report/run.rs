@@ -29,7 +29,7 @@
 //! `in_flight_at_end`}, `revisions` (revision index order) {the same eight, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
-//! `cold_starts`}, `split` {`max_abs_error_pct`}, `rollout` (configuration names
+//! `cold_starts`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
 //! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
 //! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
 //! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
@@ -628,7 +628,7 @@ impl RunRecorder {
             latency: overall_latency(&self.revs),
             window: SimDuration(self.window_ns),
             cells: self.cells,
-            max_abs_error_pct: 0.0,
+            max_abs_error_pct: None,
             rollouts: self.rollouts,
             engine,
             routes_csv: self.routes_csv,
@@ -772,7 +772,7 @@ pub struct RunReport {
     latency: Option<LatencySummary>,
     window: SimDuration,
     cells: Vec<WindowCell>,
-    max_abs_error_pct: f64,
+    max_abs_error_pct: Option<f64>,
     rollouts: BTreeMap<String, RolloutSpan>,
     engine: EngineStats,
     routes_csv: String,
@@ -836,9 +836,10 @@ impl RunReport {
     }
 
     /// The largest |observed_pct − programmed_pct| over windows with at least
-    /// `SPLIT_ERROR_MIN_REQUESTS` default-group requests (all revisions together); 0 when no
-    /// window qualifies.
-    pub fn max_abs_error_pct(&self) -> f64 {
+    /// `SPLIT_ERROR_MIN_REQUESTS` default-group requests (all revisions together) and a
+    /// programmed split; `None` when no window qualifies (too few requests, or nothing to
+    /// compare with, as in `splitlab load` without `--expect`).
+    pub fn max_abs_error_pct(&self) -> Option<f64> {
         self.max_abs_error_pct
     }
 
@@ -862,15 +863,20 @@ impl RunReport {
             .sum()
     }
 
-    fn compute_max_abs_error_pct(&self) -> f64 {
-        let mut max: f64 = 0.0;
+    fn compute_max_abs_error_pct(&self) -> Option<f64> {
+        let mut max: Option<f64> = None;
         for w in 0..self.windows() {
-            if self.default_total(w) < SPLIT_ERROR_MIN_REQUESTS {
+            let programmed: f64 = (0..self.revisions.len())
+                .map(|r| self.cell(w, r).programmed_pct)
+                .sum();
+            // No programmed split in this window: there is nothing to measure the error against.
+            if self.default_total(w) < SPLIT_ERROR_MIN_REQUESTS || programmed == 0.0 {
                 continue;
             }
             for r in 0..self.revisions.len() {
                 let observed = self.observed_pct(w, r).unwrap_or(0.0);
-                max = max.max((observed - self.cell(w, r).programmed_pct).abs());
+                let err = (observed - self.cell(w, r).programmed_pct).abs();
+                max = Some(max.map_or(err, |m: f64| m.max(err)));
             }
         }
         max
@@ -944,7 +950,7 @@ impl RunReport {
             requests: &self.totals,
             revisions: RevisionsDoc(&self.revisions),
             split: SplitDoc {
-                max_abs_error_pct: round3(self.max_abs_error_pct),
+                max_abs_error_pct: self.max_abs_error_pct.map(round3),
             },
             rollout: self
                 .rollouts
@@ -1041,10 +1047,18 @@ impl RunReport {
                 r.max_desired_pods
             ));
         }
-        line(format!(
-            "split: max abs error {:.3} pct points (windows of {} with >= {} default-group requests)",
-            self.max_abs_error_pct, self.window, SPLIT_ERROR_MIN_REQUESTS
-        ));
+        line(match self.max_abs_error_pct {
+            Some(err) => format!(
+                "split: max abs error {err:.3} pct points (windows of {} with >= {} \
+                 default-group requests)",
+                self.window, SPLIT_ERROR_MIN_REQUESTS
+            ),
+            None => format!(
+                "split: no error measured (no window of {} had both a programmed split and >= {} \
+                 default-group requests)",
+                self.window, SPLIT_ERROR_MIN_REQUESTS
+            ),
+        });
         for (name, span) in &self.rollouts {
             let at = |t: Option<SimTime>| {
                 t.map_or("-".to_owned(), |t| format!("{:.3} s", t.as_secs_f64()))
@@ -1125,7 +1139,7 @@ struct RevisionDoc<'a> {
 
 #[derive(Serialize)]
 struct SplitDoc {
-    max_abs_error_pct: f64,
+    max_abs_error_pct: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -1384,6 +1398,44 @@ mod tests {
     }
 
     #[test]
+    fn split_error_is_none_without_a_programmed_split_or_enough_requests() {
+        // (programmed split, default-group requests to `a` in window 0, expected error)
+        type Split = [(&'static str, i64); 2];
+        let cases: [(Option<Split>, i64, Option<f64>); 4] = [
+            // `splitlab load` without --expect: plenty of requests, nothing to compare with
+            (None, 500, None),
+            // a split, but too few requests in every window
+            (Some([("a", 50), ("b", 50)]), 99, None),
+            // a split and enough requests: all to a, so 100 vs 50 is 50 points off
+            (Some([("a", 50), ("b", 50)]), 100, Some(50.0)),
+            // a split that puts everything on a, and everything arrives there: exactly 0
+            (Some([("a", 100), ("b", 0)]), 100, Some(0.0)),
+        ];
+        for (programmed, n, expected) in cases {
+            let mut r = recorder(&["a", "b"], SimDuration::from_secs(1), false);
+            if let Some(p) = programmed {
+                r.programmed(SimTime::ZERO, "", &split(&p));
+            }
+            for i in 0..n {
+                r.routed(SimTime(i * MS), 0, true);
+            }
+            let report = r.finish(SimTime(S), &[n as u64, 0], 0, engine());
+            assert_eq!(report.max_abs_error_pct(), expected, "{programmed:?} {n}");
+            let line = report
+                .summary_table()
+                .lines()
+                .find(|l| l.starts_with("split:"))
+                .expect("a split line")
+                .to_owned();
+            assert_eq!(
+                line.contains("no error measured"),
+                expected.is_none(),
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
     fn observed_pct_and_split_error_need_100_default_requests() {
         // (default-group requests to `a` in window 1, expected max_abs_error_pct)
         let cases = [
@@ -1412,11 +1464,7 @@ mod tests {
             assert_eq!(report.observed_pct(1, 0), Some(100.0));
             // no default-group request in window 2
             assert_eq!(report.observed_pct(2, 0), None);
-            assert!(
-                (report.max_abs_error_pct() - expected).abs() < 1e-9,
-                "{window1}: {}",
-                report.max_abs_error_pct()
-            );
+            assert_eq!(report.max_abs_error_pct(), Some(expected), "{window1}");
             let dir = TestDir::new(&format!("observed-{window1}"));
             report.write(&dir.0).expect("write");
             let ts = dir.read(TIMESERIES_FILE);
@@ -1624,7 +1672,7 @@ mod tests {
                     "cold_starts": 1
                 }
             },
-            "split": {"max_abs_error_pct": 0.0},
+            "split": {"max_abs_error_pct": null}, // 4 requests: no window qualifies
             "rollout": {"cfg": {"started_s": 1.0, "finished_s": 2.0}},
             "engine": {"events": 42, "wall_s": 0.5, "sim_s": 10.0}
         });

@@ -180,6 +180,9 @@ fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
     assert_eq!(served + errors, arrived, "{v}");
     let load = std::fs::read_to_string(out_dir.join("load.json")).unwrap();
     assert!(load.contains("HTTP 502"), "{load}");
+    // Without --expect there is no split to measure against: no error figure, not 100 points.
+    assert!(v["split"]["max_abs_error_pct"].is_null(), "{v}");
+    assert!(text(&out.stdout).contains("split: no error measured"));
 }
 
 fn raw_exchange(port: u16, request: &[u8]) -> String {
