@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use rand::RngExt;
 use tokio::net::TcpListener;
@@ -30,13 +31,15 @@ use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    exchange, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY, REVISION_HEADER, TAG_HEADER,
+    exchange, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, REVISION_HEADER,
+    TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::Throttler;
 use crate::model::rng::StreamRng;
 use crate::model::route_control::DataPlane;
 use crate::report::run::Gauge;
+use crate::routing::pick::key_of;
 
 /// One revision as the data path sees it.
 pub struct Backend {
@@ -215,10 +218,11 @@ impl Gateway {
                 .lock()
                 .expect("plane lock is never poisoned: no code panics while holding it");
             let (plane, rng) = &mut *guard;
-            match plane.group_of_request(host, tag) {
-                None => return text(StatusCode::NOT_FOUND, "no route for this host\n"),
-                Some(g) => plane.pick(g, 0, rng),
-            }
+            let Some(group) = plane.group_of_request(host, tag) else {
+                return text(StatusCode::NOT_FOUND, "no route for this host\n");
+            };
+            let client = client_key(headers.get(CLIENT_HEADER), rng);
+            plane.pick(group, client, rng)
         };
         let Some(routed) = routed else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
@@ -399,5 +403,42 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
         "upgrade",
     ] {
         h.remove(name);
+    }
+}
+
+/// The `hash` picker's key for a request: the `splitlab-client` header's value (a number as
+/// itself, so a live run picks as the simulator does for that client; any other text hashed),
+/// or a random key when the header is absent, so anonymous requests spread by weight as a
+/// ring-hash balancer without its hash header does.
+fn client_key<R: rand::Rng + ?Sized>(value: Option<&HeaderValue>, rng: &mut R) -> u64 {
+    match value.and_then(|v| v.to_str().ok()) {
+        Some(v) => v.parse().unwrap_or_else(|_| key_of(v)),
+        None => rng.next_u64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::rng::{stream, Stream};
+
+    #[test]
+    fn client_key_is_the_number_or_the_hash_of_the_header() {
+        let mut rng = stream(1, 0, Stream::Routing, 0);
+        // (header value, key)
+        let cases = [
+            ("42", 42),                 // a scenario's client id, as itself
+            ("0", 0),                   // client 0 is a client like any other
+            ("alice", key_of("alice")), // any other text, hashed
+            ("18446744073709551616", key_of("18446744073709551616")), // beyond u64: hashed
+        ];
+        for (value, key) in cases {
+            let v = HeaderValue::from_static(value);
+            assert_eq!(client_key(Some(&v), &mut rng), key, "{value}");
+        }
+        // No header: a fresh random key each time.
+        let a = client_key(None, &mut rng);
+        let b = client_key(None, &mut rng);
+        assert_ne!(a, b);
     }
 }

@@ -26,6 +26,10 @@ pub const REVISION_HEADER: &str = "knative-serving-revision";
 pub const POD_HEADER: &str = "knative-serving-pod";
 /// Knative's tag-header routing request header (`Knative-Serving-Tag`).
 pub const TAG_HEADER: &str = "knative-serving-tag";
+/// The request header carrying the client id, the `hash` picker's key (the arrival's client in
+/// the scenario). A numeric value is the key itself, so a live run picks exactly as the
+/// simulator does; any other value is hashed (`routing::pick::key_of`).
+pub const CLIENT_HEADER: &str = "splitlab-client";
 
 /// The queue-proxy's 503 when its breaker is full (`breaker.go:28`, `http.Error` adds `\n`).
 pub const QUEUE_FULL_BODY: &str = "pending request queue full\n";

@@ -37,8 +37,8 @@ use tokio::sync::Semaphore;
 
 use super::clock::Clock;
 use super::http::{
-    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, QP_TIMEOUT_BODY,
-    QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
+    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER,
+    QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
 };
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
@@ -328,7 +328,7 @@ pub async fn run(
                     }
                     if pacer_shared.arrive(id, a.at, max_in_flight) {
                         let s = pacer_shared.clone();
-                        handle.spawn(async move { s.one(id, a.address, intended).await });
+                        handle.spawn(async move { s.one(id, a.address, a.client, intended).await });
                     }
                     id += 1;
                 }
@@ -362,7 +362,8 @@ pub async fn run(
                         }
                         // Sent now, as created: a closed loop has no intended time to lag.
                         lock_stats(&s.stats).sent += 1;
-                        let result = s.exchange_on(&mut conn, Address::Main, id).await;
+                        // Each request its own client, as arrivals without `clients` have.
+                        let result = s.exchange_on(&mut conn, Address::Main, id, id).await;
                         s.finish(id, at, result);
                     }
                 }));
@@ -456,7 +457,7 @@ impl Shared {
     }
 
     /// One paced request.
-    async fn one(self: Arc<Self>, id: u64, address: Address, intended: Instant) {
+    async fn one(self: Arc<Self>, id: u64, address: Address, client: u64, intended: Instant) {
         let started = Clock::wall_now();
         let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
         {
@@ -469,7 +470,7 @@ impl Shared {
                 return Exchanged::Failed("client closed".into());
             };
             let mut conn = self.pool.idle(self.target.addr);
-            let result = self.exchange_on(&mut conn, address, id).await;
+            let result = self.exchange_on(&mut conn, address, client, id).await;
             if let Some(c) = conn {
                 self.pool.give_back(self.target.addr, c);
             }
@@ -489,6 +490,7 @@ impl Shared {
         &self,
         conn: &mut Option<SendRequest<Body>>,
         address: Address,
+        client: u64,
         id: u64,
     ) -> Exchanged {
         let (host, tag) = self.target.host_and_tag(address);
@@ -505,6 +507,7 @@ impl Shared {
             headers.insert(TAG_HEADER, tag);
         }
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from(id));
+        headers.insert(CLIENT_HEADER, HeaderValue::from(client));
         let mut c = match conn.take() {
             Some(c) if c.is_ready() => c,
             _ => match connect(self.target.addr).await {

@@ -342,3 +342,76 @@ fn a_closed_loop_load_counts_every_request_it_sends() {
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("load.json")).unwrap()).unwrap();
     assert_eq!(load["sent"], 300, "{load}");
 }
+
+#[test]
+fn the_gateway_hash_picker_keys_on_the_client_header() {
+    let port_v1 = start_backend();
+    let dir = temp_dir("live-hash-picker");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("gateway.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "service: {{name: hello, namespace: default, domain: example.com}}\n\
+             picker: hash\n\
+             traffic:\n  - {{revisionName: v1, percent: 50}}\n  - {{revisionName: v2, percent: 50}}\n\
+             backends:\n  v1: [http://127.0.0.1:{port_v1}]\n  v2: [http://127.0.0.1:{port_v1}]\n"
+        ),
+    )
+    .unwrap();
+    let (mut gw, port) = start_gateway(&config);
+    let revision_of = |client: u64| {
+        let resp = raw_exchange(
+            port,
+            format!(
+                "GET / HTTP/1.1\r\nHost: hello.default.example.com\r\nsplitlab-client: {client}\r\n\
+                 Connection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let line = resp
+            .lines()
+            .find(|l| {
+                l.to_ascii_lowercase()
+                    .starts_with("knative-serving-revision:")
+            })
+            .unwrap_or_else(|| panic!("no revision header in {resp:?}"))
+            .to_owned();
+        line.rsplit(' ').next().unwrap().trim().to_owned()
+    };
+    // One client stays on one revision; different clients spread over both.
+    let mut seen = std::collections::BTreeSet::new();
+    for client in 0..40u64 {
+        let first = revision_of(client);
+        assert_eq!(revision_of(client), first, "client {client} moved");
+        seen.insert(first);
+    }
+    // The load generator sends each request's client id (its sequence number here): the split
+    // follows the weights instead of every request landing on one revision.
+    let out_dir = temp_dir("live-hash-picker-out");
+    let out = splitlab(&[
+        "load",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--host",
+        "hello.default.example.com",
+        "--rate",
+        "400",
+        "--duration",
+        "1s",
+        "--expect",
+        "v1=50,v2=50",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let _ = gw.kill();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = summary(&out_dir);
+    assert_balanced(&v);
+    let v1 = v["revisions"]["v1"]["served"].as_u64().unwrap();
+    let v2 = v["revisions"]["v2"]["served"].as_u64().unwrap();
+    assert_eq!(v1 + v2, 400, "{v}");
+    // 400 distinct clients at 50/50: within 4.5 binomial standard deviations (±45) of 200.
+    assert!((155..=245).contains(&v1), "{v}");
+}
