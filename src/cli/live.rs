@@ -741,6 +741,7 @@ fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Resul
         "pacing_wall_s": stats.pacing_wall_s,
         "send_lag_us": {"p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": h.max()},
         "error_causes": stats.error_causes,
+        "peak_rss_mib": peak_rss_mib(),
     });
     write_atomic(out, LOAD_FILE, |w| {
         serde_json::to_writer_pretty(&mut *w, &doc)?;
@@ -748,6 +749,21 @@ fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Resul
     })
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     Ok(())
+}
+
+/// The process's peak resident set so far (`VmHWM` in `/proc/self/status`), in MiB; `None`
+/// where that file does not exist (not Linux). It shows whether a run's memory stayed bounded.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
 }
 
 fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
