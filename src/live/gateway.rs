@@ -137,6 +137,10 @@ impl BackendState {
 pub struct Hooks {
     pub books: Arc<Mutex<Books>>,
     pub clock: Clock,
+    /// The activator's immediate stat to the autoscaler: the index of a revision whose first
+    /// in-flight request has just entered the activator (`concurrency_reporter.go:111-154`), so
+    /// a revision at zero wakes at once instead of at the next decider tick.
+    pub pokes: tokio::sync::mpsc::UnboundedSender<u32>,
 }
 
 /// The gateway's shared state.
@@ -286,6 +290,12 @@ impl Gateway {
             st.activators[a].enqueue(id);
             st.dispatch(a);
             self.report(backend, &mut st);
+            if st.in_flight == 1 {
+                if let Some(h) = &self.hooks {
+                    // The control loop is gone only once the run is over: nothing to wake.
+                    let _ = h.pokes.send(backend.index);
+                }
+            }
             (a, id, rx)
         };
         let mut seat = Seat {

@@ -4,7 +4,8 @@
 //! the route reconciler and its rollout steps (`model::route_control::RouteControl`, shared
 //! with the simulator), the ingress programming delay, pods starting after their start-up
 //! delay, the activator's probe tick and Kubernetes readiness, the SKS mode and the KPA
-//! (`model::autoscaler`, fed with live measurements every second and ticking every 2 s).
+//! (`model::autoscaler`, fed with live measurements every second and ticking every 2 s, and
+//! woken at once by the activator's poke when a revision at zero gets its first request).
 //! Requests travel for real: the load generator (`live::load`) sends them to the gateway
 //! (`live::gateway`), which proxies them to pod servers (`live::pod`).
 //!
@@ -181,6 +182,7 @@ pub async fn run_live(
             })
         })
         .collect();
+    let (poke_tx, pokes) = tokio::sync::mpsc::unbounded_channel();
     let gateway = Arc::new(Gateway {
         plane: Mutex::new((DataPlane::default(), stream(seed, 0, Stream::Routing, 0))),
         backends,
@@ -188,6 +190,7 @@ pub async fn run_live(
         hooks: Some(Hooks {
             books: books.clone(),
             clock,
+            pokes: poke_tx,
         }),
     });
     let listener = TcpListener::bind(("127.0.0.1", 0))
@@ -229,7 +232,7 @@ pub async fn run_live(
         stop.clone(),
     ));
     let hard_end = end + s.drain;
-    control.run_until(&load_task, hard_end).await;
+    control.run_until(&load_task, hard_end, pokes).await;
     let result = load_task
         .await
         .expect("the load generator task does not panic");
@@ -342,28 +345,43 @@ impl<'a> Control<'a> {
         self.schedule(SimTime::ZERO + METRICS_TICK, Ev::MetricsTick);
     }
 
-    /// Plays events at their wall-clock times until the load generator is done or `hard_end`.
-    async fn run_until<T>(&mut self, load: &tokio::task::JoinHandle<T>, hard_end: SimTime) {
+    /// Plays events at their wall-clock times until the load generator is done or `hard_end`,
+    /// and the activator's pokes as they come (after any event already due, so time never runs
+    /// backwards).
+    async fn run_until<T>(
+        &mut self,
+        load: &tokio::task::JoinHandle<T>,
+        hard_end: SimTime,
+        mut pokes: tokio::sync::mpsc::UnboundedReceiver<u32>,
+    ) {
+        let mut poked: Vec<u32> = Vec::new();
         while !load.is_finished() {
-            let Some(Reverse((at, _, _))) = self.heap.peek().copied() else {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            };
-            if at > hard_end {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
+            let next = self
+                .heap
+                .peek()
+                .map(|Reverse((at, _, _))| *at)
+                .filter(|at| *at <= hard_end);
+            if let Some(at) = next {
+                if Clock::wall_now() >= self.clock.instant(at) {
+                    let Reverse((at, _, ev)) = self.heap.pop().expect("peeked above");
+                    self.now = at;
+                    self.on_event(ev).await;
+                    continue;
+                }
             }
-            let wake = self.clock.instant(at);
-            // Wake at the event, or every 50 ms to notice the end of the load.
-            let nap = tokio::time::Instant::from_std(wake)
-                .min(tokio::time::Instant::now() + std::time::Duration::from_millis(50));
-            tokio::time::sleep_until(nap).await;
-            if Clock::wall_now() < wake {
-                continue;
+            for rev in poked.drain(..) {
+                self.now = self.now.max(self.clock.now());
+                self.poke(rev).await;
             }
-            let Reverse((at, _, ev)) = self.heap.pop().expect("peeked above");
-            self.now = at;
-            self.on_event(ev).await;
+            // Wake at the next event, at a poke, or every 50 ms to notice the end of the load.
+            let mut nap = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+            if let Some(at) = next {
+                nap = nap.min(tokio::time::Instant::from_std(self.clock.instant(at)));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep_until(nap) => {}
+                Some(rev) = pokes.recv() => poked.push(rev),
+            }
         }
     }
 
@@ -822,6 +840,17 @@ impl<'a> Control<'a> {
             drop(st);
             r.kpa.decider.record_concurrency(now, average);
             r.kpa.decider.record_rps(now, requests as f64);
+        }
+    }
+
+    /// The activator's stat for a revision it had no requests for: a revision at zero decides
+    /// at once (`multiscaler.go:352-364`), as in the simulator.
+    async fn poke(&mut self, rev: u32) {
+        let now = self.now;
+        let r = &mut self.revs[rev as usize];
+        if r.created && r.kpa.decider.should_poke(1.0) {
+            r.kpa.decider.record_concurrency(now, 1.0);
+            self.autoscale(rev).await;
         }
     }
 
