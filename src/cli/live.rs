@@ -61,6 +61,9 @@ pub struct LiveArgs {
     /// Most requests in flight at the load generator (memory bound).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     max_in_flight: u64,
+    /// Also write requests.csv, one row per finished request (as `run --requests`).
+    #[arg(long)]
+    requests: bool,
 }
 
 pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
@@ -89,6 +92,7 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         time_scale: args.time_scale,
         connections: args.connections.max(1),
         max_in_flight: args.max_in_flight.max(1),
+        keep_requests: args.requests,
     };
     let result = runtime.block_on(async {
         watch_signals(stop.clone());
@@ -169,6 +173,9 @@ pub struct LoadArgs {
     /// Most requests in flight (memory bound).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
     max_in_flight: u64,
+    /// Also write requests.csv, one row per finished request (as `run --requests`).
+    #[arg(long)]
+    requests: bool,
 }
 
 /// A duration flag in Go syntax, positive.
@@ -430,7 +437,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             },
             labels.clone(),
             SimDuration::from_secs(1),
-            false,
+            args.requests,
         );
         if let Some(expect) = &expect {
             recorder.programmed(SimTime::ZERO, "", expect);

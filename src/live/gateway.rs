@@ -232,8 +232,10 @@ impl Gateway {
             return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
         };
         let backend = &self.backends[routed.revision as usize];
+        // The load generator's request id, in a live run: what the books know it by.
+        let mut id = None;
         if let Some(h) = &self.hooks {
-            let id = req
+            id = req
                 .headers()
                 .get(REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok())
@@ -244,7 +246,7 @@ impl Gateway {
             }
         }
         let in_flight = InFlight::enter(self, backend);
-        let mut resp = self.forward(backend, req).await;
+        let mut resp = self.forward(backend, req, id).await;
         drop(in_flight);
         if !resp.headers().contains_key(REVISION_HEADER) {
             set_header(&mut resp, REVISION_HEADER, &backend.name);
@@ -252,7 +254,12 @@ impl Gateway {
         resp
     }
 
-    async fn forward(&self, backend: &Backend, req: Request<Incoming>) -> Response<Body> {
+    async fn forward(
+        &self,
+        backend: &Backend,
+        req: Request<Incoming>,
+        request_id: Option<u64>,
+    ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         strip_hop_headers(&mut parts.headers);
         let req = Request::from_parts(parts, body.boxed());
@@ -290,10 +297,15 @@ impl Gateway {
             st.activators[a].enqueue(id);
             st.dispatch(a);
             self.report(backend, &mut st);
-            if st.in_flight == 1 {
-                if let Some(h) = &self.hooks {
+            let first = st.in_flight == 1;
+            drop(st);
+            if let Some(h) = &self.hooks {
+                if first {
                     // The control loop is gone only once the run is over: nothing to wake.
                     let _ = h.pokes.send(backend.index);
+                }
+                if let Some(request_id) = request_id {
+                    lock(&h.books).via_activator(request_id);
                 }
             }
             (a, id, rx)

@@ -152,7 +152,11 @@ pub struct Ledger {
 
 #[derive(Clone, Copy, Debug)]
 enum Entry {
-    Routed(u32),
+    Routed {
+        revision: u32,
+        default_group: bool,
+        via_activator: bool,
+    },
     /// The client finished before the gateway routed it: the gateway must not count it.
     Done,
 }
@@ -185,8 +189,22 @@ impl Books {
             return false;
         }
         rec.routed(t, revision as usize, default_group);
-        self.ledger.entries.insert(id, Entry::Routed(revision));
+        self.ledger.entries.insert(
+            id,
+            Entry::Routed {
+                revision,
+                default_group,
+                via_activator: false,
+            },
+        );
         true
+    }
+
+    /// The gateway's activator took request `id` (it had no ready capacity to go straight to).
+    pub fn via_activator(&mut self, id: u64) {
+        if let Some(Entry::Routed { via_activator, .. }) = self.ledger.entries.get_mut(&id) {
+            *via_activator = true;
+        }
     }
 }
 
@@ -392,8 +410,8 @@ pub async fn run(
     let mut in_flight_by_revision = vec![0u64; revisions];
     let mut routed_in_flight = 0;
     for entry in books.ledger.entries.values() {
-        if let Entry::Routed(r) = entry {
-            in_flight_by_revision[*r as usize] += 1;
+        if let Entry::Routed { revision, .. } = entry {
+            in_flight_by_revision[*revision as usize] += 1;
             routed_in_flight += 1;
         }
     }
@@ -557,20 +575,25 @@ impl Shared {
             return; // the run is over: it was counted in flight
         };
         let now = self.clock.now();
-        let revision = if self.record_routing {
+        // Where it went: the in-process gateway's ledger in live mode, else the response's label.
+        let (revision, default_group, via_activator) = if self.record_routing {
             if let Some(l) = label {
                 rec.routed(now, l, true);
             }
-            label
+            (label, true, false)
         } else {
             match ledger.entries.remove(&id) {
-                Some(Entry::Routed(r)) => Some(r as usize),
+                Some(Entry::Routed {
+                    revision,
+                    default_group,
+                    via_activator,
+                }) => (Some(revision as usize), default_group, via_activator),
                 Some(Entry::Done) | None => {
                     // It may still reach the gateway (a client timeout): tell the gateway.
                     if matches!(result, Exchanged::TimedOut) {
                         ledger.entries.insert(id, Entry::Done);
                     }
-                    None
+                    (None, false, false)
                 }
             }
         };
@@ -579,8 +602,8 @@ impl Shared {
             arrived,
             finished: now.max(arrived),
             revision,
-            default_group: true,
-            via_activator: false,
+            default_group,
+            via_activator,
             outcome,
         });
         books.in_flight -= 1;

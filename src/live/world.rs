@@ -48,6 +48,8 @@ pub struct LiveOptions {
     pub connections: usize,
     /// Most requests in flight at the load generator.
     pub max_in_flight: u64,
+    /// Keep one `requests.csv` row per finished request.
+    pub keep_requests: bool,
 }
 
 /// Why a live run could not start.
@@ -156,7 +158,7 @@ pub async fn run_live(
         },
         names.clone(),
         s.metrics.window,
-        false,
+        opts.keep_requests,
     );
     let books = Books::new(recorder);
     let clock = Clock::start(opts.time_scale);

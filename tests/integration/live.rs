@@ -461,6 +461,7 @@ fn a_revision_with_no_pods_holds_requests_at_the_activator_until_they_expire() {
         "arrivals={poisson: {rate: 50}}",
         "--set",
         "activator.target_burst_capacity=200",
+        "--requests",
         "--out",
         out_dir.to_str().unwrap(),
     ]);
@@ -469,6 +470,34 @@ fn a_revision_with_no_pods_holds_requests_at_the_activator_until_they_expire() {
     assert_balanced(&v);
     let arrived = count(&v, "arrived");
     assert!(arrived > 50, "{v}");
+    // --requests: one row per finished request, with the route the gateway took.
+    let csv = std::fs::read_to_string(out_dir.join("requests.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows.len() as u64,
+        arrived - count(&v, "in_flight_at_end"),
+        "{v}"
+    );
+    let expired_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| r[6] == "expired_activator")
+        .collect();
+    assert_eq!(expired_rows.len() as u64, count(&v, "expired_activator"));
+    for r in &expired_rows {
+        // Routed to the revision on the main route, held by the activator, 504 at the timeout.
+        assert_eq!(
+            &r[3..8],
+            ["hello-00001", "true", "true", "expired_activator", "504"],
+            "{r:?}"
+        );
+        let waited_s: f64 = r[2].parse::<f64>().unwrap() - r[1].parse::<f64>().unwrap();
+        assert!((0.95..1.3).contains(&waited_s), "{r:?}");
+    }
     // The only pod leaves within 2.2 s (endpoint removal delay up to 2 s): from then on every
     // request waits at the activator, which has no pod to send it to, and gets its 504 at the
     // revision timeout (1 s).
