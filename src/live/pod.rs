@@ -4,7 +4,9 @@
 //! - Admission is the model's own `Breaker` (`model::queue_proxy`): with containerConcurrency
 //!   `cc > 0`, `cc` executing and `10·cc` waiting in FIFO order; the next request gets an
 //!   immediate 503 `pending request queue full`. With `cc == 0` the application's workers
-//!   (`AppModel::Workers`) queue without limit.
+//!   (`AppModel::Workers`) queue without limit, or, for `AppModel::ProcessorSharing`, every
+//!   request starts at once and shares the pod's cores: the model's own `PsServer` (virtual
+//!   time) says when each finishes, and a driver task wakes each request at that instant.
 //! - The revision timeout starts when the request enters the queue-proxy (before the breaker,
 //!   A.2.2): a request still waiting or executing at `timeoutSeconds` gets 504 `request timeout`
 //!   and leaves the queue.
@@ -26,13 +28,16 @@ use hyper::{Request, Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
+use tokio::sync::Notify;
+
 use super::clock::Clock;
 use super::http::{
     full, set_header, text, Body, POD_HEADER, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
 };
 use crate::model::dist::Dist;
-use crate::model::queue_proxy::{Admission, Breaker};
+use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::rng::StreamRng;
+use crate::model::time::SimTime;
 
 /// Reports changes of the number of requests waiting in this pod's queue-proxy.
 pub type QueueObserver = Arc<dyn Fn(i64) + Send + Sync>;
@@ -41,9 +46,11 @@ pub type QueueObserver = Arc<dyn Fn(i64) + Send + Sync>;
 pub struct PodConfig {
     pub revision: String,
     pub name: String,
-    /// containerConcurrency; 0: no breaker, `workers` application threads instead.
+    /// containerConcurrency; 0: no breaker, the application model instead: `workers`
+    /// application threads, or processor sharing over `ps_cores` cores when that is set.
     pub cc: u32,
     pub workers: u32,
+    pub ps_cores: Option<u32>,
     /// The revision timeout, scenario time.
     pub timeout: crate::model::time::SimDuration,
     pub service_time: Dist,
@@ -57,6 +64,13 @@ struct QpState {
     waiters: HashMap<u64, oneshot::Sender<()>>,
     next_id: u64,
     rng: StreamRng,
+    /// Processor sharing (cc 0): the jobs in service and how to wake each when it finishes.
+    ps: Option<PsState>,
+}
+
+struct PsState {
+    server: PsServer,
+    finishing: HashMap<u64, oneshot::Sender<()>>,
 }
 
 struct PodShared {
@@ -67,6 +81,8 @@ struct PodShared {
     clock: Clock,
     state: Mutex<QpState>,
     on_queue: Option<QueueObserver>,
+    /// Wakes the processor-sharing driver when its set of jobs changed.
+    ps_changed: Notify,
 }
 
 /// A running pod. Dropping it does not stop it; call `stop`.
@@ -96,10 +112,21 @@ impl Pod {
                 waiters: HashMap::new(),
                 next_id: 0,
                 rng: config.rng,
+                ps: config
+                    .ps_cores
+                    .filter(|_| config.cc == 0)
+                    .map(|cores| PsState {
+                        server: PsServer::new(cores),
+                        finishing: HashMap::new(),
+                    }),
             }),
             on_queue: config.on_queue,
+            ps_changed: Notify::new(),
         });
         let (stop, stopped) = watch::channel(false);
+        if shared.lock().ps.is_some() {
+            tokio::spawn(shared.clone().drive_ps(stopped.clone()));
+        }
         tokio::spawn(super::http::serve(listener, stopped, move |req| {
             let shared = shared.clone();
             async move { shared.handle(req).await }
@@ -117,6 +144,8 @@ impl Pod {
 enum Place {
     Waiting(u64),
     Executing,
+    /// In service on a processor-sharing application.
+    Sharing(u64),
     Done,
 }
 
@@ -143,6 +172,7 @@ impl Drop for Guard<'_> {
                 let st = self.pod.lock();
                 self.pod.release(st);
             }
+            Place::Sharing(id) => self.pod.leave_ps(id),
             Place::Done => {}
         }
     }
@@ -178,11 +208,111 @@ impl PodShared {
         }
     }
 
+    /// A processor-sharing job left before finishing (timeout, or its client hung up): the
+    /// others speed up, so the driver recomputes the next finish.
+    fn leave_ps(&self, id: u64) {
+        let mut st = self.lock();
+        let now_s = self.clock.now().as_secs_f64();
+        if let Some(ps) = st.ps.as_mut() {
+            if ps.server.remove(now_s, id) {
+                ps.finishing.remove(&id);
+                drop(st);
+                self.ps_changed.notify_one();
+            }
+        }
+    }
+
+    /// Wakes each processor-sharing job at the instant the model says it finishes. Runs until
+    /// the pod is stopped and its last job is done.
+    async fn drive_ps(self: Arc<Self>, mut stopped: watch::Receiver<bool>) {
+        let mut finished = Vec::new();
+        let mut stopping = false;
+        loop {
+            let next_s = {
+                let mut st = self.lock();
+                let Some(ps) = st.ps.as_mut() else { return };
+                // Each job leaves at its own finish instant, not at this (later) wake-up: the
+                // others get its share from then on, so timer lateness does not compound.
+                let now_s = self.clock.now().as_secs_f64();
+                for _ in 0..=ps.server.len() {
+                    match ps.server.next_completion_s() {
+                        Some(t) if t <= now_s => ps.server.take_finished(t, &mut finished),
+                        _ => break,
+                    }
+                }
+                ps.server.take_finished(now_s, &mut finished);
+                for id in finished.drain(..) {
+                    if let Some(tx) = ps.finishing.remove(&id) {
+                        let _ = tx.send(());
+                    }
+                }
+                if stopping && ps.server.is_empty() {
+                    return;
+                }
+                ps.server.next_completion_s()
+            };
+            let wake = match next_s {
+                Some(s) => self.clock.instant(SimTime::from_secs_f64(s)),
+                // Nothing in service: sleep until a job arrives (or the pod stops).
+                None => Clock::wall_now() + Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = self.ps_changed.notified() => {}
+                r = stopped.changed(), if !stopping => {
+                    stopping = r.is_err() || *stopped.borrow();
+                }
+            }
+        }
+    }
+
+    /// Serves a request on the processor-sharing application: it starts at once, and finishes
+    /// when the shared cores have done its work, or gets 504 at the revision timeout.
+    async fn serve_ps(&self, deadline: tokio::time::Instant) -> Response<Body> {
+        let (id, rx) = {
+            let mut st = self.lock();
+            let id = st.next_id;
+            st.next_id += 1;
+            let work_s = {
+                let QpState { rng, .. } = &mut *st;
+                self.service_time.sample(rng).as_secs_f64()
+            };
+            let now_s = self.clock.now().as_secs_f64();
+            let ps = st
+                .ps
+                .as_mut()
+                .expect("serve_ps runs on processor-sharing pods");
+            ps.server.start(now_s, id, work_s);
+            let (tx, rx) = oneshot::channel();
+            ps.finishing.insert(id, tx);
+            (id, rx)
+        };
+        self.ps_changed.notify_one();
+        let mut guard = Guard {
+            pod: self,
+            place: Place::Sharing(id),
+        };
+        match tokio::time::timeout_at(deadline, rx).await {
+            // The driver already took it out of service.
+            Ok(Ok(())) => {
+                guard.place = Place::Done;
+                self.hello()
+            }
+            _ => {
+                drop(guard);
+                self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY))
+            }
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() == "/healthz" && req.headers().contains_key("k-network-probe") {
             return text(StatusCode::OK, "queue");
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
+        if self.lock().ps.is_some() {
+            return self.serve_ps(deadline).await;
+        }
         let mut guard = Guard {
             pod: self,
             place: Place::Done,
@@ -231,6 +361,11 @@ impl PodShared {
         }
         tokio::time::sleep_until(done).await;
         drop(guard);
+        self.hello()
+    }
+
+    /// The application's answer.
+    fn hello(&self) -> Response<Body> {
         let mut resp = Response::new(full(format!("Hello {}!\n", self.revision)));
         resp.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
@@ -243,5 +378,78 @@ impl PodShared {
         set_header(&mut resp, REVISION_HEADER, &self.revision);
         set_header(&mut resp, POD_HEADER, &self.name);
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::live::http::{connect, full, send_on};
+    use crate::model::rng::{stream, Stream};
+    use crate::model::time::SimDuration;
+
+    fn ms(n: i64) -> SimDuration {
+        SimDuration::from_millis(n)
+    }
+
+    /// Sends one GET to the pod; returns the status and how long the answer took.
+    async fn get(addr: SocketAddr) -> (u16, Duration) {
+        let started = Clock::wall_now();
+        let mut conn = connect(addr).await.expect("the pod accepts");
+        let mut req = Request::new(full(bytes::Bytes::new()));
+        *req.uri_mut() = "/".parse().expect("a valid path");
+        let Ok(resp) = send_on(&mut conn, req).await else {
+            panic!("no answer from the pod");
+        };
+        (resp.status().as_u16(), started.elapsed())
+    }
+
+    #[test]
+    fn a_processor_sharing_pod_shares_its_core_and_times_out_what_cannot_finish() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let pod = Pod::start(PodConfig {
+                revision: "r".into(),
+                name: "r-pod-0".into(),
+                cc: 0,
+                workers: 1,
+                ps_cores: Some(1),
+                timeout: ms(300),
+                service_time: Dist::constant(ms(100)).expect("valid"),
+                rng: stream(1, 0, Stream::ServiceTime, 0),
+                clock: Clock::start(1.0),
+                on_queue: None,
+            })
+            .await
+            .expect("the pod starts");
+            // Alone: 100 ms of work takes 100 ms.
+            let (status, took) = get(pod.addr).await;
+            assert_eq!(status, 200);
+            assert!(took >= Duration::from_millis(100), "{took:?}");
+            assert!(took < Duration::from_millis(190), "{took:?}");
+            // Two at once share the core: both finish at about 200 ms, not 100.
+            let (a, b) = tokio::join!(get(pod.addr), get(pod.addr));
+            for (status, took) in [a, b] {
+                assert_eq!(status, 200);
+                assert!(took >= Duration::from_millis(195), "{took:?}");
+                assert!(took < Duration::from_millis(300), "{took:?}");
+            }
+            // Four at once would need 400 ms each: all get 504 at the 300 ms timeout, and
+            // leave the core, so the next request is alone again.
+            let (a, b, c, d) =
+                tokio::join!(get(pod.addr), get(pod.addr), get(pod.addr), get(pod.addr));
+            for (status, took) in [a, b, c, d] {
+                assert_eq!(status, 504);
+                assert!(took >= Duration::from_millis(300), "{took:?}");
+            }
+            let (status, took) = get(pod.addr).await;
+            assert_eq!(status, 200);
+            assert!(took < Duration::from_millis(190), "{took:?}");
+            pod.stop();
+        });
     }
 }

@@ -10,8 +10,9 @@
 //! (`live::gateway`), which proxies them to pod servers (`live::pod`).
 //!
 //! What differs from the simulator, by construction: real sockets add latency (tens to hundreds
-//! of microseconds on loopback), the OS scheduler adds jitter, and processor-sharing
-//! applications (`app: processor_sharing`) are not available (a pod "serves" by sleeping).
+//! of microseconds on loopback) and the OS scheduler adds jitter. A pod "serves" by waiting:
+//! a service time, or for a processor-sharing application (`app: processor_sharing`) until the
+//! model's `PsServer` says its share of the cores has done the work; no CPU is burnt.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -55,10 +56,6 @@ pub struct LiveOptions {
 /// Why a live run could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LiveError {
-    #[error(
-        "revision {revision}: app processor_sharing is not available in live mode (use workers)"
-    )]
-    ProcessorSharing { revision: String },
     #[error("cannot bind 127.0.0.1: {0}")]
     Bind(std::io::Error),
 }
@@ -139,15 +136,6 @@ pub async fn run_live(
     opts: &LiveOptions,
     stop: Arc<AtomicBool>,
 ) -> Result<LiveRun, LiveError> {
-    for r in &s.revisions {
-        if r.container_concurrency == 0 {
-            if let AppModel::ProcessorSharing { .. } = r.app {
-                return Err(LiveError::ProcessorSharing {
-                    revision: r.name.clone(),
-                });
-            }
-        }
-    }
     let seed = s.seed;
     let names: Vec<String> = s.revisions.iter().map(|r| r.name.clone()).collect();
     let recorder = RunRecorder::new(
@@ -683,9 +671,9 @@ impl<'a> Control<'a> {
         }
         let rev = self.pods[pod as usize].rev;
         let spec = &self.s.revisions[rev as usize];
-        let workers = match spec.app {
-            AppModel::Workers(n) => n,
-            AppModel::ProcessorSharing { cores } => cores,
+        let (workers, ps_cores) = match spec.app {
+            AppModel::Workers(n) => (n, None),
+            AppModel::ProcessorSharing { cores } => (cores, Some(cores)),
         };
         let backend = self.gateway.backends[rev as usize].clone();
         let gw = self.gateway.clone();
@@ -699,6 +687,7 @@ impl<'a> Control<'a> {
             name: format!("{}-pod-{pod}", spec.name),
             cc: spec.container_concurrency,
             workers,
+            ps_cores,
             timeout: spec.timeout,
             service_time: spec.service_time.clone(),
             // One stream per pod: pods serve concurrently, so a shared stream's draws would
