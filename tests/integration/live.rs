@@ -156,7 +156,8 @@ fn start_killable_backend() -> (u16, Arc<AtomicBool>) {
     (port, dead)
 }
 
-fn gateway_config(label: &str, live_port: u16, dead_port: u16) -> std::path::PathBuf {
+/// A gateway config splitting 50/50 between v1 and v2 at the given ports, with `picker`.
+fn gateway_config(label: &str, picker: &str, v1_port: u16, v2_port: u16) -> std::path::PathBuf {
     let dir = temp_dir(label);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gateway.yaml");
@@ -164,8 +165,9 @@ fn gateway_config(label: &str, live_port: u16, dead_port: u16) -> std::path::Pat
         &path,
         format!(
             "service: {{name: hello, namespace: default, domain: example.com}}\n\
+             picker: {picker}\n\
              traffic:\n  - {{revisionName: v1, percent: 50}}\n  - {{revisionName: v2, percent: 50}}\n\
-             backends:\n  v1: [http://127.0.0.1:{live_port}]\n  v2: [http://127.0.0.1:{dead_port}]\n"
+             backends:\n  v1: [http://127.0.0.1:{v1_port}]\n  v2: [http://127.0.0.1:{v2_port}]\n"
         ),
     )
     .unwrap();
@@ -178,27 +180,53 @@ fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[test]
-fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
-    let live_port = start_backend();
-    let config = gateway_config("live-dead-backend", live_port, dead_port());
-    let (mut gw, port) = start_gateway(&config);
-    let out_dir = temp_dir("live-dead-backend-out");
-    let out = splitlab(&[
+/// `splitlab load` arguments: `rate` req/s for `duration` to the gateway on `port` with the
+/// service's host, then `extra`, writing to `out_dir`.
+fn load_args(
+    port: u16,
+    rate: &str,
+    duration: &str,
+    extra: &[&str],
+    out_dir: &std::path::Path,
+) -> Vec<String> {
+    let mut args: Vec<String> = [
         "load",
         "--target",
         &format!("http://127.0.0.1:{port}/"),
         "--host",
         "hello.default.example.com",
         "--rate",
-        "200",
+        rate,
         "--duration",
-        "2s",
-        "--classify",
-        "body:Hello v1=v1",
+        duration,
         "--out",
         out_dir.to_str().unwrap(),
-    ]);
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
+    let live_port = start_backend();
+    let config = gateway_config("live-dead-backend", "random", live_port, dead_port());
+    let (mut gw, port) = start_gateway(&config);
+    let out_dir = temp_dir("live-dead-backend-out");
+    let args = load_args(
+        port,
+        "200",
+        "2s",
+        &["--classify", "body:Hello v1=v1"],
+        &out_dir,
+    );
+    let out = splitlab(&as_strs(&args));
     let _ = gw.kill();
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v = summary(&out_dir);
@@ -220,25 +248,17 @@ fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
 fn a_backend_that_dies_mid_run_gets_502_and_the_gateway_keeps_serving_the_rest() {
     let (port_v1, _) = start_killable_backend();
     let (port_v2, kill_v2) = start_killable_backend();
-    let config = gateway_config("live-dying-backend", port_v1, port_v2);
+    let config = gateway_config("live-dying-backend", "random", port_v1, port_v2);
     let (mut gw, port) = start_gateway(&config);
     let out_dir = temp_dir("live-dying-backend-out");
     let load = Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args([
-            "load",
-            "--target",
-            &format!("http://127.0.0.1:{port}/"),
-            "--host",
-            "hello.default.example.com",
-            "--rate",
+        .args(load_args(
+            port,
             "200",
-            "--duration",
             "3s",
-            "--expect",
-            "v1=50,v2=50",
-            "--out",
-            out_dir.to_str().unwrap(),
-        ])
+            &["--expect", "v1=50,v2=50"],
+            &out_dir,
+        ))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -278,40 +298,45 @@ fn a_backend_that_dies_mid_run_gets_502_and_the_gateway_keeps_serving_the_rest()
     assert!(load.contains("HTTP 502"), "{load}");
 }
 
+/// Runs `splitlab CMD scenarios/live-smoke.yaml` (`run` or `live`) with `--set` settings and
+/// extra flags into a fresh directory; asserts it succeeded with every request accounted for.
+fn smoke_with(cmd: &str, label: &str, settings: &[&str], extra: &[&str]) -> std::path::PathBuf {
+    let dir = temp_dir(label);
+    let mut args = vec![cmd, "scenarios/live-smoke.yaml"];
+    for s in settings {
+        args.extend(["--set", s]);
+    }
+    args.extend(extra);
+    args.extend(["--out", dir.to_str().unwrap()]);
+    let out = splitlab(&args);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_balanced(&summary(&dir));
+    dir
+}
+
 /// `splitlab live` on one revision of 2 pods at cc 4 (20-40 ms service: ~270 req/s of
 /// capacity) offered 1,333 req/s, five times its capacity, for `duration`; `tbc` is the
 /// activator's target-burst-capacity (0: queue-proxies only; -1: the activator always in the
 /// path). Returns the summary and the process's peak resident set (MiB) from load.json.
 fn overload_run(label: &str, duration: &str, tbc: i32) -> (serde_json::Value, f64) {
-    let out_dir = temp_dir(label);
-    let out = splitlab(&[
-        "live",
-        "scenarios/live-smoke.yaml",
-        "--set",
+    let duration = format!("duration={duration}");
+    let tbc = format!("activator.target_burst_capacity={tbc}");
+    let settings = [
         "revisions=[{name: hello-00001, container_concurrency: 4, timeout: 1s, \
          service_time: {uniform: {min: 20ms, max: 40ms}}, pods: 2}]",
-        "--set",
         "timeline=[]",
-        "--set",
         "traffic=[{revisionName: hello-00001, percent: 100}]",
-        "--set",
-        &format!("duration={duration}"),
-        "--set",
+        &duration,
         "arrivals={poisson: {rate: 1333}}",
-        "--set",
-        &format!("activator.target_burst_capacity={tbc}"),
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let v = summary(&out_dir);
-    assert_balanced(&v);
+        &tbc,
+    ];
+    let out_dir = smoke_with("live", label, &settings, &[]);
     let load: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out_dir.join("load.json")).unwrap()).unwrap();
     let rss = load["peak_rss_mib"]
         .as_f64()
         .unwrap_or_else(|| panic!("no peak_rss_mib in {load}"));
-    (v, rss)
+    (summary(&out_dir), rss)
 }
 
 #[test]
@@ -375,22 +400,13 @@ fn a_request_at_a_revision_scaled_to_zero_wakes_it_at_once_as_in_the_simulator()
         "autoscaler.scale_to_zero_grace_period=1s",
         "activator.target_burst_capacity=200",
     ];
-    let run = |cmd: &str, label: &str, extra: &[&str]| {
-        let dir = temp_dir(label);
-        let mut args = vec![cmd, "scenarios/live-smoke.yaml"];
-        for s in &settings {
-            args.extend(["--set", s]);
-        }
-        args.extend(extra);
-        args.extend(["--out", dir.to_str().unwrap()]);
-        let out = splitlab(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        let v = summary(&dir);
-        assert_balanced(&v);
-        v
-    };
-    let sim = run("run", "live-cold-sim", &[]);
-    let live = run("live", "live-cold-live", &["--time-scale", "4"]);
+    let sim = summary(&smoke_with("run", "live-cold-sim", &settings, &[]));
+    let live = summary(&smoke_with(
+        "live",
+        "live-cold-live",
+        &settings,
+        &["--time-scale", "4"],
+    ));
     let max_ms = |v: &serde_json::Value| {
         v["revisions"]["hello-00001"]["latency_ms"]["max"]
             .as_f64()
@@ -419,21 +435,8 @@ fn a_processor_sharing_app_agrees_with_the_simulator() {
         "duration=12s",
         "arrivals={poisson: {rate: 80}}",
     ];
-    let run = |cmd: &str, label: &str, extra: &[&str]| {
-        let dir = temp_dir(label);
-        let mut args = vec![cmd, "scenarios/live-smoke.yaml"];
-        for s in &settings {
-            args.extend(["--set", s]);
-        }
-        args.extend(extra);
-        args.extend(["--out", dir.to_str().unwrap()]);
-        let out = splitlab(&args);
-        assert!(out.status.success(), "{}", text(&out.stderr));
-        assert_balanced(&summary(&dir));
-        dir
-    };
-    let sim = run("run", "live-ps-sim", &[]);
-    let live = run("live", "live-ps-live", &["--time-scale", "2"]);
+    let sim = smoke_with("run", "live-ps-sim", &settings, &[]);
+    let live = smoke_with("live", "live-ps-live", &settings, &["--time-scale", "2"]);
     let out = splitlab(&[
         "diff",
         sim.to_str().unwrap(),
@@ -467,7 +470,7 @@ fn raw_exchange(port: u16, request: &[u8]) -> String {
 #[test]
 fn malformed_requests_and_oversized_headers_get_4xx_and_the_gateway_survives() {
     let live_port = start_backend();
-    let config = gateway_config("live-malformed", live_port, live_port);
+    let config = gateway_config("live-malformed", "random", live_port, live_port);
     let (mut gw, port) = start_gateway(&config);
     let garbage = raw_exchange(port, b"THIS IS NOT HTTP\r\n\r\n");
     assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage:?}");
@@ -644,20 +647,8 @@ fn a_closed_loop_load_counts_every_request_it_sends() {
 
 #[test]
 fn the_gateway_hash_picker_keys_on_the_client_header() {
-    let port_v1 = start_backend();
-    let dir = temp_dir("live-hash-picker");
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("gateway.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "service: {{name: hello, namespace: default, domain: example.com}}\n\
-             picker: hash\n\
-             traffic:\n  - {{revisionName: v1, percent: 50}}\n  - {{revisionName: v2, percent: 50}}\n\
-             backends:\n  v1: [http://127.0.0.1:{port_v1}]\n  v2: [http://127.0.0.1:{port_v1}]\n"
-        ),
-    )
-    .unwrap();
+    let port = start_backend();
+    let config = gateway_config("live-hash-picker", "hash", port, port);
     let (mut gw, port) = start_gateway(&config);
     let revision_of = |client: u64| {
         let resp = raw_exchange(
@@ -688,21 +679,8 @@ fn the_gateway_hash_picker_keys_on_the_client_header() {
     // The load generator sends each request's client id (its sequence number here): the split
     // follows the weights instead of every request landing on one revision.
     let out_dir = temp_dir("live-hash-picker-out");
-    let out = splitlab(&[
-        "load",
-        "--target",
-        &format!("http://127.0.0.1:{port}/"),
-        "--host",
-        "hello.default.example.com",
-        "--rate",
-        "400",
-        "--duration",
-        "1s",
-        "--expect",
-        "v1=50,v2=50",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let args = load_args(port, "400", "1s", &["--expect", "v1=50,v2=50"], &out_dir);
+    let out = splitlab(&as_strs(&args));
     let _ = gw.kill();
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(out.status.success(), "{}", text(&out.stderr));
