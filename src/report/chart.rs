@@ -44,9 +44,6 @@ pub const RUN_CHARTS: [&str; 6] = ["split", "queues", "outcomes", "latency", "po
 /// The chart `render_accuracy_chart` writes.
 pub const ACCURACY_CHART: &str = "accuracy";
 
-/// The z value of a two-sided 95% normal interval.
-const Z95: f64 = 1.96;
-
 /// Drawing or reading a chart's inputs failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -698,7 +695,7 @@ fn band_half_width_pct(pct: f64, n: u64) -> f64 {
         return 100.0;
     }
     let p = (pct / 100.0).clamp(0.0, 1.0);
-    Z95 * (p * (1.0 - p) / n as f64).sqrt() * 100.0
+    crate::report::accuracy::Z95 * crate::report::accuracy::binomial_se(p, n) * 100.0
 }
 
 fn draw_split<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
@@ -1406,10 +1403,10 @@ mod tests {
     fn band_is_the_binomial_interval() {
         // (pct, n, half width in percent)
         let cases = [
-            (50.0, 100, 9.8),      // ±9.8 points at n = 100, p = 0.5
-            (10.0, 10_000, 0.588), // p = 0.1
-            (0.0, 100, 0.0),       // a revision with no share has no noise
-            (50.0, 0, 100.0),      // no requests: anything goes
+            (50.0, 100, 9.799_819_922_700_27), // ±9.8 points at n = 100, p = 0.5
+            (10.0, 10_000, 0.587_989_195_362_016), // p = 0.1: 1.96 × 0.3
+            (0.0, 100, 0.0),                   // a revision with no share has no noise
+            (50.0, 0, 100.0),                  // no requests: anything goes
         ];
         for (pct, n, want) in cases {
             let got = band_half_width_pct(pct, n);
