@@ -90,12 +90,6 @@ struct Rev {
     kpa: Kpa,
 }
 
-impl AsRef<RevisionPods> for Rev {
-    fn as_ref(&self) -> &RevisionPods {
-        &self.pods
-    }
-}
-
 impl AsMut<RevisionPods> for Rev {
     fn as_mut(&mut self) -> &mut RevisionPods {
         &mut self.pods
@@ -418,13 +412,17 @@ impl<'a> Control<'a> {
 
     // ------------------------------------------------------------ the route
 
+    /// The configuration's latest ready revision, "" before one is ready.
+    fn latest_ready_name(&self) -> &'a str {
+        self.roster
+            .latest_ready()
+            .map(|i| self.s.revisions[i as usize].name.as_str())
+            .unwrap_or_default()
+    }
+
     fn reconcile(&mut self) -> Option<u64> {
         let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
-        let latest = self
-            .roster
-            .latest_ready()
-            .map(|i| names[i as usize])
-            .unwrap_or_default();
+        let latest = self.latest_ready_name();
         let created: Vec<RevisionState<'_>> = self
             .revs
             .iter()
@@ -510,11 +508,7 @@ impl<'a> Control<'a> {
                 untags,
             } => {
                 let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
-                let latest = self
-                    .roster
-                    .latest_ready()
-                    .map(|i| names[i as usize])
-                    .unwrap_or_default();
+                let latest = self.latest_ready_name();
                 let created: Vec<&str> = self
                     .revs
                     .iter()

@@ -10,7 +10,7 @@
 //! configuration's latest ready revision (`Roster`).
 //!
 //! Each world keeps a revision's `RevisionPods` inside its own per-revision record (reached
-//! through `AsRef`/`AsMut`), so the simulator's request path reads the endpoints and the ready
+//! through `AsMut`), so the simulator's request path reads the endpoints and the ready
 //! count from the record it already holds; the transitions take the worlds' revision slice and
 //! are the only code that changes a `RevisionPods`.
 //!
@@ -117,12 +117,6 @@ impl RevisionPods {
     /// One draw from `dist` on the revision's start-up stream.
     pub fn sample(&mut self, dist: &Dist) -> SimDuration {
         dist.sample(&mut self.startup_rng)
-    }
-}
-
-impl AsRef<RevisionPods> for RevisionPods {
-    fn as_ref(&self) -> &RevisionPods {
-        self
     }
 }
 
@@ -239,7 +233,7 @@ impl Roster {
     /// once its ready pods reach `ready_threshold(its record, pods it has had)`
     /// (`Kpa::ready_threshold`). Returns the revision and whether it became Ready now, or `None`
     /// if the pod was not Ready or already k8s-ready.
-    pub fn k8s_ready<R: AsRef<RevisionPods> + AsMut<RevisionPods>>(
+    pub fn k8s_ready<R: AsMut<RevisionPods>>(
         &mut self,
         revs: &mut [R],
         pod: u32,
@@ -279,18 +273,13 @@ impl Roster {
 
     /// The revision reached its readiness threshold (or runs its pods at the start): Ready, and
     /// the configuration's latest ready revision if it is the newest created one that is ready.
-    pub fn revision_ready<R: AsRef<RevisionPods> + AsMut<RevisionPods>>(
-        &mut self,
-        revs: &mut [R],
-        rev: u32,
-    ) {
-        revs[rev as usize].as_mut().ready = true;
+    pub fn revision_ready<R: AsMut<RevisionPods>>(&mut self, revs: &mut [R], rev: u32) {
+        let r = revs[rev as usize].as_mut();
+        r.ready = true;
+        let order = r.created_order;
         let newer = match self.latest_ready {
             None => true,
-            Some(cur) => {
-                revs[rev as usize].as_ref().created_order
-                    > revs[cur as usize].as_ref().created_order
-            }
+            Some(cur) => order > revs[cur as usize].as_mut().created_order,
         };
         if newer {
             self.latest_ready = Some(rev);

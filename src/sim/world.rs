@@ -194,12 +194,6 @@ struct Rev {
     service_rng: StreamRng,
 }
 
-impl AsRef<RevisionPods> for Rev {
-    fn as_ref(&self) -> &RevisionPods {
-        &self.pods
-    }
-}
-
 impl AsMut<RevisionPods> for Rev {
     fn as_mut(&mut self) -> &mut RevisionPods {
         &mut self.pods
