@@ -30,7 +30,8 @@ use crate::model::dist::Dist;
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::time::{SimDuration, SimTime};
 
-/// Where a pod is in its life.
+/// Where a pod is in its life. (A.6.3's Gone, a terminating pod that holds no request any
+/// more, is the simulator's: only it knows what a pod holds.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodState {
     /// Created; its app is not ready yet.
@@ -52,7 +53,8 @@ pub struct PodEntry {
     pub k8s_ready: bool,
 }
 
-/// One revision's pods. A world keeps it in its revision record; only `Roster` changes it.
+/// One revision's pods. A world keeps it in its revision record and reads it; only `Roster`'s
+/// transitions change it, but for `sample`, which draws from its start-up stream.
 #[derive(Debug)]
 pub struct RevisionPods {
     created: bool,
@@ -136,10 +138,12 @@ pub struct Roster {
 }
 
 impl Roster {
+    /// No pods, no ready revision.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Pod `id` (from `add_pod`).
     #[inline]
     pub fn pod(&self, id: u32) -> &PodEntry {
         &self.pods[id as usize]
