@@ -3,7 +3,8 @@
 //! The control loop here plays the cluster's controllers on a scaled wall clock: the timeline,
 //! the route reconciler and its rollout steps (`model::route_control::RouteControl`, shared
 //! with the simulator), the ingress programming delay, pods starting after their start-up
-//! delay, the activator's probe tick and Kubernetes readiness, the SKS mode and the KPA
+//! delay, the activator's probe tick and Kubernetes readiness (the pods' states, endpoints and
+//! readiness kept by `model::roster`, as in the simulator), the SKS mode and the KPA
 //! (`model::autoscaler`, fed with live measurements every second and ticking every 2 s, and
 //! woken at once by the activator's poke when a revision at zero gets its first request).
 //! Requests travel for real: the load generator (`live::load`) sends them to the gateway
@@ -31,6 +32,7 @@ use crate::model::activator::Throttler;
 use crate::model::arrival::ArrivalGen;
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
+use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
@@ -82,31 +84,16 @@ enum Ev {
     DeciderTick,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PodState {
-    Starting,
-    Ready,
-    Terminating,
-}
-
-struct LivePod {
-    rev: u32,
-    state: PodState,
-    k8s_ready: bool,
-    server: Option<Pod>,
-}
-
 struct Rev {
-    created: bool,
-    created_order: u32,
-    ready: bool,
-    pods: Vec<u32>,
-    /// Kubernetes-ready pods (the Serve endpoints), including terminating ones until removal.
-    endpoints: Vec<u32>,
-    draining: u32,
-    healthy: Vec<u32>,
+    /// Its pods' lifecycle, changed by `Control::roster`.
+    pods: RevisionPods,
     kpa: Kpa,
-    startup_rng: StreamRng,
+}
+
+impl AsMut<RevisionPods> for Rev {
+    fn as_mut(&mut self) -> &mut RevisionPods {
+        &mut self.pods
+    }
 }
 
 struct Control<'a> {
@@ -116,10 +103,11 @@ struct Control<'a> {
     seq: u64,
     heap: BinaryHeap<Reverse<(SimTime, u64, Ev)>>,
     revs: Vec<Rev>,
-    pods: Vec<LivePod>,
+    /// The pods' lifecycle (`Rev::pods` holds each revision's part).
+    roster: Roster,
+    /// Each pod's server once its app is up, by pod id (one pushed per `Roster::add_pod`).
+    servers: Vec<Option<Pod>>,
     control: RouteControl,
-    latest_ready: Option<u32>,
-    next_created_order: u32,
     rev_index: BTreeMap<String, u32>,
     tags: Vec<String>,
     gateway: Arc<Gateway>,
@@ -227,10 +215,8 @@ pub async fn run_live(
         .await
         .expect("the load generator task does not panic");
     let _ = stop_servers.send(true);
-    for p in &control.pods {
-        if let Some(server) = &p.server {
-            server.stop();
-        }
+    for server in control.servers.iter().flatten() {
+        server.stop();
     }
     let engine = EngineStats {
         events: result.stats.sent,
@@ -265,15 +251,8 @@ impl<'a> Control<'a> {
             .iter()
             .enumerate()
             .map(|(i, r)| Rev {
-                created: false,
-                created_order: 0,
-                ready: false,
-                pods: Vec::new(),
-                endpoints: Vec::new(),
-                draining: 0,
-                healthy: Vec::new(),
+                pods: RevisionPods::new(seed, 0, i),
                 kpa: Kpa::new(&s.autoscaler.config, r),
-                startup_rng: stream(seed, 0, Stream::Startup, i as u64),
             })
             .collect();
         Control {
@@ -283,10 +262,9 @@ impl<'a> Control<'a> {
             seq: 0,
             heap: BinaryHeap::new(),
             revs,
-            pods: Vec::new(),
+            roster: Roster::new(),
+            servers: Vec::new(),
             control: RouteControl::new(&s.service, &s.traffic),
-            latest_ready: None,
-            next_created_order: 0,
             rev_index: s
                 .revisions
                 .iter()
@@ -318,11 +296,11 @@ impl<'a> Control<'a> {
             self.schedule(ev.at, Ev::Timeline(i as u32));
         }
         for i in 0..self.revs.len() {
-            if !self.revs[i].created {
+            if !self.revs[i].pods.created() {
                 continue;
             }
             let r = &mut self.revs[i];
-            let ready = r.endpoints.len() as u32 - r.draining;
+            let ready = r.pods.ready_pods();
             let serve = r.kpa.running_at_start(ready);
             self.gateway.backends[i].lock().serve = serve;
             self.gauge(i, Gauge::DesiredPods, u64::from(ready));
@@ -409,7 +387,7 @@ impl<'a> Control<'a> {
             }
             Ev::DeciderTick => {
                 for rev in 0..self.revs.len() as u32 {
-                    if self.revs[rev as usize].created {
+                    if self.revs[rev as usize].pods.created() {
                         self.autoscale(rev).await;
                         if self.s.activator.replicas > 1 {
                             self.reslice(rev);
@@ -434,20 +412,25 @@ impl<'a> Control<'a> {
 
     // ------------------------------------------------------------ the route
 
+    /// The configuration's latest ready revision, "" before one is ready.
+    fn latest_ready_name(&self) -> &'a str {
+        self.roster
+            .latest_ready()
+            .map(|i| self.s.revisions[i as usize].name.as_str())
+            .unwrap_or_default()
+    }
+
     fn reconcile(&mut self) -> Option<u64> {
         let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
-        let latest = self
-            .latest_ready
-            .map(|i| names[i as usize])
-            .unwrap_or_default();
+        let latest = self.latest_ready_name();
         let created: Vec<RevisionState<'_>> = self
             .revs
             .iter()
             .zip(&names)
-            .filter(|(r, _)| r.created)
+            .filter(|(r, _)| r.pods.created())
             .map(|(r, n)| RevisionState {
                 name: n,
-                ready: r.ready,
+                ready: r.pods.ready(),
             })
             .collect();
         let out = self.control.reconcile(self.now, &created, latest);
@@ -525,15 +508,12 @@ impl<'a> Control<'a> {
                 untags,
             } => {
                 let names: Vec<&str> = self.s.revisions.iter().map(|r| r.name.as_str()).collect();
-                let latest = self
-                    .latest_ready
-                    .map(|i| names[i as usize])
-                    .unwrap_or_default();
+                let latest = self.latest_ready_name();
                 let created: Vec<&str> = self
                     .revs
                     .iter()
                     .zip(&names)
-                    .filter(|(r, _)| r.created)
+                    .filter(|(r, _)| r.pods.created())
                     .map(|(_, n)| *n)
                     .collect();
                 match self
@@ -547,7 +527,7 @@ impl<'a> Control<'a> {
                 }
             }
             Action::Scale { revision, pods } => {
-                if self.revs[*revision].created {
+                if self.revs[*revision].pods.created() {
                     self.set_pods(*revision as u32, *pods, false).await;
                 } else {
                     let name = self.s.revisions[*revision].name.clone();
@@ -565,12 +545,9 @@ impl<'a> Control<'a> {
 
     async fn create_revision(&mut self, rev: u32, at_start: bool) {
         let r = &mut self.revs[rev as usize];
-        if r.created {
+        if !self.roster.create(&mut r.pods) {
             return;
         }
-        r.created = true;
-        r.created_order = self.next_created_order;
-        self.next_created_order += 1;
         let pods = r.kpa.created(
             self.now,
             self.s.revisions[rev as usize].pods,
@@ -579,41 +556,22 @@ impl<'a> Control<'a> {
         );
         self.set_pods(rev, pods, at_start).await;
         if at_start && pods > 0 {
-            self.revision_ready(rev);
+            self.roster.revision_ready(&mut self.revs, rev);
         }
     }
 
-    /// The revision's starting and ready pods, with whether each is ready.
-    fn live_pods(&self, rev: u32) -> Vec<(u32, bool)> {
-        self.revs[rev as usize]
-            .pods
-            .iter()
-            .filter_map(|&p| match self.pods[p as usize].state {
-                PodState::Starting => Some((p, false)),
-                PodState::Ready => Some((p, true)),
-                PodState::Terminating => None,
-            })
-            .collect()
-    }
-
     async fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
-        let live = self.live_pods(rev);
+        let live = self.roster.live_pods(&self.revs[rev as usize].pods);
         if (live.len() as u32) < target {
             for _ in live.len() as u32..target {
-                let id = self.pods.len() as u32;
-                self.pods.push(LivePod {
-                    rev,
-                    state: PodState::Starting,
-                    k8s_ready: false,
-                    server: None,
-                });
-                self.revs[rev as usize].pods.push(id);
+                let id = self.roster.add_pod(&mut self.revs, rev);
+                self.servers.push(None);
                 if at_start {
                     self.on_pod_ready(id).await;
                 } else {
-                    let delay = self.s.revisions[rev as usize]
-                        .startup
-                        .sample(&mut self.revs[rev as usize].startup_rng);
+                    let delay = self.revs[rev as usize]
+                        .pods
+                        .sample(&self.s.revisions[rev as usize].startup);
                     self.schedule(self.now + delay, Ev::PodReady(id));
                 }
             }
@@ -626,33 +584,18 @@ impl<'a> Control<'a> {
     }
 
     fn terminate(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        let rev = p.rev;
-        let was_ready = p.state == PodState::Ready;
-        p.state = PodState::Terminating;
-        if p.k8s_ready {
-            self.revs[rev as usize].draining += 1;
-        }
-        if was_ready {
-            let delay = self
-                .s
-                .endpoint_removal_delay
-                .sample(&mut self.revs[rev as usize].startup_rng);
+        let rev = self.roster.pod(pod).rev;
+        if self.roster.terminate(&mut self.revs, pod) {
+            let delay = self.revs[rev as usize]
+                .pods
+                .sample(&self.s.endpoint_removal_delay);
             self.schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
         }
     }
 
     fn on_pod_leaves_endpoints(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        let rev = p.rev;
-        if p.k8s_ready {
-            p.k8s_ready = false;
-            self.revs[rev as usize].draining -= 1;
-        }
-        let r = &mut self.revs[rev as usize];
-        r.endpoints.retain(|e| *e != pod);
-        r.healthy.retain(|e| *e != pod);
-        if let Some(server) = &self.pods[pod as usize].server {
+        let rev = self.roster.leaves_endpoints(&mut self.revs, pod);
+        if let Some(server) = &self.servers[pod as usize] {
             let addr = server.addr;
             server.stop();
             let mut st = self.gateway.backends[rev as usize].lock();
@@ -666,10 +609,10 @@ impl<'a> Control<'a> {
 
     /// The pod's app is ready: its server starts listening.
     async fn on_pod_ready(&mut self, pod: u32) {
-        if self.pods[pod as usize].state != PodState::Starting {
+        let PodEntry { rev, state, .. } = *self.roster.pod(pod);
+        if state != PodState::Starting {
             return;
         }
-        let rev = self.pods[pod as usize].rev;
         let spec = &self.s.revisions[rev as usize];
         let (workers, ps_cores) = match spec.app {
             AppModel::Workers(n) => (n, None),
@@ -712,63 +655,46 @@ impl<'a> Control<'a> {
             .lock()
             .pod_addrs
             .insert(pod, server.addr);
-        let p = &mut self.pods[pod as usize];
-        p.server = Some(server);
-        p.state = PodState::Ready;
+        self.servers[pod as usize] = Some(server);
+        self.roster.app_ready(pod).expect(
+            "still Starting: only this control loop changes pods, and it was awaiting the server",
+        );
         if self.now == SimTime::ZERO {
             self.on_pod_healthy(pod);
             self.on_pod_k8s_ready(pod);
             return;
         }
         // The activator's probe tick, then Kubernetes readiness after the kubelet phase.
-        let period = self.s.activator.probe_period.as_nanos().max(1);
-        let tick = SimTime((self.now.as_nanos() + period - 1) / period * period);
+        let tick = next_probe_tick(self.now, self.s.activator.probe_period);
         self.schedule(tick, Ev::PodHealthy(pod));
-        let delay = self
-            .s
-            .kubelet_ready_delay
-            .sample(&mut self.revs[rev as usize].startup_rng);
+        let delay = self.revs[rev as usize]
+            .pods
+            .sample(&self.s.kubelet_ready_delay);
         self.schedule(self.now + delay, Ev::PodK8sReady(pod));
     }
 
     fn on_pod_k8s_ready(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        if p.state != PodState::Ready || p.k8s_ready {
+        let threshold = |r: &Rev, pods| r.kpa.ready_threshold(pods);
+        let Some((rev, became_ready)) = self.roster.k8s_ready(&mut self.revs, pod, threshold)
+        else {
             return;
-        }
-        p.k8s_ready = true;
-        let rev = p.rev;
-        let addr = p.server.as_ref().map(|s| s.addr);
-        self.revs[rev as usize].endpoints.push(pod);
-        if let Some(addr) = addr {
+        };
+        if let Some(server) = &self.servers[pod as usize] {
             self.gateway.backends[rev as usize]
                 .lock()
                 .endpoints
-                .push(addr);
+                .push(server.addr);
         }
-        let r = &self.revs[rev as usize];
-        if !r.ready
-            && r.endpoints.len() - r.draining as usize >= r.kpa.ready_threshold(r.pods.len())
-        {
-            self.revision_ready(rev);
-            if self.now > SimTime::ZERO {
-                self.reconcile();
-            }
+        if became_ready && self.now > SimTime::ZERO {
+            self.reconcile();
         }
         self.report_ready(rev);
     }
 
     fn on_pod_healthy(&mut self, pod: u32) {
-        let p = &self.pods[pod as usize];
-        if p.state != PodState::Ready {
-            return;
+        if let Some(rev) = self.roster.healthy(&mut self.revs, pod) {
+            self.reslice(rev);
         }
-        let rev = p.rev;
-        let healthy = &mut self.revs[rev as usize].healthy;
-        if let Err(i) = healthy.binary_search(&pod) {
-            healthy.insert(i, pod);
-        }
-        self.reslice(rev);
     }
 
     /// The activator subset and each activator's pod slice (kpa.go:354-368,
@@ -777,10 +703,10 @@ impl<'a> Control<'a> {
         let r = &self.revs[rev as usize];
         let backend = self.gateway.backends[rev as usize].clone();
         let mut st = backend.lock();
-        let ready = r.endpoints.len() as u32 - r.draining;
+        let ready = r.pods.ready_pods();
         let (subset, slices) =
             r.kpa
-                .activator_slices(&r.healthy, ready, st.activators.len() as u32);
+                .activator_slices(r.pods.healthy(), ready, st.activators.len() as u32);
         st.subset = subset;
         for (throttler, slice) in st.activators.iter_mut().zip(&slices) {
             throttler.set_pods(slice);
@@ -789,26 +715,9 @@ impl<'a> Control<'a> {
         self.gateway.report(&backend, &mut st);
     }
 
-    fn revision_ready(&mut self, rev: u32) {
-        self.revs[rev as usize].ready = true;
-        let newer = match self.latest_ready {
-            None => true,
-            Some(cur) => {
-                self.revs[rev as usize].created_order > self.revs[cur as usize].created_order
-            }
-        };
-        if newer {
-            self.latest_ready = Some(rev);
-        }
-    }
-
     fn report_ready(&self, rev: u32) {
-        let r = &self.revs[rev as usize];
-        self.gauge(
-            rev as usize,
-            Gauge::ReadyPods,
-            u64::from(r.endpoints.len() as u32 - r.draining),
-        );
+        let ready = self.revs[rev as usize].pods.ready_pods();
+        self.gauge(rev as usize, Gauge::ReadyPods, u64::from(ready));
     }
 
     // ------------------------------------------------------------ the autoscaler
@@ -819,7 +728,7 @@ impl<'a> Control<'a> {
         let now = self.now;
         let now_s = self.clock.now().as_secs_f64();
         for (i, r) in self.revs.iter_mut().enumerate() {
-            if !r.created {
+            if !r.pods.created() {
                 continue;
             }
             let mut st = self.gateway.backends[i].lock();
@@ -839,7 +748,7 @@ impl<'a> Control<'a> {
     async fn poke(&mut self, rev: u32) {
         let now = self.now;
         let r = &mut self.revs[rev as usize];
-        if r.created && r.kpa.decider.should_poke(1.0) {
+        if r.pods.created() && r.kpa.decider.should_poke(1.0) {
             r.kpa.decider.record_concurrency(now, 1.0);
             self.autoscale(rev).await;
         }
@@ -847,9 +756,9 @@ impl<'a> Control<'a> {
 
     async fn autoscale(&mut self, rev: u32) {
         let now = self.now;
-        let live = self.live_pods(rev).len() as u32;
+        let live = self.roster.live_pods(&self.revs[rev as usize].pods).len() as u32;
         let r = &mut self.revs[rev as usize];
-        let ready = r.endpoints.len() as u32 - r.draining;
+        let ready = r.pods.ready_pods();
         let tick = r.kpa.tick(now, ready, live, self.s.autoscaler.enabled);
         if let Some(gen) = tick.mode_change {
             let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);

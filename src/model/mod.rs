@@ -12,6 +12,7 @@ pub mod dist;
 pub mod queue_proxy;
 pub mod revision;
 pub mod rng;
+pub mod roster;
 pub mod route_control;
 pub mod time;
 

@@ -20,10 +20,11 @@
 //!   the SKS mode (Serve iff ready pods, a wanted scale and excess burst capacity >= 0, A.4). A
 //!   mode change is applied after the ingress programming delay; requests already at an
 //!   activator finish through it.
-//! - Pods (A.6.3): start-up delay, then the activator's probe tick, then Kubernetes readiness
-//!   (Serve endpoints, the autoscaler's ready count); a terminating pod stops counting as ready at
-//!   once and leaves the endpoints after a delay. Activators (A.3.3): a subset per revision
-//!   splits its healthy pods; each has its own FIFO.
+//! - Pods (A.6.3): their states, endpoints and readiness are `model::roster`'s (shared with the
+//!   live mode); the world schedules each step: start-up delay, then the activator's probe tick,
+//!   then Kubernetes readiness (Serve endpoints, the autoscaler's ready count); a terminating pod
+//!   stops counting as ready at once and leaves the endpoints after a delay. Activators (A.3.3):
+//!   a subset per revision splits its healthy pods; each has its own FIFO.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -35,6 +36,7 @@ use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
+use crate::model::roster::{next_probe_tick, PodState, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::record::{Outcome, RequestRecord};
@@ -144,27 +146,20 @@ struct Req {
     activator: u16,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PodState {
-    Starting,
-    Ready,
-    Terminating,
-    Gone,
-}
-
 enum Server {
     Breaker(Breaker),
     Ps { ps: PsServer, gen: u32 },
 }
 
+/// What the simulator adds to a pod of the roster (same id: one is pushed per `Roster::add_pod`).
 struct Pod {
+    /// The roster's `rev` of the pod (it never changes), at hand for the request path.
     rev: u32,
-    state: PodState,
     server: Server,
     /// Requests at this pod (waiting or executing).
     holding: u32,
-    /// Kubernetes marked it Ready: a Serve-mode endpoint, counted by the autoscaler.
-    k8s_ready: bool,
+    /// Terminating and holding nothing any more: the pod is gone (A.6.3).
+    gone: bool,
 }
 
 struct Rev {
@@ -175,22 +170,14 @@ struct Rev {
     /// The client gives up before the revision timeout.
     client_first: bool,
     app: AppModel,
-    created: bool,
-    created_order: u32,
-    ready: bool,
-    pods: Vec<u32>,
-    /// Kubernetes-ready pods, in the order they became ready: the Serve-mode endpoints. It still
-    /// holds terminating pods until the endpoints propagation delay has passed.
-    endpoints: Vec<u32>,
-    /// Terminating pods still in `endpoints`: not counted as ready.
-    draining: u32,
+    /// Its pods' lifecycle, changed by `World::roster`.
+    pods: RevisionPods,
+    /// The round-robin cursor over the endpoints.
     endpoint_rr: usize,
     /// One throttler per activator replica; the first `subset` are the revision's activator
     /// subset (the SKS endpoints), the others keep draining what they hold (A.3.3).
     activators: Vec<Throttler>,
     subset: usize,
-    /// Activator-healthy pods, sorted (upstream sorts by `ip:port`).
-    healthy: Vec<u32>,
     serve_applied: bool,
     in_flight: u32,
     qp_waiting: u32,
@@ -202,11 +189,15 @@ struct Rev {
     conc_last_s: f64,
     /// Requests routed to it since the last metrics tick (the RPS metric).
     requests_since_tick: u64,
-    /// The scale the autoscaler last asked for.
     /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
     reported: [u64; 4],
     service_rng: StreamRng,
-    startup_rng: StreamRng,
+}
+
+impl AsMut<RevisionPods> for Rev {
+    fn as_mut(&mut self) -> &mut RevisionPods {
+        &mut self.pods
+    }
 }
 
 struct World<'a> {
@@ -223,14 +214,15 @@ struct World<'a> {
     reqs: Vec<Req>,
     free: Vec<u32>,
     next_req_id: u64,
+    /// The pods' lifecycle (`Rev::pods` holds each revision's part); `pods` holds the rest of
+    /// each pod, by the same id.
+    roster: Roster,
     pods: Vec<Pod>,
     revs: Vec<Rev>,
     rev_index: BTreeMap<String, u32>,
     // the route
     control: RouteControl,
     reconcile_at: Option<SimTime>,
-    latest_ready: Option<u32>,
-    next_created_order: u32,
     plane: DataPlane,
     recorder: RunRecorder,
     warnings: Vec<String>,
@@ -270,18 +262,12 @@ impl<'a> World<'a> {
                     deadline_after: r.timeout.min(client),
                     client_first: client < r.timeout,
                     app: r.app,
-                    created: false,
-                    created_order: 0,
-                    ready: false,
-                    pods: Vec::new(),
-                    endpoints: Vec::new(),
-                    draining: 0,
+                    pods: RevisionPods::new(seed, rep, i),
                     endpoint_rr: 0,
                     activators: (0..s.activator.replicas.max(1))
                         .map(|_| Throttler::new(r.container_concurrency, s.activator.lb_policy))
                         .collect(),
                     subset: 1,
-                    healthy: Vec::new(),
                     serve_applied: false,
                     in_flight: 0,
                     qp_waiting: 0,
@@ -293,7 +279,6 @@ impl<'a> World<'a> {
                     requests_since_tick: 0,
                     reported: [u64::MAX; 4],
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
-                    startup_rng: stream(seed, rep, Stream::Startup, i as u64),
                 }
             })
             .collect();
@@ -323,13 +308,12 @@ impl<'a> World<'a> {
             reqs: Vec::with_capacity(4096),
             free: Vec::new(),
             next_req_id: 0,
+            roster: Roster::new(),
             pods: Vec::new(),
             revs,
             rev_index,
             control: RouteControl::new(&s.service, &s.traffic),
             reconcile_at: None,
-            latest_ready: None,
-            next_created_order: 0,
             plane: DataPlane::default(),
             recorder,
             warnings: Vec::new(),
@@ -403,9 +387,9 @@ impl<'a> World<'a> {
         }
         // The SKS mode a running revision is in.
         for i in 0..self.revs.len() {
-            if self.revs[i].created {
+            if self.revs[i].pods.created() {
                 let r = &mut self.revs[i];
-                let ready = r.endpoints.len() as u32 - r.draining;
+                let ready = r.pods.ready_pods();
                 r.serve_applied = r.kpa.running_at_start(ready);
                 // Running revisions start at the scale they run at (not 0 until the first tick).
                 self.recorder
@@ -539,13 +523,14 @@ impl<'a> World<'a> {
         if self.revs[rev as usize].serve_applied {
             self.reqs[slot as usize].via_activator = false;
             let rr = &mut self.revs[rev as usize];
-            if rr.endpoints.is_empty() {
+            let endpoints = rr.pods.endpoints();
+            if endpoints.is_empty() {
                 // Serve mode with no endpoint left: the ingress has no healthy upstream.
                 self.reqs[slot as usize].loc = Loc::Rejected;
                 self.finish(h, Outcome::Error);
                 return;
             }
-            let pod = rr.endpoints[rr.endpoint_rr % rr.endpoints.len()];
+            let pod = endpoints[rr.endpoint_rr % endpoints.len()];
             rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
             self.qp_admit(pod, h);
         } else {
@@ -599,10 +584,10 @@ impl<'a> World<'a> {
     /// Recomputes the activator subset and each activator's pod slice (`Kpa::activator_slices`).
     fn reslice(&mut self, rev: u32) {
         let r = &mut self.revs[rev as usize];
-        let ready = r.endpoints.len() as u32 - r.draining;
-        let (subset, slices) = r
-            .kpa
-            .activator_slices(&r.healthy, ready, r.activators.len() as u32);
+        let ready = r.pods.ready_pods();
+        let (subset, slices) =
+            r.kpa
+                .activator_slices(r.pods.healthy(), ready, r.activators.len() as u32);
         r.subset = subset;
         for (throttler, slice) in r.activators.iter_mut().zip(&slices) {
             throttler.set_pods(slice);
@@ -803,7 +788,7 @@ impl<'a> World<'a> {
                 .map(|a| u64::from(a.waiting_len()))
                 .sum(),
             u64::from(r.in_flight),
-            u64::from(r.endpoints.len() as u32 - r.draining),
+            u64::from(r.pods.ready_pods()),
         ];
         if values[2] != r.reported[2] {
             // Integrate the previous concurrency up to now (the QP's and activator's
@@ -838,12 +823,9 @@ impl<'a> World<'a> {
 
     fn create_revision(&mut self, rev: u32, at_start: bool) {
         let r = &mut self.revs[rev as usize];
-        if r.created {
+        if !self.roster.create(&mut r.pods) {
             return;
         }
-        r.created = true;
-        r.created_order = self.next_created_order;
-        self.next_created_order += 1;
         let pods = r.kpa.created(
             self.now,
             self.s.revisions[rev as usize].pods,
@@ -853,7 +835,7 @@ impl<'a> World<'a> {
         r.conc_last_s = self.now.as_secs_f64();
         self.set_pods(rev, pods, at_start);
         if at_start && pods > 0 {
-            self.revision_ready(rev);
+            self.roster.revision_ready(&mut self.revs, rev);
         }
     }
 
@@ -869,40 +851,28 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Starts or stops pods until the revision has `target` live ones.
-    /// The revision's starting and ready pods, with whether each is ready.
-    fn live_pods(&self, rev: u32) -> Vec<(u32, bool)> {
-        self.revs[rev as usize]
-            .pods
-            .iter()
-            .filter_map(|&p| match self.pods[p as usize].state {
-                PodState::Starting => Some((p, false)),
-                PodState::Ready => Some((p, true)),
-                PodState::Terminating | PodState::Gone => None,
-            })
-            .collect()
-    }
-
+    /// Starts or stops pods until the revision has `target` live ones. With `at_start` (t = 0)
+    /// each pod is ready as soon as it is added, before the next one is: its readiness (the
+    /// revision's threshold, the activator slices) sees only the pods added so far.
     fn set_pods(&mut self, rev: u32, target: u32, at_start: bool) {
-        let live = self.live_pods(rev);
+        let live = self.roster.live_pods(&self.revs[rev as usize].pods);
         if (live.len() as u32) < target {
             for _ in live.len() as u32..target {
-                let id = self.pods.len() as u32;
+                let id = self.roster.add_pod(&mut self.revs, rev);
                 let server = self.new_server(rev);
                 self.pods.push(Pod {
                     rev,
-                    state: PodState::Starting,
                     server,
                     holding: 0,
-                    k8s_ready: false,
+                    gone: false,
                 });
-                self.revs[rev as usize].pods.push(id);
+                debug_assert_eq!(self.pods.len(), id as usize + 1, "pods follow the roster");
                 if at_start {
                     self.on_pod_ready(id);
                 } else {
-                    let delay = self.s.revisions[rev as usize]
-                        .startup
-                        .sample(&mut self.revs[rev as usize].startup_rng);
+                    let delay = self.revs[rev as usize]
+                        .pods
+                        .sample(&self.s.revisions[rev as usize].startup);
                     self.queue.schedule(self.now + delay, Ev::PodReady(id));
                 }
             }
@@ -919,18 +889,11 @@ impl<'a> World<'a> {
     /// propagation delay, receiving traffic meanwhile; it then serves what it holds and is gone
     /// (A.6.3). Queued requests are never moved to another pod.
     fn terminate(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        let rev = p.rev;
-        let was_ready = p.state == PodState::Ready;
-        p.state = PodState::Terminating;
-        if p.k8s_ready {
-            self.revs[rev as usize].draining += 1;
-        }
-        if was_ready {
-            let delay = self
-                .s
-                .endpoint_removal_delay
-                .sample(&mut self.revs[rev as usize].startup_rng);
+        let rev = self.roster.pod(pod).rev;
+        if self.roster.terminate(&mut self.revs, pod) {
+            let delay = self.revs[rev as usize]
+                .pods
+                .sample(&self.s.endpoint_removal_delay);
             self.queue
                 .schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
         } else {
@@ -940,15 +903,7 @@ impl<'a> World<'a> {
     }
 
     fn on_pod_leaves_endpoints(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        let rev = p.rev;
-        if p.k8s_ready {
-            p.k8s_ready = false;
-            self.revs[rev as usize].draining -= 1;
-        }
-        let r = &mut self.revs[rev as usize];
-        r.endpoints.retain(|e| *e != pod);
-        r.healthy.retain(|e| *e != pod);
+        let rev = self.roster.leaves_endpoints(&mut self.revs, pod);
         self.reslice(rev);
         self.maybe_gone(pod);
         self.touch(rev);
@@ -956,19 +911,16 @@ impl<'a> World<'a> {
 
     fn maybe_gone(&mut self, pod: u32) {
         let p = &mut self.pods[pod as usize];
-        if p.state == PodState::Terminating && p.holding == 0 {
-            p.state = PodState::Gone;
+        if p.holding == 0 && self.roster.pod(pod).state == PodState::Terminating {
+            p.gone = true;
         }
     }
 
     /// The app in the pod is ready (its readiness probe passes).
     fn on_pod_ready(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        if p.state != PodState::Starting {
+        let Some(rev) = self.roster.app_ready(pod) else {
             return;
-        }
-        p.state = PodState::Ready;
-        let rev = p.rev;
+        };
         if self.now == SimTime::ZERO {
             // Pods running before the run starts are ready everywhere.
             self.on_pod_healthy(pod);
@@ -977,67 +929,36 @@ impl<'a> World<'a> {
         }
         // The activator sees the pod at its next probe tick (revision_backends.go:90-96), with
         // probe optimisation before Kubernetes does (A.3.4).
-        let period = self.s.activator.probe_period.as_nanos().max(1);
-        let tick = SimTime((self.now.as_nanos() + period - 1) / period * period);
+        let tick = next_probe_tick(self.now, self.s.activator.probe_period);
         self.queue.schedule(tick, Ev::PodHealthy(pod));
         // Kubernetes marks it Ready after the kubelet's probe phase (A.6.1).
-        let delay = self
-            .s
-            .kubelet_ready_delay
-            .sample(&mut self.revs[rev as usize].startup_rng);
+        let delay = self.revs[rev as usize]
+            .pods
+            .sample(&self.s.kubelet_ready_delay);
         self.queue.schedule(self.now + delay, Ev::PodK8sReady(pod));
         self.touch(rev);
     }
 
     /// Kubernetes marks the pod Ready: an endpoint for Serve mode, counted by the autoscaler.
     fn on_pod_k8s_ready(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        if p.state != PodState::Ready || p.k8s_ready {
+        let threshold = |r: &Rev, pods| r.kpa.ready_threshold(pods);
+        let Some((rev, became_ready)) = self.roster.k8s_ready(&mut self.revs, pod, threshold)
+        else {
             return;
-        }
-        p.k8s_ready = true;
-        let rev = p.rev;
-        self.revs[rev as usize].endpoints.push(pod);
-        let r = &self.revs[rev as usize];
-        if !r.ready
-            && r.endpoints.len() - r.draining as usize >= r.kpa.ready_threshold(r.pods.len())
-        {
-            self.revision_ready(rev);
-            if self.now > SimTime::ZERO {
-                self.reconcile();
-            }
+        };
+        if became_ready && self.now > SimTime::ZERO {
+            self.reconcile();
         }
         self.touch(rev);
     }
 
     fn on_pod_healthy(&mut self, pod: u32) {
-        let p = &self.pods[pod as usize];
-        if p.state != PodState::Ready {
+        let Some(rev) = self.roster.healthy(&mut self.revs, pod) else {
             return;
-        }
-        let rev = p.rev;
-        let healthy = &mut self.revs[rev as usize].healthy;
-        if let Err(i) = healthy.binary_search(&pod) {
-            healthy.insert(i, pod);
-        }
+        };
         self.reslice(rev);
         self.dispatch_all(rev);
         self.touch(rev);
-    }
-
-    /// The revision reached its initial scale (1 ready pod): Ready, and the configuration's
-    /// latest ready revision if it is the newest created one that is ready.
-    fn revision_ready(&mut self, rev: u32) {
-        self.revs[rev as usize].ready = true;
-        let newer = match self.latest_ready {
-            None => true,
-            Some(cur) => {
-                self.revs[rev as usize].created_order > self.revs[cur as usize].created_order
-            }
-        };
-        if newer {
-            self.latest_ready = Some(rev);
-        }
     }
 
     /// Every second: each revision's time-averaged concurrency (QP non-proxied requests plus
@@ -1046,7 +967,7 @@ impl<'a> World<'a> {
     fn on_metrics_tick(&mut self) {
         let now_s = self.now.as_secs_f64();
         let now = self.now;
-        for r in self.revs.iter_mut().filter(|r| r.created) {
+        for r in self.revs.iter_mut().filter(|r| r.pods.created()) {
             let current = if r.reported[2] == u64::MAX {
                 0
             } else {
@@ -1064,7 +985,7 @@ impl<'a> World<'a> {
 
     fn on_decider_tick(&mut self) {
         for rev in 0..self.revs.len() as u32 {
-            if self.revs[rev as usize].created {
+            if self.revs[rev as usize].pods.created() {
                 self.autoscale(rev);
                 // The subset follows the ready pods (numActivators).
                 if self.revs[rev as usize].activators.len() > 1 {
@@ -1079,9 +1000,9 @@ impl<'a> World<'a> {
     /// (applied when autoscaling is on), the SKS mode (applied after the ingress delay).
     fn autoscale(&mut self, rev: u32) {
         let now = self.now;
-        let live = self.live_pods(rev).len() as u32;
+        let live = self.roster.live_pods(&self.revs[rev as usize].pods).len() as u32;
         let r = &mut self.revs[rev as usize];
-        let ready = r.endpoints.len() as u32 - r.draining;
+        let ready = r.pods.ready_pods();
         let tick = r.kpa.tick(now, ready, live, self.s.autoscaler.enabled);
         if let Some(gen) = tick.mode_change {
             let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
@@ -1119,16 +1040,17 @@ impl<'a> World<'a> {
     /// the ingress is asked to program (also scheduled after the programming delay).
     fn reconcile(&mut self) -> Option<u64> {
         let latest = self
-            .latest_ready
+            .roster
+            .latest_ready()
             .map(|i| self.revs[i as usize].name.as_str())
             .unwrap_or_default();
         let created: Vec<RevisionState<'_>> = self
             .revs
             .iter()
-            .filter(|r| r.created)
+            .filter(|r| r.pods.created())
             .map(|r| RevisionState {
                 name: &r.name,
-                ready: r.ready,
+                ready: r.pods.ready(),
             })
             .collect();
         let out = self.control.reconcile(self.now, &created, latest);
@@ -1198,7 +1120,7 @@ impl<'a> World<'a> {
             } => self.apply_kn(traffic, tags, untags),
             Action::Scale { revision, pods } => {
                 let rev = *revision as u32;
-                if self.revs[rev as usize].created {
+                if self.revs[rev as usize].pods.created() {
                     self.set_pods(rev, *pods, false);
                 } else {
                     self.warn(format!(
@@ -1216,13 +1138,14 @@ impl<'a> World<'a> {
 
     fn apply_kn(&mut self, traffic: &[String], tags: &[String], untags: &[String]) {
         let latest = self
-            .latest_ready
+            .roster
+            .latest_ready()
             .map(|i| self.revs[i as usize].name.as_str())
             .unwrap_or_default();
         let created: Vec<&str> = self
             .revs
             .iter()
-            .filter(|r| r.created)
+            .filter(|r| r.pods.created())
             .map(|r| r.name.as_str())
             .collect();
         match self
