@@ -161,8 +161,8 @@ impl Drop for Guard<'_> {
                 let mut st = self.pod.lock();
                 if st.waiters.remove(&id).is_some() {
                     st.breaker.forget_waiting();
-                    drop(st);
                     self.pod.queue_changed(-1);
+                    drop(st);
                 } else {
                     // Granted a slot at the same moment it gave up: give the slot back.
                     self.pod.release(st);
@@ -185,6 +185,10 @@ impl PodShared {
             .expect("queue-proxy lock is never poisoned: no code panics while holding it")
     }
 
+    /// Reports a change of the waiting count. Called with the pod's lock held, so the changes
+    /// of one pod are reported in the order they happened and a sum over pods never counts more
+    /// than the pods really hold (reported after unlocking, a leave and an entry could swap and
+    /// a full revision show 10·cc + 1 waiting in a pod). Lock order: pod, then the observer's.
     fn queue_changed(&self, delta: i64) {
         if let Some(f) = &self.on_queue {
             f(delta);
@@ -200,8 +204,8 @@ impl PodShared {
             let tx = waiters
                 .remove(&next)
                 .expect("release returns a live waiter");
-            drop(st);
             self.queue_changed(-1);
+            drop(st);
             // If its handler is being dropped right now, its guard finds itself granted and
             // releases the slot again.
             let _ = tx.send(());
@@ -326,6 +330,7 @@ impl PodShared {
                 Admission::Queued => {
                     let (tx, rx) = oneshot::channel();
                     st.waiters.insert(id, tx);
+                    self.queue_changed(1);
                     Some((id, rx))
                 }
                 Admission::Rejected => {
@@ -338,7 +343,6 @@ impl PodShared {
             None => guard.place = Place::Executing,
             Some((id, rx)) => {
                 guard.place = Place::Waiting(id);
-                self.queue_changed(1);
                 match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(())) => guard.place = Place::Executing,
                     // Timed out while waiting (the guard forgets it or gives back a late grant).
