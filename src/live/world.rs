@@ -584,11 +584,11 @@ impl<'a> Control<'a> {
     }
 
     fn terminate(&mut self, pod: u32) {
-        let rev = self.roster.pod(pod).rev;
-        if self.roster.terminate(&mut self.revs, pod) {
-            let delay = self.revs[rev as usize]
-                .pods
-                .sample(&self.s.endpoint_removal_delay);
+        let removal = &self.s.endpoint_removal_delay;
+        if let Some(delay) = self
+            .roster
+            .terminate_with_removal(&mut self.revs, pod, removal)
+        {
             self.schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
         }
     }

@@ -31,7 +31,8 @@ use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::time::{SimDuration, SimTime};
 
 /// Where a pod is in its life. (A.6.3's Gone, a terminating pod that holds no request any
-/// more, is the simulator's: only it knows what a pod holds.)
+/// more, is not a state here: nothing decides anything by it, and a terminating pod simply
+/// serves what it holds.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PodState {
     /// Created; its app is not ready yet.
@@ -205,6 +206,19 @@ impl Roster {
             revs[p.rev as usize].as_mut().draining += 1;
         }
         was_ready
+    }
+
+    /// `terminate`, and for a pod that was Ready the delay after which it leaves the endpoints
+    /// (`removal`, drawn from its revision's start-up stream), for the caller to schedule.
+    pub fn terminate_with_removal<R: AsMut<RevisionPods>>(
+        &mut self,
+        revs: &mut [R],
+        pod: u32,
+        removal: &Dist,
+    ) -> Option<SimDuration> {
+        let rev = self.pods[pod as usize].rev;
+        self.terminate(revs, pod)
+            .then(|| revs[rev as usize].as_mut().sample(removal))
     }
 
     /// The terminating pod leaves the endpoints and the activator's healthy set. Returns its

@@ -36,7 +36,7 @@ use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
-use crate::model::roster::{next_probe_tick, PodState, RevisionPods, Roster};
+use crate::model::roster::{next_probe_tick, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::record::{Outcome, RequestRecord};
@@ -156,10 +156,6 @@ struct Pod {
     /// The roster's `rev` of the pod (it never changes), at hand for the request path.
     rev: u32,
     server: Server,
-    /// Requests at this pod (waiting or executing).
-    holding: u32,
-    /// Terminating and holding nothing any more: the pod is gone (A.6.3).
-    gone: bool,
 }
 
 struct Rev {
@@ -599,7 +595,6 @@ impl<'a> World<'a> {
         let slot = slot_of(h);
         self.reqs[slot].pod = pod;
         let p = &mut self.pods[pod as usize];
-        p.holding += 1;
         match &mut p.server {
             Server::Breaker(b) => match b.admit(h) {
                 Admission::Start => self.start_service(pod, h),
@@ -608,9 +603,7 @@ impl<'a> World<'a> {
                     self.revs[p.rev as usize].qp_waiting += 1;
                 }
                 Admission::Rejected => {
-                    p.holding -= 1;
                     self.reqs[slot].loc = Loc::Rejected;
-                    self.maybe_gone(pod);
                     self.finish(h, Outcome::RejectedQp);
                 }
             },
@@ -689,13 +682,10 @@ impl<'a> World<'a> {
                 }
             }
             Loc::QpQueue => {
-                let p = &mut self.pods[r.pod as usize];
-                p.holding -= 1;
-                if let Server::Breaker(b) = &mut p.server {
+                if let Server::Breaker(b) = &mut self.pods[r.pod as usize].server {
                     b.forget_waiting();
                 }
                 self.revs[rev as usize].qp_waiting -= 1;
-                self.maybe_gone(r.pod);
             }
             Loc::Executing => self.release_pod_slot(r.pod, h, outcome == Outcome::Served),
             Loc::Rejected => {}
@@ -726,7 +716,6 @@ impl<'a> World<'a> {
     /// An executing request leaves its pod: the breaker slot goes to the next waiter.
     fn release_pod_slot(&mut self, pod: u32, h: u64, served: bool) {
         let p = &mut self.pods[pod as usize];
-        p.holding -= 1;
         let rev = p.rev;
         match &mut p.server {
             Server::Breaker(b) => {
@@ -746,7 +735,6 @@ impl<'a> World<'a> {
                 }
             }
         }
-        self.maybe_gone(pod);
     }
 
     fn on_deadline(&mut self, rev: u32) {
@@ -860,12 +848,7 @@ impl<'a> World<'a> {
             for _ in live.len() as u32..target {
                 let id = self.roster.add_pod(&mut self.revs, rev);
                 let server = self.new_server(rev);
-                self.pods.push(Pod {
-                    rev,
-                    server,
-                    holding: 0,
-                    gone: false,
-                });
+                self.pods.push(Pod { rev, server });
                 debug_assert_eq!(self.pods.len(), id as usize + 1, "pods follow the roster");
                 if at_start {
                     self.on_pod_ready(id);
@@ -886,34 +869,24 @@ impl<'a> World<'a> {
 
     /// Scale-down: the pod is terminating at once (no longer counted as ready or live), but it
     /// leaves the endpoints the ingress and the activator use only after the endpoints
-    /// propagation delay, receiving traffic meanwhile; it then serves what it holds and is gone
-    /// (A.6.3). Queued requests are never moved to another pod.
+    /// propagation delay, receiving traffic meanwhile; it then serves what it holds (A.6.3).
+    /// Queued requests are never moved to another pod.
     fn terminate(&mut self, pod: u32) {
-        let rev = self.roster.pod(pod).rev;
-        if self.roster.terminate(&mut self.revs, pod) {
-            let delay = self.revs[rev as usize]
-                .pods
-                .sample(&self.s.endpoint_removal_delay);
+        let removal = &self.s.endpoint_removal_delay;
+        if let Some(delay) = self
+            .roster
+            .terminate_with_removal(&mut self.revs, pod, removal)
+        {
             self.queue
                 .schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
-        } else {
-            self.maybe_gone(pod);
         }
-        self.touch(rev);
+        self.touch(self.roster.pod(pod).rev);
     }
 
     fn on_pod_leaves_endpoints(&mut self, pod: u32) {
         let rev = self.roster.leaves_endpoints(&mut self.revs, pod);
         self.reslice(rev);
-        self.maybe_gone(pod);
         self.touch(rev);
-    }
-
-    fn maybe_gone(&mut self, pod: u32) {
-        let p = &mut self.pods[pod as usize];
-        if p.holding == 0 && self.roster.pod(pod).state == PodState::Terminating {
-            p.gone = true;
-        }
     }
 
     /// The app in the pod is ready (its readiness probe passes).
