@@ -140,6 +140,15 @@ impl Pod {
     }
 }
 
+/// What admission decided for a request.
+enum Entry {
+    /// A processor-sharing application: served at once, sharing the cores.
+    Sharing,
+    Start,
+    Queued(u64, oneshot::Receiver<()>),
+    Rejected,
+}
+
 /// Where a request is in the queue-proxy, for the drop guard.
 enum Place {
     Waiting(u64),
@@ -309,39 +318,43 @@ impl PodShared {
         }
     }
 
+    /// The queue-proxy's admission, under one lock: processor sharing takes everything, else
+    /// the breaker decides.
+    fn admit(&self) -> Entry {
+        let mut st = self.lock();
+        if st.ps.is_some() {
+            return Entry::Sharing;
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        match st.breaker.admit(id) {
+            Admission::Start => Entry::Start,
+            Admission::Queued => {
+                let (tx, rx) = oneshot::channel();
+                st.waiters.insert(id, tx);
+                self.queue_changed(1);
+                Entry::Queued(id, rx)
+            }
+            Admission::Rejected => Entry::Rejected,
+        }
+    }
+
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() == "/healthz" && req.headers().contains_key("k-network-probe") {
             return text(StatusCode::OK, "queue");
         }
         let deadline = tokio::time::Instant::now() + self.timeout;
-        if self.lock().ps.is_some() {
-            return self.serve_ps(deadline).await;
-        }
         let mut guard = Guard {
             pod: self,
             place: Place::Done,
         };
-        let wait = {
-            let mut st = self.lock();
-            let id = st.next_id;
-            st.next_id += 1;
-            match st.breaker.admit(id) {
-                Admission::Start => None,
-                Admission::Queued => {
-                    let (tx, rx) = oneshot::channel();
-                    st.waiters.insert(id, tx);
-                    self.queue_changed(1);
-                    Some((id, rx))
-                }
-                Admission::Rejected => {
-                    drop(st);
-                    return self.stamp(text(StatusCode::SERVICE_UNAVAILABLE, QUEUE_FULL_BODY));
-                }
+        match self.admit() {
+            Entry::Sharing => return self.serve_ps(deadline).await,
+            Entry::Rejected => {
+                return self.stamp(text(StatusCode::SERVICE_UNAVAILABLE, QUEUE_FULL_BODY))
             }
-        };
-        match wait {
-            None => guard.place = Place::Executing,
-            Some((id, rx)) => {
+            Entry::Start => guard.place = Place::Executing,
+            Entry::Queued(id, rx) => {
                 guard.place = Place::Waiting(id);
                 match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(())) => guard.place = Place::Executing,
