@@ -225,7 +225,12 @@ impl Gateway {
             let Some(group) = plane.group_of_request(host, tag) else {
                 return text(StatusCode::NOT_FOUND, "no route for this host\n");
             };
-            let client = client_key(headers.get(CLIENT_HEADER), rng);
+            // Only the hash picker reads the key: the others skip the header.
+            let client = if plane.keyed() {
+                client_key(headers.get(CLIENT_HEADER), rng)
+            } else {
+                0
+            };
             plane.pick(group, client, rng)
         };
         let Some(routed) = routed else {

@@ -298,6 +298,8 @@ pub struct DataPlane {
     main_group: Option<usize>,
     host_groups: Vec<Option<usize>>,
     header_groups: Vec<Option<usize>>,
+    /// Whether the pickers read the request's key (`hash`): callers skip computing it otherwise.
+    keyed: bool,
 }
 
 /// What a data plane decided for one request.
@@ -322,7 +324,10 @@ impl DataPlane {
         revision_index: &BTreeMap<String, u32>,
         tags: &[String],
     ) -> (DataPlane, Vec<GroupChange>, Vec<String>) {
-        let mut plane = DataPlane::default();
+        let mut plane = DataPlane {
+            keyed: kind == PickerKind::Hash,
+            ..DataPlane::default()
+        };
         let mut changes = Vec::new();
         let mut warnings = Vec::new();
         let previous = previous.and_then(|p| p.table.as_ref());
@@ -392,6 +397,11 @@ impl DataPlane {
             .as_ref()?
             .route(host, tag_header)
             .map(|d| d.group)
+    }
+
+    /// Whether `pick` reads its `client` key (the `hash` picker); for the others any key does.
+    pub fn keyed(&self) -> bool {
+        self.keyed
     }
 
     /// Picks a revision in `group` for a request of `client`; `None` when the group cannot be
