@@ -43,3 +43,15 @@ pub fn assert_balanced(summary: &serde_json::Value) {
         "{summary}"
     );
 }
+
+/// The run failed as a user error should: exit status 1, no panic, and a message on stderr
+/// containing `fragment`. `context` names the case in failure messages.
+pub fn assert_clear_error(out: &std::process::Output, fragment: &str, context: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{context}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{context}: {stderr}");
+    assert!(
+        stderr.contains(fragment),
+        "{context}: {fragment:?} not in {stderr}"
+    );
+}

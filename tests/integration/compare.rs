@@ -2,7 +2,7 @@
 //! output for any number of jobs, exact zeros for the baseline against itself, and clear
 //! errors (exit 1, no panic) on bad input.
 
-use crate::common::{splitlab, temp_dir, text};
+use crate::common::{assert_clear_error, splitlab, temp_dir, text};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -189,11 +189,7 @@ fn compare_refuses_bad_input_clearly() {
     for (args, message) in cases {
         let mut all = vec!["compare", scenario, "--out", out];
         all.extend_from_slice(args);
-        let result = splitlab(&all);
-        let stderr = text(&result.stderr);
-        assert_eq!(result.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
-        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_clear_error(&splitlab(&all), message, &format!("{args:?}"));
     }
     assert!(!Path::new(out).exists(), "nothing is written on bad input");
 }

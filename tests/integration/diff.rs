@@ -1,7 +1,7 @@
 //! `splitlab diff`: two seeds of one scenario agree within noise, a changed split does not, and
 //! bad run directories are clear errors.
 
-use crate::common::{splitlab, temp_dir, text};
+use crate::common::{assert_clear_error, splitlab, temp_dir, text};
 use std::path::Path;
 
 /// Runs the three-way split (40/30/30 plus a tag-only revision) for 20 s into `dir`.
@@ -109,10 +109,7 @@ fn diff_errors_name_the_directory_or_file() {
     ];
     for (run_a, want) in cases {
         let out = splitlab(&["diff", &run_a, &d(&bad)]);
-        let stderr = text(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
-        assert!(stderr.contains(&want), "{want}: {stderr}");
+        assert_clear_error(&out, &want, &run_a);
     }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{assert_balanced, splitlab, temp_dir};
+use crate::common::{assert_balanced, assert_clear_error, splitlab, temp_dir};
 use splitlab::routing::rollout_schedule::schedule;
 use splitlab::scenario::load::load_scenario;
 use splitlab::scenario::Scenario;
@@ -201,11 +201,7 @@ fn run_reports_bad_scenarios_and_overrides_clearly() {
         (&["run", "--set", "novalue"], "PATH=VALUE"),
     ];
     for (args, fragment) in cases {
-        let out = splitlab(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked"), "{stderr}");
+        assert_clear_error(&splitlab(args), fragment, &format!("{args:?}"));
     }
 }
 
