@@ -25,7 +25,7 @@ use crate::model::arrival::ArrivalGen;
 use crate::model::rng::{stream, Stream};
 use crate::model::route_control::{DataPlane, RevisionState, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
-use crate::report::run::{EngineStats, RunMeta, RunRecorder};
+use crate::report::run::{RunMeta, RunRecorder, RunReport};
 use crate::report::write::write_atomic;
 use crate::routing::duration::parse_duration;
 use crate::routing::pick::PickerKind;
@@ -103,13 +103,14 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     for w in &run.warnings {
         eprintln!("warning: {w}");
     }
-    if !run.report.accounting_ok() {
-        bail!("internal error: request accounting does not balance; outputs not written");
-    }
-    let written = super::run::write_outputs(&out, &run.report, &scenario.source_yaml)?;
-    write_load_json(&out, &run.stats, &args.scenario.display().to_string())?;
-    written.print()?;
-    print_load_stats(&run.stats)?;
+    let target = args.scenario.display().to_string();
+    write_and_print(
+        &out,
+        &run.report,
+        &scenario.source_yaml,
+        &run.stats,
+        &target,
+    )?;
     if run.interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
@@ -478,19 +479,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let wall_s = result.stats.pacing_wall_s;
-    let report = result.recorder.finish(
-        result.end,
-        &result.in_flight_by_revision,
-        result.unrouted_in_flight,
-        EngineStats {
-            events: result.stats.sent,
-            wall_s,
-            sim_s: result.end.as_secs_f64(),
-        },
-    );
-    if !report.accounting_ok() {
-        bail!("internal error: request accounting does not balance; outputs not written");
-    }
+    let (report, stats, interrupted) = result.report(wall_s);
     let description = format!(
         "# splitlab load\ntarget: {}\nrate: {}\nduration: {}\nconnections: {}\n",
         args.target,
@@ -498,10 +487,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         duration,
         args.connections
     );
-    let written = super::run::write_outputs(&args.out, &report, &description)?;
-    write_load_json(&args.out, &result.stats, &target_desc)?;
-    written.print()?;
-    print_load_stats(&result.stats)?;
+    write_and_print(&args.out, &report, &description, &stats, &target_desc)?;
     let achieved = report.totals().arrived as f64 / wall_s.max(1e-9);
     say!(
         "sent {} requests in {:.2} s: {:.1} requests/s",
@@ -509,7 +495,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         wall_s,
         achieved
     )?;
-    if result.interrupted {
+    if interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
     Ok(ExitCode::SUCCESS)
@@ -731,6 +717,25 @@ fn watch_signals(stop: Arc<AtomicBool>) {
         }
         stop.store(true, Ordering::Relaxed);
     });
+}
+
+/// A live or load run's end: checks the accounting, writes the run's files and `load.json`,
+/// then prints the summary and the load generator's figures.
+fn write_and_print(
+    out: &Path,
+    report: &RunReport,
+    scenario_text: &str,
+    stats: &LoadStats,
+    target: &str,
+) -> anyhow::Result<()> {
+    if !report.accounting_ok() {
+        bail!("internal error: request accounting does not balance; outputs not written");
+    }
+    let written = super::run::write_outputs(out, report, scenario_text)?;
+    write_load_json(out, stats, target)?;
+    written.print()?;
+    print_load_stats(stats)?;
+    Ok(())
 }
 
 fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Result<()> {

@@ -44,7 +44,7 @@ use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::record::{Outcome, RequestRecord};
-use crate::report::run::RunRecorder;
+use crate::report::run::{EngineStats, RunRecorder, RunReport};
 
 /// The request header carrying the load generator's request id (the in-process gateway uses it
 /// to tell the recorder where it routed each request).
@@ -274,6 +274,25 @@ pub struct LoadResult {
     pub unrouted_in_flight: u64,
     pub stats: LoadStats,
     pub interrupted: bool,
+}
+
+impl LoadResult {
+    /// Closes the recorder into the run's report (`wall_s`: the wall time to report), keeping
+    /// the load generator's own figures.
+    pub fn report(self, wall_s: f64) -> (RunReport, LoadStats, bool) {
+        let engine = EngineStats {
+            events: self.stats.sent,
+            wall_s,
+            sim_s: self.end.as_secs_f64(),
+        };
+        let report = self.recorder.finish(
+            self.end,
+            &self.in_flight_by_revision,
+            self.unrouted_in_flight,
+            engine,
+        );
+        (report, self.stats, self.interrupted)
+    }
 }
 
 struct Shared {

@@ -35,7 +35,7 @@ use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
-use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
+use crate::report::run::{AutoscalerTick, Gauge, RunMeta, RunRecorder, RunReport};
 use crate::scenario::spec::{Action, AppModel, Scenario};
 
 /// The decider's tick (multiscaler.go:36) and the metrics period (A.5.1), as in the simulator.
@@ -218,22 +218,12 @@ pub async fn run_live(
     for server in control.servers.iter().flatten() {
         server.stop();
     }
-    let engine = EngineStats {
-        events: result.stats.sent,
-        wall_s: clock.wall_elapsed_s(),
-        sim_s: result.end.as_secs_f64(),
-    };
-    let report = result.recorder.finish(
-        result.end,
-        &result.in_flight_by_revision,
-        result.unrouted_in_flight,
-        engine,
-    );
+    let (report, stats, interrupted) = result.report(clock.wall_elapsed_s());
     Ok(LiveRun {
         report,
-        stats: result.stats,
+        stats,
         warnings: control.warnings,
-        interrupted: result.interrupted,
+        interrupted,
     })
 }
 
