@@ -79,18 +79,20 @@ fn parse_picker(s: &str) -> Result<PickerKind, String> {
     s.parse()
 }
 
-/// Parses `v1=90,v2=10` into names and percents, with Knative's bounds.
-pub(crate) fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
+/// Parses `v1=90,v2=10` into names and percents, with Knative's bounds; `flag` names the
+/// option in errors (`--weights` here, `--expect` for `splitlab load`).
+pub(crate) fn parse_split(flag: &str, spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
     let mut out: Vec<(String, u32)> = Vec::new();
     for item in spec.split(',') {
         let (name, pct) = item
             .split_once('=')
-            .with_context(|| format!("--weights: {item:?} is not NAME=PCT (e.g. v1=90,v2=10)"))?;
+            .with_context(|| format!("{flag}: {item:?} is not NAME=PCT (e.g. v1=90,v2=10)"))?;
+        let (name, pct) = (name.trim(), pct.trim());
         if name.is_empty() {
-            bail!("--weights: {item:?} has an empty name");
+            bail!("{flag}: {item:?} has an empty name");
         }
         if out.iter().any(|(n, _)| n == name) {
-            bail!("--weights: {name:?} is given twice");
+            bail!("{flag}: {name:?} is given twice");
         }
         let pct: u32 = pct
             .trim_end_matches('%')
@@ -98,19 +100,19 @@ pub(crate) fn parse_weights(spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
             .ok()
             .filter(|p| *p <= 100)
             .with_context(|| {
-                format!("--weights: percent {pct:?} of {name:?} must be an integer from 0 to 100")
+                format!("{flag}: percent {pct:?} of {name:?} must be an integer from 0 to 100")
             })?;
         out.push((name.to_string(), pct));
     }
     let sum: u32 = out.iter().map(|(_, p)| p).sum();
     if sum != 100 {
-        bail!("--weights: percents sum to {sum}, want 100");
+        bail!("{flag}: percents sum to {sum}, want 100");
     }
     Ok(out)
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let weights = parse_weights(&args.weights)?;
+    let weights = parse_split("--weights", &args.weights)?;
     if args.requests == 0 || args.requests > 1_000_000_000 {
         bail!(
             "--requests {} is out of range; allowed: 1 to 1000000000",

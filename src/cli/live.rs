@@ -221,30 +221,6 @@ async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String
     Ok((addr, path, authority))
 }
 
-/// Parses `LABEL=PCT,...`.
-fn parse_expect(s: &str) -> anyhow::Result<Vec<(String, i64)>> {
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        let (label, pct) = part
-            .split_once('=')
-            .with_context(|| format!("--expect {s:?}: {part:?} is not LABEL=PCT"))?;
-        let pct: i64 = pct
-            .trim()
-            .parse()
-            .ok()
-            .filter(|p| (0..=100).contains(p))
-            .with_context(|| {
-                format!("--expect {s:?}: {pct:?} is not a whole percent between 0 and 100")
-            })?;
-        out.push((label.trim().to_string(), pct));
-    }
-    let sum: i64 = out.iter().map(|(_, p)| p).sum();
-    if sum != 100 {
-        bail!("--expect {s:?}: the percents sum to {sum}, not 100");
-    }
-    Ok(out)
-}
-
 /// Reads a schedule CSV into rate points.
 fn read_schedule(path: &Path) -> anyhow::Result<Vec<RatePoint>> {
     let text = super::read_input(path)?;
@@ -313,7 +289,12 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     };
     let timeout = duration_flag("--timeout", &args.timeout)?;
     let drain = duration_flag("--drain", &args.drain)?;
-    let expect = args.expect.as_deref().map(parse_expect).transpose()?;
+    let expect: Option<Vec<(String, i64)>> = args
+        .expect
+        .as_deref()
+        .map(|spec| super::accuracy::parse_split("--expect", spec))
+        .transpose()?
+        .map(|split| split.into_iter().map(|(l, p)| (l, i64::from(p))).collect());
     // The process and the closed-loop choice.
     let (process, closed) = match (&args.rate, &args.schedule) {
         (Some(r), None) if r == "max" => (None, true),
