@@ -221,64 +221,13 @@ async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String
     Ok((addr, path, authority))
 }
 
-/// Reads a schedule CSV into rate points.
+/// Reads a schedule CSV into rate points (`scenario::load::read_rate_schedule`).
 fn read_schedule(path: &Path) -> anyhow::Result<Vec<RatePoint>> {
     let text = super::read_input(path)?;
-    let name = path.display();
-    let mut points = Vec::new();
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("at")) {
-            continue;
-        }
-        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
-        let num = |col: usize, what: &str| -> anyhow::Result<f64> {
-            let v = cols.get(col).copied().unwrap_or("");
-            v.parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite() && *x >= 0.0)
-                .with_context(|| {
-                    format!(
-                        "{name}:{line_no}: column {} ({what}) {v:?}: must be a number >= 0",
-                        col + 1
-                    )
-                })
-        };
-        if !(2..=3).contains(&cols.len()) {
-            bail!("{name}:{line_no}: expected at_s,rate_per_s[,ramp_s], got {line:?}");
-        }
-        let at = SimTime::from_secs_f64(num(0, "at_s")?);
-        let rate = num(1, "rate_per_s")?;
-        if let Some(last) = points.last() {
-            let last_at = match last {
-                RatePoint::Step { at, .. } | RatePoint::Ramp { at, .. } => *at,
-            };
-            if at < last_at {
-                bail!(
-                    "{name}:{line_no}: at_s goes backwards ({} after {})",
-                    at,
-                    last_at
-                );
-            }
-        }
-        points.push(if cols.len() == 3 && num(2, "ramp_s")? > 0.0 {
-            RatePoint::Ramp {
-                at,
-                to_rate_per_s: rate,
-                over: SimDuration::from_secs_f64(num(2, "ramp_s")?),
-            }
-        } else {
-            RatePoint::Step {
-                at,
-                rate_per_s: rate,
-            }
-        });
-    }
-    if points.is_empty() {
-        bail!("{name}: no schedule rows (expected at_s,rate_per_s[,ramp_s])");
-    }
-    Ok(points)
+    Ok(crate::scenario::load::read_rate_schedule(
+        &super::display_name(path),
+        &text,
+    )?)
 }
 
 pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {

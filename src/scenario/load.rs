@@ -530,6 +530,13 @@ pub fn parse_set(arg: &str) -> Result<(String, String), String> {
 /// Loads a scenario: `text` is the file named `file`; `sets` are `--set` overrides (applied in
 /// order, before any check); `resolve` returns the text of a file named relative to the
 /// scenario file (a manifest, a trace, a latency CSV).
+/// Reads the rate schedule of `splitlab load --schedule` from `text` (the file `name`), with
+/// the same CSV rules and error positions as a scenario's trace.
+pub fn read_rate_schedule(name: &str, text: &str) -> Result<Vec<RatePoint>, ScenarioError> {
+    table::read_rate_schedule(text)
+        .map_err(|e| ScenarioError::in_file(name, e.pos, &e.column, e.message))
+}
+
 pub fn load_scenario(
     file: &str,
     text: &str,

@@ -701,3 +701,47 @@ fn the_gateway_hash_picker_keys_on_the_client_header() {
     // 400 distinct clients at 50/50: within 4.5 binomial standard deviations (±45) of 200.
     assert!((155..=245).contains(&v1), "{v}");
 }
+
+#[test]
+fn load_follows_a_rate_schedule_file() {
+    let port = start_backend();
+    let dir = temp_dir("live-schedule");
+    std::fs::create_dir_all(&dir).unwrap();
+    let schedule = dir.join("schedule.csv");
+    // 100 req/s for half a second, then 300 req/s: 50 + 150 requests in the one second.
+    std::fs::write(&schedule, "at_s,rate_per_s\n0,100\n0.5,300\n").unwrap();
+    let out_dir = dir.join("out");
+    let out = splitlab(&[
+        "load",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--classify",
+        "body:Hello v1=v1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let v = summary(&out_dir);
+    assert_balanced(&v);
+    let arrived = count(&v, "arrived");
+    assert!((195..=205).contains(&arrived), "{v}");
+    assert_eq!(count(&v, "served"), arrived, "{v}");
+    // A bad cell is named by file, line, column and field.
+    std::fs::write(&schedule, "0,100\n1,-5\n").unwrap();
+    let out = splitlab(&[
+        "load",
+        "--target",
+        &format!("http://127.0.0.1:{port}/"),
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    crate::common::assert_clear_error(&out, "schedule.csv:2:3: rate_per_s: \"-5\"", "bad rate");
+}

@@ -1,5 +1,6 @@
 //! CSV files a scenario refers to: a request trace (`arrivals.trace.file`) and observed
-//! latencies (`empirical` distributions). Both have a header row; `#` starts a comment line.
+//! latencies (`empirical` distributions), both with a header row; and the rate schedule of
+//! `splitlab load --schedule`, whose header is optional. `#` starts a comment line.
 //!
 //! Must not: open files (the caller passes the text) or know the scenario's field names beyond
 //! the columns read here. Errors carry the line and column of the offending cell.
@@ -9,7 +10,7 @@ use std::collections::BTreeSet;
 use csv::{ReaderBuilder, StringRecord};
 
 use crate::model::time::{SimDuration, SimTime};
-use crate::scenario::spec::TraceRow;
+use crate::scenario::spec::{RatePoint, TraceRow};
 use crate::scenario::yaml::SourcePos;
 
 /// A problem in a CSV file.
@@ -210,9 +211,141 @@ pub(crate) fn read_trace(
     Ok(rows)
 }
 
+/// A rate schedule: rows `at_s,rate_per_s[,ramp_s]` (seconds, requests per second, seconds),
+/// `at_s` non-decreasing; a row with `ramp_s > 0` ramps to its rate over that long, the others
+/// step to it. A first row whose first cell starts with `at` is a header.
+pub(crate) fn read_rate_schedule(text: &str) -> Result<Vec<RatePoint>, TableError> {
+    const COLUMNS: [&str; 3] = ["at_s", "rate_per_s", "ramp_s"];
+    let mut rdr = ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut points = Vec::new();
+    let mut last_at = SimTime::ZERO;
+    for (i, record) in rdr.records().enumerate() {
+        let record = record.map_err(|e| csv_error(&e))?;
+        if i == 0 && record.get(0).is_some_and(|c| c.trim().starts_with("at")) {
+            continue;
+        }
+        if !(2..=3).contains(&record.len()) {
+            return Err(TableError {
+                pos: field_pos(&record, 0),
+                column: String::new(),
+                message: format!(
+                    "the row has {} field(s); allowed: at_s,rate_per_s[,ramp_s]",
+                    record.len()
+                ),
+            });
+        }
+        let num = |col: usize| {
+            let cell = record.get(col).unwrap_or("").trim();
+            cell.parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .ok_or_else(|| TableError {
+                    pos: field_pos(&record, col),
+                    column: COLUMNS[col].to_string(),
+                    message: format!("{cell:?} is not allowed; allowed: a number >= 0"),
+                })
+        };
+        let at = SimTime::from_secs_f64(num(0)?);
+        let rate = num(1)?;
+        let ramp_s = if record.len() == 3 { num(2)? } else { 0.0 };
+        if at < last_at {
+            return Err(TableError {
+                pos: field_pos(&record, 0),
+                column: COLUMNS[0].to_string(),
+                message: format!(
+                    "{at} is before the previous row's {last_at}; rows must be in time order"
+                ),
+            });
+        }
+        last_at = at;
+        points.push(if ramp_s > 0.0 {
+            RatePoint::Ramp {
+                at,
+                to_rate_per_s: rate,
+                over: SimDuration::from_secs_f64(ramp_s),
+            }
+        } else {
+            RatePoint::Step {
+                at,
+                rate_per_s: rate,
+            }
+        });
+    }
+    if points.is_empty() {
+        return Err(TableError {
+            pos: None,
+            column: String::new(),
+            message: "no schedule rows; expected at_s,rate_per_s[,ramp_s]".to_string(),
+        });
+    }
+    Ok(points)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_schedules_and_bad_rows() {
+        let ok = "at_s,rate_per_s,ramp_s\n0,100\n# a comment\n10, 500, 5\n20,50,0\n";
+        let points = read_rate_schedule(ok).expect("valid");
+        assert_eq!(
+            points,
+            [
+                RatePoint::Step {
+                    at: SimTime::ZERO,
+                    rate_per_s: 100.0
+                },
+                RatePoint::Ramp {
+                    at: SimTime(10_000_000_000),
+                    to_rate_per_s: 500.0,
+                    over: SimDuration::from_secs(5)
+                },
+                RatePoint::Step {
+                    at: SimTime(20_000_000_000),
+                    rate_per_s: 50.0
+                },
+            ]
+        );
+        // without a header
+        assert_eq!(read_rate_schedule("0,7\n").expect("valid").len(), 1);
+
+        // (text, expected position, column, message fragment)
+        let cases = [
+            // not a number, in the second column
+            ("0,abc\n", p(1, 3), "rate_per_s", "\"abc\" is not allowed"),
+            // negative ramp
+            (
+                "at_s,rate_per_s,ramp_s\n0,1,-2\n",
+                p(2, 5),
+                "ramp_s",
+                "\"-2\" is not allowed",
+            ),
+            // out of order
+            (
+                "5,1\n2,1\n",
+                p(2, 1),
+                "at_s",
+                "2 is before the previous row's 5;",
+            ),
+            // one field
+            ("0\n", p(1, 1), "", "the row has 1 field(s)"),
+            // four fields
+            ("0,1,2,3\n", p(1, 1), "", "the row has 4 field(s)"),
+            // nothing but a header
+            ("at_s,rate_per_s\n", None, "", "no schedule rows"),
+        ];
+        for (text, pos, column, fragment) in cases {
+            let e = read_rate_schedule(text).expect_err(text);
+            assert_eq!(e.pos, pos, "{text:?}");
+            assert_eq!(e.column, column, "{text:?}");
+            assert!(e.message.contains(fragment), "{text:?}: {}", e.message);
+        }
+    }
 
     fn p(line: u32, column: u32) -> Option<SourcePos> {
         Some(SourcePos { line, column })
