@@ -711,19 +711,15 @@ fn load_follows_a_rate_schedule_file() {
     // 100 req/s for half a second, then 300 req/s: 50 + 150 requests in the one second.
     std::fs::write(&schedule, "at_s,rate_per_s\n0,100\n0.5,300\n").unwrap();
     let out_dir = dir.join("out");
-    let out = splitlab(&[
-        "load",
-        "--target",
-        &format!("http://127.0.0.1:{port}/"),
-        "--schedule",
-        schedule.to_str().unwrap(),
-        "--duration",
-        "1s",
-        "--classify",
-        "body:Hello v1=v1",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let target = format!("http://127.0.0.1:{port}/");
+    let load = |extra: &[&str]| {
+        let mut args = vec!["load", "--target", &target, "--duration", "1s"];
+        args.extend(["--schedule", schedule.to_str().unwrap()]);
+        args.extend(["--out", out_dir.to_str().unwrap()]);
+        args.extend(extra);
+        splitlab(&args)
+    };
+    let out = load(&["--classify", "body:Hello v1=v1"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let v = summary(&out_dir);
     assert_balanced(&v);
@@ -732,16 +728,6 @@ fn load_follows_a_rate_schedule_file() {
     assert_eq!(count(&v, "served"), arrived, "{v}");
     // A bad cell is named by file, line, column and field.
     std::fs::write(&schedule, "0,100\n1,-5\n").unwrap();
-    let out = splitlab(&[
-        "load",
-        "--target",
-        &format!("http://127.0.0.1:{port}/"),
-        "--schedule",
-        schedule.to_str().unwrap(),
-        "--duration",
-        "1s",
-        "--out",
-        out_dir.to_str().unwrap(),
-    ]);
+    let out = load(&[]);
     crate::common::assert_clear_error(&out, "schedule.csv:2:3: rate_per_s: \"-5\"", "bad rate");
 }
