@@ -79,6 +79,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .map(|setting| {
             let scenario = super::run::load(&args.scenario, &setting.set_args())
                 .with_context(|| format!("setting {}", setting.label))?;
+            for w in &scenario.warnings {
+                eprintln!("warning: setting {}: {w}", setting.label);
+            }
             Ok(Loaded {
                 label: setting.label.clone(),
                 scenario,

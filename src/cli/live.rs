@@ -100,7 +100,7 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let run = result?;
-    for w in &run.warnings {
+    for w in scenario.warnings.iter().chain(&run.warnings) {
         eprintln!("warning: {w}");
     }
     let target = args.scenario.display().to_string();

@@ -76,7 +76,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             keep_requests: args.requests,
         },
     );
-    let warnings = std::mem::take(&mut sim.warnings);
+    // The scenario's own warnings (settings without effect) first, then the run's.
+    let mut warnings = scenario.warnings.clone();
+    warnings.append(&mut sim.warnings);
     let report = sim.into_report(started.elapsed().as_secs_f64());
     for w in &warnings {
         eprintln!("warning: {w}");

@@ -1,6 +1,7 @@
 //! `splitlab validate FILE...`: Knative's admission checks on Service and Route manifests, with
 //! each message pointed at the YAML line and column of the offending target.
 
+use crate::routing::field_error::FieldErrorExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -29,11 +30,16 @@ pub(crate) fn knative_errors(m: &Manifest) -> Vec<(crate::scenario::yaml::Source
     let mut traffic = m.spec_traffic.clone().unwrap_or_default();
     let service = m.kind == ManifestKind::Service;
     default_traffic(&mut traffic, service);
-    let err = if service {
-        validate_service(&m.meta, &traffic)
-    } else {
-        validate_route(&m.meta, &traffic)
+    let err = match m.kind {
+        ManifestKind::Service => validate_service(&m.meta, &traffic),
+        ManifestKind::Route => validate_route(&m.meta, &traffic),
+        ManifestKind::Revision => None,
     };
+    // The autoscaling annotations, under Knative's default config-autoscaler.
+    let err = err.also(crate::scenario::autoscaling::validate_manifest(
+        m,
+        &Default::default(),
+    ));
     err.map(|e| {
         e.merged()
             .into_iter()
@@ -62,7 +68,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         };
         if is_scenario(&text) {
             match super::run::load(path, &[]) {
-                Ok(_) => say!("ok: {name}")?,
+                Ok(scenario) => {
+                    for w in &scenario.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    say!("ok: {name}")?
+                }
                 Err(err) => {
                     eprintln!("{err:#}");
                     failed = true;

@@ -149,7 +149,7 @@ pub async fn run_live(
             Arc::new(Backend {
                 name: r.name.clone(),
                 index: i as u32,
-                timeout: clock.wall(r.timeout),
+                timeout: clock.wall(r.request_deadline()),
                 state: Mutex::new(BackendState::new(
                     (0..s.activator.replicas.max(1))
                         .map(|_| Throttler::new(r.container_concurrency, s.activator.lb_policy))
@@ -621,7 +621,7 @@ impl<'a> Control<'a> {
             cc: spec.container_concurrency,
             workers,
             ps_cores,
-            timeout: spec.timeout,
+            timeout: spec.request_deadline(),
             service_time: spec.service_time.clone(),
             // One stream per pod: pods serve concurrently, so a shared stream's draws would
             // be handed out in an order the OS scheduler decides.

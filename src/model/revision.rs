@@ -49,9 +49,7 @@ impl Kpa {
     /// The KPA of revision `spec` under the cluster's `cluster` config.
     pub fn new(cluster: &AutoscalerConfig, spec: &RevisionSpec) -> Self {
         let mut config = cluster.clone();
-        config.min_scale = spec.min_scale.unwrap_or(config.min_scale);
-        config.max_scale = spec.max_scale.unwrap_or(config.max_scale);
-        config.initial_scale = spec.initial_scale.unwrap_or(config.initial_scale);
+        spec.autoscaling.apply_to(&mut config);
         let cc = spec.container_concurrency;
         Kpa {
             decider: Decider::new(&config, cc, 0, SimTime::ZERO),

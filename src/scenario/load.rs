@@ -16,6 +16,7 @@
 //! path is looked up in that tree to find where the value came from. Without overrides the
 //! file's own text is parsed, so serde's errors keep their source snippets.
 
+mod knative;
 mod table;
 mod tree;
 
@@ -24,13 +25,13 @@ use std::fmt;
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use self::tree::{Node, Origin};
 use crate::model::autoscaler::{Aggregation, AutoscalerConfig, ScalingMetric};
 use crate::model::dist::Dist;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::duration::parse_duration;
+use crate::routing::field_error::err_out_of_bounds_value;
 use crate::routing::field_error::{FieldError, FieldErrorExt};
 use crate::routing::kn::TrafficFlags;
 use crate::routing::pick::PickerKind;
@@ -41,13 +42,14 @@ use crate::routing::validation::{
     ROLLOUT_DURATION_KEY,
 };
 use crate::routing::{ObjectMeta, TrafficTarget};
-use crate::scenario::manifest::{load_manifests, Manifest, ManifestKind};
+use crate::scenario::autoscaling::{ClusterAutoscaling, SCENARIO_KEYS};
+use crate::scenario::configmap::ClusterConfig;
 use crate::scenario::spec::{
     Action, ActivatorSpec, AppModel, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec,
     IngressSpec, LbPolicy, MetricsSpec, RatePoint, RevisionSpec, Scenario, ServiceSpec,
     TimelineEvent,
 };
-use crate::scenario::yaml::{self, SourcePos, YamlError};
+use crate::scenario::yaml::{self, ScalarString, SourcePos, YamlError};
 
 // ---------------------------------------------------------------------------------------------
 // The file format
@@ -96,6 +98,19 @@ pub struct ScenarioFile {
     pub autoscaler: AutoscalerFile,
     #[serde(default, deserialize_with = "null_as_default")]
     pub kubernetes: KubernetesFile,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cluster: ClusterFile,
+}
+
+/// `cluster:`: the operator's cluster configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// Knative ConfigMaps (`config-autoscaler`, `config-defaults`, `config-features`,
+    /// `config-network`) as `kubectl get cm -o yaml` prints them, relative to the scenario
+    /// file. They replace Knative's defaults; the scenario's own keys override them.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub configmaps: Vec<String>,
 }
 
 /// An empty block (`timeline:` with nothing under it, say because every event is commented
@@ -121,9 +136,12 @@ pub struct ServiceFile {
     /// As the `serving.knative.dev/rollout-duration` annotation: whole seconds, not negative.
     #[serde(default)]
     pub rollout_duration: Option<String>,
+    /// config-features `tag-header-based-routing`; default: the ConfigMap's, else false.
     #[serde(default)]
-    pub tag_header_routing: bool,
-    /// A Knative Service manifest, relative to the scenario file.
+    pub tag_header_routing: Option<bool>,
+    /// A Knative Service manifest, relative to the scenario file: one or several documents or a
+    /// `kind: List` (`kubectl get ksvc,revisions -o yaml`); with several Services, `name`
+    /// chooses one.
     #[serde(default)]
     pub manifest: Option<String>,
 }
@@ -137,6 +155,9 @@ pub struct RevisionFile {
     pub container_concurrency: Option<i64>,
     #[serde(default)]
     pub timeout: Option<String>,
+    /// responseStartTimeoutSeconds as a Go duration (`0s`: none).
+    #[serde(default)]
+    pub response_start_timeout: Option<String>,
     pub service_time: DistFile,
     #[serde(default)]
     pub app: Option<AppFile>,
@@ -153,6 +174,75 @@ pub struct RevisionFile {
     /// `autoscaling.knative.dev/initial-scale`.
     #[serde(default)]
     pub initial_scale: Option<i64>,
+    /// The revision's `autoscaling.knative.dev/*` annotations by their Knative names
+    /// (`min-scale`, `target`, ...), over the manifest's.
+    #[serde(default)]
+    pub autoscaling: Option<AutoscalingFile>,
+}
+
+/// `revisions[].autoscaling`: Knative's annotation names without the
+/// `autoscaling.knative.dev/` prefix, values as the annotations take them.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AutoscalingFile {
+    #[serde(default)]
+    pub class: Option<ScalarString>,
+    #[serde(default)]
+    pub metric: Option<ScalarString>,
+    #[serde(default)]
+    pub target: Option<ScalarString>,
+    #[serde(default)]
+    pub target_utilization_percentage: Option<ScalarString>,
+    #[serde(default)]
+    pub min_scale: Option<ScalarString>,
+    #[serde(default)]
+    pub max_scale: Option<ScalarString>,
+    #[serde(default)]
+    pub initial_scale: Option<ScalarString>,
+    #[serde(default)]
+    pub activation_scale: Option<ScalarString>,
+    #[serde(default)]
+    pub scale_down_delay: Option<ScalarString>,
+    #[serde(default)]
+    pub window: Option<ScalarString>,
+    #[serde(default)]
+    pub panic_window_percentage: Option<ScalarString>,
+    #[serde(default)]
+    pub panic_threshold_percentage: Option<ScalarString>,
+    #[serde(default)]
+    pub target_burst_capacity: Option<ScalarString>,
+    #[serde(default)]
+    pub metric_aggregation_algorithm: Option<ScalarString>,
+    #[serde(default)]
+    pub scale_to_zero_pod_retention_period: Option<ScalarString>,
+}
+
+impl AutoscalingFile {
+    /// (Knative name, value) of each key set, in `SCENARIO_KEYS` order.
+    pub fn entries(&self) -> Vec<(&'static str, &str)> {
+        let fields = [
+            &self.class,
+            &self.metric,
+            &self.target,
+            &self.target_utilization_percentage,
+            &self.min_scale,
+            &self.max_scale,
+            &self.initial_scale,
+            &self.activation_scale,
+            &self.scale_down_delay,
+            &self.window,
+            &self.panic_window_percentage,
+            &self.panic_threshold_percentage,
+            &self.target_burst_capacity,
+            &self.metric_aggregation_algorithm,
+            &self.scale_to_zero_pod_retention_period,
+        ];
+        SCENARIO_KEYS
+            .iter()
+            .zip(fields)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (*k, v.0.as_str())))
+            .collect()
+    }
 }
 
 /// A duration distribution: `{constant: 100ms}`, `{exponential: {mean: D}}`,
@@ -818,101 +908,6 @@ fn traffic_path(prefix: &str, knative_path: &str) -> String {
     }
 }
 
-/// What a Knative Service manifest contributes.
-struct ManifestInfo {
-    display: String,
-    manifest: Manifest,
-    container_concurrency: Option<Spanned<i64>>,
-    timeout_seconds: Option<Spanned<i64>>,
-}
-
-/// `spec.template.spec` of a Service, read leniently: everything else in the manifest is
-/// `load_manifests`' business.
-#[derive(Debug, Default, Deserialize)]
-struct TemplateProbe {
-    #[serde(default)]
-    spec: Option<TemplateProbeSpec>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct TemplateProbeSpec {
-    #[serde(default)]
-    template: Option<TemplateProbeTemplate>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct TemplateProbeTemplate {
-    #[serde(default)]
-    spec: Option<RevisionProbe>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RevisionProbe {
-    #[serde(default)]
-    container_concurrency: Option<Spanned<i64>>,
-    #[serde(default)]
-    timeout_seconds: Option<Spanned<i64>>,
-}
-
-fn load_manifest(cx: &Cx, rel: &str) -> Result<ManifestInfo, ScenarioError> {
-    let text = cx.read("service.manifest", rel)?;
-    let display = cx.display_name(rel);
-    let manifests = load_manifests(&display, &text)?;
-    let Some(manifest) = manifests
-        .into_iter()
-        .find(|m| m.kind == ManifestKind::Service)
-    else {
-        return Err(cx.err(
-            "service.manifest",
-            format!("{display} holds no Knative Service; allowed: a serving.knative.dev/v1 Service manifest"),
-        ));
-    };
-    let probe = yaml::split_documents(&text)
-        .get(manifest.document_index)
-        .map(|doc| yaml::from_document::<TemplateProbe>(&display, doc))
-        .transpose()?
-        .unwrap_or_default();
-    let revision = probe
-        .spec
-        .and_then(|s| s.template)
-        .and_then(|t| t.spec)
-        .unwrap_or_default();
-    let info = ManifestInfo {
-        display,
-        manifest,
-        container_concurrency: revision.container_concurrency,
-        timeout_seconds: revision.timeout_seconds,
-    };
-    let checks = [
-        (
-            &info.container_concurrency,
-            "spec.template.spec.containerConcurrency",
-            0,
-            1000,
-        ),
-        (
-            &info.timeout_seconds,
-            "spec.template.spec.timeoutSeconds",
-            1,
-            3600,
-        ),
-    ];
-    for (value, path, min, max) in checks {
-        if let Some(v) = value {
-            if v.value < min || v.value > max {
-                return Err(ScenarioError::in_file(
-                    &info.display,
-                    Some(v.referenced.into()),
-                    path,
-                    format!("{} is out of range; allowed: {min} to {max}", v.value),
-                ));
-            }
-        }
-    }
-    Ok(info)
-}
-
 /// Where the initial traffic block came from.
 enum TrafficSource {
     Scenario,
@@ -976,12 +971,14 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
     }
     let duration = cx.positive_duration("duration", &f.duration)?;
 
-    // The service, with what its manifest contributes.
+    // The cluster's ConfigMaps, then the service with what its manifest contributes.
+    let cluster = knative::load_configmaps(cx, &f.cluster.configmaps)?;
+    let mut warnings = cluster.warnings.clone();
     let svc = &f.service;
     let manifest = svc
         .manifest
         .as_deref()
-        .map(|rel| load_manifest(cx, rel))
+        .map(|rel| knative::load_manifest(cx, rel, svc.name.as_deref()))
         .transpose()?;
     let name = match (&svc.name, &manifest) {
         (Some(n), _) => n.clone(),
@@ -1026,6 +1023,25 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         (None, None) => BTreeMap::new(),
     };
 
+    let target_burst_capacity = f
+        .activator
+        .target_burst_capacity
+        .unwrap_or(cluster.autoscaler.target_burst_capacity);
+    if !(target_burst_capacity.is_finite()
+        && (target_burst_capacity == -1.0 || target_burst_capacity >= 0.0))
+    {
+        return Err(cx.err(
+            "activator.target_burst_capacity",
+            format!("{target_burst_capacity} is not allowed; allowed: -1 (activator always in the path), 0 (only at zero pods) or > 0"),
+        ));
+    }
+    let autoscaler = build_autoscaler(cx, &f, &cluster, target_burst_capacity, &mut warnings)?;
+    // What ValidateAnnotations reads of the cluster (annotation_validation.go:54).
+    let cluster_autoscaling = ClusterAutoscaling {
+        allow_zero_initial_scale: autoscaler.config.allow_zero_initial_scale,
+        ..cluster.autoscaling.clone()
+    };
+
     // Revisions.
     if f.revisions.is_empty() {
         return Err(cx.err(
@@ -1053,28 +1069,106 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
                 ),
             ));
         }
-        let template_cc = manifest
-            .as_ref()
-            .and_then(|m| m.container_concurrency.as_ref())
-            .map(|s| s.value);
-        let cc = cx.int_within(
-            &format!("{path}.container_concurrency"),
-            r.container_concurrency.or(template_cc).unwrap_or(0),
-            0,
-            1000,
-        )?;
-        let timeout = match (
-            &r.timeout,
-            manifest.as_ref().and_then(|m| m.timeout_seconds.as_ref()),
+        let settings = manifest.as_ref().and_then(|m| m.settings_for(&r.name));
+        let in_manifest = |field: &str, message: String| -> ScenarioError {
+            match (settings, &manifest) {
+                (Some((s, m)), Some(info)) => info.err(m, &s.path(field), message),
+                _ => cx.err(&path, message),
+            }
+        };
+        let defaults = &cluster.defaults;
+        // serving metadata_validation.go:92-107: 0 (or 1 without allow-container-concurrency-
+        // zero) to container-concurrency-max-limit; unset: config-defaults container-concurrency
+        // (revision_defaults.go:75-77).
+        let min_cc = i64::from(!defaults.allow_container_concurrency_zero);
+        let cc = match (
+            r.container_concurrency,
+            settings.and_then(|(s, _)| s.container_concurrency),
         ) {
-            (Some(text), _) => cx.duration_within(
-                &format!("{path}.timeout"),
-                text,
-                SimDuration::from_secs(1),
-                SimDuration::from_secs(3600),
+            (Some(v), _) => cx.int_within(
+                &format!("{path}.container_concurrency"),
+                v,
+                min_cc,
+                defaults.container_concurrency_max_limit,
             )?,
-            (None, Some(secs)) => SimDuration::from_secs(secs.value),
-            (None, None) => SimDuration::from_secs(300),
+            (None, Some(v)) => {
+                if v < min_cc || v > defaults.container_concurrency_max_limit {
+                    let (s, _) = settings.expect("a manifest value comes with its settings");
+                    let e = err_out_of_bounds_value(
+                        v,
+                        min_cc,
+                        defaults.container_concurrency_max_limit,
+                        "",
+                    )
+                    .via_field(&s.path("spec.containerConcurrency"));
+                    return Err(in_manifest("spec.containerConcurrency", e.to_string()));
+                }
+                v as u32
+            }
+            (None, None) => defaults.container_concurrency as u32,
+        };
+        // revision_validation.go:174-184: 0 means the default; otherwise up to config-defaults
+        // max-revision-timeout-seconds (600).
+        let max_timeout = SimDuration::from_secs(defaults.max_revision_timeout_seconds);
+        let timeout = match (&r.timeout, settings.and_then(|(s, _)| s.timeout_seconds)) {
+            (Some(text), _) => {
+                let d = cx.duration(&format!("{path}.timeout"), text)?;
+                if d < SimDuration::from_secs(1) || d > max_timeout {
+                    return Err(cx.err(
+                        &format!("{path}.timeout"),
+                        format!("{text} is out of range; allowed: 1s to {max_timeout} (config-defaults max-revision-timeout-seconds)"),
+                    ));
+                }
+                d
+            }
+            (None, Some(secs)) if secs != 0 => {
+                if secs < 0 || secs > defaults.max_revision_timeout_seconds {
+                    let (s, _) = settings.expect("a manifest value comes with its settings");
+                    let e = err_out_of_bounds_value(
+                        secs,
+                        0,
+                        defaults.max_revision_timeout_seconds,
+                        "timeoutSeconds",
+                    )
+                    .via_field(&s.path("spec"));
+                    return Err(in_manifest("spec.timeoutSeconds", e.to_string()));
+                }
+                SimDuration::from_secs(secs)
+            }
+            _ => SimDuration::from_secs(defaults.revision_timeout_seconds),
+        };
+        // revision_defaults.go:66-72: unset, it is config-defaults'
+        // revision-response-start-timeout-seconds when that is non-zero and below the timeout.
+        let response_start_timeout = match (
+            &r.response_start_timeout,
+            settings.and_then(|(s, _)| s.response_start_timeout_seconds),
+        ) {
+            (Some(text), _) => {
+                let d = cx.duration(&format!("{path}.response_start_timeout"), text)?;
+                if d < SimDuration::ZERO {
+                    return Err(cx.err(
+                        &format!("{path}.response_start_timeout"),
+                        format!(
+                            "{text} is negative; allowed: >= 0s (0s: no response-start timeout)"
+                        ),
+                    ));
+                }
+                (d > SimDuration::ZERO).then_some(d)
+            }
+            (None, Some(secs)) => {
+                if secs < 0 {
+                    return Err(in_manifest(
+                        "spec.responseStartTimeoutSeconds",
+                        format!("{secs} is negative; allowed: >= 0 (0: no response-start timeout)"),
+                    ));
+                }
+                (secs > 0).then(|| SimDuration::from_secs(secs))
+            }
+            (None, None) => {
+                let default = defaults.revision_response_start_timeout_seconds;
+                (default != 0 && SimDuration::from_secs(default) < timeout)
+                    .then(|| SimDuration::from_secs(default))
+            }
         };
         let service_time = cx.dist(&format!("{path}.service_time"), &r.service_time)?;
         let app = match r.app {
@@ -1102,22 +1196,40 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
                 max: SimDuration::from_secs(3),
             },
         };
-        let scale = |key: &str, v: Option<i64>| -> Result<Option<u32>, ScenarioError> {
-            v.map(|v| cx.int_within(&format!("{path}.{key}"), v, 0, 10_000))
-                .transpose()
-        };
+        let autoscaling = knative::revision_autoscaling(
+            cx,
+            i,
+            r,
+            manifest.as_ref(),
+            &cluster_autoscaling,
+            &mut warnings,
+        )?;
+        for (key, v) in [
+            ("min-scale", autoscaling.min_scale),
+            ("max-scale", autoscaling.max_scale),
+            ("initial-scale", autoscaling.initial_scale),
+        ] {
+            if v.is_some_and(|v| v > 10_000) {
+                return Err(cx.err(
+                    &format!("{path}.autoscaling.{key}"),
+                    format!(
+                        "{key} {} is more than splitlab simulates; allowed: 0 to 10000 pods",
+                        v.unwrap_or(0)
+                    ),
+                ));
+            }
+        }
         revisions.push(RevisionSpec {
             name: r.name.clone(),
             container_concurrency: cc,
             timeout,
+            response_start_timeout,
             service_time,
             app,
             pods,
             startup,
             created_at: None,
-            min_scale: scale("min_scale", r.min_scale)?,
-            max_scale: scale("max_scale", r.max_scale)?,
-            initial_scale: scale("initial_scale", r.initial_scale)?,
+            autoscaling,
         });
     }
 
@@ -1175,7 +1287,8 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         _ => cx.err(&format!("traffic[{j}].revisionName"), message),
     };
     check_revision_refs(&traffic, &index_of, &locate_initial_target)?;
-    let rollout_duration_secs = reconciler_rollout_secs(&annotations, 0);
+    let rollout_duration_secs =
+        reconciler_rollout_secs(&annotations, cluster.rollout_duration_secs.unwrap_or(0));
     let mut known_tags: BTreeSet<String> = tags_of(&traffic).collect();
 
     // The timeline.
@@ -1381,6 +1494,15 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         revisions[r].created_at = Some(at);
     }
     let timeline: Vec<TimelineEvent> = events.into_iter().map(|(_, e)| e).collect();
+    no_effect_warnings(
+        &f,
+        &revisions,
+        &timeline,
+        &autoscaler,
+        rollout_duration_secs,
+        duration,
+        &mut warnings,
+    );
 
     // Arrivals.
     let arrivals = build_arrivals(cx, &f.arrivals, duration, &known_tags)?;
@@ -1398,15 +1520,6 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             },
         },
     };
-    let target_burst_capacity = f.activator.target_burst_capacity.unwrap_or(211.0);
-    if !(target_burst_capacity.is_finite()
-        && (target_burst_capacity == -1.0 || target_burst_capacity >= 0.0))
-    {
-        return Err(cx.err(
-            "activator.target_burst_capacity",
-            format!("{target_burst_capacity} is not allowed; allowed: -1 (activator always in the path), 0 (only at zero pods) or > 0"),
-        ));
-    }
     let activator = ActivatorSpec {
         replicas: cx.int_within(
             "activator.replicas",
@@ -1462,7 +1575,6 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         }
     };
 
-    let autoscaler = build_autoscaler(cx, &f.autoscaler, target_burst_capacity)?;
     let kubelet_ready_delay = match &f.kubernetes.readiness_delay {
         Some(d) => cx.dist("kubernetes.readiness_delay", d)?,
         None => Dist::Uniform {
@@ -1488,7 +1600,10 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             namespace,
             domain,
             rollout_duration_secs,
-            tag_header_routing: svc.tag_header_routing,
+            tag_header_routing: svc
+                .tag_header_routing
+                .or(cluster.tag_header_routing)
+                .unwrap_or(false),
         },
         revisions,
         traffic,
@@ -1503,19 +1618,153 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         kubelet_ready_delay,
         endpoint_removal_delay,
         source_yaml,
+        warnings,
     })
+}
+
+/// Settings that are valid but change nothing in this run: said, never silent.
+fn no_effect_warnings(
+    f: &ScenarioFile,
+    revisions: &[RevisionSpec],
+    timeline: &[TimelineEvent],
+    autoscaler: &AutoscalerSpec,
+    rollout_secs: i64,
+    duration: SimDuration,
+    warnings: &mut Vec<String>,
+) {
+    // A revision the timeline creates starts at its initial scale when the autoscaler is on
+    // (`Kpa::created`): its scripted pods are not used.
+    if autoscaler.enabled {
+        for (i, (r, file)) in revisions.iter().zip(&f.revisions).enumerate() {
+            if let (Some(at), Some(pods)) = (r.created_at, file.pods) {
+                let mut config = autoscaler.config.clone();
+                r.autoscaling.apply_to(&mut config);
+                let start = config.effective_initial_scale().max(config.min_scale);
+                warnings.push(format!(
+                    "revisions[{i}].pods={pods} has no effect: with the autoscaler on, {} (created at {at}s) starts at its initial scale, {start} pod(s) (autoscaling.knative.dev/initial-scale, min-scale; config-autoscaler initial-scale), then the autoscaler decides; set autoscaler.enabled=false to script pods",
+                    r.name
+                ));
+            }
+        }
+    }
+    // A gradual rollout starts when a new revision becomes the latest ready one.
+    let changes_duration = timeline
+        .iter()
+        .any(|e| matches!(e.action, Action::SetRolloutDuration { .. }));
+    if rollout_secs > 0 && !changes_duration {
+        let rollout = SimDuration::from_secs(rollout_secs);
+        let creations: Vec<(usize, SimTime)> = timeline
+            .iter()
+            .filter_map(|e| match e.action {
+                Action::CreateRevision(r) => Some((r, e.at)),
+                _ => None,
+            })
+            .collect();
+        if creations.is_empty() {
+            warnings.push(format!(
+                "the rollout duration ({rollout}) has no effect: no timeline event creates a revision, so no gradual rollout starts"
+            ));
+        }
+        for (r, at) in creations {
+            let left = SimDuration(duration.0 - at.0);
+            if rollout > left {
+                warnings.push(format!(
+                    "the rollout to {} (created at {at}s) takes {rollout}, longer than the {left} left in the run: it will not finish",
+                    revisions[r].name
+                ));
+            }
+        }
+    }
 }
 
 /// config-autoscaler with Knative's defaults (datapath.md (b)); ranges as Knative validates
 /// them (`pkg/apis/autoscaling/register.go`).
 fn build_autoscaler(
     cx: &Cx,
-    a: &AutoscalerFile,
+    f: &ScenarioFile,
+    cluster: &ClusterConfig,
     target_burst_capacity: f64,
+    warnings: &mut Vec<String>,
 ) -> Result<AutoscalerSpec, ScenarioError> {
+    let a = &f.autoscaler;
+    // The scenario's keys win over the ConfigMap's; say so when both set one.
+    let overrides = [
+        ("metric", a.metric.is_some(), ""),
+        (
+            "target_utilization_percentage",
+            a.target_utilization_percentage.is_some(),
+            "",
+        ),
+        (
+            "container_concurrency_target_default",
+            a.container_concurrency_target_default.is_some(),
+            "container-concurrency-target-default",
+        ),
+        ("stable_window", a.stable_window.is_some(), "stable-window"),
+        (
+            "panic_window_percentage",
+            a.panic_window_percentage.is_some(),
+            "panic-window-percentage",
+        ),
+        (
+            "panic_threshold_percentage",
+            a.panic_threshold_percentage.is_some(),
+            "panic-threshold-percentage",
+        ),
+        (
+            "max_scale_up_rate",
+            a.max_scale_up_rate.is_some(),
+            "max-scale-up-rate",
+        ),
+        (
+            "max_scale_down_rate",
+            a.max_scale_down_rate.is_some(),
+            "max-scale-down-rate",
+        ),
+        (
+            "enable_scale_to_zero",
+            a.enable_scale_to_zero.is_some(),
+            "enable-scale-to-zero",
+        ),
+        (
+            "scale_to_zero_grace_period",
+            a.scale_to_zero_grace_period.is_some(),
+            "scale-to-zero-grace-period",
+        ),
+        ("initial_scale", a.initial_scale.is_some(), "initial-scale"),
+        (
+            "allow_zero_initial_scale",
+            a.allow_zero_initial_scale.is_some(),
+            "allow-zero-initial-scale",
+        ),
+        ("min_scale", a.min_scale.is_some(), "min-scale"),
+        ("max_scale", a.max_scale.is_some(), "max-scale"),
+        (
+            "scale_down_delay",
+            a.scale_down_delay.is_some(),
+            "scale-down-delay",
+        ),
+    ];
+    let source = cluster.sources.get("config-autoscaler");
+    for (field, set, key) in overrides {
+        if set && cluster.autoscaler_keys.contains(key) {
+            warnings.push(format!(
+                "autoscaler.{field} overrides config-autoscaler {key} from {}",
+                source.map_or("the ConfigMap", String::as_str)
+            ));
+        }
+    }
+    if f.activator.target_burst_capacity.is_some()
+        && cluster.autoscaler_keys.contains("target-burst-capacity")
+    {
+        warnings.push(format!(
+            "activator.target_burst_capacity overrides config-autoscaler target-burst-capacity from {}",
+            source.map_or("the ConfigMap", String::as_str)
+        ));
+    }
     let mut c = AutoscalerConfig {
         target_burst_capacity,
-        ..AutoscalerConfig::default()
+        ..cluster.autoscaler.clone()
     };
     let range =
         |path: &str, v: f64, lo: f64, hi: f64, allowed: &str| -> Result<f64, ScenarioError> {
@@ -2356,7 +2605,7 @@ arrivals:
             // a revision the scenario does not have
             (MANIFEST.replace("shop-00001", "shop-00009"), "scenarios/knative/shop.yaml:16:7: spec.traffic[0]: unknown revision \"shop-00009\""),
             // the annotation, with Knative's message
-            (MANIFEST.replace("\"240s\"", "\"1.5s\""), "scenarios/knative/shop.yaml:7:5: metadata.annotations.serving.knative.dev/rollout-duration: rollout-duration=1.5s is not at second precision"),
+            (MANIFEST.replace("\"240s\"", "\"1.5s\""), "scenarios/knative/shop.yaml:7:43: metadata.annotations.serving.knative.dev/rollout-duration: rollout-duration=1.5s is not at second precision"),
             // containerConcurrency out of range
             (MANIFEST.replace("containerConcurrency: 25", "containerConcurrency: 5000"), "scenarios/knative/shop.yaml:11:29: spec.template.spec.containerConcurrency: 5000 is out of range; allowed: 0 to 1000"),
             // a typo in the manifest's traffic

@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
-use super::yaml::{from_document, split_documents, SourcePos, YamlError};
+use super::kube::read_objects;
+use super::yaml::{from_document, ScalarString as Scalar, SourcePos, YamlError};
 use crate::routing::{ObjectMeta, TrafficTarget};
 
 /// The API version splitlab understands.
@@ -30,6 +30,15 @@ struct ManifestMirror {
     status: Option<StatusMirror>,
 }
 
+/// A `kind: Revision` (`kubectl get revisions -o yaml`): its own metadata and spec.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RevisionMirror {
+    metadata: Spanned<MetadataMirror>,
+    #[serde(default)]
+    spec: Option<RevisionSpecMirror>,
+}
+
 /// Metadata: unknown keys (uid, generation, ...) are what the API server adds; ignore them.
 #[derive(Debug, Deserialize)]
 struct MetadataMirror {
@@ -40,16 +49,45 @@ struct MetadataMirror {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     #[serde(default)]
-    annotations: Option<Spanned<BTreeMap<String, String>>>,
+    annotations: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct SpecMirror {
     #[serde(default)]
-    template: Option<IgnoredAny>,
+    template: Option<Spanned<TemplateMirror>>,
     #[serde(default)]
     traffic: Option<Spanned<Vec<Spanned<TrafficTarget>>>>,
+}
+
+/// `spec.template`: only what splitlab reads; the pod spec (containers, ...) is ignored.
+#[derive(Debug, Default, Deserialize)]
+struct TemplateMirror {
+    #[serde(default)]
+    metadata: Option<TemplateMetaMirror>,
+    #[serde(default)]
+    spec: Option<RevisionSpecMirror>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct TemplateMetaMirror {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    annotations: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
+}
+
+/// A revision spec's fields splitlab models.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RevisionSpecMirror {
+    #[serde(default)]
+    container_concurrency: Option<Spanned<i64>>,
+    #[serde(default)]
+    timeout_seconds: Option<Spanned<i64>>,
+    #[serde(default)]
+    response_start_timeout_seconds: Option<Spanned<i64>>,
 }
 
 /// Status: only the fields splitlab reads; the rest (conditions, url, ...) is ignored.
@@ -64,11 +102,37 @@ struct StatusMirror {
     latest_created_revision_name: String,
 }
 
+/// What a manifest says about the revisions it makes: a Service's `spec.template`, or a
+/// Revision's own metadata and spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RevisionSettings {
+    /// The template's `metadata.name` (a Service's; often empty) or the Revision's name.
+    pub name: String,
+    pub annotations: BTreeMap<String, String>,
+    pub container_concurrency: Option<i64>,
+    pub timeout_seconds: Option<i64>,
+    pub response_start_timeout_seconds: Option<i64>,
+    /// The Knative path of these settings: `spec.template` for a Service, empty for a Revision.
+    pub prefix: String,
+}
+
+impl RevisionSettings {
+    /// The Knative path of `field` (`metadata.annotations`, `spec.timeoutSeconds`).
+    pub fn path(&self, field: &str) -> String {
+        if self.prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{}.{field}", self.prefix)
+        }
+    }
+}
+
 /// The kind of a manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ManifestKind {
     Service,
     Route,
+    Revision,
 }
 
 impl ManifestKind {
@@ -76,6 +140,7 @@ impl ManifestKind {
         match self {
             ManifestKind::Service => "Service",
             ManifestKind::Route => "Route",
+            ManifestKind::Revision => "Revision",
         }
     }
 }
@@ -92,6 +157,10 @@ pub struct ManifestPositions {
     pub traffic: Option<SourcePos>,
     /// Each `spec.traffic[i]`.
     pub targets: Vec<SourcePos>,
+    /// Other values by Knative path: each annotation value
+    /// (`spec.template.metadata.annotations.<key>`, `metadata.annotations.<key>`) and the
+    /// revision spec's fields (`spec.template.spec.timeoutSeconds`).
+    pub fields: BTreeMap<String, SourcePos>,
 }
 
 impl ManifestPositions {
@@ -99,6 +168,17 @@ impl ManifestPositions {
     /// `spec.traffic.tag[1]`, `spec.traffic`, `metadata.name`, or
     /// `metadata.annotations.<key>`: the most specific node recorded.
     pub fn of_path(&self, path: &str) -> SourcePos {
+        // The longest recorded path the error's path starts with (Knative appends details to
+        // some paths: `...initial-scale must be greater than 0`).
+        if let Some(pos) = self
+            .fields
+            .iter()
+            .filter(|(k, _)| path.starts_with(k.as_str()))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| *p)
+        {
+            return pos;
+        }
         if let Some(rest) = path.strip_prefix("spec.traffic") {
             // `[i]...` (target-relative) or `.tag[i]` (ErrInvalidArrayValue).
             let index = rest
@@ -135,8 +215,10 @@ pub struct Manifest {
     pub latest_ready_revision: String,
     pub latest_created_revision: String,
     pub positions: ManifestPositions,
-    /// 0-based index of the document in its file.
+    /// 0-based index of the object in its file (documents and List items in order).
     pub document_index: usize,
+    /// The revision settings: a Service's template, a Revision's own; `None` for a Route.
+    pub revision: Option<RevisionSettings>,
 }
 
 impl Manifest {
@@ -151,32 +233,100 @@ impl Manifest {
     }
 }
 
-/// Reads every document of a file as a Knative Service or Route.
+/// Reads every object of a file (`---` documents, `kind: List` items) as a Knative Service,
+/// Route or Revision.
 pub fn load_manifests(file: &str, text: &str) -> Result<Vec<Manifest>, YamlError> {
-    let docs = split_documents(text);
-    if docs.is_empty() {
-        return Err(YamlError {
-            file: file.to_string(),
-            pos: None,
-            path: String::new(),
-            message: "the file holds no YAML document".to_string(),
-            snippet: String::new(),
-        });
-    }
-    docs.iter()
-        .map(|doc| {
-            let mirror: ManifestMirror = from_document(file, doc)?;
-            convert(
-                file,
-                doc.index,
-                SourcePos {
-                    line: doc.first_line,
-                    column: 1,
-                },
-                mirror,
-            )
+    read_objects(file, text)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, obj)| {
+            if obj.kind == "Revision" && obj.api_version == SERVING_API_VERSION {
+                let mirror: RevisionMirror = from_document(file, &obj.doc)?;
+                return Ok(convert_revision(i, obj.pos, mirror));
+            }
+            let mirror: ManifestMirror = from_document(file, &obj.doc)?;
+            convert(file, i, obj.pos, mirror)
         })
         .collect()
+}
+
+/// Annotations and the position of each value, recorded under `prefix.<key>`.
+fn annotations(
+    a: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
+    prefix: &str,
+    fields: &mut BTreeMap<String, SourcePos>,
+) -> (BTreeMap<String, String>, Option<SourcePos>) {
+    let Some(a) = a else {
+        return (BTreeMap::new(), None);
+    };
+    let map = a
+        .value
+        .into_iter()
+        .map(|(k, v)| {
+            fields.insert(format!("{prefix}.{k}"), v.referenced.into());
+            (k, v.value.0)
+        })
+        .collect();
+    (map, Some(a.referenced.into()))
+}
+
+/// The revision spec's fields, positions recorded under `prefix.<field>`.
+fn revision_spec(
+    spec: RevisionSpecMirror,
+    prefix: &str,
+    fields: &mut BTreeMap<String, SourcePos>,
+) -> (Option<i64>, Option<i64>, Option<i64>) {
+    let mut take = |name: &str, v: Option<Spanned<i64>>| {
+        v.map(|v| {
+            fields.insert(format!("{prefix}.{name}"), v.referenced.into());
+            v.value
+        })
+    };
+    (
+        take("containerConcurrency", spec.container_concurrency),
+        take("timeoutSeconds", spec.timeout_seconds),
+        take(
+            "responseStartTimeoutSeconds",
+            spec.response_start_timeout_seconds,
+        ),
+    )
+}
+
+fn convert_revision(index: usize, document: SourcePos, m: RevisionMirror) -> Manifest {
+    let metadata = m.metadata.value;
+    let mut fields = BTreeMap::new();
+    let (anns, anns_pos) = annotations(metadata.annotations, "metadata.annotations", &mut fields);
+    let (cc, timeout, rst) = revision_spec(m.spec.unwrap_or_default(), "spec", &mut fields);
+    let name = metadata.name.map(|n| n.value).unwrap_or_default();
+    Manifest {
+        kind: ManifestKind::Revision,
+        meta: ObjectMeta {
+            name: name.clone(),
+            namespace: metadata.namespace,
+            labels: metadata.labels,
+            annotations: anns.clone(),
+        },
+        spec_traffic: None,
+        status_traffic: None,
+        latest_ready_revision: String::new(),
+        latest_created_revision: String::new(),
+        positions: ManifestPositions {
+            document,
+            metadata: m.metadata.referenced.into(),
+            annotations: anns_pos,
+            fields,
+            ..Default::default()
+        },
+        document_index: index,
+        revision: Some(RevisionSettings {
+            name,
+            annotations: anns,
+            container_concurrency: cc,
+            timeout_seconds: timeout,
+            response_start_timeout_seconds: rst,
+            prefix: String::new(),
+        }),
+    }
 }
 
 fn convert(
@@ -209,23 +359,21 @@ fn convert(
             return Err(error(
                 m.kind.referenced.into(),
                 "kind",
-                format!("unsupported kind {other:?}; allowed: \"Service\", \"Route\""),
+                format!(
+                    "unsupported kind {other:?}; allowed: \"Service\", \"Route\", \"Revision\""
+                ),
             ))
         }
     };
     let metadata = m.metadata.value;
-    let mut positions = ManifestPositions {
-        document,
-        metadata: m.metadata.referenced.into(),
-        name: metadata.name.as_ref().map(|n| n.referenced.into()),
-        annotations: metadata.annotations.as_ref().map(|a| a.referenced.into()),
-        ..Default::default()
-    };
+    let mut fields = BTreeMap::new();
+    let name_pos = metadata.name.as_ref().map(|n| n.referenced.into());
+    let (anns, anns_pos) = annotations(metadata.annotations, "metadata.annotations", &mut fields);
     let meta = ObjectMeta {
         name: metadata.name.map(|n| n.value).unwrap_or_default(),
         namespace: metadata.namespace,
         labels: metadata.labels,
-        annotations: metadata.annotations.map(|a| a.value).unwrap_or_default(),
+        annotations: anns,
     };
     let spec = m.spec.unwrap_or(SpecMirror {
         template: None,
@@ -238,6 +386,36 @@ fn convert(
             "a Route has no template; allowed in a Route spec: traffic".to_string(),
         ));
     }
+    let revision = (kind == ManifestKind::Service).then(|| {
+        let template = spec.template.map(|t| t.value).unwrap_or_default();
+        let tmeta = template.metadata.unwrap_or_default();
+        let (annotations, _) = annotations(
+            tmeta.annotations,
+            "spec.template.metadata.annotations",
+            &mut fields,
+        );
+        let (cc, timeout, rst) = revision_spec(
+            template.spec.unwrap_or_default(),
+            "spec.template.spec",
+            &mut fields,
+        );
+        RevisionSettings {
+            name: tmeta.name.unwrap_or_default(),
+            annotations,
+            container_concurrency: cc,
+            timeout_seconds: timeout,
+            response_start_timeout_seconds: rst,
+            prefix: "spec.template".to_string(),
+        }
+    });
+    let mut positions = ManifestPositions {
+        document,
+        metadata: m.metadata.referenced.into(),
+        name: name_pos,
+        annotations: anns_pos,
+        fields,
+        ..Default::default()
+    };
     let spec_traffic = spec.traffic.map(|list| {
         positions.traffic = Some(list.referenced.into());
         positions.targets = list.value.iter().map(|t| t.referenced.into()).collect();
@@ -260,6 +438,7 @@ fn convert(
         latest_created_revision,
         positions,
         document_index: index,
+        revision,
     })
 }
 
@@ -374,7 +553,7 @@ spec:
             // another API group
             ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n", (1, 13), "apiVersion", "allowed: \"serving.knative.dev/v1\""),
             // a Knative kind splitlab does not read
-            ("apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n", (2, 7), "kind", "allowed: \"Service\", \"Route\""),
+            ("apiVersion: serving.knative.dev/v1\nkind: Configuration\nmetadata: {name: x}\n", (2, 7), "kind", "allowed: \"Service\", \"Route\", \"Revision\""),
             // a typo in a traffic target
             ("apiVersion: serving.knative.dev/v1\nkind: Route\nmetadata: {name: x}\nspec:\n  traffic:\n  - revisionName: a\n    percnt: 100\n", (7, 5), "spec.traffic[0].percnt", "unknown field `percnt`"),
             // a typo in spec

@@ -6,6 +6,9 @@
 //!
 //! Must not: open files (callers pass the text and the file name) or know about the simulator.
 
+pub mod autoscaling;
+pub mod configmap;
+pub mod kube;
 pub mod load;
 pub mod manifest;
 pub mod spec;

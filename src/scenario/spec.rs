@@ -4,6 +4,7 @@
 //! Built from a scenario file by `scenario::load` (the serde mirror lives there); the field
 //! names of the file are those of `ScenarioFile` and are what `--set PATH=VALUE` addresses.
 
+use crate::model::autoscaler::{Aggregation, AutoscalerConfig, ScalingMetric};
 use crate::model::dist::Dist;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::pick::PickerKind;
@@ -46,6 +47,10 @@ pub struct Scenario {
     pub endpoint_removal_delay: Dist,
     /// The scenario file's text (after `--set` overrides), for reports.
     pub source_yaml: String,
+    /// Settings that are valid but have no effect in this run, or that splitlab does not model
+    /// (unmodelled ConfigMap keys and annotations, a rollout longer than the run, ...): printed
+    /// with the summary, never silent.
+    pub warnings: Vec<String>,
 }
 
 /// The Knative Service under test.
@@ -79,8 +84,14 @@ pub struct RevisionSpec {
     pub name: String,
     /// containerConcurrency: 0 means no queue-proxy breaker.
     pub container_concurrency: u32,
-    /// timeoutSeconds (default 300 s): the QP and activator deadlines.
+    /// timeoutSeconds (default config-defaults `revision-timeout-seconds`, 300 s): the QP and
+    /// activator deadlines.
     pub timeout: SimDuration,
+    /// responseStartTimeoutSeconds: how long the activator and queue-proxy wait for the first
+    /// byte of the response (504 after it). `None`: no separate limit (serving
+    /// `revision_defaults.go:66-72` sets one only when the cluster default is non-zero and below
+    /// `timeout`).
+    pub response_start_timeout: Option<SimDuration>,
     pub service_time: Dist,
     /// Used when `container_concurrency == 0`; default `Workers(1000)`.
     pub app: AppModel,
@@ -91,11 +102,122 @@ pub struct RevisionSpec {
     /// `None`: exists and is ready at t = 0 (its pods are already running). `Some(t)`: created by
     /// a timeline `create_revision` event at `t`.
     pub created_at: Option<SimTime>,
-    /// `autoscaling.knative.dev/min-scale`, `max-scale`, `initial-scale` for this revision
-    /// (`None`: the cluster default in `Scenario::autoscaler`).
+    /// The revision's `autoscaling.knative.dev/*` settings, merged over the cluster's
+    /// config-autoscaler (`Scenario::autoscaler`) by [`RevisionAutoscaling::apply_to`].
+    pub autoscaling: RevisionAutoscaling,
+}
+
+impl RevisionSpec {
+    /// The deadline of a request in the revision: the application writes its response when it
+    /// completes, so the response-start timeout, when set, bounds the whole request as well.
+    pub fn request_deadline(&self) -> SimDuration {
+        match self.response_start_timeout {
+            Some(rst) => self.timeout.min(rst),
+            None => self.timeout,
+        }
+    }
+}
+
+/// A revision's validated autoscaling annotations (serving `pkg/apis/autoscaling/register.go`);
+/// `None` keeps the cluster's value. Built by `scenario::autoscaling` from a manifest's
+/// annotations and a scenario's `revisions[].autoscaling`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RevisionAutoscaling {
+    pub metric: Option<ScalingMetric>,
+    pub target: Option<f64>,
+    pub target_utilization_percentage: Option<f64>,
     pub min_scale: Option<u32>,
     pub max_scale: Option<u32>,
     pub initial_scale: Option<u32>,
+    pub activation_scale: Option<u32>,
+    pub scale_down_delay: Option<SimDuration>,
+    /// `window`: the stable window.
+    pub window: Option<SimDuration>,
+    pub panic_window_percentage: Option<f64>,
+    pub panic_threshold_percentage: Option<f64>,
+    pub target_burst_capacity: Option<f64>,
+    pub aggregation: Option<Aggregation>,
+    pub scale_to_zero_pod_retention_period: Option<SimDuration>,
+}
+
+impl RevisionAutoscaling {
+    /// The revision's config: the cluster's, with each annotation set here in its place, as the
+    /// PodAutoscaler's accessors read them (`pa_lifecycle.go`: an annotation overrides the
+    /// config-autoscaler value).
+    pub fn apply_to(&self, config: &mut AutoscalerConfig) {
+        fn set<T: Copy>(field: &mut T, value: Option<T>) {
+            if let Some(v) = value {
+                *field = v;
+            }
+        }
+        set(&mut config.metric, self.metric);
+        if self.target.is_some() {
+            config.target = self.target;
+        }
+        if self.target_utilization_percentage.is_some() {
+            config.target_utilization_percentage = self.target_utilization_percentage;
+        }
+        set(&mut config.min_scale, self.min_scale);
+        set(&mut config.max_scale, self.max_scale);
+        set(&mut config.initial_scale, self.initial_scale);
+        if self.activation_scale.is_some() {
+            config.activation_scale = self.activation_scale;
+        }
+        set(&mut config.scale_down_delay, self.scale_down_delay);
+        set(&mut config.stable_window, self.window);
+        set(
+            &mut config.panic_window_percentage,
+            self.panic_window_percentage,
+        );
+        set(
+            &mut config.panic_threshold_percentage,
+            self.panic_threshold_percentage,
+        );
+        set(
+            &mut config.target_burst_capacity,
+            self.target_burst_capacity,
+        );
+        set(&mut config.aggregation, self.aggregation);
+        set(
+            &mut config.scale_to_zero_pod_retention_period,
+            self.scale_to_zero_pod_retention_period,
+        );
+    }
+
+    /// Each setting of `over` replaces this one's.
+    pub fn overlay(&mut self, over: &RevisionAutoscaling) {
+        fn take<T: Copy>(field: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *field = value;
+            }
+        }
+        take(&mut self.metric, over.metric);
+        take(&mut self.target, over.target);
+        take(
+            &mut self.target_utilization_percentage,
+            over.target_utilization_percentage,
+        );
+        take(&mut self.min_scale, over.min_scale);
+        take(&mut self.max_scale, over.max_scale);
+        take(&mut self.initial_scale, over.initial_scale);
+        take(&mut self.activation_scale, over.activation_scale);
+        take(&mut self.scale_down_delay, over.scale_down_delay);
+        take(&mut self.window, over.window);
+        take(
+            &mut self.panic_window_percentage,
+            over.panic_window_percentage,
+        );
+        take(
+            &mut self.panic_threshold_percentage,
+            over.panic_threshold_percentage,
+        );
+        take(&mut self.target_burst_capacity, over.target_burst_capacity);
+        take(&mut self.aggregation, over.aggregation);
+        take(
+            &mut self.scale_to_zero_pod_retention_period,
+            over.scale_to_zero_pod_retention_period,
+        );
+    }
 }
 
 /// The Knative Pod Autoscaler.

@@ -6,6 +6,7 @@
 use std::fmt;
 
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// A 1-based position in a source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -26,6 +27,39 @@ impl From<serde_saphyr::Location> for SourcePos {
 impl fmt::Display for SourcePos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
+    }
+}
+
+/// A string-valued field (annotations, ConfigMap data). The API server stores only strings, but
+/// a hand-written file often has `min-scale: 2` unquoted; any scalar is read as its text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalarString(pub String);
+
+impl<'de> Deserialize<'de> for ScalarString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = ScalarString;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<ScalarString, E> {
+                Ok(ScalarString(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -69,6 +103,23 @@ pub struct Document {
     /// The 1-based line where the document's content starts.
     pub first_line: u32,
     padded: String,
+}
+
+impl Document {
+    /// A document made of `padded`: text whose lines and columns are those of the file it came
+    /// from (everything else blanked), e.g. one item of a `kind: List`.
+    pub fn from_padded(index: usize, first_line: u32, padded: String) -> Self {
+        Document {
+            index,
+            first_line,
+            padded,
+        }
+    }
+
+    /// The document's text, padded so that positions are the file's.
+    pub fn padded(&self) -> &str {
+        &self.padded
+    }
 }
 
 /// Splits a file at `---` document markers (and drops `...` end markers). Documents that hold

@@ -255,8 +255,8 @@ impl<'a> World<'a> {
                 Rev {
                     name: r.name.clone(),
                     cc: r.container_concurrency,
-                    deadline_after: r.timeout.min(client),
-                    client_first: client < r.timeout,
+                    deadline_after: r.request_deadline().min(client),
+                    client_first: client < r.request_deadline(),
                     app: r.app,
                     pods: RevisionPods::new(seed, rep, i),
                     endpoint_rr: 0,
@@ -1168,14 +1168,13 @@ mod tests {
                 name: "svc-00001".into(),
                 container_concurrency: cc,
                 timeout: SimDuration::from_secs(300),
+                response_start_timeout: None,
                 service_time: Dist::exponential(mean_service).expect("valid"),
                 app: AppModel::Workers(1000),
                 pods: 1,
                 startup: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
                 created_at: None,
-                min_scale: None,
-                max_scale: None,
-                initial_scale: None,
+                autoscaling: Default::default(),
             }],
             traffic: vec![TrafficTarget::revision("svc-00001", 100)],
             timeline: vec![],
@@ -1209,6 +1208,7 @@ mod tests {
             kubelet_ready_delay: Dist::constant(SimDuration::from_secs(5)).expect("valid"),
             endpoint_removal_delay: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
             source_yaml: String::new(),
+            warnings: Vec::new(),
         }
     }
 
