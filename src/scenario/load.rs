@@ -2607,7 +2607,7 @@ arrivals:
             // the annotation, with Knative's message
             (MANIFEST.replace("\"240s\"", "\"1.5s\""), "scenarios/knative/shop.yaml:7:43: metadata.annotations.serving.knative.dev/rollout-duration: rollout-duration=1.5s is not at second precision"),
             // containerConcurrency out of range
-            (MANIFEST.replace("containerConcurrency: 25", "containerConcurrency: 5000"), "scenarios/knative/shop.yaml:11:29: spec.template.spec.containerConcurrency: 5000 is out of range; allowed: 0 to 1000"),
+            (MANIFEST.replace("containerConcurrency: 25", "containerConcurrency: 5000"), "scenarios/knative/shop.yaml:11:29: spec.template.spec.containerConcurrency: expected 0 <= 5000 <= 1000: spec.template.spec.containerConcurrency"),
             // a typo in the manifest's traffic
             (MANIFEST.replace("      percent: 80", "      percnt: 80"), "scenarios/knative/shop.yaml:17:7: spec.traffic[0].percnt: unknown field `percnt`"),
             // not a Service
