@@ -429,7 +429,7 @@ impl<'a> Control<'a> {
         }
         if out.program.is_some() {
             for (r, n) in self.revs.iter_mut().zip(&names) {
-                r.kpa.reachable = self.control.reachable(n);
+                r.kpa.set_routed(self.control.reachable(n));
             }
         }
         if let Some(gen) = out.program {

@@ -24,8 +24,16 @@ pub struct Kpa {
     cc: u32,
     pub decider: Decider,
     scale_to_zero: ScaleToZero,
-    /// Whether a route references the revision (pa.go:54-82).
+    /// Whether the PA is not Unreachable (pa.go:54-82): a route references the revision, or it
+    /// was created and no route has referenced it yet (routing state `pending`,
+    /// ReachabilityUnknown, which keeps min-scale: `pa_lifecycle.go:88-103`). Set through
+    /// [`Kpa::set_routed`].
     pub reachable: bool,
+    /// Created by the configuration and not yet referenced by a route (routing state
+    /// `pending`, `configuration/resources/revision.go:46`); the labeler moves it to `active`
+    /// when a route first references it, and to `reserve` when none does any more
+    /// (`labeler/accessors.go:102-117`).
+    pending: bool,
     /// Since when the activator is in its path (SKS Proxy applied); `None` in Serve mode.
     pub proxy_since: Option<SimTime>,
     /// The SKS mode asked for last, and its generation.
@@ -57,6 +65,7 @@ impl Kpa {
             config,
             cc,
             reachable: false,
+            pending: false,
             proxy_since: None,
             serve_desired: false,
             sks_gen: 0,
@@ -75,6 +84,11 @@ impl Kpa {
     ) -> u32 {
         self.decider = Decider::new(&self.config, self.cc, 0, now);
         self.scale_to_zero = ScaleToZero::new(&self.config, now);
+        if !at_start {
+            // A new revision is `pending` until a route references it.
+            self.pending = true;
+            self.reachable = true;
+        }
         if at_start || !enabled {
             scripted_pods
         } else {
@@ -98,6 +112,15 @@ impl Kpa {
         self.serve_desired = serve;
         self.proxy_since = (!serve).then_some(SimTime::ZERO);
         serve
+    }
+
+    /// The routes now reference the revision (`referenced`) or not: its PA's reachability.
+    /// A revision running at t = 0 that no route references is `reserve` (unreachable).
+    pub fn set_routed(&mut self, referenced: bool) {
+        if referenced {
+            self.pending = false;
+        }
+        self.reachable = referenced || self.pending;
     }
 
     /// Ready pods the revision needs to be Ready: its PA is Active at
@@ -204,6 +227,44 @@ pub fn scale_down_victims(live: &[(u32, bool)], target: u32) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_revision_is_reachable_until_routes_drop_it() {
+        let spec = crate::scenario::spec::RevisionSpec {
+            name: "r".into(),
+            container_concurrency: 0,
+            timeout: crate::model::time::SimDuration::from_secs(300),
+            response_start_timeout: None,
+            service_time: crate::model::dist::Dist::constant(
+                crate::model::time::SimDuration::from_secs(1),
+            )
+            .expect("valid"),
+            app: crate::scenario::spec::AppModel::Workers(1),
+            pods: 1,
+            startup: crate::model::dist::Dist::constant(
+                crate::model::time::SimDuration::from_secs(1),
+            )
+            .expect("valid"),
+            created_at: None,
+            autoscaling: Default::default(),
+        };
+        let mut kpa = Kpa::new(&AutoscalerConfig::default(), &spec);
+        // (step, referenced by a route, reachable after)
+        // pa.go:70-80 reachability(): pending -> Unknown (reachable), active -> Reachable,
+        // reserve -> Unreachable.
+        kpa.created(SimTime::ZERO, 1, false, true);
+        assert!(kpa.reachable, "created: pending");
+        let rows = [(false, true), (true, true), (false, false), (true, true)];
+        for (i, (referenced, want)) in rows.into_iter().enumerate() {
+            kpa.set_routed(referenced);
+            assert_eq!(kpa.reachable, want, "step {i}");
+        }
+        // A revision running at t = 0 without a route is reserve.
+        let mut old = Kpa::new(&AutoscalerConfig::default(), &spec);
+        old.created(SimTime::ZERO, 1, true, true);
+        old.set_routed(false);
+        assert!(!old.reachable);
+    }
 
     #[test]
     fn scale_down_stops_starting_pods_first_then_the_newest_ready() {

@@ -1032,7 +1032,7 @@ impl<'a> World<'a> {
         }
         if out.program.is_some() {
             for r in self.revs.iter_mut() {
-                r.kpa.reachable = self.control.reachable(&r.name);
+                r.kpa.set_routed(self.control.reachable(&r.name));
             }
         }
         if let Some(gen) = out.program {
