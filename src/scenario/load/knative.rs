@@ -255,3 +255,294 @@ fn annotation_error(
     first.related = errors.collect();
     first
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::autoscaler::ScalingMetric;
+    use crate::model::time::SimDuration;
+    use crate::scenario::load::load_scenario;
+    use crate::scenario::Scenario;
+
+    /// A Service with template annotations, and the older Revision it pins with its own.
+    const LIST: &str = "\
+apiVersion: v1
+kind: List
+items:
+- apiVersion: serving.knative.dev/v1
+  kind: Service
+  metadata:
+    name: shop
+    uid: 1234
+    resourceVersion: \"99\"
+    managedFields: [{manager: kubectl, operation: Update}]
+  spec:
+    template:
+      metadata:
+        annotations:
+          autoscaling.knative.dev/min-scale: \"2\"
+          autoscaling.knative.dev/max-scale: \"40\"
+          autoscaling.knative.dev/target: \"50\"
+      spec:
+        timeoutSeconds: 400
+        containers: [{image: shop}]
+    traffic:
+    - {revisionName: shop-00001, percent: 50}
+    - {latestRevision: true, percent: 50}
+  status:
+    latestReadyRevisionName: shop-00002
+- apiVersion: serving.knative.dev/v1
+  kind: Revision
+  metadata:
+    name: shop-00001
+    labels: {serving.knative.dev/service: shop}
+    annotations:
+      autoscaling.knative.dev/maxScale: \"10\"
+  spec:
+    containerConcurrency: 4
+    timeoutSeconds: 30
+    containers: [{image: shop}]
+";
+
+    const SCENARIO: &str = "\
+name: m
+duration: 30s
+service:
+  manifest: list.yaml
+revisions:
+  - name: shop-00001
+    service_time: {constant: 10ms}
+  - name: shop-00002
+    service_time: {constant: 10ms}
+arrivals:
+  poisson: {rate: 10}
+";
+
+    fn load(
+        files: &[(&str, &str)],
+        scenario: &str,
+        sets: &[(&str, &str)],
+    ) -> Result<Scenario, String> {
+        let resolve = |rel: &str| {
+            files
+                .iter()
+                .find(|(p, _)| *p == rel)
+                .map(|(_, t)| t.to_string())
+                .ok_or_else(|| "no such file".to_string())
+        };
+        let sets: Vec<(String, String)> = sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load_scenario("s.yaml", scenario, &sets, &resolve).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn template_and_revision_annotations_apply_per_revision() {
+        let s = load(&[("list.yaml", LIST)], SCENARIO, &[]).expect("valid");
+        let old = &s.revisions[0];
+        let new = &s.revisions[1];
+        // shop-00001 has its own Revision object: its annotations and spec, not the template's.
+        assert_eq!(
+            (old.autoscaling.min_scale, old.autoscaling.max_scale),
+            (None, Some(10))
+        );
+        assert_eq!(old.container_concurrency, 4);
+        assert_eq!(old.timeout, SimDuration::from_secs(30));
+        // shop-00002 comes from the template.
+        assert_eq!(new.autoscaling.min_scale, Some(2));
+        assert_eq!(new.autoscaling.max_scale, Some(40));
+        assert_eq!(new.autoscaling.target, Some(50.0));
+        // revision_defaults.go:66-72: timeoutSeconds 400 gets the 300 s response-start default.
+        assert_eq!(new.timeout, SimDuration::from_secs(400));
+        assert_eq!(
+            new.response_start_timeout,
+            Some(SimDuration::from_secs(300))
+        );
+        assert_eq!(new.request_deadline(), SimDuration::from_secs(300));
+        // 30 s is below the default: no separate response-start timeout.
+        assert_eq!(old.response_start_timeout, None);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    #[test]
+    fn scenario_keys_override_the_manifest_key_by_key() {
+        let s = load(
+            &[("list.yaml", LIST)],
+            SCENARIO,
+            &[
+                ("revisions.1.autoscaling", "{max-scale: 8, metric: rps}"),
+                ("revisions.0.min_scale", "3"),
+            ],
+        )
+        .expect("valid");
+        let new = &s.revisions[1].autoscaling;
+        assert_eq!((new.min_scale, new.max_scale), (Some(2), Some(8)));
+        assert_eq!(new.metric, Some(ScalingMetric::Rps));
+        // The older key and the legacy spelling in the manifest are one annotation.
+        let old = &s.revisions[0].autoscaling;
+        assert_eq!((old.min_scale, old.max_scale), (Some(3), Some(10)));
+    }
+
+    #[test]
+    fn knative_messages_point_at_the_value() {
+        // (manifest, --set overrides, expected start of the error)
+        let cases: &[(String, &[(&str, &str)], &str)] = &[
+            // a bad template annotation, at its value in the List (annotation_validation.go:42)
+            (LIST.replace("min-scale: \"2\"", "min-scale: \"-2\""), &[], "list.yaml:15:46: spec.template.metadata.annotations.autoscaling.knative.dev/min-scale: expected 0 <= -2 <= 2147483647: spec.template.metadata.annotations.autoscaling.knative.dev/min-scale"),
+            // a Revision's own annotation (annotation_validation.go:183-188, both paths)
+            (LIST.replace("maxScale: \"10\"", "maxScale: \"1\"\n      autoscaling.knative.dev/min-scale: \"3\""), &[], "list.yaml:32:7: metadata.annotations.autoscaling.knative.dev/max-scale: max-scale=1 is less than min-scale=3: metadata.annotations.autoscaling.knative.dev/max-scale, metadata.annotations.autoscaling.knative.dev/min-scale"),
+            // the scenario's value, at the scenario's key (annotation_validation.go:169-170)
+            (LIST.to_string(), &[("revisions.1.autoscaling.window", "5s")], "s.yaml: --set revisions.1.autoscaling.window=5s: expected 6s <= 5s <= 1h0m0s: autoscaling.knative.dev/window"),
+            // a merged conflict: the scenario's max-scale below the template's min-scale
+            (LIST.to_string(), &[("revisions.1.autoscaling.max-scale", "1")], "s.yaml: --set revisions.1.autoscaling.max-scale=1: max-scale=1 is less than min-scale=2"),
+            // timeoutSeconds above max-revision-timeout-seconds (revision_validation.go:174-184)
+            (LIST.replace("timeoutSeconds: 400", "timeoutSeconds: 900"), &[], "list.yaml:19:25: spec.template.spec.timeoutSeconds: expected 0 <= 900 <= 600: spec.template.spec.timeoutSeconds"),
+            // autoscaling annotations on the Service's own metadata (metadata_validation.go:78-89)
+            (LIST.replace("    uid: 1234\n", "    uid: 1234\n    annotations: {autoscaling.knative.dev/min-scale: \"1\"}\n"), &[], "list.yaml:9:54: metadata.annotations.autoscaling.knative.dev/min-scale: invalid key name \"autoscaling.knative.dev/min-scale\": metadata.annotations\nautoscaling annotations must be put under"),
+            // the older and the Knative spelling of one setting in the scenario
+            (LIST.to_string(), &[("revisions.0.min_scale", "1"), ("revisions.0.autoscaling", "{min-scale: 2}")], "min_scale and autoscaling.min-scale are both set"),
+            // a scenario timeout above the cluster's maximum
+            (LIST.to_string(), &[("revisions.0.timeout", "11m")], "11m is out of range; allowed: 1s to 600s (config-defaults max-revision-timeout-seconds)"),
+        ];
+        for (manifest, sets, want) in cases {
+            let err = load(&[("list.yaml", manifest)], SCENARIO, sets).expect_err(want);
+            assert!(
+                err.starts_with(want) || err.contains(want),
+                "{err}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_services_are_chosen_by_name() {
+        let two = format!(
+            "{LIST}---\napiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: {{name: other}}\nspec: {{}}\n"
+        );
+        let err = load(&[("list.yaml", &two)], SCENARIO, &[]).expect_err("ambiguous");
+        assert!(
+            err.contains(
+                "holds several Services (shop, other); allowed: choose one with service.name"
+            ),
+            "{err}"
+        );
+        let s = load(
+            &[("list.yaml", &two)],
+            SCENARIO,
+            &[("service.name", "shop")],
+        )
+        .expect("chosen");
+        assert_eq!(s.revisions[1].autoscaling.min_scale, Some(2));
+        let err = load(
+            &[("list.yaml", &two)],
+            SCENARIO,
+            &[("service.name", "nope")],
+        )
+        .expect_err("unknown");
+        assert!(
+            err.contains("holds no Service named \"nope\"; allowed: one of shop, other"),
+            "{err}"
+        );
+    }
+
+    const CONFIGMAPS: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-autoscaler, namespace: knative-serving}
+data:
+  stable-window: \"30s\"
+  initial-scale: \"3\"
+  max-scale-limit: \"20\"
+  max-scale: \"20\"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-defaults, namespace: knative-serving}
+data:
+  max-revision-timeout-seconds: \"900\"
+  revision-timeout-seconds: \"100\"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-network, namespace: knative-serving}
+data:
+  rollout-duration: \"45\"
+";
+
+    #[test]
+    fn configmaps_are_the_cluster_defaults_and_the_scenario_wins() {
+        let sc = format!("{SCENARIO}cluster:\n  configmaps: [cm.yaml]\n");
+        let files = [
+            (
+                "list.yaml",
+                LIST.replace("max-scale: \"40\"", "max-scale: \"20\""),
+            ),
+            ("cm.yaml", CONFIGMAPS.to_string()),
+        ];
+        let files: Vec<(&str, &str)> = files.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let s = load(&files, &sc, &[]).expect("valid");
+        assert_eq!(
+            s.autoscaler.config.stable_window,
+            SimDuration::from_secs(30)
+        );
+        assert_eq!(s.autoscaler.config.initial_scale, 3);
+        assert_eq!(s.service.rollout_duration_secs, 45);
+        // config-defaults raises the maximum: 900 s is allowed, and the default timeout is 100 s
+        // for revisions that set none (here both set one).
+        let s = load(&files, &sc, &[("revisions.0.timeout", "15m")]).expect("valid");
+        assert_eq!(s.revisions[0].timeout, SimDuration::from_secs(900));
+        // The template's max-scale 40 is above the cluster's max-scale-limit 20.
+        let files2 = [("list.yaml", LIST), ("cm.yaml", CONFIGMAPS)];
+        let err = load(&files2, &sc, &[]).expect_err("limit");
+        assert!(err.contains("expected 1 <= 40 <= 20: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale"), "{err}");
+        // An explicit scenario key wins over the ConfigMap, with a warning.
+        let s = load(&files, &sc, &[("autoscaler.stable_window", "10s")]).expect("valid");
+        assert_eq!(
+            s.autoscaler.config.stable_window,
+            SimDuration::from_secs(10)
+        );
+        assert!(
+            s.warnings.iter().any(|w| w.contains(
+                "autoscaler.stable_window overrides config-autoscaler stable-window from cm.yaml"
+            )),
+            "{:?}",
+            s.warnings
+        );
+        // A bad ConfigMap value: Knative's message at the value.
+        let bad = CONFIGMAPS.replace("\"30s\"", "\"30\"");
+        let err = load(&[("list.yaml", LIST), ("cm.yaml", &bad)], &sc, &[]).expect_err("bad");
+        assert!(err.starts_with("cm.yaml:5:18: data.stable-window: config-autoscaler: failed to parse data: failed to parse \"stable-window\": time: missing unit in duration \"30\""), "{err}");
+    }
+
+    #[test]
+    fn settings_without_effect_are_warnings() {
+        let sc = format!("{SCENARIO}timeline:\n  - {{at: 20s, create_revision: shop-00002}}\n")
+            .replace(
+                "manifest: list.yaml",
+                "manifest: list.yaml\n  rollout_duration: 60s",
+            )
+            .replace(
+                "  - name: shop-00002\n",
+                "  - name: shop-00002\n    pods: 30\n",
+            );
+        let s = load(&[("list.yaml", LIST)], &sc, &[]).expect("valid");
+        let w = s.warnings.join("\n");
+        assert!(w.contains("revisions[1].pods=30 has no effect: with the autoscaler on, shop-00002 (created at 20s) starts at its initial scale, 2 pod(s)"), "{w}");
+        assert!(w.contains("the rollout to shop-00002 (created at 20s) takes 60s, longer than the 10s left in the run"), "{w}");
+        // With the autoscaler off the pods are used; no rollout: the duration has no effect.
+        let s = load(
+            &[("list.yaml", LIST)],
+            SCENARIO,
+            &[
+                ("autoscaler.enabled", "false"),
+                ("service.rollout_duration", "60s"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("no timeline event creates a revision"),
+            "{:?}",
+            s.warnings
+        );
+    }
+}
