@@ -1,11 +1,12 @@
 //! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`),
-//! `splitlab compare` (`compare`), `splitlab diff` (`diff`), the live mode on loopback (`live`) and the simulator on every shipped
+//! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), the live mode on loopback (`live`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
 mod charts;
 mod cli;
 mod common;
 mod compare;
+mod config;
 mod diff;
 mod live;
 mod scenarios;
