@@ -1,10 +1,14 @@
-//! Knative `Service` and `Route` manifests (`serving.knative.dev/v1`), as `kubectl apply` would
-//! send them: the serde mirror, then a `Manifest` that keeps the source position of every traffic
-//! target so Knative's validation messages can point at the line that caused them.
+//! Knative `Service`, `Route` and `Revision` manifests (`serving.knative.dev/v1`), as `kubectl
+//! apply` would send them or `kubectl get -o yaml` prints them (documents or `kind: List` items,
+//! cut by `kube`): the serde mirror, then a `Manifest` that keeps the source position of every
+//! traffic target, annotation value and revision spec field, so Knative's validation messages
+//! can point at the line that caused them.
 //!
 //! Only what splitlab reads is typed (metadata, `spec.traffic`, `status.traffic`, the latest
-//! revision names); `spec.template` is accepted as-is. A typo in a traffic target or in `spec`
-//! is an error, as with kubectl's strict field validation.
+//! revision names, and per revision the annotations, `containerConcurrency`, `timeoutSeconds`
+//! and `responseStartTimeoutSeconds` of a Service's `spec.template` or of a Revision); the rest
+//! of the template is accepted as-is. A typo in a traffic target or in a Service's `spec` is an
+//! error, as with kubectl's strict field validation.
 
 use std::collections::BTreeMap;
 

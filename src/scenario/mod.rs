@@ -1,8 +1,10 @@
 //! Input files: serde mirrors of what users write, and the validated types built from them.
 //!
 //! Owns: reading YAML into mirrors with `deny_unknown_fields`, and errors that name the file,
-//! line/column, field path, the offending value and what is allowed (`yaml`). Knative manifests
-//! (`manifest`) are the first input; scenario files join them with the simulator.
+//! line/column, field path, the offending value and what is allowed (`yaml`). The operator's
+//! Knative configuration is input too: manifests and `kubectl get -o yaml` output (`kube`,
+//! `manifest`), autoscaling annotations (`autoscaling`) and the cluster's ConfigMaps
+//! (`configmap`); scenario files (`load`) join them with the simulator.
 //!
 //! Must not: open files (callers pass the text and the file name) or know about the simulator.
 

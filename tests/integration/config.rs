@@ -147,11 +147,24 @@ fn bad_annotations_and_configmaps_get_knatives_messages() {
 /// manifest file `validate` reads, annotations included.
 #[test]
 fn validate_reads_kubectl_lists() {
-    let out = splitlab(&[
-        "validate",
-        "scenarios/knative/hello-list.yaml",
-        "scenarios/kubectl-config.yaml",
-    ]);
+    let out = splitlab(&["validate", "scenarios/knative/hello-list.yaml"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("ok: scenarios/knative/hello-list.yaml"));
+    assert_eq!(text(&out.stdout), "ok: scenarios/knative/hello-list.yaml\n");
+    // A bad annotation in a List item: Knative's message at the value.
+    let dir = temp_dir("config-validate");
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let list = std::fs::read_to_string("scenarios/knative/hello-list.yaml").expect("fixture");
+    let bad = dir.join("list.yaml");
+    std::fs::write(
+        &bad,
+        list.replace("max-scale: \"10\"", "max-scale: \"ten\""),
+    )
+    .expect("write");
+    let out = splitlab(&["validate", bad.to_str().expect("utf-8")]);
+    assert_clear_error(
+        &out,
+        "list.yaml:115:42: Revision default/hello-00001: invalid value: ten: metadata.annotations.autoscaling.knative.dev/max-scale",
+        "validate",
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
