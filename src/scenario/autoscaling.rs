@@ -588,7 +588,8 @@ mod tests {
             ..cluster()
         };
         // (cluster, annotations, the error text or "" when valid)
-        let table: &[(&ClusterAutoscaling, &[(&str, &str)], &str)] = &[
+        type Row<'a> = (&'a ClusterAutoscaling, &'a [(&'a str, &'a str)], &'a str);
+        let table: &[Row] = &[
             // AV:66-73 a knative.dev class that is neither KPA nor HPA
             (&cluster(), &[("class", "foo.autoscaling.knative.dev")], "invalid value: foo.autoscaling.knative.dev: autoscaling.knative.dev/class"),
             // AV:68 a class outside the knative.dev domain is left alone

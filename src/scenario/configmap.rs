@@ -751,7 +751,8 @@ mod tests {
     #[test]
     fn knative_messages_with_positions() {
         // (ConfigMap, data, line of the bad value, path, message)
-        let table: &[(&str, &[(&str, &str)], u32, &str, &str)] = &[
+        type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], u32, &'a str, &'a str);
+        let table: &[Row] = &[
             // PP AsFunc wrapped by AC:100
             ("config-autoscaler", &[("min-scale", "two")], 7, "data.min-scale", "config-autoscaler: failed to parse data: failed to parse \"min-scale\": strconv.ParseInt: parsing \"two\": invalid syntax"),
             ("config-autoscaler", &[("enable-scale-to-zero", "yes")], 7, "data.enable-scale-to-zero", "failed to parse \"enable-scale-to-zero\": strconv.ParseBool: parsing \"yes\": invalid syntax"),

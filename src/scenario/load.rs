@@ -65,8 +65,8 @@ pub struct ScenarioFile {
     pub name: String,
     /// How long arrivals are generated (> 0).
     pub duration: String,
-    /// Drain time after `duration`; default: the longest revision timeout plus one metrics
-    /// window.
+    /// Drain time after `duration`; default: the longest request deadline of a revision
+    /// (timeout, or the response-start timeout when shorter) plus one metrics window.
     #[serde(default)]
     pub drain: Option<String>,
     /// Default 1.
@@ -1568,7 +1568,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         None => {
             let longest = revisions
                 .iter()
-                .map(|r| r.timeout)
+                .map(RevisionSpec::request_deadline)
                 .max()
                 .unwrap_or(SimDuration::ZERO);
             longest + metrics.window

@@ -127,9 +127,8 @@ fn bad_annotations_and_configmaps_get_knatives_messages() {
     let cases = [
         (
             format!("service.manifest={}", bad_list.display()),
-            format!(
-                "hello-list.yaml:61:46: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale: max-scale=40 is less than min-scale=50: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale, spec.template.metadata.annotations.autoscaling.knative.dev/min-scale"
-            ),
+            "hello-list.yaml:61:46: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale: max-scale=40 is less than min-scale=50: spec.template.metadata.annotations.autoscaling.knative.dev/max-scale, spec.template.metadata.annotations.autoscaling.knative.dev/min-scale"
+                .to_string(),
         ),
         (
             format!("cluster.configmaps=[{}]", bad_cm.display()),

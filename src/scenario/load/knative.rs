@@ -386,7 +386,8 @@ arrivals:
     #[test]
     fn knative_messages_point_at_the_value() {
         // (manifest, --set overrides, expected start of the error)
-        let cases: &[(String, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (String, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             // a bad template annotation, at its value in the List (annotation_validation.go:42)
             (LIST.replace("min-scale: \"2\"", "min-scale: \"-2\""), &[], "list.yaml:15:46: spec.template.metadata.annotations.autoscaling.knative.dev/min-scale: expected 0 <= -2 <= 2147483647: spec.template.metadata.annotations.autoscaling.knative.dev/min-scale"),
             // a Revision's own annotation (annotation_validation.go:183-188, both paths)
