@@ -72,7 +72,7 @@ fn validate_reports_knative_messages_at_their_lines() {
         format!("{f}:15:7: {r}: invalid value: not a DNS 1035 label: [{dns1035}]: spec.traffic.tag[2]"),
         format!("{f}:4:9: {r}: not a DNS 1035 label: [{dns1035}]: metadata.name"),
         format!(
-            "{f}:6:5: {r}: rollout-duration=211s44ms is not at second precision: metadata.annotations.serving.knative.dev/rollout-duration"
+            "{f}:6:43: {r}: rollout-duration=211s44ms is not at second precision: metadata.annotations.serving.knative.dev/rollout-duration"
         ),
     ];
     for line in &expected {
@@ -112,8 +112,8 @@ fn validate_bad_inputs_are_errors_not_panics() {
             "allowed: \"serving.knative.dev/v1\"",
         ),
         (
-            "apiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {name: x}\n",
-            "allowed: \"Service\", \"Route\"",
+            "apiVersion: serving.knative.dev/v1\nkind: Configuration\nmetadata: {name: x}\n",
+            "allowed: \"Service\", \"Route\", \"Revision\"",
         ),
         ("# only a comment\n", "no YAML document"),
         ("\u{0}\u{1}binary", ""),
