@@ -724,4 +724,92 @@ mod tests {
         assert_eq!(a.metric, None);
         assert_eq!(w.len(), 2, "{w:?}");
     }
+
+    use proptest::prelude::*;
+
+    /// Values near every bound and every spelling, plus arbitrary text.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (-3i64..60).prop_map(|i| i.to_string()),
+            prop_oneof![
+                Just("0.5"),
+                Just("110"),
+                Just("1000.5"),
+                Just("-1"),
+                Just("NaN"),
+                Just("inf")
+            ]
+            .prop_map(str::to_string),
+            prop_oneof![
+                Just("5s"),
+                Just("6s"),
+                Just("1h"),
+                Just("61m"),
+                Just("1.5s"),
+                Just("2m")
+            ]
+            .prop_map(str::to_string),
+            prop_oneof![
+                Just(KPA),
+                Just(HPA),
+                Just("rps"),
+                Just("concurrency"),
+                Just("cpu"),
+                Just("weightedExponential")
+            ]
+            .prop_map(str::to_string),
+            "\\PC{0,8}",
+        ]
+    }
+
+    fn annotations() -> impl Strategy<Value = BTreeMap<String, String>> {
+        let keys: Vec<&'static str> = ALL.iter().flat_map(|k| k.iter().copied()).collect();
+        proptest::collection::btree_map(proptest::sample::select(keys), value(), 0..8)
+            .prop_map(|m| m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Whatever the annotations, validation does not panic, and what it accepts reads into
+        /// values inside Knative's bounds (annotation_validation.go), which the KPA can trust.
+        #[test]
+        fn accepted_annotations_read_within_bounds(anns in annotations(), limit in 0i32..50) {
+            let cluster = ClusterAutoscaling { max_scale_limit: limit, ..ClusterAutoscaling::default() };
+            if validate_annotations(&cluster, &anns).is_some() {
+                return Ok(());
+            }
+            let (a, _) = read_annotations(&cluster, &anns, "r");
+            if let (Some(min), Some(max)) = (a.min_scale, a.max_scale) {
+                prop_assert!(max == 0 || min <= max);
+            }
+            if limit > 0 && get(&anns, MAX_SCALE).is_some() {
+                prop_assert!(a.max_scale.is_some_and(|m| m >= 1 && m <= limit as u32));
+            }
+            if let Some(nz) = a.activation_scale {
+                prop_assert!(nz >= 2);
+            }
+            if let Some(w) = a.window {
+                prop_assert!((WINDOW_MIN..=WINDOW_MAX).contains(&w.0));
+            }
+            if let Some(p) = a.panic_window_percentage {
+                prop_assert!((1.0..=100.0).contains(&p));
+            }
+            if let Some(p) = a.panic_threshold_percentage {
+                prop_assert!((110.0..=1000.0).contains(&p));
+            }
+            if let Some(t) = a.target {
+                prop_assert!(t >= TARGET_MIN);
+            }
+            if let Some(t) = a.target_burst_capacity {
+                prop_assert!(t >= 0.0 || t == -1.0);
+            }
+            if let Some(d) = a.scale_down_delay {
+                prop_assert!((0..=WINDOW_MAX).contains(&d.0));
+            }
+            if let Some(i) = a.initial_scale {
+                prop_assert!(i >= 1);
+            }
+        }
+    }
 }
