@@ -1290,6 +1290,10 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
     let rollout_duration_secs =
         reconciler_rollout_secs(&annotations, cluster.rollout_duration_secs.unwrap_or(0));
     let mut known_tags: BTreeSet<String> = tags_of(&traffic).collect();
+    let tag_header_routing = svc
+        .tag_header_routing
+        .or(cluster.tag_header_routing)
+        .unwrap_or(false);
 
     // The timeline.
     let mut events: Vec<(usize, TimelineEvent)> = Vec::with_capacity(f.timeline.len());
@@ -1500,9 +1504,18 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         &timeline,
         &autoscaler,
         rollout_duration_secs,
+        tag_header_routing,
         duration,
         &mut warnings,
     );
+    if let Some(info) = &manifest {
+        for name in info.revisions.keys().filter(|n| !index_of.contains_key(*n)) {
+            warnings.push(format!(
+                "{}: Revision {name} is not one of the scenario's revisions; its settings are not used",
+                info.display
+            ));
+        }
+    }
 
     // Arrivals.
     let arrivals = build_arrivals(cx, &f.arrivals, duration, &known_tags)?;
@@ -1600,10 +1613,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             namespace,
             domain,
             rollout_duration_secs,
-            tag_header_routing: svc
-                .tag_header_routing
-                .or(cluster.tag_header_routing)
-                .unwrap_or(false),
+            tag_header_routing,
         },
         revisions,
         traffic,
@@ -1629,6 +1639,7 @@ fn no_effect_warnings(
     timeline: &[TimelineEvent],
     autoscaler: &AutoscalerSpec,
     rollout_secs: i64,
+    tag_header_routing: bool,
     duration: SimDuration,
     warnings: &mut Vec<String>,
 ) {
@@ -1646,6 +1657,23 @@ fn no_effect_warnings(
                 ));
             }
         }
+    }
+    // A scripted scale is the KPA's to undo at its next tick (every 2 s) when it is on.
+    if autoscaler.enabled {
+        for (k, item) in f.timeline.iter().enumerate() {
+            if let Some(scale) = &item.scale {
+                warnings.push(format!(
+                    "timeline[{k}].scale ({} to {} pods) lasts only until the autoscaler's next tick (2 s): with the autoscaler on, the KPA sets the pod count; set autoscaler.enabled=false to script pods",
+                    scale.revision, scale.pods
+                ));
+            }
+        }
+    }
+    // Header routing is off: the header share addresses the main route like any request.
+    if !tag_header_routing && !f.arrivals.headers.is_empty() {
+        warnings.push(
+            "arrivals.headers has no effect: tag-header-based routing is off (service.tag_header_routing, config-features tag-header-based-routing), so a Knative-Serving-Tag header is ignored".to_string(),
+        );
     }
     // A gradual rollout starts when a new revision becomes the latest ready one.
     let changes_duration = timeline

@@ -545,5 +545,29 @@ data:
             "{:?}",
             s.warnings
         );
+        // A scripted scale with the autoscaler on, a header share without header routing, a
+        // Revision object the scenario does not run.
+        let stray = format!(
+            "{LIST}---\napiVersion: serving.knative.dev/v1\nkind: Revision\nmetadata: {{name: shop-00009}}\n"
+        );
+        let sc = format!(
+            "{SCENARIO}timeline:\n  - {{at: 5s, scale: {{revision: shop-00001, pods: 4}}}}\n"
+        )
+        .replace(
+            "  poisson: {rate: 10}\n",
+            "  poisson: {rate: 10}\n  headers: {x: 0.1}\n",
+        );
+        let sc = sc.replace("arrivals:", "traffic: [{revisionName: shop-00001, percent: 90}, {latestRevision: true, percent: 10, tag: x}]\narrivals:");
+        let s = load(&[("list.yaml", &stray)], &sc, &[]).expect("valid");
+        let w = s.warnings.join("\n");
+        assert!(w.contains("timeline[0].scale (shop-00001 to 4 pods) lasts only until the autoscaler's next tick"), "{w}");
+        assert!(
+            w.contains("arrivals.headers has no effect: tag-header-based routing is off"),
+            "{w}"
+        );
+        assert!(
+            w.contains("list.yaml: Revision shop-00009 is not one of the scenario's revisions"),
+            "{w}"
+        );
     }
 }
