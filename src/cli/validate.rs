@@ -19,6 +19,16 @@ pub struct Args {
 
 /// A splitlab scenario (as opposed to a Knative manifest): a top-level `revisions:` key and no
 /// `apiVersion:`.
+/// A file of ConfigMaps (`kubectl get cm -o yaml`): every object is a `v1` `ConfigMap`.
+fn is_configmaps(name: &str, text: &str) -> bool {
+    crate::scenario::kube::read_objects(name, text).is_ok_and(|objs| {
+        !objs.is_empty()
+            && objs
+                .iter()
+                .all(|o| o.api_version == "v1" && o.kind == "ConfigMap")
+    })
+}
+
 fn is_scenario(text: &str) -> bool {
     let top_level = |key: &str| text.lines().any(|l| l.starts_with(key));
     top_level("revisions:") && !top_level("apiVersion:")
@@ -66,6 +76,23 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        if is_configmaps(&name, &text) {
+            // Knative's parsing and validation of config-autoscaler, config-defaults,
+            // config-features and config-network.
+            match crate::scenario::configmap::read_configmaps(&[(name.clone(), text)]) {
+                Ok(c) => {
+                    for w in &c.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    say!("ok: {name}")?
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    failed = true;
+                }
+            }
+            continue;
+        }
         if is_scenario(&text) {
             match super::run::load(path, &[]) {
                 Ok(scenario) => {

@@ -165,5 +165,26 @@ fn validate_reads_kubectl_lists() {
         "list.yaml:115:42: Revision default/hello-00001: invalid value: ten: metadata.annotations.autoscaling.knative.dev/max-scale",
         "validate",
     );
+    // ConfigMaps: Knative's parsing and validation, with the unmodelled keys as warnings.
+    let out = splitlab(&[
+        "validate",
+        "scenarios/knative/config-autoscaler.yaml",
+        "scenarios/knative/config-network-features.yaml",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "ok: scenarios/knative/config-autoscaler.yaml\nok: scenarios/knative/config-network-features.yaml\n"
+    );
+    assert!(text(&out.stderr).contains("ingress-class"));
+    let cm = std::fs::read_to_string("scenarios/knative/config-defaults.yaml").expect("fixture");
+    let bad = dir.join("config-defaults.yaml");
+    std::fs::write(&bad, cm.replace("\"120\"", "\"900\"")).expect("write");
+    let out = splitlab(&["validate", bad.to_str().expect("utf-8")]);
+    assert_clear_error(
+        &out,
+        "config-defaults.yaml:9:29: data.revision-timeout-seconds: config-defaults: revision-timeout-seconds (900) cannot be greater than max-revision-timeout-seconds (600)",
+        "validate ConfigMap",
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
