@@ -1498,7 +1498,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         revisions[r].created_at = Some(at);
     }
     let timeline: Vec<TimelineEvent> = events.into_iter().map(|(_, e)| e).collect();
-    no_effect_warnings(
+    warnings.extend(no_effect_warnings(
         &f,
         &revisions,
         &timeline,
@@ -1506,8 +1506,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         rollout_duration_secs,
         tag_header_routing,
         duration,
-        &mut warnings,
-    );
+    ));
     if let Some(info) = &manifest {
         for name in info.revisions.keys().filter(|n| !index_of.contains_key(*n)) {
             warnings.push(format!(
@@ -1641,8 +1640,8 @@ fn no_effect_warnings(
     rollout_secs: i64,
     tag_header_routing: bool,
     duration: SimDuration,
-    warnings: &mut Vec<String>,
-) {
+) -> Vec<String> {
+    let mut warnings = Vec::new();
     // A revision the timeline creates starts at its initial scale when the autoscaler is on
     // (`Kpa::created`): its scripted pods are not used.
     if autoscaler.enabled {
@@ -1703,6 +1702,7 @@ fn no_effect_warnings(
             }
         }
     }
+    warnings
 }
 
 /// config-autoscaler with Knative's defaults (datapath.md (b)); ranges as Knative validates
