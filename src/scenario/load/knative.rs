@@ -126,13 +126,17 @@ pub(super) fn load_manifest(
         .via_field("annotations")
         .via_field("metadata")
     {
-        let leaf = e.merged().into_iter().next().unwrap_or_else(|| e.clone());
-        let key = leaf
-            .message
-            .split('"')
-            .nth(1)
-            .map(|k| format!("metadata.annotations.{k}"))
-            .unwrap_or_else(|| "metadata.annotations".to_string());
+        // Point at the first such annotation's value.
+        let key = info
+            .manifest
+            .meta
+            .annotations
+            .keys()
+            .find(|k| k.starts_with(GROUP))
+            .map_or_else(
+                || "metadata.annotations".to_string(),
+                |k| format!("metadata.annotations.{k}"),
+            );
         return Err(info.err(&info.manifest, &key, e.to_string()));
     }
     Ok(info)
