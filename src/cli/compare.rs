@@ -74,13 +74,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .map(|s| parse_grid_set(s))
         .collect::<Result<Vec<_>, _>>()?;
     let grid = expand_grid(&sets)?;
+    // A scenario warning (a setting without effect) usually holds for every setting: say it
+    // once, naming the first setting it came from.
+    let mut scenario_warned = BTreeSet::new();
     let settings = grid
         .iter()
         .map(|setting| {
             let scenario = super::run::load(&args.scenario, &setting.set_args())
                 .with_context(|| format!("setting {}", setting.label))?;
             for w in &scenario.warnings {
-                eprintln!("warning: setting {}: {w}", setting.label);
+                if scenario_warned.insert(w.clone()) {
+                    eprintln!("warning: setting {}: {w}", setting.label);
+                }
             }
             Ok(Loaded {
                 label: setting.label.clone(),

@@ -4,7 +4,8 @@
 //! Owns: the scenario file format (its field names are the contract `--set` paths use), its
 //! defaults, every semantic check (names, ranges, distributions, Knative's traffic validation,
 //! revision and tag references, the timeline), reading the files a scenario refers to (a
-//! Knative manifest, trace and latency CSVs) through the caller's `resolve`, and errors that
+//! Knative manifest or kubectl List, the cluster's ConfigMaps, trace and latency CSVs) through
+//! the caller's `resolve`, and errors that
 //! name the file, line:column (or the `--set` that produced the value), the field path, the
 //! bad value and what is allowed.
 //!
