@@ -528,6 +528,7 @@ impl<'a> Control<'a> {
                 self.control.set_rollout_duration(*secs);
                 self.reconcile();
             }
+            Action::SetFailure { .. } => {}
         }
     }
 

@@ -5,6 +5,7 @@
 //! names of the file are those of `ScenarioFile` and are what `--set PATH=VALUE` addresses.
 
 use crate::model::dist::Dist;
+use crate::model::failure::FailureSpec;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::pick::PickerKind;
 use crate::routing::TrafficTarget;
@@ -96,6 +97,8 @@ pub struct RevisionSpec {
     pub min_scale: Option<u32>,
     pub max_scale: Option<u32>,
     pub initial_scale: Option<u32>,
+    /// How it fails (`failure:`; the default is healthy). A timeline `failure` event replaces it.
+    pub failure: FailureSpec,
 }
 
 /// The Knative Pod Autoscaler.
@@ -133,6 +136,11 @@ pub enum Action {
     Scale { revision: usize, pods: u32 },
     /// Change the rollout duration (whole seconds; 0 disables).
     SetRolloutDuration { secs: i64 },
+    /// Replace a revision's failure settings from now on.
+    SetFailure {
+        revision: usize,
+        failure: FailureSpec,
+    },
 }
 
 /// Where requests come from.

@@ -1,5 +1,5 @@
 //! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`),
-//! `splitlab compare` (`compare`), `splitlab diff` (`diff`), the live mode on loopback (`live`) and the simulator on every shipped
+//! `splitlab compare` (`compare`), `splitlab diff` (`diff`), failing revisions (`failures`), the live mode on loopback (`live`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
 mod charts;
@@ -7,5 +7,6 @@ mod cli;
 mod common;
 mod compare;
 mod diff;
+mod failures;
 mod live;
 mod scenarios;
