@@ -148,3 +148,179 @@ pub(super) fn failure_spec(
         .transpose()?;
     Ok(spec)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::dist::Dist;
+    use crate::model::failure::{FailureSpec, LatencyFault};
+    use crate::model::time::SimDuration;
+    use crate::scenario::load::load_scenario;
+    use crate::scenario::spec::Action;
+    use crate::scenario::yaml::SourcePos;
+
+    /// Two revisions; `v2`'s failure block and a timeline follow at the marked lines.
+    fn text(failure: &str, timeline: &str) -> String {
+        format!(
+            "name: f\nduration: 60s\nservice:\n  name: hello\nrevisions:\n  - name: v1\n    service_time: {{constant: 10ms}}\n\
+             \x20 - name: v2\n    service_time: {{constant: 10ms}}\n    failure: {failure}\n\
+             traffic:\n  - revisionName: v1\n    percent: 100\n{timeline}arrivals:\n  poisson: {{rate: 10}}\n"
+        )
+    }
+
+    fn load(text: &str) -> Result<crate::scenario::Scenario, super::ScenarioError> {
+        load_scenario("f.yaml", text, &[], &|p| Err(format!("{p}: no such file")))
+    }
+
+    #[test]
+    fn a_failure_block_becomes_the_revisions_settings() {
+        let ms = SimDuration::from_millis;
+        let table = [
+            // Absent keys are healthy; the status defaults to 500.
+            ("{}", FailureSpec::default()),
+            (
+                "{error_rate: 0.25, error_status: 503}",
+                FailureSpec {
+                    error_rate: 0.25,
+                    error_status: 503,
+                    ..Default::default()
+                },
+            ),
+            (
+                "{latency: {multiplier: 2.5, add: {constant: 40ms}}, crash_loop: true}",
+                FailureSpec {
+                    latency: Some(LatencyFault {
+                        multiplier: 2.5,
+                        added: Some(Dist::constant(ms(40)).expect("valid")),
+                    }),
+                    crash_loop: true,
+                    ..Default::default()
+                },
+            ),
+            // A multiplier alone; the added distribution alone defaults the multiplier to 1.
+            (
+                "{latency: {add: {constant: 5ms}}, ready_before_serving: 1500ms}",
+                FailureSpec {
+                    latency: Some(LatencyFault {
+                        multiplier: 1.0,
+                        added: Some(Dist::constant(ms(5)).expect("valid")),
+                    }),
+                    ready_before_serving: ms(1500),
+                    ..Default::default()
+                },
+            ),
+            (
+                "{crash_after: {exponential: {mean: 30s}}}",
+                FailureSpec {
+                    crash_after: Some(Dist::exponential(ms(30_000)).expect("valid")),
+                    ..Default::default()
+                },
+            ),
+        ];
+        for (block, want) in table {
+            let s = load(&text(block, "")).unwrap_or_else(|e| panic!("{block}: {e}"));
+            assert_eq!(s.revisions[1].failure, want, "{block}");
+            assert!(s.revisions[0].failure.is_healthy());
+        }
+    }
+
+    #[test]
+    fn a_timeline_failure_event_names_its_revision_and_replaces_the_block() {
+        let s = load(&text(
+            "{error_rate: 0.1}",
+            "timeline:\n  - at: 30s\n    failure: {revision: v2, crash_loop: true}\n",
+        ))
+        .expect("valid");
+        assert_eq!(
+            s.timeline[0].action,
+            Action::SetFailure {
+                revision: 1,
+                failure: FailureSpec {
+                    crash_loop: true,
+                    ..Default::default()
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn bad_failure_settings_name_place_path_and_what_is_allowed() {
+        let pos = |line, column| Some(SourcePos { line, column });
+        // (failure block on line 10 from column 14, timeline, position, path, message fragment)
+        let cases: &[(&str, &str, Option<SourcePos>, &str, &str)] = &[
+            // A rate is a fraction.
+            (
+                "{error_rate: 1.5}",
+                "",
+                pos(10, 27),
+                "revisions[1].failure.error_rate",
+                "1.5 is not allowed; allowed: a fraction from 0 to 1",
+            ),
+            // An application error is a 5xx.
+            (
+                "{error_status: 404}",
+                "",
+                pos(10, 29),
+                "revisions[1].failure.error_status",
+                "404 is out of range; allowed: 500 to 599",
+            ),
+            // A latency fault says what it does.
+            (
+                "{latency: {}}",
+                "",
+                pos(10, 24),
+                "revisions[1].failure.latency",
+                "an empty latency fault; allowed: multiplier, add or both",
+            ),
+            (
+                "{latency: {multiplier: -1}}",
+                "",
+                pos(10, 37),
+                "revisions[1].failure.latency.multiplier",
+                "-1 is not allowed; allowed: a finite number >= 0",
+            ),
+            (
+                "{ready_before_serving: -1s}",
+                "",
+                pos(10, 37),
+                "revisions[1].failure.ready_before_serving",
+                "-1s is out of range; allowed: 0s to 3600s",
+            ),
+            (
+                "{crash_after: {exponential: {mean: 0s}}}",
+                "",
+                pos(10, 42),
+                "revisions[1].failure.crash_after.exponential",
+                "exponential mean 0s must be > 0s",
+            ),
+            // Unknown keys are refused.
+            (
+                "{error_rat: 0.1}",
+                "",
+                pos(10, 15),
+                "revisions[1].failure.error_rat",
+                "unknown field `error_rat`",
+            ),
+            // The event names a revision of the scenario.
+            (
+                "{}",
+                "timeline:\n  - at: 30s\n    failure: {revision: v3}\n",
+                pos(16, 25),
+                "timeline[0].failure.revision",
+                "unknown revision \"v3\"; allowed: a name from revisions: v1, v2",
+            ),
+            (
+                "{}",
+                "timeline:\n  - at: 30s\n    failure: {revision: v2, error_rate: -0.1}\n",
+                pos(16, 41),
+                "timeline[0].failure.error_rate",
+                "-0.1 is not allowed",
+            ),
+        ];
+        for (block, timeline, at, path, fragment) in cases {
+            let e = load(&text(block, timeline)).expect_err(block);
+            assert_eq!(e.path, *path, "{block}: {e}");
+            assert!(e.message.contains(fragment), "{block}: {}", e.message);
+            assert_eq!(e.pos, *at, "{block}: {e}");
+        }
+    }
+}
