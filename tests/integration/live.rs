@@ -818,3 +818,42 @@ fn live_pods_refuse_before_serving_and_crash_with_502s() {
         assert_eq!(rev["cost"]["peak_pods"], 3, "{v}");
     }
 }
+
+#[test]
+fn live_crash_loop_keeps_the_route_on_the_ready_revision_and_a_failure_event_applies_at_once() {
+    // hello-00002, created at 1 s, crash-loops: never Ready, so the configuration target stays
+    // on hello-00001 (its first restart, 10 s after the crash at 1.3 s, is past the run). At
+    // 4 s a timeline event makes hello-00001 answer every request with a 500.
+    let settings = [
+        "revisions=[{name: hello-00001, container_concurrency: 4, timeout: 5s, \
+         service_time: {constant: 20ms}, pods: 2}, {name: hello-00002, container_concurrency: 4, \
+         timeout: 5s, service_time: {constant: 20ms}, pods: 1, startup: {constant: 300ms}, \
+         failure: {crash_loop: true}}]",
+        "timeline=[{at: 1s, create_revision: hello-00002}, \
+         {at: 4s, failure: {revision: hello-00001, error_rate: 1}}]",
+        "traffic=[{latestRevision: true, percent: 100}]",
+        "duration=8s",
+        "arrivals={poisson: {rate: 50}}",
+    ];
+    let sim = summary(&smoke_with("run", "live-loop-sim", &settings, &[]));
+    let live = summary(&smoke_with(
+        "live",
+        "live-loop-live",
+        &settings,
+        &["--time-scale", "2"],
+    ));
+    for v in [&sim, &live] {
+        assert_eq!(rev_count(v, "hello-00002", "arrived"), 0, "{v}");
+        assert_eq!(v["revisions"]["hello-00002"]["pod_crashes"], 1, "{v}");
+        assert_eq!(v["revisions"]["hello-00002"]["max_ready_pods"], 0, "{v}");
+        let arrived = rev_count(v, "hello-00001", "arrived") as f64;
+        let errors = rev_count(v, "hello-00001", "app_error") as f64;
+        // Half the run, give or take the Poisson arrivals.
+        assert!((0.35..0.65).contains(&(errors / arrived)), "{v}");
+        assert_eq!(
+            rev_count(v, "hello-00001", "served") + rev_count(v, "hello-00001", "app_error"),
+            rev_count(v, "hello-00001", "arrived"),
+            "{v}"
+        );
+    }
+}
