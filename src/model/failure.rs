@@ -87,9 +87,14 @@ pub enum AppAnswer {
 }
 
 impl FailureSpec {
-    /// No failure at all: the callers skip every draw.
+    /// No failure at all (the error status does not matter then): the callers skip every draw.
     pub fn is_healthy(&self) -> bool {
-        *self == FailureSpec::default()
+        // Field by field, without building a default: it runs once per request.
+        self.error_rate <= 0.0
+            && self.latency.is_none()
+            && !self.crash_loop
+            && self.ready_before_serving <= SimDuration::ZERO
+            && self.crash_after.is_none()
     }
 
     /// The application's answer to one request: an error with probability `error_rate`. One
@@ -261,11 +266,57 @@ mod tests {
     #[test]
     fn healthy_is_the_default_only() {
         assert!(FailureSpec::default().is_healthy());
-        let f = FailureSpec {
-            error_rate: 0.1,
-            ..Default::default()
-        };
-        assert!(!f.is_healthy());
+        // (a setting, healthy): each failure kind on its own is not healthy.
+        let table = [
+            (
+                FailureSpec {
+                    error_status: 503,
+                    ..Default::default()
+                },
+                true,
+            ),
+            (
+                FailureSpec {
+                    error_rate: 0.1,
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                FailureSpec {
+                    crash_loop: true,
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                FailureSpec {
+                    ready_before_serving: secs(1),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                FailureSpec {
+                    crash_after: Some(Dist::constant(secs(1)).expect("valid")),
+                    ..Default::default()
+                },
+                false,
+            ),
+            (
+                FailureSpec {
+                    latency: Some(LatencyFault {
+                        multiplier: 1.0,
+                        added: None,
+                    }),
+                    ..Default::default()
+                },
+                false,
+            ),
+        ];
+        for (f, healthy) in table {
+            assert_eq!(f.is_healthy(), healthy, "{f:?}");
+        }
         let mut rng = stream(1, 0, Stream::FailureApp, 0);
         assert_eq!(
             FailureSpec::default().answer(&mut rng),
