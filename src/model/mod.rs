@@ -1,5 +1,5 @@
 //! Knative behaviour as state machines that take `now` and `rng` as arguments: arrivals,
-//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler.
+//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler, failing revisions.
 //!
 //! Must not: own the event loop or schedule events (that is `sim`), read clocks, or print.
 //! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
