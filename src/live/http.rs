@@ -37,6 +37,14 @@ pub const QUEUE_FULL_BODY: &str = "pending request queue full\n";
 pub const QP_TIMEOUT_BODY: &str = "request timeout";
 /// The activator's 504 at the revision timeout (`cmd/activator/main.go:232-247`).
 pub const ACTIVATOR_TIMEOUT_BODY: &str = "activator request timeout";
+/// A failing revision's application error (`model::failure`), with its `error_status`.
+pub const APP_ERROR_BODY: &str = "application error\n";
+/// The queue-proxy's 502 when its application does not accept the connection (not serving
+/// yet, or crashed): the reverse proxy's dial error as knative.dev/pkg `network.ErrorHandler`
+/// writes it (`err.Error()`), the user port being 8080.
+pub const QP_APP_REFUSED_BODY: &str = "dial tcp 127.0.0.1:8080: connect: connection refused";
+/// The queue-proxy's 502 for a request its application held when it crashed.
+pub const QP_APP_CRASHED_BODY: &str = "EOF";
 
 /// The largest request header section a server accepts (hyper answers 431 beyond it).
 pub const MAX_HEADER_BYTES: usize = 64 << 10;

@@ -37,8 +37,9 @@ use tokio::sync::Semaphore;
 
 use super::clock::Clock;
 use super::http::{
-    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER,
-    QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
+    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, APP_ERROR_BODY,
+    CLIENT_HEADER, QP_APP_CRASHED_BODY, QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY,
+    REVISION_HEADER, TAG_HEADER,
 };
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
@@ -130,7 +131,9 @@ impl Classifier {
 
 /// The outcome a response means (datapath.md (c)): 2xx served; 503 `pending request queue
 /// full`: the queue-proxy rejected it; 504 `activator request timeout` / `request timeout`:
-/// expired at the activator / the queue-proxy; anything else an error.
+/// expired at the activator / the queue-proxy; a 5xx with the application's error body: the
+/// application's error (`app_error`); 502 with the queue-proxy's dial or EOF error: its
+/// application was not listening or crashed (`bad_gateway`); anything else an error.
 pub fn outcome_of(status: StatusCode, body: &[u8]) -> Outcome {
     let body = body.strip_suffix(b"\n").unwrap_or(body);
     match status.as_u16() {
@@ -138,6 +141,10 @@ pub fn outcome_of(status: StatusCode, body: &[u8]) -> Outcome {
         503 if body == QUEUE_FULL_BODY.trim_end().as_bytes() => Outcome::RejectedQp,
         504 if body == ACTIVATOR_TIMEOUT_BODY.as_bytes() => Outcome::ExpiredActivator,
         504 if body == QP_TIMEOUT_BODY.as_bytes() => Outcome::ExpiredQp,
+        502 if body == QP_APP_REFUSED_BODY.as_bytes() || body == QP_APP_CRASHED_BODY.as_bytes() => {
+            Outcome::BadGateway
+        }
+        500..=599 if body == APP_ERROR_BODY.trim_end().as_bytes() => Outcome::AppError,
         _ => Outcome::Error,
     }
 }
@@ -664,6 +671,22 @@ mod tests {
             // Another 503 (an ingress with no healthy upstream) is not a QP rejection.
             (503, "no healthy upstream", Outcome::Error),
             (502, "dial tcp: connection refused", Outcome::Error),
+            // A failing revision's application error, whatever its status.
+            (500, "application error\n", Outcome::AppError),
+            (503, "application error\n", Outcome::AppError),
+            // The queue-proxy could not reach its application, or it crashed mid-request.
+            (
+                502,
+                "dial tcp 127.0.0.1:8080: connect: connection refused",
+                Outcome::BadGateway,
+            ),
+            (502, "EOF", Outcome::BadGateway),
+            // The gateway's own dial error to a pod is not the queue-proxy's.
+            (
+                502,
+                "dial tcp 127.0.0.1:4000: connection refused\n",
+                Outcome::Error,
+            ),
             (404, "", Outcome::Error),
         ];
         for (status, body, want) in table {

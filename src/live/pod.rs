@@ -14,6 +14,14 @@
 //!   scaled by the clock); the answer is `Hello <revision>!` with `Knative-Serving-Revision` and
 //!   `Knative-Serving-Pod` headers. `GET /healthz` with `K-Network-Probe: queue` answers `queue`.
 //!
+//! - A failing revision (`model::failure`, shared with the simulator): the settings in force
+//!   (`PodConfig::failure`, replaced by the control loop at a timeline `failure` event) make
+//!   the application answer a drawn share of requests with `error_status` and
+//!   `APP_ERROR_BODY` after their service time, and scale or lengthen the service time. Before
+//!   `serving_from` (`ready_before_serving`) and after `Pod::crash`, the application does not
+//!   accept connections: the queue-proxy answers 502 with its dial error at once, and a crash
+//!   ends what it holds (waiting or executing) with 502 `EOF`.
+//!
 //! A request whose handler is dropped (the client or the activator hung up) gives its place
 //! back: a drop guard forgets a waiting request and releases an executing one's slot, so slots
 //! never leak whatever way a request ends.
@@ -32,9 +40,11 @@ use tokio::sync::Notify;
 
 use super::clock::Clock;
 use super::http::{
-    full, set_header, text, Body, POD_HEADER, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
+    full, set_header, text, Body, APP_ERROR_BODY, POD_HEADER, QP_APP_CRASHED_BODY,
+    QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
 };
 use crate::model::dist::Dist;
+use crate::model::failure::{AppAnswer, FailureSpec};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::rng::StreamRng;
 use crate::model::time::SimTime;
@@ -57,6 +67,12 @@ pub struct PodConfig {
     pub rng: StreamRng,
     pub clock: Clock,
     pub on_queue: Option<QueueObserver>,
+    /// The revision's failure settings in force (shared by its pods; healthy by default).
+    pub failure: Arc<Mutex<FailureSpec>>,
+    /// The streams of its error and added-latency draws (`Stream::FailureApp`, `FailureLatency`).
+    pub failure_rngs: (StreamRng, StreamRng),
+    /// Scenario time from which its application accepts connections (`ready_before_serving`).
+    pub serving_from: SimTime,
 }
 
 struct QpState {
@@ -64,6 +80,7 @@ struct QpState {
     waiters: HashMap<u64, oneshot::Sender<()>>,
     next_id: u64,
     rng: StreamRng,
+    failure_rngs: (StreamRng, StreamRng),
     /// Processor sharing (cc 0): the jobs in service and how to wake each when it finishes.
     ps: Option<PsState>,
 }
@@ -83,12 +100,17 @@ struct PodShared {
     on_queue: Option<QueueObserver>,
     /// Wakes the processor-sharing driver when its set of jobs changed.
     ps_changed: Notify,
+    failure: Arc<Mutex<FailureSpec>>,
+    serving_from: SimTime,
+    /// Set when the application crashed: every request it holds or gets answers 502.
+    crashed: watch::Sender<bool>,
 }
 
 /// A running pod. Dropping it does not stop it; call `stop`.
 pub struct Pod {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,
+    shared: Arc<PodShared>,
 }
 
 impl Pod {
@@ -112,6 +134,7 @@ impl Pod {
                 waiters: HashMap::new(),
                 next_id: 0,
                 rng: config.rng,
+                failure_rngs: config.failure_rngs,
                 ps: config
                     .ps_cores
                     .filter(|_| config.cc == 0)
@@ -122,16 +145,26 @@ impl Pod {
             }),
             on_queue: config.on_queue,
             ps_changed: Notify::new(),
+            failure: config.failure,
+            serving_from: config.serving_from,
+            crashed: watch::channel(false).0,
         });
         let (stop, stopped) = watch::channel(false);
         if shared.lock().ps.is_some() {
             tokio::spawn(shared.clone().drive_ps(stopped.clone()));
         }
+        let handler = shared.clone();
         tokio::spawn(super::http::serve(listener, stopped, move |req| {
-            let shared = shared.clone();
+            let shared = handler.clone();
             async move { shared.handle(req).await }
         }));
-        Ok(Pod { addr, stop })
+        Ok(Pod { addr, stop, shared })
+    }
+
+    /// The application crashes: what the queue-proxy holds for it and every later request get
+    /// 502 (the pod is replaced by a new server when the kubelet restarts it).
+    pub fn crash(&self) {
+        self.shared.crashed.send_replace(true);
     }
 
     /// Stops accepting connections; open connections finish the request they carry and close.
@@ -282,14 +315,12 @@ impl PodShared {
     /// Serves a request on the processor-sharing application: it starts at once, and finishes
     /// when the shared cores have done its work, or gets 504 at the revision timeout.
     async fn serve_ps(&self, deadline: tokio::time::Instant) -> Response<Body> {
-        let (id, rx) = {
+        let (id, rx, answer) = {
             let mut st = self.lock();
             let id = st.next_id;
             st.next_id += 1;
-            let work_s = {
-                let QpState { rng, .. } = &mut *st;
-                self.service_time.sample(rng).as_secs_f64()
-            };
+            let (work, answer) = self.draw_service(&mut st);
+            let work_s = work.as_secs_f64();
             let now_s = self.clock.now().as_secs_f64();
             let ps = st
                 .ps
@@ -298,7 +329,7 @@ impl PodShared {
             ps.server.start(now_s, id, work_s);
             let (tx, rx) = oneshot::channel();
             ps.finishing.insert(id, tx);
-            (id, rx)
+            (id, rx, answer)
         };
         self.ps_changed.notify_one();
         let mut guard = Guard {
@@ -309,7 +340,7 @@ impl PodShared {
             // The driver already took it out of service.
             Ok(Ok(())) => {
                 guard.place = Place::Done;
-                self.hello()
+                self.answer(answer)
             }
             _ => {
                 drop(guard);
@@ -343,6 +374,48 @@ impl PodShared {
         if req.uri().path() == "/healthz" && req.headers().contains_key("k-network-probe") {
             return text(StatusCode::OK, "queue");
         }
+        let mut crashed = self.crashed.subscribe();
+        if *crashed.borrow() || self.clock.now() < self.serving_from {
+            // Nothing listens on the user port: the reverse proxy's dial is refused.
+            return self.stamp(text(StatusCode::BAD_GATEWAY, QP_APP_REFUSED_BODY));
+        }
+        tokio::select! {
+            resp = self.queue_and_serve() => resp,
+            // Dropping the request's future releases its place (its guard).
+            _ = crashed.wait_for(|c| *c) => {
+                self.stamp(text(StatusCode::BAD_GATEWAY, QP_APP_CRASHED_BODY))
+            }
+        }
+    }
+
+    /// The application's answer to a request whose service ended: served, or its error.
+    fn answer(&self, answer: AppAnswer) -> Response<Body> {
+        match answer {
+            AppAnswer::Serve => self.hello(),
+            AppAnswer::Error(status) => self.stamp(text(
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                APP_ERROR_BODY,
+            )),
+        }
+    }
+
+    /// A service time drawn on `rng`, under the failure settings in force, and the application's
+    /// answer (`model::failure`).
+    fn draw_service(&self, st: &mut QpState) -> (crate::model::time::SimDuration, AppAnswer) {
+        let base = self.service_time.sample(&mut st.rng);
+        let failure = self
+            .failure
+            .lock()
+            .expect("failure lock is never poisoned: no code panics while holding it");
+        if failure.is_healthy() {
+            return (base, AppAnswer::Serve);
+        }
+        let (app_rng, latency_rng) = &mut st.failure_rngs;
+        let work = failure.service_time(base, latency_rng);
+        (work, failure.answer(app_rng))
+    }
+
+    async fn queue_and_serve(&self) -> Response<Body> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut guard = Guard {
             pod: self,
@@ -366,9 +439,9 @@ impl PodShared {
                 }
             }
         }
-        let work = {
+        let (work, answer) = {
             let mut st = self.lock();
-            self.service_time.sample(&mut st.rng)
+            self.draw_service(&mut st)
         };
         let done = tokio::time::Instant::now() + self.clock.wall(work);
         if done > deadline {
@@ -378,7 +451,7 @@ impl PodShared {
         }
         tokio::time::sleep_until(done).await;
         drop(guard);
-        self.hello()
+        self.answer(answer)
     }
 
     /// The application's answer.
@@ -440,6 +513,12 @@ mod tests {
                 rng: stream(1, 0, Stream::ServiceTime, 0),
                 clock: Clock::start(1.0),
                 on_queue: None,
+                failure: Default::default(),
+                failure_rngs: (
+                    stream(1, 0, Stream::FailureApp, 0),
+                    stream(1, 0, Stream::FailureLatency, 0),
+                ),
+                serving_from: SimTime::ZERO,
             })
             .await
             .expect("the pod starts");

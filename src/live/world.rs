@@ -10,6 +10,12 @@
 //! Requests travel for real: the load generator (`live::load`) sends them to the gateway
 //! (`live::gateway`), which proxies them to pod servers (`live::pod`).
 //!
+//! Failing revisions (`model::failure`) as in the simulator: each revision's settings in force
+//! are shared with its pod servers (a timeline `failure` event replaces them), which answer
+//! application errors, serve slower, refuse requests before their application serves, and
+//! crash; the control loop crashes pods (`crash_after`, `crash_loop`), drains them out of the
+//! endpoints and restarts them after Kubernetes' back-off with a new server.
+//!
 //! What differs from the simulator, by construction: real sockets add latency (tens to hundreds
 //! of microseconds on loopback) and the OS scheduler adds jitter. A pod "serves" by waiting:
 //! a service time, or for a processor-sharing application (`app: processor_sharing`) until the
@@ -30,6 +36,7 @@ use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, 
 use super::pod::{Pod, PodConfig};
 use crate::model::activator::Throttler;
 use crate::model::arrival::ArrivalGen;
+use crate::model::failure::{FailureSpec, RestartBackOff};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Roster};
@@ -78,16 +85,48 @@ enum Ev {
     PodK8sReady(u32),
     PodLeavesEndpoints(u32),
     IngressProgrammed(u64),
-    SksApply { rev: u32, serve: bool, gen: u32 },
+    SksApply {
+        rev: u32,
+        serve: bool,
+        gen: u32,
+    },
     Reconcile,
     MetricsTick,
     DeciderTick,
+    /// The pod's application crashes, if it is still due then (`PodLife::crash_at`).
+    PodCrash(u32),
+    /// A crashed pod leaves the endpoints, unless it restarted meanwhile.
+    CrashedLeavesEndpoints {
+        pod: u32,
+        incarnation: u32,
+    },
+    /// The kubelet restarts the crashed container.
+    PodRestart {
+        pod: u32,
+        incarnation: u32,
+    },
 }
 
 struct Rev {
     /// Its pods' lifecycle, changed by `Control::roster`.
     pods: RevisionPods,
     kpa: Kpa,
+    /// The failure settings in force, shared with its pod servers.
+    failure: Arc<Mutex<FailureSpec>>,
+    /// When its containers crash (`Stream::FailurePod`).
+    crash_rng: StreamRng,
+}
+
+/// What the control loop keeps per pod for crashes and restarts.
+#[derive(Clone, Copy, Debug, Default)]
+struct PodLife {
+    /// When its application crashes, if it does.
+    crash_at: Option<SimTime>,
+    /// When its container (re)started, for the back-off's reset.
+    started: SimTime,
+    backoff: RestartBackOff,
+    /// Bumped at each crash and restart: removals and restarts of an earlier one are stale.
+    incarnation: u32,
 }
 
 impl AsMut<RevisionPods> for Rev {
@@ -107,6 +146,8 @@ struct Control<'a> {
     roster: Roster,
     /// Each pod's server once its app is up, by pod id (one pushed per `Roster::add_pod`).
     servers: Vec<Option<Pod>>,
+    /// Each pod's crashes and restarts, by pod id.
+    lives: Vec<PodLife>,
     control: RouteControl,
     rev_index: BTreeMap<String, u32>,
     tags: Vec<String>,
@@ -243,6 +284,8 @@ impl<'a> Control<'a> {
             .map(|(i, r)| Rev {
                 pods: RevisionPods::new(seed, 0, i),
                 kpa: Kpa::new(&s.autoscaler.config, r),
+                failure: Arc::new(Mutex::new(r.failure.clone())),
+                crash_rng: stream(seed, 0, Stream::FailurePod, i as u64),
             })
             .collect();
         Control {
@@ -254,6 +297,7 @@ impl<'a> Control<'a> {
             revs,
             roster: Roster::new(),
             servers: Vec::new(),
+            lives: Vec::new(),
             control: RouteControl::new(&s.service, &s.traffic),
             rev_index: s
                 .revisions
@@ -350,6 +394,21 @@ impl<'a> Control<'a> {
             Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
+            Ev::PodCrash(pod) => {
+                if self.lives[pod as usize].crash_at == Some(self.now) {
+                    self.crash(pod);
+                }
+            }
+            Ev::CrashedLeavesEndpoints { pod, incarnation } => {
+                if self.lives[pod as usize].incarnation == incarnation {
+                    self.on_pod_leaves_endpoints(pod);
+                }
+            }
+            Ev::PodRestart { pod, incarnation } => {
+                if self.lives[pod as usize].incarnation == incarnation {
+                    self.restart(pod);
+                }
+            }
             Ev::IngressProgrammed(gen) => {
                 if self.control.is_new(gen) {
                     self.apply_programming(gen);
@@ -528,6 +587,21 @@ impl<'a> Control<'a> {
                 self.control.set_rollout_duration(*secs);
                 self.reconcile();
             }
+            Action::SetFailure { revision, failure } => {
+                // The pods see the new settings at their next request; serving containers draw
+                // their crash anew (as in the simulator).
+                let r = &mut self.revs[*revision];
+                *r.failure.lock().expect("failure lock is never poisoned") = failure.clone();
+                let serving: Vec<u32> = self
+                    .roster
+                    .live_pods(&self.revs[*revision].pods)
+                    .into_iter()
+                    .filter_map(|(p, ready)| ready.then_some(p))
+                    .collect();
+                for pod in serving {
+                    self.draw_crash(pod, self.now);
+                }
+            }
         }
     }
 
@@ -556,6 +630,10 @@ impl<'a> Control<'a> {
             for _ in live.len() as u32..target {
                 let id = self.roster.add_pod(&mut self.revs, rev);
                 self.servers.push(None);
+                self.lives.push(PodLife {
+                    started: self.now,
+                    ..Default::default()
+                });
                 if at_start {
                     self.on_pod_ready(id).await;
                 } else {
@@ -585,6 +663,13 @@ impl<'a> Control<'a> {
 
     fn on_pod_leaves_endpoints(&mut self, pod: u32) {
         let rev = self.roster.leaves_endpoints(&mut self.revs, pod);
+        self.server_leaves(rev, pod);
+        self.reslice(rev);
+        self.report_ready(rev);
+    }
+
+    /// The pod's server stops and leaves the gateway's endpoints.
+    fn server_leaves(&mut self, rev: u32, pod: u32) {
         if let Some(server) = &self.servers[pod as usize] {
             let addr = server.addr;
             server.stop();
@@ -593,7 +678,73 @@ impl<'a> Control<'a> {
             drop(st);
             self.gateway.pool.forget(addr);
         }
+    }
+
+    /// Under `crash_after`, when the pod's application, serving from `from`, crashes.
+    fn draw_crash(&mut self, pod: u32, from: SimTime) {
+        let rev = self.roster.pod(pod).rev as usize;
+        let r = &mut self.revs[rev];
+        let crash_at = r
+            .failure
+            .lock()
+            .expect("failure lock is never poisoned")
+            .crash_at(from, &mut r.crash_rng);
+        self.lives[pod as usize].crash_at = crash_at;
+        if let Some(at) = crash_at {
+            self.schedule(at, Ev::PodCrash(pod));
+        }
+    }
+
+    /// The pod's container crashes (as `sim::world::World::crash`): its server answers 502 to
+    /// what it holds and gets, it drains out of the endpoints, and the kubelet restarts it
+    /// after its back-off.
+    fn crash(&mut self, pod: u32) {
+        let Some(was_ready) = self.roster.crash(&mut self.revs, pod) else {
+            return;
+        };
+        let rev = self.roster.pod(pod).rev;
+        if let Some(server) = &self.servers[pod as usize] {
+            server.crash();
+        }
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            rec.pod_crashed(self.clock.now(), rev as usize);
+        }
+        let life = &mut self.lives[pod as usize];
+        life.crash_at = None;
+        life.incarnation = life.incarnation.wrapping_add(1);
+        let incarnation = life.incarnation;
+        let delay = life.backoff.crashed(life.started, self.now);
+        if was_ready {
+            let removal = self.revs[rev as usize]
+                .pods
+                .sample(&self.s.endpoint_removal_delay);
+            self.schedule(
+                self.now + removal,
+                Ev::CrashedLeavesEndpoints { pod, incarnation },
+            );
+        }
+        self.schedule(self.now + delay, Ev::PodRestart { pod, incarnation });
+        self.report_ready(rev);
+    }
+
+    /// The kubelet restarts the crashed container: a new server once its start-up is over.
+    fn restart(&mut self, pod: u32) {
+        let Some(rev) = self.roster.restart(&mut self.revs, pod) else {
+            return;
+        };
+        self.server_leaves(rev, pod);
+        self.servers[pod as usize] = None;
+        let life = &mut self.lives[pod as usize];
+        life.incarnation = life.incarnation.wrapping_add(1);
+        life.started = self.now;
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            rec.pod_restarted(self.clock.now(), rev as usize);
+        }
         self.reslice(rev);
+        let delay = self.revs[rev as usize]
+            .pods
+            .sample(&self.s.revisions[rev as usize].startup);
+        self.schedule(self.now + delay, Ev::PodReady(pod));
         self.report_ready(rev);
     }
 
@@ -603,6 +754,25 @@ impl<'a> Control<'a> {
         if state != PodState::Starting {
             return;
         }
+        let (crash_loop, ready_before) = {
+            let f = self.revs[rev as usize]
+                .failure
+                .lock()
+                .expect("failure lock is never poisoned");
+            (f.crash_loop, f.ready_before_serving)
+        };
+        if crash_loop && self.now > SimTime::ZERO {
+            // A crash loop: the container exits as its start-up completes, never Ready.
+            self.crash(pod);
+            return;
+        }
+        // Pods running at t = 0 serve already.
+        let serving_from = if self.now > SimTime::ZERO {
+            self.now + ready_before
+        } else {
+            self.now
+        };
+        let incarnation = u64::from(self.lives[pod as usize].incarnation);
         let spec = &self.s.revisions[rev as usize];
         let (workers, ps_cores) = match spec.app {
             AppModel::Workers(n) => (n, None),
@@ -633,6 +803,16 @@ impl<'a> Control<'a> {
             ),
             clock: self.clock,
             on_queue: Some(on_queue),
+            failure: self.revs[rev as usize].failure.clone(),
+            // Per pod and container start, like the service times.
+            failure_rngs: {
+                let index = u64::from(rev) * 1000 + u64::from(pod) + (incarnation << 32);
+                (
+                    stream(self.s.seed, 0, Stream::FailureApp, index),
+                    stream(self.s.seed, 0, Stream::FailureLatency, index),
+                )
+            },
+            serving_from,
         };
         let server = match Pod::start(config).await {
             Ok(p) => p,
@@ -649,6 +829,7 @@ impl<'a> Control<'a> {
         self.roster.app_ready(pod).expect(
             "still Starting: only this control loop changes pods, and it was awaiting the server",
         );
+        self.draw_crash(pod, serving_from);
         if self.now == SimTime::ZERO {
             self.on_pod_healthy(pod);
             self.on_pod_k8s_ready(pod);
@@ -706,8 +887,12 @@ impl<'a> Control<'a> {
     }
 
     fn report_ready(&self, rev: u32) {
-        let ready = self.revs[rev as usize].pods.ready_pods();
-        self.gauge(rev as usize, Gauge::ReadyPods, u64::from(ready));
+        let pods = &self.revs[rev as usize].pods;
+        self.gauge(rev as usize, Gauge::ReadyPods, u64::from(pods.ready_pods()));
+        let now = self.clock.now();
+        if let Some(rec) = lock(&self.books).recorder.as_mut() {
+            rec.pods(now, rev as usize, u64::from(pods.live_count()));
+        }
     }
 
     // ------------------------------------------------------------ the autoscaler

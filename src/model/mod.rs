@@ -1,5 +1,5 @@
 //! Knative behaviour as state machines that take `now` and `rng` as arguments: arrivals,
-//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler.
+//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler, failing revisions.
 //!
 //! Must not: own the event loop or schedule events (that is `sim`), read clocks, or print.
 //! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
@@ -9,6 +9,7 @@ pub mod activator;
 pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
+pub mod failure;
 pub mod queue_proxy;
 pub mod revision;
 pub mod rng;

@@ -247,6 +247,7 @@ mod tests {
             .expect("valid"),
             created_at: None,
             autoscaling: Default::default(),
+            failure: Default::default(),
         };
         let mut kpa = Kpa::new(&AutoscalerConfig::default(), &spec);
         // (step, referenced by a route, reachable after)

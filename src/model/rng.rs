@@ -13,6 +13,7 @@ pub type StreamRng = Pcg64Mcg;
 
 /// Stream identifiers. New streams get new numbers; existing numbers never change meaning.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
 pub enum Stream {
     Arrivals = 1,
     Routing = 2,
@@ -23,6 +24,13 @@ pub enum Stream {
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.
     Startup = 17,
+    /// Per revision (sim) or per pod (live): whether the application answers a request with an
+    /// error (`model::failure`). Far above the per-revision streams so no index reaches them.
+    FailureApp = 1 << 32,
+    /// Per revision or pod: the added latency of a slow revision.
+    FailureLatency = (1 << 32) + 1,
+    /// Per revision or pod: when containers crash.
+    FailurePod = 1 << 33,
 }
 
 /// The generator for `stream` (plus `index`, e.g. a revision index, for per-entity streams).

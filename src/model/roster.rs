@@ -21,9 +21,11 @@
 //! from the revision's start-up stream, so their draw order is the caller's order of calls.
 //!
 //! Invariants: pod ids are dense, in creation order (a caller's per-pod table indexed by id stays
-//! in step by pushing one entry per `add_pod`); a pod's state only moves forward; a pod is in its
-//! revision's endpoints iff it is k8s-ready; `draining` counts the terminating pods among the
-//! endpoints, so `ready_pods` (endpoints minus draining) never underflows; `healthy` is sorted
+//! in step by pushing one entry per `add_pod`); a pod's state only moves forward, except that a
+//! crash takes a Starting or Ready pod to Crashed and the kubelet's restart takes it back to
+//! Starting (`model::failure`); a pod is in its revision's endpoints iff it is k8s-ready;
+//! `draining` counts the terminating and crashed pods among the endpoints, so `ready_pods`
+//! (endpoints minus draining) never underflows; `healthy` is sorted
 //! (upstream sorts by `ip:port`) and holds only pods that were Ready when found healthy.
 
 use crate::model::dist::Dist;
@@ -39,6 +41,10 @@ pub enum PodState {
     Starting,
     /// Its app is ready (readiness probe passes); it may be activator-healthy and k8s-ready.
     Ready,
+    /// Its container crashed (`model::failure`): not ready, but still a pod of the revision (it
+    /// counts as live, not ready) waiting for the kubelet to restart the container. A pod that
+    /// was Ready stays in the endpoints until its removal delay has passed.
+    Crashed,
     /// Scaled down: no longer counted as live or ready. A pod that was Ready stays in the
     /// endpoints until its removal delay has passed.
     Terminating,
@@ -66,8 +72,10 @@ pub struct RevisionPods {
     /// Kubernetes-ready pods, in the order they became ready: the Serve-mode endpoints. It still
     /// holds terminating pods until the endpoints propagation delay has passed.
     endpoints: Vec<u32>,
-    /// Terminating pods still in `endpoints`: not counted as ready.
+    /// Terminating (and crashed) pods still in `endpoints`: not counted as ready.
     draining: u32,
+    /// Pods not terminating (starting, ready or crashed): what the revision pays for.
+    live: u32,
     /// Activator-healthy pods, sorted.
     healthy: Vec<u32>,
     /// Start-up, endpoint removal and kubelet delays.
@@ -85,6 +93,7 @@ impl RevisionPods {
             pods: Vec::new(),
             endpoints: Vec::new(),
             draining: 0,
+            live: 0,
             healthy: Vec::new(),
             startup_rng: stream(seed, replication, Stream::Startup, index as u64),
         }
@@ -115,6 +124,12 @@ impl RevisionPods {
     #[inline]
     pub fn ready_pods(&self) -> u32 {
         self.endpoints.len() as u32 - self.draining
+    }
+
+    /// Pods not terminating, ready or not (what `Roster::live_pods` lists), without listing them.
+    #[inline]
+    pub fn live_count(&self) -> u32 {
+        self.live
     }
 
     /// One draw from `dist` on the revision's start-up stream.
@@ -161,7 +176,7 @@ impl Roster {
             .pods
             .iter()
             .filter_map(|&p| match self.pods[p as usize].state {
-                PodState::Starting => Some((p, false)),
+                PodState::Starting | PodState::Crashed => Some((p, false)),
                 PodState::Ready => Some((p, true)),
                 PodState::Terminating => None,
             })
@@ -187,7 +202,9 @@ impl Roster {
             state: PodState::Starting,
             k8s_ready: false,
         });
-        revs[rev as usize].as_mut().pods.push(id);
+        let r = revs[rev as usize].as_mut();
+        r.pods.push(id);
+        r.live += 1;
         id
     }
 
@@ -201,11 +218,47 @@ impl Roster {
             return false;
         }
         let was_ready = p.state == PodState::Ready;
+        // A crashed pod still in the endpoints already drains, and its crash's removal is due.
+        let drains_now = p.k8s_ready && p.state != PodState::Crashed;
         p.state = PodState::Terminating;
+        let r = revs[p.rev as usize].as_mut();
+        r.live -= 1;
+        if drains_now {
+            r.draining += 1;
+        }
+        was_ready
+    }
+
+    /// The pod's container crashed (`model::failure`): a Ready pod stops counting as ready at
+    /// once but stays in the endpoints (draining) and in the activator's healthy set until the
+    /// caller's `leaves_endpoints` after the removal delay; a Starting pod (a crash loop) simply
+    /// waits for its restart. Returns whether it was Ready, i.e. whether it has endpoints to
+    /// leave; `None` if it was neither Starting nor Ready (crashed already, or terminating).
+    pub fn crash<R: AsMut<RevisionPods>>(&mut self, revs: &mut [R], pod: u32) -> Option<bool> {
+        let p = &mut self.pods[pod as usize];
+        let was_ready = match p.state {
+            PodState::Ready => true,
+            PodState::Starting => false,
+            PodState::Crashed | PodState::Terminating => return None,
+        };
+        p.state = PodState::Crashed;
         if p.k8s_ready {
             revs[p.rev as usize].as_mut().draining += 1;
         }
-        was_ready
+        Some(was_ready)
+    }
+
+    /// The kubelet restarts the crashed pod's container: Crashed -> Starting (it then starts up
+    /// and becomes ready as a new pod does). A pod still in the endpoints leaves them now (its
+    /// removal came later than the back-off; the caller ignores that removal when it comes).
+    /// Returns its revision, or `None` if it was not Crashed (e.g. terminated meanwhile).
+    pub fn restart<R: AsMut<RevisionPods>>(&mut self, revs: &mut [R], pod: u32) -> Option<u32> {
+        if self.pods[pod as usize].state != PodState::Crashed {
+            return None;
+        }
+        let rev = self.leaves_endpoints(revs, pod);
+        self.pods[pod as usize].state = PodState::Starting;
+        Some(rev)
     }
 
     /// `terminate`, and for a pod that was Ready the delay after which it leaves the endpoints
@@ -556,6 +609,49 @@ mod tests {
     }
 
     #[test]
+    fn a_crashed_pod_drains_then_restarts_as_a_starting_pod() {
+        let mut roster = created(1);
+        let (a, _) = ready_pod(&mut roster, 0, 1);
+        let (b, _) = ready_pod(&mut roster, 0, 1);
+        assert_eq!(roster.healthy(b), Some(0));
+        // Crashed: no longer ready, still an endpoint and healthy until its removal.
+        assert_eq!(roster.roster.crash(&mut roster.revs, b), Some(true));
+        assert_eq!(roster.roster.crash(&mut roster.revs, b), None, "once");
+        assert_eq!(roster.ready_pods(0), 1);
+        assert_eq!(roster.rev(0).endpoints(), &[a, b]);
+        // Still a pod of the revision: the autoscaler does not replace it.
+        assert_eq!(roster.live_pods(0), vec![(a, true), (b, false)]);
+        assert_eq!(roster.leaves_endpoints(b), 0);
+        assert!(roster.rev(0).healthy().is_empty());
+        assert_eq!(roster.rev(0).endpoints(), &[a]);
+        // The kubelet restarts it: Starting, then ready again as any pod.
+        assert_eq!(roster.roster.restart(&mut roster.revs, b), Some(0));
+        assert_eq!(roster.pod(b).state, PodState::Starting);
+        assert_eq!(roster.app_ready(b), Some(0));
+        assert!(roster.k8s_ready(b, |_| 1).is_some());
+        assert_eq!(roster.ready_pods(0), 2);
+        // A crash-looping pod crashes while Starting: nothing to leave.
+        let c = roster.add_pod(0);
+        assert_eq!(roster.roster.crash(&mut roster.revs, c), Some(false));
+        // A restart before the removal takes it out of the endpoints at once.
+        assert_eq!(roster.roster.crash(&mut roster.revs, a), Some(true));
+        assert_eq!(roster.roster.restart(&mut roster.revs, a), Some(0));
+        assert_eq!(roster.rev(0).endpoints(), &[b]);
+        assert_eq!(roster.ready_pods(0), 1);
+        // Terminating a crashed pod does not drain it twice.
+        assert_eq!(roster.roster.crash(&mut roster.revs, b), Some(true));
+        assert!(!roster.terminate(b));
+        assert_eq!(roster.ready_pods(0), 0);
+        roster.leaves_endpoints(b);
+        assert_eq!(roster.ready_pods(0), 0);
+        assert_eq!(
+            roster.roster.restart(&mut roster.revs, b),
+            None,
+            "terminated"
+        );
+    }
+
+    #[test]
     fn live_pods_are_starting_and_ready_ones_with_their_readiness() {
         let mut roster = created(2);
         let starting = roster.add_pod(0);
@@ -609,6 +705,8 @@ mod tests {
         Healthy(usize),
         Terminate(usize),
         LeavesEndpoints(usize),
+        Crash(usize),
+        Restart(usize),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -619,6 +717,8 @@ mod tests {
             any::<usize>().prop_map(Op::Healthy),
             any::<usize>().prop_map(Op::Terminate),
             any::<usize>().prop_map(Op::LeavesEndpoints),
+            any::<usize>().prop_map(Op::Crash),
+            any::<usize>().prop_map(Op::Restart),
         ]
     }
 
@@ -660,6 +760,19 @@ mod tests {
                         let pod = may_leave.swap_remove(i % may_leave.len());
                         roster.leaves_endpoints(pod);
                     }
+                    Op::Crash(i) if n > 0 => {
+                        let pod = (i % n) as u32;
+                        if roster.roster.crash(&mut roster.revs, pod) == Some(true) {
+                            may_leave.push(pod);
+                        }
+                    }
+                    Op::Restart(i) if n > 0 => {
+                        let pod = (i % n) as u32;
+                        if roster.roster.restart(&mut roster.revs, pod).is_some() {
+                            // Its pending removal is stale now (the caller ignores it).
+                            may_leave.retain(|&p| p != pod);
+                        }
+                    }
                     _ => {}
                 }
                 for rev in 0..2u32 {
@@ -672,7 +785,7 @@ mod tests {
                     prop_assert_eq!(&endpoints, &k8s);
                     let serving = k8s
                         .iter()
-                        .filter(|&&p| roster.pod(p).state != PodState::Terminating)
+                        .filter(|&&p| roster.pod(p).state == PodState::Ready)
                         .count();
                     prop_assert_eq!(r.ready_pods() as usize, serving);
                     prop_assert!(r.healthy().windows(2).all(|w| w[0] < w[1]));
@@ -684,6 +797,7 @@ mod tests {
                         })
                         .count();
                     prop_assert_eq!(live, not_terminating);
+                    prop_assert_eq!(r.live_count() as usize, live);
                 }
             }
         }

@@ -104,6 +104,9 @@ struct WindowRow {
     served: u64,
     rejected_qp: u64,
     expired: u64,
+    /// Application errors and queue-proxy 502s (0 in files written before these columns).
+    app_error: u64,
+    bad_gateway: u64,
     qp_queue: u64,
     activator_queue: u64,
     ready_pods: u64,
@@ -299,6 +302,7 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         "p99_ms",
     ])?;
     let has_desired = ts.has("desired_pods");
+    let has_failures = ts.has("app_error") && ts.has("bad_gateway");
     let mut revisions: Vec<String> = Vec::new();
     let mut windows: Vec<f64> = Vec::new();
     let mut cells: Vec<(usize, usize, WindowRow)> = Vec::new();
@@ -347,6 +351,16 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
             served: ts.need(record, "served")?,
             rejected_qp: ts.need(record, "rejected_qp")?,
             expired: ts.need(record, "expired")?,
+            app_error: if has_failures {
+                ts.need(record, "app_error")?
+            } else {
+                0
+            },
+            bad_gateway: if has_failures {
+                ts.need(record, "bad_gateway")?
+            } else {
+                0
+            },
             qp_queue: ts.need(record, "qp_queue")?,
             activator_queue: ts.need(record, "activator_queue")?,
             ready_pods: ts.need(record, "ready_pods")?,
@@ -771,21 +785,28 @@ where
 {
     // Per window, all revisions together, as rates.
     let per_s = 1.0 / data.window_s;
-    let sums: Vec<(f64, [f64; 3])> = data
+    let sums: Vec<(f64, [f64; 5])> = data
         .rows
         .iter()
         .zip(&data.windows)
         .map(|(w, &t)| {
-            let mut s = [0.0; 3];
+            let mut s = [0.0; 5];
             for row in w.iter().flatten() {
                 s[0] += row.served as f64 * per_s;
                 s[1] += row.rejected_qp as f64 * per_s;
                 s[2] += row.expired as f64 * per_s;
+                s[3] += row.app_error as f64 * per_s;
+                s[4] += row.bad_gateway as f64 * per_s;
             }
             (t, s)
         })
         .collect();
-    let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0) * 1.15;
+    // Headroom for the legend: one more line per failure outcome shown.
+    let failure_layers = (3..5)
+        .filter(|&k| sums.iter().any(|(_, s)| s[k] > 0.0))
+        .count();
+    let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0)
+        * (1.15 + 0.12 * failure_layers as f64);
     let mut chart = linear_chart(
         area,
         &data.title("outcomes"),
@@ -804,9 +825,22 @@ where
             "504 expired: activator and queue-proxy timeouts together",
             RGBColor(213, 94, 0),
         ),
+        (
+            "5xx app error: the application answered an error",
+            RGBColor(204, 121, 167),
+        ),
+        (
+            "502 bad gateway: app not listening yet, or crashed",
+            RGBColor(86, 180, 233),
+        ),
     ];
+    // Layers that never happen stay out of the legend (a healthy run reads as before).
+    let present = |k: usize| k < 3 || sums.iter().any(|(_, s)| s[k] > 0.0);
     // Draw the tallest stack first so each lower layer paints over it.
     for k in (0..layers.len()).rev() {
+        if !present(k) {
+            continue;
+        }
         let (label, c) = layers[k];
         let points: Vec<(f64, f64)> = steps(
             &sums

@@ -207,9 +207,14 @@ pub enum Metric {
     /// When the last rollout finished, in seconds. Undefined when no gradual rollout happened
     /// (rollout-duration 0 shifts at once and records none) or one was still going at the end.
     RolloutFinishedS,
+    /// Pod-seconds of all revisions together over the run (`summary.json` `cost.pod_seconds`).
+    PodSeconds,
+    /// The most pods of all revisions at once (`cost.peak_total_pods`): what a rollout needs
+    /// from a quota.
+    PeakTotalPods,
 }
 
-pub const METRICS: usize = 8;
+pub const METRICS: usize = 10;
 
 /// One run's value of every metric, indexed like `Metric::ALL`.
 pub type MetricValues = [Option<f64>; METRICS];
@@ -224,6 +229,8 @@ impl Metric {
         Metric::PeakActivatorQueue,
         Metric::MaxDesiredPods,
         Metric::RolloutFinishedS,
+        Metric::PodSeconds,
+        Metric::PeakTotalPods,
     ];
 
     /// The name in the CSV files.
@@ -237,6 +244,8 @@ impl Metric {
             Metric::PeakActivatorQueue => "peak_activator_queue",
             Metric::MaxDesiredPods => "max_desired_pods",
             Metric::RolloutFinishedS => "rollout_finished_s",
+            Metric::PodSeconds => "pod_seconds",
+            Metric::PeakTotalPods => "peak_total_pods",
         }
     }
 }
@@ -287,6 +296,8 @@ pub fn extract_metrics(report: &RunReport, first_event: Option<SimTime>) -> Metr
         Metric::PeakActivatorQueue => max_of(|r| r.peak_activator_queue),
         Metric::MaxDesiredPods => max_of(|r| r.max_desired_pods),
         Metric::RolloutFinishedS => rollout_finished(report).map(|t| t.as_secs_f64()),
+        Metric::PodSeconds => Some(report.cost().pod_seconds),
+        Metric::PeakTotalPods => Some(report.cost().peak_total_pods as f64),
     })
 }
 

@@ -162,7 +162,13 @@ impl RunSummary {
         })?;
         let mut outcomes = [0; OUTCOMES.len()];
         for (count, name) in outcomes.iter_mut().zip(OUTCOMES) {
-            *count = f.count(requests, "requests", name)?;
+            // Summaries written before failing revisions existed have no such outcome: none.
+            let newer = matches!(name, "app_error" | "bad_gateway");
+            *count = if newer && requests.get(name).is_none() {
+                0
+            } else {
+                f.count(requests, "requests", name)?
+            };
         }
         let mut revisions = BTreeMap::new();
         for (name, rev) in f.object(&root, "", "revisions")? {
@@ -768,7 +774,7 @@ mod tests {
     }
 
     /// A run whose revisions each served all they were routed, with one latency for all.
-    fn run(label: &str, routed: &[(&str, u64)], outcomes: [u64; 7]) -> RunSummary {
+    fn run(label: &str, routed: &[(&str, u64)], outcomes: [u64; 9]) -> RunSummary {
         let revisions = routed
             .iter()
             .map(|(name, n)| {
@@ -792,8 +798,8 @@ mod tests {
     }
 
     /// All served: the outcome counts of `n` requests that all succeeded.
-    fn served(n: u64) -> [u64; 7] {
-        [n, 0, 0, 0, 0, 0, 0]
+    fn served(n: u64) -> [u64; 9] {
+        [n, 0, 0, 0, 0, 0, 0, 0, 0]
     }
 
     fn golden() -> RunSummary {
@@ -916,7 +922,7 @@ mod tests {
             (
                 "outcome shift",
                 run("a", &[("a", 10_000)], served(10_000)),
-                run("b", &[("a", 10_000)], [9500, 500, 0, 0, 0, 0, 0]),
+                run("b", &[("a", 10_000)], [9500, 500, 0, 0, 0, 0, 0, 0, 0]),
                 vec![
                     ("outcome served", V::Differs),
                     ("outcome rejected_qp", V::Differs),
@@ -962,8 +968,8 @@ mod tests {
     #[test]
     fn identical_runs_have_every_row_within_noise() {
         let diff = diff_runs(&golden(), &golden(), Z999);
-        // 2 shares, 7 outcomes, 2 revisions × 4 latency statistics
-        assert_eq!(diff.rows.len(), 2 + 7 + 8);
+        // 2 shares, 9 outcomes, 2 revisions × 4 latency statistics
+        assert_eq!(diff.rows.len(), 2 + 9 + 8);
         for row in &diff.rows {
             assert_eq!(row.verdict, Verdict::Within, "{row:?}");
             assert_eq!(row.diff, Some(0.0), "{row:?}");
@@ -1131,7 +1137,7 @@ mod tests {
         assert!(share_c.ends_with("DIFFERS"), "{share_c}");
         assert_eq!(
             lines[lines.len() - 1],
-            "2 of 13 compared metrics differ beyond noise: share a, share c"
+            "2 of 15 compared metrics differ beyond noise: share a, share c"
         );
     }
 }

@@ -17,17 +17,26 @@ pub enum Outcome {
     ExpiredQp,
     /// The client gave up first.
     ClientCancelled,
-    /// Anything else (no route for the host, 502, connection error).
+    /// The application answered with an error status (a failing revision's `error_rate`): it
+    /// went back through the queue-proxy and the activator unchanged. Served-with-error, not
+    /// served.
+    AppError,
+    /// 502 from the queue-proxy: its application did not accept the connection (not serving
+    /// yet, `ready_before_serving`) or crashed while holding the request (`crash_after`).
+    BadGateway,
+    /// Anything else (no route for the host, no endpoint, a connection error).
     Error,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 8] = [
         Outcome::Served,
         Outcome::RejectedQp,
         Outcome::ExpiredActivator,
         Outcome::ExpiredQp,
         Outcome::ClientCancelled,
+        Outcome::AppError,
+        Outcome::BadGateway,
         Outcome::Error,
     ];
 
@@ -39,30 +48,36 @@ impl Outcome {
             Outcome::ExpiredActivator => "expired_activator",
             Outcome::ExpiredQp => "expired_qp",
             Outcome::ClientCancelled => "client_cancelled",
+            Outcome::AppError => "app_error",
+            Outcome::BadGateway => "bad_gateway",
             Outcome::Error => "errors",
         }
     }
 
-    /// The HTTP status a client sees (0: none, the client cancelled).
+    /// The HTTP status a client sees (0: none, the client cancelled). An application error is
+    /// shown as 500 whatever its `error_status` (the record keeps the outcome, not the status).
     pub fn status(self) -> u16 {
         match self {
             Outcome::Served => 200,
             Outcome::RejectedQp => 503,
             Outcome::ExpiredActivator | Outcome::ExpiredQp => 504,
             Outcome::ClientCancelled => 0,
-            Outcome::Error => 502,
+            Outcome::AppError => 500,
+            Outcome::BadGateway | Outcome::Error => 502,
         }
     }
 }
 
 /// The request counts of `summary.json` that account for every arrival, in file order: each
 /// outcome's name, then `in_flight_at_end`.
-pub const END_KEYS: [&str; 7] = [
+pub const END_KEYS: [&str; 9] = [
     Outcome::Served.name(),
     Outcome::RejectedQp.name(),
     Outcome::ExpiredActivator.name(),
     Outcome::ExpiredQp.name(),
     Outcome::ClientCancelled.name(),
+    Outcome::AppError.name(),
+    Outcome::BadGateway.name(),
     Outcome::Error.name(),
     "in_flight_at_end",
 ];

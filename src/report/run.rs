@@ -25,11 +25,13 @@
 //! - Same calls ⇒ byte-identical files, apart from `engine.wall_s`, which the caller supplies.
 //!
 //! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `requests` {`arrived`,
-//! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `errors`,
-//! `in_flight_at_end`}, `revisions` (revision index order) {the same eight, `routed`,
+//! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `app_error`,
+//! `bad_gateway`, `errors`, `in_flight_at_end`}, `revisions` (revision index order) {the same
+//! ten, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
-//! `cold_starts`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
+//! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`}}, `cost`
+//! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
 //! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
 //! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
 //! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
@@ -58,7 +60,8 @@ pub const REQUESTS_FILE: &str = "requests.csv";
 pub const AUTOSCALER_FILE: &str = "autoscaler.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
-rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods";
+rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,\
+app_error,bad_gateway";
 pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
 pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
@@ -167,7 +170,7 @@ pub struct EngineStats {
     pub sim_s: f64,
 }
 
-/// The eight request counts, at the top level or for one revision.
+/// The request counts (every outcome, and those in flight at the end), at the top level or for one revision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Top level: requests that arrived. Per revision: requests routed to it.
@@ -177,6 +180,8 @@ pub struct Counts {
     pub expired_activator: u64,
     pub expired_qp: u64,
     pub client_cancelled: u64,
+    pub app_error: u64,
+    pub bad_gateway: u64,
     pub errors: u64,
     pub in_flight_at_end: u64,
 }
@@ -189,6 +194,8 @@ impl Counts {
             Outcome::ExpiredActivator => &mut self.expired_activator,
             Outcome::ExpiredQp => &mut self.expired_qp,
             Outcome::ClientCancelled => &mut self.client_cancelled,
+            Outcome::AppError => &mut self.app_error,
+            Outcome::BadGateway => &mut self.bad_gateway,
             Outcome::Error => &mut self.errors,
         };
         *slot += 1;
@@ -202,6 +209,8 @@ impl Counts {
             self.expired_activator,
             self.expired_qp,
             self.client_cancelled,
+            self.app_error,
+            self.bad_gateway,
             self.errors,
             self.in_flight_at_end,
         ];
@@ -249,6 +258,22 @@ pub struct RevisionSummary {
     pub panic_seconds: f64,
     /// Times the revision was scaled up from zero ready pods.
     pub cold_starts: u64,
+    /// Container crashes of its pods, and the kubelet's restarts after them.
+    pub pod_crashes: u64,
+    pub pod_restarts: u64,
+    /// ∫ pods dt over the run (pods from their creation to their termination, whether ready or
+    /// not: what a quota pays for), in seconds.
+    pub pod_seconds: f64,
+    /// The most pods it had at once.
+    pub peak_pods: u64,
+}
+
+/// What the run's pods cost, all revisions together.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub pod_seconds: f64,
+    /// The most pods of all revisions together at once (a rollout briefly runs both).
+    pub peak_total_pods: u64,
 }
 
 /// When a configuration's rollout first started and last finished.
@@ -271,6 +296,10 @@ pub struct WindowCell {
     pub rejected_qp: u64,
     /// Both kinds of expiry (activator and queue-proxy).
     pub expired: u64,
+    /// Application errors (a failing revision).
+    pub app_error: u64,
+    /// 502s from the queue-proxy (application not listening, or crashed).
+    pub bad_gateway: u64,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
     pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
@@ -295,6 +324,13 @@ struct RevisionState {
     /// Time in panic up to `last_tick`, in nanoseconds.
     panic_ns: i128,
     cold_starts: u64,
+    pod_crashes: u64,
+    pod_restarts: u64,
+    /// Pods now, since when, ∫ pods dt before that (pod·ns), and the most at once.
+    pods: u64,
+    pods_since: i64,
+    pod_ns: i128,
+    peak_pods: u64,
     /// Percent in the default group's split now.
     pct: i64,
     /// ∫ pct dt over the current window up to `RunRecorder::segment_start`, in percent·ns.
@@ -316,6 +352,12 @@ impl RevisionState {
             last_tick: None,
             panic_ns: 0,
             cold_starts: 0,
+            pod_crashes: 0,
+            pod_restarts: 0,
+            pods: 0,
+            pods_since: 0,
+            pod_ns: 0,
+            peak_pods: 0,
             pct: 0,
             pct_ns: 0,
         }
@@ -368,6 +410,9 @@ pub struct RunRecorder {
     autoscaler_csv: String,
     spool: Option<SpoolWriter>,
     clamped_calls: u64,
+    /// Pods of all revisions now, and the most at once.
+    total_pods: u64,
+    peak_total_pods: u64,
 }
 
 impl RunRecorder {
@@ -414,6 +459,8 @@ impl RunRecorder {
             autoscaler_csv: format!("{AUTOSCALER_HEADER}\n"),
             spool: keep_requests.then(|| SpoolWriter::create(&format!("{REQUESTS_HEADER}\n"))),
             clamped_calls: 0,
+            total_pods: 0,
+            peak_total_pods: 0,
         }
     }
 
@@ -461,6 +508,8 @@ impl RunRecorder {
                 Outcome::Served => cell.served += 1,
                 Outcome::RejectedQp => cell.rejected_qp += 1,
                 Outcome::ExpiredActivator | Outcome::ExpiredQp => cell.expired += 1,
+                Outcome::AppError => cell.app_error += 1,
+                Outcome::BadGateway => cell.bad_gateway += 1,
                 Outcome::ClientCancelled | Outcome::Error => {}
             }
             self.touched = true;
@@ -557,6 +606,34 @@ impl RunRecorder {
         self.revs[revision].cold_starts += 1;
     }
 
+    /// A pod of `revision` crashed (its container exited).
+    pub fn pod_crashed(&mut self, t: SimTime, revision: usize) {
+        self.advance(t);
+        self.revs[revision].pod_crashes += 1;
+    }
+
+    /// The kubelet restarted a crashed pod's container.
+    pub fn pod_restarted(&mut self, t: SimTime, revision: usize) {
+        self.advance(t);
+        self.revs[revision].pod_restarts += 1;
+    }
+
+    /// `revision` has `count` pods from `t` on (created and not terminated, ready or not): the
+    /// cost figures integrate it.
+    pub fn pods(&mut self, t: SimTime, revision: usize, count: u64) {
+        let t = self.advance(t);
+        let st = &mut self.revs[revision];
+        if st.pods == count {
+            return;
+        }
+        st.pod_ns += i128::from(st.pods) * i128::from(t.0 - st.pods_since);
+        st.pods_since = t.0;
+        self.total_pods = self.total_pods - st.pods + count;
+        st.pods = count;
+        st.peak_pods = st.peak_pods.max(count);
+        self.peak_total_pods = self.peak_total_pods.max(self.total_pods);
+    }
+
     /// A rollout of `configuration` started; the first start is kept.
     pub fn rollout_started(&mut self, t: SimTime, configuration: &str) {
         let t = self.advance(t);
@@ -617,9 +694,20 @@ impl RunRecorder {
                     max_ready_pods: st.peaks[Gauge::ReadyPods.index()],
                     panic_seconds: panic_ns as f64 / 1e9,
                     cold_starts: st.cold_starts,
+                    pod_crashes: st.pod_crashes,
+                    pod_restarts: st.pod_restarts,
+                    pod_seconds: (st.pod_ns
+                        + i128::from(st.pods) * i128::from(end.0 - st.pods_since))
+                        as f64
+                        / 1e9,
+                    peak_pods: st.peak_pods,
                 }
             })
-            .collect();
+            .collect::<Vec<RevisionSummary>>();
+        let cost = Cost {
+            pod_seconds: revisions.iter().map(|r| r.pod_seconds).sum(),
+            peak_total_pods: self.peak_total_pods,
+        };
 
         let mut report = RunReport {
             meta: self.meta,
@@ -629,6 +717,7 @@ impl RunRecorder {
             window: SimDuration(self.window_ns),
             cells: self.cells,
             max_abs_error_pct: None,
+            cost,
             rollouts: self.rollouts,
             engine,
             routes_csv: self.routes_csv,
@@ -773,6 +862,7 @@ pub struct RunReport {
     window: SimDuration,
     cells: Vec<WindowCell>,
     max_abs_error_pct: Option<f64>,
+    cost: Cost,
     rollouts: BTreeMap<String, RolloutSpan>,
     engine: EngineStats,
     routes_csv: String,
@@ -789,6 +879,11 @@ impl RunReport {
     /// The top-level counts; requests never routed count only here.
     pub fn totals(&self) -> &Counts {
         &self.totals
+    }
+
+    /// What the pods cost, all revisions together (`summary.json` `cost`).
+    pub fn cost(&self) -> Cost {
+        self.cost
     }
 
     /// The latency of every served request, all revisions pooled (merged histograms); `None`
@@ -850,7 +945,7 @@ impl RunReport {
     }
 
     /// arrived = served + rejected_qp + expired_activator + expired_qp + client_cancelled +
-    /// errors + in_flight_at_end, at the top level and for every revision.
+    /// app_error + bad_gateway + errors + in_flight_at_end, at the top level and for every revision.
     pub fn accounting_ok(&self) -> bool {
         self.totals.balanced() && self.revisions.iter().all(|r| r.counts.balanced())
     }
@@ -928,7 +1023,7 @@ impl RunReport {
                 writeln!(
                     w,
                     "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{},\
-                     {desired}",
+                     {desired},{},{}",
                     Fixed3(c.programmed_pct),
                     c.routed,
                     c.served,
@@ -936,6 +1031,8 @@ impl RunReport {
                     c.expired,
                     opt_ms(c.p50_us),
                     opt_ms(c.p99_us),
+                    c.app_error,
+                    c.bad_gateway,
                 )?;
             }
         }
@@ -949,6 +1046,10 @@ impl RunReport {
             mode: &self.meta.mode,
             requests: &self.totals,
             revisions: RevisionsDoc(&self.revisions),
+            cost: CostDoc {
+                pod_seconds: round3(self.cost.pod_seconds),
+                peak_total_pods: self.cost.peak_total_pods,
+            },
             split: SplitDoc {
                 max_abs_error_pct: self.max_abs_error_pct.map(round3),
             },
@@ -996,13 +1097,15 @@ impl RunReport {
         ));
         line(format!(
             "requests: arrived {}  served {}  rejected_qp {}  expired_activator {}  expired_qp {}  \
-             client_cancelled {}  errors {}  in_flight_at_end {}",
+             client_cancelled {}  app_error {}  bad_gateway {}  errors {}  in_flight_at_end {}",
             t.arrived,
             t.served,
             t.rejected_qp,
             t.expired_activator,
             t.expired_qp,
             t.client_cancelled,
+            t.app_error,
+            t.bad_gateway,
             t.errors,
             t.in_flight_at_end
         ));
@@ -1092,6 +1195,7 @@ struct SummaryDoc<'a> {
     mode: &'a str,
     requests: &'a Counts,
     revisions: RevisionsDoc<'a>,
+    cost: CostDoc,
     split: SplitDoc,
     rollout: BTreeMap<&'a str, RolloutDoc>,
     engine: EngineDoc,
@@ -1116,6 +1220,12 @@ impl Serialize for RevisionsDoc<'_> {
                     max_ready_pods: r.max_ready_pods,
                     panic_seconds: round3(r.panic_seconds),
                     cold_starts: r.cold_starts,
+                    pod_crashes: r.pod_crashes,
+                    pod_restarts: r.pod_restarts,
+                    cost: RevisionCostDoc {
+                        pod_seconds: round3(r.pod_seconds),
+                        peak_pods: r.peak_pods,
+                    },
                 },
             )?;
         }
@@ -1135,6 +1245,21 @@ struct RevisionDoc<'a> {
     max_ready_pods: u64,
     panic_seconds: f64,
     cold_starts: u64,
+    pod_crashes: u64,
+    pod_restarts: u64,
+    cost: RevisionCostDoc,
+}
+
+#[derive(Serialize)]
+struct RevisionCostDoc {
+    pod_seconds: f64,
+    peak_pods: u64,
+}
+
+#[derive(Serialize)]
+struct CostDoc {
+    pod_seconds: f64,
+    peak_total_pods: u64,
 }
 
 #[derive(Serialize)]
@@ -1244,6 +1369,7 @@ mod tests {
         r.programmed(SimTime::ZERO, "", &split(&[("a", 100), ("b", 0)]));
         r.gauge(SimTime::ZERO, 0, Gauge::ReadyPods, 1);
         r.gauge(SimTime::ZERO, 0, Gauge::DesiredPods, 1);
+        r.pods(SimTime::ZERO, 0, 1);
         r.autoscaler_tick(
             SimTime::ZERO,
             0,
@@ -1272,9 +1398,13 @@ mod tests {
         });
         r.gauge(SimTime(1800 * MS), 1, Gauge::DesiredPods, 2);
         r.cold_start(SimTime(1800 * MS), 1);
+        r.pods(SimTime(1800 * MS), 1, 2);
+        r.pod_crashed(SimTime(1900 * MS), 1);
         r.arrived(SimTime(1900 * MS));
         r.routed(SimTime(1900 * MS), 1, true);
         r.rollout_finished(SimTime(2 * S), "cfg");
+        r.pods(SimTime(2 * S), 1, 1);
+        r.pod_restarted(SimTime(2 * S), 1);
         r.autoscaler_tick(
             SimTime(2 * S),
             0,
@@ -1470,12 +1600,12 @@ mod tests {
             let ts = dir.read(TIMESERIES_FILE);
             let rows: Vec<&str> = ts.lines().collect();
             assert_eq!(
-                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0",
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0");
+            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0");
             assert_eq!(
-                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0",
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0",
                 "empty observed_pct"
             );
         }
@@ -1648,12 +1778,14 @@ mod tests {
             "mode": "sim",
             "requests": {
                 "arrived": 4, "served": 1, "rejected_qp": 0, "expired_activator": 1,
-                "expired_qp": 0, "client_cancelled": 0, "errors": 1, "in_flight_at_end": 1
+                "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
+                "errors": 1, "in_flight_at_end": 1
             },
             "revisions": {
                 "a": {
                     "arrived": 1, "served": 1, "rejected_qp": 0, "expired_activator": 0,
-                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 0,
+                    "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
+                    "errors": 0, "in_flight_at_end": 0,
                     "routed": 1,
                     "latency_ms": {
                         "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
@@ -1661,17 +1793,24 @@ mod tests {
                     },
                     "peak_qp_queue": 1, "peak_activator_queue": 0,
                     "max_desired_pods": 1, "max_ready_pods": 1, "panic_seconds": 0.5,
-                    "cold_starts": 0
+                    "cold_starts": 0, "pod_crashes": 0, "pod_restarts": 0,
+                    // 1 pod for the whole 2.5 s
+                    "cost": {"pod_seconds": 2.5, "peak_pods": 1}
                 },
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
-                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 1,
+                    "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
+                    "errors": 0, "in_flight_at_end": 1,
                     "routed": 2, "latency_ms": null,
                     "peak_qp_queue": 0, "peak_activator_queue": 0,
                     "max_desired_pods": 2, "max_ready_pods": 0, "panic_seconds": 0.5,
-                    "cold_starts": 1
+                    "cold_starts": 1, "pod_crashes": 1, "pod_restarts": 1,
+                    // 2 pods for 0.2 s, then 1 for 0.5 s
+                    "cost": {"pod_seconds": 0.9, "peak_pods": 2}
                 }
             },
+            // both together: 3 pods at once from 1.8 s to 2 s
+            "cost": {"pod_seconds": 3.4, "peak_total_pods": 3},
             "split": {"max_abs_error_pct": null}, // 4 requests: no window qualifies
             "rollout": {"cfg": {"started_s": 1.0, "finished_s": 2.0}},
             "engine": {"events": 42, "wall_s": 0.5, "sim_s": 10.0}
@@ -1702,7 +1841,12 @@ mod tests {
             "\"max_ready_pods\"",
             "\"panic_seconds\"",
             "\"cold_starts\"",
+            "\"pod_crashes\"",
+            "\"pod_restarts\"",
+            "\"cost\"",
+            "\"peak_pods\"",
             "\"b\"",
+            "\"peak_total_pods\"",
             "\"split\"",
             "\"rollout\"",
             "\"engine\"",
@@ -1734,13 +1878,14 @@ mod tests {
         assert_eq!(
             dir.read(TIMESERIES_FILE),
             "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
-             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods\n\
-             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1\n\
-             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0\n\
-             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1\n\
-             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2\n\
-             2,a,99.000,0,,0,0,0,1,0,0,1,,,1\n\
-             2,b,1.000,0,,0,0,0,0,0,0,0,,,2\n"
+             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,\
+             bad_gateway\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0,0\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0,0\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0,0\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0,0\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0,0\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0,0\n"
         );
         assert_eq!(
             dir.read(AUTOSCALER_FILE),
@@ -1981,7 +2126,7 @@ mod tests {
             for (r, want) in [(0, a), (1, b)] {
                 let row = rows[k * 2 + r];
                 assert_eq!(
-                    row.rsplit(',').next(),
+                    row.rsplit(',').nth(2),
                     Some(want.to_string().as_str()),
                     "{row}"
                 );

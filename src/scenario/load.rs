@@ -17,9 +17,12 @@
 //! path is looked up in that tree to find where the value came from. Without overrides the
 //! file's own text is parsed, so serde's errors keep their source snippets.
 
+mod failure;
 mod knative;
 mod table;
 mod tree;
+
+pub use self::failure::{FailureEventFile, FailureFile, LatencyFile};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -179,6 +182,9 @@ pub struct RevisionFile {
     /// (`min-scale`, `target`, ...), over the manifest's.
     #[serde(default)]
     pub autoscaling: Option<AutoscalingFile>,
+    /// How the revision fails (`load/failure.rs`); absent: healthy.
+    #[serde(default)]
+    pub failure: Option<FailureFile>,
 }
 
 /// `revisions[].autoscaling`: Knative's annotation names without the
@@ -295,6 +301,9 @@ pub struct TimelineItemFile {
     pub scale: Option<ScaleFile>,
     #[serde(default)]
     pub rollout_duration: Option<String>,
+    /// Replaces a revision's failure settings (`load/failure.rs`).
+    #[serde(default)]
+    pub failure: Option<FailureEventFile>,
 }
 
 /// `kn service update` flags: each string is one occurrence of the flag.
@@ -1231,6 +1240,10 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             startup,
             created_at: None,
             autoscaling,
+            failure: match &r.failure {
+                Some(f) => failure::failure_spec(cx, &format!("{path}.failure"), f)?,
+                None => Default::default(),
+            },
         });
     }
 
@@ -1317,6 +1330,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             ("kn", item.kn.is_some()),
             ("scale", item.scale.is_some()),
             ("rollout_duration", item.rollout_duration.is_some()),
+            ("failure", item.failure.is_some()),
         ]
         .into_iter()
         .filter_map(|(k, on)| on.then_some(k))
@@ -1329,7 +1343,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             };
             return Err(cx.err(
                 &path,
-                format!("a timeline event needs exactly one action (got {got}); allowed: create_revision, traffic, kn, scale, rollout_duration"),
+                format!("a timeline event needs exactly one action (got {got}); allowed: create_revision, traffic, kn, scale, rollout_duration, failure"),
             ));
         }
         let unknown_revision = |field: &str, name: &str| {
@@ -1413,6 +1427,14 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         } else if let Some(text) = &item.rollout_duration {
             Action::SetRolloutDuration {
                 secs: cx.rollout_secs(&format!("{path}.rollout_duration"), text)?,
+            }
+        } else if let Some(f) = &item.failure {
+            let Some(&r) = index_of.get(&f.revision) else {
+                return Err(unknown_revision("failure.revision", &f.revision));
+            };
+            Action::SetFailure {
+                revision: r,
+                failure: failure::failure_spec(cx, &format!("{path}.failure"), &f.block())?,
             }
         } else {
             // `present.len() == 1` above: one of the branches matched.
@@ -2731,6 +2753,7 @@ arrivals:
                     Action::Kn { .. } => "kn",
                     Action::Scale { .. } => "scale",
                     Action::SetRolloutDuration { .. } => "rollout",
+                    Action::SetFailure { .. } => "failure",
                 };
                 (e.at.0 / 1_000_000_000, kind)
             })

@@ -6,6 +6,7 @@
 
 use crate::model::autoscaler::{Aggregation, AutoscalerConfig, ScalingMetric};
 use crate::model::dist::Dist;
+use crate::model::failure::FailureSpec;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::pick::PickerKind;
 use crate::routing::TrafficTarget;
@@ -105,6 +106,8 @@ pub struct RevisionSpec {
     /// The revision's `autoscaling.knative.dev/*` settings, merged over the cluster's
     /// config-autoscaler (`Scenario::autoscaler`) by [`RevisionAutoscaling::apply_to`].
     pub autoscaling: RevisionAutoscaling,
+    /// How it fails (`failure:`; the default is healthy). A timeline `failure` event replaces it.
+    pub failure: FailureSpec,
 }
 
 impl RevisionSpec {
@@ -255,6 +258,11 @@ pub enum Action {
     Scale { revision: usize, pods: u32 },
     /// Change the rollout duration (whole seconds; 0 disables).
     SetRolloutDuration { secs: i64 },
+    /// Replace a revision's failure settings from now on.
+    SetFailure {
+        revision: usize,
+        failure: FailureSpec,
+    },
 }
 
 /// Where requests come from.

@@ -25,6 +25,14 @@
 //!   then Kubernetes readiness (Serve endpoints, the autoscaler's ready count); a terminating pod
 //!   stops counting as ready at once and leaves the endpoints after a delay. Activators (A.3.3):
 //!   a subset per revision splits its healthy pods; each has its own FIFO.
+//! - Failures (`model::failure`, issue 12 §3): the application answers a drawn share of
+//!   requests with an error (after its service time, unchanged by the queue-proxy and the
+//!   activator) and may be slower; a request reaching a pod whose application does not accept
+//!   connections (not serving yet, or crashed) gets 502 from the queue-proxy at once; a crash
+//!   ends what the pod's queue-proxy holds with 502, the pod drains out of the endpoints, and the
+//!   kubelet restarts its container after Kubernetes' back-off, through start-up and readiness
+//!   again. A crash-looping revision's containers fail when their start-up completes, so it
+//!   never becomes Ready.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -33,6 +41,7 @@ use rand::RngExt;
 use super::queue::EventQueue;
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Arrival, ArrivalGen};
+use crate::model::failure::{AppAnswer, FailureSpec, RestartBackOff};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
@@ -119,6 +128,18 @@ enum Ev {
     MetricsTick,
     PodK8sReady(u32),
     PodLeavesEndpoints(u32),
+    /// The pod's container crashes, if it is still due then (`Pod::crash_at`).
+    PodCrash(u32),
+    /// A crashed pod leaves the endpoints, unless its container restarted meanwhile.
+    CrashedLeavesEndpoints {
+        pod: u32,
+        incarnation: u32,
+    },
+    /// The kubelet restarts the crashed container.
+    PodRestart {
+        pod: u32,
+        incarnation: u32,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +165,8 @@ struct Req {
     via_activator: bool,
     /// The activator (index into the revision's activators) a proxied request went through.
     activator: u16,
+    /// The application answers it with an error when its service ends.
+    app_error: bool,
 }
 
 enum Server {
@@ -156,6 +179,19 @@ struct Pod {
     /// The roster's `rev` of the pod (it never changes), at hand for the request path.
     rev: u32,
     server: Server,
+    /// Its application accepts connections from then on (a failing revision's
+    /// `ready_before_serving`).
+    serving_from: SimTime,
+    /// Its container is down (not started yet, or crashed and not ready again).
+    down: bool,
+    /// When its running container crashes (`crash_after`), if it does.
+    crash_at: Option<SimTime>,
+    /// When its container (re)started, for the back-off's reset after 10 min of running.
+    started: SimTime,
+    backoff: RestartBackOff,
+    /// Bumped at each crash and restart: a removal or restart scheduled for an earlier
+    /// incarnation is stale.
+    incarnation: u32,
 }
 
 struct Rev {
@@ -187,7 +223,14 @@ struct Rev {
     requests_since_tick: u64,
     /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
     reported: [u64; 4],
+    /// The pod count last reported for the cost figures.
+    reported_pods: u64,
     service_rng: StreamRng,
+    /// The failure settings in force, and their streams (`Stream::FailureApp` and co.).
+    failure: FailureSpec,
+    failure_app_rng: StreamRng,
+    failure_latency_rng: StreamRng,
+    failure_pod_rng: StreamRng,
 }
 
 impl AsMut<RevisionPods> for Rev {
@@ -274,7 +317,12 @@ impl<'a> World<'a> {
                     conc_last_s: 0.0,
                     requests_since_tick: 0,
                     reported: [u64::MAX; 4],
+                    reported_pods: 0,
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
+                    failure: r.failure.clone(),
+                    failure_app_rng: stream(seed, rep, Stream::FailureApp, i as u64),
+                    failure_latency_rng: stream(seed, rep, Stream::FailureLatency, i as u64),
+                    failure_pod_rng: stream(seed, rep, Stream::FailurePod, i as u64),
                 }
             })
             .collect();
@@ -426,6 +474,21 @@ impl<'a> World<'a> {
             }
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
+            Ev::PodCrash(pod) => {
+                if self.pods[pod as usize].crash_at == Some(self.now) {
+                    self.crash(pod);
+                }
+            }
+            Ev::CrashedLeavesEndpoints { pod, incarnation } => {
+                if self.pods[pod as usize].incarnation == incarnation {
+                    self.on_pod_leaves_endpoints(pod);
+                }
+            }
+            Ev::PodRestart { pod, incarnation } => {
+                if self.pods[pod as usize].incarnation == incarnation {
+                    self.restart(pod);
+                }
+            }
             Ev::MetricsTick => {
                 self.on_metrics_tick();
                 if self.now < self.hard_end {
@@ -489,6 +552,7 @@ impl<'a> World<'a> {
                     default_group: false,
                     via_activator: false,
                     activator: 0,
+                    app_error: false,
                 });
                 (self.reqs.len() - 1) as u32
             }
@@ -595,6 +659,13 @@ impl<'a> World<'a> {
         let slot = slot_of(h);
         self.reqs[slot].pod = pod;
         let p = &mut self.pods[pod as usize];
+        if p.down || self.now < p.serving_from {
+            // Nothing listens on the user port: the queue-proxy's dial is refused and its
+            // reverse proxy answers 502 at once (`model::failure`).
+            self.reqs[slot].loc = Loc::Rejected;
+            self.finish(h, Outcome::BadGateway);
+            return;
+        }
         match &mut p.server {
             Server::Breaker(b) => match b.admit(h) {
                 Admission::Start => self.start_service(pod, h),
@@ -615,9 +686,17 @@ impl<'a> World<'a> {
         let slot = slot_of(h);
         self.reqs[slot].loc = Loc::Executing;
         let rev = self.pods[pod as usize].rev as usize;
-        let work = self.s.revisions[rev]
+        let r = &mut self.revs[rev];
+        let mut work = self.s.revisions[rev]
             .service_time
-            .sample(&mut self.revs[rev].service_rng);
+            .sample(&mut r.service_rng);
+        if !r.failure.is_healthy() {
+            work = r.failure.service_time(work, &mut r.failure_latency_rng);
+            self.reqs[slot].app_error = matches!(
+                r.failure.answer(&mut r.failure_app_rng),
+                AppAnswer::Error(_)
+            );
+        }
         match &mut self.pods[pod as usize].server {
             Server::Breaker(_) => {
                 self.queue.schedule(self.now + work, Ev::ServiceDone(h));
@@ -649,7 +728,16 @@ impl<'a> World<'a> {
         if r.gen != h as u32 || r.loc != Loc::Executing {
             return; // timed out or cancelled earlier
         }
-        self.finish(h, Outcome::Served);
+        self.finish(h, self.answer_of(h));
+    }
+
+    /// How a request whose service ended finishes: served, or the application's error.
+    fn answer_of(&self, h: u64) -> Outcome {
+        if self.reqs[slot_of(h)].app_error {
+            Outcome::AppError
+        } else {
+            Outcome::Served
+        }
     }
 
     fn on_ps_wake(&mut self, pod: u32, gen: u32) {
@@ -663,7 +751,7 @@ impl<'a> World<'a> {
         for &h in &done {
             // The job already left the server; finish without removing it again.
             self.reqs[slot_of(h)].loc = Loc::Executing;
-            self.finish(h, Outcome::Served);
+            self.finish(h, self.answer_of(h));
         }
         self.scratch = done;
         self.reschedule_ps(pod);
@@ -687,7 +775,11 @@ impl<'a> World<'a> {
                 }
                 self.revs[rev as usize].qp_waiting -= 1;
             }
-            Loc::Executing => self.release_pod_slot(r.pod, h, outcome == Outcome::Served),
+            Loc::Executing => self.release_pod_slot(
+                r.pod,
+                h,
+                matches!(outcome, Outcome::Served | Outcome::AppError),
+            ),
             Loc::Rejected => {}
         }
         if r.via_activator && r.loc != Loc::ActivatorQueue {
@@ -695,6 +787,7 @@ impl<'a> World<'a> {
         }
         let req = &mut self.reqs[slot];
         req.loc = Loc::Free;
+        req.app_error = false;
         req.gen = req.gen.wrapping_add(1);
         self.free.push(slot as u32);
         self.revs[rev as usize].in_flight -= 1;
@@ -805,6 +898,11 @@ impl<'a> World<'a> {
                     .gauge(self.now, rev as usize, gauge, values[i]);
             }
         }
+        let pods = u64::from(r.pods.live_count());
+        if pods != r.reported_pods {
+            r.reported_pods = pods;
+            self.recorder.pods(self.now, rev as usize, pods);
+        }
     }
 
     // ---------------------------------------------------------------- pods and revisions
@@ -848,7 +946,16 @@ impl<'a> World<'a> {
             for _ in live.len() as u32..target {
                 let id = self.roster.add_pod(&mut self.revs, rev);
                 let server = self.new_server(rev);
-                self.pods.push(Pod { rev, server });
+                self.pods.push(Pod {
+                    rev,
+                    server,
+                    serving_from: SimTime::ZERO,
+                    down: true,
+                    crash_at: None,
+                    started: self.now,
+                    backoff: RestartBackOff::default(),
+                    incarnation: 0,
+                });
                 debug_assert_eq!(self.pods.len(), id as usize + 1, "pods follow the roster");
                 if at_start {
                     self.on_pod_ready(id);
@@ -891,9 +998,19 @@ impl<'a> World<'a> {
 
     /// The app in the pod is ready (its readiness probe passes).
     fn on_pod_ready(&mut self, pod: u32) {
+        let rev = self.pods[pod as usize].rev as usize;
+        if self.now > SimTime::ZERO
+            && self.revs[rev].failure.crash_loop
+            && self.roster.pod(pod).state == crate::model::roster::PodState::Starting
+        {
+            // A crash loop: the container exits as its start-up completes, never Ready.
+            self.crash(pod);
+            return;
+        }
         let Some(rev) = self.roster.app_ready(pod) else {
             return;
         };
+        self.container_serves(pod);
         if self.now == SimTime::ZERO {
             // Pods running before the run starts are ready everywhere.
             self.on_pod_healthy(pod);
@@ -909,6 +1026,98 @@ impl<'a> World<'a> {
             .pods
             .sample(&self.s.kubelet_ready_delay);
         self.queue.schedule(self.now + delay, Ev::PodK8sReady(pod));
+        self.touch(rev);
+    }
+
+    /// The pod's container passed readiness now: its application accepts connections from
+    /// `serving_from` (later with `ready_before_serving`; pods running at t = 0 serve already),
+    /// and under `crash_after` its crash is drawn.
+    fn container_serves(&mut self, pod: u32) {
+        let now = self.now;
+        let rev = self.pods[pod as usize].rev as usize;
+        let r = &mut self.revs[rev];
+        let serving_from = if now == SimTime::ZERO {
+            now
+        } else {
+            r.failure.serving_from(now)
+        };
+        let crash_at = r.failure.crash_at(serving_from, &mut r.failure_pod_rng);
+        let p = &mut self.pods[pod as usize];
+        p.down = false;
+        p.serving_from = serving_from;
+        p.crash_at = crash_at;
+        if let Some(at) = crash_at {
+            self.queue.schedule(at, Ev::PodCrash(pod));
+        }
+    }
+
+    /// The pod's container crashes: the requests its queue-proxy holds (executing and queued)
+    /// get 502, a Ready pod drains out of the endpoints after the removal delay, and the kubelet
+    /// restarts the container after its back-off.
+    fn crash(&mut self, pod: u32) {
+        let Some(was_ready) = self.roster.crash(&mut self.revs, pod) else {
+            return;
+        };
+        let rev = self.pods[pod as usize].rev;
+        self.recorder.pod_crashed(self.now, rev as usize);
+        // What the pod holds, found by scanning the requests (crashes are rare).
+        let mut held = std::mem::take(&mut self.scratch);
+        held.clear();
+        for (slot, req) in self.reqs.iter_mut().enumerate() {
+            if req.pod == pod && req.rev == rev && matches!(req.loc, Loc::Executing | Loc::QpQueue)
+            {
+                if req.loc == Loc::QpQueue {
+                    self.revs[rev as usize].qp_waiting -= 1;
+                }
+                // Its server goes with the container: nothing is released there.
+                req.loc = Loc::Rejected;
+                held.push(handle(slot as u32, req.gen));
+            }
+        }
+        let mut server = self.new_server(rev);
+        let p = &mut self.pods[pod as usize];
+        if let (Server::Ps { gen: old, .. }, Server::Ps { gen, .. }) = (&p.server, &mut server) {
+            // Pending wake-ups of the old server must not match the new one.
+            *gen = old.wrapping_add(1);
+        }
+        p.server = server;
+        p.down = true;
+        p.crash_at = None;
+        p.incarnation = p.incarnation.wrapping_add(1);
+        let incarnation = p.incarnation;
+        let delay = p.backoff.crashed(p.started, self.now);
+        for &h in &held {
+            self.finish(h, Outcome::BadGateway);
+        }
+        self.scratch = held;
+        if was_ready {
+            let removal = self.revs[rev as usize]
+                .pods
+                .sample(&self.s.endpoint_removal_delay);
+            self.queue.schedule(
+                self.now + removal,
+                Ev::CrashedLeavesEndpoints { pod, incarnation },
+            );
+        }
+        self.queue
+            .schedule(self.now + delay, Ev::PodRestart { pod, incarnation });
+        self.touch(rev);
+    }
+
+    /// The kubelet restarts the crashed container: the pod starts up again.
+    fn restart(&mut self, pod: u32) {
+        let Some(rev) = self.roster.restart(&mut self.revs, pod) else {
+            return;
+        };
+        let p = &mut self.pods[pod as usize];
+        p.incarnation = p.incarnation.wrapping_add(1);
+        p.started = self.now;
+        self.recorder.pod_restarted(self.now, rev as usize);
+        self.reslice(rev);
+        let delay = self.revs[rev as usize]
+            .pods
+            .sample(&self.s.revisions[rev as usize].startup);
+        self.queue.schedule(self.now + delay, Ev::PodReady(pod));
         self.touch(rev);
     }
 
@@ -1106,6 +1315,31 @@ impl<'a> World<'a> {
                 self.control.set_rollout_duration(*secs);
                 self.reconcile();
             }
+            Action::SetFailure { revision, failure } => self.set_failure(*revision, failure),
+        }
+    }
+
+    /// A timeline `failure` event: the revision's settings are replaced from now on. Requests
+    /// starting service from now see the new error rate and latency; containers serving now
+    /// draw their crash anew under the new `crash_after` (none without it); `crash_loop` and
+    /// `ready_before_serving` apply to the next container starts.
+    fn set_failure(&mut self, rev: usize, failure: &FailureSpec) {
+        self.revs[rev].failure = failure.clone();
+        let now = self.now;
+        let serving: Vec<u32> = self
+            .roster
+            .live_pods(&self.revs[rev].pods)
+            .into_iter()
+            .filter_map(|(p, ready)| ready.then_some(p))
+            .collect();
+        for pod in serving {
+            let r = &mut self.revs[rev];
+            let from = now.max(self.pods[pod as usize].serving_from);
+            let crash_at = r.failure.crash_at(from, &mut r.failure_pod_rng);
+            self.pods[pod as usize].crash_at = crash_at;
+            if let Some(at) = crash_at {
+                self.queue.schedule(at, Ev::PodCrash(pod));
+            }
         }
     }
 
@@ -1175,6 +1409,7 @@ mod tests {
                 startup: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
                 created_at: None,
                 autoscaling: Default::default(),
+                failure: FailureSpec::default(),
             }],
             traffic: vec![TrafficTarget::revision("svc-00001", 100)],
             timeline: vec![],

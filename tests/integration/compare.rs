@@ -8,7 +8,7 @@ use std::process::Output;
 
 const COMPARE_HEADER: &str = "setting,seeds,metric,mean,ci95_low,ci95_high,min,max";
 const PAIRED_HEADER: &str = "setting,baseline,metric,mean_diff,ci95_low,ci95_high";
-const METRICS: usize = 8;
+const METRICS: usize = 10;
 
 /// A short comparison: 60 s of canary-rollout, rollout-duration 10s (finishes in the run) as the
 /// baseline against 0s (no gradual rollout), 3 seeds.
@@ -124,7 +124,9 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
             "peak_qp_queue",
             "peak_activator_queue",
             "max_desired_pods",
-            "rollout_finished_s"
+            "rollout_finished_s",
+            "pod_seconds",
+            "peak_total_pods"
         ]
     );
     for line in &lines[1..=METRICS] {
@@ -135,9 +137,16 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     }
     // rollout-duration 0s records no gradual rollout: rollout_finished_s is undefined
     assert_eq!(
-        lines[2 * METRICS],
+        lines[2 * METRICS - 2],
         "service.rollout_duration=0s,0,rollout_finished_s,,,,,"
     );
+    // The cost of a rollout: both revisions' pods at once, over a quota.
+    for line in &lines[2 * METRICS - 1..=2 * METRICS] {
+        assert!(
+            line.starts_with("service.rollout_duration=0s,3,"),
+            "cost is defined for every run: {line}"
+        );
+    }
 
     let paired = read(one.join("paired.csv"));
     let lines: Vec<&str> = paired.lines().collect();

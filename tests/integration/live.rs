@@ -731,3 +731,129 @@ fn load_follows_a_rate_schedule_file() {
     let out = load(&[]);
     crate::common::assert_clear_error(&out, "schedule.csv:2:3: rate_per_s: \"-5\"", "bad rate");
 }
+
+/// One revision's count in a summary.
+fn rev_count(v: &serde_json::Value, rev: &str, key: &str) -> u64 {
+    v["revisions"][rev][key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("revisions.{rev}.{key} in {v}"))
+}
+
+#[test]
+fn live_pods_answer_application_errors_and_serve_slower_as_the_simulator_does() {
+    // 50/50 between a healthy revision and one whose application answers 30% of requests with
+    // 503 and works three times longer (60 ms instead of 20 ms).
+    let settings = [
+        "revisions=[{name: hello-00001, container_concurrency: 4, timeout: 5s, \
+         service_time: {constant: 20ms}, pods: 2}, {name: hello-00002, container_concurrency: 4, \
+         timeout: 5s, service_time: {constant: 20ms}, pods: 2, \
+         failure: {error_rate: 0.3, error_status: 503, latency: {multiplier: 3}}}]",
+        "timeline=[]",
+        "traffic=[{revisionName: hello-00001, percent: 50}, {revisionName: hello-00002, percent: 50}]",
+        "duration=10s",
+        "arrivals={poisson: {rate: 100}}",
+    ];
+    let sim = summary(&smoke_with("run", "live-fail-sim", &settings, &[]));
+    let live = summary(&smoke_with(
+        "live",
+        "live-fail-live",
+        &settings,
+        &["--time-scale", "2"],
+    ));
+    for v in [&sim, &live] {
+        assert_eq!(rev_count(v, "hello-00001", "app_error"), 0, "{v}");
+        let n = rev_count(v, "hello-00002", "arrived") as f64;
+        let k = rev_count(v, "hello-00002", "app_error") as f64;
+        let sd = (n * 0.3 * 0.7).sqrt();
+        assert!((k - 0.3 * n).abs() <= 4.5 * sd, "{k} of {n}: {v}");
+        assert_eq!(
+            rev_count(v, "hello-00002", "served") + rev_count(v, "hello-00002", "app_error"),
+            rev_count(v, "hello-00002", "arrived"),
+            "{v}"
+        );
+        let p50 = |rev: &str| {
+            v["revisions"][rev]["latency_ms"]["p50"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{rev} served nothing: {v}"))
+        };
+        // Live adds loopback and timer latency (a few ms), never less than the work.
+        assert!((20.0..30.0).contains(&p50("hello-00001")), "{v}");
+        assert!((60.0..70.0).contains(&p50("hello-00002")), "{v}");
+    }
+}
+
+#[test]
+fn live_pods_refuse_before_serving_and_crash_with_502s() {
+    // One revision: 1 pod at t = 0 that crashes at 4 s (crash_after 4 s from its start), and 2
+    // more started at 1 s whose pods are Ready 2 s before their application serves (at 1.3 s,
+    // kubelet readiness at once): requests reaching those get the queue-proxy's 502 until
+    // 3.3 s; the first pod's crash fails what it holds and what reaches it until it leaves the
+    // endpoints. The kubelet would restart it after 10 s, past the run's end.
+    let settings = [
+        "revisions=[{name: hello-00001, container_concurrency: 4, timeout: 5s, \
+         service_time: {constant: 20ms}, pods: 1, startup: {constant: 300ms}, \
+         failure: {ready_before_serving: 2s, crash_after: {constant: 4s}}}]",
+        "timeline=[{at: 1s, scale: {revision: hello-00001, pods: 3}}]",
+        "traffic=[{revisionName: hello-00001, percent: 100}]",
+        "duration=6s",
+        "arrivals={poisson: {rate: 100}}",
+        "kubernetes.readiness_delay={constant: 0s}",
+        "kubernetes.endpoint_removal_delay={constant: 500ms}",
+    ];
+    let sim = summary(&smoke_with("run", "live-crash-sim", &settings, &[]));
+    let live = summary(&smoke_with(
+        "live",
+        "live-crash-live",
+        &settings,
+        &["--time-scale", "2"],
+    ));
+    for v in [&sim, &live] {
+        let rev = &v["revisions"]["hello-00001"];
+        // The pod of t = 0 crashes at 4 s; the later two at 7.3 s, after the run.
+        assert_eq!(rev["pod_crashes"], 1, "{v}");
+        assert_eq!(rev["pod_restarts"], 0, "{v}");
+        // About a third of 2 s of 100 req/s, plus what the crashed pod got.
+        let bad = rev_count(v, "hello-00001", "bad_gateway");
+        assert!((30..=160).contains(&bad), "{bad}: {v}");
+        assert_eq!(rev["cost"]["peak_pods"], 3, "{v}");
+    }
+}
+
+#[test]
+fn live_crash_loop_keeps_the_route_on_the_ready_revision_and_a_failure_event_applies_at_once() {
+    // hello-00002, created at 1 s, crash-loops: never Ready, so the configuration target stays
+    // on hello-00001 (its first restart, 10 s after the crash at 1.3 s, is past the run). At
+    // 4 s a timeline event makes hello-00001 answer every request with a 500.
+    let settings = [
+        "revisions=[{name: hello-00001, container_concurrency: 4, timeout: 5s, \
+         service_time: {constant: 20ms}, pods: 2}, {name: hello-00002, container_concurrency: 4, \
+         timeout: 5s, service_time: {constant: 20ms}, pods: 1, startup: {constant: 300ms}, \
+         failure: {crash_loop: true}}]",
+        "timeline=[{at: 1s, create_revision: hello-00002}, \
+         {at: 4s, failure: {revision: hello-00001, error_rate: 1}}]",
+        "traffic=[{latestRevision: true, percent: 100}]",
+        "duration=8s",
+        "arrivals={poisson: {rate: 50}}",
+    ];
+    let sim = summary(&smoke_with("run", "live-loop-sim", &settings, &[]));
+    let live = summary(&smoke_with(
+        "live",
+        "live-loop-live",
+        &settings,
+        &["--time-scale", "2"],
+    ));
+    for v in [&sim, &live] {
+        assert_eq!(rev_count(v, "hello-00002", "arrived"), 0, "{v}");
+        assert_eq!(v["revisions"]["hello-00002"]["pod_crashes"], 1, "{v}");
+        assert_eq!(v["revisions"]["hello-00002"]["max_ready_pods"], 0, "{v}");
+        let arrived = rev_count(v, "hello-00001", "arrived") as f64;
+        let errors = rev_count(v, "hello-00001", "app_error") as f64;
+        // Half the run, give or take the Poisson arrivals.
+        assert!((0.35..0.65).contains(&(errors / arrived)), "{v}");
+        assert_eq!(
+            rev_count(v, "hello-00001", "served") + rev_count(v, "hello-00001", "app_error"),
+            rev_count(v, "hello-00001", "arrived"),
+            "{v}"
+        );
+    }
+}

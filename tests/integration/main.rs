@@ -1,5 +1,5 @@
 //! splitlab's integration tests, in one binary: the charts (`charts`), the command line (`cli`),
-//! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), the live mode on loopback (`live`) and the simulator on every shipped
+//! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), failing revisions (`failures`), the live mode on loopback (`live`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
 mod charts;
@@ -8,5 +8,6 @@ mod common;
 mod compare;
 mod config;
 mod diff;
+mod failures;
 mod live;
 mod scenarios;

@@ -145,7 +145,7 @@ fn run_writes_the_contracted_files() {
     };
     assert_eq!(
         first_line("timeseries.csv"),
-        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods"
+        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,bad_gateway"
     );
     assert_eq!(first_line("routes.csv"), "t_s,tag,revision,percent");
     assert_eq!(
@@ -513,4 +513,61 @@ fn client_timeout_cancels_queued_requests() {
             assert!(l.max_ms <= 2000.0, "{}: {}", r.name, l.max_ms);
         }
     }
+}
+
+/// README's "A failing canary": its command, run as written (less `cargo run --release --`),
+/// prints the lines README shows.
+#[test]
+fn readme_failing_canary_command_prints_what_readme_shows() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let start = readme
+        .find("## A failing canary")
+        .expect("the failing-canary section");
+    let section = &readme[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    let command = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.lines().next())
+        .expect("a sh block");
+    let args: Vec<&str> = command
+        .strip_prefix("cargo run --release -- ")
+        .expect("a cargo run command")
+        .split_whitespace()
+        .collect();
+    let shown: Vec<&str> = section
+        .split("```console\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a console block")
+        .lines()
+        .collect();
+    let dir = crate::common::temp_dir("readme-failing-canary");
+    let mut full = args.clone();
+    full.extend(["--out", dir.to_str().expect("utf-8 path")]);
+    let out = splitlab(&full);
+    assert!(out.status.success(), "{}", crate::common::text(&out.stderr));
+    let stdout = crate::common::text(&out.stdout);
+    for line in &shown {
+        assert!(
+            stdout.lines().any(|l| l == *line),
+            "{line:?} not in\n{stdout}"
+        );
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    assert_balanced(&summary);
+    let canary = &summary["revisions"]["hello-00002"];
+    assert_eq!(
+        (
+            canary["pod_crashes"].as_u64(),
+            canary["pod_restarts"].as_u64()
+        ),
+        (Some(6), Some(4))
+    );
+    assert_eq!(summary["cost"]["peak_total_pods"], 8);
+    assert_eq!(summary["cost"]["pod_seconds"], 1140.895);
+    let _ = std::fs::remove_dir_all(dir);
 }
