@@ -9,6 +9,7 @@ pub mod activator;
 pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
+pub mod ingress;
 pub mod queue_proxy;
 pub mod revision;
 pub mod rng;

@@ -19,6 +19,10 @@ pub enum Stream {
     IngressDelay = 3,
     // 4 was reserved for endpoint load balancing, which is round-robin and draws nothing.
     ActivatorLb = 5,
+    /// The gateway's least-request (P2C) choices inside a revision cluster (`model::ingress`).
+    IngressLb = 6,
+    /// The gateway's retry back-off jitter (`model::ingress`).
+    IngressRetry = 7,
     /// Per revision: `ServiceTime + 2 * revision index`.
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.

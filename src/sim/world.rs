@@ -1142,6 +1142,7 @@ mod tests {
     use super::*;
     use crate::model::autoscaler::AutoscalerConfig;
     use crate::model::dist::Dist;
+    use crate::model::ingress::IngressProfile;
     use crate::routing::pick::PickerKind;
     use crate::routing::TrafficTarget;
     use crate::scenario::spec::{
@@ -1188,6 +1189,7 @@ mod tests {
             picker: PickerKind::Random,
             ingress: IngressSpec {
                 programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+                ..IngressSpec::of(IngressProfile::Ideal)
             },
             activator: ActivatorSpec {
                 replicas: 1,
