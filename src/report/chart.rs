@@ -110,6 +110,8 @@ struct WindowRow {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     desired_pods: Option<u64>,
+    /// 0 in a `timeseries.csv` written before the column existed.
+    ingress_overflow: u64,
 }
 
 /// A run's outputs, read back.
@@ -299,6 +301,7 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         "p99_ms",
     ])?;
     let has_desired = ts.has("desired_pods");
+    let has_overflow = ts.has("ingress_overflow");
     let mut revisions: Vec<String> = Vec::new();
     let mut windows: Vec<f64> = Vec::new();
     let mut cells: Vec<(usize, usize, WindowRow)> = Vec::new();
@@ -356,6 +359,11 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
                 Some(ts.need(record, "desired_pods")?)
             } else {
                 None
+            },
+            ingress_overflow: if has_overflow {
+                ts.need(record, "ingress_overflow")?
+            } else {
+                0
             },
         };
         cells.push((w, r, row));
@@ -771,16 +779,17 @@ where
 {
     // Per window, all revisions together, as rates.
     let per_s = 1.0 / data.window_s;
-    let sums: Vec<(f64, [f64; 3])> = data
+    let sums: Vec<(f64, [f64; 4])> = data
         .rows
         .iter()
         .zip(&data.windows)
         .map(|(w, &t)| {
-            let mut s = [0.0; 3];
+            let mut s = [0.0; 4];
             for row in w.iter().flatten() {
                 s[0] += row.served as f64 * per_s;
                 s[1] += row.rejected_qp as f64 * per_s;
                 s[2] += row.expired as f64 * per_s;
+                s[3] += row.ingress_overflow as f64 * per_s;
             }
             (t, s)
         })
@@ -803,6 +812,10 @@ where
         (
             "504 expired: activator and queue-proxy timeouts together",
             RGBColor(213, 94, 0),
+        ),
+        (
+            "503 ingress overflow: Envoy circuit breaker (x-envoy-overloaded)",
+            RGBColor(204, 121, 167),
         ),
     ];
     // Draw the tallest stack first so each lower layer paints over it.

@@ -19,16 +19,20 @@ pub enum Outcome {
     ClientCancelled,
     /// Anything else (no route for the host, 502, connection error).
     Error,
+    /// 503 with `x-envoy-overloaded: true` (flag UO): the gateway replica's circuit breaker for
+    /// the revision's cluster was full (`model::ingress`).
+    IngressOverflow,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Served,
         Outcome::RejectedQp,
         Outcome::ExpiredActivator,
         Outcome::ExpiredQp,
         Outcome::ClientCancelled,
         Outcome::Error,
+        Outcome::IngressOverflow,
     ];
 
     /// The name used in outputs (`summary.json` keys, `requests.csv`).
@@ -40,6 +44,7 @@ impl Outcome {
             Outcome::ExpiredQp => "expired_qp",
             Outcome::ClientCancelled => "client_cancelled",
             Outcome::Error => "errors",
+            Outcome::IngressOverflow => "ingress_overflow",
         }
     }
 
@@ -47,7 +52,7 @@ impl Outcome {
     pub fn status(self) -> u16 {
         match self {
             Outcome::Served => 200,
-            Outcome::RejectedQp => 503,
+            Outcome::RejectedQp | Outcome::IngressOverflow => 503,
             Outcome::ExpiredActivator | Outcome::ExpiredQp => 504,
             Outcome::ClientCancelled => 0,
             Outcome::Error => 502,
@@ -57,13 +62,14 @@ impl Outcome {
 
 /// The request counts of `summary.json` that account for every arrival, in file order: each
 /// outcome's name, then `in_flight_at_end`.
-pub const END_KEYS: [&str; 7] = [
+pub const END_KEYS: [&str; 8] = [
     Outcome::Served.name(),
     Outcome::RejectedQp.name(),
     Outcome::ExpiredActivator.name(),
     Outcome::ExpiredQp.name(),
     Outcome::ClientCancelled.name(),
     Outcome::Error.name(),
+    Outcome::IngressOverflow.name(),
     "in_flight_at_end",
 ];
 

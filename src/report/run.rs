@@ -26,7 +26,7 @@
 //!
 //! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `requests` {`arrived`,
 //! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `errors`,
-//! `in_flight_at_end`}, `revisions` (revision index order) {the same eight, `routed`,
+//! `ingress_overflow`, `in_flight_at_end`}, `revisions` (revision index order) {the same nine, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
 //! `cold_starts`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
@@ -58,7 +58,8 @@ pub const REQUESTS_FILE: &str = "requests.csv";
 pub const AUTOSCALER_FILE: &str = "autoscaler.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
-rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods";
+rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,\
+ingress_overflow";
 pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
 pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
@@ -167,7 +168,7 @@ pub struct EngineStats {
     pub sim_s: f64,
 }
 
-/// The eight request counts, at the top level or for one revision.
+/// The nine request counts, at the top level or for one revision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     /// Top level: requests that arrived. Per revision: requests routed to it.
@@ -178,6 +179,8 @@ pub struct Counts {
     pub expired_qp: u64,
     pub client_cancelled: u64,
     pub errors: u64,
+    /// 503 UO from the gateway's circuit breaker.
+    pub ingress_overflow: u64,
     pub in_flight_at_end: u64,
 }
 
@@ -190,6 +193,7 @@ impl Counts {
             Outcome::ExpiredQp => &mut self.expired_qp,
             Outcome::ClientCancelled => &mut self.client_cancelled,
             Outcome::Error => &mut self.errors,
+            Outcome::IngressOverflow => &mut self.ingress_overflow,
         };
         *slot += 1;
     }
@@ -203,6 +207,7 @@ impl Counts {
             self.expired_qp,
             self.client_cancelled,
             self.errors,
+            self.ingress_overflow,
             self.in_flight_at_end,
         ];
         // u128: a sum that overflows u64 must compare unequal, not wrap into equality.
@@ -271,6 +276,8 @@ pub struct WindowCell {
     pub rejected_qp: u64,
     /// Both kinds of expiry (activator and queue-proxy).
     pub expired: u64,
+    /// 503 UO from the gateway's circuit breaker.
+    pub ingress_overflow: u64,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
     pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
@@ -461,6 +468,7 @@ impl RunRecorder {
                 Outcome::Served => cell.served += 1,
                 Outcome::RejectedQp => cell.rejected_qp += 1,
                 Outcome::ExpiredActivator | Outcome::ExpiredQp => cell.expired += 1,
+                Outcome::IngressOverflow => cell.ingress_overflow += 1,
                 Outcome::ClientCancelled | Outcome::Error => {}
             }
             self.touched = true;
@@ -850,7 +858,7 @@ impl RunReport {
     }
 
     /// arrived = served + rejected_qp + expired_activator + expired_qp + client_cancelled +
-    /// errors + in_flight_at_end, at the top level and for every revision.
+    /// errors + ingress_overflow + in_flight_at_end, at the top level and for every revision.
     pub fn accounting_ok(&self) -> bool {
         self.totals.balanced() && self.revisions.iter().all(|r| r.counts.balanced())
     }
@@ -928,7 +936,7 @@ impl RunReport {
                 writeln!(
                     w,
                     "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{},\
-                     {desired}",
+                     {desired},{}",
                     Fixed3(c.programmed_pct),
                     c.routed,
                     c.served,
@@ -936,6 +944,7 @@ impl RunReport {
                     c.expired,
                     opt_ms(c.p50_us),
                     opt_ms(c.p99_us),
+                    c.ingress_overflow,
                 )?;
             }
         }
@@ -996,7 +1005,7 @@ impl RunReport {
         ));
         line(format!(
             "requests: arrived {}  served {}  rejected_qp {}  expired_activator {}  expired_qp {}  \
-             client_cancelled {}  errors {}  in_flight_at_end {}",
+             client_cancelled {}  errors {}  ingress_overflow {}  in_flight_at_end {}",
             t.arrived,
             t.served,
             t.rejected_qp,
@@ -1004,6 +1013,7 @@ impl RunReport {
             t.expired_qp,
             t.client_cancelled,
             t.errors,
+            t.ingress_overflow,
             t.in_flight_at_end
         ));
         let width = self
@@ -1470,12 +1480,12 @@ mod tests {
             let ts = dir.read(TIMESERIES_FILE);
             let rows: Vec<&str> = ts.lines().collect();
             assert_eq!(
-                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0",
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0");
+            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0");
             assert_eq!(
-                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0",
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0",
                 "empty observed_pct"
             );
         }
@@ -1648,12 +1658,14 @@ mod tests {
             "mode": "sim",
             "requests": {
                 "arrived": 4, "served": 1, "rejected_qp": 0, "expired_activator": 1,
-                "expired_qp": 0, "client_cancelled": 0, "errors": 1, "in_flight_at_end": 1
+                "expired_qp": 0, "client_cancelled": 0, "errors": 1, "ingress_overflow": 0,
+                "in_flight_at_end": 1
             },
             "revisions": {
                 "a": {
                     "arrived": 1, "served": 1, "rejected_qp": 0, "expired_activator": 0,
-                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 0,
+                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "ingress_overflow": 0,
+                    "in_flight_at_end": 0,
                     "routed": 1,
                     "latency_ms": {
                         "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
@@ -1665,7 +1677,8 @@ mod tests {
                 },
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
-                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "in_flight_at_end": 1,
+                    "expired_qp": 0, "client_cancelled": 0, "errors": 0, "ingress_overflow": 0,
+                    "in_flight_at_end": 1,
                     "routed": 2, "latency_ms": null,
                     "peak_qp_queue": 0, "peak_activator_queue": 0,
                     "max_desired_pods": 2, "max_ready_pods": 0, "panic_seconds": 0.5,
@@ -1734,13 +1747,13 @@ mod tests {
         assert_eq!(
             dir.read(TIMESERIES_FILE),
             "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
-             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods\n\
-             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1\n\
-             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0\n\
-             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1\n\
-             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2\n\
-             2,a,99.000,0,,0,0,0,1,0,0,1,,,1\n\
-             2,b,1.000,0,,0,0,0,0,0,0,0,,,2\n"
+             qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,ingress_overflow\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0\n"
         );
         assert_eq!(
             dir.read(AUTOSCALER_FILE),
@@ -1980,8 +1993,9 @@ mod tests {
             assert_eq!(report.cell(k, 1).gauge_max[4], b, "window {k} of b");
             for (r, want) in [(0, a), (1, b)] {
                 let row = rows[k * 2 + r];
+                // desired_pods, then ingress_overflow
                 assert_eq!(
-                    row.rsplit(',').next(),
+                    row.rsplit(',').nth(1),
                     Some(want.to_string().as_str()),
                     "{row}"
                 );

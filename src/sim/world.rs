@@ -33,6 +33,7 @@ use rand::RngExt;
 use super::queue::EventQueue;
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Arrival, ArrivalGen};
+use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
@@ -144,6 +145,8 @@ struct Req {
     via_activator: bool,
     /// The activator (index into the revision's activators) a proxied request went through.
     activator: u16,
+    /// What it holds at the gateway replica (released in `finish`).
+    ingress: Ticket,
 }
 
 enum Server {
@@ -220,6 +223,12 @@ struct World<'a> {
     control: RouteControl,
     reconcile_at: Option<SimTime>,
     plane: DataPlane,
+    /// The ingress profile's gateway replicas: breakers, LB, retries (`model::ingress`).
+    gateway: Gateway,
+    ingress_lb_rng: StreamRng,
+    /// Kourier: a generation not applied because a split had no ready endpoint; applied when
+    /// the endpoints change (KR ingress_translator.go:225-231, the tracker re-reconciles).
+    held_generation: Option<u64>,
     recorder: RunRecorder,
     warnings: Vec<String>,
     scratch: Vec<u64>,
@@ -311,6 +320,9 @@ impl<'a> World<'a> {
             control: RouteControl::new(&s.service, &s.traffic),
             reconcile_at: None,
             plane: DataPlane::default(),
+            gateway: Gateway::new(&s.ingress, s.revisions.len()),
+            ingress_lb_rng: stream(seed, rep, Stream::IngressLb, 0),
+            held_generation: None,
             recorder,
             warnings: Vec::new(),
             scratch: Vec::new(),
@@ -423,6 +435,7 @@ impl<'a> World<'a> {
                 if r.kpa.mode_applied(gen, serve, r.serve_applied, self.now) {
                     r.serve_applied = serve;
                 }
+                self.retry_held_programming();
             }
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
@@ -474,6 +487,22 @@ impl<'a> World<'a> {
         };
         let rev = routed.revision;
         let default_group = routed.default_group;
+        let replica = self.gateway.replica_of(a.client);
+        let Some(ticket) = self.gateway.try_admit(replica, rev) else {
+            // The replica's circuit breaker for the revision's cluster is full: 503 UO, never
+            // reaching an activator or a queue-proxy (model::ingress).
+            self.recorder.routed(self.now, rev as usize, default_group);
+            self.recorder.finished(&RequestRecord {
+                id,
+                arrived: self.now,
+                finished: self.now,
+                revision: Some(rev as usize),
+                default_group,
+                via_activator: false,
+                outcome: Outcome::IngressOverflow,
+            });
+            return;
+        };
         self.recorder.routed(self.now, rev as usize, default_group);
         self.revs[rev as usize].requests_since_tick += 1;
         let slot = match self.free.pop() {
@@ -489,6 +518,7 @@ impl<'a> World<'a> {
                     default_group: false,
                     via_activator: false,
                     activator: 0,
+                    ingress: Ticket::default(),
                 });
                 (self.reqs.len() - 1) as u32
             }
@@ -498,6 +528,7 @@ impl<'a> World<'a> {
         r.arrived = self.now;
         r.rev = rev;
         r.default_group = default_group;
+        r.ingress = ticket;
         let h = handle(slot, r.gen);
         let revr = &mut self.revs[rev as usize];
         revr.in_flight += 1;
@@ -526,8 +557,23 @@ impl<'a> World<'a> {
                 self.finish(h, Outcome::Error);
                 return;
             }
-            let pod = endpoints[rr.endpoint_rr % endpoints.len()];
-            rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
+            // The profile's LB at the request's gateway replica; `ideal`: one cursor.
+            let ticket = &mut self.reqs[slot as usize].ingress;
+            let chosen = self.gateway.pick_host(
+                ticket,
+                rev,
+                endpoints.len(),
+                |i| Host::Pod(endpoints[i]),
+                &mut self.ingress_lb_rng,
+            );
+            let pod = match chosen {
+                Some(i) => endpoints[i],
+                None => {
+                    let pod = endpoints[rr.endpoint_rr % endpoints.len()];
+                    rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
+                    pod
+                }
+            };
             self.qp_admit(pod, h);
         } else {
             let req = &mut self.reqs[slot as usize];
@@ -535,10 +581,17 @@ impl<'a> World<'a> {
             req.loc = Loc::ActivatorQueue;
             // The ingress balances over the revision's activator subset; each has its own FIFO.
             let subset = self.revs[rev as usize].subset.max(1);
-            let a = if subset == 1 {
-                0
-            } else {
-                self.lb_rng.random_range(0..subset)
+            let chosen = self.gateway.pick_host(
+                &mut self.reqs[slot as usize].ingress,
+                rev,
+                subset,
+                |i| Host::Activator(i as u16),
+                &mut self.ingress_lb_rng,
+            );
+            let a = match chosen {
+                Some(a) => a,
+                None if subset == 1 => 0,
+                None => self.lb_rng.random_range(0..subset),
             };
             self.reqs[slot as usize].activator = a as u16;
             self.revs[rev as usize].activators[a].enqueue(h);
@@ -698,6 +751,14 @@ impl<'a> World<'a> {
         req.gen = req.gen.wrapping_add(1);
         self.free.push(slot as u32);
         self.revs[rev as usize].in_flight -= 1;
+        // Every ending passes here once (a freed slot returns above): the gateway releases.
+        self.gateway.release(r.ingress, rev);
+        debug_assert!(
+            self.gateway.is_ideal()
+                || self.gateway.outstanding_total(rev)
+                    == u64::from(self.revs[rev as usize].in_flight),
+            "the gateway holds exactly the revision's requests in flight"
+        );
         self.recorder.finished(&RequestRecord {
             id: r.id,
             arrived: r.arrived,
@@ -922,6 +983,7 @@ impl<'a> World<'a> {
         if became_ready && self.now > SimTime::ZERO {
             self.reconcile();
         }
+        self.retry_held_programming();
         self.touch(rev);
     }
 
@@ -1055,8 +1117,20 @@ impl<'a> World<'a> {
         out.program
     }
 
-    /// The data plane applies generation `gen` of the ingress.
+    /// The data plane applies generation `gen` of the ingress; Kourier holds it instead while
+    /// a split of it has no ready endpoint.
     fn apply_programming(&mut self, gen: u64) {
+        if let Some(split) = self.split_without_endpoints() {
+            if self.held_generation.is_none() {
+                self.warn(format!(
+                    "{} keeps the previous ingress config: {split} has no ready endpoint",
+                    self.gateway.profile()
+                ));
+            }
+            self.held_generation = Some(gen);
+            return;
+        }
+        self.held_generation = None;
         self.control.programmed(gen);
         let Some(table) = self.control.desired_table() else {
             return;
@@ -1075,6 +1149,53 @@ impl<'a> World<'a> {
         }
         for c in changes {
             self.recorder.programmed(self.now, &c.tag, &c.splits);
+        }
+    }
+
+    /// Kourier's rule (KR ingress_translator.go:225-231): the first revision of the desired
+    /// table's positive splits (KIngress skips 0% targets, SV ingress.go:327-329) whose public
+    /// service has no ready endpoint: no pod endpoint in Serve mode (activators in Proxy mode).
+    fn split_without_endpoints(&self) -> Option<String> {
+        let table = self.control.desired_table()?;
+        let ready = |name: &str| {
+            let Some(&i) = self.rev_index.get(name) else {
+                return 1; // unknown to the scenario: the data plane reports it
+            };
+            let r = &self.revs[i as usize];
+            match (r.pods.created(), r.serve_applied) {
+                (false, _) => 0,
+                (true, true) => r.pods.endpoints().len(),
+                (true, false) => r.subset.max(1),
+            }
+        };
+        let splits = || {
+            table
+                .groups
+                .iter()
+                .flat_map(|g| &g.splits)
+                .filter(|s| s.percent > 0)
+        };
+        if applies_config(self.gateway.profile(), splits().map(|s| ready(&s.revision))) {
+            None
+        } else {
+            splits()
+                .find(|s| ready(&s.revision) == 0)
+                .map(|s| s.revision.clone())
+        }
+    }
+
+    /// Endpoints were added: Kourier's tracker re-translates a held generation at once (its
+    /// snapshot write is synchronous, KR ingress.go:170-192).
+    fn retry_held_programming(&mut self) {
+        if let Some(gen) = self.held_generation {
+            if self.control.is_new(gen) {
+                self.apply_programming(gen);
+                if self.held_generation.is_none() {
+                    self.reconcile();
+                }
+            } else {
+                self.held_generation = None;
+            }
         }
     }
 
@@ -1143,11 +1264,12 @@ mod tests {
     use crate::model::autoscaler::AutoscalerConfig;
     use crate::model::dist::Dist;
     use crate::model::ingress::IngressProfile;
+    use crate::report::run::RunReport;
     use crate::routing::pick::PickerKind;
     use crate::routing::TrafficTarget;
     use crate::scenario::spec::{
         ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec, IngressSpec,
-        MetricsSpec, RevisionSpec, ServiceSpec,
+        MetricsSpec, RevisionSpec, ServiceSpec, TimelineEvent,
     };
 
     /// One revision, one pod, Serve mode from the start (TBC 0), Poisson arrivals, exponential
@@ -1307,5 +1429,119 @@ mod tests {
         other.seed = 4;
         let c = simulate(&other, &RunOptions::default()).into_report(0.0);
         assert_ne!(a.totals(), c.totals());
+    }
+
+    /// `mmck` with the activator always in the path (TBC -1) and the ingress `profile`: one pod
+    /// (cc 10, 100 ms) serves ~100 req/s of 1,000 req/s, so the backlog queues at the activator.
+    fn activator_backlog(profile: IngressProfile, replicas: u32) -> SimRun {
+        let mut s = mmck(1000.0, 10, SimDuration::from_millis(100), 3, 1);
+        s.autoscaler.config.target_burst_capacity = -1.0;
+        s.ingress = IngressSpec {
+            replicas,
+            programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+            ..IngressSpec::of(profile)
+        };
+        simulate(&s, &RunOptions::default())
+    }
+
+    #[test]
+    fn kourier_breaker_turns_the_activator_backlog_into_overflow_and_istio_does_not() {
+        let report = |p, n| activator_backlog(p, n).into_report(0.0);
+        let kourier = report(IngressProfile::Kourier, 1);
+        let istio = report(IngressProfile::Istio, 1);
+        let ideal = report(IngressProfile::Ideal, 1);
+        let kourier2 = report(IngressProfile::Kourier, 2);
+        for r in [&kourier, &istio, &ideal, &kourier2] {
+            // sum of outcomes (with in-flight) == arrived, overall and per revision
+            assert!(r.accounting_ok());
+        }
+        let overflow = |r: &RunReport| r.revisions()[0].counts.ingress_overflow;
+        // ~3,000 arrivals: the activator's backlog passes 1,024 outstanding on the one replica
+        // after ~1.1 s, from then on the breaker answers 503 UO (about 1,800)
+        assert!(overflow(&kourier) > 1_000, "{:?}", kourier.totals());
+        assert_eq!(overflow(&kourier), kourier.totals().ingress_overflow);
+        // the activator's queue never holds more than the breaker lets through
+        assert!(kourier.revisions()[0].peak_activator_queue <= 1024);
+        // Istio's thresholds are 2^32-1: the backlog stays queued at the activator
+        assert_eq!(overflow(&istio), 0);
+        assert!(istio.revisions()[0].peak_activator_queue > 2_000);
+        // with one activator the least-request choice is the ideal gateway's: same run
+        assert_eq!(istio.totals(), ideal.totals());
+        // two replicas: 1,024 each, and requests spread over both
+        assert!(
+            overflow(&kourier2) > 0 && overflow(&kourier2) < overflow(&kourier),
+            "{} vs {}",
+            overflow(&kourier2),
+            overflow(&kourier)
+        );
+    }
+
+    /// Two revisions at 50/50 in Serve mode (TBC 0); at 5 s svc-00002 loses its one pod (it
+    /// leaves the endpoints at once) and the traffic moves to 20/80. Until its SKS switches to
+    /// Proxy (the next decider tick plus the programming delay, 6.3 s) svc-00002 has no ready
+    /// endpoint.
+    fn endpoints_gone(profile: IngressProfile) -> SimRun {
+        let mut s = mmck(400.0, 10, SimDuration::from_millis(10), 8, 1);
+        let mut v2 = s.revisions[0].clone();
+        v2.name = "svc-00002".into();
+        s.revisions.push(v2);
+        s.traffic = vec![
+            TrafficTarget::revision("svc-00001", 50),
+            TrafficTarget::revision("svc-00002", 50),
+        ];
+        s.endpoint_removal_delay = Dist::constant(SimDuration::from_millis(1)).expect("valid");
+        let at = SimTime::ZERO + SimDuration::from_secs(5);
+        s.timeline = vec![
+            TimelineEvent {
+                at,
+                action: Action::Scale {
+                    revision: 1,
+                    pods: 0,
+                },
+            },
+            TimelineEvent {
+                at,
+                action: Action::SetTraffic(vec![
+                    TrafficTarget::revision("svc-00001", 20),
+                    TrafficTarget::revision("svc-00002", 80),
+                ]),
+            },
+        ];
+        s.ingress = IngressSpec {
+            programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+            ..IngressSpec::of(profile)
+        };
+        simulate(&s, &RunOptions::default())
+    }
+
+    #[test]
+    fn kourier_keeps_the_old_split_while_a_revision_has_no_ready_endpoint() {
+        let kourier = endpoints_gone(IngressProfile::Kourier);
+        let ideal = endpoints_gone(IngressProfile::Ideal);
+        assert!(
+            kourier.warnings.iter().any(|w| w.ends_with(
+                "kourier keeps the previous ingress config: svc-00002 has no ready endpoint"
+            )),
+            "{:?}",
+            kourier.warnings
+        );
+        assert!(ideal.warnings.iter().all(|w| !w.contains("keeps")));
+        let (kourier, ideal) = (kourier.into_report(0.0), ideal.into_report(0.0));
+        assert!(kourier.accounting_ok() && ideal.accounting_ok());
+        // 503 UH at svc-00002 from 5 s to 6.3 s: Kourier sends it 50% throughout (about
+        // 60 + 200), the ideal gateway 80% from 5.3 s (about 60 + 320)
+        let errors = |r: &RunReport| r.revisions()[1].counts.errors;
+        assert!(
+            errors(&ideal) >= errors(&kourier) + 60,
+            "ideal {} vs kourier {}",
+            errors(&ideal),
+            errors(&kourier)
+        );
+        // and Kourier applies the 20/80 split once the activator is svc-00002's endpoint
+        assert!(
+            kourier.revisions()[1].routed > kourier.revisions()[0].routed,
+            "{:?}",
+            kourier.revisions()
+        );
     }
 }
