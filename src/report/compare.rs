@@ -207,9 +207,11 @@ pub enum Metric {
     /// When the last rollout finished, in seconds. Undefined when no gradual rollout happened
     /// (rollout-duration 0 shifts at once and records none) or one was still going at the end.
     RolloutFinishedS,
+    /// 503 UO from the gateway's circuit breakers (`ingress.profile`), all revisions.
+    IngressOverflow,
 }
 
-pub const METRICS: usize = 8;
+pub const METRICS: usize = 9;
 
 /// One run's value of every metric, indexed like `Metric::ALL`.
 pub type MetricValues = [Option<f64>; METRICS];
@@ -224,6 +226,7 @@ impl Metric {
         Metric::PeakActivatorQueue,
         Metric::MaxDesiredPods,
         Metric::RolloutFinishedS,
+        Metric::IngressOverflow,
     ];
 
     /// The name in the CSV files.
@@ -237,6 +240,7 @@ impl Metric {
             Metric::PeakActivatorQueue => "peak_activator_queue",
             Metric::MaxDesiredPods => "max_desired_pods",
             Metric::RolloutFinishedS => "rollout_finished_s",
+            Metric::IngressOverflow => "ingress_overflow",
         }
     }
 }
@@ -287,6 +291,7 @@ pub fn extract_metrics(report: &RunReport, first_event: Option<SimTime>) -> Metr
         Metric::PeakActivatorQueue => max_of(|r| r.peak_activator_queue),
         Metric::MaxDesiredPods => max_of(|r| r.max_desired_pods),
         Metric::RolloutFinishedS => rollout_finished(report).map(|t| t.as_secs_f64()),
+        Metric::IngressOverflow => Some(totals.ingress_overflow as f64),
     })
 }
 

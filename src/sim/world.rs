@@ -1451,7 +1451,8 @@ mod tests {
         let istio = report(IngressProfile::Istio, 1);
         let ideal = report(IngressProfile::Ideal, 1);
         let kourier2 = report(IngressProfile::Kourier, 2);
-        for r in [&kourier, &istio, &ideal, &kourier2] {
+        let contour = report(IngressProfile::Contour, 1);
+        for r in [&kourier, &istio, &ideal, &kourier2, &contour] {
             // sum of outcomes (with in-flight) == arrived, overall and per revision
             assert!(r.accounting_ok());
         }
@@ -1467,6 +1468,9 @@ mod tests {
         assert!(istio.revisions()[0].peak_activator_queue > 2_000);
         // with one activator the least-request choice is the ideal gateway's: same run
         assert_eq!(istio.totals(), ideal.totals());
+        // Contour's breakers are Envoy's defaults as Kourier's (its retries need a connect
+        // failure or reset, which this run has not): same run
+        assert_eq!(contour.totals(), kourier.totals());
         // two replicas: 1,024 each, and requests spread over both
         assert!(
             overflow(&kourier2) > 0 && overflow(&kourier2) < overflow(&kourier),
