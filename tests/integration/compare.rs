@@ -124,7 +124,8 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
             "peak_qp_queue",
             "peak_activator_queue",
             "max_desired_pods",
-            "rollout_finished_s"
+            "rollout_finished_s",
+            "ingress_overflow"
         ]
     );
     for line in &lines[1..=METRICS] {
