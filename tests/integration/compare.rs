@@ -136,8 +136,13 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     }
     // rollout-duration 0s records no gradual rollout: rollout_finished_s is undefined
     assert_eq!(
-        lines[2 * METRICS],
+        lines[2 * METRICS - 1],
         "service.rollout_duration=0s,0,rollout_finished_s,,,,,"
+    );
+    // the ideal gateway has no breaker
+    assert_eq!(
+        lines[2 * METRICS],
+        "service.rollout_duration=0s,3,ingress_overflow,0.000,0.000,0.000,0.000,0.000"
     );
 
     let paired = read(one.join("paired.csv"));
