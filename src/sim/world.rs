@@ -25,6 +25,13 @@
 //!   then Kubernetes readiness (Serve endpoints, the autoscaler's ready count); a terminating pod
 //!   stops counting as ready at once and leaves the endpoints after a delay. Activators (A.3.3):
 //!   a subset per revision splits its healthy pods; each has its own FIFO.
+//! - Ingress profile (`model::ingress`): a routed request reaches a gateway replica (by client),
+//!   passes its circuit breaker for the revision's cluster or ends at once as
+//!   `ingress_overflow`, and is balanced by the profile's LB over the cluster's endpoints (pods
+//!   in Serve mode, the activator subset in Proxy mode); `finish` releases it. `ideal` admits
+//!   everything and keeps the original spreading, drawing nothing, so its runs are unchanged.
+//!   Kourier holds a generation while a split has no ready endpoint and applies it when one
+//!   appears. One programming delay per generation for every replica.
 
 use std::collections::{BTreeMap, VecDeque};
 
