@@ -200,49 +200,68 @@ fn compare_refuses_bad_input_clearly() {
     assert!(!Path::new(out).exists(), "nothing is written on bad input");
 }
 
-/// README's "The rollout-duration study per profile" command, run as written but with one seed
-/// and 120 s (the instant shift happens at 60 s): under Kourier and Contour the instant shift's
-/// activator backlog overflows the gateway's breaker, under Istio and the ideal gateway not, and
-/// a 380 s rollout never does.
+/// README's commands of "The rollout-duration study per profile", each run as written but with
+/// one seed and 120 s (the instant shift happens at 60 s): under Kourier and Contour the instant
+/// shift's activator backlog overflows the gateway's breaker, under Istio and the ideal gateway
+/// not, and a 380 s rollout never does; more Kourier replicas overflow less.
 #[test]
 fn readme_ingress_profile_study_runs() {
     let readme = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"));
-    let command = readme
+    let commands: Vec<&str> = readme
         .lines()
-        .find(|l| l.starts_with("cargo run --release -- compare") && l.contains("ingress.profile="))
-        .expect("the per-profile study command in README.md");
-    let mut args: Vec<String> = command
-        .split_whitespace()
-        .skip_while(|a| *a != "--")
-        .skip(1)
-        .map(str::to_string)
+        .filter(|l| l.starts_with("cargo run --release -- compare") && l.contains("ingress."))
         .collect();
-    let seeds = args.iter().position(|a| a == "--seeds").expect("--seeds");
-    args[seeds + 1] = "1".to_string();
-    let out = temp_dir("compare-readme-profiles");
-    args.extend(["--set", "duration=120s", "--out"].map(str::to_string));
-    args.push(out.to_str().expect("utf-8 path").to_string());
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = splitlab(&refs);
-    assert!(run.status.success(), "{}", text(&run.stderr));
-    let csv = read(out.join("compare.csv"));
-    let overflow = |profile: &str, rd: &str| -> f64 {
-        let setting = format!("ingress.profile={profile};service.rollout_duration={rd}");
-        csv.lines()
-            .find(|l| l.starts_with(&format!("{setting},1,ingress_overflow,")))
-            .and_then(|l| l.split(',').nth(3))
-            .unwrap_or_else(|| panic!("{setting} in {csv}"))
-            .parse()
-            .expect("a number")
-    };
-    for profile in ["kourier", "contour"] {
-        assert!(overflow(profile, "0s") > 1000.0, "{profile}: {csv}");
+    assert_eq!(
+        commands.len(),
+        2,
+        "the two per-profile commands in README.md"
+    );
+    for (k, command) in commands.into_iter().enumerate() {
+        let mut args: Vec<String> = command
+            .split_whitespace()
+            .skip_while(|a| *a != "--")
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        let seeds = args.iter().position(|a| a == "--seeds").expect("--seeds");
+        args[seeds + 1] = "1".to_string();
+        let out = temp_dir(&format!("compare-readme-profiles-{k}"));
+        args.extend(["--set", "duration=120s", "--out"].map(str::to_string));
+        args.push(out.to_str().expect("utf-8 path").to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = splitlab(&refs);
+        assert!(run.status.success(), "{command}: {}", text(&run.stderr));
+        let csv = read(out.join("compare.csv"));
+        let overflow = |setting: &str| -> f64 {
+            csv.lines()
+                .find(|l| l.starts_with(&format!("{setting},1,ingress_overflow,")))
+                .and_then(|l| l.split(',').nth(3))
+                .unwrap_or_else(|| panic!("{setting} in {csv}"))
+                .parse()
+                .expect("a number")
+        };
+        let profile = |p: &str, rd: &str| {
+            overflow(&format!(
+                "ingress.profile={p};service.rollout_duration={rd}"
+            ))
+        };
+        if command.contains("ingress.replicas=") {
+            let replicas = |n: u32| overflow(&format!("ingress.replicas={n}"));
+            assert!(
+                replicas(1) > replicas(4) && replicas(4) > replicas(8),
+                "{csv}"
+            );
+        } else {
+            for p in ["kourier", "contour"] {
+                assert!(profile(p, "0s") > 1000.0, "{p}: {csv}");
+            }
+            for p in ["istio", "ideal"] {
+                assert_eq!(profile(p, "0s"), 0.0, "{p}");
+            }
+            for p in ["kourier", "istio", "contour", "ideal"] {
+                assert_eq!(profile(p, "380s"), 0.0, "{p}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(out);
     }
-    for profile in ["istio", "ideal"] {
-        assert_eq!(overflow(profile, "0s"), 0.0, "{profile}");
-    }
-    for profile in ["kourier", "istio", "contour", "ideal"] {
-        assert_eq!(overflow(profile, "380s"), 0.0, "{profile}");
-    }
-    let _ = std::fs::remove_dir_all(out);
 }
