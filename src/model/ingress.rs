@@ -202,7 +202,7 @@ pub struct IngressSpec {
     pub max_requests: u32,
     /// Delay between a change of the programmed split (new traffic block, rollout step, SKS mode
     /// change) and the moment the data plane applies it; also when the KIngress reports Ready,
-    /// which is what ObserveReady sees. One draw per generation for every replica.
+    /// which is what ObserveReady sees. Each replica draws its own; Ready when all applied.
     pub programming_delay: Dist,
 }
 

@@ -23,6 +23,9 @@ pub enum Stream {
     IngressLb = 6,
     /// The gateway's retry back-off jitter (`model::ingress`).
     IngressRetry = 7,
+    /// Per gateway replica r >= 1: its programming delay (`IngressReplicaDelay + 2 * r`; replica
+    /// 0 draws from `IngressDelay`, so one replica draws exactly what the ideal gateway did).
+    IngressReplicaDelay = 8,
     /// Per revision: `ServiceTime + 2 * revision index`.
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.

@@ -31,7 +31,8 @@
 //!   in Serve mode, the activator subset in Proxy mode); `finish` releases it. `ideal` admits
 //!   everything and keeps the original spreading, drawing nothing, so its runs are unchanged.
 //!   Kourier holds a generation while a split has no ready endpoint and applies it when one
-//!   appears. One programming delay per generation for every replica.
+//!   appears. Each replica applies a generation after its own programming delay; the KIngress
+//!   is Ready, for the route reconciler, when all have.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -114,8 +115,10 @@ enum Ev {
     Deadline {
         rev: u32,
     },
+    /// Gateway replica `replica` applies generation `generation`.
     IngressProgrammed {
         generation: u64,
+        replica: u16,
     },
     SksApply {
         rev: u32,
@@ -229,7 +232,13 @@ struct World<'a> {
     // the route
     control: RouteControl,
     reconcile_at: Option<SimTime>,
-    plane: DataPlane,
+    /// The data plane of each gateway replica (one for `ideal`): each applies a generation
+    /// after its own programming delay; the KIngress is Ready when all have.
+    planes: Vec<DataPlane>,
+    /// The generation each replica applied last.
+    replica_applied: Vec<u64>,
+    /// Programming delays of replicas 1.. (replica 0 uses `delay_rng`).
+    replica_delay_rngs: Vec<StreamRng>,
     /// The ingress profile's gateway replicas: breakers, LB, retries (`model::ingress`).
     gateway: Gateway,
     ingress_lb_rng: StreamRng,
@@ -326,7 +335,11 @@ impl<'a> World<'a> {
             rev_index,
             control: RouteControl::new(&s.service, &s.traffic),
             reconcile_at: None,
-            plane: DataPlane::default(),
+            planes: vec![DataPlane::default(); s.ingress.replicas.max(1) as usize],
+            replica_applied: vec![0; s.ingress.replicas.max(1) as usize],
+            replica_delay_rngs: (1..u64::from(s.ingress.replicas.max(1)))
+                .map(|r| stream(seed, rep, Stream::IngressReplicaDelay, r))
+                .collect(),
             gateway: Gateway::new(&s.ingress, s.revisions.len()),
             ingress_lb_rng: stream(seed, rep, Stream::IngressLb, 0),
             held_generation: None,
@@ -414,7 +427,7 @@ impl<'a> World<'a> {
         // The KIngress is created with the desired split (no gradual rollout at creation,
         // RR:59-72) and is programmed before the run starts.
         if let Some(gen) = self.reconcile() {
-            self.apply_programming(gen);
+            self.apply_programming(gen, None);
             self.reconcile();
         }
         self.queue
@@ -431,9 +444,14 @@ impl<'a> World<'a> {
             Ev::ServiceDone(req) => self.on_service_done(req),
             Ev::PsWake { pod, gen } => self.on_ps_wake(pod, gen),
             Ev::Deadline { rev } => self.on_deadline(rev),
-            Ev::IngressProgrammed { generation } => {
-                if self.control.is_new(generation) {
-                    self.apply_programming(generation);
+            Ev::IngressProgrammed {
+                generation,
+                replica,
+            } => {
+                if self.control.is_new(generation)
+                    && self.replica_applied[replica as usize] < generation
+                    && self.apply_programming(generation, Some(replica as usize))
+                {
                     self.reconcile();
                 }
             }
@@ -475,10 +493,11 @@ impl<'a> World<'a> {
         self.recorder.arrived(self.now);
         let id = self.next_req_id;
         self.next_req_id += 1;
-        let routed = self
-            .plane
+        let replica = self.gateway.replica_of(a.client);
+        let plane = &mut self.planes[replica as usize];
+        let routed = plane
             .group_of(a.address)
-            .and_then(|g| self.plane.pick(g, a.client, &mut self.routing_rng));
+            .and_then(|g| plane.pick(g, a.client, &mut self.routing_rng));
         let Some(routed) = routed else {
             // No rule for the host: the ingress answers 404.
             self.recorder.finished(&RequestRecord {
@@ -494,7 +513,6 @@ impl<'a> World<'a> {
         };
         let rev = routed.revision;
         let default_group = routed.default_group;
-        let replica = self.gateway.replica_of(a.client);
         let Some(ticket) = self.gateway.try_admit(replica, rev) else {
             // The replica's circuit breaker for the revision's cluster is full: 503 UO, never
             // reaching an activator or a queue-proxy (model::ingress).
@@ -1105,9 +1123,19 @@ impl<'a> World<'a> {
             }
         }
         if let Some(gen) = out.program {
-            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.queue
-                .schedule(self.now + delay, Ev::IngressProgrammed { generation: gen });
+            // Each gateway replica applies the config after its own delay (ingress.md §7.1).
+            for replica in 0..self.planes.len() {
+                let rng = match replica {
+                    0 => &mut self.delay_rng,
+                    r => &mut self.replica_delay_rngs[r - 1],
+                };
+                let delay = self.s.ingress.programming_delay.sample(rng);
+                let ev = Ev::IngressProgrammed {
+                    generation: gen,
+                    replica: replica as u16,
+                };
+                self.queue.schedule(self.now + delay, ev);
+            }
         }
         for change in out.rollouts {
             match change {
@@ -1124,9 +1152,12 @@ impl<'a> World<'a> {
         out.program
     }
 
-    /// The data plane applies generation `gen` of the ingress; Kourier holds it instead while
-    /// a split of it has no ready endpoint.
-    fn apply_programming(&mut self, gen: u64) {
+    /// Gateway replica `replica` (all of them for `None`) applies generation `gen` of the
+    /// ingress; Kourier holds it instead while a split of it has no ready endpoint. Returns
+    /// whether every replica now has it: the KIngress is Ready (the prober needs every gateway
+    /// pod, NW status.go:432-443) and the route reconciler runs again. `routes.csv` follows
+    /// replica 0.
+    fn apply_programming(&mut self, gen: u64, replica: Option<usize>) -> bool {
         if let Some(split) = self.split_without_endpoints() {
             if self.held_generation.is_none() {
                 self.warn(format!(
@@ -1135,28 +1166,41 @@ impl<'a> World<'a> {
                 ));
             }
             self.held_generation = Some(gen);
-            return;
+            return false;
         }
         self.held_generation = None;
-        self.control.programmed(gen);
-        let Some(table) = self.control.desired_table() else {
-            return;
+        let replicas = match replica {
+            Some(r) => r..r + 1,
+            None => 0..self.planes.len(),
         };
-        let (plane, changes, warnings) = DataPlane::program(
-            &self.control,
-            table,
-            Some(&self.plane),
-            self.s.picker,
-            &self.rev_index,
-            self.arrivals.tags(),
-        );
-        self.plane = plane;
-        for w in warnings {
-            self.warn(w);
+        for r in replicas {
+            self.replica_applied[r] = self.replica_applied[r].max(gen);
+            let Some(table) = self.control.desired_table() else {
+                continue;
+            };
+            let (plane, changes, warnings) = DataPlane::program(
+                &self.control,
+                table,
+                Some(&self.planes[r]),
+                self.s.picker,
+                &self.rev_index,
+                self.arrivals.tags(),
+            );
+            self.planes[r] = plane;
+            if r == 0 {
+                for w in warnings {
+                    self.warn(w);
+                }
+                for c in changes {
+                    self.recorder.programmed(self.now, &c.tag, &c.splits);
+                }
+            }
         }
-        for c in changes {
-            self.recorder.programmed(self.now, &c.tag, &c.splits);
+        let ready = self.replica_applied.iter().all(|&g| g >= gen);
+        if ready {
+            self.control.programmed(gen);
         }
+        ready
     }
 
     /// Kourier's rule (KR ingress_translator.go:225-231): the first revision of the desired
@@ -1196,8 +1240,7 @@ impl<'a> World<'a> {
     fn retry_held_programming(&mut self) {
         if let Some(gen) = self.held_generation {
             if self.control.is_new(gen) {
-                self.apply_programming(gen);
-                if self.held_generation.is_none() {
+                if self.apply_programming(gen, None) {
                     self.reconcile();
                 }
             } else {
@@ -1626,5 +1669,45 @@ mod tests {
             let report = simulate(&s, &RunOptions::default()).into_report(0.0);
             proptest::prop_assert!(report.accounting_ok());
         }
+    }
+
+    /// 100% svc-00001 until 5 s, then 100% svc-00002, with 100 ms metrics windows and the
+    /// gateway's programming delay uniform 0.2-2 s over `replicas` replicas.
+    fn skewed_shift(replicas: u32) -> RunReport {
+        let mut s = mmck(2000.0, 10, SimDuration::from_millis(1), 10, 2);
+        let mut v2 = s.revisions[0].clone();
+        v2.name = "svc-00002".into();
+        s.revisions.push(v2);
+        s.metrics.window = SimDuration::from_millis(100);
+        s.timeline = vec![TimelineEvent {
+            at: SimTime::ZERO + SimDuration::from_secs(5),
+            action: Action::SetTraffic(vec![TrafficTarget::revision("svc-00002", 100)]),
+        }];
+        s.ingress = IngressSpec {
+            replicas,
+            programming_delay: Dist::uniform(
+                SimDuration::from_millis(200),
+                SimDuration::from_secs(2),
+            )
+            .expect("valid"),
+            ..IngressSpec::of(IngressProfile::Istio)
+        };
+        let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+        assert!(report.accounting_ok());
+        report
+    }
+
+    #[test]
+    fn gateway_replicas_apply_a_new_split_each_after_its_own_delay() {
+        // windows in which both revisions were routed to: the switch window with one replica;
+        // with three, the span between the first and the last replica's switch
+        let mixed = |r: &RunReport| {
+            (0..r.windows())
+                .filter(|&w| r.cell(w, 0).routed > 0 && r.cell(w, 1).routed > 0)
+                .count()
+        };
+        let (one, three) = (skewed_shift(1), skewed_shift(3));
+        assert_eq!(mixed(&one), 1);
+        assert!(mixed(&three) >= 3, "{} mixed windows", mixed(&three));
     }
 }
