@@ -30,8 +30,8 @@
 //!   `ingress_overflow`, and is balanced by the profile's LB over the cluster's endpoints (pods
 //!   in Serve mode, the activator subset in Proxy mode); `finish` releases it. `ideal` admits
 //!   everything and keeps the original spreading, drawing nothing, so its runs are unchanged.
-//!   Kourier holds a generation while a split has no ready endpoint and applies it when one
-//!   appears. Each replica applies a generation after its own programming delay; the KIngress
+//!   Kourier translates nothing while a split has no ready endpoint (the generation is held)
+//!   and translates it again when one appears. Each replica applies a generation after its own programming delay; the KIngress
 //!   is Ready, for the route reconciler, when all have.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -427,8 +427,10 @@ impl<'a> World<'a> {
         // The KIngress is created with the desired split (no gradual rollout at creation,
         // RR:59-72) and is programmed before the run starts.
         if let Some(gen) = self.reconcile() {
-            self.apply_programming(gen, None);
-            self.reconcile();
+            if self.held_generation.is_none() {
+                self.apply_programming(gen, None);
+                self.reconcile();
+            }
         }
         self.queue
             .schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
@@ -1123,19 +1125,7 @@ impl<'a> World<'a> {
             }
         }
         if let Some(gen) = out.program {
-            // Each gateway replica applies the config after its own delay (ingress.md §7.1).
-            for replica in 0..self.planes.len() {
-                let rng = match replica {
-                    0 => &mut self.delay_rng,
-                    r => &mut self.replica_delay_rngs[r - 1],
-                };
-                let delay = self.s.ingress.programming_delay.sample(rng);
-                let ev = Ev::IngressProgrammed {
-                    generation: gen,
-                    replica: replica as u16,
-                };
-                self.queue.schedule(self.now + delay, ev);
-            }
+            self.translate(gen);
         }
         for change in out.rollouts {
             match change {
@@ -1152,12 +1142,10 @@ impl<'a> World<'a> {
         out.program
     }
 
-    /// Gateway replica `replica` (all of them for `None`) applies generation `gen` of the
-    /// ingress; Kourier holds it instead while a split of it has no ready endpoint. Returns
-    /// whether every replica now has it: the KIngress is Ready (the prober needs every gateway
-    /// pod, NW status.go:432-443) and the route reconciler runs again. `routes.csv` follows
-    /// replica 0.
-    fn apply_programming(&mut self, gen: u64, replica: Option<usize>) -> bool {
+    /// The ingress controller translates generation `gen` and pushes it: each gateway replica
+    /// applies it after its own delay (ingress.md §7.1). Kourier translates nothing while a
+    /// split has no ready endpoint: the generation is held, the replicas keep the old config.
+    fn translate(&mut self, gen: u64) {
         if let Some(split) = self.split_without_endpoints() {
             if self.held_generation.is_none() {
                 self.warn(format!(
@@ -1166,9 +1154,28 @@ impl<'a> World<'a> {
                 ));
             }
             self.held_generation = Some(gen);
-            return false;
+            return;
         }
         self.held_generation = None;
+        for replica in 0..self.planes.len() {
+            let rng = match replica {
+                0 => &mut self.delay_rng,
+                r => &mut self.replica_delay_rngs[r - 1],
+            };
+            let delay = self.s.ingress.programming_delay.sample(rng);
+            let ev = Ev::IngressProgrammed {
+                generation: gen,
+                replica: replica as u16,
+            };
+            self.queue.schedule(self.now + delay, ev);
+        }
+    }
+
+    /// Gateway replica `replica` (all of them for `None`) applies generation `gen` of the
+    /// ingress. Returns whether every replica now has it: the KIngress is Ready (the prober
+    /// needs every gateway pod, NW status.go:432-443) and the route reconciler runs again.
+    /// `routes.csv` follows replica 0.
+    fn apply_programming(&mut self, gen: u64, replica: Option<usize>) -> bool {
         let replicas = match replica {
             Some(r) => r..r + 1,
             None => 0..self.planes.len(),
@@ -1235,14 +1242,12 @@ impl<'a> World<'a> {
         }
     }
 
-    /// Endpoints were added: Kourier's tracker re-translates a held generation at once (its
-    /// snapshot write is synchronous, KR ingress.go:170-192).
+    /// Endpoints were added: Kourier's tracker re-translates a held generation at once (KR
+    /// ingress_translator.go:510-533), and the replicas apply it after their delays.
     fn retry_held_programming(&mut self) {
         if let Some(gen) = self.held_generation {
             if self.control.is_new(gen) {
-                if self.apply_programming(gen, None) {
-                    self.reconcile();
-                }
+                self.translate(gen);
             } else {
                 self.held_generation = None;
             }
@@ -1531,9 +1536,9 @@ mod tests {
     }
 
     /// Two revisions at 50/50 in Serve mode (TBC 0); at 5 s svc-00002 loses its one pod (it
-    /// leaves the endpoints at once) and the traffic moves to 20/80. Until its SKS switches to
-    /// Proxy (the next decider tick plus the programming delay, 6.3 s) svc-00002 has no ready
-    /// endpoint.
+    /// leaves the endpoints 1 ms later) and at 5.1 s the traffic moves to 20/80. Until its SKS
+    /// switches to Proxy (the next decider tick plus the programming delay, 6.3 s) svc-00002
+    /// has no ready endpoint.
     fn endpoints_gone(profile: IngressProfile) -> SimRun {
         let mut s = mmck(400.0, 10, SimDuration::from_millis(10), 8, 1);
         let mut v2 = s.revisions[0].clone();
@@ -1554,7 +1559,7 @@ mod tests {
                 },
             },
             TimelineEvent {
-                at,
+                at: at + SimDuration::from_millis(100),
                 action: Action::SetTraffic(vec![
                     TrafficTarget::revision("svc-00001", 20),
                     TrafficTarget::revision("svc-00002", 80),
@@ -1582,8 +1587,8 @@ mod tests {
         assert!(ideal.warnings.iter().all(|w| !w.contains("keeps")));
         let (kourier, ideal) = (kourier.into_report(0.0), ideal.into_report(0.0));
         assert!(kourier.accounting_ok() && ideal.accounting_ok());
-        // 503 UH at svc-00002 from 5 s to 6.3 s: Kourier sends it 50% throughout (about
-        // 60 + 200), the ideal gateway 80% from 5.3 s (about 60 + 320)
+        // 503 UH at svc-00002 from 5 s to 6.3 s: Kourier holds the 20/80 config and sends it
+        // 50% throughout (about 260), the ideal gateway 80% from 5.4 s (about 80 + 290)
         let errors = |r: &RunReport| r.revisions()[1].counts.errors;
         assert!(
             errors(&ideal) >= errors(&kourier) + 60,
