@@ -31,8 +31,8 @@
 //!   in Serve mode, the activator subset in Proxy mode); `finish` releases it. `ideal` admits
 //!   everything and keeps the original spreading, drawing nothing, so its runs are unchanged.
 //!   Kourier translates nothing while a split has no ready endpoint (the generation is held)
-//!   and translates it again when one appears. Each replica applies a generation after its own programming delay; the KIngress
-//!   is Ready, for the route reconciler, when all have.
+//!   and translates it again when one appears. Each replica applies a generation after its own
+//!   programming delay; the KIngress is Ready, for the route reconciler, when all have.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -242,8 +242,8 @@ struct World<'a> {
     /// The ingress profile's gateway replicas: breakers, LB, retries (`model::ingress`).
     gateway: Gateway,
     ingress_lb_rng: StreamRng,
-    /// Kourier: a generation not applied because a split had no ready endpoint; applied when
-    /// the endpoints change (KR ingress_translator.go:225-231, the tracker re-reconciles).
+    /// Kourier: a generation not translated because a split had no ready endpoint; translated
+    /// again when endpoints appear (KR ingress_translator.go:225-231, the tracker re-reconciles).
     held_generation: Option<u64>,
     recorder: RunRecorder,
     warnings: Vec<String>,
