@@ -10,6 +10,7 @@ pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
 pub mod failure;
+pub mod ingress;
 pub mod queue_proxy;
 pub mod revision;
 pub mod rng;

@@ -20,6 +20,13 @@ pub enum Stream {
     IngressDelay = 3,
     // 4 was reserved for endpoint load balancing, which is round-robin and draws nothing.
     ActivatorLb = 5,
+    /// The gateway's least-request (P2C) choices inside a revision cluster (`model::ingress`).
+    IngressLb = 6,
+    /// The gateway's retry back-off jitter (`model::ingress`).
+    IngressRetry = 7,
+    /// Per gateway replica r >= 1: its programming delay (`IngressReplicaDelay + 2 * r`; replica
+    /// 0 draws from `IngressDelay`, so one replica draws exactly what the ideal gateway did).
+    IngressReplicaDelay = 8,
     /// Per revision: `ServiceTime + 2 * revision index`.
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.

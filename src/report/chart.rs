@@ -113,6 +113,8 @@ struct WindowRow {
     p50_ms: Option<f64>,
     p99_ms: Option<f64>,
     desired_pods: Option<u64>,
+    /// 0 in a `timeseries.csv` written before the column existed.
+    ingress_overflow: u64,
 }
 
 /// A run's outputs, read back.
@@ -303,6 +305,7 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
     ])?;
     let has_desired = ts.has("desired_pods");
     let has_failures = ts.has("app_error") && ts.has("bad_gateway");
+    let has_overflow = ts.has("ingress_overflow");
     let mut revisions: Vec<String> = Vec::new();
     let mut windows: Vec<f64> = Vec::new();
     let mut cells: Vec<(usize, usize, WindowRow)> = Vec::new();
@@ -370,6 +373,11 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
                 Some(ts.need(record, "desired_pods")?)
             } else {
                 None
+            },
+            ingress_overflow: if has_overflow {
+                ts.need(record, "ingress_overflow")?
+            } else {
+                0
             },
         };
         cells.push((w, r, row));
@@ -785,24 +793,25 @@ where
 {
     // Per window, all revisions together, as rates.
     let per_s = 1.0 / data.window_s;
-    let sums: Vec<(f64, [f64; 5])> = data
+    let sums: Vec<(f64, [f64; 6])> = data
         .rows
         .iter()
         .zip(&data.windows)
         .map(|(w, &t)| {
-            let mut s = [0.0; 5];
+            let mut s = [0.0; 6];
             for row in w.iter().flatten() {
                 s[0] += row.served as f64 * per_s;
                 s[1] += row.rejected_qp as f64 * per_s;
                 s[2] += row.expired as f64 * per_s;
                 s[3] += row.app_error as f64 * per_s;
                 s[4] += row.bad_gateway as f64 * per_s;
+                s[5] += row.ingress_overflow as f64 * per_s;
             }
             (t, s)
         })
         .collect();
-    // Headroom for the legend: one more line per failure outcome shown.
-    let failure_layers = (3..5)
+    // Headroom for the legend: one more line per failure or overflow outcome shown.
+    let failure_layers = (3..6)
         .filter(|&k| sums.iter().any(|(_, s)| s[k] > 0.0))
         .count();
     let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0)
@@ -832,6 +841,10 @@ where
         (
             "502 bad gateway: app not listening yet, or crashed",
             RGBColor(86, 180, 233),
+        ),
+        (
+            "503 ingress overflow: Envoy circuit breaker (x-envoy-overloaded)",
+            RGBColor(0, 114, 178),
         ),
     ];
     // Layers that never happen stay out of the legend (a healthy run reads as before).

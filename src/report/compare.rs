@@ -212,9 +212,11 @@ pub enum Metric {
     /// The most pods of all revisions at once (`cost.peak_total_pods`): what a rollout needs
     /// from a quota.
     PeakTotalPods,
+    /// 503 UO from the gateway's circuit breakers (`ingress.profile`), all revisions.
+    IngressOverflow,
 }
 
-pub const METRICS: usize = 10;
+pub const METRICS: usize = 11;
 
 /// One run's value of every metric, indexed like `Metric::ALL`.
 pub type MetricValues = [Option<f64>; METRICS];
@@ -231,6 +233,7 @@ impl Metric {
         Metric::RolloutFinishedS,
         Metric::PodSeconds,
         Metric::PeakTotalPods,
+        Metric::IngressOverflow,
     ];
 
     /// The name in the CSV files.
@@ -246,6 +249,7 @@ impl Metric {
             Metric::RolloutFinishedS => "rollout_finished_s",
             Metric::PodSeconds => "pod_seconds",
             Metric::PeakTotalPods => "peak_total_pods",
+            Metric::IngressOverflow => "ingress_overflow",
         }
     }
 }
@@ -298,6 +302,7 @@ pub fn extract_metrics(report: &RunReport, first_event: Option<SimTime>) -> Metr
         Metric::RolloutFinishedS => rollout_finished(report).map(|t| t.as_secs_f64()),
         Metric::PodSeconds => Some(report.cost().pod_seconds),
         Metric::PeakTotalPods => Some(report.cost().peak_total_pods as f64),
+        Metric::IngressOverflow => Some(totals.ingress_overflow as f64),
     })
 }
 

@@ -18,7 +18,7 @@
 //! - **Share per revision**: `routed_r / Σ routed` in each run. Two-proportion test
 //!   ([`two_proportion_se`]: pooled `p`, `SE = sqrt(p(1−p)(1/n1 + 1/n2))`, `n` = Σ routed).
 //! - **Outcome proportions**: `served`, `rejected_qp`, `expired_activator`, `expired_qp`,
-//!   `client_cancelled`, `errors` and `in_flight_at_end` of all requests, each as a share of
+//!   `client_cancelled`, `errors`, `ingress_overflow` and `in_flight_at_end` of all requests, each as a share of
 //!   `requests.arrived`; the same test.
 //! - **Latency per revision**: the mean, p50, p90 and p99 of served requests; see
 //!   [`quantile_se_ms`] and [`mean_se_ms`]. `SE` of the difference is
@@ -774,7 +774,7 @@ mod tests {
     }
 
     /// A run whose revisions each served all they were routed, with one latency for all.
-    fn run(label: &str, routed: &[(&str, u64)], outcomes: [u64; 9]) -> RunSummary {
+    fn run(label: &str, routed: &[(&str, u64)], outcomes: [u64; OUTCOMES.len()]) -> RunSummary {
         let revisions = routed
             .iter()
             .map(|(name, n)| {
@@ -798,8 +798,10 @@ mod tests {
     }
 
     /// All served: the outcome counts of `n` requests that all succeeded.
-    fn served(n: u64) -> [u64; 9] {
-        [n, 0, 0, 0, 0, 0, 0, 0, 0]
+    fn served(n: u64) -> [u64; OUTCOMES.len()] {
+        let mut outcomes = [0; OUTCOMES.len()];
+        outcomes[0] = n;
+        outcomes
     }
 
     fn golden() -> RunSummary {
@@ -922,7 +924,11 @@ mod tests {
             (
                 "outcome shift",
                 run("a", &[("a", 10_000)], served(10_000)),
-                run("b", &[("a", 10_000)], [9500, 500, 0, 0, 0, 0, 0, 0, 0]),
+                run("b", &[("a", 10_000)], {
+                    let mut o = served(9500);
+                    o[1] = 500;
+                    o
+                }),
                 vec![
                     ("outcome served", V::Differs),
                     ("outcome rejected_qp", V::Differs),
@@ -968,8 +974,8 @@ mod tests {
     #[test]
     fn identical_runs_have_every_row_within_noise() {
         let diff = diff_runs(&golden(), &golden(), Z999);
-        // 2 shares, 9 outcomes, 2 revisions × 4 latency statistics
-        assert_eq!(diff.rows.len(), 2 + 9 + 8);
+        // 2 shares, the outcomes and in-flight, 2 revisions × 4 latency statistics
+        assert_eq!(diff.rows.len(), 2 + OUTCOMES.len() + 8);
         for row in &diff.rows {
             assert_eq!(row.verdict, Verdict::Within, "{row:?}");
             assert_eq!(row.diff, Some(0.0), "{row:?}");
@@ -1137,7 +1143,7 @@ mod tests {
         assert!(share_c.ends_with("DIFFERS"), "{share_c}");
         assert_eq!(
             lines[lines.len() - 1],
-            "2 of 15 compared metrics differ beyond noise: share a, share c"
+            "2 of 16 compared metrics differ beyond noise: share a, share c"
         );
     }
 }

@@ -26,10 +26,13 @@ pub enum Outcome {
     BadGateway,
     /// Anything else (no route for the host, no endpoint, a connection error).
     Error,
+    /// 503 with `x-envoy-overloaded: true` (flag UO): the gateway replica's circuit breaker for
+    /// the revision's cluster was full (`model::ingress`).
+    IngressOverflow,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 8] = [
+    pub const ALL: [Outcome; 9] = [
         Outcome::Served,
         Outcome::RejectedQp,
         Outcome::ExpiredActivator,
@@ -38,6 +41,7 @@ impl Outcome {
         Outcome::AppError,
         Outcome::BadGateway,
         Outcome::Error,
+        Outcome::IngressOverflow,
     ];
 
     /// The name used in outputs (`summary.json` keys, `requests.csv`).
@@ -51,6 +55,7 @@ impl Outcome {
             Outcome::AppError => "app_error",
             Outcome::BadGateway => "bad_gateway",
             Outcome::Error => "errors",
+            Outcome::IngressOverflow => "ingress_overflow",
         }
     }
 
@@ -59,7 +64,7 @@ impl Outcome {
     pub fn status(self) -> u16 {
         match self {
             Outcome::Served => 200,
-            Outcome::RejectedQp => 503,
+            Outcome::RejectedQp | Outcome::IngressOverflow => 503,
             Outcome::ExpiredActivator | Outcome::ExpiredQp => 504,
             Outcome::ClientCancelled => 0,
             Outcome::AppError => 500,
@@ -70,7 +75,7 @@ impl Outcome {
 
 /// The request counts of `summary.json` that account for every arrival, in file order: each
 /// outcome's name, then `in_flight_at_end`.
-pub const END_KEYS: [&str; 9] = [
+pub const END_KEYS: [&str; 10] = [
     Outcome::Served.name(),
     Outcome::RejectedQp.name(),
     Outcome::ExpiredActivator.name(),
@@ -79,6 +84,7 @@ pub const END_KEYS: [&str; 9] = [
     Outcome::AppError.name(),
     Outcome::BadGateway.name(),
     Outcome::Error.name(),
+    Outcome::IngressOverflow.name(),
     "in_flight_at_end",
 ];
 

@@ -26,8 +26,8 @@
 //!
 //! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `requests` {`arrived`,
 //! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `app_error`,
-//! `bad_gateway`, `errors`, `in_flight_at_end`}, `revisions` (revision index order) {the same
-//! ten, `routed`,
+//! `bad_gateway`, `errors`, `ingress_overflow`, `in_flight_at_end`}, `revisions` (revision index
+//! order) {the same eleven, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
 //! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`}}, `cost`
@@ -61,7 +61,7 @@ pub const AUTOSCALER_FILE: &str = "autoscaler.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
 rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,\
-app_error,bad_gateway";
+app_error,bad_gateway,ingress_overflow";
 pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
 pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
@@ -183,6 +183,8 @@ pub struct Counts {
     pub app_error: u64,
     pub bad_gateway: u64,
     pub errors: u64,
+    /// 503 UO from the gateway's circuit breaker.
+    pub ingress_overflow: u64,
     pub in_flight_at_end: u64,
 }
 
@@ -197,6 +199,7 @@ impl Counts {
             Outcome::AppError => &mut self.app_error,
             Outcome::BadGateway => &mut self.bad_gateway,
             Outcome::Error => &mut self.errors,
+            Outcome::IngressOverflow => &mut self.ingress_overflow,
         };
         *slot += 1;
     }
@@ -212,6 +215,7 @@ impl Counts {
             self.app_error,
             self.bad_gateway,
             self.errors,
+            self.ingress_overflow,
             self.in_flight_at_end,
         ];
         // u128: a sum that overflows u64 must compare unequal, not wrap into equality.
@@ -300,6 +304,8 @@ pub struct WindowCell {
     pub app_error: u64,
     /// 502s from the queue-proxy (application not listening, or crashed).
     pub bad_gateway: u64,
+    /// 503 UO from the gateway's circuit breaker.
+    pub ingress_overflow: u64,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
     pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
@@ -510,6 +516,7 @@ impl RunRecorder {
                 Outcome::ExpiredActivator | Outcome::ExpiredQp => cell.expired += 1,
                 Outcome::AppError => cell.app_error += 1,
                 Outcome::BadGateway => cell.bad_gateway += 1,
+                Outcome::IngressOverflow => cell.ingress_overflow += 1,
                 Outcome::ClientCancelled | Outcome::Error => {}
             }
             self.touched = true;
@@ -945,7 +952,8 @@ impl RunReport {
     }
 
     /// arrived = served + rejected_qp + expired_activator + expired_qp + client_cancelled +
-    /// app_error + bad_gateway + errors + in_flight_at_end, at the top level and for every revision.
+    /// app_error + bad_gateway + errors + ingress_overflow + in_flight_at_end, at the top level and
+    /// for every revision.
     pub fn accounting_ok(&self) -> bool {
         self.totals.balanced() && self.revisions.iter().all(|r| r.counts.balanced())
     }
@@ -1023,7 +1031,7 @@ impl RunReport {
                 writeln!(
                     w,
                     "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{},\
-                     {desired},{},{}",
+                     {desired},{},{},{}",
                     Fixed3(c.programmed_pct),
                     c.routed,
                     c.served,
@@ -1033,6 +1041,7 @@ impl RunReport {
                     opt_ms(c.p99_us),
                     c.app_error,
                     c.bad_gateway,
+                    c.ingress_overflow,
                 )?;
             }
         }
@@ -1097,7 +1106,8 @@ impl RunReport {
         ));
         line(format!(
             "requests: arrived {}  served {}  rejected_qp {}  expired_activator {}  expired_qp {}  \
-             client_cancelled {}  app_error {}  bad_gateway {}  errors {}  in_flight_at_end {}",
+             client_cancelled {}  app_error {}  bad_gateway {}  errors {}  ingress_overflow {}  \
+             in_flight_at_end {}",
             t.arrived,
             t.served,
             t.rejected_qp,
@@ -1107,6 +1117,7 @@ impl RunReport {
             t.app_error,
             t.bad_gateway,
             t.errors,
+            t.ingress_overflow,
             t.in_flight_at_end
         ));
         let width = self
@@ -1600,12 +1611,12 @@ mod tests {
             let ts = dir.read(TIMESERIES_FILE);
             let rows: Vec<&str> = ts.lines().collect();
             assert_eq!(
-                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0",
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0");
+            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0,0");
             assert_eq!(
-                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0",
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0,0",
                 "empty observed_pct"
             );
         }
@@ -1779,13 +1790,13 @@ mod tests {
             "requests": {
                 "arrived": 4, "served": 1, "rejected_qp": 0, "expired_activator": 1,
                 "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
-                "errors": 1, "in_flight_at_end": 1
+                "errors": 1, "ingress_overflow": 0, "in_flight_at_end": 1
             },
             "revisions": {
                 "a": {
                     "arrived": 1, "served": 1, "rejected_qp": 0, "expired_activator": 0,
                     "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
-                    "errors": 0, "in_flight_at_end": 0,
+                    "errors": 0, "ingress_overflow": 0, "in_flight_at_end": 0,
                     "routed": 1,
                     "latency_ms": {
                         "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
@@ -1800,7 +1811,7 @@ mod tests {
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
                     "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
-                    "errors": 0, "in_flight_at_end": 1,
+                    "errors": 0, "ingress_overflow": 0, "in_flight_at_end": 1,
                     "routed": 2, "latency_ms": null,
                     "peak_qp_queue": 0, "peak_activator_queue": 0,
                     "max_desired_pods": 2, "max_ready_pods": 0, "panic_seconds": 0.5,
@@ -1879,13 +1890,13 @@ mod tests {
             dir.read(TIMESERIES_FILE),
             "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
              qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,\
-             bad_gateway\n\
-             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0,0\n\
-             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0,0\n\
-             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0,0\n\
-             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0,0\n\
-             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0,0\n\
-             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0,0\n"
+             bad_gateway,ingress_overflow\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0,0,0\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0,0,0\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0,0,0\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0,0,0\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0,0,0\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0,0,0\n"
         );
         assert_eq!(
             dir.read(AUTOSCALER_FILE),
@@ -2125,8 +2136,9 @@ mod tests {
             assert_eq!(report.cell(k, 1).gauge_max[4], b, "window {k} of b");
             for (r, want) in [(0, a), (1, b)] {
                 let row = rows[k * 2 + r];
+                // desired_pods, then app_error, bad_gateway and ingress_overflow
                 assert_eq!(
-                    row.rsplit(',').nth(2),
+                    row.rsplit(',').nth(3),
                     Some(want.to_string().as_str()),
                     "{row}"
                 );

@@ -33,6 +33,7 @@ use serde::Deserialize;
 use self::tree::{Node, Origin};
 use crate::model::autoscaler::{Aggregation, AutoscalerConfig, ScalingMetric};
 use crate::model::dist::Dist;
+use crate::model::ingress::IngressProfile;
 use crate::model::time::{SimDuration, SimTime};
 use crate::routing::duration::parse_duration;
 use crate::routing::field_error::err_out_of_bounds_value;
@@ -397,6 +398,17 @@ pub struct TraceFile {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IngressFile {
+    /// `kourier | istio | contour | ideal` (default `ideal`).
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Gateway replicas (default: the profile's, 1).
+    #[serde(default)]
+    pub replicas: Option<i64>,
+    /// Circuit-breaker `max_requests` per revision cluster per replica (default: the
+    /// profile's: 1024 for kourier and contour, 4294967295 for istio and ideal).
+    #[serde(default)]
+    pub max_requests: Option<i64>,
+    /// Default: the profile's band.
     #[serde(default)]
     pub programming_delay: Option<DistFile>,
 }
@@ -1546,13 +1558,25 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         None => PickerKind::Random,
         Some(p) => p.parse::<PickerKind>().map_err(|e| cx.err("picker", e))?,
     };
+    let profile = match &f.ingress.profile {
+        None => IngressProfile::default(),
+        Some(p) => p
+            .parse::<IngressProfile>()
+            .map_err(|e| cx.err("ingress.profile", e))?,
+    };
     let ingress = IngressSpec {
+        profile,
+        replicas: match f.ingress.replicas {
+            Some(n) => cx.int_within("ingress.replicas", n, 1, 1000)?,
+            None => profile.default_replicas(),
+        },
+        max_requests: match f.ingress.max_requests {
+            Some(n) => cx.int_within("ingress.max_requests", n, 1, i64::from(u32::MAX))?,
+            None => profile.default_max_requests(),
+        },
         programming_delay: match &f.ingress.programming_delay {
             Some(d) => cx.dist("ingress.programming_delay", d)?,
-            None => Dist::Uniform {
-                min: SimDuration::from_millis(200),
-                max: SimDuration::from_millis(600),
-            },
+            None => profile.default_programming_delay(),
         },
     };
     let activator = ActivatorSpec {
@@ -2231,6 +2255,31 @@ arrivals:
         // Default drain: the longest revision timeout plus one metrics window.
         assert_eq!(s.drain, SimDuration::from_secs(301));
         assert_eq!(s.source_yaml, BASE);
+        // The ingress: `ideal` unless asked (README "Ingress profiles" says why).
+        assert_eq!(s.ingress, IngressSpec::of(IngressProfile::Ideal));
+    }
+
+    #[test]
+    fn ingress_profile_brings_its_defaults_and_takes_overrides() {
+        // (ingress block, profile, replicas, max_requests, programming delay in ms)
+        let rows = [
+            // Kourier: 1 replica, Envoy's 1024, 0.2-0.5 s (ingress.md §7.2)
+            ("{profile: kourier}", IngressProfile::Kourier, 1, 1024, (200, 500)),
+            // Istio: thresholds at 2^32-1, 0.2-2 s (§7.3)
+            ("{profile: istio}", IngressProfile::Istio, 1, u32::MAX, (200, 2000)),
+            // Contour: 1024, two probe phases 0.5-2 s (§7.4)
+            ("{profile: contour}", IngressProfile::Contour, 1, 1024, (500, 2000)),
+            // overrides win over the profile's defaults
+            ("{profile: istio, replicas: 3, max_requests: 10, programming_delay: {uniform: {min: 1s, max: 2s}}}", IngressProfile::Istio, 3, 10, (1000, 2000)),
+        ];
+        for (block, profile, replicas, max, (lo, hi)) in rows {
+            let s = load(&format!("{BASE}ingress: {block}\n")).expect(block);
+            assert_eq!(s.ingress.profile, profile, "{block}");
+            assert_eq!(s.ingress.replicas, replicas, "{block}");
+            assert_eq!(s.ingress.max_requests, max, "{block}");
+            let band = Dist::uniform(SimDuration::from_millis(lo), SimDuration::from_millis(hi));
+            assert_eq!(s.ingress.programming_delay, band.expect("valid"), "{block}");
+        }
     }
 
     #[test]
@@ -2383,6 +2432,10 @@ arrivals:
             (edit("  tags: {next: 0.1}", "  tags: {next: 0.1"), pos(28, 10), "arrivals.tags", "did not find expected ',' or '}'"),
             // a picker that does not exist
             (format!("{BASE}picker: fastest\n"), pos(29, 9), "picker", "unknown picker \"fastest\"; allowed: random, wrr, hash"),
+            // an ingress profile that does not exist: the allowed names (model::ingress)
+            (format!("{BASE}ingress: {{profile: nginx}}\n"), pos(29, 20), "ingress.profile", "unknown ingress profile \"nginx\"; allowed: kourier, istio, contour, ideal"),
+            // no gateway replica
+            (format!("{BASE}ingress: {{profile: kourier, replicas: 0}}\n"), pos(29, 39), "ingress.replicas", "0 is out of range; allowed: 1 to 1000"),
             // a target burst capacity between -1 and 0
             (format!("{BASE}activator: {{target_burst_capacity: -0.5}}\n"), pos(29, 36), "activator.target_burst_capacity", "allowed: -1 (activator always in the path), 0"),
             // a metrics window too small

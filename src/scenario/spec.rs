@@ -327,14 +327,9 @@ pub struct TraceRow {
     pub client: Option<u64>,
 }
 
-/// The ingress (Envoy through net-istio / Kourier / Contour).
-#[derive(Clone, Debug, PartialEq)]
-pub struct IngressSpec {
-    /// Delay between a change of the programmed split (new traffic block, rollout step, SKS mode
-    /// change) and the moment the data plane applies it; also when the KIngress reports Ready,
-    /// which is what ObserveReady sees. Default uniform 200–600 ms.
-    pub programming_delay: Dist,
-}
+/// The ingress (Envoy through Kourier / net-istio / net-contour, or the ideal gateway): its
+/// profile, replicas, circuit-breaker threshold and programming delay (`model::ingress`).
+pub use crate::model::ingress::IngressSpec;
 
 /// The activator.
 #[derive(Clone, Debug, PartialEq)]

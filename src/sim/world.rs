@@ -33,6 +33,14 @@
 //!   kubelet restarts its container after Kubernetes' back-off, through start-up and readiness
 //!   again. A crash-looping revision's containers fail when their start-up completes, so it
 //!   never becomes Ready.
+//! - Ingress profile (`model::ingress`): a routed request reaches a gateway replica (by client),
+//!   passes its circuit breaker for the revision's cluster or ends at once as
+//!   `ingress_overflow`, and is balanced by the profile's LB over the cluster's endpoints (pods
+//!   in Serve mode, the activator subset in Proxy mode); `finish` releases it. `ideal` admits
+//!   everything and keeps the original spreading, drawing nothing, so its runs are unchanged.
+//!   Kourier translates nothing while a split has no ready endpoint (the generation is held)
+//!   and translates it again when one appears. Each replica applies a generation after its own
+//!   programming delay; the KIngress is Ready, for the route reconciler, when all have.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -42,6 +50,7 @@ use super::queue::EventQueue;
 use crate::model::activator::Throttler;
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, FailureSpec, RestartBackOff};
+use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
@@ -115,8 +124,10 @@ enum Ev {
     Deadline {
         rev: u32,
     },
+    /// Gateway replica `replica` applies generation `generation`.
     IngressProgrammed {
         generation: u64,
+        replica: u16,
     },
     SksApply {
         rev: u32,
@@ -167,6 +178,8 @@ struct Req {
     activator: u16,
     /// The application answers it with an error when its service ends.
     app_error: bool,
+    /// What it holds at the gateway replica (released in `finish`).
+    ingress: Ticket,
 }
 
 enum Server {
@@ -262,7 +275,19 @@ struct World<'a> {
     // the route
     control: RouteControl,
     reconcile_at: Option<SimTime>,
-    plane: DataPlane,
+    /// The data plane of each gateway replica (one for `ideal`): each applies a generation
+    /// after its own programming delay; the KIngress is Ready when all have.
+    planes: Vec<DataPlane>,
+    /// The generation each replica applied last.
+    replica_applied: Vec<u64>,
+    /// Programming delays of replicas 1.. (replica 0 uses `delay_rng`).
+    replica_delay_rngs: Vec<StreamRng>,
+    /// The ingress profile's gateway replicas: breakers, LB, retries (`model::ingress`).
+    gateway: Gateway,
+    ingress_lb_rng: StreamRng,
+    /// Kourier: a generation not translated because a split had no ready endpoint; translated
+    /// again when endpoints appear (KR ingress_translator.go:225-231, the tracker re-reconciles).
+    held_generation: Option<u64>,
     recorder: RunRecorder,
     warnings: Vec<String>,
     scratch: Vec<u64>,
@@ -358,7 +383,14 @@ impl<'a> World<'a> {
             rev_index,
             control: RouteControl::new(&s.service, &s.traffic),
             reconcile_at: None,
-            plane: DataPlane::default(),
+            planes: vec![DataPlane::default(); s.ingress.replicas.max(1) as usize],
+            replica_applied: vec![0; s.ingress.replicas.max(1) as usize],
+            replica_delay_rngs: (1..u64::from(s.ingress.replicas.max(1)))
+                .map(|r| stream(seed, rep, Stream::IngressReplicaDelay, r))
+                .collect(),
+            gateway: Gateway::new(&s.ingress, s.revisions.len()),
+            ingress_lb_rng: stream(seed, rep, Stream::IngressLb, 0),
+            held_generation: None,
             recorder,
             warnings: Vec::new(),
             scratch: Vec::new(),
@@ -443,8 +475,10 @@ impl<'a> World<'a> {
         // The KIngress is created with the desired split (no gradual rollout at creation,
         // RR:59-72) and is programmed before the run starts.
         if let Some(gen) = self.reconcile() {
-            self.apply_programming(gen);
-            self.reconcile();
+            if self.held_generation.is_none() {
+                self.apply_programming(gen, None);
+                self.reconcile();
+            }
         }
         self.queue
             .schedule(SimTime::ZERO + DECIDER_TICK, Ev::DeciderTick);
@@ -460,9 +494,14 @@ impl<'a> World<'a> {
             Ev::ServiceDone(req) => self.on_service_done(req),
             Ev::PsWake { pod, gen } => self.on_ps_wake(pod, gen),
             Ev::Deadline { rev } => self.on_deadline(rev),
-            Ev::IngressProgrammed { generation } => {
-                if self.control.is_new(generation) {
-                    self.apply_programming(generation);
+            Ev::IngressProgrammed {
+                generation,
+                replica,
+            } => {
+                if self.control.is_new(generation)
+                    && self.replica_applied[replica as usize] < generation
+                    && self.apply_programming(generation, Some(replica as usize))
+                {
                     self.reconcile();
                 }
             }
@@ -471,6 +510,7 @@ impl<'a> World<'a> {
                 if r.kpa.mode_applied(gen, serve, r.serve_applied, self.now) {
                     r.serve_applied = serve;
                 }
+                self.retry_held_programming();
             }
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
@@ -518,10 +558,11 @@ impl<'a> World<'a> {
         self.recorder.arrived(self.now);
         let id = self.next_req_id;
         self.next_req_id += 1;
-        let routed = self
-            .plane
+        let replica = self.gateway.replica_of(a.client);
+        let plane = &mut self.planes[replica as usize];
+        let routed = plane
             .group_of(a.address)
-            .and_then(|g| self.plane.pick(g, a.client, &mut self.routing_rng));
+            .and_then(|g| plane.pick(g, a.client, &mut self.routing_rng));
         let Some(routed) = routed else {
             // No rule for the host: the ingress answers 404.
             self.recorder.finished(&RequestRecord {
@@ -537,6 +578,21 @@ impl<'a> World<'a> {
         };
         let rev = routed.revision;
         let default_group = routed.default_group;
+        let Some(ticket) = self.gateway.try_admit(replica, rev) else {
+            // The replica's circuit breaker for the revision's cluster is full: 503 UO, never
+            // reaching an activator or a queue-proxy (model::ingress).
+            self.recorder.routed(self.now, rev as usize, default_group);
+            self.recorder.finished(&RequestRecord {
+                id,
+                arrived: self.now,
+                finished: self.now,
+                revision: Some(rev as usize),
+                default_group,
+                via_activator: false,
+                outcome: Outcome::IngressOverflow,
+            });
+            return;
+        };
         self.recorder.routed(self.now, rev as usize, default_group);
         self.revs[rev as usize].requests_since_tick += 1;
         let slot = match self.free.pop() {
@@ -553,6 +609,7 @@ impl<'a> World<'a> {
                     via_activator: false,
                     activator: 0,
                     app_error: false,
+                    ingress: Ticket::default(),
                 });
                 (self.reqs.len() - 1) as u32
             }
@@ -562,6 +619,7 @@ impl<'a> World<'a> {
         r.arrived = self.now;
         r.rev = rev;
         r.default_group = default_group;
+        r.ingress = ticket;
         let h = handle(slot, r.gen);
         let revr = &mut self.revs[rev as usize];
         revr.in_flight += 1;
@@ -590,8 +648,23 @@ impl<'a> World<'a> {
                 self.finish(h, Outcome::Error);
                 return;
             }
-            let pod = endpoints[rr.endpoint_rr % endpoints.len()];
-            rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
+            // The profile's LB at the request's gateway replica; `ideal`: one cursor.
+            let ticket = &mut self.reqs[slot as usize].ingress;
+            let chosen = self.gateway.pick_host(
+                ticket,
+                rev,
+                endpoints.len(),
+                |i| Host::Pod(endpoints[i]),
+                &mut self.ingress_lb_rng,
+            );
+            let pod = match chosen {
+                Some(i) => endpoints[i],
+                None => {
+                    let pod = endpoints[rr.endpoint_rr % endpoints.len()];
+                    rr.endpoint_rr = rr.endpoint_rr.wrapping_add(1);
+                    pod
+                }
+            };
             self.qp_admit(pod, h);
         } else {
             let req = &mut self.reqs[slot as usize];
@@ -599,10 +672,17 @@ impl<'a> World<'a> {
             req.loc = Loc::ActivatorQueue;
             // The ingress balances over the revision's activator subset; each has its own FIFO.
             let subset = self.revs[rev as usize].subset.max(1);
-            let a = if subset == 1 {
-                0
-            } else {
-                self.lb_rng.random_range(0..subset)
+            let chosen = self.gateway.pick_host(
+                &mut self.reqs[slot as usize].ingress,
+                rev,
+                subset,
+                |i| Host::Activator(i as u16),
+                &mut self.ingress_lb_rng,
+            );
+            let a = match chosen {
+                Some(a) => a,
+                None if subset == 1 => 0,
+                None => self.lb_rng.random_range(0..subset),
             };
             self.reqs[slot as usize].activator = a as u16;
             self.revs[rev as usize].activators[a].enqueue(h);
@@ -791,6 +871,14 @@ impl<'a> World<'a> {
         req.gen = req.gen.wrapping_add(1);
         self.free.push(slot as u32);
         self.revs[rev as usize].in_flight -= 1;
+        // Every ending passes here once (a freed slot returns above): the gateway releases.
+        self.gateway.release(r.ingress, rev);
+        debug_assert!(
+            self.gateway.is_ideal()
+                || self.gateway.outstanding_total(rev)
+                    == u64::from(self.revs[rev as usize].in_flight),
+            "the gateway holds exactly the revision's requests in flight"
+        );
         self.recorder.finished(&RequestRecord {
             id: r.id,
             arrived: r.arrived,
@@ -1131,6 +1219,7 @@ impl<'a> World<'a> {
         if became_ready && self.now > SimTime::ZERO {
             self.reconcile();
         }
+        self.retry_held_programming();
         self.touch(rev);
     }
 
@@ -1245,9 +1334,7 @@ impl<'a> World<'a> {
             }
         }
         if let Some(gen) = out.program {
-            let delay = self.s.ingress.programming_delay.sample(&mut self.delay_rng);
-            self.queue
-                .schedule(self.now + delay, Ev::IngressProgrammed { generation: gen });
+            self.translate(gen);
         }
         for change in out.rollouts {
             match change {
@@ -1264,26 +1351,115 @@ impl<'a> World<'a> {
         out.program
     }
 
-    /// The data plane applies generation `gen` of the ingress.
-    fn apply_programming(&mut self, gen: u64) {
-        self.control.programmed(gen);
-        let Some(table) = self.control.desired_table() else {
+    /// The ingress controller translates generation `gen` and pushes it: each gateway replica
+    /// applies it after its own delay (ingress.md §7.1). Kourier translates nothing while a
+    /// split has no ready endpoint: the generation is held, the replicas keep the old config.
+    fn translate(&mut self, gen: u64) {
+        if let Some(split) = self.split_without_endpoints() {
+            if self.held_generation.is_none() {
+                self.warn(format!(
+                    "{} keeps the previous ingress config: {split} has no ready endpoint",
+                    self.gateway.profile()
+                ));
+            }
+            self.held_generation = Some(gen);
             return;
-        };
-        let (plane, changes, warnings) = DataPlane::program(
-            &self.control,
-            table,
-            Some(&self.plane),
-            self.s.picker,
-            &self.rev_index,
-            self.arrivals.tags(),
-        );
-        self.plane = plane;
-        for w in warnings {
-            self.warn(w);
         }
-        for c in changes {
-            self.recorder.programmed(self.now, &c.tag, &c.splits);
+        self.held_generation = None;
+        for replica in 0..self.planes.len() {
+            let rng = match replica {
+                0 => &mut self.delay_rng,
+                r => &mut self.replica_delay_rngs[r - 1],
+            };
+            let delay = self.s.ingress.programming_delay.sample(rng);
+            let ev = Ev::IngressProgrammed {
+                generation: gen,
+                replica: replica as u16,
+            };
+            self.queue.schedule(self.now + delay, ev);
+        }
+    }
+
+    /// Gateway replica `replica` (all of them for `None`) applies generation `gen` of the
+    /// ingress. Returns whether every replica now has it: the KIngress is Ready (the prober
+    /// needs every gateway pod, NW status.go:432-443) and the route reconciler runs again.
+    /// `routes.csv` follows replica 0.
+    fn apply_programming(&mut self, gen: u64, replica: Option<usize>) -> bool {
+        let replicas = match replica {
+            Some(r) => r..r + 1,
+            None => 0..self.planes.len(),
+        };
+        for r in replicas {
+            self.replica_applied[r] = self.replica_applied[r].max(gen);
+            let Some(table) = self.control.desired_table() else {
+                continue;
+            };
+            let (plane, changes, warnings) = DataPlane::program(
+                &self.control,
+                table,
+                Some(&self.planes[r]),
+                self.s.picker,
+                &self.rev_index,
+                self.arrivals.tags(),
+            );
+            self.planes[r] = plane;
+            if r == 0 {
+                for w in warnings {
+                    self.warn(w);
+                }
+                for c in changes {
+                    self.recorder.programmed(self.now, &c.tag, &c.splits);
+                }
+            }
+        }
+        let ready = self.replica_applied.iter().all(|&g| g >= gen);
+        if ready {
+            self.control.programmed(gen);
+        }
+        ready
+    }
+
+    /// Kourier's rule (KR ingress_translator.go:225-231): the first revision of the desired
+    /// table's positive splits (KIngress skips 0% targets, SV ingress.go:327-329) whose public
+    /// service has no ready endpoint: no pod endpoint in Serve mode (activators in Proxy mode).
+    fn split_without_endpoints(&self) -> Option<String> {
+        let table = self.control.desired_table()?;
+        let ready = |name: &str| {
+            let Some(&i) = self.rev_index.get(name) else {
+                return 1; // unknown to the scenario: the data plane reports it
+            };
+            let r = &self.revs[i as usize];
+            match (r.pods.created(), r.serve_applied) {
+                (false, _) => 0,
+                (true, true) => r.pods.endpoints().len(),
+                (true, false) => r.subset.max(1),
+            }
+        };
+        let splits = || {
+            table
+                .groups
+                .iter()
+                .flat_map(|g| &g.splits)
+                .filter(|s| s.percent > 0)
+        };
+        if applies_config(self.gateway.profile(), splits().map(|s| ready(&s.revision))) {
+            None
+        } else {
+            splits()
+                .find(|s| ready(&s.revision) == 0)
+                .map(|s| s.revision.clone())
+        }
+    }
+
+    /// Endpoints were added: Kourier's tracker re-translates a held generation at once (KR
+    /// ingress_translator.go:510-533), and the replicas apply it after their delays.
+    fn retry_held_programming(&mut self) {
+        if let Some(gen) = self.held_generation {
+            if self.control.is_new(gen) {
+                self.translate(gen);
+            } else {
+                self.held_generation = None;
+            }
         }
     }
 
@@ -1376,11 +1552,13 @@ mod tests {
     use super::*;
     use crate::model::autoscaler::AutoscalerConfig;
     use crate::model::dist::Dist;
+    use crate::model::ingress::IngressProfile;
+    use crate::report::run::RunReport;
     use crate::routing::pick::PickerKind;
     use crate::routing::TrafficTarget;
     use crate::scenario::spec::{
         ActivatorSpec, ArrivalProcessSpec, ArrivalSpec, AutoscalerSpec, ClientSpec, IngressSpec,
-        MetricsSpec, RevisionSpec, ServiceSpec,
+        MetricsSpec, RevisionSpec, ServiceSpec, TimelineEvent,
     };
 
     /// One revision, one pod, Serve mode from the start (TBC 0), Poisson arrivals, exponential
@@ -1422,6 +1600,7 @@ mod tests {
             picker: PickerKind::Random,
             ingress: IngressSpec {
                 programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+                ..IngressSpec::of(IngressProfile::Ideal)
             },
             activator: ActivatorSpec {
                 replicas: 1,
@@ -1540,5 +1719,235 @@ mod tests {
         other.seed = 4;
         let c = simulate(&other, &RunOptions::default()).into_report(0.0);
         assert_ne!(a.totals(), c.totals());
+    }
+
+    /// `mmck` with the activator always in the path (TBC -1) and the ingress `profile`: one pod
+    /// (cc 10, 100 ms) serves ~100 req/s of 1,000 req/s, so the backlog queues at the activator.
+    fn activator_backlog(profile: IngressProfile, replicas: u32) -> SimRun {
+        let mut s = mmck(1000.0, 10, SimDuration::from_millis(100), 3, 1);
+        s.autoscaler.config.target_burst_capacity = -1.0;
+        s.ingress = IngressSpec {
+            replicas,
+            programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+            ..IngressSpec::of(profile)
+        };
+        simulate(&s, &RunOptions::default())
+    }
+
+    #[test]
+    fn kourier_breaker_turns_the_activator_backlog_into_overflow_and_istio_does_not() {
+        let report = |p, n| activator_backlog(p, n).into_report(0.0);
+        let kourier = report(IngressProfile::Kourier, 1);
+        let istio = report(IngressProfile::Istio, 1);
+        let ideal = report(IngressProfile::Ideal, 1);
+        let kourier2 = report(IngressProfile::Kourier, 2);
+        let contour = report(IngressProfile::Contour, 1);
+        for r in [&kourier, &istio, &ideal, &kourier2, &contour] {
+            // sum of outcomes (with in-flight) == arrived, overall and per revision
+            assert!(r.accounting_ok());
+        }
+        let overflow = |r: &RunReport| r.revisions()[0].counts.ingress_overflow;
+        // ~3,000 arrivals: the activator's backlog passes 1,024 outstanding on the one replica
+        // after ~1.1 s, from then on the breaker answers 503 UO (about 1,800)
+        assert!(overflow(&kourier) > 1_000, "{:?}", kourier.totals());
+        assert_eq!(overflow(&kourier), kourier.totals().ingress_overflow);
+        // the activator's queue never holds more than the breaker lets through
+        assert!(kourier.revisions()[0].peak_activator_queue <= 1024);
+        // Istio's thresholds are 2^32-1: the backlog stays queued at the activator
+        assert_eq!(overflow(&istio), 0);
+        assert!(istio.revisions()[0].peak_activator_queue > 2_000);
+        // with one activator the least-request choice is the ideal gateway's: same run
+        assert_eq!(istio.totals(), ideal.totals());
+        // Contour's breakers are Envoy's defaults as Kourier's (its retries need a connect
+        // failure or reset, which this run has not): same run
+        assert_eq!(contour.totals(), kourier.totals());
+        // two replicas: 1,024 each, and requests spread over both
+        assert!(
+            overflow(&kourier2) > 0 && overflow(&kourier2) < overflow(&kourier),
+            "{} vs {}",
+            overflow(&kourier2),
+            overflow(&kourier)
+        );
+    }
+
+    /// Two revisions at 50/50 in Serve mode (TBC 0); at 5 s svc-00002 loses its one pod (it
+    /// leaves the endpoints 1 ms later) and at 5.1 s the traffic moves to 20/80. Until its SKS
+    /// switches to Proxy (the next decider tick plus the programming delay, 6.3 s) svc-00002
+    /// has no ready endpoint.
+    fn endpoints_gone(profile: IngressProfile) -> SimRun {
+        let mut s = mmck(400.0, 10, SimDuration::from_millis(10), 8, 1);
+        let mut v2 = s.revisions[0].clone();
+        v2.name = "svc-00002".into();
+        s.revisions.push(v2);
+        s.traffic = vec![
+            TrafficTarget::revision("svc-00001", 50),
+            TrafficTarget::revision("svc-00002", 50),
+        ];
+        s.endpoint_removal_delay = Dist::constant(SimDuration::from_millis(1)).expect("valid");
+        let at = SimTime::ZERO + SimDuration::from_secs(5);
+        s.timeline = vec![
+            TimelineEvent {
+                at,
+                action: Action::Scale {
+                    revision: 1,
+                    pods: 0,
+                },
+            },
+            TimelineEvent {
+                at: at + SimDuration::from_millis(100),
+                action: Action::SetTraffic(vec![
+                    TrafficTarget::revision("svc-00001", 20),
+                    TrafficTarget::revision("svc-00002", 80),
+                ]),
+            },
+        ];
+        s.ingress = IngressSpec {
+            programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+            ..IngressSpec::of(profile)
+        };
+        simulate(&s, &RunOptions::default())
+    }
+
+    #[test]
+    fn kourier_keeps_the_old_split_while_a_revision_has_no_ready_endpoint() {
+        let kourier = endpoints_gone(IngressProfile::Kourier);
+        let ideal = endpoints_gone(IngressProfile::Ideal);
+        assert!(
+            kourier.warnings.iter().any(|w| w.ends_with(
+                "kourier keeps the previous ingress config: svc-00002 has no ready endpoint"
+            )),
+            "{:?}",
+            kourier.warnings
+        );
+        assert!(ideal.warnings.iter().all(|w| !w.contains("keeps")));
+        let (kourier, ideal) = (kourier.into_report(0.0), ideal.into_report(0.0));
+        assert!(kourier.accounting_ok() && ideal.accounting_ok());
+        // 503 UH at svc-00002 from 5 s to 6.3 s: Kourier holds the 20/80 config and sends it
+        // 50% throughout (about 260), the ideal gateway 80% from 5.4 s (about 80 + 290)
+        let errors = |r: &RunReport| r.revisions()[1].counts.errors;
+        assert!(
+            errors(&ideal) >= errors(&kourier) + 60,
+            "ideal {} vs kourier {}",
+            errors(&ideal),
+            errors(&kourier)
+        );
+        // and Kourier applies the 20/80 split once the activator is svc-00002's endpoint
+        assert!(
+            kourier.revisions()[1].routed > kourier.revisions()[0].routed,
+            "{:?}",
+            kourier.revisions()
+        );
+    }
+
+    #[test]
+    fn least_request_beats_round_robin_spreading_over_busy_pods() {
+        // 4 pods at cc 1 (each queues 10 at its queue-proxy) at 85% load, Serve mode: the
+        // gateway's least request (Istio) sends a request to the less busy of two pods, round
+        // robin (Kourier) takes turns whatever each pod holds (mean about 32 vs 38 ms)
+        let run = |profile: IngressProfile| {
+            let mut s = mmck(340.0, 1, SimDuration::from_millis(10), 300, 5);
+            s.revisions[0].pods = 4;
+            s.ingress = IngressSpec {
+                programming_delay: Dist::constant(SimDuration::from_millis(300)).expect("valid"),
+                ..IngressSpec::of(profile)
+            };
+            let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+            assert!(report.accounting_ok(), "{profile}");
+            report
+        };
+        let (kourier, istio, ideal) = (
+            run(IngressProfile::Kourier),
+            run(IngressProfile::Istio),
+            run(IngressProfile::Ideal),
+        );
+        let mean = |r: &RunReport| r.revisions()[0].latency.expect("served").mean_ms;
+        assert!(
+            mean(&istio) < 0.9 * mean(&kourier),
+            "istio {:.2} ms vs kourier {:.2} ms",
+            mean(&istio),
+            mean(&kourier)
+        );
+        // one replica's round robin is the ideal gateway's cursor: the same run
+        assert_eq!(kourier.totals(), ideal.totals());
+        assert_eq!(mean(&kourier), mean(&ideal));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+
+        /// Whatever ends a request (served, queue-proxy 503, either 504, client cancel, no
+        /// endpoint, gateway overflow), the gateway releases it exactly once: `finish` asserts
+        /// (debug) that the gateway holds exactly the revision's requests in flight, and the
+        /// outcomes account for every arrival.
+        #[test]
+        fn every_ending_releases_the_gateway_once(
+            rate in 50.0f64..600.0,
+            cc in 1u32..4,
+            tbc in proptest::sample::select(vec![-1.0f64, 0.0]),
+            timeout_ms in 200i64..3000,
+            client_ms in proptest::option::of(100i64..2000),
+            max_requests in 2u32..60,
+            replicas in 1u32..3,
+            profile in proptest::sample::select(vec![
+                IngressProfile::Kourier, IngressProfile::Istio, IngressProfile::Contour,
+            ]),
+        ) {
+            let mut s = mmck(rate, cc, SimDuration::from_millis(20), 4, 3);
+            s.revisions[0].pods = 2;
+            s.revisions[0].timeout = SimDuration::from_millis(timeout_ms);
+            s.client.timeout = client_ms.map(SimDuration::from_millis);
+            s.autoscaler.config.target_burst_capacity = tbc;
+            s.timeline = vec![TimelineEvent {
+                at: SimTime::ZERO + SimDuration::from_secs(2),
+                action: Action::Scale { revision: 0, pods: 1 },
+            }];
+            s.ingress = IngressSpec {
+                replicas,
+                max_requests,
+                ..IngressSpec::of(profile)
+            };
+            let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+            proptest::prop_assert!(report.accounting_ok());
+        }
+    }
+
+    /// 100% svc-00001 until 5 s, then 100% svc-00002, with 100 ms metrics windows and the
+    /// gateway's programming delay uniform 0.2-2 s over `replicas` replicas.
+    fn skewed_shift(replicas: u32) -> RunReport {
+        let mut s = mmck(2000.0, 10, SimDuration::from_millis(1), 10, 2);
+        let mut v2 = s.revisions[0].clone();
+        v2.name = "svc-00002".into();
+        s.revisions.push(v2);
+        s.metrics.window = SimDuration::from_millis(100);
+        s.timeline = vec![TimelineEvent {
+            at: SimTime::ZERO + SimDuration::from_secs(5),
+            action: Action::SetTraffic(vec![TrafficTarget::revision("svc-00002", 100)]),
+        }];
+        s.ingress = IngressSpec {
+            replicas,
+            programming_delay: Dist::uniform(
+                SimDuration::from_millis(200),
+                SimDuration::from_secs(2),
+            )
+            .expect("valid"),
+            ..IngressSpec::of(IngressProfile::Istio)
+        };
+        let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+        assert!(report.accounting_ok());
+        report
+    }
+
+    #[test]
+    fn gateway_replicas_apply_a_new_split_each_after_its_own_delay() {
+        // windows in which both revisions were routed to: the switch window with one replica;
+        // with three, the span between the first and the last replica's switch
+        let mixed = |r: &RunReport| {
+            (0..r.windows())
+                .filter(|&w| r.cell(w, 0).routed > 0 && r.cell(w, 1).routed > 0)
+                .count()
+        };
+        let (one, three) = (skewed_shift(1), skewed_shift(3));
+        assert_eq!(mixed(&one), 1);
+        assert!(mixed(&three) >= 3, "{} mixed windows", mixed(&three));
     }
 }

@@ -8,7 +8,7 @@ use std::process::Output;
 
 const COMPARE_HEADER: &str = "setting,seeds,metric,mean,ci95_low,ci95_high,min,max";
 const PAIRED_HEADER: &str = "setting,baseline,metric,mean_diff,ci95_low,ci95_high";
-const METRICS: usize = 10;
+const METRICS: usize = 11;
 
 /// A short comparison: 60 s of canary-rollout, rollout-duration 10s (finishes in the run) as the
 /// baseline against 0s (no gradual rollout), 3 seeds.
@@ -126,7 +126,8 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
             "max_desired_pods",
             "rollout_finished_s",
             "pod_seconds",
-            "peak_total_pods"
+            "peak_total_pods",
+            "ingress_overflow"
         ]
     );
     for line in &lines[1..=METRICS] {
@@ -137,16 +138,21 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     }
     // rollout-duration 0s records no gradual rollout: rollout_finished_s is undefined
     assert_eq!(
-        lines[2 * METRICS - 2],
+        lines[2 * METRICS - 3],
         "service.rollout_duration=0s,0,rollout_finished_s,,,,,"
     );
     // The cost of a rollout: both revisions' pods at once, over a quota.
-    for line in &lines[2 * METRICS - 1..=2 * METRICS] {
+    for line in &lines[2 * METRICS - 2..2 * METRICS] {
         assert!(
             line.starts_with("service.rollout_duration=0s,3,"),
             "cost is defined for every run: {line}"
         );
     }
+    // the ideal gateway has no breaker
+    assert_eq!(
+        lines[2 * METRICS],
+        "service.rollout_duration=0s,3,ingress_overflow,0.000,0.000,0.000,0.000,0.000"
+    );
 
     let paired = read(one.join("paired.csv"));
     let lines: Vec<&str> = paired.lines().collect();
@@ -201,4 +207,70 @@ fn compare_refuses_bad_input_clearly() {
         assert_clear_error(&splitlab(&all), message, &format!("{args:?}"));
     }
     assert!(!Path::new(out).exists(), "nothing is written on bad input");
+}
+
+/// README's commands of "The rollout-duration study per profile", each run as written but with
+/// one seed and 120 s (the instant shift happens at 60 s): under Kourier and Contour the instant
+/// shift's activator backlog overflows the gateway's breaker, under Istio and the ideal gateway
+/// not, and a 380 s rollout never does; more Kourier replicas overflow less.
+#[test]
+fn readme_ingress_profile_study_runs() {
+    let readme = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- compare") && l.contains("ingress."))
+        .collect();
+    assert_eq!(
+        commands.len(),
+        2,
+        "the two per-profile commands in README.md"
+    );
+    for (k, command) in commands.into_iter().enumerate() {
+        let mut args: Vec<String> = command
+            .split_whitespace()
+            .skip_while(|a| *a != "--")
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        let seeds = args.iter().position(|a| a == "--seeds").expect("--seeds");
+        args[seeds + 1] = "1".to_string();
+        let out = temp_dir(&format!("compare-readme-profiles-{k}"));
+        args.extend(["--set", "duration=120s", "--out"].map(str::to_string));
+        args.push(out.to_str().expect("utf-8 path").to_string());
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let run = splitlab(&refs);
+        assert!(run.status.success(), "{command}: {}", text(&run.stderr));
+        let csv = read(out.join("compare.csv"));
+        let overflow = |setting: &str| -> f64 {
+            csv.lines()
+                .find(|l| l.starts_with(&format!("{setting},1,ingress_overflow,")))
+                .and_then(|l| l.split(',').nth(3))
+                .unwrap_or_else(|| panic!("{setting} in {csv}"))
+                .parse()
+                .expect("a number")
+        };
+        let profile = |p: &str, rd: &str| {
+            overflow(&format!(
+                "ingress.profile={p};service.rollout_duration={rd}"
+            ))
+        };
+        if command.contains("ingress.replicas=") {
+            let replicas = |n: u32| overflow(&format!("ingress.replicas={n}"));
+            assert!(
+                replicas(1) > replicas(4) && replicas(4) > replicas(8),
+                "{csv}"
+            );
+        } else {
+            for p in ["kourier", "contour"] {
+                assert!(profile(p, "0s") > 1000.0, "{p}: {csv}");
+            }
+            for p in ["istio", "ideal"] {
+                assert_eq!(profile(p, "0s"), 0.0, "{p}");
+            }
+            for p in ["kourier", "istio", "contour", "ideal"] {
+                assert_eq!(profile(p, "380s"), 0.0, "{p}");
+            }
+        }
+        let _ = std::fs::remove_dir_all(out);
+    }
 }

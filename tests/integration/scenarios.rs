@@ -145,7 +145,7 @@ fn run_writes_the_contracted_files() {
     };
     assert_eq!(
         first_line("timeseries.csv"),
-        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,bad_gateway"
+        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,bad_gateway,ingress_overflow"
     );
     assert_eq!(first_line("routes.csv"), "t_s,tag,revision,percent");
     assert_eq!(
@@ -302,6 +302,10 @@ fn observed_split_is_within_binomial_noise() {
 /// Golden files: the summary and the route changes of a small seeded run. A change in the
 /// simulator's behaviour shows up here; after checking it is intended, regenerate with
 /// `SPLITLAB_BLESS=1 cargo test golden`.
+///
+/// The default ingress profile is `ideal`, and naming it gives the same bytes: the simulator's
+/// original gateway is kept as it was (the golden files changed only by the zero
+/// `ingress_overflow` counts when that outcome was added).
 #[test]
 fn golden_manual_canary() {
     let scenario = load("manual-canary.yaml", &[]);
@@ -310,9 +314,17 @@ fn golden_manual_canary() {
         .into_report(0.0)
         .write(&dir)
         .expect("outputs");
+    let ideal = load("manual-canary.yaml", &[("ingress.profile", "ideal")]);
+    let ideal_dir = temp_dir("scenarios-golden-ideal");
+    simulate(&ideal, &RunOptions::default())
+        .into_report(0.0)
+        .write(&ideal_dir)
+        .expect("outputs");
     let golden = root().join("tests/golden/manual-canary");
     for file in ["summary.json", "routes.csv"] {
         let got = std::fs::read_to_string(dir.join(file)).expect("written");
+        let got_ideal = std::fs::read_to_string(ideal_dir.join(file)).expect("written");
+        assert_eq!(got, got_ideal, "{file}: profile ideal is the default");
         let path = golden.join(file);
         if std::env::var_os("SPLITLAB_BLESS").is_some() {
             std::fs::create_dir_all(&golden).expect("golden dir");
@@ -330,6 +342,7 @@ fn golden_manual_canary() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(ideal_dir);
 }
 
 /// The scenario format shown in README.md is a valid scenario that runs.
