@@ -61,7 +61,7 @@ pub const ACTIVATOR_PROBE_PERIOD: SimDuration = SimDuration::from_secs(1);
 pub const PROXY_REQUEUE: SimDuration = SimDuration::from_secs(3);
 
 // bucketing.go constants: the weighted average's minimal decay, the weight sum it aims for, and
-// the linear average's rounding (floor to 6 decimals, `roundToNDigits`).
+// the linear average's rounding (6 decimals, `roundToNDigits`, bucketing.go:130-141).
 const MIN_EXPONENT: f64 = 0.2;
 const WEIGHT_PRECISION: f64 = 0.9999;
 const PRECISION_SCALE: f64 = 1e6;
@@ -417,7 +417,8 @@ impl MetricWindow {
     /// Buckets before the first write do not count (scale-from-zero reacts at once); when the
     /// last write is d seconds old the d newest buckets are left out, and gaps between writes
     /// count as zeros. Exactly a window after the last write the average is 0. The result is
-    /// floored to 6 decimals as upstream's `roundToNDigits`.
+    /// rounded to 6 decimals as upstream's `roundToNDigits` (`math.Round` since knative-v1.19,
+    /// #15940; `math.Floor` before).
     ///
     /// Weighted exponential (`:105-183`): newest bucket weighted `α`, each older one `(1 − α)`
     /// times less; seconds without writes since the last write count as zeros.
@@ -433,13 +434,13 @@ impl MetricWindow {
                 let valid = last.saturating_sub(self.first_write_s).saturating_add(1);
                 let d = t.saturating_sub(last);
                 if d <= 0 {
-                    floor_6(self.window_total / valid.min(len) as f64)
+                    round_6(self.window_total / valid.min(len) as f64)
                 } else if Self::span(last, t) < self.window {
                     let mut total = self.window_total;
                     for s in last + 1..=t {
                         total -= self.buckets[self.slot(s)];
                     }
-                    floor_6(total / valid.min(len - d).max(1) as f64)
+                    round_6(total / valid.min(len - d).max(1) as f64)
                 } else {
                     0.0
                 }
@@ -464,9 +465,10 @@ impl MetricWindow {
     }
 }
 
-/// `roundToNDigits(6, x)`: floor to 6 decimals.
-fn floor_6(x: f64) -> f64 {
-    (x * PRECISION_SCALE).floor() / PRECISION_SCALE
+/// `roundToNDigits(6, x)` (bucketing.go:130-133): `math.Round(x·10⁶)/10⁶`, halves away from
+/// zero as Go's `math.Round` (and Rust's `f64::round`).
+fn round_6(x: f64) -> f64 {
+    (x * PRECISION_SCALE).round() / PRECISION_SCALE
 }
 
 /// The scale-down-delay window: the maximum desired scale recorded over the last
@@ -1352,7 +1354,14 @@ mod tests {
             ("a full window of silence resets the first write", 5, vec![(0.0, 10.0), (10.0, 2.0)], 10.0, Some(2.0)),
             ("a write older than a window is ignored", 5, vec![(10.0, 4.0), (2.0, 100.0)], 10.0, Some(4.0)),
             ("a late write within the window adds to its bucket", 5, vec![(8.0, 4.0), (10.0, 4.0), (9.0, 4.0)], 10.0, Some(4.0)),
-            ("floored to 6 decimals", 60, vec![(0.0, 1.0), (1.0, 0.0), (2.0, 0.0)], 2.0, Some(0.333333)),
+            // bucketing.go:130-133,213 roundToNDigits(6, ·): 1/3 rounds down either way.
+            ("rounded to 6 decimals: 1/3", 60, vec![(0.0, 1.0), (1.0, 0.0), (2.0, 0.0)], 2.0, Some(0.333333)),
+            // bucketing.go:130-133,213 math.Round since v1.19 (#15940): 2/3 → 0.666667, where
+            // the old math.Floor gave 0.666666.
+            ("rounded to 6 decimals: 2/3 rounds up", 60, vec![(0.0, 1.0), (1.0, 1.0), (2.0, 0.0)], 2.0, Some(0.666667)),
+            // bucketing.go:130-133,227 the stale-data branch rounds too: (1 + 1 + 0)/3 seen a
+            // second after the last write of a 5 s window.
+            ("rounded in the stale branch too", 5, vec![(0.0, 1.0), (1.0, 1.0), (2.0, 0.0)], 3.0, Some(0.666667)),
         ];
         for (name, window, writes, at, want) in rows {
             let mut w = linear(window);
