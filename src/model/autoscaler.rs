@@ -851,19 +851,25 @@ pub fn apply_bounds(desired: i32, min_scale: i32, max_scale: i32) -> i32 {
 /// The SKS mode the KPA asks for (`kpa.go:128-142`) with the SKS reconciler's override
 /// (`serverlessservice.go:243-253`).
 ///
-/// Proxy when the applied scale `want` is 0, when the EBC is negative, or when there is no
-/// decision (`want == -1`) and the PA is already inactive; Serve otherwise. Zero ready pods
-/// force Proxy. TBC enters through the EBC (−1 for TBC = −1, 0 for TBC = 0). The other override,
-/// "zero activator endpoints → Serve", is left to the caller (the simulator always has
-/// activators).
+/// The mode starts as Proxy and only `want > 0 && EBC >= 0` makes it Serve (`kpa.go:140`): a
+/// scale of 0, a negative EBC, and no decision yet (`want == -1`, whether the PA is inactive,
+/// `kpa.go:134`, or active) all keep the activator in the path. Zero ready pods force Proxy.
+/// TBC enters through the EBC (−1 for TBC = −1, 0 for TBC = 0). The other override, "zero
+/// activator endpoints → Serve", is left to the caller (the simulator always has activators).
+/// `pa_inactive` only names `kpa.go:134`'s case; it cannot change the outcome.
 pub fn sks_mode(want: i32, excess_burst_capacity: f64, ready_pods: u32, pa_inactive: bool) -> Mode {
     if ready_pods == 0 {
         return Mode::Proxy;
     }
-    if want == 0 || excess_burst_capacity < 0.0 || (want == -1 && pa_inactive) {
+    if want == -1 && pa_inactive {
+        // kpa.go:134: unknown scale on an inactive PA stays in Proxy.
         Mode::Proxy
-    } else {
+    } else if want > 0 && excess_burst_capacity >= 0.0 {
+        // kpa.go:140: a positive scale with excess burst capacity serves.
         Mode::Serve
+    } else {
+        // kpa.go:128: the default.
+        Mode::Proxy
     }
 }
 
@@ -1847,17 +1853,19 @@ mod tests {
     fn sks_mode_rows() {
         #[rustfmt::skip]
         let rows = [
-            // scaled to zero: Proxy
+            // kpa.go:128,140 scaled to zero: Proxy
             (0, 10.0, 3, false, Mode::Proxy),
-            // not enough burst capacity: Proxy
+            // kpa.go:128,140 not enough burst capacity: Proxy
             (3, -1.0, 3, false, Mode::Proxy),
-            // enough: Serve
+            // kpa.go:140 enough: Serve
             (3, 0.0, 3, false, Mode::Serve),
-            // no decision and the PA was inactive: Proxy
+            // kpa.go:134 no decision and the PA was inactive: Proxy
             (-1, 10.0, 3, true, Mode::Proxy),
-            // no decision, PA active, EBC ok: Serve
-            (-1, 10.0, 3, false, Mode::Serve),
-            // the SKS override: no ready pods → Proxy whatever the KPA wants
+            // kpa.go:128,140 no decision, PA active, EBC ok: still Proxy (only want > 0 serves)
+            (-1, 10.0, 3, false, Mode::Proxy),
+            // kpa.go:140 want > 0 and EBC exactly 0 serves (EBC >= 0)
+            (1, 0.0, 1, false, Mode::Serve),
+            // serverlessservice.go:244-246 no ready pods → Proxy whatever the KPA wants
             (3, 50.0, 0, false, Mode::Proxy),
         ];
         for (want, ebc, ready, inactive, mode) in rows {
@@ -2116,9 +2124,12 @@ mod tests {
         q.apply(s(30.0), 2, -5.0, 2, None);
         let a = q.apply(s(60.0), 0, -5.0, 2, None);
         assert_eq!(a.requeue_after, Some(PROXY_REQUEUE));
-        // an active PA with no decision and enough capacity serves
+        // an active PA with no decision (want −1) stays in Proxy even with capacity
+        // (kpa.go:128-142: only want > 0 && EBC >= 0 serves)
         let mut r = active_pa(&cfg, s(0.0));
-        assert_eq!(r.apply(s(2.0), -1, 10.0, 3, None).mode, Mode::Serve);
+        assert_eq!(r.apply(s(2.0), -1, 10.0, 3, None).mode, Mode::Proxy);
+        // once it decides, it serves
+        assert_eq!(r.apply(s(4.0), 3, 10.0, 3, None).mode, Mode::Serve);
         // the SKS is in Serve, so its switch to Proxy re-enqueues the PA: no extra wait
         let a = r.apply(s(60.0), 0, 10.0, 3, None);
         assert_eq!(
