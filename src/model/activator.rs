@@ -9,12 +9,14 @@
 //! - cc = 0: no per-pod limit; a gate that is closed with zero healthy pods and releases every
 //!   waiter at once when the first pod becomes healthy (`infiniteBreaker`).
 //! - Load balancing by cc: 0 → random choice of 2 by in-flight count, 1–3 → first available in
-//!   tracker order, >= 4 → round-robin (throttler.go:181-193).
+//!   tracker order, >= 4 → round-robin (throttler.go:181-193). The tracker order is the order
+//!   the caller gives the pods in: upstream's, by `ip:port` (throttler.go:310-313, the roster's
+//!   `healthy`), not by age.
 //!
 //! Must not: know about time or events. Requests are opaque `u64` handles; cancellation of a
 //! waiting request is lazy (`forget_waiting`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, RngExt};
 
@@ -40,8 +42,10 @@ struct Tracker {
 pub struct Throttler {
     cc: u32,
     policy: LbPolicy,
-    /// Healthy pods, sorted by pod id (upstream sorts by `ip:port`).
+    /// Healthy pods in the order given (upstream's: by `ip:port`).
     trackers: Vec<Tracker>,
+    /// (pod, index in `trackers`), sorted by pod: finds a pod's tracker on release.
+    index: Vec<(u32, usize)>,
     rr_next: usize,
     waiting: VecDeque<u64>,
     dead_waiting: u32,
@@ -55,6 +59,7 @@ impl Throttler {
             cc,
             policy: policy.unwrap_or_else(|| default_policy(cc)),
             trackers: Vec::new(),
+            index: Vec::new(),
             rr_next: 0,
             waiting: VecDeque::new(),
             dead_waiting: 0,
@@ -86,39 +91,59 @@ impl Throttler {
         }
     }
 
-    /// A pod passed the activator's probe.
-    pub fn add_pod(&mut self, pod: u32) {
-        if let Err(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
-            self.trackers.insert(i, Tracker { pod, in_flight: 0 });
-        }
+    fn tracker_of(&self, pod: u32) -> Option<usize> {
+        self.index
+            .binary_search_by_key(&pod, |&(p, _)| p)
+            .ok()
+            .map(|i| self.index[i].1)
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .trackers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.pod, i))
+            .collect();
+        self.index.sort_unstable();
     }
 
     /// A pod left the endpoints; requests already sent to it finish there.
     pub fn remove_pod(&mut self, pod: u32) {
-        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+        if let Some(i) = self.tracker_of(pod) {
             self.trackers.remove(i);
             if self.rr_next > i {
                 self.rr_next -= 1;
             }
+            self.reindex();
         }
     }
 
-    /// The pods this activator may send to changed (a new slice after subsetting, A.3.3):
-    /// trackers of pods it keeps keep their in-flight counts; new pods start at zero (each
-    /// tracker's capacity is reset to the full cc, throttler.go:281-289).
+    /// The pods this activator may send to, in the activator's order (`ip:port`,
+    /// throttler.go:310-313), changed: a new probe result, or a new slice after subsetting
+    /// (A.3.3). Trackers of pods it keeps keep their in-flight counts; new pods start at zero
+    /// (each tracker's capacity is reset to the full cc, throttler.go:281-289). The round-robin
+    /// cursor moves back by the trackers removed before it. A pod listed twice counts once.
     pub fn set_pods(&mut self, pods: &[u32]) {
-        let keep: Vec<u32> = self
-            .trackers
+        let kept: BTreeMap<u32, u32> = self.trackers.iter().map(|t| (t.pod, t.in_flight)).collect();
+        let wanted: BTreeSet<u32> = pods.iter().copied().collect();
+        let cursor = self.rr_next.min(self.trackers.len());
+        let removed_before = self.trackers[..cursor]
             .iter()
-            .map(|t| t.pod)
-            .filter(|p| !pods.contains(p))
-            .collect();
-        for pod in keep {
-            self.remove_pod(pod);
-        }
+            .filter(|t| !wanted.contains(&t.pod))
+            .count();
+        self.rr_next -= removed_before;
+        self.trackers.clear();
+        let mut seen = BTreeSet::new();
         for &pod in pods {
-            self.add_pod(pod);
+            if seen.insert(pod) {
+                self.trackers.push(Tracker {
+                    pod,
+                    in_flight: kept.get(&pod).copied().unwrap_or(0),
+                });
+            }
         }
+        self.reindex();
     }
 
     pub fn enqueue(&mut self, req: u64) {
@@ -134,7 +159,7 @@ impl Throttler {
     /// still tracked, its pod slot.
     pub fn release(&mut self, pod: u32) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+        if let Some(i) = self.tracker_of(pod) {
             let t = &mut self.trackers[i];
             t.in_flight = t.in_flight.saturating_sub(1);
         }
@@ -245,17 +270,18 @@ mod tests {
         // cc 2, two pods: capacity 4; the fifth waits until a release
         let mut t = Throttler::new(2, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        t.add_pod(7);
-        t.add_pod(3);
+        // pod 7's address sorts before pod 3's (the roster gives pods in `ip:port` order)
+        t.set_pods(&[7, 3]);
         for i in 0..5 {
             t.enqueue(i);
         }
         let sent = drain(&mut t, &mut rng);
         assert_eq!(sent.len(), 4);
-        // first-available (cc 1-3) packs the lowest pod first
+        // lb_policy.go:80-87 first-available (cc 1-3) packs the first pod in the activator's
+        // order (throttler.go:310-313), not the oldest or lowest id
         assert_eq!(
             sent.iter().map(|s| s.1).collect::<Vec<_>>(),
-            vec![3, 3, 7, 7]
+            vec![7, 7, 3, 3]
         );
         assert_eq!((t.waiting_len(), t.in_flight()), (1, 4));
         t.release(7);
@@ -266,9 +292,7 @@ mod tests {
     fn round_robin_rotates_for_cc_4_and_above() {
         let mut t = Throttler::new(4, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        for pod in [1, 2, 3] {
-            t.add_pod(pod);
-        }
+        t.set_pods(&[1, 2, 3]);
         for i in 0..6 {
             t.enqueue(i);
         }
@@ -304,8 +328,7 @@ mod tests {
             t.enqueue(i);
         }
         assert!(t.dispatch(&mut rng, |_| true).is_none());
-        t.add_pod(1);
-        t.add_pod(2);
+        t.set_pods(&[1, 2]);
         let sent = drain(&mut t, &mut rng);
         assert_eq!(sent.len(), 1000);
         // power of two choices keeps the two pods balanced
@@ -317,8 +340,7 @@ mod tests {
     fn dead_waiters_are_skipped_and_removed_pods_stop_receiving() {
         let mut t = Throttler::new(1, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        t.add_pod(1);
-        t.add_pod(2);
+        t.set_pods(&[1, 2]);
         for i in 0..3 {
             t.enqueue(i);
         }

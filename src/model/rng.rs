@@ -23,6 +23,9 @@ pub enum Stream {
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.
     Startup = 17,
+    /// Per revision: `PodAddress + 2 * revision index` (the pods' IP addresses), far above the
+    /// other per-revision streams so no revision index reaches it.
+    PodAddress = 1 << 20,
 }
 
 /// The generator for `stream` (plus `index`, e.g. a revision index, for per-entity streams).
