@@ -12,14 +12,17 @@
 //!   tracker order, >= 4 → round-robin (throttler.go:181-193). The tracker order is the order
 //!   the caller gives the pods in: upstream's, by `ip:port` (throttler.go:310-313, the roster's
 //!   `healthy`), not by age.
+//! - [`ConcurrencyReporter`]: the activator's stats for the autoscaler
+//!   (`pkg/activator/handler/concurrency_reporter.go`).
 //!
-//! Must not: know about time or events. Requests are opaque `u64` handles; cancellation of a
-//! waiting request is lazy (`forget_waiting`).
+//! Must not: read a clock or schedule events (the reporter takes `now`). Requests are opaque
+//! `u64` handles; cancellation of a waiting request is lazy (`forget_waiting`).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, RngExt};
 
+use crate::model::time::SimTime;
 pub use crate::scenario::spec::LbPolicy;
 
 /// Knative's choice of policy by containerConcurrency.
@@ -243,6 +246,138 @@ impl Throttler {
     }
 }
 
+/// A stat the activator sends the autoscaler for a revision (the two `asmetrics.Stat` fields it
+/// sets): average concurrency and request count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivatorStat {
+    pub concurrency: f64,
+    pub requests: f64,
+}
+
+/// One report period of a [`ConcurrencyReporter`]: what it measured, and what it sends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivatorReport {
+    /// Request-seconds of the revision's requests at the activator since the last report.
+    pub request_seconds: f64,
+    /// Requests that reached the activator since the last report.
+    pub requests: u64,
+    /// The stat sent to the autoscaler; `None` when the activator had no entry for the revision
+    /// (nothing since a period without activity).
+    pub sent: Option<ActivatorStat>,
+}
+
+/// The activator's stats for one revision (`pkg/activator/handler/concurrency_reporter.go` over
+/// networking's `RequestStats`), for the activators together: requests count from the moment
+/// they reach the activator until they end (it sits outside the timeout handler, A.3.1), so a
+/// request counts while it waits and while it is proxied.
+///
+/// - The first request for a revision without an entry creates one and is reported at once as
+///   concurrency 1, one request (`getOrCreateStat`, :111-154): the stat that wakes a revision at
+///   zero.
+/// - Every report period (`reportInterval`, 1 s, :41) each entry reports its time-averaged
+///   concurrency since the entry was created or last reported, and its request count, minus the
+///   first request already reported (concurrency at least 0, :176-209). An entry whose period
+///   had no activity (average 0) reports that once and is deleted (:186-190, :161-171).
+///
+/// Simplification: upstream each activator replica keeps its own entry; here the revision's
+/// activators share one, so a revision's first request wakes it once, not once per replica.
+#[derive(Clone, Debug, Default)]
+pub struct ConcurrencyReporter {
+    in_flight: u32,
+    /// Request-seconds since `since`, integrated up to `last`.
+    area: f64,
+    last: SimTime,
+    /// Start of the period being measured: the entry's creation or the last report.
+    since: SimTime,
+    requests: u64,
+    /// The revision has an entry (`stats[key]`).
+    tracked: bool,
+    /// `firstRequest`: 1 until the report after the entry was created.
+    first_request: f64,
+}
+
+impl ConcurrencyReporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests of the revision at the activator now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    fn advance(&mut self, now: SimTime) {
+        if now > self.last {
+            self.area += f64::from(self.in_flight) * (now - self.last).as_secs_f64();
+            self.last = now;
+        }
+    }
+
+    /// A request reaches the activator (`handleRequestIn`). Returns the immediate stat when the
+    /// revision had no entry.
+    pub fn request_in(&mut self, now: SimTime) -> Option<ActivatorStat> {
+        self.advance(now);
+        self.in_flight += 1;
+        self.requests += 1;
+        if self.tracked {
+            return None;
+        }
+        // NewRequestStats(event.Time): the entry measures from this request on.
+        self.tracked = true;
+        self.first_request = 1.0;
+        self.since = now;
+        self.area = 0.0;
+        self.requests = 1;
+        Some(ActivatorStat {
+            concurrency: 1.0,
+            requests: 1.0,
+        })
+    }
+
+    /// The request ends, whatever its outcome (`handleRequestOut`).
+    pub fn request_out(&mut self, now: SimTime) {
+        self.advance(now);
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// The report at `now` (`report`/`computeReport`): measures the period since the last
+    /// report and starts a new one.
+    pub fn report(&mut self, now: SimTime) -> ActivatorReport {
+        self.advance(now);
+        let request_seconds = self.area;
+        let requests = self.requests;
+        self.area = 0.0;
+        self.requests = 0;
+        let period = now.since(self.since).as_secs_f64();
+        self.since = now;
+        if !self.tracked {
+            return ActivatorReport {
+                request_seconds,
+                requests,
+                sent: None,
+            };
+        }
+        let average = if period > 0.0 {
+            request_seconds / period
+        } else {
+            0.0
+        };
+        let first = std::mem::take(&mut self.first_request);
+        if average == 0.0 && self.in_flight == 0 {
+            // No activity the whole period, and no request holds the entry (refs == 0).
+            self.tracked = false;
+        }
+        ActivatorReport {
+            request_seconds,
+            requests,
+            sent: Some(ActivatorStat {
+                concurrency: (average - first).max(0.0),
+                requests: requests as f64 - first,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +486,92 @@ mod tests {
         assert!(t.dispatch(&mut rng, |r| r != 0).is_none());
         t.release(1);
         assert_eq!(t.dispatch(&mut rng, |r| r != 0), Some((2, 1)));
+    }
+
+    fn at(secs: f64) -> SimTime {
+        SimTime::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_first_request_is_reported_at_once_and_not_again() {
+        // concurrency_reporter.go:111-154: a revision without an entry reports {1, 1} at once;
+        // :176-209 the next report subtracts that first request (concurrency at least 0).
+        let mut r = ConcurrencyReporter::new();
+        let first = ActivatorStat {
+            concurrency: 1.0,
+            requests: 1.0,
+        };
+        assert_eq!(r.request_in(at(0.5)), Some(first));
+        // a second request while the entry exists sends nothing at once
+        assert_eq!(r.request_in(at(0.5)), None);
+        r.request_out(at(0.75));
+        // [0.5, 1.0]: 1 request the whole half second, a second one for a quarter: average
+        // (0.5 + 0.25) / 0.5 = 1.5 over the entry's life, minus the 1 already reported
+        let report = r.report(at(1.0));
+        assert_eq!(report.requests, 2);
+        assert!((report.request_seconds - 0.75).abs() < 1e-12);
+        assert_eq!(
+            report.sent,
+            Some(ActivatorStat {
+                concurrency: 0.5,
+                requests: 1.0
+            })
+        );
+        // the following period counts in full: one request in flight all second
+        let report = r.report(at(2.0));
+        assert_eq!(
+            report.sent,
+            Some(ActivatorStat {
+                concurrency: 1.0,
+                requests: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn reporter_rows() {
+        // Each row: (request in/out events as (time, +1/-1)), report times, the stats sent.
+        type Row = (
+            &'static str,
+            Vec<(f64, i32)>,
+            Vec<f64>,
+            Vec<Option<(f64, f64)>>,
+        );
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
+            // concurrency_reporter.go:196 max(avg − first, 0): a short first request reports
+            // 0 afterwards, not a negative concurrency
+            ("short first request", vec![(0.2, 1), (0.3, -1)], vec![1.0], vec![Some((0.0, 0.0))]),
+            // :186-190,161-171 a period with no activity reports once, then the entry is gone
+            ("idle entry is deleted", vec![(0.2, 1), (0.3, -1)], vec![1.0, 2.0, 3.0],
+             vec![Some((0.0, 0.0)), Some((0.0, 0.0)), None]),
+            // no request ever: no entry, nothing to send
+            ("never used", vec![], vec![1.0], vec![None]),
+            // :111-154 after deletion the next request is a first request again: its stat
+            // went out at once, so the period's report subtracts it
+            ("first again after deletion", vec![(0.2, 1), (0.3, -1), (2.5, 1)], vec![1.0, 2.0, 3.0],
+             vec![Some((0.0, 0.0)), Some((0.0, 0.0)), Some((0.0, 0.0))]),
+            // a request still in flight keeps the entry and counts in full after the first period
+            ("busy entry stays", vec![(0.0, 1)], vec![1.0, 2.0], vec![Some((0.0, 0.0)), Some((1.0, 0.0))]),
+        ];
+        for (name, events, reports, want) in rows {
+            let mut r = ConcurrencyReporter::new();
+            let mut events = events.into_iter().peekable();
+            for (t, want) in reports.into_iter().zip(want) {
+                while let Some(&(e, d)) = events.peek() {
+                    if e > t {
+                        break;
+                    }
+                    if d > 0 {
+                        r.request_in(at(e));
+                    } else {
+                        r.request_out(at(e));
+                    }
+                    events.next();
+                }
+                let got = r.report(at(t)).sent.map(|s| (s.concurrency, s.requests));
+                assert_eq!(got, want, "{name} at {t}");
+            }
+        }
     }
 }

@@ -684,8 +684,52 @@ impl Decider {
         }
     }
 
+    /// A decider that has been running since long before `now` with `ready` pods, in steady
+    /// state (datapath.md correction 5): created when its revision had no pods, so not in panic
+    /// (`autoscaler.go:95-114` puts only a decider that meets more than one ready pod in panic,
+    /// which happens when the autoscaler itself restarts), and already deciding the scale it
+    /// runs at.
+    ///
+    /// Its history is a modelling choice, since the run does not know what came before `now`:
+    /// every second of the stable window (and so of the panic window) before `now` held the
+    /// middle of the band of load the KPA keeps at `ready` pods, `(ready − ½) × TargetValue` of
+    /// the scaling metric, so the first decisions keep `ready` pods and the window then follows
+    /// the run's own load as upstream's would after a change at `now`. With empty windows the
+    /// first tick would average only the run's first seconds (the ramp from an empty system)
+    /// and cut the pods by up to half at once.
+    pub fn steady(
+        config: &AutoscalerConfig,
+        container_concurrency: u32,
+        ready: u32,
+        now: SimTime,
+    ) -> Self {
+        let mut decider = Decider::new(config, container_concurrency, 0, now);
+        decider.latest_desired = i32::try_from(ready).unwrap_or(i32::MAX);
+        if ready > 0 {
+            let level = (f64::from(ready) - 0.5) * decider.targets.target_value;
+            let seconds = decider.concurrency_stable.num_buckets() as i64;
+            for back in (0..seconds).rev() {
+                let t = SimTime(
+                    now.as_nanos()
+                        .saturating_sub(back.saturating_mul(NANOS_PER_SEC)),
+                );
+                match decider.metric {
+                    ScalingMetric::Concurrency => decider.record_concurrency(t, level),
+                    ScalingMetric::Rps => decider.record_rps(t, level),
+                }
+            }
+        }
+        decider
+    }
+
     pub fn targets(&self) -> MetricTargets {
         self.targets
+    }
+
+    /// Whether an empty window means "no data" (`collector.go:201-203`): true unless TBC = −1,
+    /// where nothing is scraped.
+    pub fn has_scrape_target(&self) -> bool {
+        self.scrape_target
     }
 
     /// Records a concurrency stat (already net of proxied requests, `collector.go` `record`)
@@ -1640,6 +1684,42 @@ mod tests {
         assert_eq!((r.desired_pods, r.in_panic), (2, false));
         // one ready pod is not enough to start in panic
         assert!(!Decider::new(&cfg, 0, 1, s(0.0)).in_panic());
+    }
+
+    #[test]
+    fn a_decider_running_in_steady_state_is_not_in_panic() {
+        // datapath.md correction 5: only a restarted autoscaler meets ready pods in its new
+        // decider (autoscaler.go:95-114); a revision running at t = 0 was created long before
+        // with none, and scales down on zero load as any steady decider does.
+        let cfg = AutoscalerConfig::default();
+        let mut d = Decider::steady(&cfg, 0, 5, s(0.0));
+        assert!(!d.in_panic());
+        assert_eq!(d.desired_scale(), 5);
+        // its history keeps 5 pods: (5 − ½) × 70 = 315 concurrent, ceil(315 / 70) = 5
+        let r = d.scale(s(0.0), 5, true);
+        assert_eq!((r.desired_pods, r.in_panic), (5, false));
+        assert!(approx(r.stable, 315.0) && approx(r.panic, 315.0));
+        // the load stops at 0 s: the panic window empties first, the stable window slides
+        // down, and without panic mode the pods follow (a panicking decider would hold 5 for
+        // a minute, autoscaler.go:238-257)
+        for t in 1..=30 {
+            d.record_concurrency(s(f64::from(t)), 0.0);
+        }
+        // 30 s later: 29 history buckets of 315 in 60 → 152.25 → ceil(152.25/70) = 3
+        let r = d.scale(s(30.0), 5, true);
+        assert_eq!((r.desired_pods, r.in_panic), (3, false));
+        // the rps metric's history is in requests per second
+        let rps = AutoscalerConfig {
+            metric: ScalingMetric::Rps,
+            ..AutoscalerConfig::default()
+        };
+        let mut d = Decider::steady(&rps, 10, 4, s(0.0));
+        let r = d.scale(s(0.0), 4, true);
+        assert!(approx(r.stable, 3.5 * 140.0), "{}", r.stable);
+        assert_eq!(r.desired_pods, 4);
+        // no pods, no history: no data until something is recorded
+        let mut d = Decider::steady(&cfg, 0, 0, s(0.0));
+        assert_eq!(d.scale(s(2.0), 0, true).desired_pods, -1);
     }
 
     #[test]
