@@ -7,7 +7,7 @@
 //! |------------|------|---------|
 //! | `routing`  | the shared core: traffic spec, Knative validation, resolution into route tables, the rollout-duration state machine, kn edits, pickers, host/header routing. Pure. | nothing else in the crate |
 //! | `scenario` | serde mirrors of input files (Knative manifests, scenarios) and their validated forms (`Scenario`), with file/line/column errors | `routing`, `model` (its time and distribution types) |
-//! | `model`    | Knative behaviour as state machines taking `now` and `rng`: arrivals, queue-proxy breaker and application, activator throttler, the pods' lifecycle shared by `sim` and `live` (`roster`), distributions, simulated time | `routing`, `scenario::spec` (the validated inputs it models) |
+//! | `model`    | Knative behaviour as state machines taking `now` and `rng`: arrivals, queue-proxy breaker and application, activator throttler and stat reporter, the pods' lifecycle shared by `sim` and `live` (`roster`), distributions, simulated time | `routing`, `scenario::spec` (the validated inputs it models) |
 //! | `sim`      | the discrete-event engine: event queue, seeded streams, the Knative world and its run loop | `model`, `routing`, `report`, `scenario` |
 //! | `live`     | sockets and the wall clock: pod servers with the queue-proxy, the gateway with the activator, the open-loop load generator, `splitlab live` | `routing`, `model`, `report`, `scenario::spec` |
 //! | `report`   | the request record schema, split accuracy, run recording and output files | `model` (time) |

@@ -574,4 +574,54 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        /// Whatever the requests and report times, every request reaches the autoscaler's
+        /// request count exactly once (the immediate stat's 1 is taken off the next report,
+        /// concurrency_reporter.go:196-197), concurrency is never negative, and the request
+        /// seconds measured are what was in flight.
+        #[test]
+        fn every_request_is_counted_once(
+            steps in proptest::collection::vec((0u8..3, 1u64..1500), 1..80),
+        ) {
+            let mut r = ConcurrencyReporter::new();
+            let (mut now_ms, mut in_flight, mut arrived) = (0u64, 0u32, 0u64);
+            let (mut sent_requests, mut area, mut measured) = (0.0, 0.0, 0.0);
+            for (kind, dt) in steps {
+                area += f64::from(in_flight) * dt as f64 / 1e3;
+                now_ms += dt;
+                let now = SimTime(now_ms as i64 * 1_000_000);
+                match kind {
+                    0 => {
+                        arrived += 1;
+                        in_flight += 1;
+                        if let Some(stat) = r.request_in(now) {
+                            sent_requests += stat.requests;
+                        }
+                    }
+                    1 if in_flight > 0 => {
+                        in_flight -= 1;
+                        r.request_out(now);
+                    }
+                    _ => {
+                        let report = r.report(now);
+                        measured += report.request_seconds;
+                        if let Some(stat) = report.sent {
+                            proptest::prop_assert!(stat.concurrency >= 0.0);
+                            sent_requests += stat.requests;
+                        }
+                    }
+                }
+            }
+            // a last report closes the period
+            let report = r.report(SimTime((now_ms as i64 + 1000) * 1_000_000));
+            area += f64::from(in_flight);
+            measured += report.request_seconds;
+            if let Some(stat) = report.sent {
+                sent_requests += stat.requests;
+            }
+            proptest::prop_assert_eq!(sent_requests, arrived as f64);
+            proptest::prop_assert!((measured - area).abs() < 1e-6, "{} vs {}", measured, area);
+        }
+    }
 }
