@@ -115,9 +115,6 @@ impl Throttler {
     pub fn remove_pod(&mut self, pod: u32) {
         if let Some(i) = self.tracker_of(pod) {
             self.trackers.remove(i);
-            if self.rr_next > i {
-                self.rr_next -= 1;
-            }
             self.reindex();
         }
     }
@@ -126,16 +123,10 @@ impl Throttler {
     /// throttler.go:310-313), changed: a new probe result, or a new slice after subsetting
     /// (A.3.3). Trackers of pods it keeps keep their in-flight counts; new pods start at zero
     /// (each tracker's capacity is reset to the full cc, throttler.go:281-289). The round-robin
-    /// cursor moves back by the trackers removed before it. A pod listed twice counts once.
+    /// cursor is a position and stays where it is (lb_policy.go:89-116). A pod listed twice
+    /// counts once.
     pub fn set_pods(&mut self, pods: &[u32]) {
         let kept: BTreeMap<u32, u32> = self.trackers.iter().map(|t| (t.pod, t.in_flight)).collect();
-        let wanted: BTreeSet<u32> = pods.iter().copied().collect();
-        let cursor = self.rr_next.min(self.trackers.len());
-        let removed_before = self.trackers[..cursor]
-            .iter()
-            .filter(|t| !wanted.contains(&t.pod))
-            .count();
-        self.rr_next -= removed_before;
         self.trackers.clear();
         let mut seen = BTreeSet::new();
         for &pod in pods {
@@ -207,9 +198,14 @@ impl Throttler {
         match self.policy {
             // lb_policy.go:80-87: the first tracker (in sorted order) that has room.
             LbPolicy::FirstAvailable => (0..n).find(|&i| self.has_room(&self.trackers[i])),
-            // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past it.
+            // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past
+            // it. The cursor is a position in the trackers: it goes back to 0 when the list has
+            // shrunk below it (:97-101), and nothing else moves it.
             LbPolicy::RoundRobin => {
-                let start = self.rr_next % n;
+                if self.rr_next >= n {
+                    self.rr_next = 0;
+                }
+                let start = self.rr_next;
                 let found = (0..n)
                     .map(|k| (start + k) % n)
                     .find(|&i| self.has_room(&self.trackers[i]));
@@ -433,6 +429,48 @@ mod tests {
         }
         let pods: Vec<u32> = drain(&mut t, &mut rng).into_iter().map(|s| s.1).collect();
         assert_eq!(pods, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn round_robin_cursor_is_a_position() {
+        // Each row: pods, picks, new pods, the next picks (cc 4: no pod fills up).
+        type Row = (
+            &'static str,
+            &'static [u32],
+            usize,
+            &'static [u32],
+            &'static [u32],
+        );
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            // lb_policy.go:109 idx = p + 1: after 1, 2 the cursor is at position 2; pod 1
+            // leaving does not move it, so position 2 of [2, 3, 4] is pod 4
+            ("a removal before the cursor", &[1, 2, 3], 2, &[2, 3, 4], &[4, 2, 3]),
+            // lb_policy.go:97-101 the list shrank below the cursor: back to position 0
+            ("shrunk below the cursor", &[1, 2, 3], 3, &[5, 6], &[5, 6, 5]),
+            // a new pod in the activator's order takes its place in the rotation
+            ("an insertion before the cursor", &[2, 4], 1, &[1, 2, 4], &[2, 4, 1]),
+        ];
+        for &(name, pods, first, next_pods, want) in rows {
+            let mut t = Throttler::new(4, None);
+            let mut rng = Pcg64Mcg::seed_from_u64(1);
+            t.set_pods(pods);
+            for i in 0..first {
+                t.enqueue(i as u64);
+                let (_, pod) = t.dispatch(&mut rng, |_| true).expect("room");
+                t.release(pod);
+            }
+            t.set_pods(next_pods);
+            let got: Vec<u32> = (0..want.len())
+                .map(|i| {
+                    t.enqueue(100 + i as u64);
+                    let (_, pod) = t.dispatch(&mut rng, |_| true).expect("room");
+                    t.release(pod);
+                    pod
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
