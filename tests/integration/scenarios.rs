@@ -410,9 +410,10 @@ fn rollout_duration_study_shows_the_difference() {
 /// t = 0, is not in panic mode at start (datapath.md correction 5).
 #[test]
 fn a_new_revision_has_no_data_until_its_pod_is_ready_or_the_activator_reports() {
+    // The shift happens at about 70 s; 100 s of it keep the test light beside the live tests.
     let s = load(
         "rollout-duration-study.yaml",
-        &[("service.rollout_duration", "0s")],
+        &[("service.rollout_duration", "0s"), ("duration", "100s")],
     );
     let dir = temp_dir("scenarios-no-data");
     simulate(&s, &RunOptions::default())
