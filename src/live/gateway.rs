@@ -35,7 +35,7 @@ use super::http::{
     TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
-use crate::model::activator::Throttler;
+use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
 use crate::model::rng::StreamRng;
 use crate::model::route_control::DataPlane;
 use crate::report::run::Gauge;
@@ -73,6 +73,8 @@ pub struct BackendState {
     pub requests_since_tick: u64,
     /// Requests waiting in the revision's queue-proxies (reported by the pods).
     pub qp_waiting: i64,
+    /// The activators' stats for the revision (concurrency_reporter.go), kept in a live run.
+    pub reporter: ConcurrencyReporter,
     reported: [u64; 3],
 }
 
@@ -93,6 +95,7 @@ impl BackendState {
             conc_last_s: 0.0,
             requests_since_tick: 0,
             qp_waiting: 0,
+            reporter: ConcurrencyReporter::new(),
             reported: [u64::MAX; 3],
         }
     }
@@ -137,10 +140,11 @@ impl BackendState {
 pub struct Hooks {
     pub books: Arc<Mutex<Books>>,
     pub clock: Clock,
-    /// The activator's immediate stat to the autoscaler: the index of a revision whose first
-    /// in-flight request has just entered the activator (`concurrency_reporter.go:111-154`), so
-    /// a revision at zero wakes at once instead of at the next decider tick.
-    pub pokes: tokio::sync::mpsc::UnboundedSender<u32>,
+    /// The activator's immediate stat to the autoscaler, with the revision's index: sent when a
+    /// request enters the activator for a revision it had no entry for
+    /// (`concurrency_reporter.go:111-154`), so a revision at zero wakes at once instead of at
+    /// the next decider tick.
+    pub pokes: tokio::sync::mpsc::UnboundedSender<(u32, ActivatorStat)>,
 }
 
 /// The gateway's shared state.
@@ -302,12 +306,15 @@ impl Gateway {
             st.activators[a].enqueue(id);
             st.dispatch(a);
             self.report(backend, &mut st);
-            let first = st.in_flight == 1;
+            let first = self
+                .hooks
+                .as_ref()
+                .and_then(|h| st.reporter.request_in(h.clock.now()));
             drop(st);
             if let Some(h) = &self.hooks {
-                if first {
+                if let Some(stat) = first {
                     // The control loop is gone only once the run is over: nothing to wake.
-                    let _ = h.pokes.send(backend.index);
+                    let _ = h.pokes.send((backend.index, stat));
                 }
                 if let Some(request_id) = request_id {
                     lock(&h.books).via_activator(request_id);
@@ -401,6 +408,9 @@ impl Drop for Seat<'_> {
                 st.activators[self.a].release(pod);
                 st.dispatch(self.a);
             }
+        }
+        if let Some(h) = &self.gw.hooks {
+            st.reporter.request_out(h.clock.now());
         }
         self.gw.report(self.backend, &mut st);
     }

@@ -34,7 +34,7 @@ use super::gateway::{Backend, BackendState, Gateway, Hooks};
 use super::http::Pool;
 use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
 use super::pod::{Pod, PodConfig};
-use crate::model::activator::Throttler;
+use crate::model::activator::{ActivatorStat, Throttler};
 use crate::model::arrival::ArrivalGen;
 use crate::model::failure::{FailureSpec, RestartBackOff};
 use crate::model::revision::{scale_down_victims, Kpa};
@@ -354,9 +354,9 @@ impl<'a> Control<'a> {
         &mut self,
         load: &tokio::task::JoinHandle<T>,
         hard_end: SimTime,
-        mut pokes: tokio::sync::mpsc::UnboundedReceiver<u32>,
+        mut pokes: tokio::sync::mpsc::UnboundedReceiver<(u32, ActivatorStat)>,
     ) {
-        let mut poked: Vec<u32> = Vec::new();
+        let mut poked: Vec<(u32, ActivatorStat)> = Vec::new();
         while !load.is_finished() {
             let next = self
                 .heap
@@ -371,9 +371,9 @@ impl<'a> Control<'a> {
                     continue;
                 }
             }
-            for rev in poked.drain(..) {
+            for (rev, stat) in poked.drain(..) {
                 self.now = self.now.max(self.clock.now());
-                self.poke(rev).await;
+                self.poke(rev, stat).await;
             }
             // Wake at the next event, at a poke, or every 50 ms to notice the end of the load.
             let mut nap = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
@@ -382,7 +382,7 @@ impl<'a> Control<'a> {
             }
             tokio::select! {
                 _ = tokio::time::sleep_until(nap) => {}
-                Some(rev) = pokes.recv() => poked.push(rev),
+                Some(poke) = pokes.recv() => poked.push(poke),
             }
         }
     }
@@ -431,7 +431,7 @@ impl<'a> Control<'a> {
                 self.reconcile();
             }
             Ev::MetricsTick => {
-                self.on_metrics_tick();
+                self.on_metrics_tick().await;
                 self.schedule(self.now + METRICS_TICK, Ev::MetricsTick);
             }
             Ev::DeciderTick => {
@@ -897,11 +897,13 @@ impl<'a> Control<'a> {
 
     // ------------------------------------------------------------ the autoscaler
 
-    /// Every second: each revision's time-averaged concurrency at the gateway (queued at the
-    /// activator, at a queue-proxy or executing) and its request count feed its decider.
-    fn on_metrics_tick(&mut self) {
+    /// Every second, as in the simulator: the scraper's stat (requests that went straight to
+    /// the pods, only while a pod is Ready) and the activators' report feed each revision's
+    /// decider; a report may poke it.
+    async fn on_metrics_tick(&mut self) {
         let now = self.now;
         let now_s = self.clock.now().as_secs_f64();
+        let mut poked = Vec::new();
         for (i, r) in self.revs.iter_mut().enumerate() {
             if !r.pods.created() {
                 continue;
@@ -909,22 +911,33 @@ impl<'a> Control<'a> {
             let mut st = self.gateway.backends[i].lock();
             st.conc_area += st.in_flight as f64 * (now_s - st.conc_last_s).max(0.0);
             st.conc_last_s = now_s;
-            let average = st.conc_area / METRICS_TICK.as_secs_f64();
+            let report = st.reporter.report(self.clock.now());
+            let direct = (st.conc_area - report.request_seconds).max(0.0);
+            let average = direct / METRICS_TICK.as_secs_f64();
             st.conc_area = 0.0;
             let requests = std::mem::take(&mut st.requests_since_tick);
             drop(st);
-            r.kpa.decider.record_concurrency(now, average);
-            r.kpa.decider.record_rps(now, requests as f64);
+            let direct_requests = requests.saturating_sub(report.requests);
+            let ready = r.pods.ready_pods();
+            r.kpa
+                .record_scrape(now, ready, average, direct_requests as f64);
+            if let Some(stat) = report.sent {
+                if r.kpa.record_activator(now, stat) {
+                    poked.push(i as u32);
+                }
+            }
+        }
+        for rev in poked {
+            self.autoscale(rev).await;
         }
     }
 
-    /// The activator's stat for a revision it had no requests for: a revision at zero decides
-    /// at once (`multiscaler.go:352-364`), as in the simulator.
-    async fn poke(&mut self, rev: u32) {
+    /// The activator's immediate stat for a revision it had no entry for: recorded, and a
+    /// revision at zero decides at once (`multiscaler.go:352-364`), as in the simulator.
+    async fn poke(&mut self, rev: u32, stat: ActivatorStat) {
         let now = self.now;
         let r = &mut self.revs[rev as usize];
-        if r.pods.created() && r.kpa.decider.should_poke(1.0) {
-            r.kpa.decider.record_concurrency(now, 1.0);
+        if r.pods.created() && r.kpa.record_activator(now, stat) {
             self.autoscale(rev).await;
         }
     }

@@ -9,15 +9,20 @@
 //! - cc = 0: no per-pod limit; a gate that is closed with zero healthy pods and releases every
 //!   waiter at once when the first pod becomes healthy (`infiniteBreaker`).
 //! - Load balancing by cc: 0 → random choice of 2 by in-flight count, 1–3 → first available in
-//!   tracker order, >= 4 → round-robin (throttler.go:181-193).
+//!   tracker order, >= 4 → round-robin (throttler.go:181-193). The tracker order is the order
+//!   the caller gives the pods in: upstream's, by `ip:port` (throttler.go:310-313, the roster's
+//!   `healthy`), not by age.
+//! - [`ConcurrencyReporter`]: the activator's stats for the autoscaler
+//!   (`pkg/activator/handler/concurrency_reporter.go`).
 //!
-//! Must not: know about time or events. Requests are opaque `u64` handles; cancellation of a
-//! waiting request is lazy (`forget_waiting`).
+//! Must not: read a clock or schedule events (the reporter takes `now`). Requests are opaque
+//! `u64` handles; cancellation of a waiting request is lazy (`forget_waiting`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::{Rng, RngExt};
 
+use crate::model::time::SimTime;
 pub use crate::scenario::spec::LbPolicy;
 
 /// Knative's choice of policy by containerConcurrency.
@@ -40,8 +45,10 @@ struct Tracker {
 pub struct Throttler {
     cc: u32,
     policy: LbPolicy,
-    /// Healthy pods, sorted by pod id (upstream sorts by `ip:port`).
+    /// Healthy pods in the order given (upstream's: by `ip:port`).
     trackers: Vec<Tracker>,
+    /// (pod, index in `trackers`), sorted by pod: finds a pod's tracker on release.
+    index: Vec<(u32, usize)>,
     rr_next: usize,
     waiting: VecDeque<u64>,
     dead_waiting: u32,
@@ -55,6 +62,7 @@ impl Throttler {
             cc,
             policy: policy.unwrap_or_else(|| default_policy(cc)),
             trackers: Vec::new(),
+            index: Vec::new(),
             rr_next: 0,
             waiting: VecDeque::new(),
             dead_waiting: 0,
@@ -86,39 +94,50 @@ impl Throttler {
         }
     }
 
-    /// A pod passed the activator's probe.
-    pub fn add_pod(&mut self, pod: u32) {
-        if let Err(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
-            self.trackers.insert(i, Tracker { pod, in_flight: 0 });
-        }
+    fn tracker_of(&self, pod: u32) -> Option<usize> {
+        self.index
+            .binary_search_by_key(&pod, |&(p, _)| p)
+            .ok()
+            .map(|i| self.index[i].1)
+    }
+
+    fn reindex(&mut self) {
+        self.index = self
+            .trackers
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.pod, i))
+            .collect();
+        self.index.sort_unstable();
     }
 
     /// A pod left the endpoints; requests already sent to it finish there.
     pub fn remove_pod(&mut self, pod: u32) {
-        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+        if let Some(i) = self.tracker_of(pod) {
             self.trackers.remove(i);
-            if self.rr_next > i {
-                self.rr_next -= 1;
-            }
+            self.reindex();
         }
     }
 
-    /// The pods this activator may send to changed (a new slice after subsetting, A.3.3):
-    /// trackers of pods it keeps keep their in-flight counts; new pods start at zero (each
-    /// tracker's capacity is reset to the full cc, throttler.go:281-289).
+    /// The pods this activator may send to, in the activator's order (`ip:port`,
+    /// throttler.go:310-313), changed: a new probe result, or a new slice after subsetting
+    /// (A.3.3). Trackers of pods it keeps keep their in-flight counts; new pods start at zero
+    /// (each tracker's capacity is reset to the full cc, throttler.go:281-289). The round-robin
+    /// cursor is a position and stays where it is (lb_policy.go:89-116). A pod listed twice
+    /// counts once.
     pub fn set_pods(&mut self, pods: &[u32]) {
-        let keep: Vec<u32> = self
-            .trackers
-            .iter()
-            .map(|t| t.pod)
-            .filter(|p| !pods.contains(p))
-            .collect();
-        for pod in keep {
-            self.remove_pod(pod);
-        }
+        let kept: BTreeMap<u32, u32> = self.trackers.iter().map(|t| (t.pod, t.in_flight)).collect();
+        self.trackers.clear();
+        let mut seen = BTreeSet::new();
         for &pod in pods {
-            self.add_pod(pod);
+            if seen.insert(pod) {
+                self.trackers.push(Tracker {
+                    pod,
+                    in_flight: kept.get(&pod).copied().unwrap_or(0),
+                });
+            }
         }
+        self.reindex();
     }
 
     pub fn enqueue(&mut self, req: u64) {
@@ -134,7 +153,7 @@ impl Throttler {
     /// still tracked, its pod slot.
     pub fn release(&mut self, pod: u32) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Ok(i) = self.trackers.binary_search_by_key(&pod, |t| t.pod) {
+        if let Some(i) = self.tracker_of(pod) {
             let t = &mut self.trackers[i];
             t.in_flight = t.in_flight.saturating_sub(1);
         }
@@ -179,9 +198,14 @@ impl Throttler {
         match self.policy {
             // lb_policy.go:80-87: the first tracker (in sorted order) that has room.
             LbPolicy::FirstAvailable => (0..n).find(|&i| self.has_room(&self.trackers[i])),
-            // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past it.
+            // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past
+            // it. The cursor is a position in the trackers: it goes back to 0 when the list has
+            // shrunk below it (:97-101), and nothing else moves it.
             LbPolicy::RoundRobin => {
-                let start = self.rr_next % n;
+                if self.rr_next >= n {
+                    self.rr_next = 0;
+                }
+                let start = self.rr_next;
                 let found = (0..n)
                     .map(|k| (start + k) % n)
                     .find(|&i| self.has_room(&self.trackers[i]));
@@ -218,6 +242,138 @@ impl Throttler {
     }
 }
 
+/// A stat the activator sends the autoscaler for a revision (the two `asmetrics.Stat` fields it
+/// sets): average concurrency and request count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivatorStat {
+    pub concurrency: f64,
+    pub requests: f64,
+}
+
+/// One report period of a [`ConcurrencyReporter`]: what it measured, and what it sends.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ActivatorReport {
+    /// Request-seconds of the revision's requests at the activator since the last report.
+    pub request_seconds: f64,
+    /// Requests that reached the activator since the last report.
+    pub requests: u64,
+    /// The stat sent to the autoscaler; `None` when the activator had no entry for the revision
+    /// (nothing since a period without activity).
+    pub sent: Option<ActivatorStat>,
+}
+
+/// The activator's stats for one revision (`pkg/activator/handler/concurrency_reporter.go` over
+/// networking's `RequestStats`), for the activators together: requests count from the moment
+/// they reach the activator until they end (it sits outside the timeout handler, A.3.1), so a
+/// request counts while it waits and while it is proxied.
+///
+/// - The first request for a revision without an entry creates one and is reported at once as
+///   concurrency 1, one request (`getOrCreateStat`, :111-154): the stat that wakes a revision at
+///   zero.
+/// - Every report period (`reportInterval`, 1 s, :41) each entry reports its time-averaged
+///   concurrency since the entry was created or last reported, and its request count, minus the
+///   first request already reported (concurrency at least 0, :176-209). An entry whose period
+///   had no activity (average 0) reports that once and is deleted (:186-190, :161-171).
+///
+/// Simplification: upstream each activator replica keeps its own entry; here the revision's
+/// activators share one, so a revision's first request wakes it once, not once per replica.
+#[derive(Clone, Debug, Default)]
+pub struct ConcurrencyReporter {
+    in_flight: u32,
+    /// Request-seconds since `since`, integrated up to `last`.
+    area: f64,
+    last: SimTime,
+    /// Start of the period being measured: the entry's creation or the last report.
+    since: SimTime,
+    requests: u64,
+    /// The revision has an entry (`stats[key]`).
+    tracked: bool,
+    /// `firstRequest`: 1 until the report after the entry was created.
+    first_request: f64,
+}
+
+impl ConcurrencyReporter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requests of the revision at the activator now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight
+    }
+
+    fn advance(&mut self, now: SimTime) {
+        if now > self.last {
+            self.area += f64::from(self.in_flight) * (now - self.last).as_secs_f64();
+            self.last = now;
+        }
+    }
+
+    /// A request reaches the activator (`handleRequestIn`). Returns the immediate stat when the
+    /// revision had no entry.
+    pub fn request_in(&mut self, now: SimTime) -> Option<ActivatorStat> {
+        self.advance(now);
+        self.in_flight += 1;
+        self.requests += 1;
+        if self.tracked {
+            return None;
+        }
+        // NewRequestStats(event.Time): the entry measures from this request on.
+        self.tracked = true;
+        self.first_request = 1.0;
+        self.since = now;
+        self.area = 0.0;
+        self.requests = 1;
+        Some(ActivatorStat {
+            concurrency: 1.0,
+            requests: 1.0,
+        })
+    }
+
+    /// The request ends, whatever its outcome (`handleRequestOut`).
+    pub fn request_out(&mut self, now: SimTime) {
+        self.advance(now);
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// The report at `now` (`report`/`computeReport`): measures the period since the last
+    /// report and starts a new one.
+    pub fn report(&mut self, now: SimTime) -> ActivatorReport {
+        self.advance(now);
+        let request_seconds = self.area;
+        let requests = self.requests;
+        self.area = 0.0;
+        self.requests = 0;
+        let period = now.since(self.since).as_secs_f64();
+        self.since = now;
+        if !self.tracked {
+            return ActivatorReport {
+                request_seconds,
+                requests,
+                sent: None,
+            };
+        }
+        let average = if period > 0.0 {
+            request_seconds / period
+        } else {
+            0.0
+        };
+        let first = std::mem::take(&mut self.first_request);
+        if average == 0.0 && self.in_flight == 0 {
+            // No activity the whole period, and no request holds the entry (refs == 0).
+            self.tracked = false;
+        }
+        ActivatorReport {
+            request_seconds,
+            requests,
+            sent: Some(ActivatorStat {
+                concurrency: (average - first).max(0.0),
+                requests: requests as f64 - first,
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,17 +401,18 @@ mod tests {
         // cc 2, two pods: capacity 4; the fifth waits until a release
         let mut t = Throttler::new(2, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        t.add_pod(7);
-        t.add_pod(3);
+        // pod 7's address sorts before pod 3's (the roster gives pods in `ip:port` order)
+        t.set_pods(&[7, 3]);
         for i in 0..5 {
             t.enqueue(i);
         }
         let sent = drain(&mut t, &mut rng);
         assert_eq!(sent.len(), 4);
-        // first-available (cc 1-3) packs the lowest pod first
+        // lb_policy.go:80-87 first-available (cc 1-3) packs the first pod in the activator's
+        // order (throttler.go:310-313), not the oldest or lowest id
         assert_eq!(
             sent.iter().map(|s| s.1).collect::<Vec<_>>(),
-            vec![3, 3, 7, 7]
+            vec![7, 7, 3, 3]
         );
         assert_eq!((t.waiting_len(), t.in_flight()), (1, 4));
         t.release(7);
@@ -266,14 +423,54 @@ mod tests {
     fn round_robin_rotates_for_cc_4_and_above() {
         let mut t = Throttler::new(4, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        for pod in [1, 2, 3] {
-            t.add_pod(pod);
-        }
+        t.set_pods(&[1, 2, 3]);
         for i in 0..6 {
             t.enqueue(i);
         }
         let pods: Vec<u32> = drain(&mut t, &mut rng).into_iter().map(|s| s.1).collect();
         assert_eq!(pods, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    #[test]
+    fn round_robin_cursor_is_a_position() {
+        // Each row: pods, picks, new pods, the next picks (cc 4: no pod fills up).
+        type Row = (
+            &'static str,
+            &'static [u32],
+            usize,
+            &'static [u32],
+            &'static [u32],
+        );
+        #[rustfmt::skip]
+        let rows: &[Row] = &[
+            // lb_policy.go:109 idx = p + 1: after 1, 2 the cursor is at position 2; pod 1
+            // leaving does not move it, so position 2 of [2, 3, 4] is pod 4
+            ("a removal before the cursor", &[1, 2, 3], 2, &[2, 3, 4], &[4, 2, 3]),
+            // lb_policy.go:97-101 the list shrank below the cursor: back to position 0
+            ("shrunk below the cursor", &[1, 2, 3], 3, &[5, 6], &[5, 6, 5]),
+            // a new pod in the activator's order takes its place in the rotation
+            ("an insertion before the cursor", &[2, 4], 1, &[1, 2, 4], &[2, 4, 1]),
+        ];
+        for &(name, pods, first, next_pods, want) in rows {
+            let mut t = Throttler::new(4, None);
+            let mut rng = Pcg64Mcg::seed_from_u64(1);
+            t.set_pods(pods);
+            for i in 0..first {
+                t.enqueue(i as u64);
+                let (_, pod) = t.dispatch(&mut rng, |_| true).expect("room");
+                t.release(pod);
+            }
+            t.set_pods(next_pods);
+            let got: Vec<u32> = (0..want.len())
+                .map(|i| {
+                    t.enqueue(100 + i as u64);
+                    let (_, pod) = t.dispatch(&mut rng, |_| true).expect("room");
+                    t.release(pod);
+                    pod
+                })
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
     }
 
     #[test]
@@ -304,8 +501,7 @@ mod tests {
             t.enqueue(i);
         }
         assert!(t.dispatch(&mut rng, |_| true).is_none());
-        t.add_pod(1);
-        t.add_pod(2);
+        t.set_pods(&[1, 2]);
         let sent = drain(&mut t, &mut rng);
         assert_eq!(sent.len(), 1000);
         // power of two choices keeps the two pods balanced
@@ -317,8 +513,7 @@ mod tests {
     fn dead_waiters_are_skipped_and_removed_pods_stop_receiving() {
         let mut t = Throttler::new(1, None);
         let mut rng = Pcg64Mcg::seed_from_u64(1);
-        t.add_pod(1);
-        t.add_pod(2);
+        t.set_pods(&[1, 2]);
         for i in 0..3 {
             t.enqueue(i);
         }
@@ -329,5 +524,142 @@ mod tests {
         assert!(t.dispatch(&mut rng, |r| r != 0).is_none());
         t.release(1);
         assert_eq!(t.dispatch(&mut rng, |r| r != 0), Some((2, 1)));
+    }
+
+    fn at(secs: f64) -> SimTime {
+        SimTime::from_secs_f64(secs)
+    }
+
+    #[test]
+    fn the_first_request_is_reported_at_once_and_not_again() {
+        // concurrency_reporter.go:111-154: a revision without an entry reports {1, 1} at once;
+        // :176-209 the next report subtracts that first request (concurrency at least 0).
+        let mut r = ConcurrencyReporter::new();
+        let first = ActivatorStat {
+            concurrency: 1.0,
+            requests: 1.0,
+        };
+        assert_eq!(r.request_in(at(0.5)), Some(first));
+        // a second request while the entry exists sends nothing at once
+        assert_eq!(r.request_in(at(0.5)), None);
+        r.request_out(at(0.75));
+        // [0.5, 1.0]: 1 request the whole half second, a second one for a quarter: average
+        // (0.5 + 0.25) / 0.5 = 1.5 over the entry's life, minus the 1 already reported
+        let report = r.report(at(1.0));
+        assert_eq!(report.requests, 2);
+        assert!((report.request_seconds - 0.75).abs() < 1e-12);
+        assert_eq!(
+            report.sent,
+            Some(ActivatorStat {
+                concurrency: 0.5,
+                requests: 1.0
+            })
+        );
+        // the following period counts in full: one request in flight all second
+        let report = r.report(at(2.0));
+        assert_eq!(
+            report.sent,
+            Some(ActivatorStat {
+                concurrency: 1.0,
+                requests: 0.0
+            })
+        );
+    }
+
+    #[test]
+    fn reporter_rows() {
+        // Each row: (request in/out events as (time, +1/-1)), report times, the stats sent.
+        type Row = (
+            &'static str,
+            Vec<(f64, i32)>,
+            Vec<f64>,
+            Vec<Option<(f64, f64)>>,
+        );
+        #[rustfmt::skip]
+        let rows: Vec<Row> = vec![
+            // concurrency_reporter.go:196 max(avg − first, 0): a short first request reports
+            // 0 afterwards, not a negative concurrency
+            ("short first request", vec![(0.2, 1), (0.3, -1)], vec![1.0], vec![Some((0.0, 0.0))]),
+            // :186-190,161-171 a period with no activity reports once, then the entry is gone
+            ("idle entry is deleted", vec![(0.2, 1), (0.3, -1)], vec![1.0, 2.0, 3.0],
+             vec![Some((0.0, 0.0)), Some((0.0, 0.0)), None]),
+            // no request ever: no entry, nothing to send
+            ("never used", vec![], vec![1.0], vec![None]),
+            // :111-154 after deletion the next request is a first request again: its stat
+            // went out at once, so the period's report subtracts it
+            ("first again after deletion", vec![(0.2, 1), (0.3, -1), (2.5, 1)], vec![1.0, 2.0, 3.0],
+             vec![Some((0.0, 0.0)), Some((0.0, 0.0)), Some((0.0, 0.0))]),
+            // a request still in flight keeps the entry and counts in full after the first period
+            ("busy entry stays", vec![(0.0, 1)], vec![1.0, 2.0], vec![Some((0.0, 0.0)), Some((1.0, 0.0))]),
+        ];
+        for (name, events, reports, want) in rows {
+            let mut r = ConcurrencyReporter::new();
+            let mut events = events.into_iter().peekable();
+            for (t, want) in reports.into_iter().zip(want) {
+                while let Some(&(e, d)) = events.peek() {
+                    if e > t {
+                        break;
+                    }
+                    if d > 0 {
+                        r.request_in(at(e));
+                    } else {
+                        r.request_out(at(e));
+                    }
+                    events.next();
+                }
+                let got = r.report(at(t)).sent.map(|s| (s.concurrency, s.requests));
+                assert_eq!(got, want, "{name} at {t}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the requests and report times, every request reaches the autoscaler's
+        /// request count exactly once (the immediate stat's 1 is taken off the next report,
+        /// concurrency_reporter.go:196-197), concurrency is never negative, and the request
+        /// seconds measured are what was in flight.
+        #[test]
+        fn every_request_is_counted_once(
+            steps in proptest::collection::vec((0u8..3, 1u64..1500), 1..80),
+        ) {
+            let mut r = ConcurrencyReporter::new();
+            let (mut now_ms, mut in_flight, mut arrived) = (0u64, 0u32, 0u64);
+            let (mut sent_requests, mut area, mut measured) = (0.0, 0.0, 0.0);
+            for (kind, dt) in steps {
+                area += f64::from(in_flight) * dt as f64 / 1e3;
+                now_ms += dt;
+                let now = SimTime(now_ms as i64 * 1_000_000);
+                match kind {
+                    0 => {
+                        arrived += 1;
+                        in_flight += 1;
+                        if let Some(stat) = r.request_in(now) {
+                            sent_requests += stat.requests;
+                        }
+                    }
+                    1 if in_flight > 0 => {
+                        in_flight -= 1;
+                        r.request_out(now);
+                    }
+                    _ => {
+                        let report = r.report(now);
+                        measured += report.request_seconds;
+                        if let Some(stat) = report.sent {
+                            proptest::prop_assert!(stat.concurrency >= 0.0);
+                            sent_requests += stat.requests;
+                        }
+                    }
+                }
+            }
+            // a last report closes the period
+            let report = r.report(SimTime((now_ms as i64 + 1000) * 1_000_000));
+            area += f64::from(in_flight);
+            measured += report.request_seconds;
+            if let Some(stat) = report.sent {
+                sent_requests += stat.requests;
+            }
+            proptest::prop_assert_eq!(sent_requests, arrived as f64);
+            proptest::prop_assert!((measured - area).abs() < 1e-6, "{} vs {}", measured, area);
+        }
     }
 }

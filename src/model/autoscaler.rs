@@ -61,7 +61,7 @@ pub const ACTIVATOR_PROBE_PERIOD: SimDuration = SimDuration::from_secs(1);
 pub const PROXY_REQUEUE: SimDuration = SimDuration::from_secs(3);
 
 // bucketing.go constants: the weighted average's minimal decay, the weight sum it aims for, and
-// the linear average's rounding (floor to 6 decimals, `roundToNDigits`).
+// the linear average's rounding (6 decimals, `roundToNDigits`, bucketing.go:130-141).
 const MIN_EXPONENT: f64 = 0.2;
 const WEIGHT_PRECISION: f64 = 0.9999;
 const PRECISION_SCALE: f64 = 1e6;
@@ -417,7 +417,8 @@ impl MetricWindow {
     /// Buckets before the first write do not count (scale-from-zero reacts at once); when the
     /// last write is d seconds old the d newest buckets are left out, and gaps between writes
     /// count as zeros. Exactly a window after the last write the average is 0. The result is
-    /// floored to 6 decimals as upstream's `roundToNDigits`.
+    /// rounded to 6 decimals as upstream's `roundToNDigits` (`math.Round` since knative-v1.19,
+    /// #15940; `math.Floor` before).
     ///
     /// Weighted exponential (`:105-183`): newest bucket weighted `α`, each older one `(1 − α)`
     /// times less; seconds without writes since the last write count as zeros.
@@ -433,13 +434,13 @@ impl MetricWindow {
                 let valid = last.saturating_sub(self.first_write_s).saturating_add(1);
                 let d = t.saturating_sub(last);
                 if d <= 0 {
-                    floor_6(self.window_total / valid.min(len) as f64)
+                    round_6(self.window_total / valid.min(len) as f64)
                 } else if Self::span(last, t) < self.window {
                     let mut total = self.window_total;
                     for s in last + 1..=t {
                         total -= self.buckets[self.slot(s)];
                     }
-                    floor_6(total / valid.min(len - d).max(1) as f64)
+                    round_6(total / valid.min(len - d).max(1) as f64)
                 } else {
                     0.0
                 }
@@ -464,9 +465,10 @@ impl MetricWindow {
     }
 }
 
-/// `roundToNDigits(6, x)`: floor to 6 decimals.
-fn floor_6(x: f64) -> f64 {
-    (x * PRECISION_SCALE).floor() / PRECISION_SCALE
+/// `roundToNDigits(6, x)` (bucketing.go:130-133): `math.Round(x·10⁶)/10⁶`, halves away from
+/// zero as Go's `math.Round` (and Rust's `f64::round`).
+fn round_6(x: f64) -> f64 {
+    (x * PRECISION_SCALE).round() / PRECISION_SCALE
 }
 
 /// The scale-down-delay window: the maximum desired scale recorded over the last
@@ -682,8 +684,52 @@ impl Decider {
         }
     }
 
+    /// A decider that has been running since long before `now` with `ready` pods, in steady
+    /// state (datapath.md correction 5): created when its revision had no pods, so not in panic
+    /// (`autoscaler.go:95-114` puts only a decider that meets more than one ready pod in panic,
+    /// which happens when the autoscaler itself restarts), and already deciding the scale it
+    /// runs at.
+    ///
+    /// Its history is a modelling choice, since the run does not know what came before `now`:
+    /// every second of the stable window (and so of the panic window) before `now` held the
+    /// middle of the band of load the KPA keeps at `ready` pods, `(ready − ½) × TargetValue` of
+    /// the scaling metric, so the first decisions keep `ready` pods and the window then follows
+    /// the run's own load as upstream's would after a change at `now`. With empty windows the
+    /// first tick would average only the run's first seconds (the ramp from an empty system)
+    /// and cut the pods by up to half at once.
+    pub fn steady(
+        config: &AutoscalerConfig,
+        container_concurrency: u32,
+        ready: u32,
+        now: SimTime,
+    ) -> Self {
+        let mut decider = Decider::new(config, container_concurrency, 0, now);
+        decider.latest_desired = i32::try_from(ready).unwrap_or(i32::MAX);
+        if ready > 0 {
+            let level = (f64::from(ready) - 0.5) * decider.targets.target_value;
+            let seconds = decider.concurrency_stable.num_buckets() as i64;
+            for back in (0..seconds).rev() {
+                let t = SimTime(
+                    now.as_nanos()
+                        .saturating_sub(back.saturating_mul(NANOS_PER_SEC)),
+                );
+                match decider.metric {
+                    ScalingMetric::Concurrency => decider.record_concurrency(t, level),
+                    ScalingMetric::Rps => decider.record_rps(t, level),
+                }
+            }
+        }
+        decider
+    }
+
     pub fn targets(&self) -> MetricTargets {
         self.targets
+    }
+
+    /// Whether an empty window means "no data" (`collector.go:201-203`): true unless TBC = −1,
+    /// where nothing is scraped.
+    pub fn has_scrape_target(&self) -> bool {
+        self.scrape_target
     }
 
     /// Records a concurrency stat (already net of proxied requests, `collector.go` `record`)
@@ -849,19 +895,25 @@ pub fn apply_bounds(desired: i32, min_scale: i32, max_scale: i32) -> i32 {
 /// The SKS mode the KPA asks for (`kpa.go:128-142`) with the SKS reconciler's override
 /// (`serverlessservice.go:243-253`).
 ///
-/// Proxy when the applied scale `want` is 0, when the EBC is negative, or when there is no
-/// decision (`want == -1`) and the PA is already inactive; Serve otherwise. Zero ready pods
-/// force Proxy. TBC enters through the EBC (−1 for TBC = −1, 0 for TBC = 0). The other override,
-/// "zero activator endpoints → Serve", is left to the caller (the simulator always has
-/// activators).
+/// The mode starts as Proxy and only `want > 0 && EBC >= 0` makes it Serve (`kpa.go:140`): a
+/// scale of 0, a negative EBC, and no decision yet (`want == -1`, whether the PA is inactive,
+/// `kpa.go:134`, or active) all keep the activator in the path. Zero ready pods force Proxy.
+/// TBC enters through the EBC (−1 for TBC = −1, 0 for TBC = 0). The other override, "zero
+/// activator endpoints → Serve", is left to the caller (the simulator always has activators).
+/// `pa_inactive` only names `kpa.go:134`'s case; it cannot change the outcome.
 pub fn sks_mode(want: i32, excess_burst_capacity: f64, ready_pods: u32, pa_inactive: bool) -> Mode {
     if ready_pods == 0 {
         return Mode::Proxy;
     }
-    if want == 0 || excess_burst_capacity < 0.0 || (want == -1 && pa_inactive) {
+    if want == -1 && pa_inactive {
+        // kpa.go:134: unknown scale on an inactive PA stays in Proxy.
         Mode::Proxy
-    } else {
+    } else if want > 0 && excess_burst_capacity >= 0.0 {
+        // kpa.go:140: a positive scale with excess burst capacity serves.
         Mode::Serve
+    } else {
+        // kpa.go:128: the default.
+        Mode::Proxy
     }
 }
 
@@ -1352,7 +1404,14 @@ mod tests {
             ("a full window of silence resets the first write", 5, vec![(0.0, 10.0), (10.0, 2.0)], 10.0, Some(2.0)),
             ("a write older than a window is ignored", 5, vec![(10.0, 4.0), (2.0, 100.0)], 10.0, Some(4.0)),
             ("a late write within the window adds to its bucket", 5, vec![(8.0, 4.0), (10.0, 4.0), (9.0, 4.0)], 10.0, Some(4.0)),
-            ("floored to 6 decimals", 60, vec![(0.0, 1.0), (1.0, 0.0), (2.0, 0.0)], 2.0, Some(0.333333)),
+            // bucketing.go:130-133,213 roundToNDigits(6, ·): 1/3 rounds down either way.
+            ("rounded to 6 decimals: 1/3", 60, vec![(0.0, 1.0), (1.0, 0.0), (2.0, 0.0)], 2.0, Some(0.333333)),
+            // bucketing.go:130-133,213 math.Round since v1.19 (#15940): 2/3 → 0.666667, where
+            // the old math.Floor gave 0.666666.
+            ("rounded to 6 decimals: 2/3 rounds up", 60, vec![(0.0, 1.0), (1.0, 1.0), (2.0, 0.0)], 2.0, Some(0.666667)),
+            // bucketing.go:130-133,227 the stale-data branch rounds too: (1 + 1 + 0)/3 seen a
+            // second after the last write of a 5 s window.
+            ("rounded in the stale branch too", 5, vec![(0.0, 1.0), (1.0, 1.0), (2.0, 0.0)], 3.0, Some(0.666667)),
         ];
         for (name, window, writes, at, want) in rows {
             let mut w = linear(window);
@@ -1628,6 +1687,42 @@ mod tests {
     }
 
     #[test]
+    fn a_decider_running_in_steady_state_is_not_in_panic() {
+        // datapath.md correction 5: only a restarted autoscaler meets ready pods in its new
+        // decider (autoscaler.go:95-114); a revision running at t = 0 was created long before
+        // with none, and scales down on zero load as any steady decider does.
+        let cfg = AutoscalerConfig::default();
+        let mut d = Decider::steady(&cfg, 0, 5, s(0.0));
+        assert!(!d.in_panic());
+        assert_eq!(d.desired_scale(), 5);
+        // its history keeps 5 pods: (5 − ½) × 70 = 315 concurrent, ceil(315 / 70) = 5
+        let r = d.scale(s(0.0), 5, true);
+        assert_eq!((r.desired_pods, r.in_panic), (5, false));
+        assert!(approx(r.stable, 315.0) && approx(r.panic, 315.0));
+        // the load stops at 0 s: the panic window empties first, the stable window slides
+        // down, and without panic mode the pods follow (a panicking decider would hold 5 for
+        // a minute, autoscaler.go:238-257)
+        for t in 1..=30 {
+            d.record_concurrency(s(f64::from(t)), 0.0);
+        }
+        // 30 s later: 29 history buckets of 315 in 60 → 152.25 → ceil(152.25/70) = 3
+        let r = d.scale(s(30.0), 5, true);
+        assert_eq!((r.desired_pods, r.in_panic), (3, false));
+        // the rps metric's history is in requests per second
+        let rps = AutoscalerConfig {
+            metric: ScalingMetric::Rps,
+            ..AutoscalerConfig::default()
+        };
+        let mut d = Decider::steady(&rps, 10, 4, s(0.0));
+        let r = d.scale(s(0.0), 4, true);
+        assert!(approx(r.stable, 3.5 * 140.0), "{}", r.stable);
+        assert_eq!(r.desired_pods, 4);
+        // no pods, no history: no data until something is recorded
+        let mut d = Decider::steady(&cfg, 0, 0, s(0.0));
+        assert_eq!(d.scale(s(2.0), 0, true).desired_pods, -1);
+    }
+
+    #[test]
     fn scale_down_delay_holds_the_maximum_of_the_last_delay_window() {
         // A 6 s stable window (1 s panic window), 3 pods: 210 concurrent for 0..=5 s, then 0.
         // Without delay: 3 until t = 6, then 2 (t = 8), then 1 (maxDown) from t = 10.
@@ -1838,17 +1933,19 @@ mod tests {
     fn sks_mode_rows() {
         #[rustfmt::skip]
         let rows = [
-            // scaled to zero: Proxy
+            // kpa.go:128,140 scaled to zero: Proxy
             (0, 10.0, 3, false, Mode::Proxy),
-            // not enough burst capacity: Proxy
+            // kpa.go:128,140 not enough burst capacity: Proxy
             (3, -1.0, 3, false, Mode::Proxy),
-            // enough: Serve
+            // kpa.go:140 enough: Serve
             (3, 0.0, 3, false, Mode::Serve),
-            // no decision and the PA was inactive: Proxy
+            // kpa.go:134 no decision and the PA was inactive: Proxy
             (-1, 10.0, 3, true, Mode::Proxy),
-            // no decision, PA active, EBC ok: Serve
-            (-1, 10.0, 3, false, Mode::Serve),
-            // the SKS override: no ready pods → Proxy whatever the KPA wants
+            // kpa.go:128,140 no decision, PA active, EBC ok: still Proxy (only want > 0 serves)
+            (-1, 10.0, 3, false, Mode::Proxy),
+            // kpa.go:140 want > 0 and EBC exactly 0 serves (EBC >= 0)
+            (1, 0.0, 1, false, Mode::Serve),
+            // serverlessservice.go:244-246 no ready pods → Proxy whatever the KPA wants
             (3, 50.0, 0, false, Mode::Proxy),
         ];
         for (want, ebc, ready, inactive, mode) in rows {
@@ -2107,9 +2204,12 @@ mod tests {
         q.apply(s(30.0), 2, -5.0, 2, None);
         let a = q.apply(s(60.0), 0, -5.0, 2, None);
         assert_eq!(a.requeue_after, Some(PROXY_REQUEUE));
-        // an active PA with no decision and enough capacity serves
+        // an active PA with no decision (want −1) stays in Proxy even with capacity
+        // (kpa.go:128-142: only want > 0 && EBC >= 0 serves)
         let mut r = active_pa(&cfg, s(0.0));
-        assert_eq!(r.apply(s(2.0), -1, 10.0, 3, None).mode, Mode::Serve);
+        assert_eq!(r.apply(s(2.0), -1, 10.0, 3, None).mode, Mode::Proxy);
+        // once it decides, it serves
+        assert_eq!(r.apply(s(4.0), 3, 10.0, 3, None).mode, Mode::Serve);
         // the SKS is in Serve, so its switch to Proxy re-enqueues the PA: no extra wait
         let a = r.apply(s(60.0), 0, 10.0, 3, None);
         assert_eq!(

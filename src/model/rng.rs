@@ -26,11 +26,15 @@ pub enum Stream {
     IngressRetry = 7,
     /// Per gateway replica r >= 1: its programming delay (`IngressReplicaDelay + 2 * r`; replica
     /// 0 draws from `IngressDelay`, so one replica draws exactly what the ideal gateway did).
-    IngressReplicaDelay = 8,
+    /// Far above the per-revision streams: at 8 its replica 4 drew `ServiceTime`'s revision 0.
+    IngressReplicaDelay = 1 << 24,
     /// Per revision: `ServiceTime + 2 * revision index`.
     ServiceTime = 16,
     /// Per revision: `Startup + 2 * revision index`.
     Startup = 17,
+    /// Per revision: `PodAddress + 2 * revision index` (the pods' IP addresses), far above the
+    /// other per-revision streams so no revision index reaches it.
+    PodAddress = 1 << 20,
     /// Per revision (sim) or per pod (live): whether the application answers a request with an
     /// error (`model::failure`). Far above the per-revision streams so no index reaches them.
     FailureApp = 1 << 32,
@@ -40,9 +44,14 @@ pub enum Stream {
     FailurePod = 1 << 33,
 }
 
+/// The number a stream's generator is seeded from: per-entity streams step by 2 from their base.
+fn stream_id(stream: Stream, index: u64) -> u64 {
+    (stream as u64).wrapping_add(index.wrapping_mul(2))
+}
+
 /// The generator for `stream` (plus `index`, e.g. a revision index, for per-entity streams).
 pub fn stream(seed: u64, replication: u64, stream: Stream, index: u64) -> StreamRng {
-    let id = (stream as u64).wrapping_add(index.wrapping_mul(2));
+    let id = stream_id(stream, index);
     let a = mix64(seed ^ mix64(replication.wrapping_add(0x5EED)));
     let b = mix64(a ^ mix64(id));
     let seed128 = (u128::from(mix64(b)) << 64) | u128::from(mix64(b ^ 0xA5A5_A5A5_A5A5_A5A5));
@@ -72,6 +81,46 @@ mod tests {
         for i in 0..variants.len() {
             for j in i + 1..variants.len() {
                 assert_ne!(variants[i], variants[j], "streams {i} and {j} coincide");
+            }
+        }
+    }
+
+    #[test]
+    fn per_entity_streams_never_reach_another_stream() {
+        // (stream, how many entities it is drawn for): revisions and pods far beyond any
+        // scenario, gateway replicas up to the validated 1000.
+        const REVISIONS: u64 = 1 << 16;
+        const PODS: u64 = 1 << 31;
+        let ranged = [
+            (Stream::ServiceTime, REVISIONS),
+            (Stream::Startup, REVISIONS),
+            (Stream::PodAddress, REVISIONS),
+            (Stream::IngressReplicaDelay, 1000),
+            (Stream::FailureApp, PODS),
+            (Stream::FailureLatency, PODS),
+            (Stream::FailurePod, PODS),
+        ];
+        let single = [
+            Stream::Arrivals,
+            Stream::Routing,
+            Stream::IngressDelay,
+            Stream::ActivatorLb,
+            Stream::IngressLb,
+            Stream::IngressRetry,
+        ];
+        // Every id a stream can take, as (first, last, parity) of a stride-2 run.
+        let runs: Vec<(u64, u64)> = ranged
+            .iter()
+            .map(|&(s, n)| (stream_id(s, 0), stream_id(s, n - 1)))
+            .chain(single.iter().map(|&s| (stream_id(s, 0), stream_id(s, 0))))
+            .collect();
+        let meets = |(a0, a1): (u64, u64), (b0, b1): (u64, u64)| {
+            // Two stride-2 runs share an id iff they overlap and start on the same parity.
+            a0 <= b1 && b0 <= a1 && a0 % 2 == b0 % 2
+        };
+        for i in 0..runs.len() {
+            for j in i + 1..runs.len() {
+                assert!(!meets(runs[i], runs[j]), "streams {i} and {j} share an id");
             }
         }
     }

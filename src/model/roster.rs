@@ -6,8 +6,8 @@
 //! Kubernetes marked it Ready (`Roster`); per revision whether and in which order it was
 //! created, whether it is Ready, every pod it has had, its endpoints (the Kubernetes-ready pods in
 //! the order they became ready, terminating ones included until they leave), how many of those
-//! are draining, its activator-healthy pods and its start-up random stream (`RevisionPods`); the
-//! configuration's latest ready revision (`Roster`).
+//! are draining, its activator-healthy pods, its start-up random stream and its pods' addresses
+//! (`RevisionPods`); the configuration's latest ready revision (`Roster`).
 //!
 //! Each world keeps a revision's `RevisionPods` inside its own per-revision record (reached
 //! through `AsMut`), so the simulator's request path reads the endpoints and the ready
@@ -25,12 +25,66 @@
 //! crash takes a Starting or Ready pod to Crashed and the kubelet's restart takes it back to
 //! Starting (`model::failure`); a pod is in its revision's endpoints iff it is k8s-ready;
 //! `draining` counts the terminating and crashed pods among the endpoints, so `ready_pods`
-//! (endpoints minus draining) never underflows; `healthy` is sorted
-//! (upstream sorts by `ip:port`) and holds only pods that were Ready when found healthy.
+//! (endpoints minus draining) never underflows; `healthy` is sorted by the pods' `ip:port`
+//! strings as upstream sorts its trackers (`throttler.go:310-313`; ties, which need an address
+//! space used up, by id) and holds only pods that were Ready when found healthy; no two pods of
+//! a revision share an address while the space lasts (a crashed pod keeps its address through
+//! its restarts, as a restarted container keeps its pod's IP).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use rand::RngExt;
 
 use crate::model::dist::Dist;
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::time::{SimDuration, SimTime};
+
+/// The queue-proxy port the activator sends to (`pkg/networking/constants.go:24`, 8012): part of
+/// the `ip:port` string its trackers are sorted by.
+const QUEUE_PROXY_PORT: u16 = 8012;
+
+/// Attempts at a fresh address before a pod shares one (the /16 is nearly full).
+const ADDRESS_DRAWS: u32 = 64;
+
+/// A pod's address as the activator knows it, `10.244.X.Y:8012`: ordered the way upstream orders
+/// its pod trackers, by comparing the `ip:port` strings (`throttler.go:310-313`), so
+/// `10.244.12.5:8012` comes before `10.244.3.17:8012`. Pods get their address from the pod
+/// network's 10.244.0.0/16 (kubeadm/flannel's default), drawn uniformly, since which node a pod
+/// lands on and which address its node hands out next do not follow creation order.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodAddress {
+    /// The `ip:port` string's bytes, zero-padded: byte order is Go's string order.
+    dest: [u8; 24],
+}
+
+impl PodAddress {
+    /// `10.244.{third}.{fourth}:8012`.
+    pub fn new(third: u8, fourth: u8) -> Self {
+        let text = format!("10.244.{third}.{fourth}:{QUEUE_PROXY_PORT}");
+        let mut dest = [0u8; 24];
+        dest[..text.len()].copy_from_slice(text.as_bytes());
+        PodAddress { dest }
+    }
+
+    fn draw(rng: &mut StreamRng) -> Self {
+        // .0 is the network, .1 the node's bridge, .255 the broadcast.
+        PodAddress::new(rng.random::<u8>(), rng.random_range(2..=254))
+    }
+}
+
+impl fmt::Display for PodAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = self.dest.iter().position(|&b| b == 0).unwrap_or(24);
+        f.write_str(std::str::from_utf8(&self.dest[..len]).unwrap_or("?"))
+    }
+}
+
+impl fmt::Debug for PodAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
 
 /// Where a pod is in its life. (A.6.3's Gone, a terminating pod that holds no request any
 /// more, is not a state here: nothing decides anything by it, and a terminating pod simply
@@ -58,6 +112,8 @@ pub struct PodEntry {
     /// Kubernetes marked it Ready: a Serve-mode endpoint, counted by the autoscaler. Cleared
     /// when it leaves the endpoints.
     pub k8s_ready: bool,
+    /// Its IP address and queue-proxy port: the activator's order of pods.
+    pub address: PodAddress,
 }
 
 /// One revision's pods. A world keeps it in its revision record and reads it; only `Roster`'s
@@ -76,15 +132,20 @@ pub struct RevisionPods {
     draining: u32,
     /// Pods not terminating (starting, ready or crashed): what the revision pays for.
     live: u32,
-    /// Activator-healthy pods, sorted.
+    /// Activator-healthy pods, sorted by address (`ip:port`), then id.
     healthy: Vec<u32>,
     /// Start-up, endpoint removal and kubelet delays.
     startup_rng: StreamRng,
+    /// Its pods' addresses.
+    address_rng: StreamRng,
+    /// Addresses its live pods hold.
+    addresses_in_use: BTreeSet<PodAddress>,
 }
 
 impl RevisionPods {
     /// Revision `index`, not created, with its start-up stream
-    /// `stream(seed, replication, Stream::Startup, index)`.
+    /// `stream(seed, replication, Stream::Startup, index)` and its address stream
+    /// (`Stream::PodAddress`).
     pub fn new(seed: u64, replication: u64, index: usize) -> Self {
         RevisionPods {
             created: false,
@@ -96,7 +157,23 @@ impl RevisionPods {
             live: 0,
             healthy: Vec::new(),
             startup_rng: stream(seed, replication, Stream::Startup, index as u64),
+            address_rng: stream(seed, replication, Stream::PodAddress, index as u64),
+            addresses_in_use: BTreeSet::new(),
         }
+    }
+
+    /// A fresh address for a new pod: one no live pod of the revision holds, if a few draws
+    /// find one.
+    fn draw_address(&mut self) -> PodAddress {
+        let mut address = PodAddress::draw(&mut self.address_rng);
+        for _ in 1..ADDRESS_DRAWS {
+            if !self.addresses_in_use.contains(&address) {
+                break;
+            }
+            address = PodAddress::draw(&mut self.address_rng);
+        }
+        self.addresses_in_use.insert(address);
+        address
     }
 
     /// The revision exists (at start or by a timeline event).
@@ -115,7 +192,8 @@ impl RevisionPods {
         &self.endpoints
     }
 
-    /// The activator-healthy pods, sorted.
+    /// The activator-healthy pods, in the activator's order: by `ip:port`
+    /// (`throttler.go:310-313`).
     pub fn healthy(&self) -> &[u32] {
         &self.healthy
     }
@@ -194,15 +272,18 @@ impl Roster {
         true
     }
 
-    /// A new Starting pod of `rev`; returns its id.
+    /// A new Starting pod of `rev` with an address from the revision's address stream; returns
+    /// its id.
     pub fn add_pod<R: AsMut<RevisionPods>>(&mut self, revs: &mut [R], rev: u32) -> u32 {
         let id = self.pods.len() as u32;
+        let r = revs[rev as usize].as_mut();
+        let address = r.draw_address();
         self.pods.push(PodEntry {
             rev,
             state: PodState::Starting,
             k8s_ready: false,
+            address,
         });
-        let r = revs[rev as usize].as_mut();
         r.pods.push(id);
         r.live += 1;
         id
@@ -226,6 +307,11 @@ impl Roster {
         if drains_now {
             r.draining += 1;
         }
+        if !was_ready && !r.endpoints.contains(&pod) && !r.healthy.contains(&pod) {
+            // No removal to come (never in the endpoints, or a crashed pod that already left
+            // them): its address is free at once.
+            r.addresses_in_use.remove(&p.address);
+        }
         was_ready
     }
 
@@ -242,9 +328,11 @@ impl Roster {
             PodState::Crashed | PodState::Terminating => return None,
         };
         p.state = PodState::Crashed;
+        let r = revs[p.rev as usize].as_mut();
         if p.k8s_ready {
-            revs[p.rev as usize].as_mut().draining += 1;
+            r.draining += 1;
         }
+        // The pod keeps its address: its container restarts in the same pod.
         Some(was_ready)
     }
 
@@ -286,6 +374,11 @@ impl Roster {
         }
         r.endpoints.retain(|e| *e != pod);
         r.healthy.retain(|e| *e != pod);
+        if p.state == PodState::Terminating {
+            // Gone from everywhere: its address may go to a new pod. A crashed pod keeps it for
+            // its restart.
+            r.addresses_in_use.remove(&p.address);
+        }
         rev
     }
 
@@ -328,15 +421,16 @@ impl Roster {
         Some((rev, became_ready))
     }
 
-    /// The activator finds the Ready pod healthy (its probe tick): it joins the sorted healthy
-    /// set. Returns its revision, or `None` if the pod is not Ready.
+    /// The activator finds the Ready pod healthy (its probe tick): it joins the healthy set in
+    /// address order. Returns its revision, or `None` if the pod is not Ready.
     pub fn healthy<R: AsMut<RevisionPods>>(&mut self, revs: &mut [R], pod: u32) -> Option<u32> {
         let p = &self.pods[pod as usize];
         if p.state != PodState::Ready {
             return None;
         }
+        let key = |id: u32| (self.pods[id as usize].address, id);
         let healthy = &mut revs[p.rev as usize].as_mut().healthy;
-        if let Err(i) = healthy.binary_search(&pod) {
+        if let Err(i) = healthy.binary_search_by_key(&key(pod), |&h| key(h)) {
             healthy.insert(i, pod);
         }
         Some(p.rev)
@@ -587,15 +681,41 @@ mod tests {
     }
 
     #[test]
-    fn healthy_stays_sorted_without_duplicates() {
-        type Row = (&'static [usize], &'static [u32]);
+    fn addresses_order_as_ip_port_strings() {
+        // throttler.go:310-313 sorts trackers by `dest` ("ip:port") with Go's string `<`.
+        type Row = ((u8, u8), (u8, u8));
         let table: &[Row] = &[
-            // Found healthy in reverse order.
-            (&[3, 2, 1, 0], &[0, 1, 2, 3]),
-            // Out of order, with a second probe of the same pods.
-            (&[2, 0, 3, 0, 2], &[0, 2, 3]),
+            // "10.244.12.5:8012" < "10.244.3.17:8012": '1' < '3', not 12 > 3.
+            ((12, 5), (3, 17)),
+            // "10.244.1.50:8012" < "10.244.1.5:8012": '0' < ':' after the common "1.5".
+            ((1, 50), (1, 5)),
+            // "10.244.1.254:8012" < "10.244.2.2:8012".
+            ((1, 254), (2, 2)),
+            // "10.244.100.9:8012" < "10.244.99.9:8012".
+            ((100, 9), (99, 9)),
         ];
-        for &(order, want) in table {
+        for &((a3, a4), (b3, b4)) in table {
+            let (a, b) = (PodAddress::new(a3, a4), PodAddress::new(b3, b4));
+            assert!(a < b, "{a} < {b}");
+            assert_eq!(
+                a.cmp(&b),
+                a.to_string().cmp(&b.to_string()),
+                "the byte order is the string order"
+            );
+        }
+        assert_eq!(PodAddress::new(7, 200).to_string(), "10.244.7.200:8012");
+    }
+
+    #[test]
+    fn healthy_follows_address_order_without_duplicates() {
+        type Row = &'static [usize];
+        let table: &[Row] = &[
+            // Found healthy in reverse creation order.
+            &[3, 2, 1, 0],
+            // Out of order, with a second probe of the same pods.
+            &[2, 0, 3, 0, 2],
+        ];
+        for &order in table {
             let mut roster = created(1);
             let pods: Vec<u32> = (0..4).map(|_| roster.add_pod(0)).collect();
             for &p in &pods {
@@ -604,6 +724,9 @@ mod tests {
             for &i in order {
                 assert_eq!(roster.healthy(pods[i]), Some(0));
             }
+            let mut want: Vec<u32> = order.iter().map(|&i| pods[i]).collect();
+            want.sort_unstable_by_key(|&p| roster.pod(p).address.to_string());
+            want.dedup();
             assert_eq!(roster.rev(0).healthy(), want, "{order:?}");
         }
     }
@@ -649,6 +772,26 @@ mod tests {
             None,
             "terminated"
         );
+    }
+
+    #[test]
+    fn the_activator_order_is_not_creation_order() {
+        // With seed 1 the address draw puts a later pod first: the activator's first-available
+        // policy then packs that pod, not the oldest (throttler.go:310-313, lb_policy.go:80-87).
+        let mut roster = created(1);
+        let pods: Vec<u32> = (0..8).map(|_| roster.add_pod(0)).collect();
+        for &p in &pods {
+            roster.app_ready(p);
+            roster.healthy(p);
+        }
+        let healthy = roster.rev(0).healthy().to_vec();
+        assert_ne!(healthy, pods, "addresses would have to be drawn in order");
+        let mut sorted = healthy.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, pods, "every pod once");
+        // Live pods of a revision hold distinct addresses.
+        let addresses: BTreeSet<PodAddress> = pods.iter().map(|&p| roster.pod(p).address).collect();
+        assert_eq!(addresses.len(), pods.len());
     }
 
     #[test]
@@ -727,7 +870,7 @@ mod tests {
 
         /// Under any sequence of transitions (leaving the endpoints only after a terminate that
         /// returned true, as callers schedule it), the endpoints are exactly the k8s-ready pods,
-        /// the ready pods the k8s-ready ones not terminating, and healthy is sorted.
+        /// the ready pods the k8s-ready ones not terminating, and healthy is in address order.
         #[test]
         fn endpoints_draining_and_healthy_stay_consistent(
             ops in proptest::collection::vec(op(), 0..60),
@@ -788,7 +931,8 @@ mod tests {
                         .filter(|&&p| roster.pod(p).state == PodState::Ready)
                         .count();
                     prop_assert_eq!(r.ready_pods() as usize, serving);
-                    prop_assert!(r.healthy().windows(2).all(|w| w[0] < w[1]));
+                    let key = |p: u32| (roster.pod(p).address, p);
+                    prop_assert!(r.healthy().windows(2).all(|w| key(w[0]) < key(w[1])));
                     let live = roster.live_pods(rev).len();
                     let not_terminating = (0..roster.pod_count() as u32)
                         .filter(|&p| {

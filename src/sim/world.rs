@@ -15,11 +15,13 @@
 //!   proxied request the activator's 504 always comes first (A.3.1). A client timeout applies
 //!   from arrival. Deadlines are kept per revision in arrival order (they are monotone), so a
 //!   request that finishes in time costs no timer event at all.
-//! - Autoscaling (A.5): every second each revision's time-averaged concurrency goes into its
-//!   decider; every 2 s the decider and the KPA's bounds and scale-to-zero decide the pods and
-//!   the SKS mode (Serve iff ready pods, a wanted scale and excess burst capacity >= 0, A.4). A
-//!   mode change is applied after the ingress programming delay; requests already at an
-//!   activator finish through it.
+//! - Autoscaling (A.5): every second the scraper's stat (the time-averaged concurrency and
+//!   count of requests that went straight to the pods, only while a pod is Ready) and the
+//!   activator's report (`model::activator::ConcurrencyReporter`: its requests, less the first
+//!   one it reported at once) go into the revision's decider; every 2 s the decider and the
+//!   KPA's bounds and scale-to-zero decide the pods and the SKS mode (Serve iff ready pods, a
+//!   wanted scale > 0 and excess burst capacity >= 0, A.4). A mode change is applied after the
+//!   ingress programming delay; requests already at an activator finish through it.
 //! - Pods (A.6.3): their states, endpoints and readiness are `model::roster`'s (shared with the
 //!   live mode); the world schedules each step: start-up delay, then the activator's probe tick,
 //!   then Kubernetes readiness (Serve endpoints, the autoscaler's ready count); a terminating pod
@@ -47,7 +49,7 @@ use std::collections::{BTreeMap, VecDeque};
 use rand::RngExt;
 
 use super::queue::EventQueue;
-use crate::model::activator::Throttler;
+use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, FailureSpec, RestartBackOff};
 use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
@@ -229,6 +231,8 @@ struct Rev {
     deadlines: VecDeque<(SimTime, u64)>,
     deadline_event: Option<SimTime>,
     kpa: Kpa,
+    /// The activators' stats for the revision (concurrency_reporter.go).
+    reporter: ConcurrencyReporter,
     /// The revision's requests in the system, integrated since the last metrics tick.
     conc_area: f64,
     conc_last_s: f64,
@@ -338,6 +342,7 @@ impl<'a> World<'a> {
                     deadlines: VecDeque::new(),
                     deadline_event: None,
                     kpa: Kpa::new(&s.autoscaler.config, r),
+                    reporter: ConcurrencyReporter::new(),
                     conc_area: 0.0,
                     conc_last_s: 0.0,
                     requests_since_tick: 0,
@@ -687,12 +692,14 @@ impl<'a> World<'a> {
             self.reqs[slot as usize].activator = a as u16;
             self.revs[rev as usize].activators[a].enqueue(h);
             self.dispatch(rev, a);
-            // The activator's immediate stat for a revision it had no requests for wakes a
-            // revision at zero at once (concurrency_reporter.go:111-154, multiscaler.go:352-364).
+            // The activator's immediate stat for a revision it had no entry for is recorded at
+            // once and wakes a revision at zero (concurrency_reporter.go:111-154,
+            // multiscaler.go:352-364).
             let r = &mut self.revs[rev as usize];
-            if r.in_flight == 1 && r.kpa.decider.should_poke(1.0) {
-                r.kpa.decider.record_concurrency(self.now, 1.0);
-                self.autoscale(rev);
+            if let Some(stat) = r.reporter.request_in(self.now) {
+                if r.kpa.record_activator(self.now, stat) {
+                    self.autoscale(rev);
+                }
             }
         }
         self.touch(rev);
@@ -879,6 +886,9 @@ impl<'a> World<'a> {
                     == u64::from(self.revs[rev as usize].in_flight),
             "the gateway holds exactly the revision's requests in flight"
         );
+        if r.via_activator {
+            self.revs[rev as usize].reporter.request_out(self.now);
+        }
         self.recorder.finished(&RequestRecord {
             id: r.id,
             arrived: r.arrived,
@@ -1232,13 +1242,21 @@ impl<'a> World<'a> {
         self.touch(rev);
     }
 
-    /// Every second: each revision's time-averaged concurrency (QP non-proxied requests plus
-    /// the activator's queued and in-flight ones, i.e. all its requests in the system) and its
-    /// request count go into the decider's buckets (A.5.2).
+    /// Every second: the scraper's stat and the activators' report for each revision go into
+    /// its decider (A.5.2). The scraper sees the requests that went straight to the pods (the
+    /// queue-proxies' concurrency net of proxied requests), and only while a pod is Ready
+    /// (`Kpa::record_scrape`); the activators report theirs, less the first request they
+    /// reported at once (`ConcurrencyReporter::report`). A report may poke the decider.
     fn on_metrics_tick(&mut self) {
         let now_s = self.now.as_secs_f64();
         let now = self.now;
-        for r in self.revs.iter_mut().filter(|r| r.pods.created()) {
+        let mut poked = Vec::new();
+        for (i, r) in self
+            .revs
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, r)| r.pods.created())
+        {
             let current = if r.reported[2] == u64::MAX {
                 0
             } else {
@@ -1246,11 +1264,23 @@ impl<'a> World<'a> {
             };
             r.conc_area += current as f64 * (now_s - r.conc_last_s).max(0.0);
             r.conc_last_s = now_s;
-            let average = r.conc_area / METRICS_TICK.as_secs_f64();
+            let report = r.reporter.report(now);
+            let direct = (r.conc_area - report.request_seconds).max(0.0);
+            let average = direct / METRICS_TICK.as_secs_f64();
             r.conc_area = 0.0;
-            r.kpa.decider.record_concurrency(now, average);
-            r.kpa.decider.record_rps(now, r.requests_since_tick as f64);
+            let direct_requests = r.requests_since_tick.saturating_sub(report.requests);
             r.requests_since_tick = 0;
+            let ready = r.pods.ready_pods();
+            r.kpa
+                .record_scrape(now, ready, average, direct_requests as f64);
+            if let Some(stat) = report.sent {
+                if r.kpa.record_activator(now, stat) {
+                    poked.push(i as u32);
+                }
+            }
+        }
+        for rev in poked {
+            self.autoscale(rev);
         }
     }
 

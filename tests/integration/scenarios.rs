@@ -416,6 +416,67 @@ fn rollout_duration_study_shows_the_difference() {
     );
 }
 
+/// Issue 12's fidelity corrections, seen in the study's instant shift: the new revision's
+/// decider has no data until its pod is Ready or the activator reports (collector.go:201-203,
+/// stats_scraper.go:264-276), so it decides nothing (−1) until the traffic arrives and then
+/// decides on that traffic alone, undiluted by seconds of zeros; the old revision, running at
+/// t = 0, is not in panic mode at start (datapath.md correction 5).
+#[test]
+fn a_new_revision_has_no_data_until_its_pod_is_ready_or_the_activator_reports() {
+    // The shift happens at about 70 s; 100 s of it keep the test light beside the live tests.
+    let s = load(
+        "rollout-duration-study.yaml",
+        &[("service.rollout_duration", "0s"), ("duration", "100s")],
+    );
+    let dir = temp_dir("scenarios-no-data");
+    simulate(&s, &RunOptions::default())
+        .into_report(0.0)
+        .write(&dir)
+        .expect("outputs");
+    let csv = std::fs::read_to_string(dir.join("autoscaler.csv")).expect("written");
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (t, rev, desired, panic) = (
+        col("t_s"),
+        col("revision"),
+        col("desired_pods"),
+        col("panic"),
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let new: Vec<(f64, i64)> = rows
+        .iter()
+        .filter(|r| r[rev] == "hello-00002")
+        .map(|r| {
+            (
+                r[t].parse().expect("t_s"),
+                r[desired].parse().expect("desired"),
+            )
+        })
+        .collect();
+    // created at 60 s, its pod ready at about 70 s: no decision before then (the old code
+    // recorded zeros from creation and decided 0)
+    let first_decision = new
+        .iter()
+        .position(|&(_, d)| d >= 0)
+        .expect("it decides once the traffic arrives");
+    assert!(first_decision > 0, "{new:?}");
+    assert!(
+        new[..first_decision].iter().all(|&(_, d)| d == -1),
+        "{new:?}"
+    );
+    // its first decision sees only the real load: many pods at once, not 1 (the old code's
+    // window was diluted by the zeros: 1, then 10)
+    assert!(new[first_decision].1 >= 20, "{new:?}");
+    // the old revision's first tick is not in panic
+    let old_first = rows
+        .iter()
+        .find(|r| r[rev] == "hello-00001")
+        .expect("ticks");
+    assert_eq!(old_first[panic], "false", "{old_first:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// Scale to zero and back: traffic stops, the revision drops to zero pods after the stable
 /// window and the grace period; when traffic returns, the first request pokes the autoscaler,
 /// a pod cold-starts, and the requests that waited at the activator are served.
