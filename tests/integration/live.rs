@@ -7,10 +7,21 @@ use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::common::{assert_balanced, splitlab, temp_dir, text};
+
+/// Live runs measure wall-clock latency and memory on the 2-core machine, so they take turns:
+/// two of them at once starve each other's pacers and sockets (a run's peak memory then tracks
+/// the other run's load, not its own queues). Each live test holds this for its whole run; the
+/// simulator's tests still run beside it.
+static LIVE: Mutex<()> = Mutex::new(());
+
+fn one_live_run_at_a_time() -> MutexGuard<'static, ()> {
+    // A test that panicked while holding it leaves nothing behind to protect.
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 fn summary(dir: &std::path::Path) -> serde_json::Value {
     let s = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json is written");
@@ -25,6 +36,7 @@ fn count(v: &serde_json::Value, key: &str) -> u64 {
 
 #[test]
 fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
+    let _live = one_live_run_at_a_time();
     let sim = temp_dir("live-smoke-sim");
     let live = temp_dir("live-smoke-live");
     let out = splitlab(&[
@@ -215,6 +227,7 @@ fn as_strs(args: &[String]) -> Vec<&str> {
 
 #[test]
 fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
+    let _live = one_live_run_at_a_time();
     let live_port = start_backend();
     let config = gateway_config("live-dead-backend", "random", live_port, dead_port());
     let (mut gw, port) = start_gateway(&config);
@@ -246,6 +259,7 @@ fn a_dead_backend_gets_502_and_the_gateway_keeps_serving_the_rest() {
 
 #[test]
 fn a_backend_that_dies_mid_run_gets_502_and_the_gateway_keeps_serving_the_rest() {
+    let _live = one_live_run_at_a_time();
     let (port_v1, _) = start_killable_backend();
     let (port_v2, kill_v2) = start_killable_backend();
     let config = gateway_config("live-dying-backend", "random", port_v1, port_v2);
@@ -346,6 +360,7 @@ fn overload_run(
 
 #[test]
 fn overload_at_5x_capacity_accounts_for_every_request_and_memory_does_not_grow_with_the_run() {
+    let _live = one_live_run_at_a_time();
     // 256 connections: enough for everything the pods hold (88) and the replies in flight;
     // memory then depends on the queues, not on how many sockets a scheduling hiccup opens
     // (with 4,096 it varied by 6 MiB between runs of the same length on a busy machine).
@@ -373,6 +388,7 @@ fn overload_at_5x_capacity_accounts_for_every_request_and_memory_does_not_grow_w
 
 #[test]
 fn overload_at_5x_capacity_through_the_activator_expires_at_the_timeout_within_bounded_memory() {
+    let _live = one_live_run_at_a_time();
     // The default 4,096 connections, so the activator can hold everything that arrives.
     let (v, rss) = overload_run("live-overload-activator", "3s", -1, "4096");
     let arrived = count(&v, "arrived");
@@ -393,6 +409,7 @@ fn overload_at_5x_capacity_through_the_activator_expires_at_the_timeout_within_b
 
 #[test]
 fn a_request_at_a_revision_scaled_to_zero_wakes_it_at_once_as_in_the_simulator() {
+    let _live = one_live_run_at_a_time();
     // One pod at first; no traffic, so the KPA (6 s stable window) scales the revision to zero.
     // Requests start at 14.1 s, between two decider ticks (every 2 s): the activator's poke must
     // wake the revision at once, so the first request waits for a pod start (300 ms) and the
@@ -432,6 +449,7 @@ fn a_request_at_a_revision_scaled_to_zero_wakes_it_at_once_as_in_the_simulator()
 
 #[test]
 fn a_processor_sharing_app_agrees_with_the_simulator() {
+    let _live = one_live_run_at_a_time();
     // cc 0, one core per pod shared by every request in it, 20 ms of work each, 80 req/s over
     // two pods (utilisation 0.8): requests slow each other down, so the mean latency is
     // about 52 ms, where pods serving each request alone would answer in about 20 ms.
@@ -478,6 +496,7 @@ fn raw_exchange(port: u16, request: &[u8]) -> String {
 
 #[test]
 fn malformed_requests_and_oversized_headers_get_4xx_and_the_gateway_survives() {
+    let _live = one_live_run_at_a_time();
     let live_port = start_backend();
     let config = gateway_config("live-malformed", "random", live_port, live_port);
     let (mut gw, port) = start_gateway(&config);
@@ -505,6 +524,7 @@ fn malformed_requests_and_oversized_headers_get_4xx_and_the_gateway_survives() {
 
 #[test]
 fn a_revision_with_no_pods_holds_requests_at_the_activator_until_they_expire() {
+    let _live = one_live_run_at_a_time();
     let out_dir = temp_dir("live-no-pods");
     let out = splitlab(&[
         "live",
@@ -576,6 +596,7 @@ fn a_revision_with_no_pods_holds_requests_at_the_activator_until_they_expire() {
 
 #[test]
 fn sigterm_stops_a_live_run_promptly_with_complete_outputs() {
+    let _live = one_live_run_at_a_time();
     let out_dir = temp_dir("live-sigterm");
     let mut child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
         .args([
@@ -625,6 +646,7 @@ fn sigterm_stops_a_live_run_promptly_with_complete_outputs() {
 
 #[test]
 fn a_closed_loop_load_counts_every_request_it_sends() {
+    let _live = one_live_run_at_a_time();
     let port = start_backend();
     let out_dir = temp_dir("live-closed-loop");
     let out = splitlab(&[
@@ -656,6 +678,7 @@ fn a_closed_loop_load_counts_every_request_it_sends() {
 
 #[test]
 fn the_gateway_hash_picker_keys_on_the_client_header() {
+    let _live = one_live_run_at_a_time();
     let port = start_backend();
     let config = gateway_config("live-hash-picker", "hash", port, port);
     let (mut gw, port) = start_gateway(&config);
@@ -704,6 +727,7 @@ fn the_gateway_hash_picker_keys_on_the_client_header() {
 
 #[test]
 fn load_follows_a_rate_schedule_file() {
+    let _live = one_live_run_at_a_time();
     let port = start_backend();
     let dir = temp_dir("live-schedule");
     std::fs::create_dir_all(&dir).unwrap();
@@ -741,6 +765,7 @@ fn rev_count(v: &serde_json::Value, rev: &str, key: &str) -> u64 {
 
 #[test]
 fn live_pods_answer_application_errors_and_serve_slower_as_the_simulator_does() {
+    let _live = one_live_run_at_a_time();
     // 50/50 between a healthy revision and one whose application answers 30% of requests with
     // 503 and works three times longer (60 ms instead of 20 ms).
     let settings = [
@@ -784,6 +809,7 @@ fn live_pods_answer_application_errors_and_serve_slower_as_the_simulator_does() 
 
 #[test]
 fn live_pods_refuse_before_serving_and_crash_with_502s() {
+    let _live = one_live_run_at_a_time();
     // One revision: 1 pod at t = 0 that crashes at 4 s (crash_after 4 s from its start), and 2
     // more started at 1 s whose pods are Ready 2 s before their application serves (at 1.3 s,
     // kubelet readiness at once): requests reaching those get the queue-proxy's 502 until
@@ -821,6 +847,7 @@ fn live_pods_refuse_before_serving_and_crash_with_502s() {
 
 #[test]
 fn live_crash_loop_keeps_the_route_on_the_ready_revision_and_a_failure_event_applies_at_once() {
+    let _live = one_live_run_at_a_time();
     // hello-00002, created at 1 s, crash-loops: never Ready, so the configuration target stays
     // on hello-00001 (its first restart, 10 s after the crash at 1.3 s, is past the run). At
     // 4 s a timeline event makes hello-00001 answer every request with a 500.
