@@ -14,6 +14,8 @@
 
 use std::fmt::Write as _;
 
+use super::record::END_KEYS;
+
 /// The file a run or a comparison writes.
 pub const REPORT_FILE: &str = "report.html";
 
@@ -162,41 +164,58 @@ pub fn summary_tables(summary_json: &str) -> Result<Vec<Table>, String> {
         serde_json::from_str(summary_json).map_err(|e| format!("not JSON: {e}"))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
     let mut tables = Vec::new();
+    // Both request tables run down the page, one row per field: they gain a row, not a column,
+    // with each new outcome, so they stay readable at any width. Counts come in the order of
+    // the summary's accounting (`arrived`, then every outcome, then in flight).
+    let order = |k: &str| match k {
+        "arrived" => 0,
+        _ => END_KEYS
+            .iter()
+            .position(|e| *e == k)
+            .map_or(END_KEYS.len() + 1, |i| i + 1),
+    };
     if let Some(requests) = obj.get("requests") {
         let mut pairs = Vec::new();
         flatten("", requests, &mut pairs);
+        pairs.sort_by_key(|(k, _)| order(k));
         tables.push(Table {
             caption: "requests (all revisions)".to_string(),
-            header: pairs.iter().map(|(k, _)| k.clone()).collect(),
-            rows: vec![pairs.into_iter().map(|(_, v)| v).collect()],
+            header: vec!["outcome".to_string(), "requests".to_string()],
+            rows: pairs.into_iter().map(|(k, v)| vec![k, v]).collect(),
         });
     }
     if let Some(serde_json::Value::Object(revisions)) = obj.get("revisions") {
-        let mut header: Vec<String> = vec!["revision".to_string()];
-        let mut rows = Vec::new();
-        for (name, rev) in revisions {
-            let mut pairs = Vec::new();
-            flatten("", rev, &mut pairs);
-            for (k, _) in &pairs {
-                if !header[1..].contains(k) {
-                    header.push(k.clone());
+        let flat: Vec<(String, Vec<(String, String)>)> = revisions
+            .iter()
+            .map(|(name, rev)| {
+                let mut pairs = Vec::new();
+                flatten("", rev, &mut pairs);
+                (name.clone(), pairs)
+            })
+            .collect();
+        let mut fields: Vec<String> = Vec::new();
+        for (_, pairs) in &flat {
+            for (k, _) in pairs {
+                if !fields.contains(k) {
+                    fields.push(k.clone());
                 }
             }
-            rows.push((name.clone(), pairs));
         }
-        let rows = rows
+        // A stable sort keeps serde_json's (sorted) order among the fields that are not counts.
+        fields.sort_by_key(|k| order(k));
+        let mut header = vec!["field".to_string()];
+        header.extend(flat.iter().map(|(name, _)| name.clone()));
+        let rows = fields
             .into_iter()
-            .map(|(name, pairs)| {
-                let mut row = vec![name];
-                for key in &header[1..] {
-                    row.push(
-                        pairs
-                            .iter()
-                            .find(|(k, _)| k == key)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default(),
-                    );
-                }
+            .map(|field| {
+                let mut row = vec![field.clone()];
+                row.extend(flat.iter().map(|(_, pairs)| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| *k == field)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                }));
                 row
             })
             .collect();
@@ -277,20 +296,34 @@ mod tests {
     #[test]
     fn summary_becomes_tables() {
         let json = r#"{"scenario": "s", "seed": 1,
-            "requests": {"arrived": 10, "served": 9},
-            "revisions": {"a": {"routed": 6, "latency_ms": {"p99": 2.5}},
-                          "b": {"routed": 4, "latency_ms": null}},
+            "requests": {"in_flight_at_end": 0, "errors": 1, "arrived": 10, "served": 9},
+            "revisions": {"a": {"routed": 6, "arrived": 6, "latency_ms": {"p99": 2.5}},
+                          "b": {"routed": 4, "arrived": 4, "latency_ms": null}},
             "engine": {"events": 7}}"#;
         let tables = summary_tables(json).expect("valid");
-        assert_eq!(tables[0].header, ["arrived", "served"]);
-        assert_eq!(tables[0].rows, [["10", "9"]]);
-        // keys in serde_json's (sorted) order
+        assert_eq!(tables[0].header, ["outcome", "requests"]);
+        // the accounting's order, not serde_json's: arrived, the outcomes, then in flight
         assert_eq!(
-            tables[1].header,
-            ["revision", "latency_ms.p99", "routed", "latency_ms"]
+            tables[0].rows,
+            [
+                ["arrived", "10"],
+                ["served", "9"],
+                ["errors", "1"],
+                ["in_flight_at_end", "0"]
+            ]
         );
-        assert_eq!(tables[1].rows[0], ["a", "2.5", "6", ""]);
-        assert_eq!(tables[1].rows[1], ["b", "", "4", ""]);
+        // one column per revision; the counts first, then the other keys in serde_json's
+        // (sorted) order
+        assert_eq!(tables[1].header, ["field", "a", "b"]);
+        assert_eq!(
+            tables[1].rows,
+            [
+                ["arrived", "6", "4"],
+                ["latency_ms.p99", "2.5", ""],
+                ["routed", "6", "4"],
+                ["latency_ms", "", ""]
+            ]
+        );
         assert_eq!(
             tables[2].rows,
             [["engine.events", "7"], ["scenario", "s"], ["seed", "1"]]
