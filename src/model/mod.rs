@@ -1,5 +1,6 @@
 //! Knative behaviour as state machines that take `now` and `rng` as arguments: arrivals,
-//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler, failing revisions.
+//! ingress, activator, queue-proxy breaker, application, pods, the autoscaler, failing revisions,
+//! and Flagger's canary-analysis controller.
 //!
 //! Must not: own the event loop or schedule events (that is `sim`), read clocks, or print.
 //! `model` may use `routing` and nothing else in the crate, so the live mode can drive the same
@@ -10,6 +11,7 @@ pub mod arrival;
 pub mod autoscaler;
 pub mod dist;
 pub mod failure;
+pub mod flagger;
 pub mod ingress;
 pub mod queue_proxy;
 pub mod revision;
