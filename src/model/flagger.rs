@@ -616,6 +616,20 @@ pub struct TickOutcome {
     pub routes: Option<(i64, i64)>,
     /// The effective split after the tick (revision name -> percent).
     pub split: BTreeMap<String, i64>,
+    /// The `flagger.app/primary-revision` annotation after the tick.
+    pub primary_revision: Option<String>,
+}
+
+impl TickOutcome {
+    /// The primary revision's resolved share of the traffic the tick leaves (the
+    /// `primary_weight` column of `analysis.csv`); after Promote this is the new revision's.
+    pub fn primary_share(&self) -> i64 {
+        self.primary_revision
+            .as_ref()
+            .and_then(|p| self.split.get(p))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -723,6 +737,7 @@ impl FlaggerController {
                 .as_ref()
                 .map(|s| s.split(&obs.latest_ready))
                 .unwrap_or_default(),
+            primary_revision: self.primary.clone(),
         }
     }
 
@@ -1795,6 +1810,93 @@ mod tests {
         }
         obs.webhooks = vec![true];
         assert_eq!(c.tick(SimTime::ZERO, &obs).action, Detected);
+    }
+
+    fn run_minutes(
+        c: &mut FlaggerController,
+        observe: impl Fn(i64) -> Observation,
+        minutes: i64,
+    ) -> TickOutcome {
+        let mut out = None;
+        for k in 0..=minutes {
+            out = Some(c.tick(SimTime::ZERO + SimDuration::from_secs(60 * k), &observe(k)));
+        }
+        out.expect("at least one tick")
+    }
+
+    #[test]
+    fn new_revision_after_failed_or_succeeded_starts_a_new_analysis() {
+        // shouldAdvance (scheduler.go:852-884): after Failed (V2 at 10m) and after Succeeded
+        // (V1 at 9m), a new latestCreatedRevisionName is a changed target (spec.go:32-49).
+        let after = |k0: i64, base: fn(i64) -> Observation| {
+            move |k| {
+                let mut obs = base(k);
+                if k >= k0 {
+                    obs = healthy(k);
+                    obs.latest_created = R3.to_string();
+                    obs.latest_ready = R3.to_string();
+                }
+                obs
+            }
+        };
+        let failing: fn(i64) -> Observation = |k| {
+            let mut obs = healthy(k);
+            if k >= 5 {
+                obs.metrics[0] = MetricReading::Value(95.0);
+            }
+            obs
+        };
+        let settings = AnalysisSettings::from_spec(&spec(10, 50, 5)).expect("valid");
+        let mut c = FlaggerController::new(settings.clone());
+        let out = run_minutes(&mut c, after(12, failing), 12);
+        assert_eq!(
+            (out.phase, out.action, out.routes),
+            (Progressing, Detected, Some((100, 0)))
+        );
+        assert_eq!(c.primary_revision(), Some(R1));
+        let mut c = FlaggerController::new(settings);
+        let out = run_minutes(&mut c, after(11, healthy), 11);
+        assert_eq!((out.phase, out.action), (Progressing, Detected));
+        assert_eq!((c.primary_revision(), out.primary_share()), (Some(R2), 100));
+    }
+
+    #[test]
+    fn new_revision_while_promoting_leaves_routes_unreadable() {
+        // Spec §3.7 says promotion completes; the code says otherwise on Knative: at the
+        // Promoting tick spec.traffic still pins -00001 while the annotation names -00002, so
+        // once -00003 is the latest ready revision no status entry names the annotation and
+        // GetRoutes fails ("traffic spec invalid", knative.go:94-96) every tick, while the
+        // unanalysed -00003 keeps the canary's 50 %.
+        let observe = |k| {
+            let mut obs = healthy(k);
+            if k >= 8 {
+                obs.latest_created = R3.to_string();
+                obs.latest_ready = R3.to_string();
+            }
+            obs
+        };
+        let mut c =
+            FlaggerController::new(AnalysisSettings::from_spec(&spec(10, 50, 5)).expect("valid"));
+        let out = run_minutes(&mut c, observe, 10);
+        assert_eq!(
+            (out.phase, out.action, out.routes),
+            (Promoting, RoutesUnreadable, None)
+        );
+        let want: BTreeMap<String, i64> = [(R3.to_string(), 50), (R1.to_string(), 50)].into();
+        assert_eq!(out.split, want);
+    }
+
+    #[test]
+    fn suspend_returns_before_initialize() {
+        // spec.suspend (scheduler.go:168-174): nothing is written, not even Initialize.
+        let mut s = spec(10, 50, 5);
+        s.suspend = true;
+        let mut c = FlaggerController::new(AnalysisSettings::from_spec(&s).expect("valid"));
+        let out = c.tick(SimTime::ZERO, &healthy(0));
+        assert_eq!(
+            (out.phase, out.action, out.write, out.routes),
+            (Initializing, Suspended, None, None)
+        );
     }
 
     proptest! {
