@@ -17,11 +17,15 @@
 //! path is looked up in that tree to find where the value came from. Without overrides the
 //! file's own text is parsed, so serde's errors keep their source snippets.
 
+mod analysis;
 mod failure;
 mod knative;
 mod table;
 mod tree;
 
+pub use self::analysis::{
+    AnalysisFile, CanaryAnalysisFile, MetricFile, ThresholdRangeFile, WebhookFile,
+};
 pub use self::failure::{FailureEventFile, FailureFile, LatencyFile};
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -105,6 +109,9 @@ pub struct ScenarioFile {
     pub kubernetes: KubernetesFile,
     #[serde(default, deserialize_with = "null_as_default")]
     pub cluster: ClusterFile,
+    /// Flagger's canary analysis drives the Service's traffic (`load/analysis.rs`).
+    #[serde(default)]
+    pub analysis: Option<AnalysisFile>,
 }
 
 /// `cluster:`: the operator's cluster configuration.
@@ -1648,6 +1655,11 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             max: SimDuration::from_secs(2),
         },
     };
+    let analysis = f
+        .analysis
+        .as_ref()
+        .map(|a| analysis::analysis_run(cx, a))
+        .transpose()?;
 
     Ok(Scenario {
         name: f.name,
@@ -1675,6 +1687,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         endpoint_removal_delay,
         source_yaml,
         warnings,
+        analysis,
     })
 }
 

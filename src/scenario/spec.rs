@@ -52,6 +52,42 @@ pub struct Scenario {
     /// (unmodelled ConfigMap keys and annotations, a rollout longer than the run, ...): printed
     /// with the summary, never silent.
     pub warnings: Vec<String>,
+    /// `analysis:`: Flagger's canary analysis owns the Service's traffic (issue 13 §1).
+    pub analysis: Option<AnalysisRun>,
+}
+
+/// `analysis:` validated: Flagger's settings, when its job starts, and each webhook's
+/// scheduled results.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnalysisRun {
+    /// The first tick; then one every `settings.interval`.
+    pub start: SimTime,
+    pub settings: crate::model::flagger::AnalysisSettings,
+    /// One per `settings.webhooks`, in order: `[from, to)` in which the hook reports a
+    /// failure (a gate stays closed, a pre-rollout or rollout hook fails the check, a rollback
+    /// hook asks for the rollback); `None`: it always passes (a rollback hook never asks).
+    pub webhook_failures: Vec<Option<(SimTime, SimTime)>>,
+}
+
+impl AnalysisRun {
+    /// The results the controller reads at `now` (`Observation::webhooks`): `true` is a
+    /// status <= 202.
+    pub fn webhook_results(&self, now: SimTime) -> Vec<bool> {
+        use crate::model::flagger::WebhookType;
+        self.settings
+            .webhooks
+            .iter()
+            .zip(&self.webhook_failures)
+            .map(|(hook, window)| {
+                let failing = window.is_some_and(|(from, to)| from <= now && now < to);
+                if hook.kind == WebhookType::Rollback {
+                    failing
+                } else {
+                    !failing
+                }
+            })
+            .collect()
+    }
 }
 
 /// The Knative Service under test.

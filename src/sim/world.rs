@@ -1653,6 +1653,7 @@ mod tests {
             endpoint_removal_delay: Dist::constant(SimDuration::from_secs(1)).expect("valid"),
             source_yaml: String::new(),
             warnings: Vec::new(),
+            analysis: None,
         }
     }
 
