@@ -58,6 +58,7 @@ pub const TIMESERIES_FILE: &str = "timeseries.csv";
 pub const ROUTES_FILE: &str = "routes.csv";
 pub const REQUESTS_FILE: &str = "requests.csv";
 pub const AUTOSCALER_FILE: &str = "autoscaler.csv";
+pub const ANALYSIS_FILE: &str = "analysis.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
 rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,\
@@ -67,6 +68,43 @@ pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
 pub const AUTOSCALER_HEADER: &str = "t_s,revision,stable_concurrency,panic_concurrency,\
 desired_pods,ready_pods,panic,excess_burst_capacity,mode";
+/// `analysis.csv`: one row per tick of Flagger's analysis (issue 13 §1); the metric cells are
+/// empty when the tick queried no metrics.
+pub const ANALYSIS_HEADER: &str = "t_s,phase,failed_checks,canary_weight,primary_weight,check,\
+success_rate_pct,duration_p99_ms,canary_requests,action";
+
+/// One tick of Flagger's analysis, a row of `analysis.csv`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AnalysisTick<'a> {
+    pub phase: &'a str,
+    pub failed_checks: i64,
+    pub canary_weight: i64,
+    pub primary_weight: i64,
+    pub check: &'a str,
+    /// `None`: not measured this tick (or no canary requests in the window).
+    pub success_rate_pct: Option<f64>,
+    pub duration_p99_ms: Option<f64>,
+    /// Requests the canary revision finished in the success-rate window (`None`: not measured).
+    pub canary_requests: Option<u64>,
+    pub action: &'a str,
+}
+
+/// `summary.json` `analysis` (present only when the scenario has an analysis).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AnalysisSummary {
+    /// Flagger's phase at the end of the run.
+    pub phase: String,
+    /// When Promote re-pinned the primary to the canary (null: never).
+    pub promoted_s: Option<f64>,
+    /// When the analysis ended, Succeeded or Failed (null: still running at the end).
+    pub finished_s: Option<f64>,
+    /// `status.failedChecks` at the end.
+    pub failed_checks: i64,
+    /// Requests the canary revision finished from the first tick to the end.
+    pub canary_requests: u64,
+    /// Of those, the ones it failed with a 5xx (app error, 502, 503, expiry): the blast radius.
+    pub canary_failed_requests: u64,
+}
 
 /// A window counts towards `split.max_abs_error_pct` only when at least this many
 /// default-group requests were routed in it (to any revision): with fewer, a per-request picker's
@@ -414,6 +452,8 @@ pub struct RunRecorder {
     rollouts: BTreeMap<String, RolloutSpan>,
     routes_csv: String,
     autoscaler_csv: String,
+    analysis_csv: Option<String>,
+    analysis: Option<AnalysisSummary>,
     spool: Option<SpoolWriter>,
     clamped_calls: u64,
     /// Pods of all revisions now, and the most at once.
@@ -463,6 +503,8 @@ impl RunRecorder {
             rollouts: BTreeMap::new(),
             routes_csv: format!("{ROUTES_HEADER}\n"),
             autoscaler_csv: format!("{AUTOSCALER_HEADER}\n"),
+            analysis_csv: None,
+            analysis: None,
             spool: keep_requests.then(|| SpoolWriter::create(&format!("{REQUESTS_HEADER}\n"))),
             clamped_calls: 0,
             total_pods: 0,
@@ -607,6 +649,34 @@ impl RunRecorder {
         .expect("writing to a String cannot fail");
     }
 
+    /// Flagger's analysis ticked at `t`: one row of `analysis.csv` (which exists from the
+    /// first call on).
+    pub fn analysis_tick(&mut self, t: SimTime, tick: &AnalysisTick<'_>) {
+        let csv = self
+            .analysis_csv
+            .get_or_insert_with(|| format!("{ANALYSIS_HEADER}\n"));
+        let opt = |v: Option<f64>| v.map(|v| Fixed3(v).to_string()).unwrap_or_default();
+        writeln!(
+            csv,
+            "{t},{},{},{},{},{},{},{},{},{}",
+            tick.phase,
+            tick.failed_checks,
+            tick.canary_weight,
+            tick.primary_weight,
+            tick.check,
+            opt(tick.success_rate_pct),
+            opt(tick.duration_p99_ms),
+            tick.canary_requests.map(|n| n.to_string()).unwrap_or_default(),
+            tick.action,
+        )
+        .expect("writing to a String cannot fail");
+    }
+
+    /// The analysis' end state for `summary.json` (called once, at the end of the run).
+    pub fn analysis_summary(&mut self, summary: AnalysisSummary) {
+        self.analysis = Some(summary);
+    }
+
     /// `revision` was scaled up from zero ready pods.
     pub fn cold_start(&mut self, t: SimTime, revision: usize) {
         self.advance(t);
@@ -729,6 +799,8 @@ impl RunRecorder {
             engine,
             routes_csv: self.routes_csv,
             autoscaler_csv: self.autoscaler_csv,
+            analysis_csv: self.analysis_csv,
+            analysis: self.analysis,
             requests: self.spool.map(SpoolWriter::close),
             clamped_calls: self.clamped_calls,
         };
@@ -874,6 +946,8 @@ pub struct RunReport {
     engine: EngineStats,
     routes_csv: String,
     autoscaler_csv: String,
+    analysis_csv: Option<String>,
+    analysis: Option<AnalysisSummary>,
     requests: Option<SpoolFile>,
     clamped_calls: u64,
 }
@@ -1009,6 +1083,10 @@ impl RunReport {
         write_atomic(dir, AUTOSCALER_FILE, |w| {
             w.write_all(self.autoscaler_csv.as_bytes())
         })?;
+        match &self.analysis_csv {
+            Some(csv) => write_atomic(dir, ANALYSIS_FILE, |w| w.write_all(csv.as_bytes()))?,
+            None => remove_if_present(dir, ANALYSIS_FILE)?,
+        }
         match &self.requests {
             Some(spool) => write_atomic(dir, REQUESTS_FILE, |w| spool.copy_to(w)),
             None => remove_if_present(dir, REQUESTS_FILE),
@@ -1080,7 +1158,18 @@ impl RunReport {
                 wall_s: round3(self.engine.wall_s),
                 sim_s: round3(self.engine.sim_s),
             },
+            analysis: self.analysis.as_ref(),
         }
+    }
+
+    /// Flagger's analysis at the end of the run (`summary.json` `analysis`), when configured.
+    pub fn analysis(&self) -> Option<&AnalysisSummary> {
+        self.analysis.as_ref()
+    }
+
+    /// `analysis.csv`, when the scenario has an analysis.
+    pub fn analysis_csv(&self) -> Option<&str> {
+        self.analysis_csv.as_deref()
     }
 
     /// The content of `summary.json` (map keys in serde_json's order, see the module docs).
@@ -1210,6 +1299,8 @@ struct SummaryDoc<'a> {
     split: SplitDoc,
     rollout: BTreeMap<&'a str, RolloutDoc>,
     engine: EngineDoc,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analysis: Option<&'a AnalysisSummary>,
 }
 
 /// The revisions as a JSON object in index order (a `BTreeMap` would sort them by name).

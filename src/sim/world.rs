@@ -48,10 +48,12 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::RngExt;
 
+use super::analysis::AnalysisDriver;
 use super::queue::EventQueue;
 use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, FailureSpec, RestartBackOff};
+use crate::model::flagger::Observation;
 use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
@@ -102,6 +104,9 @@ impl SimRun {
 pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> SimRun {
     let mut world = World::new(scenario, opts);
     world.run();
+    if let Some(a) = &world.analysis {
+        world.recorder.analysis_summary(a.summary());
+    }
     let in_flight = world.revs.iter().map(|r| u64::from(r.in_flight)).collect();
     SimRun {
         recorder: world.recorder,
@@ -153,6 +158,8 @@ enum Ev {
         pod: u32,
         incarnation: u32,
     },
+    /// Flagger's analysis job ticks (`sim::analysis`).
+    AnalysisTick,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,6 +303,8 @@ struct World<'a> {
     warnings: Vec<String>,
     scratch: Vec<u64>,
     hard_end: SimTime,
+    /// Flagger's analysis, which owns the Service's traffic, when the scenario has one.
+    analysis: Option<AnalysisDriver<'a>>,
 }
 
 #[inline]
@@ -400,6 +409,7 @@ impl<'a> World<'a> {
             warnings: Vec::new(),
             scratch: Vec::new(),
             hard_end: end + s.drain,
+            analysis: s.analysis.as_ref().map(AnalysisDriver::new),
         }
     }
 
@@ -463,6 +473,9 @@ impl<'a> World<'a> {
                 self.create_revision(i as u32, true);
             }
         }
+        if let Some(a) = &self.analysis {
+            self.queue.schedule(a.run.start, Ev::AnalysisTick);
+        }
         for (i, ev) in self.s.timeline.iter().enumerate() {
             self.queue.schedule(ev.at, Ev::Timeline(i as u32));
         }
@@ -494,6 +507,7 @@ impl<'a> World<'a> {
     fn on_event(&mut self, ev: Ev) {
         match ev {
             Ev::Timeline(i) => self.on_timeline(i as usize),
+            Ev::AnalysisTick => self.on_analysis_tick(),
             Ev::PodReady(pod) => self.on_pod_ready(pod),
             Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
             Ev::ServiceDone(req) => self.on_service_done(req),
@@ -889,6 +903,9 @@ impl<'a> World<'a> {
         if r.via_activator {
             self.revs[rev as usize].reporter.request_out(self.now);
         }
+        if let Some(a) = &mut self.analysis {
+            a.finished(rev, &self.revs[rev as usize].name, self.now, r.arrived, outcome);
+        }
         self.recorder.finished(&RequestRecord {
             id: r.id,
             arrived: r.arrived,
@@ -1009,6 +1026,9 @@ impl<'a> World<'a> {
         let r = &mut self.revs[rev as usize];
         if !self.roster.create(&mut r.pods) {
             return;
+        }
+        if let Some(a) = &mut self.analysis {
+            a.created(rev);
         }
         let pods = r.kpa.created(
             self.now,
@@ -1490,6 +1510,41 @@ impl<'a> World<'a> {
             } else {
                 self.held_generation = None;
             }
+        }
+    }
+
+    /// One tick of Flagger's analysis job: observe the Service, tick the controller, apply the
+    /// `spec.traffic` it wrote as a timeline traffic change is applied, and tick again after
+    /// the interval while arrivals last.
+    fn on_analysis_tick(&mut self) {
+        let Some(mut a) = self.analysis.take() else {
+            return;
+        };
+        let name = |i: Option<u32>| i.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        let (metrics, count) = a.readings(self.now);
+        let primary_ready = a
+            .controller
+            .primary_revision()
+            .and_then(|p| self.rev_index.get(p))
+            .is_none_or(|&i| self.revs[i as usize].pods.ready());
+        let obs = Observation {
+            latest_created: name(a.latest_created()),
+            latest_ready: name(self.roster.latest_ready()),
+            primary_ready,
+            metrics,
+            webhooks: a.run.webhook_results(self.now),
+        };
+        let (out, row) = a.tick(self.now, &obs, count);
+        self.recorder
+            .analysis_tick(self.now, &AnalysisDriver::csv_row(&out, &row));
+        let next = self.now + a.run.settings.interval;
+        self.analysis = Some(a);
+        if let Some(write) = &out.write {
+            self.control.set_traffic(&write.to_targets());
+            self.reconcile();
+        }
+        if next <= SimTime::ZERO + self.s.duration {
+            self.queue.schedule(next, Ev::AnalysisTick);
         }
     }
 
