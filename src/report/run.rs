@@ -666,7 +666,9 @@ impl RunRecorder {
             tick.check,
             opt(tick.success_rate_pct),
             opt(tick.duration_p99_ms),
-            tick.canary_requests.map(|n| n.to_string()).unwrap_or_default(),
+            tick.canary_requests
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             tick.action,
         )
         .expect("writing to a String cannot fail");

@@ -93,7 +93,14 @@ impl<'a> AnalysisDriver<'a> {
     }
 
     /// Revision `rev` (named `name`) finished a request at `now` that arrived at `arrived`.
-    pub fn finished(&mut self, rev: u32, name: &str, now: SimTime, arrived: SimTime, outcome: Outcome) {
+    pub fn finished(
+        &mut self,
+        rev: u32,
+        name: &str,
+        now: SimTime,
+        arrived: SimTime,
+        outcome: Outcome,
+    ) {
         if self.canary != Some(rev) {
             return;
         }
@@ -101,7 +108,12 @@ impl<'a> AnalysisDriver<'a> {
             return;
         };
         // The blast radius: what the canary answered while it was not the primary.
-        if self.started && self.controller.primary_revision().is_some_and(|p| p != name) {
+        if self.started
+            && self
+                .controller
+                .primary_revision()
+                .is_some_and(|p| p != name)
+        {
             self.summary.canary_requests += 1;
             self.summary.canary_failed_requests += u64::from(failed);
         }
@@ -143,7 +155,14 @@ impl<'a> AnalysisDriver<'a> {
                 }
                 BuiltinMetric::Duration => {
                     let mut ms: Vec<f64> = inside.map(|f| f.latency.as_secs_f64() * 1e3).collect();
-                    if count.is_none() && self.run.settings.metrics.iter().all(|c| c.metric != BuiltinMetric::SuccessRate) {
+                    if count.is_none()
+                        && self
+                            .run
+                            .settings
+                            .metrics
+                            .iter()
+                            .all(|c| c.metric != BuiltinMetric::SuccessRate)
+                    {
                         count = Some(ms.len() as u64);
                     }
                     if ms.is_empty() {
@@ -163,7 +182,12 @@ impl<'a> AnalysisDriver<'a> {
 
     /// One tick at `now` with `obs` (whose metric readings came from `readings`); returns the
     /// outcome and its `analysis.csv` row values.
-    pub fn tick(&mut self, now: SimTime, obs: &Observation, count: Option<u64>) -> (TickOutcome, Row) {
+    pub fn tick(
+        &mut self,
+        now: SimTime,
+        obs: &Observation,
+        count: Option<u64>,
+    ) -> (TickOutcome, Row) {
         self.started = true;
         let was_finished = self.controller.is_finished();
         let out = self.controller.tick(now, obs);
@@ -272,14 +296,20 @@ mod tests {
         );
         d.created(1);
         // Another revision's requests are not the canary's.
-        d.finished(0, "v1", s(10), SimTime(s(10).0 - ms(900).0), Outcome::AppError);
+        d.finished(
+            0,
+            "v1",
+            s(10),
+            SimTime(s(10).0 - ms(900).0),
+            Outcome::AppError,
+        );
         // (finished at, latency ms, outcome), all by the canary.
         for (at, lat, outcome) in [
-            (5, 100, Outcome::Served),         // before both windows at t=70
-            (20, 200, Outcome::AppError),      // in the 1m window only
-            (50, 300, Outcome::Served),        // in both
+            (5, 100, Outcome::Served),           // before both windows at t=70
+            (20, 200, Outcome::AppError),        // in the 1m window only
+            (50, 300, Outcome::Served),          // in both
             (60, 400, Outcome::ClientCancelled), // left out
-            (65, 50, Outcome::ExpiredQp),      // a 5xx, in both
+            (65, 50, Outcome::ExpiredQp),        // a 5xx, in both
         ] {
             d.finished(1, "v2", s(at), SimTime(s(at).0 - ms(lat).0), outcome);
         }

@@ -904,7 +904,13 @@ impl<'a> World<'a> {
             self.revs[rev as usize].reporter.request_out(self.now);
         }
         if let Some(a) = &mut self.analysis {
-            a.finished(rev, &self.revs[rev as usize].name, self.now, r.arrived, outcome);
+            a.finished(
+                rev,
+                &self.revs[rev as usize].name,
+                self.now,
+                r.arrived,
+                outcome,
+            );
         }
         self.recorder.finished(&RequestRecord {
             id: r.id,
@@ -1520,7 +1526,10 @@ impl<'a> World<'a> {
         let Some(mut a) = self.analysis.take() else {
             return;
         };
-        let name = |i: Option<u32>| i.map(|i| self.revs[i as usize].name.clone()).unwrap_or_default();
+        let name = |i: Option<u32>| {
+            i.map(|i| self.revs[i as usize].name.clone())
+                .unwrap_or_default()
+        };
         let (metrics, count) = a.readings(self.now);
         let primary_ready = a
             .controller

@@ -1,0 +1,235 @@
+//! Flagger's canary analysis driven by the simulator (issue 13 §1): the two shipped scenarios
+//! through the command line (their README commands), `analysis.csv` and `summary.json`
+//! `analysis`, a Canary manifest driving the same run as the inline block, `--set` on Flagger's
+//! fields, and bad input.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::{assert_balanced, assert_clear_error, splitlab, temp_dir, text};
+use splitlab::report::run::ANALYSIS_HEADER;
+use splitlab::scenario::load::load_scenario;
+use splitlab::sim::{simulate, RunOptions};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `splitlab run SCENARIO --out DIR [--set ...]`; returns the rows of `analysis.csv`
+/// (split into cells) and `summary.json`.
+fn run(label: &str, scenario: &str, sets: &[&str]) -> (Vec<Vec<String>>, serde_json::Value) {
+    let out = temp_dir(label);
+    let out_s = out.display().to_string();
+    let mut args = vec!["run", scenario, "--out", out_s.as_str()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    let o = splitlab(&args);
+    assert!(o.status.success(), "{scenario}: {}", text(&o.stderr));
+    read(&out)
+}
+
+fn read(dir: &Path) -> (Vec<Vec<String>>, serde_json::Value) {
+    let csv = std::fs::read_to_string(dir.join("analysis.csv")).expect("analysis.csv written");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some(ANALYSIS_HEADER));
+    let rows = lines
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json")).expect("summary.json"),
+    )
+    .expect("json");
+    (rows, summary)
+}
+
+/// Column `name` of every row.
+fn column<'r>(rows: &'r [Vec<String>], name: &str) -> Vec<&'r str> {
+    let i = ANALYSIS_HEADER
+        .split(',')
+        .position(|c| c == name)
+        .expect("a column");
+    rows.iter().map(|r| r[i].as_str()).collect()
+}
+
+/// The phases in order, repeats dropped.
+fn phases(rows: &[Vec<String>]) -> Vec<&str> {
+    let mut p = column(rows, "phase");
+    p.dedup();
+    p
+}
+
+#[test]
+fn a_healthy_canary_is_promoted_step_by_step() {
+    let (rows, summary) = run("analysis-good", "scenarios/flagger-canary.yaml", &[]);
+    assert_balanced(&summary);
+    assert_eq!(
+        phases(&rows),
+        [
+            "Initialized",
+            "Progressing",
+            "Promoting",
+            "Finalising",
+            "Succeeded"
+        ]
+    );
+    // One row per 30 s tick from 0 s to the end (330 s).
+    assert_eq!(column(&rows, "t_s")[..3], ["0", "30", "60"]);
+    assert_eq!(rows.len(), 12);
+    // 10 % more per tick up to maxWeight 50, then back to 0 once promoted.
+    let weights: Vec<&str> = column(&rows, "canary_weight");
+    assert_eq!(
+        weights,
+        ["0", "0", "10", "20", "30", "40", "50", "50", "0", "0", "0", "0"]
+    );
+    // Every analysed tick with traffic measured 100 % success and a p99 well under 500 ms.
+    for (sr, p99) in column(&rows, "success_rate_pct")
+        .into_iter()
+        .zip(column(&rows, "duration_p99_ms"))
+        .filter(|(sr, _)| !sr.is_empty())
+    {
+        assert_eq!(sr, "100.000");
+        assert!(p99.parse::<f64>().expect("ms") < 500.0, "{p99}");
+    }
+    assert!(!column(&rows, "check").contains(&"failed"));
+    let a = &summary["analysis"];
+    assert_eq!(a["phase"], "Succeeded");
+    assert_eq!(a["promoted_s"], 210.0);
+    assert_eq!(a["finished_s"], 270.0);
+    assert_eq!(a["canary_failed_requests"], 0);
+    // The canary's requests before promotion are all hello-00002 served then.
+    assert!(a["canary_requests"].as_u64().expect("count") > 3000, "{a}");
+}
+
+#[test]
+fn a_bad_canary_fails_its_checks_and_is_rolled_back() {
+    let (rows, summary) = run("analysis-bad", "scenarios/flagger-bad-canary.yaml", &[]);
+    assert_balanced(&summary);
+    assert_eq!(phases(&rows), ["Initialized", "Progressing", "Failed"]);
+    // The weight never passes the first step; five failed checks, then the rollback.
+    assert!(column(&rows, "canary_weight")
+        .iter()
+        .all(|w| *w == "0" || *w == "10"));
+    let failed: Vec<&str> = column(&rows, "failed_checks");
+    assert_eq!(failed[3..8], ["1", "2", "3", "4", "5"]);
+    assert_eq!(column(&rows, "action")[8], "rollback");
+    assert_eq!(column(&rows, "primary_weight")[8], "100");
+    for sr in column(&rows, "success_rate_pct")[3..8].iter() {
+        let sr: f64 = sr.parse().expect("a reading");
+        assert!((90.0..99.0).contains(&sr), "{sr}");
+    }
+    let a = &summary["analysis"];
+    assert_eq!(a["phase"], "Failed");
+    assert_eq!(a["promoted_s"], serde_json::Value::Null);
+    assert_eq!(a["finished_s"], 240.0);
+    // The blast radius: every 500 the canary answered, all before the rollback.
+    let app_errors = &summary["revisions"]["hello-00002"]["app_error"];
+    assert_eq!(&a["canary_failed_requests"], app_errors);
+    assert!(app_errors.as_u64().expect("count") > 20, "{a}");
+}
+
+#[test]
+fn set_changes_flaggers_step_weight() {
+    let (rows, _) = run(
+        "analysis-step",
+        "scenarios/flagger-canary.yaml",
+        &["analysis.canary.stepWeight=25"],
+    );
+    let weights = column(&rows, "canary_weight");
+    assert_eq!(weights[..5], ["0", "0", "25", "50", "50"]);
+    assert_eq!(column(&rows, "action")[4], "promote");
+}
+
+/// The Canary manifest equivalent of flagger-canary.yaml's `analysis.canary`.
+const CANARY: &str = r#"apiVersion: flagger.app/v1beta1
+kind: Canary
+metadata:
+  name: hello
+spec:
+  provider: knative
+  targetRef:
+    apiVersion: serving.knative.dev/v1
+    kind: Service
+    name: hello
+  analysis:
+    interval: 30s
+    threshold: 5
+    maxWeight: 50
+    stepWeight: 10
+    metrics:
+      - name: request-success-rate
+        thresholdRange: {min: 99}
+        interval: 1m
+      - name: request-duration
+        thresholdRange: {max: 500}
+        interval: 1m
+"#;
+
+/// flagger-canary.yaml with its `analysis:` block replaced by `analysis`.
+fn with_analysis(analysis: &str) -> String {
+    let text = std::fs::read_to_string(root().join("scenarios/flagger-canary.yaml")).expect("read");
+    let at = text.find("\nanalysis:\n").expect("an analysis block");
+    format!("{}\nanalysis:\n{analysis}", &text[..at])
+}
+
+#[test]
+fn a_canary_manifest_drives_the_same_run_as_the_inline_block() {
+    let inline_text =
+        std::fs::read_to_string(root().join("scenarios/flagger-canary.yaml")).expect("read");
+    let file_text = with_analysis("  start: 0s\n  flagger: canary.yaml\n");
+    let resolve = |rel: &str| {
+        if rel == "canary.yaml" {
+            Ok(CANARY.to_string())
+        } else {
+            Err(format!("{rel}: not found"))
+        }
+    };
+    let csv = |text: &str| {
+        let s = load_scenario("flagger-canary.yaml", text, &[], &resolve).expect("loads");
+        let report = simulate(&s, &RunOptions::default()).into_report(0.0);
+        (
+            report.analysis_csv().expect("an analysis").to_string(),
+            report.analysis().cloned(),
+        )
+    };
+    let inline = csv(&inline_text);
+    assert_eq!(inline, csv(&file_text));
+    assert!(inline.0.contains(",promote"), "{}", inline.0);
+}
+
+#[test]
+fn bad_analysis_input_is_a_clear_error_at_its_place() {
+    let dir = temp_dir("analysis-bad-input");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let scenario = dir.join("s.yaml");
+    let cases: &[(&str, &str, &str)] = &[
+        // Another provider: the Canary file's line and column.
+        (
+            "  flagger: canary.yaml\n",
+            "provider: istio",
+            "canary.yaml:6:13: spec.provider: provider \"istio\" is not modelled; allowed: knative",
+        ),
+        // Flagger's interval pattern, inline: the scenario's line and column.
+        (
+            "  canary: {interval: 90, threshold: 5, stepWeight: 10}\n",
+            "",
+            "s.yaml:43:22: analysis.canary.interval: analysis.interval \"90\" does not match the pattern",
+        ),
+        (
+            "  canary: {interval: 1m, threshold: 5, stepWeight: 10, webhooks: [{name: g, type: gate}]}\n",
+            "",
+            "analysis.canary.webhooks[0].type: \"gate\" is not a webhook type",
+        ),
+    ];
+    for (analysis, provider, fragment) in cases {
+        let canary = match provider.split_once(": ") {
+            Some((_, p)) => CANARY.replace("provider: knative", &format!("provider: {p}")),
+            None => CANARY.to_string(),
+        };
+        std::fs::write(dir.join("canary.yaml"), canary).expect("write");
+        std::fs::write(&scenario, with_analysis(analysis)).expect("write");
+        let out = dir.join("out").display().to_string();
+        let o = splitlab(&["run", &scenario.display().to_string(), "--out", &out]);
+        assert_clear_error(&o, fragment, analysis);
+        assert!(!dir.join("out").join("analysis.csv").exists(), "{analysis}");
+    }
+}
