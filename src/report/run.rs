@@ -1062,7 +1062,8 @@ impl RunReport {
     }
 
     /// Writes `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv` (the header
-    /// alone when the autoscaler never ticked) and, when requests were kept, `requests.csv`
+    /// alone when the autoscaler never ticked), `analysis.csv` when the scenario has an
+    /// analysis (else one left by an earlier run is removed) and, when requests were kept, `requests.csv`
     /// into `dir` (created if missing), each atomically. Without kept requests a
     /// `requests.csv` left in `dir` by an earlier run is removed, so the directory never pairs
     /// this run's summary with another run's request log.

@@ -233,3 +233,34 @@ fn bad_analysis_input_is_a_clear_error_at_its_place() {
         assert!(!dir.join("out").join("analysis.csv").exists(), "{analysis}");
     }
 }
+
+/// README's "Canary analysis (Flagger)": both commands, run as written (with `--out`), show the
+/// figures the README quotes.
+#[test]
+fn readme_canary_analysis_commands_show_what_readme_says() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- run scenarios/flagger-"))
+        .collect();
+    assert_eq!(commands.len(), 2, "the two commands in README.md");
+    let mut summaries = Vec::new();
+    for (k, command) in commands.into_iter().enumerate() {
+        let args: Vec<&str> = command.split_whitespace().skip(4).collect();
+        assert_eq!(args[0], "run", "{command}");
+        let (_, summary) = run(&format!("analysis-readme-{k}"), args[1], &[]);
+        summaries.push(summary["analysis"].clone());
+    }
+    assert!(readme.contains(
+        "is promoted at 210 s and Succeeds at 270 s (4,402 canary\nrequests, none failed)"
+    ));
+    assert_eq!(summaries[0]["promoted_s"], 210.0);
+    assert_eq!(summaries[0]["finished_s"], 270.0);
+    assert_eq!(summaries[0]["canary_requests"], 4402);
+    assert_eq!(summaries[0]["canary_failed_requests"], 0);
+    assert!(readme.contains("blast radius is 81 failed requests of 1,746"));
+    assert_eq!(summaries[1]["phase"], "Failed");
+    assert_eq!(summaries[1]["finished_s"], 240.0);
+    assert_eq!(summaries[1]["canary_failed_requests"], 81);
+    assert_eq!(summaries[1]["canary_requests"], 1746);
+}
