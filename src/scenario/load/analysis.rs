@@ -463,7 +463,15 @@ mod tests {
     fn bad_analysis_settings_name_place_path_and_what_is_allowed() {
         let pos = |line, column| Some(SourcePos { line, column });
         // (analysis block, Canary file, file, position, path, message fragment)
-        let cases: &[(&str, &str, &str, Option<SourcePos>, &str, &str)] = &[
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a str,
+            Option<SourcePos>,
+            &'a str,
+            &'a str,
+        );
+        let cases: &[Case<'_>] = &[
             // Flagger's CRD pattern for the interval.
             (
                 "  canary: {interval: 1h, threshold: 1, stepWeight: 10}\n",
