@@ -30,8 +30,8 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::run::{ROUTES_FILE, SUMMARY_FILE, TIMESERIES_FILE};
-use super::write::{write_atomic, WriteError};
+use super::run::{ANALYSIS_FILE, ROUTES_FILE, SUMMARY_FILE, TIMESERIES_FILE};
+use super::write::{remove_if_present, write_atomic, WriteError};
 
 /// Width of every chart, in pixels.
 pub const WIDTH: u32 = 1200;
@@ -40,6 +40,9 @@ pub const HEIGHT: u32 = 800;
 
 /// The charts `render_run_charts` writes, in order (`pods` only when `desired_pods` exists).
 pub const RUN_CHARTS: [&str; 6] = ["split", "queues", "outcomes", "latency", "pods", "routes"];
+
+/// The chart of Flagger's analysis, written after `RUN_CHARTS` when the run has `analysis.csv`.
+pub const ANALYSIS_CHART: &str = "analysis";
 
 /// The chart `render_accuracy_chart` writes.
 pub const ACCURACY_CHART: &str = "accuracy";
@@ -133,6 +136,18 @@ struct RunData {
     has_desired: bool,
     /// The default group's split after each change: (time, percent by revision name).
     routes: Vec<(f64, BTreeMap<String, f64>)>,
+    /// `analysis.csv` when present: one entry per tick.
+    analysis: Vec<AnalysisPoint>,
+}
+
+/// One tick of Flagger's analysis, for the `analysis` chart.
+#[derive(Clone, Debug)]
+struct AnalysisPoint {
+    t_s: f64,
+    canary_weight: f64,
+    primary_weight: f64,
+    /// `ok`, `failed` or `none`.
+    check: String,
 }
 
 impl RunData {
@@ -424,6 +439,32 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
             .or_default() += percent;
     }
 
+    let analysis_path = dir.join(ANALYSIS_FILE);
+    let mut analysis = Vec::new();
+    if analysis_path.exists() {
+        let ac = Csv::read(&analysis_path)?;
+        ac.require(&["t_s", "canary_weight", "primary_weight", "check"])?;
+        for record in &ac.records {
+            let line = Csv::line(record);
+            analysis.push(AnalysisPoint {
+                t_s: finite(&analysis_path, line, "t_s", ac.need(record, "t_s")?)?,
+                canary_weight: finite(
+                    &analysis_path,
+                    line,
+                    "canary_weight",
+                    ac.need(record, "canary_weight")?,
+                )?,
+                primary_weight: finite(
+                    &analysis_path,
+                    line,
+                    "primary_weight",
+                    ac.need(record, "primary_weight")?,
+                )?,
+                check: ac.field(record, "check").to_string(),
+            });
+        }
+    }
+
     Ok(RunData {
         scenario,
         seed,
@@ -433,6 +474,7 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         rows,
         has_desired,
         routes,
+        analysis,
     })
 }
 
@@ -448,6 +490,14 @@ pub fn render_run_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             continue;
         }
         written.extend(render_run_chart(dir, &data, name)?);
+    }
+    if data.analysis.is_empty() {
+        // A chart left by an earlier run in this directory is not this run's.
+        for ext in ["png", "svg"] {
+            remove_if_present(dir, &format!("{ANALYSIS_CHART}.{ext}"))?;
+        }
+    } else {
+        written.extend(render_run_chart(dir, &data, ANALYSIS_CHART)?);
     }
     Ok(written)
 }
@@ -509,6 +559,7 @@ impl Draw for RunChart<'_> {
                 true,
             ),
             "routes" => draw_routes(area, self.data),
+            ANALYSIS_CHART => draw_analysis(area, self.data),
             other => Err(format!("unknown chart {other:?}").into()),
         }
     }
@@ -1035,6 +1086,75 @@ where
             name.clone(),
         )?;
     }
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)
+}
+
+/// Flagger's analysis: the canary's and the primary's weight after each tick (steps), and each
+/// tick's check marked on the canary line: a filled green circle passed, a red cross failed.
+fn draw_analysis<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let end = data
+        .end_s()
+        .max(data.analysis.last().map_or(0.0, |p| p.t_s));
+    let mut chart = linear_chart(
+        area,
+        &data.title("analysis (Flagger)"),
+        (0.0, end),
+        (0.0, 105.0),
+        "time (s)",
+        "weight written by Flagger (%)",
+    )?;
+    let canary: Vec<(f64, f64)> = data
+        .analysis
+        .iter()
+        .map(|p| (p.t_s, p.canary_weight))
+        .collect();
+    let primary: Vec<(f64, f64)> = data
+        .analysis
+        .iter()
+        .map(|p| (p.t_s, p.primary_weight))
+        .collect();
+    line(
+        &mut chart,
+        steps(&primary, end),
+        color(0).stroke_width(3),
+        false,
+        "primary".to_string(),
+    )?;
+    line(
+        &mut chart,
+        steps(&canary, end),
+        color(1).stroke_width(3),
+        false,
+        "canary".to_string(),
+    )?;
+    let green = RGBColor(0, 150, 60);
+    let red = RGBColor(210, 30, 30);
+    let at = |check: &str| -> Vec<(f64, f64)> {
+        data.analysis
+            .iter()
+            .filter(|p| p.check == check)
+            .map(|p| (p.t_s, p.canary_weight))
+            .collect()
+    };
+    chart
+        .draw_series(
+            at("ok")
+                .into_iter()
+                .map(|p| Circle::new(p, 7, green.filled())),
+        )?
+        .label("check passed")
+        .legend(move |(x, y)| Circle::new((x + 12, y), 6, green.filled()));
+    chart
+        .draw_series(
+            at("failed")
+                .into_iter()
+                .map(|p| Cross::new(p, 9, red.stroke_width(3))),
+        )?
+        .label("check failed")
+        .legend(move |(x, y)| Cross::new((x + 12, y), 7, red.stroke_width(3)));
     legend(&mut chart, SeriesLabelPosition::MiddleRight)
 }
 

@@ -25,7 +25,35 @@ fn run(label: &str, scenario: &str, sets: &[&str]) -> (Vec<Vec<String>>, serde_j
     }
     let o = splitlab(&args);
     assert!(o.status.success(), "{scenario}: {}", text(&o.stderr));
+    // The analysis chart is drawn and inlined in report.html.
+    assert!(out.join("analysis.png").exists() && out.join("analysis.svg").exists());
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(html.contains("analysis (Flagger)"), "{scenario}");
     read(&out)
+}
+
+#[test]
+fn a_run_without_analysis_leaves_no_analysis_outputs_behind() {
+    let out = temp_dir("analysis-stale");
+    run("analysis-stale", "scenarios/flagger-canary.yaml", &[]);
+    let out_s = out.display().to_string();
+    let o = splitlab(&[
+        "run",
+        "scenarios/flagger-canary.yaml",
+        "--out",
+        &out_s,
+        "--set",
+        "analysis=",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    for name in ["analysis.csv", "analysis.png", "analysis.svg"] {
+        assert!(
+            !out.join(name).exists(),
+            "{name} of the earlier run is left"
+        );
+    }
+    let summary = std::fs::read_to_string(out.join("summary.json")).expect("summary.json");
+    assert!(!summary.contains("\"analysis\""), "{summary}");
 }
 
 fn read(dir: &Path) -> (Vec<Vec<String>>, serde_json::Value) {
