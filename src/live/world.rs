@@ -36,7 +36,7 @@ use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, 
 use super::pod::{Pod, PodConfig};
 use crate::model::activator::{ActivatorStat, Throttler};
 use crate::model::arrival::ArrivalGen;
-use crate::model::failure::{FailureSpec, RestartBackOff};
+use crate::model::failure::{ContainerLife, FailureSpec};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Roster};
@@ -93,7 +93,7 @@ enum Ev {
     Reconcile,
     MetricsTick,
     DeciderTick,
-    /// The pod's application crashes, if it is still due then (`PodLife::crash_at`).
+    /// The pod's application crashes, if it is still due then (`ContainerLife::crash_due`).
     PodCrash(u32),
     /// A crashed pod leaves the endpoints, unless it restarted meanwhile.
     CrashedLeavesEndpoints {
@@ -117,18 +117,6 @@ struct Rev {
     crash_rng: StreamRng,
 }
 
-/// What the control loop keeps per pod for crashes and restarts.
-#[derive(Clone, Copy, Debug, Default)]
-struct PodLife {
-    /// When its application crashes, if it does.
-    crash_at: Option<SimTime>,
-    /// When its container (re)started, for the back-off's reset.
-    started: SimTime,
-    backoff: RestartBackOff,
-    /// Bumped at each crash and restart: removals and restarts of an earlier one are stale.
-    incarnation: u32,
-}
-
 impl AsMut<RevisionPods> for Rev {
     fn as_mut(&mut self) -> &mut RevisionPods {
         &mut self.pods
@@ -147,7 +135,7 @@ struct Control<'a> {
     /// Each pod's server once its app is up, by pod id (one pushed per `Roster::add_pod`).
     servers: Vec<Option<Pod>>,
     /// Each pod's crashes and restarts, by pod id.
-    lives: Vec<PodLife>,
+    lives: Vec<ContainerLife>,
     control: RouteControl,
     rev_index: BTreeMap<String, u32>,
     tags: Vec<String>,
@@ -395,17 +383,17 @@ impl<'a> Control<'a> {
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
             Ev::PodCrash(pod) => {
-                if self.lives[pod as usize].crash_at == Some(self.now) {
+                if self.lives[pod as usize].crash_due(self.now) {
                     self.crash(pod);
                 }
             }
             Ev::CrashedLeavesEndpoints { pod, incarnation } => {
-                if self.lives[pod as usize].incarnation == incarnation {
+                if self.lives[pod as usize].is_current(incarnation) {
                     self.on_pod_leaves_endpoints(pod);
                 }
             }
             Ev::PodRestart { pod, incarnation } => {
-                if self.lives[pod as usize].incarnation == incarnation {
+                if self.lives[pod as usize].is_current(incarnation) {
                     self.restart(pod);
                 }
             }
@@ -630,10 +618,7 @@ impl<'a> Control<'a> {
             for _ in live.len() as u32..target {
                 let id = self.roster.add_pod(&mut self.revs, rev);
                 self.servers.push(None);
-                self.lives.push(PodLife {
-                    started: self.now,
-                    ..Default::default()
-                });
+                self.lives.push(ContainerLife::new(self.now));
                 if at_start {
                     self.on_pod_ready(id).await;
                 } else {
@@ -689,8 +674,7 @@ impl<'a> Control<'a> {
             .lock()
             .expect("failure lock is never poisoned")
             .crash_at(from, &mut r.crash_rng);
-        self.lives[pod as usize].crash_at = crash_at;
-        if let Some(at) = crash_at {
+        if let Some(at) = self.lives[pod as usize].arm(crash_at) {
             self.schedule(at, Ev::PodCrash(pod));
         }
     }
@@ -709,11 +693,7 @@ impl<'a> Control<'a> {
         if let Some(rec) = lock(&self.books).recorder.as_mut() {
             rec.pod_crashed(self.clock.now(), rev as usize);
         }
-        let life = &mut self.lives[pod as usize];
-        life.crash_at = None;
-        life.incarnation = life.incarnation.wrapping_add(1);
-        let incarnation = life.incarnation;
-        let delay = life.backoff.crashed(life.started, self.now);
+        let (incarnation, delay) = self.lives[pod as usize].crashed(self.now);
         if was_ready {
             let removal = self.revs[rev as usize]
                 .pods
@@ -734,9 +714,7 @@ impl<'a> Control<'a> {
         };
         self.server_leaves(rev, pod);
         self.servers[pod as usize] = None;
-        let life = &mut self.lives[pod as usize];
-        life.incarnation = life.incarnation.wrapping_add(1);
-        life.started = self.now;
+        self.lives[pod as usize].restarted(self.now);
         if let Some(rec) = lock(&self.books).recorder.as_mut() {
             rec.pod_restarted(self.clock.now(), rev as usize);
         }
@@ -772,7 +750,7 @@ impl<'a> Control<'a> {
         } else {
             self.now
         };
-        let incarnation = u64::from(self.lives[pod as usize].incarnation);
+        let incarnation = u64::from(self.lives[pod as usize].incarnation());
         let spec = &self.s.revisions[rev as usize];
         let (workers, ps_cores) = match spec.app {
             AppModel::Workers(n) => (n, None),

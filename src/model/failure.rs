@@ -143,6 +143,64 @@ impl FailureSpec {
     }
 }
 
+/// One pod's container life under a failing revision, kept alike by the simulator and the live
+/// mode: when the running container is due to crash, when it (re)started (for the back-off's
+/// reset), the kubelet's back-off, and an incarnation, bumped at each crash and restart, that
+/// makes an event scheduled for an earlier container stale.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContainerLife {
+    crash_at: Option<SimTime>,
+    started: SimTime,
+    backoff: RestartBackOff,
+    incarnation: u32,
+}
+
+impl ContainerLife {
+    /// A pod whose first container starts at `now`.
+    pub fn new(now: SimTime) -> Self {
+        ContainerLife {
+            started: now,
+            ..Default::default()
+        }
+    }
+
+    /// The running container crashes at `at` (`None`: it does not); returns `at` for the
+    /// caller to schedule.
+    pub fn arm(&mut self, at: Option<SimTime>) -> Option<SimTime> {
+        self.crash_at = at;
+        at
+    }
+
+    /// Whether a crash event at `now` is still the one armed.
+    pub fn crash_due(&self, now: SimTime) -> bool {
+        self.crash_at == Some(now)
+    }
+
+    /// Whether an event scheduled for `incarnation` is still current.
+    pub fn is_current(&self, incarnation: u32) -> bool {
+        self.incarnation == incarnation
+    }
+
+    /// The incarnation events scheduled now are for.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
+
+    /// The container crashed at `now`: disarms it and returns the new incarnation (for its
+    /// endpoint removal and restart events) and the kubelet's delay before the restart.
+    pub fn crashed(&mut self, now: SimTime) -> (u32, SimDuration) {
+        self.crash_at = None;
+        self.incarnation = self.incarnation.wrapping_add(1);
+        (self.incarnation, self.backoff.crashed(self.started, now))
+    }
+
+    /// The kubelet restarted the container at `now`.
+    pub fn restarted(&mut self, now: SimTime) {
+        self.incarnation = self.incarnation.wrapping_add(1);
+        self.started = now;
+    }
+}
+
 /// Kubernetes' CrashLoopBackOff for one pod's container.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RestartBackOff {
@@ -188,6 +246,36 @@ mod tests {
 
     fn secs(s: i64) -> SimDuration {
         SimDuration::from_secs(s)
+    }
+
+    #[test]
+    fn a_container_life_makes_earlier_events_stale_and_backs_off() {
+        let s = |secs: i64| SimTime::ZERO + SimDuration::from_secs(secs);
+        let mut life = ContainerLife::new(s(0));
+        assert_eq!(life.arm(Some(s(5))), Some(s(5)));
+        assert!(!life.crash_due(s(4)), "not the armed instant");
+        assert!(life.crash_due(s(5)));
+        let before = life.incarnation();
+        // crashed after 5 s of running: the first back-off step
+        let (crashed, delay) = life.crashed(s(5));
+        assert_ne!(crashed, before);
+        assert_eq!(delay, SimDuration::from_secs(10));
+        assert!(!life.crash_due(s(5)), "disarmed");
+        assert!(
+            !life.is_current(before),
+            "events of the earlier container are stale"
+        );
+        assert!(life.is_current(crashed));
+        life.restarted(s(15));
+        assert!(
+            !life.is_current(crashed),
+            "a restart makes the crash's removal stale"
+        );
+        // crashes again 1 s after the restart: the back-off doubles
+        assert_eq!(life.crashed(s(16)).1, SimDuration::from_secs(20));
+        // a container that ran 10 min resets it
+        life.restarted(s(36));
+        assert_eq!(life.crashed(s(636)).1, SimDuration::from_secs(10));
     }
 
     #[test]

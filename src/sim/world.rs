@@ -52,7 +52,7 @@ use super::analysis::AnalysisDriver;
 use super::queue::EventQueue;
 use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
-use crate::model::failure::{AppAnswer, FailureSpec, RestartBackOff};
+use crate::model::failure::{AppAnswer, ContainerLife, FailureSpec};
 use crate::model::flagger::Observation;
 use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
@@ -206,14 +206,8 @@ struct Pod {
     serving_from: SimTime,
     /// Its container is down (not started yet, or crashed and not ready again).
     down: bool,
-    /// When its running container crashes (`crash_after`), if it does.
-    crash_at: Option<SimTime>,
-    /// When its container (re)started, for the back-off's reset after 10 min of running.
-    started: SimTime,
-    backoff: RestartBackOff,
-    /// Bumped at each crash and restart: a removal or restart scheduled for an earlier
-    /// incarnation is stale.
-    incarnation: u32,
+    /// Its container's crashes, restarts and back-off (`crash_after`, `crash_loop`).
+    life: ContainerLife,
 }
 
 struct Rev {
@@ -534,17 +528,17 @@ impl<'a> World<'a> {
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
             Ev::PodLeavesEndpoints(pod) => self.on_pod_leaves_endpoints(pod),
             Ev::PodCrash(pod) => {
-                if self.pods[pod as usize].crash_at == Some(self.now) {
+                if self.pods[pod as usize].life.crash_due(self.now) {
                     self.crash(pod);
                 }
             }
             Ev::CrashedLeavesEndpoints { pod, incarnation } => {
-                if self.pods[pod as usize].incarnation == incarnation {
+                if self.pods[pod as usize].life.is_current(incarnation) {
                     self.on_pod_leaves_endpoints(pod);
                 }
             }
             Ev::PodRestart { pod, incarnation } => {
-                if self.pods[pod as usize].incarnation == incarnation {
+                if self.pods[pod as usize].life.is_current(incarnation) {
                     self.restart(pod);
                 }
             }
@@ -1075,10 +1069,7 @@ impl<'a> World<'a> {
                     server,
                     serving_from: SimTime::ZERO,
                     down: true,
-                    crash_at: None,
-                    started: self.now,
-                    backoff: RestartBackOff::default(),
-                    incarnation: 0,
+                    life: ContainerLife::new(self.now),
                 });
                 debug_assert_eq!(self.pods.len(), id as usize + 1, "pods follow the roster");
                 if at_start {
@@ -1169,8 +1160,7 @@ impl<'a> World<'a> {
         let p = &mut self.pods[pod as usize];
         p.down = false;
         p.serving_from = serving_from;
-        p.crash_at = crash_at;
-        if let Some(at) = crash_at {
+        if let Some(at) = p.life.arm(crash_at) {
             self.queue.schedule(at, Ev::PodCrash(pod));
         }
     }
@@ -1206,10 +1196,7 @@ impl<'a> World<'a> {
         }
         p.server = server;
         p.down = true;
-        p.crash_at = None;
-        p.incarnation = p.incarnation.wrapping_add(1);
-        let incarnation = p.incarnation;
-        let delay = p.backoff.crashed(p.started, self.now);
+        let (incarnation, delay) = p.life.crashed(self.now);
         for &h in &held {
             self.finish(h, Outcome::BadGateway);
         }
@@ -1233,9 +1220,7 @@ impl<'a> World<'a> {
         let Some(rev) = self.roster.restart(&mut self.revs, pod) else {
             return;
         };
-        let p = &mut self.pods[pod as usize];
-        p.incarnation = p.incarnation.wrapping_add(1);
-        p.started = self.now;
+        self.pods[pod as usize].life.restarted(self.now);
         self.recorder.pod_restarted(self.now, rev as usize);
         self.reslice(rev);
         let delay = self.revs[rev as usize]
@@ -1606,8 +1591,7 @@ impl<'a> World<'a> {
             let r = &mut self.revs[rev];
             let from = now.max(self.pods[pod as usize].serving_from);
             let crash_at = r.failure.crash_at(from, &mut r.failure_pod_rng);
-            self.pods[pod as usize].crash_at = crash_at;
-            if let Some(at) = crash_at {
+            if let Some(at) = self.pods[pod as usize].life.arm(crash_at) {
                 self.queue.schedule(at, Ev::PodCrash(pod));
             }
         }
