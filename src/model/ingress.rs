@@ -233,7 +233,8 @@ pub struct Ticket {
     pub replica: u16,
     /// Counted in the replica's cluster `outstanding` (false for `ideal`, which counts nothing).
     pub admitted: bool,
-    /// The host the replica's LB chose (counted in its active requests).
+    /// The host least request chose (counted in its active requests); `None` under round robin,
+    /// which keeps no per-host count.
     pub host: Option<Host>,
 }
 
@@ -394,9 +395,13 @@ impl Gateway {
         if let Some(old) = ticket.host.take() {
             release_host(r, rev, old);
         }
-        let h = host(i);
-        *r.host_active.entry((rev, h)).or_insert(0) += 1;
-        ticket.host = Some(h);
+        // Only least request reads the hosts' active requests: round robin counts nothing per
+        // host (a map update per request it would never read).
+        if lb == EnvoyLb::LeastRequest {
+            let h = host(i);
+            *r.host_active.entry((rev, h)).or_insert(0) += 1;
+            ticket.host = Some(h);
+        }
         Some(i)
     }
 
