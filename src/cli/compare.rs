@@ -1,32 +1,29 @@
 //! `splitlab compare SCENARIO --set PATH=V1,V2,... [--set ...] [--seeds N] [--jobs J] [--out DIR]`:
 //! run a grid of settings × seeds in parallel and say which differences are real.
 //!
-//! Every setting is loaded and validated before any run starts, so a bad override fails at
-//! once, naming its setting. Seed k is the scenario seed of run k under every setting (common
-//! random numbers: the same arrivals everywhere). Runs go to a rayon pool of J threads and their
-//! metrics are collected by index, so the files are the same bytes for any J.
+//! The runs go through the sweep engine (`cli::sweep`): every setting is loaded and validated
+//! before any run starts, seed k is the scenario seed of run k under every setting (common
+//! random numbers), and the metrics are collected by index, so the files are the same bytes
+//! for any J.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rayon::prelude::*;
 
 use crate::model::time::SimTime;
 use std::io::Write as _;
 
 use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
 use crate::report::compare::{
-    expand_grid, extract_metrics, parse_grid_set, queue_series, Comparison, MetricValues,
-    COMPARE_FILE, PAIRED_FILE,
+    extract_metrics, queue_series, Comparison, MetricValues, COMPARE_FILE, PAIRED_FILE,
 };
 use crate::report::compare::{Estimate, Metric};
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
 use crate::report::write::write_atomic;
 use crate::scenario::Scenario;
-use crate::sim::{simulate, RunOptions};
+
+use super::sweep;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,82 +50,24 @@ pub struct Args {
     out: Option<PathBuf>,
 }
 
-/// One setting, loaded and validated.
-struct Loaded {
-    label: String,
-    scenario: Scenario,
-}
-
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    if args.seeds == 0 {
-        bail!("--seeds must be at least 1");
-    }
-    let jobs = match args.jobs {
-        Some(0) => bail!("--jobs must be at least 1"),
-        Some(j) => j,
-        None => std::thread::available_parallelism().map_or(1, usize::from),
-    };
-    let sets = args
-        .set
-        .iter()
-        .map(|s| parse_grid_set(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let grid = expand_grid(&sets)?;
-    // A scenario warning (a setting without effect) usually holds for every setting: say it
-    // once, naming the first setting it came from.
-    let mut scenario_warned = BTreeSet::new();
-    let settings = grid
-        .iter()
-        .map(|setting| {
-            let scenario = super::run::load(&args.scenario, &setting.set_args())
-                .with_context(|| format!("setting {}", setting.label))?;
-            for w in &scenario.warnings {
-                if scenario_warned.insert(w.clone()) {
-                    eprintln!("warning: setting {}: {w}", setting.label);
-                }
-            }
-            Ok(Loaded {
-                label: setting.label.clone(),
-                scenario,
-            })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let seeds = sweep::seeds(args.seeds)?;
+    let jobs = sweep::jobs(args.jobs)?;
+    let settings = sweep::load_settings(&args.scenario, &args.set)?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| Path::new("out").join(format!("{}-compare", settings[0].scenario.name)));
 
-    let seeds = usize::try_from(args.seeds).context("--seeds is too large")?;
-    let total = settings.len() * seeds;
-    let progress = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-    progress.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
-            .expect("the template is valid"),
-    );
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .context("cannot start the worker threads")?;
-    // Run i is setting i / seeds with seed i % seeds + 1; an indexed collect keeps that order
-    // whatever order the runs finish in.
-    let results: Vec<RunResult> = pool.install(|| {
-        (0..total)
-            .into_par_iter()
-            .map(|i| {
-                let seed = (i % seeds) as u64 + 1;
-                let r = run_one(&settings[i / seeds].scenario, seed, seed == 1);
-                progress.inc(1);
-                r
-            })
-            .collect()
-    });
-    progress.finish_and_clear();
+    let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {
+        run_one(&settings[cell].scenario, seed, seed == 1)
+    })?;
 
-    let mut runs = Vec::with_capacity(total);
+    let mut runs = Vec::with_capacity(results.len());
     let mut queues = Vec::with_capacity(settings.len());
-    let mut warned = BTreeSet::new();
+    let mut warned = sweep::WarnOnce::default();
     for (i, r) in results.into_iter().enumerate() {
-        let label = &settings[i / seeds].label;
+        let label = &settings[i / seeds].setting.label;
         let seed = i % seeds + 1;
         if !r.accounting_ok {
             bail!(
@@ -136,19 +75,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                  {seed}); outputs not written"
             );
         }
-        for w in r.warnings {
-            // A warning usually repeats for every seed: say it once per setting.
-            if warned.insert((label.clone(), w.clone())) {
-                eprintln!("warning: setting {label}: {w}");
-            }
-        }
+        warned.warn(label, r.warnings);
         runs.push(r.metrics);
         if let Some(q) = r.queues {
             queues.push(q);
         }
     }
     let scenario_name = settings[0].scenario.name.clone();
-    let comparison = Comparison::new(settings.into_iter().map(|s| s.label).collect(), seeds, runs);
+    let comparison = Comparison::new(
+        settings.into_iter().map(|s| s.setting.label).collect(),
+        seeds,
+        runs,
+    );
     comparison
         .write(&out)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
@@ -221,24 +159,13 @@ struct RunResult {
 /// Simulates one setting with scenario seed `seed`; only the metrics are kept, and the queue
 /// series when `keep_queues`.
 fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool) -> RunResult {
-    let mut scenario = scenario.clone();
-    scenario.seed = seed;
-    let mut sim = simulate(
-        &scenario,
-        &RunOptions {
-            replication: 0,
-            keep_requests: false,
-        },
-    );
-    let warnings = std::mem::take(&mut sim.warnings);
-    // No wall time: nothing of it reaches the comparison's files.
-    let report = sim.into_report(0.0);
+    let run = sweep::simulate_seed(scenario, seed);
     let first_event: Option<SimTime> = scenario.timeline.first().map(|e| e.at);
     RunResult {
-        metrics: extract_metrics(&report, first_event),
-        queues: keep_queues.then(|| queue_series(&report)),
-        warnings,
-        accounting_ok: report.accounting_ok(),
+        metrics: extract_metrics(&run.report, first_event),
+        queues: keep_queues.then(|| queue_series(&run.report)),
+        warnings: run.warnings,
+        accounting_ok: run.report.accounting_ok(),
     }
 }
 

@@ -25,6 +25,7 @@ mod live;
 mod plot;
 mod rollout;
 mod run;
+mod sweep;
 mod traffic;
 mod validate;
 

@@ -1,0 +1,159 @@
+//! The one sweep engine behind every command that runs settings × seeds (`compare`, `plan`,
+//! and the commands to come): loading the grid's settings, the worker pool, the progress bar,
+//! and the order runs are collected in.
+//!
+//! Each command is a small policy on top: what it varies (the cells), what it keeps of each
+//! run (the closure's result), and what it computes from the kept results.
+//!
+//! Invariants:
+//! - Every setting is loaded and validated before any run starts, so a bad override fails at
+//!   once, naming its setting.
+//! - Run `i` is cell `i / seeds` with seed `i % seeds + 1`: seed k is the scenario seed of run k
+//!   in every cell (common random numbers: the same arrivals everywhere).
+//! - Results are collected by index, so what a command writes is the same bytes for any
+//!   `--jobs`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+
+use crate::report::compare::{expand_grid, parse_grid_set, Setting};
+use crate::report::run::RunReport;
+use crate::scenario::Scenario;
+use crate::sim::{simulate, RunOptions};
+
+/// One setting of the grid, loaded and validated.
+pub(crate) struct LoadedSetting {
+    /// The grid point: its overrides and its label.
+    pub setting: Setting,
+    pub scenario: Scenario,
+}
+
+/// The worker count: `--jobs J`, or the available cores when not given.
+pub(crate) fn jobs(arg: Option<usize>) -> anyhow::Result<usize> {
+    Ok(match arg {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(j) => j,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    })
+}
+
+/// `--seeds N` as a count of runs per cell.
+pub(crate) fn seeds(arg: u64) -> anyhow::Result<usize> {
+    if arg == 0 {
+        bail!("--seeds must be at least 1");
+    }
+    usize::try_from(arg).context("--seeds is too large")
+}
+
+/// Expands the `--set`-style grid arguments (`flag` names them in messages) and loads every
+/// setting of `scenario`. A scenario warning usually holds for every setting: it is printed
+/// once, naming the first setting it came from.
+pub(crate) fn load_settings(
+    scenario: &Path,
+    grid: &[String],
+) -> anyhow::Result<Vec<LoadedSetting>> {
+    let sets = grid
+        .iter()
+        .map(|s| parse_grid_set(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let grid = expand_grid(&sets)?;
+    let mut warned = BTreeSet::new();
+    grid.into_iter()
+        .map(|setting| {
+            let loaded = super::run::load(scenario, &setting.set_args())
+                .with_context(|| format!("setting {}", setting.label))?;
+            for w in &loaded.warnings {
+                if warned.insert(w.clone()) {
+                    eprintln!("warning: setting {}: {w}", setting.label);
+                }
+            }
+            Ok(LoadedSetting {
+                setting,
+                scenario: loaded,
+            })
+        })
+        .collect()
+}
+
+/// Runs `run(cell, seed)` for every cell in `0..cells` and seed in `1..=seeds` on a pool of
+/// `jobs` threads, with a progress bar on a terminal; the results come back in run order
+/// (cell-major), whatever order the runs finish in.
+pub(crate) fn run_grid<R, F>(
+    cells: usize,
+    seeds: usize,
+    jobs: usize,
+    run: F,
+) -> anyhow::Result<Vec<R>>
+where
+    R: Send,
+    F: Fn(usize, u64) -> R + Sync,
+{
+    let total = cells
+        .checked_mul(seeds)
+        .context("the grid has too many runs")?;
+    // The stderr target draws nothing when stderr is not a terminal.
+    let progress = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
+            .expect("the template is valid"),
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("cannot start the worker threads")?;
+    let results = pool.install(|| {
+        (0..total)
+            .into_par_iter()
+            .map(|i| {
+                let r = run(i / seeds, (i % seeds) as u64 + 1);
+                progress.inc(1);
+                r
+            })
+            .collect()
+    });
+    progress.finish_and_clear();
+    Ok(results)
+}
+
+/// One simulated run of a sweep: its report (requests not kept, no wall time: nothing of it
+/// reaches a sweep's files) and the warnings the run raised.
+pub(crate) struct SeedRun {
+    pub report: RunReport,
+    pub warnings: Vec<String>,
+}
+
+/// Simulates `scenario` with scenario seed `seed`.
+pub(crate) fn simulate_seed(scenario: &Scenario, seed: u64) -> SeedRun {
+    let mut scenario = scenario.clone();
+    scenario.seed = seed;
+    let mut sim = simulate(
+        &scenario,
+        &RunOptions {
+            replication: 0,
+            keep_requests: false,
+        },
+    );
+    let warnings = std::mem::take(&mut sim.warnings);
+    SeedRun {
+        report: sim.into_report(0.0),
+        warnings,
+    }
+}
+
+/// Prints each run warning once per cell label (a warning usually repeats for every seed).
+#[derive(Default)]
+pub(crate) struct WarnOnce(BTreeSet<(String, String)>);
+
+impl WarnOnce {
+    pub fn warn(&mut self, label: &str, warnings: impl IntoIterator<Item = String>) {
+        for w in warnings {
+            if self.0.insert((label.to_string(), w.clone())) {
+                eprintln!("warning: setting {label}: {w}");
+            }
+        }
+    }
+}
