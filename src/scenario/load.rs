@@ -1660,6 +1660,9 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         .as_ref()
         .map(|a| analysis::analysis_run(cx, a))
         .transpose()?;
+    if let Some(run) = &analysis {
+        warnings.extend(traffic_under_analysis_warnings(&timeline, run.start));
+    }
 
     Ok(Scenario {
         name: f.name,
@@ -1689,6 +1692,23 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
         warnings,
         analysis,
     })
+}
+
+/// A timeline edit of `spec.traffic` once Flagger's analysis ticks: on a cluster that is a
+/// person editing a Service Flagger manages. The model's controller keeps its own weights (it
+/// does not read the Service back each tick as Flagger's `GetRoutes` does), so the edit holds
+/// only until Flagger's next weight change: said, never silent.
+fn traffic_under_analysis_warnings(timeline: &[TimelineEvent], start: SimTime) -> Vec<String> {
+    timeline
+        .iter()
+        .filter(|e| e.at >= start && matches!(e.action, Action::SetTraffic(_) | Action::Kn { .. }))
+        .map(|e| {
+            format!(
+                "the timeline event at {}s edits spec.traffic while Flagger's analysis drives it (from {start}s): the edit holds only until Flagger's next weight change (the model's Flagger keeps its own weights and does not read the edit back); leave traffic to the analysis, or end the analysis first",
+                e.at
+            )
+        })
+        .collect()
 }
 
 /// Settings that are valid but change nothing in this run: said, never silent.
@@ -2220,6 +2240,31 @@ arrivals:
             .iter()
             .map(|(p, v)| (p.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_timeline_traffic_edit_under_flaggers_analysis_is_a_warning() {
+        let with_start = |start: &str| {
+            format!(
+                "{BASE}analysis:\n  start: {start}\n  canary: {{interval: 10s, threshold: 2, maxWeight: 50, stepWeight: 10}}\n"
+            )
+        };
+        let warned = |s: &Scenario| {
+            s.warnings
+                .iter()
+                .filter(|w| w.contains("edits spec.traffic while Flagger's analysis drives it"))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        // The analysis starts before the 40 s traffic edit: said once, naming both times.
+        let s = load(&with_start("30s")).expect("valid");
+        let w = warned(&s);
+        assert_eq!(w.len(), 1, "{:?}", s.warnings);
+        assert!(w[0].starts_with("the timeline event at 40s") && w[0].contains("(from 30s)"));
+        // It starts after the edit: nothing to say.
+        assert!(warned(&load(&with_start("50s")).expect("valid")).is_empty());
+        // No analysis: nothing to say.
+        assert!(warned(&load(BASE).expect("valid")).is_empty());
     }
 
     #[test]
