@@ -38,6 +38,9 @@ use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
 use crate::model::rng::StreamRng;
 use crate::model::route_control::DataPlane;
+use crate::model::time::SimTime;
+
+use super::metrics::ActivatorMetrics;
 use crate::report::run::Gauge;
 use crate::routing::pick::key_of;
 
@@ -76,6 +79,20 @@ pub struct BackendState {
     /// The activators' stats for the revision (concurrency_reporter.go), kept in a live run.
     pub reporter: ConcurrencyReporter,
     reported: [u64; 3],
+    /// Per activator replica, the revision's requests there and their time integral since the
+    /// last report, for its `activator_request_concurrency`.
+    replica_conc: Vec<ReplicaConcurrency>,
+}
+
+/// One activator replica's view of a revision's concurrency (its own `stats.Report`).
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplicaConcurrency {
+    in_flight: u64,
+    area: f64,
+    last_s: f64,
+    /// Whether its last report was above zero (it reports once more at zero, then stops, as
+    /// Knative deletes a revision's stat after a period without activity).
+    active: bool,
 }
 
 impl BackendState {
@@ -85,7 +102,6 @@ impl BackendState {
             endpoints: Vec::new(),
             rr: 0,
             subset: 1,
-            activators,
             pod_addrs: HashMap::new(),
             waiters: HashMap::new(),
             next_waiter: 0,
@@ -97,7 +113,36 @@ impl BackendState {
             qp_waiting: 0,
             reporter: ConcurrencyReporter::new(),
             reported: [u64::MAX; 3],
+            replica_conc: vec![ReplicaConcurrency::default(); activators.len()],
+            activators,
         }
+    }
+
+    /// A request enters (`+1`) or leaves (`-1`) activator replica `a`, at `now_s`.
+    fn replica_request(&mut self, a: usize, delta: i64, now_s: f64) {
+        if let Some(c) = self.replica_conc.get_mut(a) {
+            c.area += c.in_flight as f64 * (now_s - c.last_s).max(0.0);
+            c.last_s = now_s;
+            c.in_flight = c.in_flight.saturating_add_signed(delta);
+        }
+    }
+
+    /// Each activator replica's average concurrency of the revision since the last report
+    /// (`period_s` ago), for those that report it (concurrency_reporter.go:168-216: a revision
+    /// is reported while it had activity, and once more at zero).
+    pub fn replica_concurrency(&mut self, now_s: f64, period_s: f64) -> Vec<Option<f64>> {
+        self.replica_conc
+            .iter_mut()
+            .map(|c| {
+                c.area += c.in_flight as f64 * (now_s - c.last_s).max(0.0);
+                c.last_s = now_s;
+                let average = if period_s > 0.0 { c.area / period_s } else { 0.0 };
+                c.area = 0.0;
+                let report = (average > 0.0 || c.active).then_some(average);
+                c.active = average > 0.0;
+                report
+            })
+            .collect()
     }
 
     /// Sends activator `a`'s waiting requests to pods while its capacity allows.
@@ -153,6 +198,8 @@ pub struct Gateway {
     pub backends: Vec<Arc<Backend>>,
     pub pool: Pool,
     pub hooks: Option<Hooks>,
+    /// Each activator replica's Knative metrics (`live::metrics`), in a live run.
+    pub activator_metrics: Vec<Arc<ActivatorMetrics>>,
 }
 
 impl Backend {
@@ -213,7 +260,8 @@ impl Gateway {
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         // Route by the borrowed headers: nothing is copied on the request path.
-        let routed = {
+        let mut req = req;
+        let (routed, append) = {
             let headers = req.headers();
             let host = headers
                 .get(hyper::header::HOST)
@@ -226,17 +274,28 @@ impl Gateway {
                 .lock()
                 .expect("plane lock is never poisoned: no code panics while holding it");
             let (plane, rng) = &mut *guard;
-            let Some(group) = plane.group_of_request(host, tag) else {
+            let Some((group, append)) = plane.route_of_request(host, tag) else {
                 return text(StatusCode::NOT_FOUND, "no route for this host\n");
             };
+            let append = append.and_then(|(name, value)| {
+                Some((
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(value).ok()?,
+                ))
+            });
             // Only the hash picker reads the key: the others skip the header.
             let client = if plane.keyed() {
                 client_key(headers.get(CLIENT_HEADER), rng)
             } else {
                 0
             };
-            plane.pick(group, client, rng)
+            (plane.pick(group, client, rng), append)
         };
+        // The header the ingress appends for the route taken (read by the queue-proxy's
+        // route tag).
+        if let Some((name, value)) = append {
+            req.headers_mut().insert(name, value);
+        }
         let Some(routed) = routed else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
         };
@@ -291,6 +350,13 @@ impl Gateway {
         }
         // The activator: its timeout starts now and covers the wait and the proxying.
         let deadline = tokio::time::Instant::now() + backend.timeout;
+        let mut meter = ActivatorMeter {
+            gw: self,
+            rev: backend.index as usize,
+            a: usize::MAX,
+            entered: self.hooks.as_ref().map(|h| h.clock.now()),
+            done: false,
+        };
         let (a, id, rx) = {
             let mut st = backend.lock();
             let subset = st.subset.max(1);
@@ -304,6 +370,10 @@ impl Gateway {
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, (a, tx));
             st.activators[a].enqueue(id);
+            if let Some(h) = &self.hooks {
+                st.replica_request(a, 1, h.clock.now().as_secs_f64());
+            }
+            meter.a = a;
             st.dispatch(a);
             self.report(backend, &mut st);
             let first = self
@@ -333,14 +403,14 @@ impl Gateway {
             Ok(Ok(pod)) => pod,
             _ => {
                 drop(seat);
-                return text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY);
+                return meter.finish(text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY));
             }
         };
         seat.state = SeatState::Holding(pod);
         let addr = backend.lock().pod_addrs.get(&pod).copied();
         let Some(addr) = addr else {
             drop(seat);
-            return text(StatusCode::BAD_GATEWAY, "pod is gone\n");
+            return meter.finish(text(StatusCode::BAD_GATEWAY, "pod is gone\n"));
         };
         let resp = match tokio::time::timeout_at(deadline, exchange(&self.pool, addr, req)).await {
             Ok(r) => relay(r),
@@ -348,7 +418,44 @@ impl Gateway {
             Err(_) => text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY),
         };
         drop(seat);
+        meter.finish(resp)
+    }
+}
+
+/// A request's activator metrics (`MetricHandler`, activator/handler/metric_handler.go:44-65):
+/// recorded when it leaves the activator, with its status and the time since it entered; a
+/// request whose caller hung up as the reverse proxy's cancelled request (502).
+struct ActivatorMeter<'a> {
+    gw: &'a Gateway,
+    rev: usize,
+    /// The replica it entered (set once chosen).
+    a: usize,
+    entered: Option<SimTime>,
+    done: bool,
+}
+
+impl ActivatorMeter<'_> {
+    fn finish(&mut self, resp: Response<Body>) -> Response<Body> {
+        self.record(resp.status().as_u16());
         resp
+    }
+
+    fn record(&mut self, status: u16) {
+        self.done = true;
+        let (Some(h), Some(entered)) = (&self.gw.hooks, self.entered) else {
+            return;
+        };
+        if let Some(m) = self.gw.activator_metrics.get(self.a) {
+            m.request(self.rev, status, h.clock.now().since(entered));
+        }
+    }
+}
+
+impl Drop for ActivatorMeter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(502);
+        }
     }
 }
 
@@ -410,7 +517,9 @@ impl Drop for Seat<'_> {
             }
         }
         if let Some(h) = &self.gw.hooks {
-            st.reporter.request_out(h.clock.now());
+            let now = h.clock.now();
+            st.reporter.request_out(now);
+            st.replica_request(self.a, -1, now.as_secs_f64());
         }
         self.gw.report(self.backend, &mut st);
     }
