@@ -84,7 +84,10 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     }
     let linger = match parse_duration(&args.metrics_linger) {
         Ok(ns) if ns >= 0 => std::time::Duration::from_nanos(ns as u64),
-        Ok(_) => bail!("--metrics-linger {:?}: must not be negative", args.metrics_linger),
+        Ok(_) => bail!(
+            "--metrics-linger {:?}: must not be negative",
+            args.metrics_linger
+        ),
         Err(e) => bail!(
             "--metrics-linger {:?}: {e} (a Go duration such as 5s)",
             args.metrics_linger

@@ -136,7 +136,11 @@ impl BackendState {
             .map(|c| {
                 c.area += c.in_flight as f64 * (now_s - c.last_s).max(0.0);
                 c.last_s = now_s;
-                let average = if period_s > 0.0 { c.area / period_s } else { 0.0 };
+                let average = if period_s > 0.0 {
+                    c.area / period_s
+                } else {
+                    0.0
+                };
                 c.area = 0.0;
                 let report = (average > 0.0 || c.active).then_some(average);
                 c.active = average > 0.0;

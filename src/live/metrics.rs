@@ -40,8 +40,7 @@ use crate::report::write::{write_atomic, WriteError};
 /// `pkg/activator/handler/metrics.go:44` (activator), the same list.
 pub const LATENCY_BUCKETS_MS: [f64; 26] = [
     5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 150.0, 200.0, 250.0, 300.0, 350.0, 400.0, 450.0,
-    500.0, 600.0, 700.0, 800.0, 900.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0,
-    100000.0,
+    500.0, 600.0, 700.0, 800.0, 900.0, 1000.0, 2000.0, 5000.0, 10000.0, 20000.0, 50000.0, 100000.0,
 ];
 
 /// The `container_name` of the queue-proxy's series (`PodRevisionContext(pod, "queue-proxy",
@@ -530,10 +529,14 @@ impl Targets {
 
 /// The labels of a target.
 pub fn target_labels(namespace: &str, pod: &str, container: &str) -> BTreeMap<String, String> {
-    [("namespace", namespace), ("pod", pod), ("container", container)]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    [
+        ("namespace", namespace),
+        ("pod", pod),
+        ("container", container),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
 }
 
 /// Every endpoint of a run, for the control loop: started and stopped with their pods.
@@ -610,11 +613,11 @@ mod tests {
     fn route_tag_is_read_from_the_headers_the_ingress_appends() {
         // (Knative-Serving-Tag, Knative-Serving-Default-Route, route_tag)
         let cases = [
-            (None, None, "DISABLED"),                 // tag-header routing off
-            (None, Some("true"), "DEFAULT"),          // the default route
+            (None, None, "DISABLED"),                    // tag-header routing off
+            (None, Some("true"), "DEFAULT"),             // the default route
             (Some("canary"), Some("true"), "UNDEFINED"), // an unknown tag fell through
-            (Some("canary"), None, "canary"),         // a tag route appended its tag
-            (Some(""), None, "DISABLED"),             // an empty tag header is no tag
+            (Some("canary"), None, "canary"),            // a tag route appended its tag
+            (Some(""), None, "DISABLED"),                // an empty tag header is no tag
         ];
         for (tag, default, expected) in cases {
             assert_eq!(route_tag(tag, default), expected, "{tag:?} {default:?}");
@@ -625,8 +628,8 @@ mod tests {
     fn latencies_are_whole_milliseconds_and_codes_carry_their_class() {
         let rev = RevisionLabels::new("default", "svc", "svc-00001");
         let m = QueueProxyMetrics::new(&rev, "svc-00001-pod-0");
-        m.request(503, "DISABLED", SimDuration::from_micros(5_999));
-        m.app_request(200, SimDuration::from_micros(10_001));
+        m.request(503, "DISABLED", SimDuration(5_999_000));
+        m.app_request(200, SimDuration(10_001_000));
         let text = m.registry().encode();
         let samples = crate::report::prometheus::parse(&text).expect("parses");
         let sum = |name: &str| {

@@ -39,8 +39,8 @@ use super::metrics::{
 };
 use super::pod::{Pod, PodConfig};
 use crate::model::activator::{ActivatorStat, Throttler};
-use crate::model::autoscaler::ScalingMetric;
 use crate::model::arrival::ArrivalGen;
+use crate::model::autoscaler::ScalingMetric;
 use crate::model::failure::{ContainerLife, FailureSpec};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
@@ -224,7 +224,12 @@ pub async fn run_live(
     for (i, m) in activator_metrics.iter().enumerate() {
         let ns = &s.service.namespace;
         let started = endpoints
-            .start(m.registry(), ns, &activator_pod(i as u32), ACTIVATOR_CONTAINER)
+            .start(
+                m.registry(),
+                ns,
+                &activator_pod(i as u32),
+                ACTIVATOR_CONTAINER,
+            )
             .await;
         warnings.extend(started.err());
     }
@@ -736,7 +741,10 @@ impl<'a> Control<'a> {
     /// runs from the pod's start, before the application is ready).
     async fn pod_created(&mut self, rev: u32, pod: u32) {
         let name = self.pod_name(rev, pod);
-        let metrics = Arc::new(QueueProxyMetrics::new(&self.rev_labels[rev as usize], &name));
+        let metrics = Arc::new(QueueProxyMetrics::new(
+            &self.rev_labels[rev as usize],
+            &name,
+        ));
         debug_assert_eq!(self.pod_metrics.len(), pod as usize);
         self.pod_metrics.push(metrics.clone());
         let started = self

@@ -342,7 +342,10 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
             let end = end.ok_or_else(|| err("unterminated label set"))?;
             rest = &body[end + 1..];
         }
-        let value = rest.split_whitespace().next().ok_or_else(|| err("no value"))?;
+        let value = rest
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| err("no value"))?;
         let value = match value {
             "+Inf" => f64::INFINITY,
             "-Inf" => f64::NEG_INFINITY,
@@ -366,18 +369,21 @@ mod tests {
         // (raw value, as written in the exposition)
         let cases = [
             ("plain", "plain"),
-            (r"a\b", r"a\\b"),          // backslash doubled
+            (r"a\b", r"a\\b"),               // backslash doubled
             ("say \"hi\"", r#"say \"hi\""#), // quote escaped
-            ("two\nlines", r"two\nlines"), // newline as \n
-            (r#"\"\n"#, r#"\\\"\\n"#),  // all three, in order, no double escaping
-            ("", ""),                   // empty value stays empty
+            ("two\nlines", r"two\nlines"),   // newline as \n
+            (r#"\"\n"#, r#"\\\"\\n"#),       // all three, in order, no double escaping
+            ("", ""),                        // empty value stays empty
         ];
         for (raw, written) in cases {
             let r = Registry::new();
             let c = r.counter("c", "help");
             r.inc(c, &labels([("v", raw)]));
             let text = r.encode();
-            assert!(text.contains(&format!("c{{v=\"{written}\"}} 1\n")), "{raw:?}: {text}");
+            assert!(
+                text.contains(&format!("c{{v=\"{written}\"}} 1\n")),
+                "{raw:?}: {text}"
+            );
             // And it reads back as the raw value.
             let samples = parse(&text).expect("parses");
             assert_eq!(samples[0].labels["v"], raw, "{raw:?}");
@@ -385,7 +391,9 @@ mod tests {
         let r = Registry::new();
         let g = r.gauge("g", "a \\ b\nc");
         r.set(g, &Labels::new(), 1.0);
-        assert!(r.encode().starts_with("# HELP g a \\\\ b\\nc\n# TYPE g gauge\ng 1\n"));
+        assert!(r
+            .encode()
+            .starts_with("# HELP g a \\\\ b\\nc\n# TYPE g gauge\ng 1\n"));
     }
 
     #[test]
@@ -450,8 +458,8 @@ a_gauge 0.5
         let bad = [
             ("x", "no value"),                       // a name alone
             ("x{a=\"1\"", "unterminated label set"), // missing }
-            ("x{a=1} 2", "label value not quoted"),   // bare value
-            ("x 1.2.3", "value is not a number"),     // not a float
+            ("x{a=1} 2", "label value not quoted"),  // bare value
+            ("x 1.2.3", "value is not a number"),    // not a float
         ];
         for (line, reason) in bad {
             assert_eq!(parse(line).expect_err(line).reason, reason, "{line}");

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{assert_balanced, temp_dir};
 use crate::live::one_live_run_at_a_time;
@@ -20,8 +20,8 @@ use crate::live::one_live_run_at_a_time;
 /// the upstream source, not taken from the crate).
 const KNATIVE_LATENCY_LE: [&str; 27] = [
     "5", "10", "20", "40", "60", "80", "100", "150", "200", "250", "300", "350", "400", "450",
-    "500", "600", "700", "800", "900", "1000", "2000", "5000", "10000", "20000", "50000",
-    "100000", "+Inf",
+    "500", "600", "700", "800", "900", "1000", "2000", "5000", "10000", "20000", "50000", "100000",
+    "+Inf",
 ];
 
 /// Resource labels every series carries (serving pkg/metrics/tags.go:117-128).
@@ -131,9 +131,19 @@ const FAMILIES: [(&str, &str, &str, &[&str]); 14] = [
         "gauge",
         &[],
     ),
-    ("autoscaler", "autoscaler_panic_request_concurrency", "gauge", &[]),
+    (
+        "autoscaler",
+        "autoscaler_panic_request_concurrency",
+        "gauge",
+        &[],
+    ),
     ("autoscaler", "autoscaler_panic_mode", "gauge", &[]),
-    ("autoscaler", "autoscaler_excess_burst_capacity", "gauge", &[]),
+    (
+        "autoscaler",
+        "autoscaler_excess_burst_capacity",
+        "gauge",
+        &[],
+    ),
 ];
 
 /// One sample line.
@@ -209,9 +219,7 @@ fn parse_exposition(body: &str) -> Scrape {
         let value = rest.trim();
         let value = match value {
             "+Inf" => f64::INFINITY,
-            v => v
-                .parse()
-                .unwrap_or_else(|_| panic!("a number in {line:?}")),
+            v => v.parse().unwrap_or_else(|_| panic!("a number in {line:?}")),
         };
         scrape.samples.push(Sample {
             name,
@@ -280,12 +288,16 @@ fn scrape_all(path: &Path) -> Vec<(BTreeMap<String, String>, Scrape)> {
         .collect()
 }
 
+/// Polls `done` every 25 ms, at most `timeout` in all.
 fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(25));
+    let step = Duration::from_millis(25);
+    for _ in 0..timeout.as_millis() / step.as_millis() {
+        if done() {
+            return;
+        }
+        std::thread::sleep(step);
     }
+    assert!(done(), "timed out waiting for {what}");
 }
 
 /// README's command for this capability, split into its arguments after `cargo run --release --`.
@@ -298,7 +310,10 @@ fn readme_command() -> Vec<String> {
         .collect();
     assert_eq!(lines.len(), 1, "README shows the command once");
     let docs = std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md");
-    assert!(docs.contains(lines[0]), "docs/metrics.md shows README's command");
+    assert!(
+        docs.contains(lines[0]),
+        "docs/metrics.md shows README's command"
+    );
     lines[0]
         .split_whitespace()
         .skip(4)
@@ -314,7 +329,11 @@ fn sum_by_revision(
 ) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (_, s) in scrapes {
-        for x in s.samples.iter().filter(|x| x.name == name && filter(&x.labels)) {
+        for x in s
+            .samples
+            .iter()
+            .filter(|x| x.name == name && filter(&x.labels))
+        {
             *out.entry(x.labels["revision_name"].clone()).or_insert(0.0) += x.value;
         }
     }
@@ -354,9 +373,15 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
         .into_iter()
         .map(|(_, l)| l["pod"].clone())
         .collect();
-    assert!(first.contains("activator-0") && first.contains("autoscaler"), "{first:?}");
+    assert!(
+        first.contains("activator-0") && first.contains("autoscaler"),
+        "{first:?}"
+    );
     assert!(first.contains("hello-00001-pod-0") && first.contains("hello-00001-pod-1"));
-    assert!(!first.iter().any(|p| p.starts_with("hello-00002")), "{first:?}");
+    assert!(
+        !first.iter().any(|p| p.starts_with("hello-00002")),
+        "{first:?}"
+    );
     wait_for("hello-00002's pods", Duration::from_secs(20), || {
         read_targets(&sd).is_some_and(|t| t.len() == 6)
     });
@@ -373,13 +398,17 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
     let last = scrape_all(&sd);
     let status = child.wait().expect("splitlab live ends");
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert!(status.success(), "{stderr}");
     // The list is emptied at exit.
     assert_eq!(read_targets(&sd).expect("still there"), vec![]);
     let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_balanced(&summary);
 
     // Names and types per component, and each series' label names.
@@ -435,19 +464,31 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
                 continue;
             }
             let mut by_series: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
-            for s in scrape.samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
+            for s in scrape
+                .samples
+                .iter()
+                .filter(|s| s.name == format!("{family}_bucket"))
+            {
                 let mut key = s.labels.clone();
                 let le = key.remove("le").expect("le");
-                by_series.entry(format!("{key:?}")).or_default().push((le, s.value));
+                by_series
+                    .entry(format!("{key:?}"))
+                    .or_default()
+                    .push((le, s.value));
             }
             for (key, buckets) in by_series {
                 let les: Vec<&str> = buckets.iter().map(|(le, _)| le.as_str()).collect();
                 assert_eq!(les, KNATIVE_LATENCY_LE, "{family} {key}");
-                assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{family}: {buckets:?}");
+                assert!(
+                    buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                    "{family}: {buckets:?}"
+                );
                 let count = scrape
                     .samples
                     .iter()
-                    .find(|s| s.name == format!("{family}_count") && format!("{:?}", s.labels) == key)
+                    .find(|s| {
+                        s.name == format!("{family}_count") && format!("{:?}", s.labels) == key
+                    })
                     .expect("a _count per series");
                 assert_eq!(buckets.last().unwrap().1, count.value, "{family} {key}");
             }
@@ -458,28 +499,51 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
     // (target-burst-capacity -1) and was answered 200 by a queue-proxy and its application.
     let revisions = summary["revisions"].as_object().expect("revisions");
     let qp = sum_by_revision(&last, "revision_request_count", |_| true);
-    let qp_200 = sum_by_revision(&last, "revision_request_count", |l| l["response_code"] == "200");
+    let qp_200 = sum_by_revision(&last, "revision_request_count", |l| {
+        l["response_code"] == "200"
+    });
     let app_200 = sum_by_revision(&last, "revision_app_request_count", |l| {
         l["response_code"] == "200"
     });
     let qp_latency = sum_by_revision(&last, "revision_request_latencies_count", |_| true);
     let activator = sum_by_revision(&last, "activator_request_count", |_| true);
-    let activator_200 =
-        sum_by_revision(&last, "activator_request_count", |l| l["response_code"] == "200");
+    let activator_200 = sum_by_revision(&last, "activator_request_count", |l| {
+        l["response_code"] == "200"
+    });
     assert_eq!(revisions.len(), 2);
     for (rev, v) in revisions {
         let served = v["served"].as_f64().unwrap();
         let routed = v["routed"].as_f64().unwrap();
         assert!(served > 100.0, "{rev}: {v}");
         assert_eq!(qp_200[rev], served, "{rev}: queue-proxy 200s vs served");
-        assert_eq!(qp[rev], served, "{rev}: nothing else reached the queue-proxies");
+        assert_eq!(
+            qp[rev], served,
+            "{rev}: nothing else reached the queue-proxies"
+        );
         assert_eq!(app_200[rev], served, "{rev}: application 200s vs served");
         assert_eq!(qp_latency[rev], qp[rev], "{rev}: one latency per request");
         assert_eq!(activator[rev], routed, "{rev}: activator vs routed");
         assert_eq!(activator_200[rev], served, "{rev}");
     }
+    // route_tag: the default route's requests, and hello-00001's tagged ones (its own host
+    // and the tag header), as the ingress marks them.
+    let tags_of = |rev: &str| -> BTreeSet<String> {
+        last.iter()
+            .flat_map(|(_, s)| &s.samples)
+            .filter(|x| x.name == "revision_request_count" && x.labels["revision_name"] == rev)
+            .map(|x| x.labels["route_tag"].clone())
+            .collect()
+    };
+    assert_eq!(
+        tags_of("hello-00001"),
+        BTreeSet::from(["DEFAULT".into(), "current".into()])
+    );
+    assert_eq!(tags_of("hello-00002"), BTreeSet::from(["DEFAULT".into()]));
     let total: f64 = qp.values().sum();
-    assert!(mid_count > 0.0 && mid_count < total, "{mid_count} then {total}");
+    assert!(
+        mid_count > 0.0 && mid_count < total,
+        "{mid_count} then {total}"
+    );
     // The autoscaler reports both revisions' two ready pods at the end.
     let actual = sum_by_revision(&last, "autoscaler_actual_pods", |_| true);
     assert_eq!(
