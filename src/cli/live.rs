@@ -93,6 +93,13 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
             args.metrics_linger
         ),
     };
+    if let Some(dir) = args.prometheus_sd.as_deref().and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("--prometheus-sd: cannot create directory {}", dir.display())
+            })?;
+        }
+    }
     let mut scenario = super::run::load(&args.scenario, &args.set)?;
     if let Some(seed) = args.seed {
         scenario.seed = seed;
@@ -159,12 +166,8 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    run.endpoints.stop_all();
     run.endpoints
-        .targets
-        .lock()
-        .expect("targets lock is never poisoned: no code panics while holding it")
-        .clear()
+        .stop_all_and_clear()
         .context("cannot empty the Prometheus target list")?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)

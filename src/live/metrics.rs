@@ -541,7 +541,7 @@ pub fn target_labels(namespace: &str, pod: &str, container: &str) -> BTreeMap<St
 
 /// Every endpoint of a run, for the control loop: started and stopped with their pods.
 pub struct Endpoints {
-    pub targets: Mutex<Targets>,
+    targets: Mutex<Targets>,
     servers: Mutex<BTreeMap<String, Endpoint>>,
 }
 
@@ -583,6 +583,17 @@ impl Endpoints {
         self.lock_targets()
             .remove(pod)
             .map_err(|e| format!("cannot write the Prometheus target list: {e}"))
+    }
+
+    /// Writes the target list as it is (at the start of a run).
+    pub fn write_targets(&self) -> Result<(), WriteError> {
+        self.lock_targets().write()
+    }
+
+    /// Stops every endpoint and empties the target list (the run is over).
+    pub fn stop_all_and_clear(&self) -> Result<(), WriteError> {
+        self.stop_all();
+        self.lock_targets().clear()
     }
 
     /// Stops every endpoint (the target list keeps its last content).

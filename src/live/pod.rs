@@ -597,6 +597,102 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_proxy_counts_every_request_and_the_application_only_those_it_had() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let rev = super::super::metrics::RevisionLabels::new("ns", "svc", "r");
+            let metrics = Arc::new(QueueProxyMetrics::new(&rev, "r-pod-0"));
+            // cc 1: one executing, ten waiting; 100 ms of work, a 250 ms timeout.
+            let pod = Pod::start(PodConfig {
+                revision: "r".into(),
+                name: "r-pod-0".into(),
+                cc: 1,
+                workers: 1,
+                ps_cores: None,
+                timeout: ms(250),
+                service_time: Dist::constant(ms(100)).expect("valid"),
+                rng: stream(1, 0, Stream::ServiceTime, 0),
+                clock: Clock::start(1.0),
+                on_queue: None,
+                failure: Default::default(),
+                failure_rngs: (
+                    stream(1, 0, Stream::FailureApp, 0),
+                    stream(1, 0, Stream::FailureLatency, 0),
+                ),
+                serving_from: SimTime::ZERO,
+                metrics: Some(metrics.clone()),
+            })
+            .await
+            .expect("the pod starts");
+            // 13 at once: the first two are served (at 100 and 200 ms), the third starts at
+            // 200 ms and is cut at 250 ms, the other eight time out waiting (a waiter granted
+            // the slot right at its own deadline is cut too), two are rejected.
+            let calls: Vec<_> = (0..13).map(|_| tokio::spawn(get(pod.addr))).collect();
+            // At 220 ms the third got its slot with itself and eight others in the breaker
+            // (the second got it with nine, the first with one).
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            let depth = crate::report::prometheus::parse(&metrics.registry().encode())
+                .expect("parses")
+                .into_iter()
+                .find(|s| s.name == "revision_queue_depth")
+                .expect("recorded with a breaker");
+            assert_eq!(depth.value, 9.0);
+            let mut statuses = Vec::new();
+            for c in calls {
+                statuses.push(c.await.expect("the request task ends").0);
+            }
+            statuses.sort_unstable();
+            let expected: Vec<u16> = [200; 2]
+                .into_iter()
+                .chain([503; 2])
+                .chain([504; 9])
+                .collect();
+            assert_eq!(statuses, expected);
+            let samples =
+                crate::report::prometheus::parse(&metrics.registry().encode()).expect("parses");
+            let count = |name: &str, code: &str| {
+                samples
+                    .iter()
+                    .filter(|s| s.name == name && s.labels["response_code"] == code)
+                    .map(|s| s.value)
+                    .sum::<f64>()
+            };
+            // (family, response code, count): every request at the queue-proxy; at the
+            // application only those it had.
+            let cases = [
+                ("revision_request_count", "200", 2.0),
+                ("revision_request_count", "503", 2.0),
+                ("revision_request_count", "504", 9.0),
+                ("revision_app_request_count", "200", 2.0),
+                ("revision_app_request_count", "503", 0.0),
+                ("revision_app_request_count", "504", 0.0),
+            ];
+            for (name, code, n) in cases {
+                assert_eq!(count(name, code), n, "{name} {code}");
+            }
+            // The cut ones count as the proxy's 502 at the application: the third, and any
+            // waiter granted at its deadline; never one that timed out waiting for its slot.
+            let cut = count("revision_app_request_count", "502");
+            assert!((1.0..=9.0).contains(&cut), "{cut}");
+            // A probe is not counted.
+            let mut conn = connect(pod.addr).await.expect("the pod accepts");
+            let mut req = Request::new(full(bytes::Bytes::new()));
+            *req.uri_mut() = "/healthz".parse().expect("a valid path");
+            req.headers_mut()
+                .insert("k-network-probe", "queue".parse().expect("a header value"));
+            assert!(send_on(&mut conn, req).await.is_ok());
+            let after =
+                crate::report::prometheus::parse(&metrics.registry().encode()).expect("parses");
+            assert_eq!(after, samples);
+            pod.stop();
+        });
+    }
+
+    #[test]
     fn a_processor_sharing_pod_shares_its_core_and_times_out_what_cannot_finish() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -83,7 +83,7 @@ pub struct LiveRun {
     pub warnings: Vec<String>,
     pub interrupted: bool,
     /// The metrics endpoints, still serving their final values; the caller stops them
-    /// (`Endpoints::stop_all`) when Prometheus has had its last scrape.
+    /// (`Endpoints::stop_all_and_clear`) when Prometheus has had its last scrape.
     pub endpoints: Arc<Endpoints>,
 }
 
@@ -215,7 +215,7 @@ pub async fn run_live(
         .collect();
     let endpoints = Arc::new(Endpoints::new(Targets::new(opts.prometheus_sd.as_deref())));
     let mut warnings = Vec::new();
-    if let Err(e) = lock_targets(&endpoints).write() {
+    if let Err(e) = endpoints.write_targets() {
         warnings.push(format!("cannot write the Prometheus target list: {e}"));
     }
     let activator_metrics: Vec<Arc<ActivatorMetrics>> = (0..s.activator.replicas.max(1))
@@ -322,12 +322,6 @@ fn activator_pod(i: u32) -> String {
 
 /// The autoscaler's target name (its metrics carry no pod label).
 const AUTOSCALER_POD: &str = "autoscaler";
-
-fn lock_targets(e: &Endpoints) -> std::sync::MutexGuard<'_, Targets> {
-    e.targets
-        .lock()
-        .expect("targets lock is never poisoned: no code panics while holding it")
-}
 
 impl<'a> Control<'a> {
     fn new(
