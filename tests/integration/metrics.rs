@@ -551,3 +551,17 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
         BTreeMap::from([("hello-00001".into(), 2.0), ("hello-00002".into(), 2.0)])
     );
 }
+
+#[test]
+fn a_bad_metrics_linger_is_a_clear_error_before_anything_runs() {
+    // (value, what the message says)
+    let cases = [
+        ("soon", "--metrics-linger \"soon\""), // not a duration
+        ("-1s", "--metrics-linger"),           // negative
+    ];
+    for (value, fragment) in cases {
+        let flag = format!("--metrics-linger={value}");
+        let out = crate::common::splitlab(&["live", "scenarios/live-metrics.yaml", &flag]);
+        crate::common::assert_clear_error(&out, fragment, value);
+    }
+}
