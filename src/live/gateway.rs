@@ -573,6 +573,37 @@ mod tests {
     use crate::model::rng::{stream, Stream};
 
     #[test]
+    fn each_activator_replica_reports_its_own_average_concurrency_then_zero_once() {
+        let throttlers = (0..2).map(|_| Throttler::new(1, None)).collect();
+        let mut st = BackendState::new(throttlers, stream(1, 0, Stream::ActivatorLb, 0), false);
+        // Replica 0 holds one request from 0.2 s to 0.7 s and another from 0.5 s to 1.0 s.
+        st.replica_request(0, 1, 0.2);
+        st.replica_request(0, 1, 0.5);
+        st.replica_request(0, -1, 0.7);
+        // (report at, replica 0, replica 1): 1 request-second over the second; then the
+        // second that ends at 2 s had nothing, reported once as 0; then nothing is reported.
+        // Replica 1 never had a request: never reported.
+        let cases = [
+            (1.0, Some(1.0), None),
+            (2.0, Some(0.0), None),
+            (3.0, None, None),
+        ];
+        for (i, (at, r0, r1)) in cases.into_iter().enumerate() {
+            if i == 0 {
+                // The second request leaves exactly at the report.
+                st.replica_request(0, -1, 1.0);
+            }
+            let got = st.replica_concurrency(at, 1.0);
+            let round = |v: Option<f64>| v.map(|x| (x * 1e9).round() / 1e9);
+            assert_eq!(
+                got.into_iter().map(round).collect::<Vec<_>>(),
+                vec![r0, r1],
+                "at {at}"
+            );
+        }
+    }
+
+    #[test]
     fn client_key_is_the_number_or_the_hash_of_the_header() {
         let mut rng = stream(1, 0, Stream::Routing, 0);
         // (header value, key)
