@@ -64,6 +64,15 @@ pub struct LiveArgs {
     /// Also write requests.csv, one row per finished request (as `run --requests`).
     #[arg(long)]
     requests: bool,
+    /// Write the Prometheus file_sd target list of every metrics endpoint (each pod's
+    /// queue-proxy, each activator, the autoscaler) here, rewritten as pods come and go
+    /// (docs/metrics.md).
+    #[arg(long, value_name = "FILE")]
+    prometheus_sd: Option<PathBuf>,
+    /// After the run, keep serving the final metrics this long (wall time, a Go duration) so a
+    /// Prometheus scrapes them once more; then the target list is emptied.
+    #[arg(long, value_name = "D", default_value = "0s")]
+    metrics_linger: String,
 }
 
 pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
@@ -72,6 +81,24 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
             "--time-scale {}: must be a number in (0, 1000]",
             args.time_scale
         );
+    }
+    let linger = match parse_duration(&args.metrics_linger) {
+        Ok(ns) if ns >= 0 => std::time::Duration::from_nanos(ns as u64),
+        Ok(_) => bail!(
+            "--metrics-linger {:?}: must not be negative",
+            args.metrics_linger
+        ),
+        Err(e) => bail!(
+            "--metrics-linger {:?}: {e} (a Go duration such as 5s)",
+            args.metrics_linger
+        ),
+    };
+    if let Some(dir) = args.prometheus_sd.as_deref().and_then(Path::parent) {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir).with_context(|| {
+                format!("--prometheus-sd: cannot create directory {}", dir.display())
+            })?;
+        }
     }
     let mut scenario = super::run::load(&args.scenario, &args.set)?;
     if let Some(seed) = args.seed {
@@ -93,13 +120,22 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         connections: args.connections.max(1),
         max_in_flight: args.max_in_flight.max(1),
         keep_requests: args.requests,
+        prometheus_sd: args.prometheus_sd.clone(),
     };
     let result = runtime.block_on(async {
         watch_signals(stop.clone());
         run_live(&scenario, &opts, stop.clone()).await
     });
-    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    let run = result?;
+    let run = match result {
+        Ok(run) => run,
+        Err(e) => {
+            runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+            return Err(e.into());
+        }
+    };
+    if let Some(sd) = &args.prometheus_sd {
+        eprintln!("metrics: Prometheus targets in {}", sd.display());
+    }
     for w in scenario.warnings.iter().chain(&run.warnings) {
         eprintln!("warning: {w}");
     }
@@ -120,7 +156,28 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     if run.interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
+    // The endpoints serve their final values (on the runtime's workers) until the linger is
+    // over; then the target list is emptied, so a Prometheus drops the targets.
+    if !linger.is_zero() && !stop.load(Ordering::Relaxed) {
+        runtime.block_on(async {
+            tokio::select! {
+                _ = tokio::time::sleep(linger) => {}
+                _ = wait_for_stop(&stop) => {}
+            }
+        });
+    }
+    run.endpoints
+        .stop_all_and_clear()
+        .context("cannot empty the Prometheus target list")?;
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Returns once `stop` is set (Ctrl-C during the metrics linger).
+async fn wait_for_stop(stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 // ------------------------------------------------------------------ splitlab load
@@ -587,6 +644,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             backends,
             pool: Pool::default(),
             hooks: None,
+            activator_metrics: Vec::new(),
         });
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -38,6 +38,9 @@ use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
 use crate::model::rng::StreamRng;
 use crate::model::route_control::DataPlane;
+use crate::model::time::SimTime;
+
+use super::metrics::ActivatorMetrics;
 use crate::report::run::Gauge;
 use crate::routing::pick::key_of;
 
@@ -76,6 +79,20 @@ pub struct BackendState {
     /// The activators' stats for the revision (concurrency_reporter.go), kept in a live run.
     pub reporter: ConcurrencyReporter,
     reported: [u64; 3],
+    /// Per activator replica, the revision's requests there and their time integral since the
+    /// last report, for its `activator_request_concurrency`.
+    replica_conc: Vec<ReplicaConcurrency>,
+}
+
+/// One activator replica's view of a revision's concurrency (its own `stats.Report`).
+#[derive(Clone, Copy, Debug, Default)]
+struct ReplicaConcurrency {
+    in_flight: u64,
+    area: f64,
+    last_s: f64,
+    /// Whether its last report was above zero (it reports once more at zero, then stops, as
+    /// Knative deletes a revision's stat after a period without activity).
+    active: bool,
 }
 
 impl BackendState {
@@ -85,7 +102,6 @@ impl BackendState {
             endpoints: Vec::new(),
             rr: 0,
             subset: 1,
-            activators,
             pod_addrs: HashMap::new(),
             waiters: HashMap::new(),
             next_waiter: 0,
@@ -97,7 +113,40 @@ impl BackendState {
             qp_waiting: 0,
             reporter: ConcurrencyReporter::new(),
             reported: [u64::MAX; 3],
+            replica_conc: vec![ReplicaConcurrency::default(); activators.len()],
+            activators,
         }
+    }
+
+    /// A request enters (`+1`) or leaves (`-1`) activator replica `a`, at `now_s`.
+    fn replica_request(&mut self, a: usize, delta: i64, now_s: f64) {
+        if let Some(c) = self.replica_conc.get_mut(a) {
+            c.area += c.in_flight as f64 * (now_s - c.last_s).max(0.0);
+            c.last_s = now_s;
+            c.in_flight = c.in_flight.saturating_add_signed(delta);
+        }
+    }
+
+    /// Each activator replica's average concurrency of the revision since the last report
+    /// (`period_s` ago), for those that report it (concurrency_reporter.go:168-216: a revision
+    /// is reported while it had activity, and once more at zero).
+    pub fn replica_concurrency(&mut self, now_s: f64, period_s: f64) -> Vec<Option<f64>> {
+        self.replica_conc
+            .iter_mut()
+            .map(|c| {
+                c.area += c.in_flight as f64 * (now_s - c.last_s).max(0.0);
+                c.last_s = now_s;
+                let average = if period_s > 0.0 {
+                    c.area / period_s
+                } else {
+                    0.0
+                };
+                c.area = 0.0;
+                let report = (average > 0.0 || c.active).then_some(average);
+                c.active = average > 0.0;
+                report
+            })
+            .collect()
     }
 
     /// Sends activator `a`'s waiting requests to pods while its capacity allows.
@@ -153,6 +202,8 @@ pub struct Gateway {
     pub backends: Vec<Arc<Backend>>,
     pub pool: Pool,
     pub hooks: Option<Hooks>,
+    /// Each activator replica's Knative metrics (`live::metrics`), in a live run.
+    pub activator_metrics: Vec<Arc<ActivatorMetrics>>,
 }
 
 impl Backend {
@@ -213,7 +264,8 @@ impl Gateway {
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         // Route by the borrowed headers: nothing is copied on the request path.
-        let routed = {
+        let mut req = req;
+        let (routed, append) = {
             let headers = req.headers();
             let host = headers
                 .get(hyper::header::HOST)
@@ -226,17 +278,28 @@ impl Gateway {
                 .lock()
                 .expect("plane lock is never poisoned: no code panics while holding it");
             let (plane, rng) = &mut *guard;
-            let Some(group) = plane.group_of_request(host, tag) else {
+            let Some((group, append)) = plane.route_of_request(host, tag) else {
                 return text(StatusCode::NOT_FOUND, "no route for this host\n");
             };
+            let append = append.and_then(|(name, value)| {
+                Some((
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()).ok()?,
+                    HeaderValue::from_str(value).ok()?,
+                ))
+            });
             // Only the hash picker reads the key: the others skip the header.
             let client = if plane.keyed() {
                 client_key(headers.get(CLIENT_HEADER), rng)
             } else {
                 0
             };
-            plane.pick(group, client, rng)
+            (plane.pick(group, client, rng), append)
         };
+        // The header the ingress appends for the route taken (read by the queue-proxy's
+        // route tag).
+        if let Some((name, value)) = append {
+            req.headers_mut().insert(name, value);
+        }
         let Some(routed) = routed else {
             return text(StatusCode::SERVICE_UNAVAILABLE, "no healthy upstream\n");
         };
@@ -291,6 +354,13 @@ impl Gateway {
         }
         // The activator: its timeout starts now and covers the wait and the proxying.
         let deadline = tokio::time::Instant::now() + backend.timeout;
+        let mut meter = ActivatorMeter {
+            gw: self,
+            rev: backend.index as usize,
+            a: usize::MAX,
+            entered: self.hooks.as_ref().map(|h| h.clock.now()),
+            done: false,
+        };
         let (a, id, rx) = {
             let mut st = backend.lock();
             let subset = st.subset.max(1);
@@ -304,6 +374,10 @@ impl Gateway {
             let (tx, rx) = oneshot::channel();
             st.waiters.insert(id, (a, tx));
             st.activators[a].enqueue(id);
+            if let Some(h) = &self.hooks {
+                st.replica_request(a, 1, h.clock.now().as_secs_f64());
+            }
+            meter.a = a;
             st.dispatch(a);
             self.report(backend, &mut st);
             let first = self
@@ -333,14 +407,14 @@ impl Gateway {
             Ok(Ok(pod)) => pod,
             _ => {
                 drop(seat);
-                return text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY);
+                return meter.finish(text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY));
             }
         };
         seat.state = SeatState::Holding(pod);
         let addr = backend.lock().pod_addrs.get(&pod).copied();
         let Some(addr) = addr else {
             drop(seat);
-            return text(StatusCode::BAD_GATEWAY, "pod is gone\n");
+            return meter.finish(text(StatusCode::BAD_GATEWAY, "pod is gone\n"));
         };
         let resp = match tokio::time::timeout_at(deadline, exchange(&self.pool, addr, req)).await {
             Ok(r) => relay(r),
@@ -348,7 +422,44 @@ impl Gateway {
             Err(_) => text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY),
         };
         drop(seat);
+        meter.finish(resp)
+    }
+}
+
+/// A request's activator metrics (`MetricHandler`, activator/handler/metric_handler.go:44-65):
+/// recorded when it leaves the activator, with its status and the time since it entered; a
+/// request whose caller hung up as the reverse proxy's cancelled request (502).
+struct ActivatorMeter<'a> {
+    gw: &'a Gateway,
+    rev: usize,
+    /// The replica it entered (set once chosen).
+    a: usize,
+    entered: Option<SimTime>,
+    done: bool,
+}
+
+impl ActivatorMeter<'_> {
+    fn finish(&mut self, resp: Response<Body>) -> Response<Body> {
+        self.record(resp.status().as_u16());
         resp
+    }
+
+    fn record(&mut self, status: u16) {
+        self.done = true;
+        let (Some(h), Some(entered)) = (&self.gw.hooks, self.entered) else {
+            return;
+        };
+        if let Some(m) = self.gw.activator_metrics.get(self.a) {
+            m.request(self.rev, status, h.clock.now().since(entered));
+        }
+    }
+}
+
+impl Drop for ActivatorMeter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.record(502);
+        }
     }
 }
 
@@ -410,7 +521,9 @@ impl Drop for Seat<'_> {
             }
         }
         if let Some(h) = &self.gw.hooks {
-            st.reporter.request_out(h.clock.now());
+            let now = h.clock.now();
+            st.reporter.request_out(now);
+            st.replica_request(self.a, -1, now.as_secs_f64());
         }
         self.gw.report(self.backend, &mut st);
     }
@@ -458,6 +571,37 @@ fn client_key<R: rand::Rng + ?Sized>(value: Option<&HeaderValue>, rng: &mut R) -
 mod tests {
     use super::*;
     use crate::model::rng::{stream, Stream};
+
+    #[test]
+    fn each_activator_replica_reports_its_own_average_concurrency_then_zero_once() {
+        let throttlers = (0..2).map(|_| Throttler::new(1, None)).collect();
+        let mut st = BackendState::new(throttlers, stream(1, 0, Stream::ActivatorLb, 0), false);
+        // Replica 0 holds one request from 0.2 s to 0.7 s and another from 0.5 s to 1.0 s.
+        st.replica_request(0, 1, 0.2);
+        st.replica_request(0, 1, 0.5);
+        st.replica_request(0, -1, 0.7);
+        // (report at, replica 0, replica 1): 1 request-second over the second; then the
+        // second that ends at 2 s had nothing, reported once as 0; then nothing is reported.
+        // Replica 1 never had a request: never reported.
+        let cases = [
+            (1.0, Some(1.0), None),
+            (2.0, Some(0.0), None),
+            (3.0, None, None),
+        ];
+        for (i, (at, r0, r1)) in cases.into_iter().enumerate() {
+            if i == 0 {
+                // The second request leaves exactly at the report.
+                st.replica_request(0, -1, 1.0);
+            }
+            let got = st.replica_concurrency(at, 1.0);
+            let round = |v: Option<f64>| v.map(|x| (x * 1e9).round() / 1e9);
+            assert_eq!(
+                got.into_iter().map(round).collect::<Vec<_>>(),
+                vec![r0, r1],
+                "at {at}"
+            );
+        }
+    }
 
     #[test]
     fn client_key_is_the_number_or_the_hash_of_the_header() {

@@ -26,6 +26,9 @@ pub const REVISION_HEADER: &str = "knative-serving-revision";
 pub const POD_HEADER: &str = "knative-serving-pod";
 /// Knative's tag-header routing request header (`Knative-Serving-Tag`).
 pub const TAG_HEADER: &str = "knative-serving-tag";
+/// The header the ingress appends to requests that took the default route while tag-header
+/// routing is on (`Knative-Serving-Default-Route: true`); the queue-proxy's route tag reads it.
+pub const DEFAULT_ROUTE_HEADER: &str = "knative-serving-default-route";
 /// The request header carrying the client id, the `hash` picker's key (the arrival's client in
 /// the scenario). A numeric value is the key itself, so a live run picks exactly as the
 /// simulator does; any other value is hashed (`routing::pick::key_of`).

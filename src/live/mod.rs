@@ -5,6 +5,7 @@
 //! - `gateway`: the reverse proxy that routes with the shared data plane, with the activator.
 //! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
+//! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
 //! - `http`: bodies, headers, Knative's error texts, upstream connections.
 //!
 //! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
@@ -18,5 +19,6 @@ pub mod clock;
 pub mod gateway;
 pub mod http;
 pub mod load;
+pub mod metrics;
 pub mod pod;
 pub mod world;

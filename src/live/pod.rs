@@ -40,14 +40,22 @@ use tokio::sync::Notify;
 
 use super::clock::Clock;
 use super::http::{
-    full, set_header, text, Body, APP_ERROR_BODY, POD_HEADER, QP_APP_CRASHED_BODY,
-    QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
+    full, set_header, text, Body, APP_ERROR_BODY, DEFAULT_ROUTE_HEADER, POD_HEADER,
+    QP_APP_CRASHED_BODY, QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER,
+    TAG_HEADER,
 };
 use crate::model::dist::Dist;
 use crate::model::failure::{AppAnswer, FailureSpec};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::rng::StreamRng;
 use crate::model::time::SimTime;
+
+use super::metrics::{route_tag, QueueProxyMetrics};
+
+/// What the application's metric records for a request the revision timeout cut while the
+/// application had it: the timeout handler cancels the request's context and the reverse
+/// proxy's error handler answers 502 (knative.dev/pkg `network/error_handler.go`).
+const PROXY_CANCELLED: u16 = 502;
 
 /// Reports changes of the number of requests waiting in this pod's queue-proxy.
 pub type QueueObserver = Arc<dyn Fn(i64) + Send + Sync>;
@@ -73,6 +81,9 @@ pub struct PodConfig {
     pub failure_rngs: (StreamRng, StreamRng),
     /// Scenario time from which its application accepts connections (`ready_before_serving`).
     pub serving_from: SimTime,
+    /// Where its queue-proxy records Knative's request metrics (`live::metrics`); kept across
+    /// container restarts, as the queue-proxy container keeps running.
+    pub metrics: Option<Arc<QueueProxyMetrics>>,
 }
 
 struct QpState {
@@ -104,6 +115,9 @@ struct PodShared {
     serving_from: SimTime,
     /// Set when the application crashed: every request it holds or gets answers 502.
     crashed: watch::Sender<bool>,
+    metrics: Option<Arc<QueueProxyMetrics>>,
+    /// containerConcurrency > 0: the queue-proxy has a breaker (else the application queues).
+    has_breaker: bool,
 }
 
 /// A running pod. Dropping it does not stop it; call `stop`.
@@ -148,6 +162,8 @@ impl Pod {
             failure: config.failure,
             serving_from: config.serving_from,
             crashed: watch::channel(false).0,
+            metrics: config.metrics,
+            has_breaker: config.cc > 0,
         });
         let (stop, stopped) = watch::channel(false);
         if shared.lock().ps.is_some() {
@@ -216,6 +232,53 @@ impl Drop for Guard<'_> {
             }
             Place::Sharing(id) => self.pod.leave_ps(id),
             Place::Done => {}
+        }
+    }
+}
+
+/// A request's Knative metrics (serving `pkg/queue/request_metric.go`): the queue-proxy's
+/// request metric from its entry, the application's from the moment the breaker let it
+/// through (with containerConcurrency 0 there is no breaker: from its entry). A request whose
+/// handler is dropped (its caller hung up) is recorded as Knative's handlers record a
+/// cancelled request: 502 once the application had it (the reverse proxy's error handler),
+/// else 500 (`ProxyHandler`'s answer to a cancelled wait, handler.go:73-79).
+struct Meter<'a> {
+    pod: &'a PodShared,
+    entered: SimTime,
+    route_tag: String,
+    app_from: Option<SimTime>,
+    done: bool,
+}
+
+impl Meter<'_> {
+    /// The application has the request; `in_flight` is the breaker's count then, if any.
+    fn app_started(&mut self, in_flight: Option<u32>) {
+        if let Some(m) = &self.pod.metrics {
+            self.app_from = Some(self.pod.clock.now());
+            if let Some(n) = in_flight {
+                m.queue_depth(n);
+            }
+        }
+    }
+
+    /// The request ends with `status`; the application's own status when it differs (a
+    /// request cut by the timeout: the proxy's 502 when its context is cancelled).
+    fn finish(&mut self, status: u16, app_status: Option<u16>) {
+        self.done = true;
+        let Some(m) = &self.pod.metrics else { return };
+        let now = self.pod.clock.now();
+        if let Some(from) = self.app_from {
+            m.app_request(app_status.unwrap_or(status), now.since(from));
+        }
+        m.request(status, &self.route_tag, now.since(self.entered));
+    }
+}
+
+impl Drop for Meter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let status = if self.app_from.is_some() { 502 } else { 500 };
+            self.finish(status, None);
         }
     }
 }
@@ -314,7 +377,7 @@ impl PodShared {
 
     /// Serves a request on the processor-sharing application: it starts at once, and finishes
     /// when the shared cores have done its work, or gets 504 at the revision timeout.
-    async fn serve_ps(&self, deadline: tokio::time::Instant) -> Response<Body> {
+    async fn serve_ps(&self, deadline: tokio::time::Instant) -> (Response<Body>, Option<u16>) {
         let (id, rx, answer) = {
             let mut st = self.lock();
             let id = st.next_id;
@@ -340,25 +403,28 @@ impl PodShared {
             // The driver already took it out of service.
             Ok(Ok(())) => {
                 guard.place = Place::Done;
-                self.answer(answer)
+                (self.answer(answer), None)
             }
             _ => {
                 drop(guard);
-                self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY))
+                (
+                    self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY)),
+                    Some(PROXY_CANCELLED),
+                )
             }
         }
     }
 
     /// The queue-proxy's admission, under one lock: processor sharing takes everything, else
     /// the breaker decides.
-    fn admit(&self) -> Entry {
+    fn admit(&self) -> (Entry, u32) {
         let mut st = self.lock();
         if st.ps.is_some() {
-            return Entry::Sharing;
+            return (Entry::Sharing, 0);
         }
         let id = st.next_id;
         st.next_id += 1;
-        match st.breaker.admit(id) {
+        let entry = match st.breaker.admit(id) {
             Admission::Start => Entry::Start,
             Admission::Queued => {
                 let (tx, rx) = oneshot::channel();
@@ -367,25 +433,43 @@ impl PodShared {
                 Entry::Queued(id, rx)
             }
             Admission::Rejected => Entry::Rejected,
-        }
+        };
+        (entry, st.breaker.in_flight())
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         if req.uri().path() == "/healthz" && req.headers().contains_key("k-network-probe") {
+            // Probes are not counted (request_metric.go:113-116).
             return text(StatusCode::OK, "queue");
         }
+        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let mut meter = Meter {
+            pod: self,
+            entered: self.clock.now(),
+            route_tag: match &self.metrics {
+                Some(_) => route_tag(header(TAG_HEADER), header(DEFAULT_ROUTE_HEADER)),
+                None => String::new(),
+            },
+            app_from: None,
+            done: false,
+        };
         let mut crashed = self.crashed.subscribe();
         if *crashed.borrow() || self.clock.now() < self.serving_from {
-            // Nothing listens on the user port: the reverse proxy's dial is refused.
+            // Nothing listens on the user port: the reverse proxy's dial is refused (the
+            // application's handler sees the proxy's 502).
+            meter.app_started(None);
+            meter.finish(502, None);
             return self.stamp(text(StatusCode::BAD_GATEWAY, QP_APP_REFUSED_BODY));
         }
-        tokio::select! {
-            resp = self.queue_and_serve() => resp,
+        let (resp, app_status) = tokio::select! {
+            r = self.queue_and_serve(&mut meter) => r,
             // Dropping the request's future releases its place (its guard).
             _ = crashed.wait_for(|c| *c) => {
-                self.stamp(text(StatusCode::BAD_GATEWAY, QP_APP_CRASHED_BODY))
+                (self.stamp(text(StatusCode::BAD_GATEWAY, QP_APP_CRASHED_BODY)), None)
             }
-        }
+        };
+        meter.finish(resp.status().as_u16(), app_status);
+        resp
     }
 
     /// The application's answer to a request whose service ended: served, or its error.
@@ -415,26 +499,43 @@ impl PodShared {
         (work, failure.answer(app_rng))
     }
 
-    async fn queue_and_serve(&self) -> Response<Body> {
+    /// The request through the breaker and the application: the response, and the status the
+    /// application's metric records when it differs from the response's.
+    async fn queue_and_serve(&self, meter: &mut Meter<'_>) -> (Response<Body>, Option<u16>) {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let mut guard = Guard {
             pod: self,
             place: Place::Done,
         };
-        match self.admit() {
+        if !self.has_breaker {
+            // No breaker: the application has the request at once (its workers queue it).
+            meter.app_started(None);
+        }
+        let (entry, in_flight) = self.admit();
+        let depth = self.has_breaker.then_some(in_flight);
+        match entry {
             Entry::Sharing => return self.serve_ps(deadline).await,
             Entry::Rejected => {
-                return self.stamp(text(StatusCode::SERVICE_UNAVAILABLE, QUEUE_FULL_BODY))
+                let resp = self.stamp(text(StatusCode::SERVICE_UNAVAILABLE, QUEUE_FULL_BODY));
+                return (resp, None);
             }
-            Entry::Start => guard.place = Place::Executing,
+            Entry::Start => {
+                guard.place = Place::Executing;
+                meter.app_started(depth);
+            }
             Entry::Queued(id, rx) => {
                 guard.place = Place::Waiting(id);
                 match tokio::time::timeout_at(deadline, rx).await {
-                    Ok(Ok(())) => guard.place = Place::Executing,
+                    Ok(Ok(())) => {
+                        guard.place = Place::Executing;
+                        let depth = self.has_breaker.then(|| self.lock().breaker.in_flight());
+                        meter.app_started(depth);
+                    }
                     // Timed out while waiting (the guard forgets it or gives back a late grant).
                     _ => {
                         drop(guard);
-                        return self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY));
+                        let resp = self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY));
+                        return (resp, None);
                     }
                 }
             }
@@ -447,11 +548,12 @@ impl PodShared {
         if done > deadline {
             tokio::time::sleep_until(deadline).await;
             drop(guard);
-            return self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY));
+            let resp = self.stamp(text(StatusCode::GATEWAY_TIMEOUT, QP_TIMEOUT_BODY));
+            return (resp, Some(PROXY_CANCELLED));
         }
         tokio::time::sleep_until(done).await;
         drop(guard);
-        self.answer(answer)
+        (self.answer(answer), None)
     }
 
     /// The application's answer.
@@ -495,6 +597,102 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_proxy_counts_every_request_and_the_application_only_those_it_had() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let rev = super::super::metrics::RevisionLabels::new("ns", "svc", "r");
+            let metrics = Arc::new(QueueProxyMetrics::new(&rev, "r-pod-0"));
+            // cc 1: one executing, ten waiting; 100 ms of work, a 250 ms timeout.
+            let pod = Pod::start(PodConfig {
+                revision: "r".into(),
+                name: "r-pod-0".into(),
+                cc: 1,
+                workers: 1,
+                ps_cores: None,
+                timeout: ms(250),
+                service_time: Dist::constant(ms(100)).expect("valid"),
+                rng: stream(1, 0, Stream::ServiceTime, 0),
+                clock: Clock::start(1.0),
+                on_queue: None,
+                failure: Default::default(),
+                failure_rngs: (
+                    stream(1, 0, Stream::FailureApp, 0),
+                    stream(1, 0, Stream::FailureLatency, 0),
+                ),
+                serving_from: SimTime::ZERO,
+                metrics: Some(metrics.clone()),
+            })
+            .await
+            .expect("the pod starts");
+            // 13 at once: the first two are served (at 100 and 200 ms), the third starts at
+            // 200 ms and is cut at 250 ms, the other eight time out waiting (a waiter granted
+            // the slot right at its own deadline is cut too), two are rejected.
+            let calls: Vec<_> = (0..13).map(|_| tokio::spawn(get(pod.addr))).collect();
+            // At 220 ms the third got its slot with itself and eight others in the breaker
+            // (the second got it with nine, the first with one).
+            tokio::time::sleep(Duration::from_millis(220)).await;
+            let depth = crate::report::prometheus::parse(&metrics.registry().encode())
+                .expect("parses")
+                .into_iter()
+                .find(|s| s.name == "revision_queue_depth")
+                .expect("recorded with a breaker");
+            assert_eq!(depth.value, 9.0);
+            let mut statuses = Vec::new();
+            for c in calls {
+                statuses.push(c.await.expect("the request task ends").0);
+            }
+            statuses.sort_unstable();
+            let expected: Vec<u16> = [200; 2]
+                .into_iter()
+                .chain([503; 2])
+                .chain([504; 9])
+                .collect();
+            assert_eq!(statuses, expected);
+            let samples =
+                crate::report::prometheus::parse(&metrics.registry().encode()).expect("parses");
+            let count = |name: &str, code: &str| {
+                samples
+                    .iter()
+                    .filter(|s| s.name == name && s.labels["response_code"] == code)
+                    .map(|s| s.value)
+                    .sum::<f64>()
+            };
+            // (family, response code, count): every request at the queue-proxy; at the
+            // application only those it had.
+            let cases = [
+                ("revision_request_count", "200", 2.0),
+                ("revision_request_count", "503", 2.0),
+                ("revision_request_count", "504", 9.0),
+                ("revision_app_request_count", "200", 2.0),
+                ("revision_app_request_count", "503", 0.0),
+                ("revision_app_request_count", "504", 0.0),
+            ];
+            for (name, code, n) in cases {
+                assert_eq!(count(name, code), n, "{name} {code}");
+            }
+            // The cut ones count as the proxy's 502 at the application: the third, and any
+            // waiter granted at its deadline; never one that timed out waiting for its slot.
+            let cut = count("revision_app_request_count", "502");
+            assert!((1.0..=9.0).contains(&cut), "{cut}");
+            // A probe is not counted.
+            let mut conn = connect(pod.addr).await.expect("the pod accepts");
+            let mut req = Request::new(full(bytes::Bytes::new()));
+            *req.uri_mut() = "/healthz".parse().expect("a valid path");
+            req.headers_mut()
+                .insert("k-network-probe", "queue".parse().expect("a header value"));
+            assert!(send_on(&mut conn, req).await.is_ok());
+            let after =
+                crate::report::prometheus::parse(&metrics.registry().encode()).expect("parses");
+            assert_eq!(after, samples);
+            pod.stop();
+        });
+    }
+
+    #[test]
     fn a_processor_sharing_pod_shares_its_core_and_times_out_what_cannot_finish() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -519,6 +717,7 @@ mod tests {
                     stream(1, 0, Stream::FailureLatency, 0),
                 ),
                 serving_from: SimTime::ZERO,
+                metrics: None,
             })
             .await
             .expect("the pod starts");

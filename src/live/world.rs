@@ -33,9 +33,14 @@ use super::clock::Clock;
 use super::gateway::{Backend, BackendState, Gateway, Hooks};
 use super::http::Pool;
 use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
+use super::metrics::{
+    ActivatorMetrics, AutoscalerMetrics, Decision, Endpoints, QueueProxyMetrics, RevisionLabels,
+    Targets, ACTIVATOR_CONTAINER, QUEUE_PROXY_CONTAINER,
+};
 use super::pod::{Pod, PodConfig};
 use crate::model::activator::{ActivatorStat, Throttler};
 use crate::model::arrival::ArrivalGen;
+use crate::model::autoscaler::ScalingMetric;
 use crate::model::failure::{ContainerLife, FailureSpec};
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
@@ -60,6 +65,8 @@ pub struct LiveOptions {
     pub max_in_flight: u64,
     /// Keep one `requests.csv` row per finished request.
     pub keep_requests: bool,
+    /// Where to write the Prometheus `file_sd` list of the metrics endpoints.
+    pub prometheus_sd: Option<std::path::PathBuf>,
 }
 
 /// Why a live run could not start.
@@ -75,6 +82,9 @@ pub struct LiveRun {
     pub stats: LoadStats,
     pub warnings: Vec<String>,
     pub interrupted: bool,
+    /// The metrics endpoints, still serving their final values; the caller stops them
+    /// (`Endpoints::stop_all_and_clear`) when Prometheus has had its last scrape.
+    pub endpoints: Arc<Endpoints>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -144,6 +154,12 @@ struct Control<'a> {
     delay_rng: StreamRng,
     warnings: Vec<String>,
     reconcile_at: Option<SimTime>,
+    /// The metrics endpoints, each pod's queue-proxy metrics by pod id (kept across container
+    /// restarts), and the autoscaler's.
+    endpoints: Arc<Endpoints>,
+    pod_metrics: Vec<Arc<QueueProxyMetrics>>,
+    rev_labels: Vec<RevisionLabels>,
+    autoscaler_metrics: Arc<AutoscalerMetrics>,
 }
 
 /// Runs `scenario` live. Must be called on a multi-threaded tokio runtime. `stop` ends the run
@@ -190,6 +206,43 @@ pub async fn run_live(
         })
         .collect();
     let (poke_tx, pokes) = tokio::sync::mpsc::unbounded_channel();
+    // Knative's metrics: one endpoint per pod, per activator replica, and the autoscaler's,
+    // listed in the target list from the start.
+    let rev_labels: Vec<RevisionLabels> = s
+        .revisions
+        .iter()
+        .map(|r| RevisionLabels::new(&s.service.namespace, &s.service.name, &r.name))
+        .collect();
+    let endpoints = Arc::new(Endpoints::new(Targets::new(opts.prometheus_sd.as_deref())));
+    let mut warnings = Vec::new();
+    if let Err(e) = endpoints.write_targets() {
+        warnings.push(format!("cannot write the Prometheus target list: {e}"));
+    }
+    let activator_metrics: Vec<Arc<ActivatorMetrics>> = (0..s.activator.replicas.max(1))
+        .map(|i| Arc::new(ActivatorMetrics::new(&activator_pod(i), &rev_labels)))
+        .collect();
+    for (i, m) in activator_metrics.iter().enumerate() {
+        let ns = &s.service.namespace;
+        let started = endpoints
+            .start(
+                m.registry(),
+                ns,
+                &activator_pod(i as u32),
+                ACTIVATOR_CONTAINER,
+            )
+            .await;
+        warnings.extend(started.err());
+    }
+    let autoscaler_metrics = Arc::new(AutoscalerMetrics::new(&rev_labels));
+    let started = endpoints
+        .start(
+            autoscaler_metrics.registry(),
+            &s.service.namespace,
+            AUTOSCALER_POD,
+            "autoscaler",
+        )
+        .await;
+    warnings.extend(started.err());
     let gateway = Arc::new(Gateway {
         plane: Mutex::new((DataPlane::default(), stream(seed, 0, Stream::Routing, 0))),
         backends,
@@ -199,6 +252,7 @@ pub async fn run_live(
             clock,
             pokes: poke_tx,
         }),
+        activator_metrics,
     });
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
@@ -208,6 +262,10 @@ pub async fn run_live(
     tokio::spawn(gateway.clone().serve(listener, servers_stopped));
 
     let mut control = Control::new(s, clock, gateway.clone(), books.clone(), tags.clone());
+    control.warnings = warnings;
+    control.endpoints = endpoints.clone();
+    control.rev_labels = rev_labels;
+    control.autoscaler_metrics = autoscaler_metrics;
     control.start().await;
     let target = Target {
         addr: gw_addr,
@@ -253,8 +311,17 @@ pub async fn run_live(
         stats,
         warnings: control.warnings,
         interrupted,
+        endpoints,
     })
 }
+
+/// The name of activator replica `i` (its `pod_name`).
+fn activator_pod(i: u32) -> String {
+    format!("activator-{i}")
+}
+
+/// The autoscaler's target name (its metrics carry no pod label).
+const AUTOSCALER_POD: &str = "autoscaler";
 
 impl<'a> Control<'a> {
     fn new(
@@ -299,6 +366,10 @@ impl<'a> Control<'a> {
             delay_rng: stream(seed, 0, Stream::IngressDelay, 0),
             warnings: Vec::new(),
             reconcile_at: None,
+            endpoints: Arc::new(Endpoints::new(Targets::new(None))),
+            pod_metrics: Vec::new(),
+            rev_labels: Vec::new(),
+            autoscaler_metrics: Arc::new(AutoscalerMetrics::new(&[])),
         }
     }
 
@@ -619,6 +690,7 @@ impl<'a> Control<'a> {
                 let id = self.roster.add_pod(&mut self.revs, rev);
                 self.servers.push(None);
                 self.lives.push(ContainerLife::new(self.now));
+                self.pod_created(rev, id).await;
                 if at_start {
                     self.on_pod_ready(id).await;
                 } else {
@@ -643,14 +715,57 @@ impl<'a> Control<'a> {
             .terminate_with_removal(&mut self.revs, pod, removal)
         {
             self.schedule(self.now + delay, Ev::PodLeavesEndpoints(pod));
+        } else {
+            // Never Ready: nothing to drain, the pod is gone at once.
+            self.pod_gone(pod);
         }
     }
 
     fn on_pod_leaves_endpoints(&mut self, pod: u32) {
         let rev = self.roster.leaves_endpoints(&mut self.revs, pod);
         self.server_leaves(rev, pod);
+        if self.roster.pod(pod).state == PodState::Terminating {
+            self.pod_gone(pod);
+        }
         self.reslice(rev);
         self.report_ready(rev);
+    }
+
+    /// A new pod: its queue-proxy's metrics endpoint starts with it (the queue-proxy container
+    /// runs from the pod's start, before the application is ready).
+    async fn pod_created(&mut self, rev: u32, pod: u32) {
+        let name = self.pod_name(rev, pod);
+        let metrics = Arc::new(QueueProxyMetrics::new(
+            &self.rev_labels[rev as usize],
+            &name,
+        ));
+        debug_assert_eq!(self.pod_metrics.len(), pod as usize);
+        self.pod_metrics.push(metrics.clone());
+        let started = self
+            .endpoints
+            .start(
+                metrics.registry(),
+                &self.s.service.namespace,
+                &name,
+                QUEUE_PROXY_CONTAINER,
+            )
+            .await;
+        if let Err(e) = started {
+            self.warn(e);
+        }
+    }
+
+    /// The pod is gone: its metrics endpoint stops and leaves the target list.
+    fn pod_gone(&mut self, pod: u32) {
+        let rev = self.roster.pod(pod).rev;
+        let name = self.pod_name(rev, pod);
+        if let Err(e) = self.endpoints.stop(&name) {
+            self.warn(e);
+        }
+    }
+
+    fn pod_name(&self, rev: u32, pod: u32) -> String {
+        format!("{}-pod-{pod}", self.s.revisions[rev as usize].name)
     }
 
     /// The pod's server stops and leaves the gateway's endpoints.
@@ -765,7 +880,7 @@ impl<'a> Control<'a> {
         });
         let config = PodConfig {
             revision: spec.name.clone(),
-            name: format!("{}-pod-{pod}", spec.name),
+            name: self.pod_name(rev, pod),
             cc: spec.container_concurrency,
             workers,
             ps_cores,
@@ -791,6 +906,7 @@ impl<'a> Control<'a> {
                 )
             },
             serving_from,
+            metrics: self.pod_metrics.get(pod as usize).cloned(),
         };
         let server = match Pod::start(config).await {
             Ok(p) => p,
@@ -867,6 +983,8 @@ impl<'a> Control<'a> {
     fn report_ready(&self, rev: u32) {
         let pods = &self.revs[rev as usize].pods;
         self.gauge(rev as usize, Gauge::ReadyPods, u64::from(pods.ready_pods()));
+        self.autoscaler_metrics
+            .pods(rev as usize, pods.ready_pods(), None);
         let now = self.clock.now();
         if let Some(rec) = lock(&self.books).recorder.as_mut() {
             rec.pods(now, rev as usize, u64::from(pods.live_count()));
@@ -894,7 +1012,13 @@ impl<'a> Control<'a> {
             let average = direct / METRICS_TICK.as_secs_f64();
             st.conc_area = 0.0;
             let requests = std::mem::take(&mut st.requests_since_tick);
+            let replicas = st.replica_concurrency(now_s, METRICS_TICK.as_secs_f64());
             drop(st);
+            for (a, c) in replicas.into_iter().enumerate() {
+                if let (Some(c), Some(m)) = (c, self.gateway.activator_metrics.get(a)) {
+                    m.concurrency(i, c);
+                }
+            }
             let direct_requests = requests.saturating_sub(report.requests);
             let ready = r.pods.ready_pods();
             r.kpa
@@ -938,6 +1062,23 @@ impl<'a> Control<'a> {
             );
         }
         let replicas = tick.replicas;
+        let m = &self.autoscaler_metrics;
+        if tick.result.is_valid() {
+            let (metric, target) = self.revs[rev as usize].kpa.scaling_target();
+            m.decided(
+                rev as usize,
+                &Decision {
+                    desired_pods: tick.result.desired_pods,
+                    excess_burst_capacity: tick.result.excess_burst_capacity,
+                    stable: tick.result.stable,
+                    panic: tick.result.panic,
+                    target,
+                    rps: metric == ScalingMetric::Rps,
+                },
+            );
+        }
+        m.panic_mode(rev as usize, tick.result.in_panic);
+        m.pods(rev as usize, ready, Some(replicas.unwrap_or(live)));
         let t = self.clock.now();
         if let Some(rec) = lock(&self.books).recorder.as_mut() {
             rec.autoscaler_tick(

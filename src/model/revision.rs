@@ -125,6 +125,15 @@ impl Kpa {
         self.reachable = referenced || self.pending;
     }
 
+    /// The scaling metric and its per-pod target (`TargetValue`, `ResolveMetricTarget`), as
+    /// the autoscaler's metrics report them.
+    pub fn scaling_target(&self) -> (crate::model::autoscaler::ScalingMetric, f64) {
+        (
+            self.config.metric,
+            self.config.metric_targets(self.cc).target_value,
+        )
+    }
+
     /// Ready pods the revision needs to be Ready: its PA is Active at
     /// max(min-scale, initial-scale) ready pods (kpa.go:324-333), at least one, and no more than
     /// it has pods.

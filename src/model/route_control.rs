@@ -21,7 +21,9 @@ use rand::Rng;
 use crate::model::arrival::Address;
 use crate::model::time::SimTime;
 use crate::routing::host::DomainConfig;
-use crate::routing::ingress::{RouteTable, RoutingFeatures};
+use crate::routing::ingress::{
+    MetricTag, RouteTable, RoutingFeatures, DEFAULT_ROUTE_HEADER, TAG_HEADER,
+};
 use crate::routing::kn::{
     compute, Command, RevisionInfo as KnRevision, ServiceState, TrafficFlags,
 };
@@ -397,6 +399,25 @@ impl DataPlane {
             .as_ref()?
             .route(host, tag_header)
             .map(|d| d.group)
+    }
+
+    /// The route of an HTTP request (as `group_of_request`) with the route tag the queue-proxy
+    /// will record, and the header the ingress appends for it (`routing::ingress`: a tag route
+    /// appends `Knative-Serving-Tag`, the default route `Knative-Serving-Default-Route: true`
+    /// when tag-header routing is on; nothing when it is off).
+    pub fn route_of_request(
+        &self,
+        host: &str,
+        tag_header: Option<&str>,
+    ) -> Option<(usize, Option<(&'static str, &str)>)> {
+        let table = self.table.as_ref()?;
+        let d = table.route(host, tag_header)?;
+        let append = match d.metric_tag {
+            MetricTag::Disabled => None,
+            MetricTag::Default | MetricTag::Undefined => Some((DEFAULT_ROUTE_HEADER, "true")),
+            MetricTag::Tag(g) => Some((TAG_HEADER, table.groups[g].tag.as_str())),
+        };
+        Some((d.group, append))
     }
 
     /// Whether `pick` reads its `client` key (the `hash` picker); for the others any key does.

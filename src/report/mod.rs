@@ -5,7 +5,8 @@
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
 //! two finished runs from their `summary.json` within statistical noise (`diff`); and the
-//! self-contained `report.html` page (`html`).
+//! self-contained `report.html` page (`html`); a Prometheus registry and its text exposition
+//! format (`prometheus`), which the live mode serves.
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
@@ -14,6 +15,7 @@ pub mod chart;
 pub mod compare;
 pub mod diff;
 pub mod html;
+pub mod prometheus;
 pub mod record;
 pub mod run;
 pub mod write;

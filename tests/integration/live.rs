@@ -18,7 +18,7 @@ use crate::common::{assert_balanced, splitlab, temp_dir, text};
 /// simulator's tests still run beside it.
 static LIVE: Mutex<()> = Mutex::new(());
 
-fn one_live_run_at_a_time() -> MutexGuard<'static, ()> {
+pub(crate) fn one_live_run_at_a_time() -> MutexGuard<'static, ()> {
     // A test that panicked while holding it leaves nothing behind to protect.
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
