@@ -11,12 +11,14 @@
 //! | `sim`      | the discrete-event engine: event queue, seeded streams, the Knative world and its run loop, and the driving of Flagger's analysis (`analysis`: ticks, the canary's metric windows) | `model`, `routing`, `report`, `scenario` |
 //! | `live`     | sockets and the wall clock: pod servers with the queue-proxy, the gateway with the activator, the open-loop load generator, `splitlab live` | `routing`, `model`, `report`, `scenario::spec` |
 //! | `report`   | the request record schema, split accuracy, run recording and output files | `model` (time) |
+//! | `calibrate` | `splitlab calibrate`'s input work: Prometheus range-query answers (Knative's v1.18 or OpenTelemetry metric names) into series, rates, a latency histogram, pod counts, and the text of a scenario that says where each value came from. Pure: answers come through a `Source` the caller implements | `scenario` (to read manifests' kinds), `model` (distributions, time) |
 //! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
 //!
-//! Dependencies point inward: `cli -> {scenario, sim, live, report}`, `sim -> {model, routing,
+//! Dependencies point inward: `cli -> {calibrate, scenario, sim, live, report}`, `calibrate -> {scenario, model}`, `sim -> {model, routing,
 //! report}`, `live -> {routing, model, report}`, `model -> routing`. `sim` and `live` never use
 //! each other; they meet in `routing`, `model` and `report`.
 
+pub mod calibrate;
 pub mod cli;
 pub mod live;
 pub mod model;
