@@ -134,7 +134,8 @@ pub fn percents(weights: &[f64]) -> Vec<u32> {
 
 /// The split over time: `(bin, percents)` for the first bin with traffic and then for every
 /// bin whose split differs from the one in force by `threshold` points or more in some
-/// revision. `rates[r][k]` is revision r's rate in bin k.
+/// revision, each with the split of all the bins until the next. `rates[r][k]` is revision
+/// r's rate in bin k.
 pub fn split_changes(rates: &[Vec<f64>], bins: usize, threshold: u32) -> Vec<(usize, Vec<u32>)> {
     let mut out: Vec<(usize, Vec<u32>)> = Vec::new();
     for k in 0..bins {
@@ -154,7 +155,19 @@ pub fn split_changes(rates: &[Vec<f64>], bins: usize, threshold: u32) -> Vec<(us
             out.push((k, pct));
         }
     }
-    out
+    // Each block gets the split of all its bins together, which noise disturbs less than the
+    // split of the bin where it started; blocks that then agree are one.
+    let starts: Vec<usize> = out.iter().map(|(k, _)| *k).collect();
+    let mut averaged: Vec<(usize, Vec<u32>)> = Vec::with_capacity(starts.len());
+    for (i, start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(bins);
+        let sums: Vec<f64> = rates.iter().map(|r| r[*start..end].iter().sum()).collect();
+        let pct = percents(&sums);
+        if averaged.last().is_none_or(|(_, prev)| *prev != pct) {
+            averaged.push((*start, pct));
+        }
+    }
+    averaged
 }
 
 /// A revision's latency histogram from `_bucket` rate series: `(le in seconds or None for
@@ -311,7 +324,8 @@ mod tests {
 
     #[test]
     fn the_split_changes_when_it_moves_enough() {
-        // two revisions over six bins: 80/20, noise of 2 points, nothing, then 50/50
+        // two revisions over six bins: 80/20, noise of 2 points, nothing, then 50/50, 20/80;
+        // each block's split is that of its bins together (158/42, then 101/99)
         let rates = vec![
             vec![80.0, 78.0, 0.0, 50.0, 51.0, 20.0],
             vec![20.0, 22.0, 0.0, 50.0, 49.0, 80.0],
@@ -319,8 +333,11 @@ mod tests {
         let got = split_changes(&rates, 6, 5);
         assert_eq!(
             got,
-            vec![(0, vec![80, 20]), (3, vec![50, 50]), (5, vec![20, 80])]
+            vec![(0, vec![79, 21]), (3, vec![51, 49]), (5, vec![20, 80])]
         );
+        // moves of 4 points stay in one block, whose split is their mean
+        let drift = vec![vec![50.0, 54.0, 46.0], vec![50.0, 46.0, 54.0]];
+        assert_eq!(split_changes(&drift, 3, 5), vec![(0, vec![50, 50])]);
         // no traffic at all: no split
         assert_eq!(split_changes(&[vec![0.0; 3]], 3, 5), vec![]);
     }

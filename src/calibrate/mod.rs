@@ -237,7 +237,12 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
         .as_deref()
         .and_then(query::window_of)
         .map(|w| w.as_secs_f64());
-    let shift_s = rate_window_s.map_or(0.0, |w| w / 2.0);
+    // A sample at t is the average rate over (t - W, t]: its value belongs to t - W/2. A bin's
+    // value (the mean of its samples, `sample_step` apart) holds for one bin width centred
+    // there, so it starts W/2 + sample_step/2 before the bin: the schedule then carries as many
+    // requests as the counter counted, without a lag. Without the query text, no shift.
+    let sample_step_s = derive::sample_step(&requests.series).unwrap_or(step_s);
+    let shift_s = rate_window_s.map_or(0.0, |w| (w + sample_step_s) / 2.0);
     let at = |k: usize| -> f64 { (bins.start_s(k) - shift_s).max(0.0) };
 
     let mut notes = Vec::new();
@@ -305,7 +310,21 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
     let total: Vec<f64> = (0..bins.count)
         .map(|k| by_rev.values().map(|r| r[k]).sum())
         .collect();
-    let total_requests: f64 = total.iter().sum::<f64>() * step_s;
+    // How long each bin's rate holds in the scenario: shares of requests are weighted by it, so
+    // they are the shares of the requests the scenario sends.
+    let hold_s: Vec<f64> = (0..bins.count)
+        .map(|k| {
+            let end = if k + 1 == bins.count {
+                duration_s
+            } else {
+                at(k + 1)
+            };
+            (end.min(duration_s) - at(k)).max(0.0)
+        })
+        .collect();
+    let requests_of =
+        |rates: &[f64]| -> f64 { rates.iter().zip(&hold_s).map(|(r, h)| r * h).sum() };
+    let total_requests: f64 = requests_of(&total);
 
     // Tags: share of all requests, target the revision serving most of them.
     let mut tags: Vec<(String, String, f64)> = Vec::new();
@@ -318,14 +337,14 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
                 continue;
             }
             add(tagged_by_rev.entry(rev.clone()).or_default(), rates);
-            let sum: f64 = rates.iter().sum();
+            let sum: f64 = requests_of(rates);
             tag_total += sum;
             if best.is_none_or(|(_, b)| sum > b) {
                 best = Some((rev, sum));
             }
         }
         if let Some((rev, _)) = best.filter(|_| tag_total > 0.0) {
-            let share = tag_total * step_s / total_requests;
+            let share = tag_total / total_requests;
             if revs.len() > 1 {
                 notes.push(format!(
                     "{tag_label}={tag:?} reached {} revisions; the scenario sends it to {rev}, which served most of it",
@@ -469,9 +488,13 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
         Some(rw) => {
             let _ = writeln!(
                 w,
-                "# A rate is Prometheus' average over the query's {} window, placed at its middle ({} earlier).",
-                secs(rw),
-                secs(rw / 2.0)
+                "# A rate is Prometheus' average over the query's {} window; each step of the schedule and the",
+                secs(rw)
+            );
+            let _ = writeln!(
+                w,
+                "# timeline starts {} before its sample (half the window and half a sample step), centred on it.",
+                secs(shift_s)
             );
         }
         None => {
@@ -552,9 +575,8 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
             let _ = writeln!(w, "          - {{le: {le}, count: {}}}", num(*c));
         }
         summary.push(format!(
-            "{rev}: {:.2} req/s on average, {:.0}% of requests; service time p50 {}, p99 {}",
-            by_rev[rev].iter().sum::<f64>() / bins.count as f64,
-            by_rev[rev].iter().sum::<f64>() * step_s / total_requests * 100.0,
+            "{rev}: {:.1}% of requests; service time p50 {}, p99 {}",
+            requests_of(&by_rev[rev]) / total_requests * 100.0,
             ms(q(0.5)),
             ms(q(0.99))
         ));
@@ -686,10 +708,18 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
             "  readiness_delay: {{constant: 0s}}   # included in startup: the ready-pod counts are Kubernetes-Ready pods"
         );
     }
+    let scheduled: f64 = points
+        .iter()
+        .enumerate()
+        .map(|(i, (t, rate))| {
+            let end = points.get(i + 1).map_or(duration_s, |next| next.0);
+            rate * (end - t).max(0.0)
+        })
+        .sum();
     summary.push(format!(
         "arrivals: {} schedule points, {:.2} req/s on average; {} split change(s); {} tag(s)",
         points.len(),
-        total.iter().sum::<f64>() / bins.count as f64,
+        scheduled / duration_s,
         splits.len().saturating_sub(1),
         tags.len()
     ));

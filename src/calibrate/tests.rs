@@ -239,17 +239,18 @@ fn the_name_set_is_the_one_with_series() {
 fn a_calibrated_scenario_says_what_the_series_say_and_loads() {
     let c = calibrate(&inputs(), &mut Memory(v118())).expect("calibrates");
     let y = &c.yaml;
-    // the schedule: 21 req/s (16 + 4 + 1), then 61 req/s from sample 5, placed 30 s earlier
-    // (the middle of the 1m window of the 15 s step)
+    // the schedule: 21 req/s (16 + 4 + 1), then 61 req/s from sample 5 (75 s), each step
+    // starting 37.5 s before its sample (half the 1m window of the 15 s step, half a step)
     assert!(
-        y.contains("      - {at: 0s, rate: 21}\n      - {at: 45s, rate: 61}\n"),
+        y.contains("      - {at: 0s, rate: 21}\n      - {at: 37.5s, rate: 61}\n"),
         "{y}"
     );
-    // the untagged split: 80/20, then 50/50 with the same 30 s shift; the tag in every block
+    // the untagged split: 80/20, then 50/50 with the same shift; the tag in every block
     assert!(y.contains("  - {revisionName: hello-00001, percent: 80}\n  - {revisionName: hello-00002, percent: 20}\n  - {tag: candidate, revisionName: hello-00002, percent: 0}\n"), "{y}");
-    assert!(y.contains("  - {at: 45s, traffic: [{revisionName: hello-00001, percent: 50}, {revisionName: hello-00002, percent: 50}, {tag: candidate, revisionName: hello-00002, percent: 0}]}"), "{y}");
-    // the tag's share: 1 req/s of 21 in five bins, of 61 in three
-    let share = 8.0 / (5.0 * 21.0 + 3.0 * 61.0);
+    assert!(y.contains("  - {at: 37.5s, traffic: [{revisionName: hello-00001, percent: 50}, {revisionName: hello-00002, percent: 50}, {tag: candidate, revisionName: hello-00002, percent: 0}]}"), "{y}");
+    // the tag's share of the requests the schedule sends: 1 req/s over 120 s, of 21 req/s
+    // held for 37.5 s and 61 req/s for the remaining 82.5 s
+    let share = 120.0 / (21.0 * 37.5 + 61.0 * 82.5);
     assert!(
         y.contains(&format!("    candidate: {}\n", num6(share))),
         "{y}"

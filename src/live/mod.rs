@@ -6,6 +6,7 @@
 //! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `http`: bodies, headers, Knative's error texts, upstream connections.
+//! - `prometheus`: a GET of Prometheus' `/api/v1/query_range` for `splitlab calibrate`.
 //!
 //! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
 //! simulator and the live mode share the route reconciler, the pickers, the breaker, the
@@ -19,4 +20,5 @@ pub mod gateway;
 pub mod http;
 pub mod load;
 pub mod pod;
+pub mod prometheus;
 pub mod world;
