@@ -3,28 +3,33 @@
 //! Owns: the metric and label names of each set, verified against knative/serving's code, the
 //! text of every query, and the key that names a query's file in a dump (`<key>.json`).
 //!
-//! - **Knative v1.18 and earlier** (OpenCensus, exported by knative/pkg's Prometheus exporter
-//!   with the component as prefix): the queue-proxy's `revision_request_count` (tag keys
-//!   `pod_name`, `container_name`, `response_code`, `response_code_class`, `route_tag`; resource
-//!   labels `namespace_name`, `service_name`, `configuration_name`, `revision_name`) and
-//!   `revision_app_request_latencies` (milliseconds; buckets 5, 10, 20, 40, 60, 80, 100, 150,
-//!   ... 100000; no `route_tag`), serving release-1.18 `pkg/queue/request_metric.go`,
-//!   `pkg/metrics/tags.go`; the KPA's `autoscaler_requested_pods` and `autoscaler_actual_pods`
-//!   (ready pods) with the four resource labels, `pkg/reconciler/autoscaling/kpa/metrics.go`.
+//! - **Knative v1.18 and earlier** (OpenCensus; knative/pkg's Prometheus exporter prefixes the
+//!   process's component, `prom.Options{Namespace: config.component}`, release-1.18
+//!   `vendor/knative.dev/pkg/metrics/prometheus_exporter.go:46`): the queue-proxy (component
+//!   `revision`, `pkg/queue/sharedmain/main.go:441`) exports `revision_request_count` (tag keys
+//!   `pod_name`, `container_name`, `response_code`, `response_code_class`, `route_tag`,
+//!   `pkg/queue/request_metric.go:79`) and `revision_app_request_latencies` (milliseconds,
+//!   whole ones: `latency.Milliseconds()`; buckets 5, 10, 20, 40, ... 100000,
+//!   `request_metric.go:37-60`; no `route_tag`), with the resource labels `namespace_name`,
+//!   `service_name`, `configuration_name`, `revision_name` (`pkg/metrics/key.go`); the KPA in
+//!   the autoscaler (component `autoscaler`, `cmd/autoscaler/main.go:67`) exports
+//!   `autoscaler_requested_pods` and `autoscaler_actual_pods` (ready pods) with the same four
+//!   labels (`pkg/reconciler/autoscaling/kpa/metrics.go:27-46`, `kpa.go:243`).
 //! - **Knative v1.19 and later** (OpenTelemetry, exported with
 //!   `otlptranslator.UnderscoreEscapingWithSuffixes`: dots become underscores, the unit `s`
 //!   becomes `_seconds`, `{pod}`-style units are dropped; knative/pkg
-//!   `observability/metrics/prometheus_enabled.go`): the queue-proxy's otelhttp
+//!   `observability/metrics/prometheus_enabled.go:35-37`): the queue-proxy's otelhttp
 //!   `http.server.request.duration` (`http_server_request_duration_seconds_*`, with the
-//!   `kn.route.tag` attribute, `pkg/queue/routetag_handler.go`) and
-//!   `kn.serving.invocation.duration` (`kn_serving_invocation_duration_seconds_*`, seconds,
-//!   buckets 0.005 ... 10, `pkg/queue/request_metric.go:30-66`). The queue-proxy's
-//!   `kn.revision.name`, `kn.service.name` and `k8s.namespace.name` are *resource* attributes
+//!   `kn.route.tag` attribute, `pkg/queue/routetag_handler.go:39-47`,
+//!   `pkg/queue/sharedmain/handlers.go:98-105`) and `kn.serving.invocation.duration`
+//!   (`kn_serving_invocation_duration_seconds_*`, seconds, buckets 0.005 ... 10,
+//!   `pkg/queue/request_metric.go:30-66`). The queue-proxy's `kn.revision.name`,
+//!   `kn.service.name` and `k8s.namespace.name` are *resource* attributes
 //!   (`pkg/queue/sharedmain/otel.go:90-130`), which the exporter puts on `target_info`, not on
 //!   each series: the queries join `target_info` on `job` and `instance`. The autoscaler's
 //!   `kn.revision.pods.requested` and `kn.revision.pods.count` (ready pods) carry
 //!   `kn.revision.name`, `kn.service.name`, `k8s.namespace.name` as metric attributes
-//!   (`pkg/reconciler/autoscaling/kpa/metrics.go`, `kpa.go:250-255`).
+//!   (`pkg/reconciler/autoscaling/kpa/metrics.go:42-100`, `kpa.go:250-255`).
 //!
 //! Must not: run queries (the caller's `Source` does).
 

@@ -20,7 +20,13 @@ impl Source for Memory {
 }
 
 /// A matrix body: each series is (labels, values at t0 + 15·i).
-fn matrix(series: &[(&[(&str, &str)], Vec<f64>)]) -> String {
+/// A series for [`matrix`]: its labels and its values.
+type SeriesSpec<'a> = (&'a [(&'a str, &'a str)], Vec<f64>);
+
+/// How a case of [`the_name_set_is_the_one_with_series`] ends: a set, or error fragments.
+type Outcome = Result<NameSet, &'static [&'static str]>;
+
+fn matrix(series: &[SeriesSpec]) -> String {
     let result: Vec<serde_json::Value> = series
         .iter()
         .map(|(labels, values)| {
@@ -89,7 +95,7 @@ fn v118() -> BTreeMap<String, String> {
         bucket("hello-00002", "200", 10.0),
         bucket("hello-00002", "+Inf", 10.0),
     ];
-    let refs: Vec<(&[(&str, &str)], Vec<f64>)> = buckets
+    let refs: Vec<SeriesSpec> = buckets
         .iter()
         .map(|(l, v)| (l.as_slice(), v.clone()))
         .collect();
@@ -161,11 +167,7 @@ fn the_name_set_is_the_one_with_series() {
         ("otel-requests", otel_requests()),
         ("otel-latency", otel_latency()),
     ]);
-    let cases: Vec<(
-        BTreeMap<String, String>,
-        Option<f64>,
-        Result<NameSet, &[&str]>,
-    )> = vec![
+    let cases: Vec<(BTreeMap<String, String>, Option<f64>, Outcome)> = vec![
         // only the v1.18 names answer
         (v118(), None, Ok(NameSet::V118)),
         // the dump has no v1.18 files: the OTel names

@@ -426,7 +426,8 @@ mod tests {
     #[test]
     fn bad_histograms_are_errors() {
         // (buckets, part of the message)
-        let cases: [(&[(Option<f64>, f64)], &str); 6] = [
+        type Buckets<'a> = &'a [(Option<f64>, f64)];
+        let cases: [(Buckets, &str); 6] = [
             // nothing at all
             (&[], "holds no values"),
             // all counts zero

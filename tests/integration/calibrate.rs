@@ -124,6 +124,51 @@ fn a_v118_dump_calibrates_a_scenario_that_runs_as_the_dump_says() {
     assert_run_matches_dump("v118", &yaml, &summary);
 }
 
+/// With `--manifests` (a kubectl List and ConfigMaps) and a step coarser than the dump's: the
+/// scenario points at the files by paths relative to itself, and still runs as the dump says.
+#[test]
+fn manifests_and_a_coarser_step_keep_the_dump_s_load() {
+    let dump = fixture("v118").display().to_string();
+    let list = root()
+        .join("scenarios/knative/hello-list.yaml")
+        .display()
+        .to_string();
+    let cm = root()
+        .join("scenarios/knative/config-autoscaler.yaml")
+        .display()
+        .to_string();
+    let (yaml, summary) = calibrate_and_run(
+        "manifests",
+        &[
+            "--prometheus-dump",
+            &dump,
+            "--service",
+            "hello",
+            "--step",
+            "30s",
+            "--manifests",
+            &list,
+            &cm,
+        ],
+    );
+    assert!(yaml.contains("step 30s"), "{yaml}");
+    assert!(
+        yaml.contains("scenarios/knative/hello-list.yaml   # --manifests"),
+        "{yaml}"
+    );
+    assert!(
+        yaml.contains("scenarios/knative/config-autoscaler.yaml\n"),
+        "{yaml}"
+    );
+    // one schedule point per 30 s bin at most (20 bins)
+    let points = yaml
+        .lines()
+        .filter(|l| l.contains("{at: ") && l.contains("rate: "))
+        .count();
+    assert!((2..=20).contains(&points), "{points} points\n{yaml}");
+    assert_run_matches_dump("v118", &yaml, &summary);
+}
+
 #[test]
 fn an_opentelemetry_dump_calibrates_a_scenario_that_runs_as_the_dump_says() {
     let dump = fixture("otel").display().to_string();
