@@ -381,7 +381,7 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
     let latency_promql = latency_query.promql.clone();
     let latency = fetch(source, latency_query)?;
     let latency = match latency {
-        Some(a) if in_range(&a.series) && derive::has_values_in(&a.series, from, to) => a,
+        Some(a) if derive::has_values_in(&a.series, from, to) => a,
         Some(a) => {
             return Err(CalibrateError::NoLatency {
                 namespace: ns.into(),
@@ -447,21 +447,42 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
     for kind in [QueryKind::PodsReady, QueryKind::PodsRequested] {
         let q = query::query(set, kind, ns, svc, window);
         let key = q.key();
-        match fetch(source, q)? {
-            Some(a) if derive::has_values_in(&a.series, from, to) => {
-                let per_rev = derive::by_label(&a.series, rev_label, &bins);
-                if kind == QueryKind::PodsReady {
-                    pods_ready = Some((a, per_rev));
-                } else {
-                    pods_requested = Some((a, per_rev));
-                }
+        let mut found = match fetch(source, q)? {
+            Some(a) if derive::has_values_in(&a.series, from, to) => Some(a),
+            Some(a) => {
+                notes.push(format!(
+                    "{}: no values in the range; {}",
+                    a.fetched.origin,
+                    pods_note(kind)
+                ));
+                None
             }
-            Some(a) => notes.push(format!(
-                "{}: no values in the range; {}",
-                a.fetched.origin,
-                pods_note(kind)
-            )),
-            None => notes.push(format!("no {key}.json in the dump; {}", pods_note(kind))),
+            None => {
+                notes.push(format!("no {key}.json in the dump; {}", pods_note(kind)));
+                None
+            }
+        };
+        if found.is_none() && kind == QueryKind::PodsRequested {
+            // The decider's desired pods stand in for the requested ones.
+            let q = query::query(set, QueryKind::PodsDesired, ns, svc, window);
+            if let Some(a) =
+                fetch(source, q)?.filter(|a| derive::has_values_in(&a.series, from, to))
+            {
+                notes.pop();
+                notes.push(format!(
+                    "no requested-pod counts ({key}); start-up times use the desired pods of {}",
+                    a.fetched.origin
+                ));
+                found = Some(a);
+            }
+        }
+        if let Some(a) = found {
+            let per_rev = derive::by_label(&a.series, rev_label, &bins);
+            if kind == QueryKind::PodsReady {
+                pods_ready = Some((a, per_rev));
+            } else {
+                pods_requested = Some((a, per_rev));
+            }
         }
     }
 

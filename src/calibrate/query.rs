@@ -14,7 +14,8 @@
 //!   `service_name`, `configuration_name`, `revision_name` (`pkg/metrics/key.go`); the KPA in
 //!   the autoscaler (component `autoscaler`, `cmd/autoscaler/main.go:67`) exports
 //!   `autoscaler_requested_pods` and `autoscaler_actual_pods` (ready pods) with the same four
-//!   labels (`pkg/reconciler/autoscaling/kpa/metrics.go:27-46`, `kpa.go:243`).
+//!   labels (`pkg/reconciler/autoscaling/kpa/metrics.go:27-46`, `kpa.go:243`), and its decider
+//!   `autoscaler_desired_pods` (`pkg/autoscaler/scaling/metrics.go:27-30`).
 //! - **Knative v1.19 and later** (OpenTelemetry, exported with
 //!   `otlptranslator.UnderscoreEscapingWithSuffixes`: dots become underscores, the unit `s`
 //!   becomes `_seconds`, `{pod}`-style units are dropped; knative/pkg
@@ -29,7 +30,9 @@
 //!   each series: the queries join `target_info` on `job` and `instance`. The autoscaler's
 //!   `kn.revision.pods.requested` and `kn.revision.pods.count` (ready pods) carry
 //!   `kn.revision.name`, `kn.service.name`, `k8s.namespace.name` as metric attributes
-//!   (`pkg/reconciler/autoscaling/kpa/metrics.go:42-100`, `kpa.go:250-255`).
+//!   (`pkg/reconciler/autoscaling/kpa/metrics.go:42-100`, `kpa.go:250-255`), as does the
+//!   decider's `kn.revision.pods.desired` (`pkg/autoscaler/scaling/metrics.go:85-89`,
+//!   `cmd/autoscaler/main.go:256-262`).
 //!
 //! Must not: run queries (the caller's `Source` does).
 
@@ -55,14 +58,18 @@ pub enum QueryKind {
     PodsReady,
     /// Pods the autoscaler requested from Kubernetes, by revision.
     PodsRequested,
+    /// Pods the autoscaler's decider wants (before the KPA's min/max bounds), by revision: the
+    /// stand-in for `PodsRequested` when a server does not have it.
+    PodsDesired,
 }
 
 impl QueryKind {
-    pub const ALL: [QueryKind; 4] = [
+    pub const ALL: [QueryKind; 5] = [
         QueryKind::Requests,
         QueryKind::Latency,
         QueryKind::PodsReady,
         QueryKind::PodsRequested,
+        QueryKind::PodsDesired,
     ];
 
     fn slug(self) -> &'static str {
@@ -71,6 +78,7 @@ impl QueryKind {
             QueryKind::Latency => "latency",
             QueryKind::PodsReady => "pods-ready",
             QueryKind::PodsRequested => "pods-requested",
+            QueryKind::PodsDesired => "pods-desired",
         }
     }
 }
@@ -196,6 +204,9 @@ pub fn query(
                 QueryKind::PodsRequested => {
                     format!("sum by (revision_name) (autoscaler_requested_pods{sel})")
                 }
+                QueryKind::PodsDesired => {
+                    format!("sum by (revision_name) (autoscaler_desired_pods{sel})")
+                }
             }
         }
         NameSet::Otel => {
@@ -215,6 +226,9 @@ pub fn query(
                 }
                 QueryKind::PodsRequested => {
                     format!("sum by (kn_revision_name) (kn_revision_pods_requested{sel})")
+                }
+                QueryKind::PodsDesired => {
+                    format!("sum by (kn_revision_name) (kn_revision_pods_desired{sel})")
                 }
             }
         }

@@ -323,6 +323,19 @@ fn missing_pieces_are_said() {
     );
     assert!(!c.yaml.contains("pods:"), "{}", c.yaml);
 
+    // no requested pods but the decider's desired pods: they stand in
+    let mut m = v118();
+    let requested = m.remove("v118-pods-requested").expect("in the set");
+    m.insert("v118-pods-desired".into(), requested);
+    let c = calibrate(&inputs(), &mut Memory(m)).expect("calibrates");
+    assert!(
+        c.yaml
+            .contains("    startup: {constant: 30s}   # [v118-pods-desired] rose 1 times"),
+        "{}",
+        c.yaml
+    );
+    assert!(c.notes.iter().any(|n| n.contains("no requested-pod counts (v118-pods-requested); start-up times use the desired pods of mem/v118-pods-desired.json")), "{:?}", c.notes);
+
     // no latency file: an error naming the query
     let mut m = v118();
     m.remove("v118-latency");

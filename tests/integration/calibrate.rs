@@ -469,8 +469,8 @@ fn the_docs_curl_recipe_saves_a_dump_calibrate_reads() {
         .output()
         .expect("bash runs");
     assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
-    // all eight queries were sent, each matching one calibrate runs
-    assert_eq!(fake.seen.lock().expect("log").len(), 8);
+    // all ten queries were sent, each matching one calibrate runs
+    assert_eq!(fake.seen.lock().expect("log").len(), 10);
     for key in [
         "v118-requests",
         "v118-latency",
