@@ -37,6 +37,9 @@ use crate::scenario::kube::read_objects;
 /// A split change smaller than this (in percentage points, in every revision) is noise.
 pub const SPLIT_THRESHOLD_PCT: u32 = 5;
 
+/// The most bins a calibration averages into (a week at 1 s is 604,800).
+pub const MAX_BINS: usize = 1_000_000;
+
 /// The step used to build query texts when none is given (the rate window is four steps).
 pub const DEFAULT_STEP: SimDuration = SimDuration::from_secs(15);
 
@@ -226,6 +229,13 @@ pub fn calibrate(inputs: &Inputs, source: &mut dyn Source) -> Result<Calibrated,
         return Err(CalibrateError::Range(format!(
             "--step {step_s}s does not fit the range of {}s",
             to - from
+        )));
+    }
+    if (to - from) / step_s > MAX_BINS as f64 {
+        return Err(CalibrateError::Range(format!(
+            "{}s at a step of {}s is more than {MAX_BINS} steps; choose a larger --step or a shorter range",
+            num(to - from),
+            num(step_s)
         )));
     }
     let bins = Bins::new(from, to, step_s);

@@ -358,6 +358,14 @@ fn missing_pieces_are_said() {
         "{e}"
     );
 
+    // a range of too many steps
+    let mut i = inputs();
+    i.from = Some(0.0);
+    i.to = Some(1120.0);
+    i.step = Some(SimDuration::from_millis(1));
+    let e = calibrate(&i, &mut Memory(v118())).expect_err("too many bins").to_string();
+    assert!(e.contains("1120s at a step of 0.001s is more than 1000000 steps; choose a larger --step"), "{e}");
+
     // a range the wrong way round
     let mut i = inputs();
     i.from = Some(1100.0);
