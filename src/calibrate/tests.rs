@@ -254,7 +254,7 @@ fn a_calibrated_scenario_says_what_the_series_say_and_loads() {
     // held for 37.5 s and 61 req/s for the remaining 82.5 s
     let share = 120.0 / (21.0 * 37.5 + 61.0 * 82.5);
     assert!(
-        y.contains(&format!("    candidate: {}\n", num6(share))),
+        y.contains(&format!("    candidate: {}\n", text::num6(share))),
         "{y}"
     );
     // hello-00001's buckets in milliseconds, counts = rate × 15 s × 8 bins
@@ -304,7 +304,7 @@ fn a_calibrated_scenario_says_what_the_series_say_and_loads() {
 }
 
 fn share_rounded(x: f64) -> f64 {
-    num6(x).parse().expect("a number")
+    text::num6(x).parse().expect("a number")
 }
 
 #[test]
@@ -363,8 +363,13 @@ fn missing_pieces_are_said() {
     i.from = Some(0.0);
     i.to = Some(1120.0);
     i.step = Some(SimDuration::from_millis(1));
-    let e = calibrate(&i, &mut Memory(v118())).expect_err("too many bins").to_string();
-    assert!(e.contains("1120s at a step of 0.001s is more than 1000000 steps; choose a larger --step"), "{e}");
+    let e = calibrate(&i, &mut Memory(v118()))
+        .expect_err("too many bins")
+        .to_string();
+    assert!(
+        e.contains("1120s at a step of 0.001s is more than 1000000 steps; choose a larger --step"),
+        "{e}"
+    );
 
     // a range the wrong way round
     let mut i = inputs();
