@@ -1,8 +1,9 @@
 //! `splitlab calibrate`: a scenario from what a cluster measured.
 //!
 //! Owns: choosing the set of Knative metric names a Prometheus has (`query`), reading its
-//! range-query answers (`promjson`), turning series into scenario values (`derive`) and writing
-//! the scenario's YAML text with a comment naming the query and time range behind every value.
+//! range-query answers (`promjson`), turning series into scenario values (`derive`, and the
+//! stages below) and writing the scenario's YAML text with a comment naming the query and time
+//! range behind every value (`text`).
 //! `--from`/`--to` parsing lives in `timestamp`.
 //!
 //! Must not: do I/O. Answers come through the caller's [`Source`] (the CLI reads a dump's
@@ -10,8 +11,8 @@
 //! The scenario it writes is loaded by the caller with `scenario::load` before it is saved.
 //!
 //! How each value is derived is documented in docs/calibrate.md; in short:
-//! - `arrivals.schedule`: the total request rate, one step per bin, placed at the middle of the
-//!   rate window each sample averages;
+//! - `arrivals.schedule`: the total request rate, one step per bin, centred on the middle of
+//!   the rate window each sample averages;
 //! - `traffic` and `timeline`: the split of untagged requests between revisions, whole percents,
 //!   a new traffic block whenever it moves by [`SPLIT_THRESHOLD_PCT`] points;
 //! - `arrivals.tags`: each route tag's share of all requests, its target the revision that
