@@ -9,14 +9,16 @@
 //! | `scenario` | serde mirrors of input files (Knative manifests and `kubectl get -o yaml` output, autoscaling annotations, the cluster's ConfigMaps, scenarios) and their validated forms (`Scenario`), with file/line/column errors and Knative's own messages | `routing`, `model` (its time and distribution types) |
 //! | `model`    | Knative behaviour as state machines taking `now` and `rng`: arrivals, the ingress profiles' gateway (breakers, LB, retries), queue-proxy breaker and application, activator throttler and stat reporter, the pods' lifecycle shared by `sim` and `live` (`roster`), failing revisions and the kubelet's restart back-off (`failure`), Flagger's canary analysis on a Knative Service (`flagger`: validated `spec.analysis` settings and the scheduler as a pure `tick(now, observation)` machine; the caller measures the metrics and applies the `spec.traffic` it returns), distributions, simulated time | `routing`, `scenario::spec` (the validated inputs it models) |
 //! | `sim`      | the discrete-event engine: event queue, seeded streams, the Knative world and its run loop, and the driving of Flagger's analysis (`analysis`: ticks, the canary's metric windows) | `model`, `routing`, `report`, `scenario` |
-//! | `live`     | sockets and the wall clock: pod servers with the queue-proxy, the gateway with the activator, the open-loop load generator, `splitlab live`, Knative's metrics at `/metrics` per component and the Prometheus `file_sd` target list (`metrics`) | `routing`, `model`, `report`, `scenario::spec` |
+//! | `live`     | sockets and the wall clock: pod servers with the queue-proxy, the gateway with the activator, the open-loop load generator, `splitlab live`, Knative's metrics at `/metrics` per component and the Prometheus `file_sd` target list (`metrics`), and the Prometheus range-query GET behind `calibrate --prometheus` | `routing`, `model`, `report`, `scenario::spec` |
 //! | `report`   | the request record schema, split accuracy, run recording and output files, the Prometheus registry and text format (`prometheus`) | `model` (time) |
+//! | `calibrate` | `splitlab calibrate`'s input work: Prometheus range-query answers (Knative's v1.18 or OpenTelemetry metric names) into series, rates, a latency histogram, pod counts, and the text of a scenario that says where each value came from. Pure: answers come through a `Source` the caller implements | `scenario` (to read manifests' kinds), `model` (distributions, time) |
 //! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
 //!
-//! Dependencies point inward: `cli -> {scenario, sim, live, report}`, `sim -> {model, routing,
+//! Dependencies point inward: `cli -> {calibrate, scenario, sim, live, report}`, `calibrate -> {scenario, model}`, `sim -> {model, routing,
 //! report}`, `live -> {routing, model, report}`, `model -> routing`. `sim` and `live` never use
 //! each other; they meet in `routing`, `model` and `report`.
 
+pub mod calibrate;
 pub mod cli;
 pub mod live;
 pub mod model;

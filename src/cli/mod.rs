@@ -19,6 +19,7 @@ macro_rules! say_raw {
 }
 
 mod accuracy;
+mod calibrate;
 mod compare;
 mod diff;
 mod live;
@@ -68,6 +69,8 @@ pub enum Command {
     Gateway(live::GatewayArgs),
     /// Compare two runs' summary.json metric by metric, within statistical noise.
     Diff(diff::Args),
+    /// Build a scenario from a cluster's Prometheus metrics (a server or a saved dump).
+    Calibrate(calibrate::Args),
 }
 
 /// Runs one parsed command line.
@@ -84,6 +87,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => live::load_cmd(&args),
         Command::Gateway(args) => live::gateway(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Calibrate(args) => calibrate::run(&args),
     }
 }
 

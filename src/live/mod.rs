@@ -7,6 +7,7 @@
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
 //! - `http`: bodies, headers, Knative's error texts, upstream connections.
+//! - `prometheus`: a GET of Prometheus' `/api/v1/query_range` for `splitlab calibrate`.
 //!
 //! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
 //! simulator and the live mode share the route reconciler, the pickers, the breaker, the
@@ -21,4 +22,5 @@ pub mod http;
 pub mod load;
 pub mod metrics;
 pub mod pod;
+pub mod prometheus;
 pub mod world;

@@ -263,7 +263,9 @@ impl AutoscalingFile {
 /// A duration distribution: `{constant: 100ms}`, `{exponential: {mean: D}}`,
 /// `{lognormal: {mean: D, p99: D}}`, `{uniform: {min: D, max: D}}` or
 /// `{empirical: {file: x.csv, column: latency_ms}}` (values in milliseconds; the column
-/// defaults to `latency_ms`).
+/// defaults to `latency_ms`) or `{empirical: {buckets: [{le: 5ms, count: 10}, ...,
+/// {le: +Inf, count: 12}]}}` (a histogram's cumulative buckets, as Prometheus' `_bucket`
+/// series; interpolated within each bucket as `histogram_quantile` does, `model::dist`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DistFile {
@@ -280,10 +282,22 @@ pub enum DistFile {
         max: String,
     },
     Empirical {
-        file: String,
+        #[serde(default)]
+        file: Option<String>,
         #[serde(default)]
         column: Option<String>,
+        #[serde(default)]
+        buckets: Option<Vec<BucketFile>>,
     },
+}
+
+/// One histogram bucket of `{empirical: {buckets: [...]}}`: its upper bound (a Go duration, or
+/// `+Inf`) and the cumulative count of values at or below it (any scale).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BucketFile {
+    pub le: ScalarString,
+    pub count: f64,
 }
 
 /// `{workers: N}` or `{processor_sharing: {cores: N}}`.
@@ -889,12 +903,39 @@ impl Cx<'_> {
                     self.duration(&format!("{path}.uniform.max"), max)?,
                 ),
             ),
-            DistFile::Empirical { file, column } => {
+            DistFile::Empirical {
+                file: Some(file),
+                column,
+                buckets: None,
+            } => {
                 let column = column.as_deref().unwrap_or("latency_ms");
                 let text = self.read(&format!("{path}.empirical.file"), file)?;
                 let samples =
                     table::read_samples_ms(&text, column).map_err(|e| self.table_error(file, e))?;
                 ("empirical", Dist::empirical(samples))
+            }
+            DistFile::Empirical {
+                file: None,
+                column: None,
+                buckets: Some(buckets),
+            } => {
+                let mut parsed = Vec::with_capacity(buckets.len());
+                for (i, b) in buckets.iter().enumerate() {
+                    let le = b.le.0.trim();
+                    let le = if le == "+Inf" || le == "Inf" {
+                        None
+                    } else {
+                        Some(self.duration(&format!("{path}.empirical.buckets[{i}].le"), le)?)
+                    };
+                    parsed.push((le, b.count));
+                }
+                ("empirical", Dist::histogram(&parsed))
+            }
+            DistFile::Empirical { .. } => {
+                return Err(self.err(
+                    &format!("{path}.empirical"),
+                    "needs either `file` (with an optional `column`) or `buckets`".to_string(),
+                ))
             }
         };
         result.map_err(|e| self.err(&format!("{path}.{variant}"), e.0))
@@ -2788,6 +2829,47 @@ arrivals:
             err.to_string(),
             "scenarios/m.yaml:4:13: service.manifest: cannot read scenarios/knative/shop.yaml: no such file"
         );
+    }
+
+    #[test]
+    fn empirical_buckets_are_a_histogram() {
+        let scenario = |service_time: &str| edit("{exponential: {mean: 50ms}}", service_time);
+        let s = load_scenario(
+            "s.yaml",
+            &scenario("{empirical: {buckets: [{le: 100ms, count: 10}, {le: 0.2s, count: 30}, {le: +Inf, count: 40}]}}"),
+            &[],
+            &with_files(&[]),
+        )
+        .expect("valid");
+        let want = Dist::histogram(&[
+            (Some(SimDuration::from_millis(100)), 10.0),
+            (Some(SimDuration::from_millis(200)), 30.0),
+            (None, 40.0),
+        ])
+        .expect("valid");
+        assert_eq!(s.revisions[1].service_time, want);
+
+        // (service_time, expected error fragment)
+        let cases = [
+            // both forms at once
+            ("{empirical: {file: lat.csv, buckets: [{le: 1s, count: 1}]}}", "revisions[1].service_time.empirical: needs either `file` (with an optional `column`) or `buckets`"),
+            // neither
+            ("{empirical: {}}", "needs either `file`"),
+            // a bound that is not a duration
+            ("{empirical: {buckets: [{le: soon, count: 1}]}}", "revisions[1].service_time.empirical.buckets[0].le"),
+            // counts that are not cumulative
+            ("{empirical: {buckets: [{le: 1s, count: 5}, {le: 2s, count: 1}]}}", "revisions[1].service_time.empirical: bucket 1: cumulative count 1 is below"),
+            // an unknown key in a bucket
+            ("{empirical: {buckets: [{le: 1s, cnt: 5}]}}", "unknown field `cnt`"),
+        ];
+        for (service_time, fragment) in cases {
+            let err = load_scenario("s.yaml", &scenario(service_time), &[], &with_files(&[]))
+                .expect_err(service_time);
+            assert!(
+                err.to_string().contains(fragment),
+                "{err}\nwant: {fragment}"
+            );
+        }
     }
 
     #[test]

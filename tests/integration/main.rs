@@ -1,8 +1,9 @@
-//! splitlab's integration tests, in one binary: Flagger's analysis (`analysis`), the charts (`charts`), the command line (`cli`),
+//! splitlab's integration tests, in one binary: Flagger's analysis (`analysis`), `splitlab calibrate` from Prometheus dumps and a fake Prometheus (`calibrate`), the charts (`charts`), the command line (`cli`),
 //! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), failing revisions (`failures`), the live mode on loopback (`live`), Knative's metrics in the live mode (`metrics`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
 mod analysis;
+mod calibrate;
 mod charts;
 mod cli;
 mod common;
