@@ -61,6 +61,51 @@ pub fn binned(series: &Series, bins: &Bins) -> Vec<f64> {
         .collect()
 }
 
+/// A gauge series' finite values averaged per bin, where a bin without a sample holds the
+/// gauge's last value before it, and bins before its first sample hold that first value: a
+/// gauge not yet scraped (Prometheus sees a target only from its first scrape, and a series only
+/// once it was first recorded) has not dropped to 0. A series without any finite sample is 0.
+pub fn gauge_binned(series: &Series, bins: &Bins) -> Vec<f64> {
+    let mut sum = vec![0.0; bins.count];
+    let mut n = vec![0u32; bins.count];
+    for (t, v) in &series.points {
+        if let (Some(k), true) = (bins.of(*t), v.is_finite()) {
+            sum[k] += v;
+            n[k] += 1;
+        }
+    }
+    let first = sum
+        .iter()
+        .zip(&n)
+        .find(|(_, n)| **n > 0)
+        .map_or(0.0, |(s, n)| s / f64::from(*n));
+    let mut last = first;
+    sum.iter()
+        .zip(&n)
+        .map(|(s, n)| {
+            if *n > 0 {
+                last = s / f64::from(*n);
+            }
+            last
+        })
+        .collect()
+}
+
+/// Sums gauge series by the value of `label`, each binned by `gauge_binned`.
+pub fn gauge_by_label(series: &[Series], label: &str, bins: &Bins) -> BTreeMap<String, Vec<f64>> {
+    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for s in series {
+        let b = gauge_binned(s, bins);
+        let acc = out
+            .entry(s.label(label).to_string())
+            .or_insert_with(|| vec![0.0; bins.count]);
+        for (a, v) in acc.iter_mut().zip(b) {
+            *a += v;
+        }
+    }
+    out
+}
+
 /// Sums binned series by the value of `label` (a PromQL `sum by (label)` over the bins).
 pub fn by_label(series: &[Series], label: &str, bins: &Bins) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
@@ -236,6 +281,41 @@ mod tests {
                 .collect(),
             points: points.to_vec(),
         }
+    }
+
+    #[test]
+    fn gauges_hold_their_value_where_no_sample_is() {
+        let bins = Bins::new(0.0, 60.0, 10.0);
+        // (samples, per-bin gauge) — 6 bins: [0,10) .. [50,60]
+        let cases: [(&[(f64, f64)], [f64; 6]); 4] = [
+            // first scraped at 25 s: the bins before hold its first value, not 0
+            (
+                &[(25.0, 2.0), (35.0, 2.0), (45.0, 3.0)],
+                [2.0, 2.0, 2.0, 2.0, 3.0, 3.0],
+            ),
+            // a gap is the last value, not 0; a real 0 stays 0
+            (&[(5.0, 1.0), (35.0, 0.0)], [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]),
+            // samples in one bin average; non-finite ones are skipped
+            (&[(0.0, 1.0), (5.0, 3.0), (15.0, f64::NAN)], [2.0; 6]),
+            // no finite sample at all: 0
+            (&[(15.0, f64::NAN)], [0.0; 6]),
+        ];
+        for (points, want) in cases {
+            assert_eq!(
+                gauge_binned(&series(&[], points), &bins),
+                want,
+                "{points:?}"
+            );
+        }
+        // two series of one revision add up bin by bin
+        let s = [
+            series(&[("revision_name", "a")], &[(25.0, 2.0)]),
+            series(&[("revision_name", "a")], &[(5.0, 1.0)]),
+        ];
+        assert_eq!(
+            gauge_by_label(&s, "revision_name", &bins)["a"],
+            vec![3.0; 6]
+        );
     }
 
     #[test]

@@ -600,7 +600,8 @@ impl Pods {
             let key = q.key();
             Ok(match fetch(source, q)? {
                 Some(a) if derive::has_values_in(&a.series, frame.from, frame.to) => {
-                    let per_rev = derive::by_label(&a.series, set.revision_label(), &frame.bins);
+                    let per_rev =
+                        derive::gauge_by_label(&a.series, set.revision_label(), &frame.bins);
                     Ok((a, per_rev))
                 }
                 Some(a) => Err(format!("{}: no values in the range", a.fetched.origin)),

@@ -1,9 +1,10 @@
-//! splitlab's integration tests, in one binary: Flagger's analysis (`analysis`), `splitlab calibrate` from Prometheus dumps and a fake Prometheus (`calibrate`), the charts (`charts`), the command line (`cli`),
+//! splitlab's integration tests, in one binary: Flagger's analysis (`analysis`), `splitlab calibrate` from Prometheus dumps and a fake Prometheus (`calibrate`), the calibrate loop with a real Prometheus (`calibrate_loop`, harness in `prometheus`), the charts (`charts`), the command line (`cli`),
 //! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), failing revisions (`failures`), the live mode on loopback (`live`), Knative's metrics in the live mode (`metrics`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
 mod analysis;
 mod calibrate;
+mod calibrate_loop;
 mod charts;
 mod cli;
 mod common;
@@ -13,4 +14,5 @@ mod diff;
 mod failures;
 mod live;
 mod metrics;
+mod prometheus;
 mod scenarios;
