@@ -10,6 +10,7 @@
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
+pub mod advise;
 pub mod bound;
 pub mod chart;
 pub mod compare;
