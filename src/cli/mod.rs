@@ -19,6 +19,7 @@ macro_rules! say_raw {
 }
 
 mod accuracy;
+mod advise;
 mod compare;
 mod diff;
 mod live;
@@ -68,6 +69,9 @@ pub enum Command {
     Gateway(live::GatewayArgs),
     /// Compare two runs' summary.json metric by metric, within statistical noise.
     Diff(diff::Args),
+    /// Find the smallest value of a knob (default service.rollout_duration) whose SLOs hold
+    /// over seeds: exit 0 with a recommendation, 3 when no value in the range meets them.
+    Advise(advise::Args),
 }
 
 /// Runs one parsed command line.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => live::load_cmd(&args),
         Command::Gateway(args) => live::gateway(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Advise(args) => advise::run(&args),
     }
 }
 

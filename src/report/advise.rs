@@ -183,6 +183,35 @@ impl Evaluation {
     }
 }
 
+/// Each SLO that failed in some seed of `e`, as `p99_shift_ms>800 in 7/20` (its violation
+/// and the seeds it failed in), in SLO order.
+pub fn broken(slos: &[Bound], e: &Evaluation) -> Vec<String> {
+    slos.iter()
+        .zip(&e.failed)
+        .filter(|(_, n)| **n > 0)
+        .map(|(b, n)| format!("{} in {n}/{}", b.violation(), e.seeds()))
+        .collect()
+}
+
+/// Whether every SLO held in every seed of a setting, as a sentence: `a=2 passes: all SLOs held
+/// in 5/5 seeds (pass rate ≥ 0.55 at 95%)` or `a=1 fails: all SLOs held in 2/5 seeds
+/// (p99_ms>800 in 3/5)` (`compare --slo`).
+pub fn setting_sentence(label: &str, slos: &[Bound], e: &Evaluation) -> String {
+    let (passes, seeds) = (e.passes(), e.seeds());
+    if passes == seeds {
+        format!(
+            "{label} passes: all SLOs held in {passes}/{seeds} seeds (pass rate ≥ {:.2} at {:.0}%)",
+            pass_rate_low(passes, seeds),
+            CONFIDENCE * 100.0
+        )
+    } else {
+        format!(
+            "{label} fails: all SLOs held in {passes}/{seeds} seeds ({})",
+            broken(slos, e).join(", ")
+        )
+    }
+}
+
 /// What the search does next, given what it has evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -300,13 +329,7 @@ impl Advice {
 
     /// `p99_shift_ms>800 in 7/20, expired!=0 in 1/20`: the SLOs that failed at a value.
     fn failures(&self, e: &Evaluation) -> String {
-        let parts: Vec<String> = self
-            .slos
-            .iter()
-            .zip(&e.failed)
-            .filter(|(_, n)| **n > 0)
-            .map(|(b, n)| format!("{} in {n}/{}", b.violation(), e.seeds()))
-            .collect();
+        let parts = broken(&self.slos, e);
         if parts.is_empty() {
             "every SLO held".to_string()
         } else {
@@ -770,6 +793,25 @@ mod tests {
             "{}",
             notes[0]
         );
+    }
+
+    #[test]
+    fn a_setting_passes_only_when_every_slo_held_in_every_seed() {
+        let slos = [
+            parse("p99_ms<=10").expect("valid"),
+            parse("expired==0").expect("valid"),
+        ];
+        // (per seed: p99_ms, expired; the sentence)
+        let cases: [(&[(f64, f64)], &str); 3] = [
+            (&[(5.0, 0.0), (9.0, 0.0)], "a=1 passes: all SLOs held in 2/2 seeds (pass rate ≥ 0.22 at 95%)"), // both seeds
+            (&[(5.0, 0.0), (11.0, 0.0)], "a=1 fails: all SLOs held in 1/2 seeds (p99_ms>10 in 1/2)"), // one seed broke one
+            (&[(11.0, 1.0), (11.0, 0.0)], "a=1 fails: all SLOs held in 0/2 seeds (p99_ms>10 in 2/2, expired!=0 in 1/2)"), // both broke
+        ];
+        for (rows, want) in cases {
+            let observed = rows.iter().map(|(p, x)| vec![Some(*p), Some(*x)]).collect();
+            let e = Evaluation::new(&slos, observed);
+            assert_eq!(setting_sentence("a=1", &slos, &e), want);
+        }
     }
 
     #[test]

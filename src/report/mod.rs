@@ -15,6 +15,7 @@ pub mod bound;
 pub mod chart;
 pub mod compare;
 pub mod diff;
+pub mod frontier;
 pub mod html;
 pub mod record;
 pub mod run;
