@@ -41,7 +41,12 @@ pub struct Args {
     /// A service-level objective: a metric (as compare names it) or a dotted summary.json path,
     /// an operator (<, <=, >, >=, ==, !=) and a number, e.g. p99_shift_ms<=800, expired==0,
     /// requests.rejected_qp<=10; repeatable, all must hold.
-    #[arg(long = "slo", value_name = "EXPR", required = true, allow_hyphen_values = true)]
+    #[arg(
+        long = "slo",
+        value_name = "EXPR",
+        required = true,
+        allow_hyphen_values = true
+    )]
     slo: Vec<String>,
     /// The scenario value searched, by its --set path (e.g.
     /// revisions.1.autoscaling.initial-scale).
@@ -49,7 +54,7 @@ pub struct Args {
     knob: String,
     /// The range searched: whole seconds (0s..600s) or whole numbers (1..20). Default for
     /// service.rollout_duration: 0s to the scenario's duration.
-    #[arg(long, value_name = "LOW..HIGH")]
+    #[arg(long, value_name = "LOW..HIGH", allow_hyphen_values = true)]
     range: Option<String>,
     /// Seeds 1..=N are run for every value evaluated.
     #[arg(long, value_name = "N", default_value_t = 10)]
@@ -75,7 +80,8 @@ pub(crate) fn parse_range(text: &str) -> Result<(KnobUnit, i64, i64), String> {
     let (low, high) = (low.trim(), high.trim());
     let int = |s: &str| s.parse::<i64>().ok();
     let secs = |s: &str| -> Result<i64, String> {
-        let ns = parse_duration(s).map_err(|e| format!("invalid --range {text:?}: {e}; {allowed}"))?;
+        let ns =
+            parse_duration(s).map_err(|e| format!("invalid --range {text:?}: {e}; {allowed}"))?;
         if ns % SECOND != 0 {
             return Err(format!(
                 "invalid --range {text:?}: {s} is not whole seconds; {allowed}"
@@ -231,7 +237,12 @@ fn failures(slos: &[Bound], e: &Evaluation) -> String {
 
 /// The revision a `revisions.N.*` knob points at, by name.
 fn revision_of<'a>(path: &str, scenario: &'a Scenario) -> Option<&'a str> {
-    let index: usize = path.strip_prefix("revisions.")?.split('.').next()?.parse().ok()?;
+    let index: usize = path
+        .strip_prefix("revisions.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()?;
     scenario.revisions.get(index).map(|r| r.name.as_str())
 }
 
@@ -354,11 +365,11 @@ fn write_outputs(
                 ),
                 if e.meets(required) { "yes" } else { "no" }.to_string(),
             ];
-            row.extend(
-                subjects
-                    .iter()
-                    .map(|(_, i)| e.mean(*i).map(|m| Fixed3(m).to_string()).unwrap_or_default()),
-            );
+            row.extend(subjects.iter().map(|(_, i)| {
+                e.mean(*i)
+                    .map(|m| Fixed3(m).to_string())
+                    .unwrap_or_default()
+            }));
             row.extend(e.failed.iter().map(|n| format!("{n}/{}", e.seeds())));
             row
         })
@@ -396,14 +407,18 @@ mod tests {
     #[test]
     fn ranges_are_whole_seconds_or_whole_numbers() {
         // (text, unit and ends, or a fragment of the error)
-        let cases: [(&str, Result<(KnobUnit, i64, i64), &str>); 9] = [
+        type Want = Result<(KnobUnit, i64, i64), &'static str>;
+        let cases: [(&str, Want); 9] = [
             ("0s..600s", Ok((KnobUnit::Seconds, 0, 600))), // the default's form
             ("1m..10m", Ok((KnobUnit::Seconds, 60, 600))), // any Go duration in whole seconds
             (" 1 .. 20 ", Ok((KnobUnit::Units, 1, 20))),   // integers, spaces
             ("5..5", Ok((KnobUnit::Units, 5, 5))),         // one value
             ("0s-600s", Err("no \"..\"")),                 // wrong separator
             ("0s..1.5s", Err("1.5s is not whole seconds")), // a fraction
-            ("0s..10", Err("one end is a duration and the other a number")), // mixed
+            (
+                "0s..10",
+                Err("one end is a duration and the other a number"),
+            ), // mixed
             ("600s..0s", Err("LOW is above HIGH")),        // reversed
             ("a..b", Err("time: invalid duration")),       // neither
         ];

@@ -16,12 +16,12 @@ use anyhow::{bail, Context};
 use crate::model::time::SimTime;
 use std::io::Write as _;
 
+use crate::report::advise::{pass_rate_low, setting_sentence, Evaluation};
+use crate::report::bound::{self, Bound};
 use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
 use crate::report::compare::{
     extract_metrics, queue_series, Comparison, MetricValues, COMPARE_FILE, PAIRED_FILE,
 };
-use crate::report::advise::{pass_rate_low, setting_sentence, Evaluation};
-use crate::report::bound::{self, Bound};
 use crate::report::compare::{Estimate, Metric};
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
 use crate::report::write::write_atomic;
@@ -91,8 +91,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         warned.warn(label, r.warnings);
-        slo_rows[i / seeds]
-            .push(r.slo_values.with_context(|| format!("setting {label}, seed {seed}"))?);
+        slo_rows[i / seeds].push(
+            r.slo_values
+                .with_context(|| format!("setting {label}, seed {seed}"))?,
+        );
         runs.push(r.metrics);
         if let Some(q) = r.queues {
             queues.push(q);
@@ -147,27 +149,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         ),
         scenario_yaml,
         sentences: sentences.clone(),
-        tables: [
-            slo_table(&comparison, &slos, &slo_evals),
-        ]
-        .into_iter()
-        .flatten()
-        .chain([
-            estimate_table(
-                &comparison,
-                "compare.csv: mean [95% CI] over seeds".to_string(),
-                &comparison.summary(),
-            ),
-            estimate_table(
-                &comparison,
-                format!(
-                    "paired.csv: mean difference [95% CI] against {}",
-                    comparison.labels()[0]
+        tables: [slo_table(&comparison, &slos, &slo_evals)]
+            .into_iter()
+            .flatten()
+            .chain([
+                estimate_table(
+                    &comparison,
+                    "compare.csv: mean [95% CI] over seeds".to_string(),
+                    &comparison.summary(),
                 ),
-                &comparison.paired(),
-            ),
-        ])
-        .collect(),
+                estimate_table(
+                    &comparison,
+                    format!(
+                        "paired.csv: mean difference [95% CI] against {}",
+                        comparison.labels()[0]
+                    ),
+                    &comparison.paired(),
+                ),
+            ])
+            .collect(),
         charts: vec![Chart {
             name: COMPARE_CHART.to_string(),
             svg,

@@ -149,12 +149,7 @@ impl Evaluation {
             .map(|row| slos.iter().zip(row).all(|(b, v)| b.holds(*v)))
             .collect();
         let failed = (0..slos.len())
-            .map(|s| {
-                observed
-                    .iter()
-                    .filter(|row| !slos[s].holds(row[s]))
-                    .count()
-            })
+            .map(|s| observed.iter().filter(|row| !slos[s].holds(row[s])).count())
             .collect();
         Evaluation {
             observed,
@@ -551,9 +546,7 @@ pub fn apply_snippet(
     revision: Option<&str>,
 ) -> Option<String> {
     let annotations = |kind: &str, key: &str| {
-        format!(
-            "# the {kind}\nmetadata:\n  annotations:\n    {key}: \"{value}\"\n"
-        )
+        format!("# the {kind}\nmetadata:\n  annotations:\n    {key}: \"{value}\"\n")
     };
     let template = |key: &str| {
         format!(
@@ -665,14 +658,34 @@ mod tests {
         let fail: &[f64] = &[1.0, 20.0];
         // (evaluations, required passes, next step)
         let cases = [
-            (evals(&[(0, fail), (100, pass), (200, pass)]), 2, Step::Evaluate(50)), // bracket 0..100
-            (evals(&[(0, fail), (50, fail), (100, pass)]), 2, Step::Evaluate(75)),  // moved up
-            (evals(&[(0, fail), (99, fail), (100, pass)]), 2, Step::Recommend(100)), // one unit apart
-            (evals(&[(0, pass), (100, pass)]), 2, Step::Recommend(0)),               // nothing failed
-            (evals(&[(0, fail), (100, fail)]), 2, Step::NoneMeets),                  // the top failed
-            (evals(&[(0, fail), (100, pass), (200, fail)]), 2, Step::NoneMeets),     // the top failed, non-monotone
-            (evals(&[(0, fail), (100, fail)]), 1, Step::Recommend(0)),               // --pass-rate 0.5: 1 of 2 is enough
-            (evals(&[(0, pass), (100, fail), (200, pass)]), 2, Step::Evaluate(150)), // above the last failure
+            (
+                evals(&[(0, fail), (100, pass), (200, pass)]),
+                2,
+                Step::Evaluate(50),
+            ), // bracket 0..100
+            (
+                evals(&[(0, fail), (50, fail), (100, pass)]),
+                2,
+                Step::Evaluate(75),
+            ), // moved up
+            (
+                evals(&[(0, fail), (99, fail), (100, pass)]),
+                2,
+                Step::Recommend(100),
+            ), // one unit apart
+            (evals(&[(0, pass), (100, pass)]), 2, Step::Recommend(0)), // nothing failed
+            (evals(&[(0, fail), (100, fail)]), 2, Step::NoneMeets),    // the top failed
+            (
+                evals(&[(0, fail), (100, pass), (200, fail)]),
+                2,
+                Step::NoneMeets,
+            ), // the top failed, non-monotone
+            (evals(&[(0, fail), (100, fail)]), 1, Step::Recommend(0)), // --pass-rate 0.5: 1 of 2 is enough
+            (
+                evals(&[(0, pass), (100, fail), (200, pass)]),
+                2,
+                Step::Evaluate(150),
+            ), // above the last failure
         ];
         for (i, (e, required, want)) in cases.into_iter().enumerate() {
             assert_eq!(next_step(&e, required), want, "case {i}");
@@ -714,7 +727,11 @@ mod tests {
         .expect("search");
         assert_eq!(advice.recommended, Some(199));
         assert_eq!(advice.next_smaller(), Some(198));
-        assert_eq!(rounds[0], [0, 100, 200, 300, 400, 500, 600], "the grid first");
+        assert_eq!(
+            rounds[0],
+            [0, 100, 200, 300, 400, 500, 600],
+            "the grid first"
+        );
         assert_eq!(
             rounds[1..].iter().flatten().copied().collect::<Vec<_>>(),
             [150, 175, 187, 193, 196, 198, 199],
@@ -726,7 +743,10 @@ mod tests {
         );
         let csv = advice.csv();
         let lines: Vec<&str> = csv.lines().collect();
-        assert_eq!(lines[0], "value,seeds,passes,pass_rate,pass_rate_low,mean_p99_ms");
+        assert_eq!(
+            lines[0],
+            "value,seeds,passes,pass_rate,pass_rate_low,mean_p99_ms"
+        );
         assert_eq!(lines.len(), 1 + 14, "one row per evaluated value");
         assert_eq!(lines[1], "0s,2,0,0.000,0.000,1002.500");
         assert!(lines[8].starts_with("198s,2,1,0.500,"), "{}", lines[8]);
@@ -803,9 +823,18 @@ mod tests {
         ];
         // (per seed: p99_ms, expired; the sentence)
         let cases: [(&[(f64, f64)], &str); 3] = [
-            (&[(5.0, 0.0), (9.0, 0.0)], "a=1 passes: all SLOs held in 2/2 seeds (pass rate ≥ 0.22 at 95%)"), // both seeds
-            (&[(5.0, 0.0), (11.0, 0.0)], "a=1 fails: all SLOs held in 1/2 seeds (p99_ms>10 in 1/2)"), // one seed broke one
-            (&[(11.0, 1.0), (11.0, 0.0)], "a=1 fails: all SLOs held in 0/2 seeds (p99_ms>10 in 2/2, expired!=0 in 1/2)"), // both broke
+            (
+                &[(5.0, 0.0), (9.0, 0.0)],
+                "a=1 passes: all SLOs held in 2/2 seeds (pass rate ≥ 0.22 at 95%)",
+            ), // both seeds
+            (
+                &[(5.0, 0.0), (11.0, 0.0)],
+                "a=1 fails: all SLOs held in 1/2 seeds (p99_ms>10 in 1/2)",
+            ), // one seed broke one
+            (
+                &[(11.0, 1.0), (11.0, 0.0)],
+                "a=1 fails: all SLOs held in 0/2 seeds (p99_ms>10 in 2/2, expired!=0 in 1/2)",
+            ), // both broke
         ];
         for (rows, want) in cases {
             let observed = rows.iter().map(|(p, x)| vec![Some(*p), Some(*x)]).collect();
@@ -818,12 +847,36 @@ mod tests {
     fn snippets_name_the_knative_setting() {
         // (path, value, a line of the snippet; None: no Knative setting)
         let cases = [
-            ("service.rollout_duration", "240s", Some("    serving.knative.dev/rollout-duration: \"240s\"")), // the headline knob
-            ("revisions.1.autoscaling.initial-scale", "5", Some("        autoscaling.knative.dev/initial-scale: \"5\"")), // pre-scale
-            ("revisions.1.min_scale", "2", Some("        autoscaling.knative.dev/min-scale: \"2\"")), // the scenario's own key
-            ("revisions.0.container_concurrency", "20", Some("      containerConcurrency: 20")), // a spec field
-            ("autoscaler.max_scale_up_rate", "100", Some("  max-scale-up-rate: \"100\"")), // config-autoscaler
-            ("autoscaler.target_utilization_percentage", "70", Some("  container-concurrency-target-percentage: \"70\"")), // renamed key
+            (
+                "service.rollout_duration",
+                "240s",
+                Some("    serving.knative.dev/rollout-duration: \"240s\""),
+            ), // the headline knob
+            (
+                "revisions.1.autoscaling.initial-scale",
+                "5",
+                Some("        autoscaling.knative.dev/initial-scale: \"5\""),
+            ), // pre-scale
+            (
+                "revisions.1.min_scale",
+                "2",
+                Some("        autoscaling.knative.dev/min-scale: \"2\""),
+            ), // the scenario's own key
+            (
+                "revisions.0.container_concurrency",
+                "20",
+                Some("      containerConcurrency: 20"),
+            ), // a spec field
+            (
+                "autoscaler.max_scale_up_rate",
+                "100",
+                Some("  max-scale-up-rate: \"100\""),
+            ), // config-autoscaler
+            (
+                "autoscaler.target_utilization_percentage",
+                "70",
+                Some("  container-concurrency-target-percentage: \"70\""),
+            ), // renamed key
             ("arrivals.poisson.rate", "100", None), // the load is not a setting
         ];
         for (path, value, want) in cases {

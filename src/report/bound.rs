@@ -174,7 +174,13 @@ pub fn metric_names() -> Vec<&'static str> {
 impl fmt::Display for Bound {
     /// The expression without spaces: `p99_shift_ms<=800`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.subject_name(), self.op.symbol(), self.value_text)
+        write!(
+            f,
+            "{}{}{}",
+            self.subject_name(),
+            self.op.symbol(),
+            self.value_text
+        )
     }
 }
 
@@ -225,7 +231,9 @@ pub fn parse(expr: &str) -> Result<Bound, BoundError> {
         {
             return Err(syntax(
                 column + i,
-                format!("{c:?} cannot be in a path; allowed: letters, digits, _, - and . between keys"),
+                format!(
+                    "{c:?} cannot be in a path; allowed: letters, digits, _, - and . between keys"
+                ),
             ));
         }
         column += key.chars().count() + 1;
@@ -392,12 +400,28 @@ mod tests {
         let cases = [
             ("p99_shift_ms<=800", "p99_shift_ms<=800", "p99_shift_ms>800"), // the headline SLO
             ("expired==0", "expired==0", "expired!=0"),                     // equality
-            (" peak_activator_queue < 100 ", "peak_activator_queue<100", "peak_activator_queue>=100"), // spaces
-            ("requests.rejected_qp<=10", "requests.rejected_qp<=10", "requests.rejected_qp>10"), // a summary path
-            ("analysis.failed_checks!=1", "analysis.failed_checks!=1", "analysis.failed_checks==1"), // !=
-            ("revisions.hello-00002.peak_qp_queue>=0.5", "revisions.hello-00002.peak_qp_queue>=0.5", "revisions.hello-00002.peak_qp_queue<0.5"), // '-' in a key, a fraction
-            ("pod_seconds>1e3", "pod_seconds>1e3", "pod_seconds<=1e3"), // an exponent
-            ("p99_ms > -3", "p99_ms>-3", "p99_ms<=-3"),                 // a negative number
+            (
+                " peak_activator_queue < 100 ",
+                "peak_activator_queue<100",
+                "peak_activator_queue>=100",
+            ), // spaces
+            (
+                "requests.rejected_qp<=10",
+                "requests.rejected_qp<=10",
+                "requests.rejected_qp>10",
+            ), // a summary path
+            (
+                "analysis.failed_checks!=1",
+                "analysis.failed_checks!=1",
+                "analysis.failed_checks==1",
+            ), // !=
+            (
+                "revisions.hello-00002.peak_qp_queue>=0.5",
+                "revisions.hello-00002.peak_qp_queue>=0.5",
+                "revisions.hello-00002.peak_qp_queue<0.5",
+            ), // '-' in a key, a fraction
+            ("pod_seconds>1e3", "pod_seconds>1e3", "pod_seconds<=1e3"),     // an exponent
+            ("p99_ms > -3", "p99_ms>-3", "p99_ms<=-3"),                     // a negative number
         ];
         for (expr, shown, violation) in cases {
             let b = parse(expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
@@ -423,23 +447,47 @@ mod tests {
     fn bad_expressions_name_the_column_and_what_is_allowed() {
         // (expression, fragment of the message)
         let cases = [
-            ("p99_shift_ms", "at column 13: no operator; allowed: <, <=, >, >=, ==, !="), // no op
-            ("p99_shift_ms=800", "at column 13: \"=8\" is not an operator"),             // single =
-            ("p99_shift_ms=<800", "at column 13: \"=<\" is not an operator"),            // reversed
-            ("<=800", "at column 1: no metric before the operator"),                    // no subject
-            ("p99_shift_ms<=", "at column 15: expected a number after <="),             // no number
-            ("p99_shift_ms<= 800ms", "at column 16: \"800ms\" is not a number"),        // a unit
-            ("p99_shift_ms<=<800", "at column 15: \"<800\" is not a number"),           // two ops
-            ("p99_shift_ms<=inf", "\"inf\" is not a number"),                           // not finite
-            ("requests..served<1", "at column 10: empty key in the path"),              // empty key
-            ("p99 ms<1", "at column 4: ' ' cannot be in a path"),                       // a space inside
-            ("p99<1", "unknown metric \"p99\"; allowed: rejected_qp, expired, p99_ms"), // unknown metric
-            ("request.served<1", "no section \"request\"; a path starts with one of requests, revisions"), // typo
+            (
+                "p99_shift_ms",
+                "at column 13: no operator; allowed: <, <=, >, >=, ==, !=",
+            ), // no op
+            (
+                "p99_shift_ms=800",
+                "at column 13: \"=8\" is not an operator",
+            ), // single =
+            (
+                "p99_shift_ms=<800",
+                "at column 13: \"=<\" is not an operator",
+            ), // reversed
+            ("<=800", "at column 1: no metric before the operator"), // no subject
+            ("p99_shift_ms<=", "at column 15: expected a number after <="), // no number
+            (
+                "p99_shift_ms<= 800ms",
+                "at column 16: \"800ms\" is not a number",
+            ), // a unit
+            (
+                "p99_shift_ms<=<800",
+                "at column 15: \"<800\" is not a number",
+            ), // two ops
+            ("p99_shift_ms<=inf", "\"inf\" is not a number"),        // not finite
+            ("requests..served<1", "at column 10: empty key in the path"), // empty key
+            ("p99 ms<1", "at column 4: ' ' cannot be in a path"),    // a space inside
+            (
+                "p99<1",
+                "unknown metric \"p99\"; allowed: rejected_qp, expired, p99_ms",
+            ), // unknown metric
+            (
+                "request.served<1",
+                "no section \"request\"; a path starts with one of requests, revisions",
+            ), // typo
         ];
         for (expr, fragment) in cases {
             let err = parse(expr).expect_err(expr).to_string();
             assert!(err.contains(fragment), "{expr}: {err}");
-            assert!(err.contains(&format!("{expr:?}")), "names the expression: {err}");
+            assert!(
+                err.contains(&format!("{expr:?}")),
+                "names the expression: {err}"
+            );
         }
     }
 
@@ -463,14 +511,14 @@ mod tests {
     fn bounds_are_checked_against_a_runs_metrics_and_summary() {
         // (expression, observed value, held)
         let cases = [
-            ("rejected_qp<=12", Some(12.0), true),         // on the bound
-            ("rejected_qp<12", Some(12.0), false),         // strict
-            ("expired==0", Some(0.0), true),               // equality
-            ("p99_ms<800", None, false),                   // undefined metric fails
-            ("requests.served>=900", Some(900.0), true),   // a summary number
-            ("requests.served!=900", Some(900.0), false),  // !=
+            ("rejected_qp<=12", Some(12.0), true),        // on the bound
+            ("rejected_qp<12", Some(12.0), false),        // strict
+            ("expired==0", Some(0.0), true),              // equality
+            ("p99_ms<800", None, false),                  // undefined metric fails
+            ("requests.served>=900", Some(900.0), true),  // a summary number
+            ("requests.served!=900", Some(900.0), false), // !=
             ("revisions.a.peak_qp_queue>2", Some(3.0), true), // nested
-            ("revisions.a.latency_ms<1", None, false),     // null fails
+            ("revisions.a.latency_ms<1", None, false),    // null fails
             ("analysis.failed_checks==0", Some(0.0), true), // the analysis section
         ];
         for (expr, want, held) in cases {
@@ -485,17 +533,41 @@ mod tests {
     fn a_path_the_run_lacks_is_an_error_listing_what_is_there() {
         // (expression, fragment of the message)
         let cases = [
-            ("requests.rejected<1", "summary.json has no requests.rejected; requests has rejected_qp, served"), // typo in a key
-            ("revisions.b.served<1", "has no revisions.b; revisions has a"),     // an unknown revision
-            ("rollout.hello.finished_s<1", "has no rollout.hello; rollout is empty"), // no rollout happened
-            ("cost.pod_seconds<1", "has no cost; the top level has analysis, requests, revisions, rollout"), // missing section
-            ("analysis.phase==1", "summary.json analysis.phase is a string, not a number"), // not a number
-            ("requests.served.x<1", "summary.json requests.served is a number, with no key \"x\" inside"), // too deep
-            ("revisions.a<1", "summary.json revisions.a is an object, not a number"), // too shallow
+            (
+                "requests.rejected<1",
+                "summary.json has no requests.rejected; requests has rejected_qp, served",
+            ), // typo in a key
+            (
+                "revisions.b.served<1",
+                "has no revisions.b; revisions has a",
+            ), // an unknown revision
+            (
+                "rollout.hello.finished_s<1",
+                "has no rollout.hello; rollout is empty",
+            ), // no rollout happened
+            (
+                "cost.pod_seconds<1",
+                "has no cost; the top level has analysis, requests, revisions, rollout",
+            ), // missing section
+            (
+                "analysis.phase==1",
+                "summary.json analysis.phase is a string, not a number",
+            ), // not a number
+            (
+                "requests.served.x<1",
+                "summary.json requests.served is a number, with no key \"x\" inside",
+            ), // too deep
+            (
+                "revisions.a<1",
+                "summary.json revisions.a is an object, not a number",
+            ), // too shallow
         ];
         for (expr, fragment) in cases {
             let b = parse(expr).expect(expr);
-            let err = b.observe(&metrics(), &summary()).expect_err(expr).to_string();
+            let err = b
+                .observe(&metrics(), &summary())
+                .expect_err(expr)
+                .to_string();
             assert!(err.contains(fragment), "{expr}: {err}");
         }
     }

@@ -4,8 +4,10 @@
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
-//! two finished runs from their `summary.json` within statistical noise (`diff`); and the
-//! self-contained `report.html` page (`html`).
+//! two finished runs from their `summary.json` within statistical noise (`diff`); the
+//! bound-expression grammar of SLOs and its evaluator over a run (`bound`); `advise`'s search,
+//! verdict and files (`advise`) and its frontier chart (`frontier`); and the self-contained
+//! `report.html` page (`html`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 

@@ -1,7 +1,8 @@
-//! splitlab's integration tests, in one binary: Flagger's analysis (`analysis`), the charts (`charts`), the command line (`cli`),
+//! splitlab's integration tests, in one binary: `splitlab advise` (`advise`), Flagger's analysis (`analysis`), the charts (`charts`), the command line (`cli`),
 //! `splitlab compare` (`compare`), the operator's Knative configuration (`config`), `splitlab diff` (`diff`), failing revisions (`failures`), the live mode on loopback (`live`) and the simulator on every shipped
 //! scenario (`scenarios`).
 
+mod advise;
 mod analysis;
 mod charts;
 mod cli;
