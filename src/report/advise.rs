@@ -138,8 +138,10 @@ pub struct Evaluation {
     pub observed: Vec<Vec<Option<f64>>>,
     /// Per seed, whether every SLO held.
     pub seed_passed: Vec<bool>,
-    /// Per SLO, the seeds it failed in.
+    /// Per SLO, the seeds it failed in (undefined ones included).
     pub failed: Vec<usize>,
+    /// Per SLO, the seeds where its subject had no value (which fails it).
+    pub undefined: Vec<usize>,
 }
 
 impl Evaluation {
@@ -151,10 +153,14 @@ impl Evaluation {
         let failed = (0..slos.len())
             .map(|s| observed.iter().filter(|row| !slos[s].holds(row[s])).count())
             .collect();
+        let undefined = (0..slos.len())
+            .map(|s| observed.iter().filter(|row| row[s].is_none()).count())
+            .collect();
         Evaluation {
             observed,
             seed_passed,
             failed,
+            undefined,
         }
     }
 
@@ -179,13 +185,25 @@ impl Evaluation {
 }
 
 /// Each SLO that failed in some seed of `e`, as `p99_shift_ms>800 in 7/20` (its violation
-/// and the seeds it failed in), in SLO order.
+/// and the seeds it failed in) and `rollout_finished_s undefined in 3/20` (the seeds where it
+/// had no value), in SLO order.
 pub fn broken(slos: &[Bound], e: &Evaluation) -> Vec<String> {
-    slos.iter()
-        .zip(&e.failed)
-        .filter(|(_, n)| **n > 0)
-        .map(|(b, n)| format!("{} in {n}/{}", b.violation(), e.seeds()))
-        .collect()
+    let n = e.seeds();
+    let mut out = Vec::new();
+    for (i, b) in slos.iter().enumerate() {
+        let violated = e.failed[i] - e.undefined[i];
+        if violated > 0 {
+            out.push(format!("{} in {violated}/{n}", b.violation()));
+        }
+        if e.undefined[i] > 0 {
+            out.push(format!(
+                "{} undefined in {}/{n}",
+                b.subject_name(),
+                e.undefined[i]
+            ));
+        }
+    }
+    out
 }
 
 /// Whether every SLO held in every seed of a setting, as a sentence: `a=2 passes: all SLOs held
@@ -822,7 +840,7 @@ mod tests {
             parse("expired==0").expect("valid"),
         ];
         // (per seed: p99_ms, expired; the sentence)
-        let cases: [(&[(f64, f64)], &str); 3] = [
+        let cases: [(&[(f64, f64)], &str); 4] = [
             (
                 &[(5.0, 0.0), (9.0, 0.0)],
                 "a=1 passes: all SLOs held in 2/2 seeds (pass rate ≥ 0.22 at 95%)",
@@ -835,9 +853,16 @@ mod tests {
                 &[(11.0, 1.0), (11.0, 0.0)],
                 "a=1 fails: all SLOs held in 0/2 seeds (p99_ms>10 in 2/2, expired!=0 in 1/2)",
             ), // both broke
+            (
+                &[(f64::NAN, 0.0), (11.0, 0.0)],
+                "a=1 fails: all SLOs held in 0/2 seeds (p99_ms>10 in 1/2, p99_ms undefined in 1/2)",
+            ), // NaN stands for an undefined value here
         ];
         for (rows, want) in cases {
-            let observed = rows.iter().map(|(p, x)| vec![Some(*p), Some(*x)]).collect();
+            let observed = rows
+                .iter()
+                .map(|(p, x)| vec![Some(*p).filter(|v| !v.is_nan()), Some(*x)])
+                .collect();
             let e = Evaluation::new(&slos, observed);
             assert_eq!(setting_sentence("a=1", &slos, &e), want);
         }
