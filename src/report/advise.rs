@@ -489,7 +489,8 @@ impl Advice {
         out
     }
 
-    /// The content of `advise.json`: `knob`, `recommended`, `slos`, `evaluated`.
+    /// The content of `advise.json`: `knob` (the path), `recommended`, `slos`, `evaluated`, and
+    /// the search's inputs `range`, `seeds`, `pass_rate` with its `non_monotone` values.
     pub fn json(&self, snippet: Option<&str>) -> serde_json::Value {
         let subjects = self.subjects();
         let evaluated: Vec<serde_json::Value> = self
@@ -530,17 +531,17 @@ impl Advice {
             })
         });
         serde_json::json!({
-            "knob": {
-                "path": self.knob.path,
+            "knob": self.knob.path,
+            "range": {
                 "low": self.knob.format(self.knob.low),
                 "high": self.knob.format(self.knob.high),
-                "seeds": self.seeds,
-                "pass_rate": self.pass_rate,
-                "non_monotone": non_monotone(&self.evals, self.required())
-                    .into_iter()
-                    .map(|v| self.knob.format(v))
-                    .collect::<Vec<_>>(),
             },
+            "seeds": self.seeds,
+            "pass_rate": self.pass_rate,
+            "non_monotone": non_monotone(&self.evals, self.required())
+                .into_iter()
+                .map(|v| self.knob.format(v))
+                .collect::<Vec<_>>(),
             "recommended": recommended,
             "slos": self.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),
             "evaluated": evaluated,
@@ -769,6 +770,11 @@ mod tests {
         assert_eq!(lines[1], "0s,2,0,0.000,0.000,1002.500");
         assert!(lines[8].starts_with("198s,2,1,0.500,"), "{}", lines[8]);
         let json = advice.json(Some("x"));
+        assert_eq!(json["knob"], "service.rollout_duration");
+        assert_eq!(
+            json["range"],
+            serde_json::json!({"low": "0s", "high": "600s"})
+        );
         assert_eq!(json["recommended"]["value"], "199s");
         assert_eq!(json["recommended"]["next_smaller"], "198s");
         assert_eq!(json["slos"], serde_json::json!(["p99_ms<=10"]));

@@ -93,7 +93,8 @@ fn max_desired_pods(dir: &Path) -> f64 {
 }
 
 /// README's "Which rollout-duration is safe?": its command, run as written (less `cargo run
-/// --release --`, with `--out` in a temporary directory), prints the verdict README quotes;
+/// --release --`, with `--out` in a temporary directory), prints the verdict README quotes and
+/// draws README's chart (`SPLITLAB_BLESS=1` rewrites docs/advise-frontier.png);
 /// then `splitlab run` with the recommended value meets both SLOs in every seed, and with the
 /// next smaller value evaluated breaks one in some seed.
 #[test]
@@ -163,6 +164,17 @@ fn readme_advise_recommends_a_rollout_duration_that_run_confirms() {
     for file in ["frontier.png", "frontier.svg", "report.html"] {
         assert!(out.join(file).exists(), "{file}");
     }
+    // README's chart is this command's chart
+    let chart = std::fs::read(out.join("frontier.png")).expect("frontier.png");
+    let docs_chart = root().join("docs/advise-frontier.png");
+    if std::env::var_os("SPLITLAB_BLESS").is_some() {
+        std::fs::write(&docs_chart, &chart).expect("write docs/advise-frontier.png");
+    }
+    assert!(
+        std::fs::read(&docs_chart).ok() == Some(chart),
+        "docs/advise-frontier.png is not this command's chart; if the change is intended, \
+         regenerate it with SPLITLAB_BLESS=1 cargo test --test integration readme_advise"
+    );
     let html = read(&out.join("report.html"));
     assert!(
         html.contains("serving.knative.dev/rollout-duration: &quot;"),
