@@ -13,14 +13,14 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::report::advise::{apply_snippet, Advice, Evaluation, Knob, KnobUnit, ADVISE_CSV};
-use crate::report::advise::{broken, pass_rate_low, ADVISE_JSON};
+use crate::report::advise::{apply_snippet, Advice, Knob, KnobUnit, ADVISE_CSV, ADVISE_JSON};
 use crate::report::bound::{self, Bound};
 use crate::report::compare::extract_metrics;
 use crate::report::frontier::{
     render_frontier_chart, FrontierCurves, FrontierPanel, FrontierPoint, FRONTIER_CHART,
 };
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::slo::{broken, pass_rate_low, Evaluation};
 use crate::report::write::{write_atomic, Fixed3};
 use crate::routing::duration::{parse_duration, SECOND};
 use crate::scenario::Scenario;

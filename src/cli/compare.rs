@@ -16,7 +16,6 @@ use anyhow::{bail, Context};
 use crate::model::time::SimTime;
 use std::io::Write as _;
 
-use crate::report::advise::{pass_rate_low, setting_sentence, Evaluation};
 use crate::report::bound::{self, Bound};
 use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
 use crate::report::compare::{
@@ -24,6 +23,7 @@ use crate::report::compare::{
 };
 use crate::report::compare::{Estimate, Metric};
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::slo::{pass_rate_low, setting_sentence, Evaluation};
 use crate::report::write::write_atomic;
 use crate::scenario::Scenario;
 

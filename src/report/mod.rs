@@ -5,7 +5,9 @@
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
 //! two finished runs from their `summary.json` within statistical noise (`diff`); the
-//! bound-expression grammar of SLOs and its evaluator over a run (`bound`); `advise`'s search,
+//! bound-expression grammar of SLOs and its evaluator over a run (`bound`), their tally over
+//! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`);
+//! `advise`'s search,
 //! verdict and files (`advise`) and its frontier chart (`frontier`); and the self-contained
 //! `report.html` page (`html`).
 //!
@@ -21,4 +23,5 @@ pub mod frontier;
 pub mod html;
 pub mod record;
 pub mod run;
+pub mod slo;
 pub mod write;
