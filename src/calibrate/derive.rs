@@ -287,7 +287,8 @@ mod tests {
     fn gauges_hold_their_value_where_no_sample_is() {
         let bins = Bins::new(0.0, 60.0, 10.0);
         // (samples, per-bin gauge) — 6 bins: [0,10) .. [50,60]
-        let cases: [(&[(f64, f64)], [f64; 6]); 4] = [
+        type Case<'a> = (&'a [(f64, f64)], [f64; 6]);
+        let cases: [Case; 4] = [
             // first scraped at 25 s: the bins before hold its first value, not 0
             (
                 &[(25.0, 2.0), (35.0, 2.0), (45.0, 3.0)],

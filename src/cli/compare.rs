@@ -1,5 +1,7 @@
-//! `splitlab compare SCENARIO --set PATH=V1,V2,... [--set ...] [--seeds N] [--jobs J] [--out DIR]`:
-//! run a grid of settings × seeds in parallel and say which differences are real.
+//! `splitlab compare SCENARIO --set PATH=V1,V2,... [--set ...] [--seeds N] [--jobs J] [--out DIR]
+//! [--slo EXPR]...`: run a grid of settings × seeds in parallel, give each setting's absolute
+//! values, say which differences are real, and (with `--slo`) which settings pass the SLOs in
+//! every seed.
 //!
 //! The runs go through the sweep engine (`cli::sweep`): every setting is loaded and validated
 //! before any run starts, seed k is the scenario seed of run k under every setting (common
@@ -14,12 +16,14 @@ use anyhow::{bail, Context};
 use crate::model::time::SimTime;
 use std::io::Write as _;
 
+use crate::report::bound::{self, Bound};
 use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
 use crate::report::compare::{
     extract_metrics, queue_series, Comparison, MetricValues, COMPARE_FILE, PAIRED_FILE,
 };
 use crate::report::compare::{Estimate, Metric};
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::slo::{pass_rate_low, setting_sentence, Evaluation};
 use crate::report::write::write_atomic;
 use crate::scenario::Scenario;
 
@@ -48,9 +52,19 @@ pub struct Args {
     /// Output directory (default: out/<scenario name>-compare).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// A service-level objective (as `advise --slo`: p99_shift_ms<=800, expired==0,
+    /// requests.rejected_qp<=10); repeatable. A setting passes when every SLO held in every
+    /// seed.
+    #[arg(long = "slo", value_name = "EXPR", allow_hyphen_values = true)]
+    slo: Vec<String>,
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let slos = args
+        .slo
+        .iter()
+        .map(|s| bound::parse(s).context("--slo"))
+        .collect::<anyhow::Result<Vec<Bound>>>()?;
     let seeds = sweep::seeds(args.seeds)?;
     let jobs = sweep::jobs(args.jobs)?;
     let settings = sweep::load_settings(&args.scenario, &args.set)?;
@@ -60,12 +74,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| Path::new("out").join(format!("{}-compare", settings[0].scenario.name)));
 
     let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {
-        run_one(&settings[cell].scenario, seed, seed == 1)
+        run_one(&settings[cell].scenario, seed, seed == 1, &slos)
     })?;
 
     let mut runs = Vec::with_capacity(results.len());
     let mut queues = Vec::with_capacity(settings.len());
     let mut warned = sweep::WarnOnce::default();
+    let mut slo_rows: Vec<Vec<Vec<Option<f64>>>> = vec![Vec::new(); settings.len()];
     for (i, r) in results.into_iter().enumerate() {
         let label = &settings[i / seeds].setting.label;
         let seed = i % seeds + 1;
@@ -76,6 +91,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
         warned.warn(label, r.warnings);
+        slo_rows[i / seeds].push(
+            r.slo_values
+                .with_context(|| format!("setting {label}, seed {seed}"))?,
+        );
         runs.push(r.metrics);
         if let Some(q) = r.queues {
             queues.push(q);
@@ -106,6 +125,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let svg_path = out.join(format!("{COMPARE_CHART}.svg"));
     let svg = std::fs::read_to_string(&svg_path)
         .with_context(|| format!("cannot read {}", svg_path.display()))?;
+    let slo_evals: Vec<Evaluation> = slo_rows
+        .into_iter()
+        .map(|rows| Evaluation::new(&slos, rows))
+        .collect();
+    let slo_sentences: Vec<String> = comparison
+        .labels()
+        .iter()
+        .zip(&slo_evals)
+        .filter(|_| !slos.is_empty())
+        .map(|(label, e)| format!("SLOs: {}", setting_sentence(label, &slos, e)))
+        .collect();
+    let mut sentences = comparison.absolute_sentences();
+    sentences.extend(comparison.sentences());
+    sentences.extend(slo_sentences);
     // The scenario file itself; the settings' overrides are in the tables' columns.
     let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
     let html = render_page(&Page {
@@ -115,22 +148,26 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             comparison.labels().len()
         ),
         scenario_yaml,
-        sentences: comparison.sentences(),
-        tables: vec![
-            estimate_table(
-                &comparison,
-                "compare.csv: mean [95% CI] over seeds".to_string(),
-                &comparison.summary(),
-            ),
-            estimate_table(
-                &comparison,
-                format!(
-                    "paired.csv: mean difference [95% CI] against {}",
-                    comparison.labels()[0]
+        sentences: sentences.clone(),
+        tables: [slo_table(&comparison, &slos, &slo_evals)]
+            .into_iter()
+            .flatten()
+            .chain([
+                estimate_table(
+                    &comparison,
+                    "compare.csv: mean [95% CI] over seeds".to_string(),
+                    &comparison.summary(),
                 ),
-                &comparison.paired(),
-            ),
-        ],
+                estimate_table(
+                    &comparison,
+                    format!(
+                        "paired.csv: mean difference [95% CI] against {}",
+                        comparison.labels()[0]
+                    ),
+                    &comparison.paired(),
+                ),
+            ])
+            .collect(),
         charts: vec![Chart {
             name: COMPARE_CHART.to_string(),
             svg,
@@ -138,7 +175,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     });
     write_atomic(&out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
         .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
-    for sentence in comparison.sentences() {
+    for sentence in &sentences {
         say!("{sentence}")?;
     }
     say!(
@@ -150,6 +187,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 struct RunResult {
     metrics: MetricValues,
+    /// Each `--slo`'s subject in this run.
+    slo_values: Result<Vec<Option<f64>>, bound::BoundError>,
     /// Seed 1's queues, for the chart's overlay; `None` for the other seeds.
     queues: Option<QueueSeries>,
     warnings: Vec<String>,
@@ -158,15 +197,58 @@ struct RunResult {
 
 /// Simulates one setting with scenario seed `seed`; only the metrics are kept, and the queue
 /// series when `keep_queues`.
-fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool) -> RunResult {
+fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool, slos: &[Bound]) -> RunResult {
     let run = sweep::simulate_seed(scenario, seed);
     let first_event: Option<SimTime> = scenario.timeline.first().map(|e| e.at);
+    let metrics = extract_metrics(&run.report, first_event);
+    // summary.json's value tree only when a bound may need it
+    let summary = if slos.is_empty() {
+        serde_json::Value::Null
+    } else {
+        run.report.summary_json()
+    };
     RunResult {
-        metrics: extract_metrics(&run.report, first_event),
+        slo_values: slos.iter().map(|b| b.observe(&metrics, &summary)).collect(),
+        metrics,
         queues: keep_queues.then(|| queue_series(&run.report)),
         warnings: run.warnings,
         accounting_ok: run.report.accounting_ok(),
     }
+}
+
+/// The `--slo` table: per setting, the seeds where every SLO held, each SLO's failing seeds,
+/// and whether the setting passes (every SLO in every seed). `None` without `--slo`.
+fn slo_table(comparison: &Comparison, slos: &[Bound], evals: &[Evaluation]) -> Option<Table> {
+    if slos.is_empty() {
+        return None;
+    }
+    let mut header = vec![
+        "setting".to_string(),
+        "passes".to_string(),
+        "all SLOs held in".to_string(),
+        "pass rate ≥ (95%)".to_string(),
+    ];
+    header.extend(slos.iter().map(|b| format!("{b} failed in")));
+    let rows = comparison
+        .labels()
+        .iter()
+        .zip(evals)
+        .map(|(label, e)| {
+            let mut row = vec![
+                label.clone(),
+                if e.passes() == e.seeds() { "yes" } else { "no" }.to_string(),
+                format!("{}/{}", e.passes(), e.seeds()),
+                format!("{:.3}", pass_rate_low(e.passes(), e.seeds())),
+            ];
+            row.extend(e.failed.iter().map(|n| format!("{n}/{}", e.seeds())));
+            row
+        })
+        .collect();
+    Some(Table {
+        caption: "SLOs: which settings pass (every SLO in every seed)".to_string(),
+        header,
+        rows,
+    })
 }
 
 /// A metric × setting table of estimates: `mean [low, high]` (`mean` alone without a CI, empty

@@ -19,6 +19,7 @@ macro_rules! say_raw {
 }
 
 mod accuracy;
+mod advise;
 mod calibrate;
 mod compare;
 mod diff;
@@ -71,6 +72,9 @@ pub enum Command {
     Diff(diff::Args),
     /// Build a scenario from a cluster's Prometheus metrics (a server or a saved dump).
     Calibrate(calibrate::Args),
+    /// Find the smallest value of a knob (default service.rollout_duration) whose SLOs hold
+    /// over seeds: exit 0 with a recommendation, 3 when no value in the range meets them.
+    Advise(advise::Args),
 }
 
 /// Runs one parsed command line.
@@ -88,6 +92,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => live::gateway(&args),
         Command::Diff(args) => diff::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
+        Command::Advise(args) => advise::run(&args),
     }
 }
 

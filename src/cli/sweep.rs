@@ -1,5 +1,5 @@
 //! The one sweep engine behind every command that runs settings × seeds (`compare`, `plan`,
-//! and the commands to come): loading the grid's settings, the worker pool, the progress bar,
+//! `advise`, and the commands to come): loading the grid's settings, the worker pool, the progress bar,
 //! and the order runs are collected in.
 //!
 //! Each command is a small policy on top: what it varies (the cells), what it keeps of each
@@ -56,12 +56,21 @@ pub(crate) fn load_settings(
     scenario: &Path,
     grid: &[String],
 ) -> anyhow::Result<Vec<LoadedSetting>> {
+    load_settings_warned(scenario, grid, &mut BTreeSet::new())
+}
+
+/// `load_settings` for a command that loads several grids in turn (`advise`, one per search
+/// round): a warning in `warned` was printed before and is not printed again.
+pub(crate) fn load_settings_warned(
+    scenario: &Path,
+    grid: &[String],
+    warned: &mut BTreeSet<String>,
+) -> anyhow::Result<Vec<LoadedSetting>> {
     let sets = grid
         .iter()
         .map(|s| parse_grid_set(s))
         .collect::<Result<Vec<_>, _>>()?;
     let grid = expand_grid(&sets)?;
-    let mut warned = BTreeSet::new();
     grid.into_iter()
         .map(|setting| {
             let loaded = super::run::load(scenario, &setting.set_args())

@@ -65,10 +65,10 @@ pub enum ChartError {
     Font,
 }
 
-type DrawResult = Result<(), Box<dyn StdError>>;
+pub(super) type DrawResult = Result<(), Box<dyn StdError>>;
 
 /// Registers the embedded font once per process; plotters keeps it in a global table.
-fn ensure_font() -> Result<(), ChartError> {
+pub(super) fn ensure_font() -> Result<(), ChartError> {
     static FONT: OnceLock<bool> = OnceLock::new();
     let ok = *FONT.get_or_init(|| {
         plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
@@ -93,7 +93,7 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(0, 0, 0),
 ];
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     COLORS[i % COLORS.len()]
 }
 
@@ -508,7 +508,7 @@ fn render_run_chart(dir: &Path, data: &RunData, name: &str) -> Result<Vec<PathBu
 }
 
 /// Something drawable on any plotters backend.
-trait Draw {
+pub(super) trait Draw {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
     where
         DB::ErrorType: 'static;
@@ -571,7 +571,7 @@ fn write_both(dir: &Path, name: &str, chart: &impl Draw) -> Result<Vec<PathBuf>,
 }
 
 /// `write_both` at `size` (width, height) pixels.
-fn write_both_sized(
+pub(super) fn write_both_sized(
     dir: &Path,
     name: &str,
     chart: &impl Draw,
@@ -617,11 +617,11 @@ fn encode_png(rgb: &[u8], size: (u32, u32)) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn title_font() -> TextStyle<'static> {
+pub(super) fn title_font() -> TextStyle<'static> {
     ("sans-serif", 28).into_font().into()
 }
 
-fn label_font() -> TextStyle<'static> {
+pub(super) fn label_font() -> TextStyle<'static> {
     ("sans-serif", 18).into_font().into()
 }
 
@@ -1325,7 +1325,7 @@ pub fn render_compare_chart(
 }
 
 /// A tick label without float noise (`0.6`, not `0.6000000000000001`) or a needless `.0`.
-fn tick(v: f64) -> String {
+pub(super) fn tick(v: f64) -> String {
     let r = (v * 1e6).round() / 1e6;
     format!("{}", if r == 0.0 { 0.0 } else { r })
 }

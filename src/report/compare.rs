@@ -559,6 +559,38 @@ impl Comparison {
         out
     }
 
+    /// One sentence per setting with its absolute values, not only differences: the mean over
+    /// seeds of every metric defined for it, e.g. `a=2: mean over 3 seeds: rejected_qp 6,
+    /// p99_ms 412` (whole numbers without decimals, others as in the difference sentences;
+    /// undefined metrics left out).
+    pub fn absolute_sentences(&self) -> Vec<String> {
+        let summary = self.summary();
+        (0..self.labels.len())
+            .map(|s| {
+                let parts: Vec<String> = summary
+                    .iter()
+                    .filter(|(i, _, _)| *i == s)
+                    .filter_map(|(_, metric, est)| {
+                        let e = est.as_ref()?;
+                        // whole numbers (counts, mostly) without decimals
+                        let dp = if e.mean.fract() == 0.0 {
+                            0
+                        } else {
+                            decimals(e.mean.abs())
+                        };
+                        Some(format!("{} {:.dp$}", metric.name(), e.mean))
+                    })
+                    .collect();
+                format!(
+                    "{}: mean over {} seeds: {}",
+                    self.labels[s],
+                    self.seeds,
+                    parts.join(", ")
+                )
+            })
+            .collect()
+    }
+
     /// One sentence per setting after the first and metric with a CI, e.g.
     /// `b=2 vs b=1: peak_activator_queue -7810 ± 120 (95% CI)`: the mean paired difference ±
     /// the half-width of its 95% CI. When the interval contains 0 the sentence ends
@@ -820,6 +852,14 @@ mod tests {
                 -6.0 - half,
                 -6.0 + half
             )
+        );
+        assert_eq!(
+            c.absolute_sentences(),
+            [
+                "a=1: mean over 3 seeds: rejected_qp 12, expired 1",
+                "a=2: mean over 3 seeds: rejected_qp 6, expired 1",
+            ],
+            "absolute values per setting; undefined metrics left out"
         );
         assert_eq!(
             c.sentences(),

@@ -40,7 +40,8 @@ pub struct Page {
     pub title: String,
     /// The scenario file as run; `None` when it is not available (a note says so).
     pub scenario_yaml: Option<String>,
-    /// Sentences shown as a list before the tables (a comparison's findings).
+    /// Sentences shown as a list before the tables (a comparison's findings). A sentence with
+    /// several lines shows its first line as text and the rest preformatted (a YAML snippet).
     pub sentences: Vec<String>,
     pub tables: Vec<Table>,
     pub charts: Vec<Chart>,
@@ -88,7 +89,16 @@ pub fn render_page(page: &Page) -> String {
     if !page.sentences.is_empty() {
         out.push_str("<h2>Findings</h2>\n<ul>\n");
         for s in &page.sentences {
-            let _ = writeln!(out, "<li>{}</li>", escape(s));
+            match s.split_once('\n') {
+                // A block of several lines (a YAML snippet): its first line, then the rest
+                // preformatted.
+                Some((head, rest)) => {
+                    let _ = writeln!(out, "<li>{}<pre>{}</pre></li>", escape(head), escape(rest));
+                }
+                None => {
+                    let _ = writeln!(out, "<li>{}</li>", escape(s));
+                }
+            }
         }
         out.push_str("</ul>\n");
     }
@@ -265,7 +275,10 @@ mod tests {
         let page = Page {
             title: "run <x> & y".to_string(),
             scenario_yaml: Some("name: a<b\n".to_string()),
-            sentences: vec!["b vs a: \"less\"".to_string()],
+            sentences: vec![
+                "b vs a: \"less\"".to_string(),
+                "apply:\nkey: \"240s\"\n".to_string(),
+            ],
             tables: vec![Table {
                 caption: "t".to_string(),
                 header: vec!["k".to_string()],
@@ -281,6 +294,8 @@ mod tests {
         assert!(html.contains("<title>run &lt;x&gt; &amp; y</title>"));
         assert!(html.contains("<pre>name: a&lt;b\n</pre>"));
         assert!(html.contains("<li>b vs a: &quot;less&quot;</li>"));
+        // a sentence of several lines: the first as text, the rest preformatted
+        assert!(html.contains("<li>apply:<pre>key: &quot;240s&quot;\n</pre></li>"));
         assert!(html.contains("<td>1 &lt; 2</td>"));
         assert!(html.contains("<svg width=\"1\"><text>q</text></svg>"));
         assert!(!html.contains("<?xml"), "no XML declaration inside HTML");

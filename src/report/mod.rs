@@ -4,18 +4,25 @@
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
-//! two finished runs from their `summary.json` within statistical noise (`diff`); and the
-//! self-contained `report.html` page (`html`); a Prometheus registry and its text exposition
-//! format (`prometheus`), which the live mode serves.
+//! two finished runs from their `summary.json` within statistical noise (`diff`); the
+//! bound-expression grammar of SLOs and its evaluator over a run (`bound`), their tally over
+//! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`);
+//! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); a
+//! Prometheus registry and its text exposition format (`prometheus`), which the live mode
+//! serves; and the self-contained `report.html` page (`html`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
 pub mod accuracy;
+pub mod advise;
+pub mod bound;
 pub mod chart;
 pub mod compare;
 pub mod diff;
+pub mod frontier;
 pub mod html;
 pub mod prometheus;
 pub mod record;
 pub mod run;
+pub mod slo;
 pub mod write;

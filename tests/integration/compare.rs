@@ -274,3 +274,81 @@ fn readme_ingress_profile_study_runs() {
         let _ = std::fs::remove_dir_all(out);
     }
 }
+
+/// `compare --slo`: each setting's absolute values are printed, then which settings pass every
+/// SLO in every seed; an undefined metric fails its SLO and is named as undefined; report.html
+/// has the SLO table; compare.csv keeps its layout.
+#[test]
+fn compare_marks_which_settings_pass_the_slos() {
+    let out = temp_dir("compare-slo");
+    let run = splitlab(&[
+        "compare",
+        "scenarios/canary-rollout.yaml",
+        "--set",
+        "duration=60s",
+        "--set",
+        "service.rollout_duration=10s,0s",
+        "--seeds",
+        "2",
+        "--jobs",
+        "2",
+        "--slo",
+        "requests.rejected_qp==0",
+        "--slo",
+        "rollout_finished_s<100",
+        "--out",
+        out.to_str().expect("utf-8 path"),
+    ]);
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    // absolute values first, one line per setting; 0s has no rollout_finished_s
+    assert!(
+        lines[0].starts_with(
+            "service.rollout_duration=10s: mean over 2 seeds: rejected_qp 0, expired 0, p99_ms "
+        ),
+        "{stdout}"
+    );
+    assert!(lines[0].contains(", rollout_finished_s "), "{stdout}");
+    assert!(
+        lines[1].starts_with("service.rollout_duration=0s: mean over 2 seeds: rejected_qp 0, "),
+        "{stdout}"
+    );
+    assert!(!lines[1].contains("rollout_finished_s"), "{stdout}");
+    for want in [
+        "SLOs: service.rollout_duration=10s passes: all SLOs held in 2/2 seeds (pass rate ≥ 0.22 at 95%)",
+        "SLOs: service.rollout_duration=0s fails: all SLOs held in 0/2 seeds (rollout_finished_s undefined in 2/2)",
+    ] {
+        assert!(lines.contains(&want), "{want:?} in {stdout}");
+    }
+    let html = read(out.join("report.html"));
+    assert!(html.contains("SLOs: which settings pass (every SLO in every seed)"));
+    assert!(
+        html.contains("<th>rollout_finished_s&lt;100 failed in</th>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>service.rollout_duration=0s</td><td>no</td><td>0/2</td>"));
+    let compare = read(out.join("compare.csv"));
+    assert_eq!(compare.lines().next(), Some(COMPARE_HEADER));
+    assert_eq!(compare.lines().count(), 1 + 2 * METRICS);
+    assert_eq!(
+        read(out.join("paired.csv")).lines().next(),
+        Some(PAIRED_HEADER)
+    );
+    // a bad --slo is refused before any run
+    let bad = temp_dir("compare-slo-bad");
+    assert_clear_error(
+        &splitlab(&[
+            "compare",
+            "scenarios/canary-rollout.yaml",
+            "--slo",
+            "p99<1",
+            "--out",
+            bad.to_str().expect("utf-8 path"),
+        ]),
+        "unknown metric \"p99\"",
+        "--slo p99<1",
+    );
+    assert!(!bad.exists());
+    let _ = std::fs::remove_dir_all(&out);
+}
