@@ -60,6 +60,36 @@ pub struct Args {
     /// The scenario file to write.
     #[arg(long, value_name = "SCENARIO")]
     out: PathBuf,
+    /// With --prometheus: also save every answer as a dump in DIR (<key>.json and
+    /// <key>.query), so the same calibration can be run again offline with --prometheus-dump.
+    #[arg(long = "save-dump", value_name = "DIR", requires = "prometheus")]
+    save_dump: Option<PathBuf>,
+}
+
+/// A source whose answers are also saved as a dump (`--save-dump`): `<key>.json`, the answer's
+/// body as received, and `<key>.query`, its PromQL text, each written atomically.
+struct Saving {
+    inner: Box<dyn Source>,
+    dir: PathBuf,
+}
+
+impl Source for Saving {
+    fn query_range(&mut self, query: &Query) -> Result<Option<Fetched>, String> {
+        let fetched = self.inner.query_range(query)?;
+        if let Some(f) = &fetched {
+            let key = query.key();
+            let save = |name: String, text: &str| {
+                write_atomic(&self.dir, &name, |w| {
+                    use std::io::Write as _;
+                    w.write_all(text.as_bytes())
+                })
+                .map_err(|e| format!("cannot save {}: {e}", self.dir.join(&name).display()))
+            };
+            save(format!("{key}.json"), &f.body)?;
+            save(format!("{key}.query"), &format!("{}\n", query.promql))?;
+        }
+        Ok(fetched)
+    }
 }
 
 /// Answers from a dump directory: `<key>.json`, with the query text in `<key>.query` if there.
@@ -207,6 +237,14 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             (None, None) => bail!("give --prometheus URL or --prometheus-dump DIR"),
         };
+    if let Some(dir) = &args.save_dump {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("--save-dump: cannot create {}", dir.display()))?;
+        source = Box::new(Saving {
+            inner: source,
+            dir: dir.clone(),
+        });
+    }
     let inputs = Inputs {
         namespace: args.namespace.clone(),
         service: args.service.clone(),

@@ -83,6 +83,7 @@ fn live_metrics_scraped_by_prometheus_calibrate_a_scenario_that_matches_the_live
 
     // Calibrate from the Prometheus, over the run's 40 s.
     let calibrated = dir.join("calibrated.yaml");
+    let dump = dir.join("dump");
     let (from, to) = (t0.to_string(), (t0 + 40).to_string());
     let out = splitlab(&[
         "calibrate",
@@ -98,6 +99,8 @@ fn live_metrics_scraped_by_prometheus_calibrate_a_scenario_that_matches_the_live
         "1s",
         "--out",
         calibrated.to_str().expect("utf-8"),
+        "--save-dump",
+        dump.to_str().expect("utf-8"),
     ]);
     assert!(
         out.status.success(),
@@ -117,6 +120,32 @@ fn live_metrics_scraped_by_prometheus_calibrate_a_scenario_that_matches_the_live
         sim_out.to_str().expect("utf-8"),
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_loop_agrees(&live_out, &sim_out);
+
+    // SPLITLAB_BLESS=1 keeps this run as the offline fixture: the saved answers, the range,
+    // and the live run's summary and time series to compare against.
+    if std::env::var_os("SPLITLAB_BLESS").is_some() {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+        let _ = std::fs::remove_dir_all(&fixture);
+        std::fs::create_dir_all(fixture.join("live")).expect("create the fixture");
+        for entry in std::fs::read_dir(&dump).expect("the saved dump") {
+            let path = entry.expect("a dump entry").path();
+            std::fs::copy(&path, fixture.join(path.file_name().expect("a name"))).expect("copy");
+        }
+        for file in ["summary.json", "timeseries.csv"] {
+            std::fs::copy(live_out.join(file), fixture.join("live").join(file)).expect("copy");
+        }
+        std::fs::write(fixture.join("range"), format!("{from} {to}\n")).expect("write range");
+    }
+}
+
+/// The loop's saved answers (`calibrate --save-dump`), its range (`range`: from and to, unix
+/// seconds) and its live run (`live/summary.json`, `live/timeseries.csv`).
+const FIXTURE: &str = "tests/fixtures/prometheus-dump/loop";
+
+/// The calibrated simulation and the live run agree, checked as the loop test does: diff
+/// --check, the latency rows, and the rates before and after the step.
+fn assert_loop_agrees(live_out: &Path, sim_out: &Path) {
     let out = splitlab(&[
         "diff",
         live_out.to_str().expect("utf-8"),
@@ -136,7 +165,49 @@ fn live_metrics_scraped_by_prometheus_calibrate_a_scenario_that_matches_the_live
             assert!(row.ends_with(" ok"), "{row}\n{table}");
         }
     }
+    assert_rates_agree(live_out, sim_out);
+}
 
+/// The same loop offline, from the fixture a blessed run of the test above saved: `calibrate
+/// --prometheus-dump` gives a scenario whose simulation agrees with the live run behind it.
+#[test]
+fn the_loops_saved_dump_calibrates_offline_to_the_same_agreement() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture = root.join(FIXTURE);
+    let range = std::fs::read_to_string(fixture.join("range")).expect("the fixture's range");
+    let (from, to) = range.trim().split_once(' ').expect("range: FROM TO");
+    let dir = temp_dir("calibrate-loop-offline");
+    let calibrated = dir.join("calibrated.yaml");
+    let out = splitlab(&[
+        "calibrate",
+        "--prometheus-dump",
+        fixture.to_str().expect("utf-8"),
+        "--service",
+        "hello",
+        "--from",
+        from,
+        "--to",
+        to,
+        "--step",
+        "1s",
+        "--out",
+        calibrated.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let sim_out = dir.join("sim");
+    let out = splitlab(&[
+        "run",
+        calibrated.to_str().expect("utf-8"),
+        "--out",
+        sim_out.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_loop_agrees(&fixture.join("live"), &sim_out);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The request rate of two runs agrees before and after the loop scenario's step.
+fn assert_rates_agree(live_out: &Path, sim_out: &Path) {
     // The rate, before and after the step (20 s), within Poisson noise at z = 3.29. Prometheus
     // sees a counter from its first scrape of a series that exists from its first request, and
     // rate() needs two samples in its 4 s window: the run's first seconds are invisible to it
