@@ -53,7 +53,7 @@ pub struct Args {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let seeds = sweep::seeds(args.seeds)?;
     let jobs = sweep::jobs(args.jobs)?;
-    let settings = sweep::load_settings(&args.scenario, &args.set)?;
+    let settings = sweep::load_settings(&args.scenario, "--set", &args.set)?;
     let out = args
         .out
         .clone()

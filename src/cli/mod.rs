@@ -22,6 +22,7 @@ mod accuracy;
 mod compare;
 mod diff;
 mod live;
+mod plan;
 mod plot;
 mod rollout;
 mod run;
@@ -68,6 +69,9 @@ pub enum Command {
     Gateway(live::GatewayArgs),
     /// Compare two runs' summary.json metric by metric, within statistical noise.
     Diff(diff::Args),
+    /// How likely Flagger analysis settings are to catch a regressed canary, how fast they
+    /// promote a healthy one, and which to use (plan.csv).
+    Plan(plan::Args),
 }
 
 /// Runs one parsed command line.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Load(args) => live::load_cmd(&args),
         Command::Gateway(args) => live::gateway(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Plan(args) => plan::run(&args),
     }
 }
 

@@ -54,13 +54,14 @@ pub(crate) fn seeds(arg: u64) -> anyhow::Result<usize> {
 /// once, naming the first setting it came from.
 pub(crate) fn load_settings(
     scenario: &Path,
+    flag: &'static str,
     grid: &[String],
 ) -> anyhow::Result<Vec<LoadedSetting>> {
     let sets = grid
         .iter()
-        .map(|s| parse_grid_set(s))
+        .map(|s| parse_grid_set(flag, s))
         .collect::<Result<Vec<_>, _>>()?;
-    let grid = expand_grid(&sets)?;
+    let grid = expand_grid(flag, &sets)?;
     let mut warned = BTreeSet::new();
     grid.into_iter()
         .map(|setting| {

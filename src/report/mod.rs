@@ -4,8 +4,9 @@
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
-//! two finished runs from their `summary.json` within statistical noise (`diff`); and the
-//! self-contained `report.html` page (`html`).
+//! two finished runs from their `summary.json` within statistical noise (`diff`); the detection
+//! power of Flagger analysis settings from seeded runs, beside its analytic value (`plan`); and
+//! the self-contained `report.html` page (`html`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
@@ -14,6 +15,7 @@ pub mod chart;
 pub mod compare;
 pub mod diff;
 pub mod html;
+pub mod plan;
 pub mod record;
 pub mod run;
 pub mod write;
