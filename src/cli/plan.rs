@@ -24,8 +24,8 @@ use crate::model::time::SimTime;
 use crate::report::chart::{render_plan_chart, PlanCurves, PLAN_CHART};
 use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
 use crate::report::plan::{
-    analytic_rollback_prob, plan_csv, recommend, AnalyticTraffic, PlanRow, Regression,
-    SeedOutcome, PLAN_FILE,
+    analytic_rollback_prob, plan_csv, recommend, AnalyticTraffic, PlanRow, Regression, SeedOutcome,
+    PLAN_FILE,
 };
 use crate::report::write::write_atomic;
 use crate::scenario::spec::{Action, ArrivalProcessSpec};
@@ -101,8 +101,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut planned = Vec::with_capacity(settings.len());
     for s in &settings {
         let label = &s.setting.label;
-        let p = plan_setting(&s.scenario, &given)
-            .with_context(|| format!("setting {label}"))?;
+        let p = plan_setting(&s.scenario, &given).with_context(|| format!("setting {label}"))?;
         labels.push(p.1);
         planned.push(p.0);
     }
@@ -172,16 +171,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
     }
     let setting_labels: Vec<String> = settings.iter().map(|s| s.setting.label.clone()).collect();
-    let pick = recommend(
-        &setting_labels,
-        &rows,
-        args.power,
-        args.max_false_rollback,
-    );
+    let pick = recommend(&setting_labels, &rows, args.power, args.max_false_rollback);
     let sentences = sentences(&rows, &setting_labels, pick, args);
 
-    std::fs::create_dir_all(&out)
-        .with_context(|| format!("cannot create {}", out.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let csv = plan_csv(&rows);
     write_atomic(&out, PLAN_FILE, |w| w.write_all(csv.as_bytes()))
         .with_context(|| format!("cannot write {}", out.join(PLAN_FILE).display()))?;
@@ -239,14 +232,10 @@ fn plan_setting(scenario: &Scenario, given: &[Regression]) -> anyhow::Result<(Pl
             scenario.name
         );
     };
-    let canary = scenario
-        .timeline
-        .iter()
-        .rev()
-        .find_map(|e| match e.action {
-            Action::CreateRevision(r) => Some((r, e.at)),
-            _ => None,
-        });
+    let canary = scenario.timeline.iter().rev().find_map(|e| match e.action {
+        Action::CreateRevision(r) => Some((r, e.at)),
+        _ => None,
+    });
     let Some((canary, created)) = canary else {
         bail!(
             "scenario {} creates no revision on its timeline; the canary Flagger analyses is \
@@ -263,9 +252,11 @@ fn plan_setting(scenario: &Scenario, given: &[Regression]) -> anyhow::Result<(Pl
             analysis.start.as_secs_f64()
         );
     }
-    if let Some(e) = scenario.timeline.iter().find(|e| {
-        matches!(&e.action, Action::SetFailure { revision, .. } if *revision == canary)
-    }) {
+    if let Some(e) = scenario
+        .timeline
+        .iter()
+        .find(|e| matches!(&e.action, Action::SetFailure { revision, .. } if *revision == canary))
+    {
         bail!(
             "the timeline changes the canary {name}'s failure at {}s; plan sets the canary's \
              failure itself (healthy, then each regression): remove that event",
@@ -293,9 +284,8 @@ fn plan_setting(scenario: &Scenario, given: &[Regression]) -> anyhow::Result<(Pl
     let mut variants = vec![with(FailureSpec::default())];
     variants.extend(regressions.iter().cloned().map(with));
     let rate = match &scenario.arrivals.process {
-        ArrivalProcessSpec::Poisson { rate_per_s } | ArrivalProcessSpec::Constant { rate_per_s } => {
-            Some(*rate_per_s)
-        }
+        ArrivalProcessSpec::Poisson { rate_per_s }
+        | ArrivalProcessSpec::Constant { rate_per_s } => Some(*rate_per_s),
         _ => None,
     };
     let analytic = rate.map(|rate_per_s| AnalyticTraffic {

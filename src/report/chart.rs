@@ -1657,6 +1657,12 @@ impl Draw for PlanCurves {
                     ],
                     grey.filled(),
                 )))?;
+                // The value, so a zero is visible.
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{:.2}", row.false_rollback_prob),
+                    (x - bar_w * 0.3, row.false_rollback_prob + 0.07),
+                    ("sans-serif", 14).into_font(),
+                )))?;
             }
         }
 
@@ -1728,7 +1734,10 @@ impl Draw for PlanCurves {
             .collect();
         entries.push((LegendMark::Whisker, "95% Wilson interval".to_string()));
         entries.push((LegendMark::Diamond, "analytic (success rate)".to_string()));
-        entries.push((LegendMark::Box(grey), "false rollback (healthy)".to_string()));
+        entries.push((
+            LegendMark::Box(grey),
+            "false rollback (healthy)".to_string(),
+        ));
         entries.push((LegendMark::Dashed, format!("power {}", self.power)));
         entries.push((LegendMark::Box(color(6)), "time to promote".to_string()));
         if self.recommended.is_some() {
@@ -1765,7 +1774,10 @@ where
     for (mark, label) in entries {
         match *mark {
             LegendMark::Box(c) => {
-                area.draw(&Rectangle::new([(x, y - 8), (x + 22, y + 8)], c.mix(0.8).filled()))?;
+                area.draw(&Rectangle::new(
+                    [(x, y - 8), (x + 22, y + 8)],
+                    c.mix(0.8).filled(),
+                ))?;
             }
             LegendMark::Whisker => {
                 let s = BLACK.stroke_width(2);

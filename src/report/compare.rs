@@ -103,10 +103,7 @@ pub fn split_values(list: &str) -> Result<Vec<String>, String> {
 
 /// Parses one `--set PATH=V1,V2,...` argument into its path and values (the path is checked by
 /// the scenario loader, which names it on error).
-pub fn parse_grid_set(
-    flag: &'static str,
-    arg: &str,
-) -> Result<(String, Vec<String>), GridError> {
+pub fn parse_grid_set(flag: &'static str, arg: &str) -> Result<(String, Vec<String>), GridError> {
     let bad = |message: String| GridError::BadSet {
         flag,
         arg: arg.to_string(),
@@ -769,11 +766,14 @@ mod tests {
 
     #[test]
     fn the_first_set_varies_slowest() {
-        let grid = expand_grid("--set", &[
-            set("duration", &["60s"]),
-            set("a", &["1", "2"]),
-            set("b", &["x", "y", "z"]),
-        ])
+        let grid = expand_grid(
+            "--set",
+            &[
+                set("duration", &["60s"]),
+                set("a", &["1", "2"]),
+                set("b", &["x", "y", "z"]),
+            ],
+        )
         .expect("grid");
         let labels: Vec<&str> = grid.iter().map(|s| s.label.as_str()).collect();
         // the constant duration is applied but not shown
@@ -786,7 +786,10 @@ mod tests {
         let one = expand_grid("--set", &[set("a", &["1"]), set("b", &["x"])]).expect("grid");
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].label, "a=1;b=x");
-        assert_eq!(expand_grid("--set", &[]).expect("grid")[0].label, "(scenario)");
+        assert_eq!(
+            expand_grid("--set", &[]).expect("grid")[0].label,
+            "(scenario)"
+        );
         assert_eq!(
             expand_grid("--set", &[set("a", &["1"]), set("a", &["2"])]),
             Err(GridError::DuplicatePath {

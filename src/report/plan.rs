@@ -70,9 +70,9 @@ impl Regression {
         let (key, raw) = (key.trim(), raw.trim());
         match key {
             "error_rate" => {
-                let rate: f64 = raw.parse().map_err(|_| {
-                    value(format!("{raw:?} is not a number; allowed: 0 < F <= 1"))
-                })?;
+                let rate: f64 = raw
+                    .parse()
+                    .map_err(|_| value(format!("{raw:?} is not a number; allowed: 0 < F <= 1")))?;
                 if !(rate > 0.0 && rate <= 1.0) {
                     return Err(value(format!("{raw} is not allowed; allowed: 0 < F <= 1")));
                 }
@@ -396,7 +396,9 @@ pub fn analytic_rollback_prob(
         detect += 1;
     }
     let first_step = settings.next_step_weight(0).clamp(0, 100);
-    let ticks = (detect + 2..).take_while(|&k| tick_at(k) <= traffic.end).count();
+    let ticks = (detect + 2..)
+        .take_while(|&k| tick_at(k) <= traffic.end)
+        .count();
     let p = error_rate.clamp(0.0, 1.0);
     let chain = Chain {
         settings,
@@ -405,11 +407,9 @@ pub fn analytic_rollback_prob(
         p,
     };
     let lattice = margin_lattice(check);
-    Some(if check.window.0 == 2 * interval.0 && lattice.is_some() {
-        let (a, b) = lattice.expect("checked above");
-        chain.carried(first_step, ticks, a, b)
-    } else {
-        chain.independent(check, first_step, ticks)
+    Some(match lattice {
+        Some((a, b)) if check.window.0 == 2 * interval.0 => chain.carried(first_step, ticks, a, b),
+        _ => chain.independent(check, first_step, ticks),
     })
 }
 
@@ -513,7 +513,8 @@ impl Margin {
 
 /// Poisson(mean)'s pmf over mean ± 12 sd (+20), as (first value, probabilities).
 fn poisson_pmf(mean: f64) -> (u64, Vec<f64>) {
-    if !(mean > 0.0) {
+    // NaN and non-positive means alike: no event.
+    if mean.is_nan() || mean <= 0.0 {
         return (0, vec![1.0]);
     }
     let sd = mean.sqrt();
@@ -713,7 +714,7 @@ fn expected_in_window(
 /// The probability that one check of the success rate fails with a Poisson(`lambda`) canary
 /// count in the window and each request failing with `error_rate`.
 pub fn check_failure_prob(check: &MetricCheck, lambda: f64, error_rate: f64) -> f64 {
-    if !(lambda > 0.0) {
+    if lambda.is_nan() || lambda <= 0.0 {
         return 1.0;
     }
     let p = error_rate.clamp(0.0, 1.0);
@@ -807,11 +808,11 @@ mod tests {
         // (k, n, low, high): reference values from R's prop.test(correct = FALSE) / the
         // formula, 1e-4.
         let cases = [
-            (0, 10, 0.0, 0.277_5),    // none: the upper bound is z²/(n+z²)
-            (10, 10, 0.722_5, 1.0),   // all: mirrored
-            (5, 10, 0.236_6, 0.763_4), // half
+            (0, 10, 0.0, 0.277_5),       // none: the upper bound is z²/(n+z²)
+            (10, 10, 0.722_5, 1.0),      // all: mirrored
+            (5, 10, 0.236_6, 0.763_4),   // half
             (81, 100, 0.722_2, 0.874_9), // a proportion in between
-            (0, 0, 0.0, 1.0),         // no trials: anything goes
+            (0, 0, 0.0, 1.0),            // no trials: anything goes
         ];
         for (k, n, lo, hi) in cases {
             let (l, h) = wilson95(k, n);
@@ -861,7 +862,10 @@ mod tests {
         let r = Regression::parse("latency=2x").expect("valid");
         assert_eq!(r.failure.latency.map(|l| l.multiplier), Some(2.0));
         assert_eq!(
-            Regression::parse("error_rate=0.05").expect("valid").failure.error_rate,
+            Regression::parse("error_rate=0.05")
+                .expect("valid")
+                .failure
+                .error_rate,
             0.05
         );
     }
@@ -895,15 +899,18 @@ mod tests {
     fn binomial_cdf_known_values() {
         // (k, n, p, P(X <= k))
         let cases = [
-            (0, 10, 0.5, 1.0 / 1024.0),          // all tails
-            (5, 10, 0.5, 638.0 / 1024.0),        // half or fewer
-            (2, 100, 0.01, 0.920_626_8),         // Poisson-like small p
-            (10, 5_000, 0.05, 0.0),              // far below the mean 250: underflows to 0
-            (10, 10, 0.3, 1.0),                  // k = n
+            (0, 10, 0.5, 1.0 / 1024.0),   // all tails
+            (5, 10, 0.5, 638.0 / 1024.0), // half or fewer
+            (2, 100, 0.01, 0.920_626_8),  // Poisson-like small p
+            (10, 5_000, 0.05, 0.0),       // far below the mean 250: underflows to 0
+            (10, 10, 0.3, 1.0),           // k = n
         ];
         for (k, n, p, want) in cases {
             let got = binomial_cdf(k, n, p);
-            assert!((got - want).abs() < 1e-6, "({k}, {n}, {p}): {got} != {want}");
+            assert!(
+                (got - want).abs() < 1e-6,
+                "({k}, {n}, {p}): {got} != {want}"
+            );
         }
     }
 
@@ -1001,7 +1008,11 @@ mod tests {
         // the weight at 50, so λ is the same each tick).
         let s2 = settings(50, 50, 2, "1m");
         let got2 = analytic_rollback_prob(&s2, &t, 0.02).expect("sr metric");
-        assert!((got2 - want * want).abs() < 1e-12, "{got2} != {}", want * want);
+        assert!(
+            (got2 - want * want).abs() < 1e-12,
+            "{got2} != {}",
+            want * want
+        );
         // Without a success-rate metric there is no analytic figure.
         let mut s3 = s.clone();
         s3.metrics[0].metric = BuiltinMetric::Duration;
@@ -1167,8 +1178,14 @@ mod tests {
             promote_s: pr,
             hurt,
         };
-        let healthy = [o(false, None, Some(190.0), 0), o(true, Some(100.0), None, 0)];
-        let bad = [o(true, Some(220.0), None, 80), o(false, None, Some(190.0), 20)];
+        let healthy = [
+            o(false, None, Some(190.0), 0),
+            o(true, Some(100.0), None, 0),
+        ];
+        let bad = [
+            o(true, Some(220.0), None, 80),
+            o(false, None, Some(190.0), 20),
+        ];
         let r = PlanRow::new("s", "error_rate=0.02", &healthy, &bad, Some(0.4));
         assert_eq!(r.detect_prob, 0.5);
         assert_eq!(r.detect_ci95, wilson95(1, 2));
