@@ -10,7 +10,7 @@
 //! | `model`    | Knative behaviour as state machines taking `now` and `rng`: arrivals, the ingress profiles' gateway (breakers, LB, retries), queue-proxy breaker and application, activator throttler and stat reporter, the pods' lifecycle shared by `sim` and `live` (`roster`), failing revisions and the kubelet's restart back-off (`failure`), Flagger's canary analysis on a Knative Service (`flagger`: validated `spec.analysis` settings and the scheduler as a pure `tick(now, observation)` machine; the caller measures the metrics and applies the `spec.traffic` it returns), distributions, simulated time | `routing`, `scenario::spec` (the validated inputs it models) |
 //! | `sim`      | the discrete-event engine: event queue, seeded streams, the Knative world and its run loop, and the driving of Flagger's analysis (`analysis`: ticks, the canary's metric windows) | `model`, `routing`, `report`, `scenario` |
 //! | `live`     | sockets and the wall clock: pod servers with the queue-proxy, the gateway with the activator, the open-loop load generator, `splitlab live` | `routing`, `model`, `report`, `scenario::spec` |
-//! | `report`   | the request record schema, split accuracy, run recording and output files | `model` (time) |
+//! | `report`   | the request record schema, split accuracy, run recording and output files, the statistics of `compare` and `plan` (with `plan`'s analytic rollback probability of a Flagger analysis) | `model` (time, failures, Flagger's settings and verdicts) |
 //! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
 //!
 //! Dependencies point inward: `cli -> {scenario, sim, live, report}`, `sim -> {model, routing,

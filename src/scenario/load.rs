@@ -1655,11 +1655,14 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             max: SimDuration::from_secs(2),
         },
     };
-    let analysis = f
-        .analysis
-        .as_ref()
-        .map(|a| analysis::analysis_run(cx, a))
-        .transpose()?;
+    let analysis = match f.analysis.as_ref() {
+        Some(a) => {
+            let (run, unmodelled) = analysis::analysis_run(cx, a)?;
+            warnings.extend(unmodelled);
+            Some(run)
+        }
+        None => None,
+    };
 
     Ok(Scenario {
         name: f.name,
