@@ -156,7 +156,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         |values| -> anyhow::Result<Vec<Evaluation>> {
             let list: Vec<String> = values.iter().map(|v| knob.format(*v)).collect();
             let grid = [format!("{}={}", knob.path, list.join(","))];
-            let settings = sweep::load_settings_warned(&args.scenario, &grid, &mut warned_load)?;
+            let settings =
+                sweep::load_settings_warned(&args.scenario, "--knob", &grid, &mut warned_load)?;
             let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {
                 observe(&settings[cell].scenario, seed, &slos)
             })?;

@@ -67,7 +67,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect::<anyhow::Result<Vec<Bound>>>()?;
     let seeds = sweep::seeds(args.seeds)?;
     let jobs = sweep::jobs(args.jobs)?;
-    let settings = sweep::load_settings(&args.scenario, &args.set)?;
+    let settings = sweep::load_settings(&args.scenario, "--set", &args.set)?;
     let out = args
         .out
         .clone()

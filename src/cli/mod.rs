@@ -24,6 +24,7 @@ mod calibrate;
 mod compare;
 mod diff;
 mod live;
+mod plan;
 mod plot;
 mod rollout;
 mod run;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Find the smallest value of a knob (default service.rollout_duration) whose SLOs hold
     /// over seeds: exit 0 with a recommendation, 3 when no value in the range meets them.
     Advise(advise::Args),
+    /// How likely Flagger analysis settings are to catch a regressed canary, how fast they
+    /// promote a healthy one, and which to use (plan.csv).
+    Plan(plan::Args),
 }
 
 /// Runs one parsed command line.
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => diff::run(&args),
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Advise(args) => advise::run(&args),
+        Command::Plan(args) => plan::run(&args),
     }
 }
 

@@ -54,23 +54,25 @@ pub(crate) fn seeds(arg: u64) -> anyhow::Result<usize> {
 /// once, naming the first setting it came from.
 pub(crate) fn load_settings(
     scenario: &Path,
+    flag: &'static str,
     grid: &[String],
 ) -> anyhow::Result<Vec<LoadedSetting>> {
-    load_settings_warned(scenario, grid, &mut BTreeSet::new())
+    load_settings_warned(scenario, flag, grid, &mut BTreeSet::new())
 }
 
 /// `load_settings` for a command that loads several grids in turn (`advise`, one per search
 /// round): a warning in `warned` was printed before and is not printed again.
 pub(crate) fn load_settings_warned(
     scenario: &Path,
+    flag: &'static str,
     grid: &[String],
     warned: &mut BTreeSet<String>,
 ) -> anyhow::Result<Vec<LoadedSetting>> {
     let sets = grid
         .iter()
-        .map(|s| parse_grid_set(s))
+        .map(|s| parse_grid_set(flag, s))
         .collect::<Result<Vec<_>, _>>()?;
-    let grid = expand_grid(&sets)?;
+    let grid = expand_grid(flag, &sets)?;
     grid.into_iter()
         .map(|setting| {
             let loaded = super::run::load(scenario, &setting.set_args())

@@ -1531,6 +1531,282 @@ impl CompareCurves {
     }
 }
 
+/// The chart `render_plan_chart` writes.
+pub const PLAN_CHART: &str = "plan";
+
+/// What `render_plan_chart` draws: `splitlab plan`'s rows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PlanCurves {
+    pub scenario: String,
+    pub seeds: usize,
+    /// Setting labels, in grid order.
+    pub settings: Vec<String>,
+    /// Regression labels, in order.
+    pub regressions: Vec<String>,
+    /// One per setting × regression, setting-major (`plan.csv`'s rows).
+    pub rows: Vec<super::plan::PlanRow>,
+    /// `--power`: drawn as a dashed line on the detection panel.
+    pub power: f64,
+    /// The recommended setting, marked under its bars.
+    pub recommended: Option<usize>,
+}
+
+/// Writes `plan.png` and `plan.svg` in `dir` (which must exist), `WIDTH`×`HEIGHT`: above, per
+/// setting, the detection probability of each regression with its 95% Wilson interval, the
+/// analytic probability as a diamond and the healthy canary's false-rollback probability; below,
+/// the healthy canary's median time to promote. The legend is beside the panels, never over
+/// the data.
+pub fn render_plan_chart(dir: &Path, curves: &PlanCurves) -> Result<Vec<PathBuf>, ChartError> {
+    ensure_font()?;
+    write_both(dir, PLAN_CHART, curves)
+}
+
+impl PlanCurves {
+    fn row(&self, s: usize, r: usize) -> Option<&super::plan::PlanRow> {
+        self.rows.get(s * self.regressions.len() + r)
+    }
+}
+
+impl Draw for PlanCurves {
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let area = area.titled(
+            &format!(
+                "plan — {}: {} seeds per setting and variant",
+                self.scenario, self.seeds
+            ),
+            title_font(),
+        )?;
+        let (w, h) = area.dim_in_pixel();
+        let (plots, legend_area) = area.split_horizontally(w - 270);
+        let (top, bottom) = plots.split_vertically((h as f64 * 0.58) as u32);
+        let n = self.settings.len().max(1);
+        let (ticks, axis) = short_labels(&self.settings);
+        let tick_label = move |x: &f64| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                ticks.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
+        let grey = RGBColor(150, 150, 150);
+        let groups = self.regressions.len() + 1;
+        let bar_w = 0.8 / groups as f64;
+        let offset = |g: usize| -0.4 + bar_w * (g as f64 + 0.5);
+
+        // Detection probability.
+        let mut chart = ChartBuilder::on(&top)
+            .caption(
+                "rollback probability: regressed canary (detection), healthy canary (false rollback)",
+                label_font(),
+            )
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(75)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..1.08)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&tick_label)
+            .x_desc(axis.as_str())
+            .y_desc("probability")
+            .y_label_formatter(&|v: &f64| tick(*v))
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 15).into_font())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(-0.5, self.power), (n as f64 - 0.5, self.power)],
+            8,
+            5,
+            BLACK.stroke_width(1),
+        ))?;
+        for s in 0..self.settings.len() {
+            let x0 = s as f64;
+            for r in 0..self.regressions.len() {
+                let Some(row) = self.row(s, r) else { continue };
+                let x = x0 + offset(r);
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(x - bar_w * 0.42, 0.0), (x + bar_w * 0.42, row.detect_prob)],
+                    color(r).mix(0.8).filled(),
+                )))?;
+                let (lo, hi) = row.detect_ci95;
+                let whisker = BLACK.stroke_width(2);
+                let cap = bar_w * 0.2;
+                chart.draw_series([
+                    PathElement::new(vec![(x, lo), (x, hi)], whisker),
+                    PathElement::new(vec![(x - cap, lo), (x + cap, lo)], whisker),
+                    PathElement::new(vec![(x - cap, hi), (x + cap, hi)], whisker),
+                ])?;
+                if let Some(a) = row.analytic_detect_prob {
+                    chart.draw_series(std::iter::once(
+                        EmptyElement::at((x, a)) + Polygon::new(diamond_corners(8), BLACK.filled()),
+                    ))?;
+                }
+            }
+            if let Some(row) = self.row(s, 0) {
+                let x = x0 + offset(self.regressions.len());
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [
+                        (x - bar_w * 0.42, 0.0),
+                        (x + bar_w * 0.42, row.false_rollback_prob.max(0.004)),
+                    ],
+                    grey.filled(),
+                )))?;
+                // The value, so a zero is visible.
+                chart.draw_series(std::iter::once(Text::new(
+                    format!("{:.2}", row.false_rollback_prob),
+                    (x - bar_w * 0.3, row.false_rollback_prob + 0.07),
+                    ("sans-serif", 14).into_font(),
+                )))?;
+            }
+        }
+
+        // Time to promote.
+        let promote: Vec<Option<f64>> = (0..self.settings.len())
+            .map(|s| self.row(s, 0).and_then(|r| r.median_promote_s))
+            .collect();
+        let top_s = y_max(promote.iter().flatten().copied(), 1.0) * 1.15;
+        let ticks2 = short_labels(&self.settings).0;
+        let mut chart = ChartBuilder::on(&bottom)
+            .caption(
+                "healthy canary: median time from creation to promotion",
+                label_font(),
+            )
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(75)
+            .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0.0..top_s)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(n)
+            .x_label_formatter(&|x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    ticks2.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc(axis.as_str())
+            .y_desc("seconds")
+            .y_label_formatter(&|v: &f64| tick(*v))
+            .axis_desc_style(label_font())
+            .label_style(("sans-serif", 15).into_font())
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        let chosen = RGBColor(0, 150, 60);
+        for (s, p) in promote.iter().enumerate() {
+            let x = s as f64;
+            let fill = if self.recommended == Some(s) {
+                chosen
+            } else {
+                color(6)
+            };
+            match p {
+                Some(v) => {
+                    chart.draw_series(std::iter::once(Rectangle::new(
+                        [(x - 0.3, 0.0), (x + 0.3, *v)],
+                        fill.mix(0.8).filled(),
+                    )))?;
+                }
+                None => {
+                    chart.draw_series(std::iter::once(Text::new(
+                        "never",
+                        (x - 0.12, top_s * 0.05),
+                        label_font(),
+                    )))?;
+                }
+            }
+        }
+
+        // The legend, beside the panels.
+        let mut entries: Vec<(LegendMark, String)> = self
+            .regressions
+            .iter()
+            .enumerate()
+            .map(|(r, l)| (LegendMark::Box(color(r)), format!("detected: {l}")))
+            .collect();
+        entries.push((LegendMark::Whisker, "95% Wilson interval".to_string()));
+        entries.push((LegendMark::Diamond, "analytic (success rate)".to_string()));
+        entries.push((
+            LegendMark::Box(grey),
+            "false rollback (healthy)".to_string(),
+        ));
+        entries.push((LegendMark::Dashed, format!("power {}", self.power)));
+        entries.push((LegendMark::Box(color(6)), "time to promote".to_string()));
+        if self.recommended.is_some() {
+            entries.push((LegendMark::Box(chosen), "recommended".to_string()));
+        }
+        draw_side_legend(&legend_area, &entries)
+    }
+}
+
+/// A mark in a side legend.
+#[derive(Clone, Copy, Debug)]
+enum LegendMark {
+    Box(RGBColor),
+    Whisker,
+    Diamond,
+    Dashed,
+}
+
+/// The corners of a diamond `r` pixels from its centre, relative to it.
+fn diamond_corners(r: i32) -> Vec<(i32, i32)> {
+    vec![(0, -r), (r, 0), (0, r), (-r, 0)]
+}
+
+/// Draws `entries` top-down in `area` (a strip beside the plots, so no entry covers data).
+fn draw_side_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    entries: &[(LegendMark, String)],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let x = 10i32;
+    let mut y = 70i32;
+    for (mark, label) in entries {
+        match *mark {
+            LegendMark::Box(c) => {
+                area.draw(&Rectangle::new(
+                    [(x, y - 8), (x + 22, y + 8)],
+                    c.mix(0.8).filled(),
+                ))?;
+            }
+            LegendMark::Whisker => {
+                let s = BLACK.stroke_width(2);
+                area.draw(&PathElement::new(vec![(x + 11, y - 9), (x + 11, y + 9)], s))?;
+                area.draw(&PathElement::new(vec![(x + 5, y - 9), (x + 17, y - 9)], s))?;
+                area.draw(&PathElement::new(vec![(x + 5, y + 9), (x + 17, y + 9)], s))?;
+            }
+            LegendMark::Diamond => {
+                area.draw(
+                    &(EmptyElement::at((x + 11, y))
+                        + Polygon::new(diamond_corners(8), BLACK.filled())),
+                )?;
+            }
+            LegendMark::Dashed => {
+                let s = BLACK.stroke_width(1);
+                area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], s))?;
+                area.draw(&PathElement::new(vec![(x + 13, y), (x + 22, y)], s))?;
+            }
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (x + 32, y - 9),
+            ("sans-serif", 16).into_font(),
+        ))?;
+        y += 32;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

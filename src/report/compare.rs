@@ -41,10 +41,15 @@ pub const SHIFT_SETTLE: SimDuration = SimDuration::from_secs(60);
 /// A `--set` list is malformed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GridError {
-    #[error("invalid --set {arg:?}: {message}")]
-    BadSet { arg: String, message: String },
-    #[error("--set {path} is given twice; give its values in one comma-separated list")]
-    DuplicatePath { path: String },
+    /// `flag` is the option the argument came with (`--set` for compare, `--grid` for plan).
+    #[error("invalid {flag} {arg:?}: {message}")]
+    BadSet {
+        flag: &'static str,
+        arg: String,
+        message: String,
+    },
+    #[error("{flag} {path} is given twice; give its values in one comma-separated list")]
+    DuplicatePath { flag: &'static str, path: String },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,8 +103,9 @@ pub fn split_values(list: &str) -> Result<Vec<String>, String> {
 
 /// Parses one `--set PATH=V1,V2,...` argument into its path and values (the path is checked by
 /// the scenario loader, which names it on error).
-pub fn parse_grid_set(arg: &str) -> Result<(String, Vec<String>), GridError> {
+pub fn parse_grid_set(flag: &'static str, arg: &str) -> Result<(String, Vec<String>), GridError> {
     let bad = |message: String| GridError::BadSet {
+        flag,
         arg: arg.to_string(),
         message,
     };
@@ -135,10 +141,16 @@ impl Setting {
 }
 
 /// The cartesian product of the `--set` lists: the first list varies slowest.
-pub fn expand_grid(sets: &[(String, Vec<String>)]) -> Result<Vec<Setting>, GridError> {
+pub fn expand_grid(
+    flag: &'static str,
+    sets: &[(String, Vec<String>)],
+) -> Result<Vec<Setting>, GridError> {
     for (i, (path, _)) in sets.iter().enumerate() {
         if sets[..i].iter().any(|(p, _)| p == path) {
-            return Err(GridError::DuplicatePath { path: path.clone() });
+            return Err(GridError::DuplicatePath {
+                flag,
+                path: path.clone(),
+            });
         }
     }
     let varying: Vec<bool> = if sets.iter().any(|(_, v)| v.len() > 1) {
@@ -766,10 +778,10 @@ mod tests {
                 .map_err(String::from);
             assert_eq!(split_values(list), want, "{list}");
         }
-        assert!(parse_grid_set("novalue").is_err());
-        assert!(parse_grid_set("=1,2").is_err());
+        assert!(parse_grid_set("--set", "novalue").is_err());
+        assert!(parse_grid_set("--set", "=1,2").is_err());
         assert_eq!(
-            parse_grid_set("service.rollout_duration=0s,380s"),
+            parse_grid_set("--set", "service.rollout_duration=0s,380s"),
             Ok((
                 "service.rollout_duration".to_string(),
                 vec!["0s".to_string(), "380s".to_string()]
@@ -786,11 +798,14 @@ mod tests {
 
     #[test]
     fn the_first_set_varies_slowest() {
-        let grid = expand_grid(&[
-            set("duration", &["60s"]),
-            set("a", &["1", "2"]),
-            set("b", &["x", "y", "z"]),
-        ])
+        let grid = expand_grid(
+            "--set",
+            &[
+                set("duration", &["60s"]),
+                set("a", &["1", "2"]),
+                set("b", &["x", "y", "z"]),
+            ],
+        )
         .expect("grid");
         let labels: Vec<&str> = grid.iter().map(|s| s.label.as_str()).collect();
         // the constant duration is applied but not shown
@@ -800,13 +815,17 @@ mod tests {
         );
         assert_eq!(grid[4].set_args(), ["duration=60s", "a=2", "b=y"]);
         // nothing varies: every override is shown; no --set: the scenario as it is
-        let one = expand_grid(&[set("a", &["1"]), set("b", &["x"])]).expect("grid");
+        let one = expand_grid("--set", &[set("a", &["1"]), set("b", &["x"])]).expect("grid");
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].label, "a=1;b=x");
-        assert_eq!(expand_grid(&[]).expect("grid")[0].label, "(scenario)");
         assert_eq!(
-            expand_grid(&[set("a", &["1"]), set("a", &["2"])]),
+            expand_grid("--set", &[]).expect("grid")[0].label,
+            "(scenario)"
+        );
+        assert_eq!(
+            expand_grid("--set", &[set("a", &["1"]), set("a", &["2"])]),
             Err(GridError::DuplicatePath {
+                flag: "--set",
                 path: "a".to_string()
             })
         );

@@ -7,9 +7,10 @@
 //! two finished runs from their `summary.json` within statistical noise (`diff`); the
 //! bound-expression grammar of SLOs and its evaluator over a run (`bound`), their tally over
 //! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`);
-//! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); a
-//! Prometheus registry and its text exposition format (`prometheus`), which the live mode
-//! serves; and the self-contained `report.html` page (`html`).
+//! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); the
+//! detection power of Flagger analysis settings from seeded runs, beside its analytic value
+//! (`plan`); a Prometheus registry and its text exposition format (`prometheus`), which the
+//! live mode serves; and the self-contained `report.html` page (`html`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
@@ -21,6 +22,7 @@ pub mod compare;
 pub mod diff;
 pub mod frontier;
 pub mod html;
+pub mod plan;
 pub mod prometheus;
 pub mod record;
 pub mod run;

@@ -1696,14 +1696,15 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             max: SimDuration::from_secs(2),
         },
     };
-    let analysis = f
-        .analysis
-        .as_ref()
-        .map(|a| analysis::analysis_run(cx, a))
-        .transpose()?;
-    if let Some(run) = &analysis {
-        warnings.extend(traffic_under_analysis_warnings(&timeline, run.start));
-    }
+    let analysis = match f.analysis.as_ref() {
+        Some(a) => {
+            let (run, unmodelled) = analysis::analysis_run(cx, a)?;
+            warnings.extend(unmodelled);
+            warnings.extend(traffic_under_analysis_warnings(&timeline, run.start));
+            Some(run)
+        }
+        None => None,
+    };
 
     Ok(Scenario {
         name: f.name,

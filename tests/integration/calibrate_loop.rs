@@ -215,8 +215,8 @@ fn assert_rates_agree(live_out: &Path, sim_out: &Path) {
     // is smeared over the rate window, so the rate after it is compared from 24 s.
     for (from_s, to_s) in [(8.0, 20.0), (24.0, 40.0)] {
         let (a, b) = (
-            arrived_between(&live_out, from_s, to_s),
-            arrived_between(&sim_out, from_s, to_s),
+            arrived_between(live_out, from_s, to_s),
+            arrived_between(sim_out, from_s, to_s),
         );
         let noise = 3.29 * (a + b).sqrt();
         assert!(

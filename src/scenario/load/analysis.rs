@@ -75,6 +75,46 @@ pub struct CanaryAnalysisFile {
     pub metrics: Vec<MetricFile>,
     #[serde(default)]
     pub webhooks: Vec<WebhookFile>,
+    /// Flagger keys the model does not read: accepted, each with a warning
+    /// (`UNMODELLED_KEYS`); any other unknown key is still refused.
+    #[serde(default)]
+    pub alerts: Option<IgnoredAny>,
+    #[serde(default)]
+    pub primary_ready_threshold: Option<IgnoredAny>,
+    #[serde(default)]
+    pub canary_ready_threshold: Option<IgnoredAny>,
+    #[serde(default, rename = "match")]
+    pub match_conditions: Option<IgnoredAny>,
+    #[serde(default)]
+    pub session_affinity: Option<IgnoredAny>,
+    #[serde(default)]
+    pub mirror: Option<IgnoredAny>,
+    #[serde(default)]
+    pub mirror_weight: Option<IgnoredAny>,
+}
+
+impl CanaryAnalysisFile {
+    /// The Flagger keys present that the model does not read, by their names in the file.
+    fn unmodelled_keys(&self) -> Vec<&'static str> {
+        [
+            ("alerts", self.alerts.is_some()),
+            (
+                "primaryReadyThreshold",
+                self.primary_ready_threshold.is_some(),
+            ),
+            (
+                "canaryReadyThreshold",
+                self.canary_ready_threshold.is_some(),
+            ),
+            ("match", self.match_conditions.is_some()),
+            ("sessionAffinity", self.session_affinity.is_some()),
+            ("mirror", self.mirror.is_some()),
+            ("mirrorWeight", self.mirror_weight.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, present)| present.then_some(k))
+        .collect()
+    }
 }
 
 /// `analysis.metrics[]`.
@@ -202,7 +242,12 @@ impl Place<'_> {
 }
 
 /// The validated `analysis:` block.
-pub(super) fn analysis_run(cx: &Cx<'_>, f: &AnalysisFile) -> Result<AnalysisRun, ScenarioError> {
+/// The validated analysis, and a warning for each Flagger key it accepted without modelling it
+/// (alerts, readiness thresholds, A/B `match`, session affinity, mirroring).
+pub(super) fn analysis_run(
+    cx: &Cx<'_>,
+    f: &AnalysisFile,
+) -> Result<(AnalysisRun, Vec<String>), ScenarioError> {
     let start = match &f.start {
         Some(text) => {
             SimTime::ZERO
@@ -215,8 +260,15 @@ pub(super) fn analysis_run(cx: &Cx<'_>, f: &AnalysisFile) -> Result<AnalysisRun,
         }
         None => SimTime::ZERO,
     };
-    let (canary, skip_analysis, suspend, place, base) = match (&f.canary, &f.flagger) {
-        (Some(c), None) => (c.clone(), false, false, Place::Scenario, "analysis.canary"),
+    let (canary, skip_analysis, suspend, place, base, shown) = match (&f.canary, &f.flagger) {
+        (Some(c), None) => (
+            c.clone(),
+            false,
+            false,
+            Place::Scenario,
+            "analysis.canary",
+            "analysis.canary".to_string(),
+        ),
         (None, Some(rel)) => {
             let text = cx.read("analysis.flagger", rel)?;
             let display = cx.display_name(rel);
@@ -246,6 +298,7 @@ pub(super) fn analysis_run(cx: &Cx<'_>, f: &AnalysisFile) -> Result<AnalysisRun,
                 ));
             }
             let s = manifest.spec;
+            let shown = format!("{display}: spec.analysis");
             (
                 s.analysis,
                 s.skip_analysis,
@@ -256,6 +309,7 @@ pub(super) fn analysis_run(cx: &Cx<'_>, f: &AnalysisFile) -> Result<AnalysisRun,
                     prefix: "spec.analysis",
                 },
                 "analysis.flagger",
+                shown,
             )
         }
         (Some(_), Some(_)) | (None, None) => {
@@ -370,11 +424,19 @@ pub(super) fn analysis_run(cx: &Cx<'_>, f: &AnalysisFile) -> Result<AnalysisRun,
         };
         place.err(cx, base, &path, format!("{e}{allowed}"))
     })?;
-    Ok(AnalysisRun {
-        start,
-        settings,
-        webhook_failures,
-    })
+    let warnings = canary
+        .unmodelled_keys()
+        .into_iter()
+        .map(|k| format!("{shown}.{k} ignored: not modelled"))
+        .collect();
+    Ok((
+        AnalysisRun {
+            start,
+            settings,
+            webhook_failures,
+        },
+        warnings,
+    ))
 }
 
 #[cfg(test)]
@@ -432,6 +494,58 @@ mod tests {
         assert_eq!(a.webhook_results(at(150)), vec![false, true]);
         assert_eq!(a.webhook_results(at(180)), vec![false, false]);
         assert_eq!(a.webhook_results(at(300)), vec![true, false]);
+    }
+
+    #[test]
+    fn unmodelled_flagger_keys_are_warnings_and_typos_errors() {
+        let extra = "    alerts:\n      - {name: slack, severity: error}\n    primaryReadyThreshold: 100\n    canaryReadyThreshold: 100\n    match:\n      - headers: {x-canary: {exact: insider}}\n    sessionAffinity: {cookieName: flagger-cookie}\n    mirror: false\n    mirrorWeight: 10\n";
+        let manifest = CANARY.replace("    webhooks:\n", &format!("{extra}    webhooks:\n"));
+        let plain =
+            load(&text("  start: 30s\n  flagger: canary.yaml\n"), &[], CANARY).expect("valid");
+        let s = load(
+            &text("  start: 30s\n  flagger: canary.yaml\n"),
+            &[],
+            &manifest,
+        )
+        .expect("unmodelled keys are accepted");
+        // The same analysis as without them, and one warning each, in the CRD's order.
+        assert_eq!(s.analysis, plain.analysis);
+        let keys = [
+            "alerts",
+            "primaryReadyThreshold",
+            "canaryReadyThreshold",
+            "match",
+            "sessionAffinity",
+            "mirror",
+            "mirrorWeight",
+        ];
+        let warned: Vec<&String> = s
+            .warnings
+            .iter()
+            .filter(|w| w.ends_with("ignored: not modelled"))
+            .collect();
+        assert_eq!(warned.len(), keys.len(), "{:?}", s.warnings);
+        for (w, k) in warned.iter().zip(keys) {
+            assert_eq!(
+                w.as_str(),
+                format!("canary.yaml: spec.analysis.{k} ignored: not modelled")
+            );
+        }
+        // The inline block warns the same way, under its own path.
+        let inline = INLINE.replace("    webhooks:\n", "    alerts: []\n    webhooks:\n");
+        let s = load(&text(&inline), &[], "").expect("valid");
+        assert!(
+            s.warnings
+                .contains(&"analysis.canary.alerts ignored: not modelled".to_string()),
+            "{:?}",
+            s.warnings
+        );
+        // A typo is still an error naming the key.
+        let typo = CANARY.replace("    webhooks:\n", "    stepWieght: 5\n    webhooks:\n");
+        let err = load(&text("  start: 30s\n  flagger: canary.yaml\n"), &[], &typo)
+            .expect_err("an unknown key")
+            .to_string();
+        assert!(err.contains("stepWieght"), "{err}");
     }
 
     #[test]
