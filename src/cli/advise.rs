@@ -68,6 +68,10 @@ pub struct Args {
     /// Output directory (default: out/<scenario name>-advise).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    /// Overrides a scenario value for every candidate, as for `run` (e.g. the rollout to
+    /// rehearse in a calibrated scenario); repeatable; not the knob's own path.
+    #[arg(long = "set", value_name = "PATH=VALUE", allow_hyphen_values = true)]
+    set: Vec<String>,
 }
 
 /// Parses `--range LOW..HIGH` into its unit and ends: both whole seconds as Go durations
@@ -122,7 +126,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let jobs = sweep::jobs(args.jobs)?;
     // The scenario as written: its name, duration and revision names (the knob's values are
     // loaded, and checked, round by round).
-    let base = super::run::load(&args.scenario, &[])?;
+    for set in &args.set {
+        let (path, values) = crate::report::compare::parse_grid_set("--set", set)?;
+        if path == args.knob {
+            bail!("--set {set}: {path} is the knob; give its range with --range");
+        }
+        if values.len() != 1 {
+            bail!(
+                "--set {set}: one value per --set (a value with a comma is quoted, as in YAML: \"a,b\"); advise searches only the knob"
+            );
+        }
+    }
+    let base = super::run::load(&args.scenario, &args.set)?;
     let (unit, low, high) = match &args.range {
         Some(text) => parse_range(text).map_err(anyhow::Error::msg)?,
         None if args.knob == DEFAULT_KNOB => (
@@ -155,7 +170,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.pass_rate,
         |values| -> anyhow::Result<Vec<Evaluation>> {
             let list: Vec<String> = values.iter().map(|v| knob.format(*v)).collect();
-            let grid = [format!("{}={}", knob.path, list.join(","))];
+            // The fixed overrides come first, as one-value lists: constant, so not in labels.
+            let mut grid = args.set.clone();
+            grid.push(format!("{}={}", knob.path, list.join(",")));
             let settings =
                 sweep::load_settings_warned(&args.scenario, "--knob", &grid, &mut warned_load)?;
             let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {

@@ -350,7 +350,7 @@ fn advise_refuses_bad_input_clearly() {
     let out = dir.join("out");
     let out = out.to_str().expect("utf-8 path");
     // (arguments after the scenario, a piece of the message)
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 12] = [
         (
             &["--slo", "p99<=1"],
             "unknown metric \"p99\"; allowed: rejected_qp, expired, p99_ms, p99_shift_ms",
@@ -391,6 +391,16 @@ fn advise_refuses_bad_input_clearly() {
             &["--slo", "expired==0", "--range", "0s..-5s"],
             "invalid --range",
         ),
+        // a fixed override of the knob itself
+        (
+            &["--slo", "expired==0", "--set", "service.rollout_duration=10s"],
+            "--set service.rollout_duration=10s: service.rollout_duration is the knob; give its range with --range",
+        ),
+        // a fixed override is one value, not a list to search
+        (
+            &["--slo", "expired==0", "--set", "revisions.0.pods=2,3"],
+            "--set revisions.0.pods=2,3: one value per --set",
+        ),
     ];
     for (args, message) in cases {
         let mut all = vec!["advise", scenario, "--out", out];
@@ -424,4 +434,115 @@ fn advise_refuses_bad_input_clearly() {
         assert_clear_error(&splitlab(&all), message, &format!("{args:?}"));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// README's "From your Prometheus to an annotation": its two commands, run as written through a
+/// shell (the `out/` paths moved into a temporary directory), print the verdict README quotes
+/// and draw its chart (`SPLITLAB_BLESS=1` rewrites docs/advise-hello-frontier.png); then
+/// `splitlab run` of the calibrated scenario meets the SLO in every seed with the recommended
+/// value and breaks it in some seed with the next smaller value evaluated.
+#[test]
+fn readme_calibrate_then_advise_walk_recommends_what_run_confirms() {
+    let readme = read(&root().join("README.md"));
+    let section = readme
+        .split("## From your Prometheus to an annotation")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("the section in README.md");
+    let commands: Vec<&str> = section
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- "))
+        .collect();
+    assert_eq!(commands.len(), 2, "calibrate, then advise: {commands:?}");
+    let verdict = section
+        .lines()
+        .find(|l| l.starts_with("recommended: "))
+        .expect("the verdict README quotes");
+    let tmp = temp_dir("advise-walk");
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let bin = env!("CARGO_BIN_EXE_splitlab");
+    let mut stdout = String::new();
+    for command in &commands {
+        let line = command
+            .replacen("cargo run --release --", bin, 1)
+            .replace(" out/", &format!(" {}/", tmp.display()));
+        let out = std::process::Command::new("bash")
+            .args(["-c", &line])
+            .current_dir(root())
+            .output()
+            .expect("bash runs");
+        stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{line}\n{stdout}{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(stdout.contains(verdict), "{verdict:?} not in {stdout}");
+    let chart = tmp.join("hello-advise/frontier.png");
+    let docs_chart = root().join("docs/advise-hello-frontier.png");
+    if std::env::var_os("SPLITLAB_BLESS").is_some() {
+        std::fs::copy(&chart, &docs_chart).expect("bless the chart");
+    }
+    assert_eq!(
+        std::fs::read(&chart).expect("frontier.png"),
+        std::fs::read(&docs_chart).expect("docs/advise-hello-frontier.png"),
+        "README's chart is this run's (SPLITLAB_BLESS=1 rewrites it)"
+    );
+
+    // Confirm with `run`: the recommended value and the one below it, seed by seed, with the
+    // advise command's own --set overrides.
+    let recommended: u64 = verdict
+        .trim_start_matches("recommended: service.rollout_duration=")
+        .split('s')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .expect("a whole-second value");
+    let advise_cmd = commands[1];
+    let sets: Vec<String> = advise_cmd
+        .split(" --set ")
+        .skip(1)
+        .map(|s| {
+            let s = s.split(" --slo").next().expect("a value");
+            s.trim_matches('\'').to_string()
+        })
+        .collect();
+    assert_eq!(sets.len(), 5, "{sets:?}");
+    let scenario = tmp.join("hello.yaml");
+    let worst = |value: u64, seed: u64| {
+        let dir = tmp.join(format!("run-{value}-{seed}"));
+        let mut args: Vec<String> = vec![
+            "run".into(),
+            scenario.to_str().expect("utf-8").into(),
+            "--seed".into(),
+            seed.to_string(),
+            "--out".into(),
+            dir.to_str().expect("utf-8").into(),
+            "--set".into(),
+            format!("service.rollout_duration={value}s"),
+        ];
+        for s in &sets {
+            args.push("--set".into());
+            args.push(s.clone());
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = splitlab(&refs);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        // The shift starts at the timeline's revision creation, 300 s.
+        p99_shift_ms(&dir, 300.0)
+    };
+    for seed in 1..=3 {
+        let p99 = worst(recommended, seed);
+        assert!(
+            p99 <= 1000.0,
+            "{recommended}s, seed {seed}: p99_shift_ms {p99}"
+        );
+    }
+    assert!(
+        (1..=3).any(|seed| worst(recommended - 1, seed) > 1000.0),
+        "{}s met the SLO in every seed too",
+        recommended - 1
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
 }
