@@ -25,6 +25,17 @@ use crate::report::run::RunReport;
 use crate::scenario::Scenario;
 use crate::sim::{simulate, RunOptions};
 
+/// At most this many seeds per setting: a 95% interval of a mean narrows as 1/sqrt(seeds), so
+/// 10,000 seeds put it within 2% of the spread between runs; more buy nothing a decision needs
+/// and each costs a whole run (docs/limits.md).
+pub(crate) const MAX_SEEDS: usize = 10_000;
+/// At most this many worker threads: one per core is the fastest; more only add threads (a
+/// million kept creating them).
+pub(crate) const MAX_JOBS: usize = 256;
+/// At most this many runs in one grid (settings x seeds): every run's kept values stay in
+/// memory until the grid's statistics are computed.
+pub(crate) const MAX_RUNS: usize = 1_000_000;
+
 /// One setting of the grid, loaded and validated.
 pub(crate) struct LoadedSetting {
     /// The grid point: its overrides and its label.
@@ -36,6 +47,9 @@ pub(crate) struct LoadedSetting {
 pub(crate) fn jobs(arg: Option<usize>) -> anyhow::Result<usize> {
     Ok(match arg {
         Some(0) => bail!("--jobs must be at least 1"),
+        Some(j) if j > MAX_JOBS => bail!(
+            "--jobs {j} is too many; allowed: 1 to {MAX_JOBS} (one worker per core is the fastest; more only add threads)"
+        ),
         Some(j) => j,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     })
@@ -46,7 +60,12 @@ pub(crate) fn seeds(arg: u64) -> anyhow::Result<usize> {
     if arg == 0 {
         bail!("--seeds must be at least 1");
     }
-    usize::try_from(arg).context("--seeds is too large")
+    match usize::try_from(arg) {
+        Ok(n) if n <= MAX_SEEDS => Ok(n),
+        _ => bail!(
+            "--seeds {arg} is too many; allowed: 1 to {MAX_SEEDS} ({MAX_SEEDS} seeds already narrow a 95% interval to 2% of the spread between runs)"
+        ),
+    }
 }
 
 /// Expands the `--set`-style grid arguments (`flag` names them in messages) and loads every
@@ -103,9 +122,12 @@ where
     R: Send,
     F: Fn(usize, u64) -> R + Sync,
 {
-    let total = cells
-        .checked_mul(seeds)
-        .context("the grid has too many runs")?;
+    let total = cells.saturating_mul(seeds);
+    if total > MAX_RUNS {
+        bail!(
+            "the grid is {total} runs ({cells} settings x {seeds} seeds); allowed: at most {MAX_RUNS} runs (fewer settings or seeds)"
+        );
+    }
     // The stderr target draws nothing when stderr is not a terminal.
     let progress = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
     progress.set_style(
@@ -166,5 +188,60 @@ impl WarnOnce {
                 eprintln!("warning: setting {label}: {w}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_and_jobs_are_bounded_with_the_reason() {
+        // (--seeds, the error, or None when accepted)
+        let seed_cases: [(u64, Option<&str>); 5] = [
+            // no run at all
+            (0, Some("--seeds must be at least 1")),
+            // the most a sweep needs
+            (MAX_SEEDS as u64, None),
+            // 100 million aborted on allocation
+            (100_000_000, Some("--seeds 100000000 is too many; allowed: 1 to 10000 (10000 seeds already narrow a 95% interval to 2% of the spread between runs)")),
+            // past i64: panicked with an overflow
+            (9_223_372_036_854_775_809, Some("--seeds 9223372036854775809 is too many; allowed: 1 to 10000 (10000 seeds already narrow a 95% interval to 2% of the spread between runs)")),
+            // u64::MAX: panicked with a capacity overflow
+            (u64::MAX, Some("--seeds 18446744073709551615 is too many; allowed: 1 to 10000 (10000 seeds already narrow a 95% interval to 2% of the spread between runs)")),
+        ];
+        for (arg, want) in seed_cases {
+            match (seeds(arg), want) {
+                (Ok(n), None) => assert_eq!(n as u64, arg),
+                (Err(e), Some(msg)) => assert_eq!(e.to_string(), msg),
+                (got, _) => panic!("--seeds {arg}: {:?}", got.map_err(|e| e.to_string())),
+            }
+        }
+        // (--jobs, the error, or None when accepted)
+        let job_cases: [(usize, Option<&str>); 3] = [
+            (0, Some("--jobs must be at least 1")),
+            (MAX_JOBS, None),
+            // a million kept creating threads
+            (1_000_000, Some("--jobs 1000000 is too many; allowed: 1 to 256 (one worker per core is the fastest; more only add threads)")),
+        ];
+        for (arg, want) in job_cases {
+            match (jobs(Some(arg)), want) {
+                (Ok(n), None) => assert_eq!(n, arg),
+                (Err(e), Some(msg)) => assert_eq!(e.to_string(), msg),
+                (got, _) => panic!("--jobs {arg}: {:?}", got.map_err(|e| e.to_string())),
+            }
+        }
+    }
+
+    #[test]
+    fn a_grid_of_too_many_runs_is_refused_before_running() {
+        // 1,000 settings x 10,000 seeds: each within its limit, together ten million runs
+        let Err(err) = run_grid(1_000, 10_000, 1, |_, _| ()) else {
+            panic!("ten million runs were started");
+        };
+        assert_eq!(
+            err.to_string(),
+            "the grid is 10000000 runs (1000 settings x 10000 seeds); allowed: at most 1000000 runs (fewer settings or seeds)"
+        );
     }
 }

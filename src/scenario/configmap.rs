@@ -224,7 +224,7 @@ fn go_duration(s: &str) -> Result<i64, String> {
 pub fn read_configmaps(files: &[(String, String)]) -> Result<ClusterConfig, YamlError> {
     let mut c = ClusterConfig::default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
-    let mut found: BTreeMap<String, (String, ConfigMapMirror, SourcePos)> = BTreeMap::new();
+    let mut found: BTreeMap<String, (String, ConfigMapMirror, SourcePos, u32)> = BTreeMap::new();
     for (file, text) in files {
         for obj in read_objects(file, text)? {
             let fail = |pos: SourcePos, path: &str, message: String| YamlError {
@@ -257,7 +257,7 @@ pub fn read_configmaps(files: &[(String, String)]) -> Result<ClusterConfig, Yaml
                 .metadata
                 .as_ref()
                 .and_then(|m| m.name.as_ref())
-                .map_or(obj.pos, |n| n.referenced.into());
+                .map_or(obj.pos, |n| obj.doc.pos(n.referenced));
             if !NAMES.contains(&name.as_str()) {
                 c.warnings.push(format!(
                     "{file}: ConfigMap {name:?} is not one splitlab reads (allowed: {}); ignored",
@@ -272,10 +272,10 @@ pub fn read_configmaps(files: &[(String, String)]) -> Result<ClusterConfig, Yaml
                     format!("ConfigMap {name:?} is given twice (also in {first}); allowed: each ConfigMap once"),
                 ));
             }
-            found.insert(name, (file.clone(), mirror, obj.pos));
+            found.insert(name, (file.clone(), mirror, obj.pos, obj.doc.line_offset()));
         }
     }
-    for (name, (file, mirror, at)) in found {
+    for (name, (file, mirror, at, line_offset)) in found {
         let data = Data {
             file: &file,
             name: &name,
@@ -283,7 +283,10 @@ pub fn read_configmaps(files: &[(String, String)]) -> Result<ClusterConfig, Yaml
                 .data
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(k, v)| (k, (v.value.0, v.referenced.into())))
+                .map(|(k, v)| {
+                    let pos = SourcePos::of_location(v.referenced, line_offset);
+                    (k, (v.value.0, pos))
+                })
                 .collect(),
             at,
         };

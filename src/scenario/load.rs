@@ -734,6 +734,16 @@ struct Cx<'a> {
     resolve: &'a dyn Fn(&str) -> Result<String, String>,
 }
 
+/// The highest request rate a scenario may ask for: a simulated request costs about a
+/// microsecond, so a million per second runs at about real time; ~1e9 aborted on allocation
+/// (docs/limits.md).
+pub const MAX_RATE_PER_S: f64 = 1_000_000.0;
+
+/// At most this many metric windows in a run (duration plus drain over `metrics.window`): each
+/// window keeps a row of every series, so 720 h of 1 s windows held 1.9 GB for 2,558 requests;
+/// 100,000 windows is 27 h at 1 s or 69 days at 60 s (docs/limits.md).
+pub const MAX_WINDOWS: u64 = 100_000;
+
 /// Allowed values of a Go duration field, for messages.
 const GO_DURATION: &str = "a Go duration such as 100ms, 1.5s or 2m";
 
@@ -849,14 +859,16 @@ impl Cx<'_> {
         u32::try_from(value).map_err(|_| self.err(path, format!("{value} does not fit")))
     }
 
-    /// A request rate: finite and > 0 (or >= 0 when `zero_ok`).
+    /// A request rate: finite, > 0 (or >= 0 when `zero_ok`) and at most [`MAX_RATE_PER_S`].
     fn rate(&self, path: &str, value: f64, zero_ok: bool) -> Result<f64, ScenarioError> {
-        let ok = value.is_finite() && (value > 0.0 || zero_ok && value == 0.0);
+        let ok = value.is_finite()
+            && (value > 0.0 || zero_ok && value == 0.0)
+            && value <= MAX_RATE_PER_S;
         if !ok {
             let allowed = if zero_ok { ">= 0" } else { "> 0" };
             return Err(self.err(
                 path,
-                format!("rate {value} is not allowed; allowed: a finite number of requests per second {allowed}"),
+                format!("rate {value} is not allowed; allowed: a finite number of requests per second {allowed} and at most {MAX_RATE_PER_S}"),
             ));
         }
         Ok(value)
@@ -983,6 +995,35 @@ enum TrafficSource {
     Scenario,
     Manifest,
     Default,
+}
+
+/// The run's metric windows are at most [`MAX_WINDOWS`]; the error names `duration` when it
+/// alone is too long, else `drain`.
+fn check_window_count(
+    cx: &Cx,
+    f: &ScenarioFile,
+    duration: SimDuration,
+    drain: SimDuration,
+    window: SimDuration,
+) -> Result<(), ScenarioError> {
+    let per = |d: SimDuration| {
+        let w = u64::try_from(window.0).unwrap_or(u64::MAX).max(1);
+        u64::try_from(d.0).unwrap_or(0).div_ceil(w)
+    };
+    let windows = per(duration).saturating_add(per(drain));
+    if windows <= MAX_WINDOWS {
+        return Ok(());
+    }
+    let shown = f.metrics.window.as_deref().unwrap_or("1s");
+    let (path, text, other) = if per(duration) > MAX_WINDOWS {
+        ("duration", f.duration.as_str(), "the drain")
+    } else {
+        ("drain", f.drain.as_deref().unwrap_or(""), "the duration")
+    };
+    Err(cx.err(
+        path,
+        format!("{text} with metrics.window {shown} is {windows} metric windows (with {other}); allowed: at most {MAX_WINDOWS} windows (a longer metrics.window or a shorter run)"),
+    ))
 }
 
 /// Every `revisionName` in `traffic` must be a revision of the scenario.
@@ -1681,6 +1722,7 @@ fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, Scen
             longest + metrics.window
         }
     };
+    check_window_count(cx, &f, duration, drain, metrics.window)?;
 
     let kubelet_ready_delay = match &f.kubernetes.readiness_delay {
         Some(d) => cx.dist("kubernetes.readiness_delay", d)?,
@@ -2522,6 +2564,16 @@ arrivals:
             (edit("  tags: {next: 0.1}", "  tags: {nxt: 0.1}"), pos(27, 10), "arrivals.tags.nxt", "tag \"nxt\" is not in any traffic block of the scenario; allowed: current, next"),
             // a rate that is not positive
             (edit("{rate: 100}", "{rate: 0}"), pos(26, 19), "arrivals.poisson.rate", "rate 0 is not allowed; allowed: a finite number of requests per second > 0"),
+            // a rate no run can simulate: ~1e9 req/s aborted on allocation
+            (edit("{rate: 100}", "{rate: 1e9}"), pos(26, 19), "arrivals.poisson.rate", "rate 1000000000 is not allowed; allowed: a finite number of requests per second > 0 and at most 1000000"),
+            // 1.8e19 req/s, past every integer count
+            (edit("{rate: 100}", "{rate: 1.8e19}"), pos(26, 19), "arrivals.poisson.rate", "rate 18000000000000000000 is not allowed; allowed: a finite number of requests per second > 0 and at most 1000000"),
+            // a schedule step too
+            (edit("  poisson: {rate: 100}", "  schedule: {points: [{at: 0s, rate: 2e6}]}"), pos(26, 38), "arrivals.schedule.points[0].rate", "rate 2000000 is not allowed; allowed: a finite number of requests per second >= 0 and at most 1000000"),
+            // 720 h of 1 s windows: 2.6 million metric windows held 1.9 GB for 2,558 requests
+            (edit("duration: 60s", "duration: 720h"), pos(2, 11), "duration", "720h with metrics.window 1s is 2592301 metric windows (with the drain); allowed: at most 100000 windows (a longer metrics.window or a shorter run)"),
+            // a long drain counts too
+            (format!("{BASE}drain: 10000h\n"), pos(29, 8), "drain", "10000h with metrics.window 1s is 36000060 metric windows (with the duration); allowed: at most 100000 windows (a longer metrics.window or a shorter run)"),
             // no arrivals at all
             (BASE[..BASE.find("arrivals:").unwrap_or(0)].to_string(), pos(1, 1), "", "missing field `arrivals`"),
             // an arrivals block without a process

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use super::kube::read_objects;
-use super::yaml::{from_document, ScalarString as Scalar, SourcePos, YamlError};
+use super::yaml::{from_document, Document, ScalarString as Scalar, SourcePos, YamlError};
 use crate::routing::{ObjectMeta, TrafficTarget};
 
 /// The API version splitlab understands.
@@ -246,16 +246,17 @@ pub fn load_manifests(file: &str, text: &str) -> Result<Vec<Manifest>, YamlError
         .map(|(i, obj)| {
             if obj.kind == "Revision" && obj.api_version == SERVING_API_VERSION {
                 let mirror: RevisionMirror = from_document(file, &obj.doc)?;
-                return Ok(convert_revision(i, obj.pos, mirror));
+                return Ok(convert_revision(&obj.doc, i, obj.pos, mirror));
             }
             let mirror: ManifestMirror = from_document(file, &obj.doc)?;
-            convert(file, i, obj.pos, mirror)
+            convert(file, &obj.doc, i, obj.pos, mirror)
         })
         .collect()
 }
 
 /// Annotations and the position of each value, recorded under `prefix.<key>`.
 fn annotations(
+    doc: &Document,
     a: Option<Spanned<BTreeMap<String, Spanned<Scalar>>>>,
     prefix: &str,
     fields: &mut BTreeMap<String, SourcePos>,
@@ -267,22 +268,23 @@ fn annotations(
         .value
         .into_iter()
         .map(|(k, v)| {
-            fields.insert(format!("{prefix}.{k}"), v.referenced.into());
+            fields.insert(format!("{prefix}.{k}"), doc.pos(v.referenced));
             (k, v.value.0)
         })
         .collect();
-    (map, Some(a.referenced.into()))
+    (map, Some(doc.pos(a.referenced)))
 }
 
 /// The revision spec's fields, positions recorded under `prefix.<field>`.
 fn revision_spec(
+    doc: &Document,
     spec: RevisionSpecMirror,
     prefix: &str,
     fields: &mut BTreeMap<String, SourcePos>,
 ) -> (Option<i64>, Option<i64>, Option<i64>) {
     let mut take = |name: &str, v: Option<Spanned<i64>>| {
         v.map(|v| {
-            fields.insert(format!("{prefix}.{name}"), v.referenced.into());
+            fields.insert(format!("{prefix}.{name}"), doc.pos(v.referenced));
             v.value
         })
     };
@@ -296,11 +298,21 @@ fn revision_spec(
     )
 }
 
-fn convert_revision(index: usize, document: SourcePos, m: RevisionMirror) -> Manifest {
+fn convert_revision(
+    doc: &Document,
+    index: usize,
+    document: SourcePos,
+    m: RevisionMirror,
+) -> Manifest {
     let metadata = m.metadata.value;
     let mut fields = BTreeMap::new();
-    let (anns, anns_pos) = annotations(metadata.annotations, "metadata.annotations", &mut fields);
-    let (cc, timeout, rst) = revision_spec(m.spec.unwrap_or_default(), "spec", &mut fields);
+    let (anns, anns_pos) = annotations(
+        doc,
+        metadata.annotations,
+        "metadata.annotations",
+        &mut fields,
+    );
+    let (cc, timeout, rst) = revision_spec(doc, m.spec.unwrap_or_default(), "spec", &mut fields);
     let name = metadata.name.map(|n| n.value).unwrap_or_default();
     Manifest {
         kind: ManifestKind::Revision,
@@ -316,7 +328,7 @@ fn convert_revision(index: usize, document: SourcePos, m: RevisionMirror) -> Man
         latest_created_revision: String::new(),
         positions: ManifestPositions {
             document,
-            metadata: m.metadata.referenced.into(),
+            metadata: doc.pos(m.metadata.referenced),
             annotations: anns_pos,
             fields,
             ..Default::default()
@@ -335,6 +347,7 @@ fn convert_revision(index: usize, document: SourcePos, m: RevisionMirror) -> Man
 
 fn convert(
     file: &str,
+    doc: &Document,
     index: usize,
     document: SourcePos,
     m: ManifestMirror,
@@ -348,7 +361,7 @@ fn convert(
     };
     if m.api_version.value != SERVING_API_VERSION {
         return Err(error(
-            m.api_version.referenced.into(),
+            doc.pos(m.api_version.referenced),
             "apiVersion",
             format!(
                 "unsupported apiVersion {:?}; allowed: {SERVING_API_VERSION:?}",
@@ -361,7 +374,7 @@ fn convert(
         "Route" => ManifestKind::Route,
         other => {
             return Err(error(
-                m.kind.referenced.into(),
+                doc.pos(m.kind.referenced),
                 "kind",
                 format!(
                     "unsupported kind {other:?}; allowed: \"Service\", \"Route\", \"Revision\""
@@ -371,8 +384,13 @@ fn convert(
     };
     let metadata = m.metadata.value;
     let mut fields = BTreeMap::new();
-    let name_pos = metadata.name.as_ref().map(|n| n.referenced.into());
-    let (anns, anns_pos) = annotations(metadata.annotations, "metadata.annotations", &mut fields);
+    let name_pos = metadata.name.as_ref().map(|n| doc.pos(n.referenced));
+    let (anns, anns_pos) = annotations(
+        doc,
+        metadata.annotations,
+        "metadata.annotations",
+        &mut fields,
+    );
     let meta = ObjectMeta {
         name: metadata.name.map(|n| n.value).unwrap_or_default(),
         namespace: metadata.namespace,
@@ -394,11 +412,13 @@ fn convert(
         let template = spec.template.map(|t| t.value).unwrap_or_default();
         let tmeta = template.metadata.unwrap_or_default();
         let (annotations, _) = annotations(
+            doc,
             tmeta.annotations,
             "spec.template.metadata.annotations",
             &mut fields,
         );
         let (cc, timeout, rst) = revision_spec(
+            doc,
             template.spec.unwrap_or_default(),
             "spec.template.spec",
             &mut fields,
@@ -414,15 +434,15 @@ fn convert(
     });
     let mut positions = ManifestPositions {
         document,
-        metadata: m.metadata.referenced.into(),
+        metadata: doc.pos(m.metadata.referenced),
         name: name_pos,
         annotations: anns_pos,
         fields,
         ..Default::default()
     };
     let spec_traffic = spec.traffic.map(|list| {
-        positions.traffic = Some(list.referenced.into());
-        positions.targets = list.value.iter().map(|t| t.referenced.into()).collect();
+        positions.traffic = Some(doc.pos(list.referenced));
+        positions.targets = list.value.iter().map(|t| doc.pos(t.referenced)).collect();
         list.value.into_iter().map(|t| t.value).collect()
     });
     let (status_traffic, latest_ready_revision, latest_created_revision) = match m.status {

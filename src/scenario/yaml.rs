@@ -15,15 +15,6 @@ pub struct SourcePos {
     pub column: u32,
 }
 
-impl From<serde_saphyr::Location> for SourcePos {
-    fn from(loc: serde_saphyr::Location) -> Self {
-        SourcePos {
-            line: loc.line() as u32,
-            column: loc.column() as u32,
-        }
-    }
-}
-
 impl fmt::Display for SourcePos {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.line, self.column)
@@ -94,64 +85,129 @@ impl fmt::Display for YamlError {
 
 impl std::error::Error for YamlError {}
 
-/// One YAML document of a multi-document file, padded with blank lines so that locations the
-/// parser reports are positions in the whole file.
+/// At most this many documents in one file. Manifests and `kubectl get -o yaml` output hold a
+/// handful of objects (a List is one document); a file of thousands of documents is a mistake
+/// or an attack, and each document costs a parse.
+pub const MAX_DOCUMENTS: usize = 1_000;
+
+/// At most this many YAML nodes (scalars, lists, maps) in one document: far above any scenario,
+/// manifest or ConfigMap (a 10,000-row traffic table is ~50,000 nodes), and low enough that a
+/// document is read in bounded memory.
+pub const MAX_NODES: usize = 250_000;
+
+/// One YAML document of a multi-document file: its own lines only, and how many lines of the
+/// file come before them, so that locations the parser reports become positions in the file
+/// (add [`Document::line_offset`]) without copying anything that comes before the document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Document {
     /// 0-based index among the non-empty documents of the file.
     pub index: usize,
     /// The 1-based line where the document's content starts.
     pub first_line: u32,
-    padded: String,
+    /// Lines of the file before `text` starts.
+    line_offset: u32,
+    text: String,
 }
 
 impl Document {
-    /// A document made of `padded`: text whose lines and columns are those of the file it came
-    /// from (everything else blanked), e.g. one item of a `kind: List`.
-    pub fn from_padded(index: usize, first_line: u32, padded: String) -> Self {
+    /// A document made of `text`, whose first line is line `line_offset + 1` of the file it came
+    /// from and whose columns are the file's (e.g. one item of a `kind: List`).
+    pub fn from_lines(index: usize, first_line: u32, line_offset: u32, text: String) -> Self {
         Document {
             index,
             first_line,
-            padded,
+            line_offset,
+            text,
         }
     }
 
-    /// The document's text, padded so that positions are the file's.
-    pub fn padded(&self) -> &str {
-        &self.padded
+    /// The document's own text; its columns are the file's, its lines start at
+    /// `line_offset() + 1`.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Lines of the file before the document's text.
+    pub fn line_offset(&self) -> u32 {
+        self.line_offset
+    }
+
+    /// A location the parser reported in this document, as a position in the file.
+    pub fn pos(&self, loc: serde_saphyr::Location) -> SourcePos {
+        SourcePos::of_location(loc, self.line_offset)
+    }
+}
+
+impl SourcePos {
+    /// A parser location in a document whose text starts after `line_offset` lines of the
+    /// file (see [`Document::line_offset`]), as a position in the file.
+    pub fn of_location(loc: serde_saphyr::Location, line_offset: u32) -> SourcePos {
+        let line = u32::try_from(loc.line()).unwrap_or(u32::MAX);
+        SourcePos {
+            // line 0 means "no location"; keep it so callers can tell
+            line: if line == 0 {
+                0
+            } else {
+                line.saturating_add(line_offset)
+            },
+            column: u32::try_from(loc.column()).unwrap_or(u32::MAX),
+        }
     }
 }
 
 /// Splits a file at `---` document markers (and drops `...` end markers). Documents that hold
-/// only blank lines and comments are skipped. Markers are blanked rather than removed, so every
-/// remaining character keeps its line and column.
-pub fn split_documents(text: &str) -> Vec<Document> {
+/// only blank lines and comments are skipped. Each document keeps only its own lines (markers
+/// and directives blanked, so every character keeps its column) and the count of lines before
+/// it; memory is the size of the file. A file of more than [`MAX_DOCUMENTS`] documents is
+/// refused.
+pub fn split_documents(file: &str, text: &str) -> Result<Vec<Document>, YamlError> {
     let mut docs = Vec::new();
     let mut current = String::new();
     let mut first_line = 1u32;
+    let mut line_offset = 0u32;
     let mut has_content = false;
-    let flush =
-        |current: &mut String, first_line: u32, has_content: bool, docs: &mut Vec<Document>| {
-            if has_content {
-                docs.push(Document {
-                    index: docs.len(),
-                    first_line,
-                    padded: std::mem::take(current),
-                });
-            }
-        };
+    let mut flush = |current: &mut String,
+                     first_line: u32,
+                     line_offset: u32,
+                     has_content: bool|
+     -> Result<(), YamlError> {
+        let text = std::mem::take(current);
+        if !has_content {
+            return Ok(());
+        }
+        if docs.len() == MAX_DOCUMENTS {
+            return Err(YamlError {
+                file: file.to_string(),
+                pos: Some(SourcePos {
+                    line: first_line,
+                    column: 1,
+                }),
+                path: String::new(),
+                message: format!(
+                    "the file holds more than {MAX_DOCUMENTS} YAML documents; allowed: at most {MAX_DOCUMENTS} (split it into several files)"
+                ),
+                snippet: String::new(),
+            });
+        }
+        docs.push(Document {
+            index: docs.len(),
+            first_line,
+            line_offset,
+            text,
+        });
+        Ok(())
+    };
     let mut line_no = 0u32;
     for line in text.split_inclusive('\n') {
-        line_no += 1;
+        line_no = line_no.saturating_add(1);
         let body = line.trim_end_matches(['\n', '\r']);
         let is_start = body == "---" || body.starts_with("--- ") || body.starts_with("---\t");
         let is_end = body == "..." || body.starts_with("... ");
         if is_start || is_end {
-            flush(&mut current, first_line, has_content, &mut docs);
-            // Keep the line count: pad everything before the new document with newlines.
-            current = "\n".repeat(line_no as usize - 1);
+            flush(&mut current, first_line, line_offset, has_content)?;
             has_content = false;
             first_line = line_no + 1;
+            line_offset = line_no;
             if is_start
                 && body.len() > 3
                 && !body[3..].trim().is_empty()
@@ -162,8 +218,7 @@ pub fn split_documents(text: &str) -> Vec<Document> {
                 current.push_str(&line[3..]);
                 has_content = true;
                 first_line = line_no;
-            } else {
-                current.push('\n');
+                line_offset = line_no - 1;
             }
             continue;
         }
@@ -181,25 +236,36 @@ pub fn split_documents(text: &str) -> Vec<Document> {
             current.push_str(line);
         }
     }
-    flush(&mut current, first_line, has_content, &mut docs);
-    docs
+    flush(&mut current, first_line, line_offset, has_content)?;
+    Ok(docs)
+}
+
+/// The parser's options: the default budget with [`MAX_NODES`] (and a document count that
+/// [`split_documents`] already bounds).
+fn options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    let mut budget = options.budget.clone().unwrap_or_default();
+    budget.max_nodes = MAX_NODES;
+    options.budget = Some(budget);
+    options
 }
 
 /// Deserialises one document into `T`, with the field path and location of any error.
 pub fn from_document<T: DeserializeOwned>(file: &str, doc: &Document) -> Result<T, YamlError> {
     let mut path = String::new();
-    let result = serde_saphyr::with_deserializer_from_str(&doc.padded, |de| {
-        serde_path_to_error::deserialize(de).map_err(|err| {
-            path = err.path().to_string();
-            err.into_inner()
-        })
-    });
-    result.map_err(|err| convert_error(file, &path, &err))
+    let result =
+        serde_saphyr::with_deserializer_from_str_with_options(&doc.text, options(), |de| {
+            serde_path_to_error::deserialize(de).map_err(|err| {
+                path = err.path().to_string();
+                err.into_inner()
+            })
+        });
+    result.map_err(|err| convert_error(file, &path, &err, doc.line_offset))
 }
 
 /// Deserialises a single-document file.
 pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, YamlError> {
-    let docs = split_documents(text);
+    let docs = split_documents(file, text)?;
     match docs.as_slice() {
         [doc] => from_document(file, doc),
         [] => Err(YamlError {
@@ -222,9 +288,48 @@ pub fn from_str<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, YamlEr
     }
 }
 
-fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error) -> YamlError {
-    let pos = err.location().map(SourcePos::from).filter(|p| p.line > 0);
-    let bare = err.without_snippet().to_string();
+/// What a breached parser budget means, with the limit (serde-saphyr says only
+/// `budget breached: Nodes { nodes: 250001 }`).
+fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let limits = serde_saphyr::budget::Budget::default();
+    match breach {
+        B::Nodes { .. } => format!(
+            "the document has more than {MAX_NODES} YAML nodes; allowed: at most {MAX_NODES} (values, lists and maps) per document"
+        ),
+        B::Depth { .. } => format!(
+            "the document nests deeper than {} levels; allowed: at most {}",
+            limits.max_depth, limits.max_depth
+        ),
+        B::Aliases { .. } => format!(
+            "the document uses more than {} aliases (`*name`); allowed: at most {}",
+            limits.max_aliases, limits.max_aliases
+        ),
+        B::Anchors { .. } => format!(
+            "the document defines more than {} anchors (`&name`); allowed: at most {}",
+            limits.max_anchors, limits.max_anchors
+        ),
+        B::Events { .. } => format!(
+            "the document is too large to read (more than {} parser events); allowed: at most {}",
+            limits.max_events, limits.max_events
+        ),
+        B::ScalarBytes { .. } => format!(
+            "the document's values add up to more than {} bytes; allowed: at most {}",
+            limits.max_total_scalar_bytes, limits.max_total_scalar_bytes
+        ),
+        other => format!("the document is too large to read ({other:?})"),
+    }
+}
+
+fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error, line_offset: u32) -> YamlError {
+    let pos = err
+        .location()
+        .map(|loc| SourcePos::of_location(loc, line_offset))
+        .filter(|p| p.line > 0);
+    let bare = match err.without_snippet() {
+        serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        other => other.to_string(),
+    };
     // serde-saphyr prefixes "error: line L column C: "; the location is shown separately.
     let message = match bare.split_once(": ") {
         Some((head, rest)) if head.starts_with("error") => match rest.split_once(": ") {
@@ -235,6 +340,7 @@ fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error) -> YamlError
     };
     let mut options = serde_saphyr::RenderOptions::default();
     options.source_name = Some(file);
+    options.line_offset = u64::from(line_offset);
     let rendered = err.render_with_options(options);
     let snippet = rendered
         .split_once('\n')
@@ -263,6 +369,7 @@ fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error) -> YamlError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::de::IgnoredAny;
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize, PartialEq)]
@@ -281,19 +388,20 @@ mod tests {
     #[test]
     fn splits_documents_and_keeps_lines() {
         let text = "# leading comment\n---\na: 1\n---\n# only a comment\n---\nb: 2\n...\n";
-        let docs = split_documents(text);
+        let docs = split_documents("f.yaml", text).expect("two documents");
         assert_eq!(docs.len(), 2);
         assert_eq!((docs[0].index, docs[0].first_line), (0, 3));
         assert_eq!((docs[1].index, docs[1].first_line), (1, 7));
-        // padding keeps line numbers: b is on line 7 of the file
-        assert_eq!(docs[1].padded.lines().nth(6), Some("b: 2"));
+        // the offset keeps line numbers: b is on line 7 of the file
+        assert_eq!(docs[1].line_offset(), 6);
+        assert_eq!(docs[1].text().lines().next(), Some("b: 2"));
     }
 
     #[test]
     fn errors_carry_path_and_absolute_position() {
         let text =
             "name: x\nitems:\n- percent: 1\n---\nname: y\nitems:\n- percent: 1\n- percnt: 2\n";
-        let docs = split_documents(text);
+        let docs = split_documents("f.yaml", text).expect("two documents");
         assert!(from_document::<Outer>("f.yaml", &docs[0]).is_ok());
         let err = from_document::<Outer>("f.yaml", &docs[1]).expect_err("unknown field");
         assert_eq!(err.pos, Some(SourcePos { line: 8, column: 3 }));
@@ -329,6 +437,57 @@ mod tests {
                 column: 12
             })
         );
+    }
+
+    #[test]
+    fn documents_hold_only_their_own_text() {
+        // 1,000 tiny documents: each keeps its own lines, not a copy of everything before it
+        // (a padded copy made 40,000 of them take 1.7 GB), so all of them together are no
+        // bigger than the file.
+        let text = "---\na: 1\n".repeat(1_000);
+        let docs = split_documents("f.yaml", &text).expect("at the limit");
+        assert_eq!(docs.len(), 1_000);
+        let held: usize = docs.iter().map(|d| d.text().len()).sum();
+        assert!(held <= text.len(), "{held} bytes held for {}", text.len());
+    }
+
+    #[test]
+    fn errors_in_a_later_document_point_into_the_file() {
+        // the error is in document 900 of 1,000, on line 2 * 900 of the file (marker, body)
+        let mut text = "---\nname: x\nitems: []\n".repeat(899);
+        text.push_str("---\nname: y\nitems:\n- percnt: 2\n");
+        text.push_str(&"---\nname: z\nitems: []\n".repeat(100));
+        let docs = split_documents("f.yaml", &text).expect("at the limit");
+        assert_eq!(docs.len(), 1_000);
+        assert_eq!(docs[899].first_line, 899 * 3 + 2);
+        let err = from_document::<Outer>("f.yaml", &docs[899]).expect_err("unknown field");
+        let line = 899 * 3 + 4;
+        assert_eq!(err.pos, Some(SourcePos { line, column: 3 }));
+        assert_eq!(err.path, "items[0].percnt");
+        // the excerpt names the file's line too
+        assert!(
+            err.snippet.contains(&format!("f.yaml:{line}:3")),
+            "{}",
+            err.snippet
+        );
+        assert!(
+            err.snippet.contains(&format!("{line} | - percnt: 2")),
+            "{}",
+            err.snippet
+        );
+    }
+
+    #[test]
+    fn too_many_nodes_is_refused_with_the_limit() {
+        // a list of 300,000 numbers: more nodes than any scenario or manifest needs
+        let text = format!("name: x\nitems: [{}]\n", vec!["1"; 300_000].join(","));
+        let err = from_str::<IgnoredAny>("big.yaml", &text).expect_err("over the node limit");
+        assert!(
+            err.message.contains("more than 250000 YAML nodes"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("budget breached"), "{}", err.message);
     }
 
     #[test]
