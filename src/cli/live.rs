@@ -1190,6 +1190,7 @@ fn write_load_json(
         "pacing_wall_s": stats.pacing_wall_s,
         "send_lag_us": {"p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": h.max()},
         "error_causes": stats.error_causes,
+        "pacer_fell_behind_at_s": stats.pacer_fell_behind_at_s,
         "statuses": stats.overall.statuses,
         "targets": target_names
             .iter()
@@ -1242,6 +1243,11 @@ fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
     }
     for (cause, n) in &stats.error_causes {
         say!("errors: {n} × {cause}")?;
+    }
+    if let Some(at) = stats.pacer_fell_behind_at_s {
+        eprintln!(
+            "warning: the load generator fell more than --drain behind its schedule and stopped creating requests at {at:.3} s: this machine cannot send at that rate"
+        );
     }
     Ok(())
 }

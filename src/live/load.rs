@@ -19,7 +19,10 @@
 //!   twice or after the report was made.
 //! - **Bounds.** Arrivals stop at the duration or after `max_requests`; the run then waits at
 //!   most `drain` for requests in flight; `max_in_flight` caps memory (a request beyond it ends
-//!   at once as an error, cause `client in-flight cap`). A stop signal ends pacing at once.
+//!   at once as an error, cause `client in-flight cap`). A stop signal ends pacing at once. A
+//!   pacer that falls more than `drain` behind its schedule (a rate this machine cannot create
+//!   requests at) stops creating them and says so (`pacer_fell_behind_at_s`), so a run always
+//!   ends within about duration + 2 × drain.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -388,6 +391,9 @@ pub struct LoadStats {
     pub error_causes: BTreeMap<String, u64>,
     /// Wall time from the start to the last arrival, seconds.
     pub pacing_wall_s: f64,
+    /// When the pacer fell more than the drain behind and stopped: the intended time (seconds)
+    /// of the first request it did not create.
+    pub pacer_fell_behind_at_s: Option<f64>,
 }
 
 impl Default for LoadStats {
@@ -400,6 +406,7 @@ impl Default for LoadStats {
             send_lag_us: Histogram::new(3).expect("3 significant digits is valid"),
             error_causes: BTreeMap::new(),
             pacing_wall_s: 0.0,
+            pacer_fell_behind_at_s: None,
         }
     }
 }
@@ -493,6 +500,9 @@ pub async fn run(
             let pacer_shared = shared.clone();
             let pacer_stop = stop.clone();
             let max_in_flight = plan.max_in_flight;
+            // A pacer more than the drain behind its schedule (a rate the machine cannot
+            // create requests at) stops: the run ends within duration + drain (+ drain).
+            let give_up = shared.clock.instant(end_of_arrivals + plan.drain);
             let LoadPlan {
                 mut arrivals,
                 mut rng,
@@ -513,6 +523,11 @@ pub async fn run(
                         }
                         let now = Clock::wall_now();
                         if now >= intended {
+                            if now > give_up {
+                                lock_stats(&pacer_shared.stats).pacer_fell_behind_at_s =
+                                    Some(a.at.as_secs_f64());
+                                break 'arrivals;
+                            }
                             break;
                         }
                         std::thread::sleep((intended - now).min(Duration::from_millis(50)));
@@ -991,5 +1006,33 @@ mod tests {
         assert_eq!(c.label(&h, b"Hello World!\n"), Some(0));
         assert_eq!(c.label(&h, b"Hello Knative!\n"), Some(1));
         assert_eq!(c.label(&h, b"something else"), Some(2));
+    }
+
+    #[test]
+    fn weighted_targets_take_exact_interleaved_shares() {
+        let t = |port: u16| Target::new(([127, 0, 0, 1], port).into(), "/".into(), "h".into());
+        // (weights, the first cycle of picks)
+        let cases: [(&[u32], &[usize]); 3] = [
+            (&[1], &[0]),                         // one target
+            (&[3, 1], &[0, 0, 1, 0]),             // 3:1, the minority in the middle
+            (&[5, 1, 1], &[0, 0, 1, 0, 2, 0, 0]), // nginx's smooth WRR example (a a b a c a a)
+        ];
+        for (weights, cycle) in cases {
+            let targets = Targets::weighted(
+                weights
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (format!("t{i}"), t(i as u16 + 1), *w))
+                    .collect(),
+            );
+            let picks: Vec<usize> = (0..cycle.len() as u64).map(|id| targets.pick(id)).collect();
+            assert_eq!(picks, cycle, "{weights:?}");
+            // Every cycle repeats: over 10 cycles each target has exactly 10 × its weight.
+            let n = cycle.len() as u64 * 10;
+            for (i, w) in weights.iter().enumerate() {
+                let got = (0..n).filter(|id| targets.pick(*id) == i).count();
+                assert_eq!(got, *w as usize * 10, "{weights:?} target {i}");
+            }
+        }
     }
 }

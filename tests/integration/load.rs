@@ -494,6 +494,7 @@ fn a_killed_run_keeps_the_results_lines_it_had_written() {
 
 #[test]
 fn schedule_rates_connections_and_an_unwritable_out_are_refused_before_sending() {
+    let _live = one_live_run_at_a_time();
     let dir = temp_dir("load-bounds");
     std::fs::create_dir_all(&dir).unwrap();
     let target = format!("http://127.0.0.1:{}/", dead_port());
@@ -517,6 +518,33 @@ fn schedule_rates_connections_and_an_unwritable_out_are_refused_before_sending()
         "row 2 (at_s 0.2) has rate 1000000000000 requests/s; allowed: at most 10000000 (as --rate)",
         "schedule rate",
     );
+    // A rate at the cap the machine cannot create requests at: the pacer stops once it is
+    // more than --drain behind, and says so (this run took 12.6 s for a 1 s run before).
+    std::fs::write(&schedule, "0,100\n0.2,1e7\n").unwrap();
+    let out = load(&[
+        "--target",
+        &target,
+        "--schedule",
+        schedule.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--drain",
+        "200ms",
+        "--out",
+        dir.join("o1").to_str().unwrap(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning: the load generator fell more than --drain behind its schedule"),
+        "{stderr}"
+    );
+    let load_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("o1").join("load.json")).unwrap())
+            .unwrap();
+    let behind_at = load_json["pacer_fell_behind_at_s"].as_f64().unwrap();
+    assert!((0.2..1.0).contains(&behind_at), "{load_json}");
+    let arrived = count(&summary(&dir.join("o1")), "arrived");
+    assert!((20..7_000_000).contains(&arrived), "{arrived}");
     // Connections far beyond what one client can open (it aborted before).
     let out = load(&[
         "--target",
