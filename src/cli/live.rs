@@ -13,19 +13,25 @@ use std::sync::{Arc, Mutex};
 use std::io::Write as _;
 
 use anyhow::{bail, Context};
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::Method;
 use regex::Regex;
 use serde::Deserialize;
 
 use crate::live::clock::Clock;
 use crate::live::gateway::{Backend, BackendState, Gateway};
 use crate::live::http::Pool;
-use crate::live::load::{self, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
+use crate::live::load::{
+    self, Books, Classifier, Executor, GroupStats, LoadPlan, LoadStats, Target,
+};
 use crate::live::world::{run_live, LiveOptions};
 use crate::model::arrival::ArrivalGen;
 use crate::model::rng::{stream, Stream};
 use crate::model::route_control::{DataPlane, RevisionState, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
-use crate::report::run::{RunMeta, RunRecorder, RunReport};
+use crate::report::check::{self, Check, Quantity};
+use crate::report::run::{LatencySummary, RunMeta, RunRecorder, RunReport};
 use crate::report::write::write_atomic;
 use crate::routing::duration::parse_duration;
 use crate::routing::pick::PickerKind;
@@ -152,6 +158,7 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         &scenario.source_yaml,
         &run.stats,
         &target,
+        &[],
     )?;
     if run.interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
@@ -182,15 +189,49 @@ async fn wait_for_stop(stop: &AtomicBool) {
 
 // ------------------------------------------------------------------ splitlab load
 
+/// `--rate` and every `--schedule` row are at most this many requests per second.
+pub const MAX_LOAD_RATE_PER_S: f64 = 10_000_000.0;
+
+/// `--connections` is at most this: one client address reaches one server port over about
+/// 28,000 ephemeral ports (Linux's default range), so more connections cannot be opened anyway,
+/// and each costs a task and buffers.
+pub const MAX_CONNECTIONS: usize = 20_000;
+
+/// The exit status when a `--check` failed (k6's convention).
+pub const CHECK_FAILED_EXIT: u8 = 99;
+
+/// The HdrHistogram percentile distribution of served latency, overall and per label.
+pub const HGRM_FILE: &str = "latency.hgrm";
+/// Each label's served-latency histogram, HdrHistogram V2 compressed, base64.
+pub const HISTOGRAMS_FILE: &str = "histograms.json";
+
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
     /// The endpoint, http://HOST[:PORT][/PATH]. Anything but loopback is contacted only
     /// because you name it here.
-    #[arg(long, value_name = "URL")]
-    target: String,
+    #[arg(
+        long,
+        value_name = "URL",
+        required_unless_present = "targets",
+        conflicts_with = "targets"
+    )]
+    target: Option<String>,
+    /// Several endpoints with weights, in one run: a YAML targets file (docs/load.md). --host,
+    /// --header, --method and --body apply to each target as defaults.
+    #[arg(long, value_name = "FILE")]
+    targets: Option<PathBuf>,
     /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress).
     #[arg(long, value_name = "HOST")]
     host: Option<String>,
+    /// A request header, 'NAME: VALUE' (repeatable; e.g. 'Knative-Serving-Tag: v2').
+    #[arg(long = "header", value_name = "'NAME: VALUE'")]
+    headers: Vec<String>,
+    /// The request method (default GET).
+    #[arg(long, value_name = "METHOD")]
+    method: Option<String>,
+    /// The request body: the text itself, or @FILE for a file's bytes.
+    #[arg(long, value_name = "STRING|@FILE", allow_hyphen_values = true)]
+    body: Option<String>,
     /// Requests per second, evenly spaced (as vegeta's constant pacer); `max`: as fast as the
     /// connections allow (closed loop, as wrk and oha).
     #[arg(long, value_name = "R", conflicts_with = "schedule")]
@@ -228,7 +269,7 @@ pub struct LoadArgs {
     /// After the last request is sent, how long to wait for answers.
     #[arg(long, value_name = "D", default_value = "10s")]
     drain: String,
-    /// Output directory.
+    /// Output directory (created, and checked writable, before anything is sent).
     #[arg(long, value_name = "DIR", default_value = "out/load")]
     out: PathBuf,
     /// Seed for Poisson arrivals.
@@ -240,6 +281,13 @@ pub struct LoadArgs {
     /// Also write requests.csv, one row per finished request (as `run --requests`).
     #[arg(long)]
     requests: bool,
+    /// A pass/fail bound on the run (repeatable): error_rate<0.01, p99_ms<500, split,
+    /// status.5xx==0, v2.p99_ms<300 (docs/load.md). Exit status 99 when any fails.
+    #[arg(long = "check", value_name = "EXPR")]
+    checks: Vec<String>,
+    /// Stream one JSON line per request to FILE as it ends (flushed at once).
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
 }
 
 /// A duration flag in Go syntax, positive.
@@ -284,13 +332,149 @@ async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String
     Ok((addr, path, authority))
 }
 
-/// Reads a schedule CSV into rate points (`scenario::load::read_rate_schedule`).
+/// Reads a schedule CSV into rate points (`scenario::load::read_rate_schedule`), each rate at
+/// most `MAX_LOAD_RATE_PER_S` (as `--rate`).
 fn read_schedule(path: &Path) -> anyhow::Result<Vec<RatePoint>> {
     let text = super::read_input(path)?;
-    Ok(crate::scenario::load::read_rate_schedule(
-        &super::display_name(path),
-        &text,
-    )?)
+    let points = crate::scenario::load::read_rate_schedule(&super::display_name(path), &text)?;
+    for (row, p) in points.iter().enumerate() {
+        let (at, rate) = match p {
+            RatePoint::Step { at, rate_per_s } => (*at, *rate_per_s),
+            RatePoint::Ramp {
+                at, to_rate_per_s, ..
+            } => (*at, *to_rate_per_s),
+        };
+        if !(rate.is_finite() && rate <= MAX_LOAD_RATE_PER_S) {
+            bail!(
+                "--schedule {}: row {} (at_s {at}) has rate {rate} requests/s; allowed: at most {MAX_LOAD_RATE_PER_S} (as --rate)",
+                path.display(),
+                row + 1
+            );
+        }
+    }
+    Ok(points)
+}
+
+/// One `--header 'NAME: VALUE'`.
+fn parse_header(text: &str) -> anyhow::Result<(HeaderName, HeaderValue)> {
+    let (name, value) = text
+        .split_once(':')
+        .with_context(|| format!("--header {text:?}: expected 'NAME: VALUE'"))?;
+    let name = HeaderName::from_bytes(name.trim().as_bytes())
+        .with_context(|| format!("--header {text:?}: {:?} is not a header name", name.trim()))?;
+    let value = HeaderValue::from_str(value.trim()).with_context(|| {
+        format!("--header {text:?}: the value holds visible ASCII, spaces and tabs only")
+    })?;
+    Ok((name, value))
+}
+
+fn parse_method(flag: &str, text: &str) -> anyhow::Result<Method> {
+    Method::from_bytes(text.to_ascii_uppercase().as_bytes())
+        .with_context(|| format!("{flag} {text:?}: not an HTTP method (GET, POST, ...)"))
+}
+
+/// `--body STRING|@FILE`.
+fn read_body(text: &str) -> anyhow::Result<Bytes> {
+    match text.strip_prefix('@') {
+        Some(file) => std::fs::read(file)
+            .map(Bytes::from)
+            .with_context(|| format!("--body {text:?}: cannot read {file}")),
+        None => Ok(Bytes::from(text.to_string())),
+    }
+}
+
+/// The targets of a run: `--target`, or `--targets FILE`, each with the command line's
+/// `--host`, `--header`, `--method` and `--body` as defaults.
+async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String)> {
+    let mut headers = Vec::new();
+    for h in &args.headers {
+        headers.push(parse_header(h)?);
+    }
+    let method = args
+        .method
+        .as_deref()
+        .map(|m| parse_method("--method", m))
+        .transpose()?
+        .unwrap_or(Method::GET);
+    let body = args
+        .body
+        .as_deref()
+        .map(read_body)
+        .transpose()?
+        .unwrap_or_default();
+    let with_defaults = |mut t: Target| {
+        t.method = method.clone();
+        t.headers = headers.clone();
+        t.body = body.clone();
+        t
+    };
+    if let Some(url) = &args.target {
+        let (addr, path, authority) = resolve_target(url).await?;
+        let t = with_defaults(Target::new(
+            addr,
+            path,
+            args.host.clone().unwrap_or(authority),
+        ));
+        return Ok((load::Targets::single(t), format!("{url} ({addr})")));
+    }
+    let file = args
+        .targets
+        .as_ref()
+        .context("one of --target URL and --targets FILE is required")?;
+    let name = super::display_name(file);
+    let specs = crate::scenario::targets::parse(&name, &super::read_input(file)?)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let base = file.parent().unwrap_or(Path::new(""));
+    let mut list = Vec::new();
+    let mut desc = Vec::new();
+    for spec in specs {
+        let (addr, path, authority) = resolve_target(&spec.url)
+            .await
+            .with_context(|| format!("{name}: target {}", spec.name))?;
+        let mut t = with_defaults(Target::new(
+            addr,
+            path,
+            args.host.clone().unwrap_or(authority),
+        ));
+        if let Some(m) = &spec.method {
+            t.method = parse_method(&format!("{name}: target {}: method", spec.name), m)?;
+        }
+        for (n, v) in &spec.headers {
+            let (n, v) = parse_header(&format!("{n}: {v}"))
+                .with_context(|| format!("{name}: target {}", spec.name))?;
+            t.headers.retain(|(x, _)| *x != n);
+            t.headers.push((n, v));
+        }
+        match &spec.body {
+            Some(crate::scenario::targets::BodySource::Text(b)) => t.body = Bytes::from(b.clone()),
+            Some(crate::scenario::targets::BodySource::File(f)) => {
+                let p = base.join(f);
+                t.body = std::fs::read(&p).map(Bytes::from).with_context(|| {
+                    format!(
+                        "{name}: target {}: cannot read body_file {}",
+                        spec.name,
+                        p.display()
+                    )
+                })?;
+            }
+            None => {}
+        }
+        desc.push(format!("{}={} ({addr})", spec.name, spec.url));
+        list.push((spec.name, t, spec.weight));
+    }
+    Ok((load::Targets::weighted(list), desc.join(", ")))
+}
+
+/// Creates `out` and proves it writable, before any traffic (a run's outputs must not be lost
+/// to a directory found unwritable at the end).
+fn prepare_out(out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
+    let probe = out.join(format!(".splitlab-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: the directory is not writable", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
@@ -299,14 +483,28 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         "poisson" => true,
         other => bail!("--arrivals {other:?}: must be constant or poisson"),
     };
+    if args.connections == 0 || args.connections > MAX_CONNECTIONS {
+        bail!(
+            "--connections {}: allowed: 1 to {MAX_CONNECTIONS} (one client reaches one server port over about 28,000 ephemeral ports)",
+            args.connections
+        );
+    }
     let timeout = duration_flag("--timeout", &args.timeout)?;
     let drain = duration_flag("--drain", &args.drain)?;
+    let checks: Vec<Check> = args
+        .checks
+        .iter()
+        .map(|c| check::parse(c).context("--check"))
+        .collect::<anyhow::Result<_>>()?;
     let expect: Option<Vec<(String, i64)>> = args
         .expect
         .as_deref()
         .map(|spec| super::accuracy::parse_split("--expect", spec))
         .transpose()?
         .map(|split| split.into_iter().map(|(l, p)| (l, i64::from(p))).collect());
+    if expect.is_none() && checks.iter().any(|c| c.quantity == Quantity::Split) {
+        bail!("--check split: needs the programmed split; give --expect LABEL=PCT,...");
+    }
     // The process and the closed-loop choice.
     let (process, closed) = match (&args.rate, &args.schedule) {
         (Some(r), None) if r == "max" => (None, true),
@@ -314,9 +512,9 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             let rate: f64 = r
                 .parse()
                 .ok()
-                .filter(|x: &f64| x.is_finite() && *x > 0.0 && *x <= 10_000_000.0)
+                .filter(|x: &f64| x.is_finite() && *x > 0.0 && *x <= MAX_LOAD_RATE_PER_S)
                 .with_context(|| {
-                    format!("--rate {r:?}: must be a rate in (0, 10000000] requests/s, or max")
+                    format!("--rate {r:?}: must be a rate in (0, {MAX_LOAD_RATE_PER_S}] requests/s, or max")
                 })?;
             let p = if poisson {
                 ArrivalProcessSpec::Poisson { rate_per_s: rate }
@@ -415,11 +613,47 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     };
 
     let runtime = runtime()?;
+    let (targets, target_desc) = runtime.block_on(build_targets(args))?;
+    // Every label a check names must be one the run reports.
+    if let Some(clash) = targets.names.iter().find(|n| labels.contains(n)) {
+        bail!("--targets: target name {clash:?} is also a classifier label; rename the target");
+    }
+    for c in &checks {
+        if let Some(l) = c.label() {
+            if !labels.iter().any(|x| x == l) && !targets.names.iter().any(|x| x == l) {
+                let mut known: Vec<&str> = labels.iter().map(String::as_str).collect();
+                known.extend(targets.names.iter().map(String::as_str));
+                bail!(
+                    "--check {:?}: no label {l:?} in this run; labels: {} (from --expect, --labels, --classify body rules and --targets names)",
+                    c.text,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    prepare_out(&args.out)?;
+    let results = args
+        .results
+        .as_deref()
+        .map(|path| {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).with_context(|| {
+                    format!("--results: cannot create directory {}", dir.display())
+                })?;
+            }
+            load::ResultsWriter::create(path)
+                .with_context(|| format!("--results: cannot create {}", path.display()))
+        })
+        .transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (result, target_desc) = runtime.block_on(async {
-        let (addr, path, authority) = resolve_target(&args.target).await?;
-        if !addr.ip().is_loopback() {
-            eprintln!("load: sending to {addr} (not loopback), as --target names it");
+    let result = runtime.block_on(async {
+        for t in &targets.list {
+            if !t.addr.ip().is_loopback() {
+                eprintln!(
+                    "load: sending to {} (not loopback), as the targets name it",
+                    t.addr
+                );
+            }
         }
         watch_signals(stop.clone());
         let clock = Clock::start(1.0);
@@ -443,7 +677,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             header_shares: vec![],
             clients: None,
         };
-        let connections = args.connections.max(1);
+        let connections = args.connections;
         let plan = LoadPlan {
             arrivals: ArrivalGen::new(&arrivals_spec, SimTime::ZERO + duration),
             rng: stream(args.seed, 0, Stream::Arrivals, 0),
@@ -459,28 +693,40 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             max_in_flight: args.max_in_flight.max(1),
             record_routing: true,
         };
-        let target = Target {
-            addr,
-            path,
-            host: args.host.clone().unwrap_or(authority),
-            tag_hosts: vec![],
-            tag_names: vec![],
-        };
-        let desc = format!("{} ({addr})", args.target);
-        let r = load::run(plan, target, classifier, clock, books, stop.clone()).await;
-        anyhow::Ok((r, desc))
-    })?;
+        load::run(
+            plan,
+            targets.clone(),
+            results,
+            classifier,
+            clock,
+            books,
+            stop.clone(),
+        )
+        .await
+    });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let wall_s = result.stats.pacing_wall_s;
+    let results_written = result.results.clone();
     let (report, stats, interrupted) = result.report(wall_s);
     let description = format!(
         "# splitlab load\ntarget: {}\nrate: {}\nduration: {}\nconnections: {}\n",
-        args.target,
+        args.target
+            .clone()
+            .or_else(|| args.targets.as_ref().map(|t| t.display().to_string()))
+            .unwrap_or_default(),
         args.rate.as_deref().unwrap_or("schedule"),
         duration,
         args.connections
     );
-    write_and_print(&args.out, &report, &description, &stats, &target_desc)?;
+    write_and_print(
+        &args.out,
+        &report,
+        &description,
+        &stats,
+        &target_desc,
+        &targets.names,
+    )?;
+    write_histograms(&args.out, &labels, &targets.names, &stats)?;
     let achieved = report.totals().arrived as f64 / wall_s.max(1e-9);
     say!(
         "sent {} requests in {:.2} s: {:.1} requests/s",
@@ -488,10 +734,201 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         wall_s,
         achieved
     )?;
+    if let (Some(path), Some(r)) = (&args.results, results_written) {
+        match r {
+            Ok(n) => say!("results: {n} lines in {}", path.display())?,
+            Err(e) => eprintln!("warning: --results {}: {e}", path.display()),
+        }
+    }
+    say!("{}", failures_line(&report, &stats))?;
     if interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
+    if !checks.is_empty() {
+        let measured = measure(&report, &stats, &labels, &targets.names, expect.is_some());
+        let mut failed = 0;
+        for c in &checks {
+            let v = c.judge(&measured);
+            failed += usize::from(!v.passed);
+            say!(
+                "check {} {}: {}",
+                if v.passed { "PASS" } else { "FAIL" },
+                c.text,
+                v.value
+            )?;
+        }
+        if failed > 0 {
+            eprintln!("load: {failed} of {} checks failed", checks.len());
+            return Ok(ExitCode::from(CHECK_FAILED_EXIT));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if report.totals().served == 0 && report.totals().arrived > 0 {
+        eprintln!(
+            "error: no request succeeded ({} sent); {}",
+            report.totals().arrived,
+            failures_line(&report, &stats)
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `failures: 3 of 400 requests (2 × HTTP 502, 1 × client timeout)`: every request not
+/// served, by cause.
+fn failures_line(report: &RunReport, stats: &LoadStats) -> String {
+    let t = report.totals();
+    let failed = t.arrived - t.served.min(t.arrived);
+    if failed == 0 {
+        return format!("failures: none of {} requests", t.arrived);
+    }
+    let mut causes: Vec<(u64, String)> = stats
+        .error_causes
+        .iter()
+        .map(|(c, n)| (*n, c.clone()))
+        .collect();
+    for (n, what) in [
+        (t.rejected_qp, "rejected by a queue-proxy (503)"),
+        (t.expired_activator, "expired at the activator (504)"),
+        (t.expired_qp, "expired at a queue-proxy (504)"),
+        (t.client_cancelled, "client timeout"),
+        (t.app_error, "application error"),
+        (t.bad_gateway, "queue-proxy bad gateway (502)"),
+        (t.ingress_overflow, "ingress overflow (503)"),
+        (t.in_flight_at_end, "in flight at the end"),
+    ] {
+        if n > 0 {
+            causes.push((n, what.to_string()));
+        }
+    }
+    causes.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    let text: Vec<String> = causes.iter().map(|(n, c)| format!("{n} × {c}")).collect();
+    format!(
+        "failures: {failed} of {} requests ({})",
+        t.arrived,
+        text.join(", ")
+    )
+}
+
+/// A group's served latency as the run report states it (nearest rank, never above the max).
+fn latency_of(g: &GroupStats) -> Option<LatencySummary> {
+    if g.served == 0 {
+        return None;
+    }
+    let h = &g.latency_us;
+    let q = |p: f64| h.value_at_quantile(p).min(g.latency_max_us) as f64 / 1000.0;
+    Some(LatencySummary {
+        mean_ms: g.latency_sum_us as f64 / g.served as f64 / 1000.0,
+        p50_ms: q(0.5),
+        p90_ms: q(0.9),
+        p99_ms: q(0.99),
+        p999_ms: q(0.999),
+        max_ms: g.latency_max_us as f64 / 1000.0,
+    })
+}
+
+/// What the checks look at: the run's totals and latency (as in summary.json), each classifier
+/// label's (a revision in summary.json) and each target's, with the statuses seen.
+fn measure(
+    report: &RunReport,
+    stats: &LoadStats,
+    labels: &[String],
+    target_names: &[String],
+    split: bool,
+) -> check::Measured {
+    let t = report.totals();
+    let mut m = check::Measured {
+        overall: check::Group {
+            requests: t.arrived,
+            served: t.served,
+            latency: report.latency().copied(),
+            statuses: stats.overall.statuses.clone(),
+        },
+        labels: BTreeMap::new(),
+        split: if split {
+            check::split_findings(report)
+        } else {
+            None
+        },
+    };
+    for (i, rev) in report.revisions().iter().enumerate() {
+        m.labels.insert(
+            rev.name.clone(),
+            check::Group {
+                requests: rev.counts.arrived,
+                served: rev.counts.served,
+                latency: rev.latency,
+                statuses: stats
+                    .labels
+                    .get(&i)
+                    .map(|g| g.statuses.clone())
+                    .unwrap_or_default(),
+            },
+        );
+    }
+    debug_assert_eq!(labels.len(), report.revisions().len());
+    for (i, name) in target_names.iter().enumerate() {
+        let g = stats.targets.get(&i).cloned().unwrap_or_default();
+        m.labels.insert(
+            name.clone(),
+            check::Group {
+                requests: g.requests,
+                served: g.served,
+                latency: latency_of(&g),
+                statuses: g.statuses,
+            },
+        );
+    }
+    m
+}
+
+/// `latency.hgrm` and `histograms.json`: the served latency overall, per classifier label and
+/// per target.
+fn write_histograms(
+    out: &Path,
+    labels: &[String],
+    target_names: &[String],
+    stats: &LoadStats,
+) -> anyhow::Result<()> {
+    let mut groups: Vec<(String, &hdrhistogram::Histogram<u64>)> =
+        vec![("all".to_string(), &stats.overall.latency_us)];
+    for (i, g) in &stats.labels {
+        if let Some(l) = labels.get(*i) {
+            groups.push((l.clone(), &g.latency_us));
+        }
+    }
+    for (i, g) in &stats.targets {
+        if let Some(n) = target_names.get(*i) {
+            groups.push((format!("target:{n}"), &g.latency_us));
+        }
+    }
+    let mut hgrm = String::new();
+    for (name, h) in &groups {
+        hgrm.push_str(&format!("# {name}\n"));
+        hgrm.push_str(&crate::report::hdr::percentile_distribution(h));
+        hgrm.push('\n');
+    }
+    write_atomic(out, HGRM_FILE, |w| w.write_all(hgrm.as_bytes()))
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    let mut doc = serde_json::Map::new();
+    for (name, h) in &groups {
+        doc.insert(
+            name.clone(),
+            serde_json::json!({
+                "unit": "us",
+                "count": h.len(),
+                "histogram": crate::report::hdr::to_base64(h).map_err(|e| {
+                    anyhow::anyhow!("cannot serialize the histogram of {name}: {e}")
+                })?,
+            }),
+        );
+    }
+    write_atomic(out, HISTOGRAMS_FILE, |w| {
+        serde_json::to_writer_pretty(&mut *w, &serde_json::Value::Object(doc))?;
+        w.write_all(b"\n")
+    })
+    .with_context(|| format!("cannot write outputs to {}", out.display()))?;
+    Ok(())
 }
 
 // ------------------------------------------------------------------ splitlab gateway
@@ -721,18 +1158,24 @@ fn write_and_print(
     scenario_text: &str,
     stats: &LoadStats,
     target: &str,
+    target_names: &[String],
 ) -> anyhow::Result<()> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
     let written = super::run::write_outputs(out, report, scenario_text)?;
-    write_load_json(out, stats, target)?;
+    write_load_json(out, stats, target, target_names)?;
     written.print()?;
     print_load_stats(stats)?;
     Ok(())
 }
 
-fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Result<()> {
+fn write_load_json(
+    out: &Path,
+    stats: &LoadStats,
+    target: &str,
+    target_names: &[String],
+) -> anyhow::Result<()> {
     let h = &stats.send_lag_us;
     let q = |p: f64| {
         if h.is_empty() {
@@ -747,6 +1190,22 @@ fn write_load_json(out: &Path, stats: &LoadStats, target: &str) -> anyhow::Resul
         "pacing_wall_s": stats.pacing_wall_s,
         "send_lag_us": {"p50": q(0.5), "p99": q(0.99), "p999": q(0.999), "max": h.max()},
         "error_causes": stats.error_causes,
+        "pacer_fell_behind_at_s": stats.pacer_fell_behind_at_s,
+        "statuses": stats.overall.statuses,
+        "targets": target_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let g = stats.targets.get(&i).cloned().unwrap_or_default();
+                let doc = serde_json::json!({
+                    "requests": g.requests,
+                    "served": g.served,
+                    "statuses": g.statuses,
+                    "latency_ms": latency_of(&g),
+                });
+                (name.clone(), doc)
+            })
+            .collect::<serde_json::Map<_, _>>(),
         "peak_rss_mib": peak_rss_mib(),
     });
     write_atomic(out, LOAD_FILE, |w| {
@@ -784,6 +1243,11 @@ fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
     }
     for (cause, n) in &stats.error_causes {
         say!("errors: {n} × {cause}")?;
+    }
+    if let Some(at) = stats.pacer_fell_behind_at_s {
+        eprintln!(
+            "warning: the load generator fell more than --drain behind its schedule and stopped creating requests at {at:.3} s: this machine cannot send at that rate"
+        );
     }
     Ok(())
 }

@@ -66,7 +66,7 @@ pub enum Command {
     /// driven by the scenario's arrivals in wall-clock time.
     Live(live::LiveArgs),
     /// Send open-loop HTTP load to an endpoint and write the same outputs as a run.
-    Load(live::LoadArgs),
+    Load(Box<live::LoadArgs>),
     /// Run the splitting gateway alone in front of backends named in a config file.
     Gateway(live::GatewayArgs),
     /// Compare two runs' summary.json metric by metric, within statistical noise.

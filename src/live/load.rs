@@ -19,7 +19,10 @@
 //!   twice or after the report was made.
 //! - **Bounds.** Arrivals stop at the duration or after `max_requests`; the run then waits at
 //!   most `drain` for requests in flight; `max_in_flight` caps memory (a request beyond it ends
-//!   at once as an error, cause `client in-flight cap`). A stop signal ends pacing at once.
+//!   at once as an error, cause `client in-flight cap`). A stop signal ends pacing at once. A
+//!   pacer that falls more than `drain` behind its schedule (a rate this machine cannot create
+//!   requests at) stops creating them and says so (`pacer_fell_behind_at_s`), so a run always
+//!   ends within about duration + 2 × drain.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -30,8 +33,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, HOST};
-use hyper::{HeaderMap, Request, StatusCode};
+use hyper::header::{HeaderName, HeaderValue, HOST};
+use hyper::{HeaderMap, Method, Request, StatusCode};
 use regex::Regex;
 use tokio::sync::Semaphore;
 
@@ -63,15 +66,96 @@ pub struct Target {
     pub tag_hosts: Vec<String>,
     /// Per arrival tag, the tag name sent in `Knative-Serving-Tag` (on the main host).
     pub tag_names: Vec<String>,
+    pub method: Method,
+    /// Sent after the defaults (`Host`, the tag header), replacing a default of the same name.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub body: Bytes,
 }
 
 impl Target {
+    /// A `GET` of `path` at `addr` with `Host: host`, no tags, no extra headers, no body.
+    pub fn new(addr: SocketAddr, path: String, host: String) -> Self {
+        Target {
+            addr,
+            path,
+            host,
+            tag_hosts: vec![],
+            tag_names: vec![],
+            method: Method::GET,
+            headers: vec![],
+            body: Bytes::new(),
+        }
+    }
+
     fn host_and_tag(&self, address: Address) -> (&str, Option<&str>) {
         match address {
             Address::Main => (&self.host, None),
             Address::Host(i) => (&self.tag_hosts[i as usize], None),
             Address::Header(i) => (&self.host, Some(&self.tag_names[i as usize])),
         }
+    }
+}
+
+/// The targets of one run and how requests are spread over them: request `id` goes to
+/// `cycle[id % cycle.len()]`, a smooth weighted round robin (nginx's), so the shares are exact
+/// over every cycle and interleaved within it, whatever the executor.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    pub list: Vec<Target>,
+    /// Per target, its label in the outputs (`load.json` `targets`, `--results`, `--check`);
+    /// empty for a run with the single `--target`.
+    pub names: Vec<String>,
+    cycle: Vec<u32>,
+}
+
+/// The most a targets file's weights may add up to (the round-robin cycle's length).
+pub const MAX_TOTAL_WEIGHT: u32 = 1_000_000;
+
+impl Targets {
+    /// One target, unnamed.
+    pub fn single(target: Target) -> Self {
+        Targets {
+            list: vec![target],
+            names: vec![],
+            cycle: vec![0],
+        }
+    }
+
+    /// Named targets with positive weights adding up to at most `MAX_TOTAL_WEIGHT`.
+    ///
+    /// # Panics
+    /// If `targets` is empty, a weight is 0 or the weights add up to more than the cap (the
+    /// caller validates them).
+    pub fn weighted(targets: Vec<(String, Target, u32)>) -> Self {
+        assert!(!targets.is_empty(), "at least one target");
+        let weights: Vec<i64> = targets.iter().map(|(_, _, w)| i64::from(*w)).collect();
+        assert!(weights.iter().all(|w| *w > 0), "weights are positive");
+        let total: i64 = weights.iter().sum();
+        assert!(
+            total <= i64::from(MAX_TOTAL_WEIGHT),
+            "weights within the cap"
+        );
+        let mut current = vec![0i64; weights.len()];
+        let mut cycle = Vec::with_capacity(total as usize);
+        for _ in 0..total {
+            for (c, w) in current.iter_mut().zip(&weights) {
+                *c += w;
+            }
+            let (best, _) = current
+                .iter()
+                .enumerate()
+                .max_by_key(|(i, c)| (**c, std::cmp::Reverse(*i)))
+                .expect("not empty");
+            current[best] -= total;
+            cycle.push(best as u32);
+        }
+        let (names, list) = targets.into_iter().map(|(n, t, _)| (n, t)).unzip();
+        Targets { list, names, cycle }
+    }
+
+    /// The target of request `id`.
+    pub fn pick(&self, id: u64) -> usize {
+        self.cycle[(id % self.cycle.len() as u64) as usize] as usize
     }
 }
 
@@ -248,25 +332,81 @@ pub struct LoadPlan {
     pub record_routing: bool,
 }
 
+/// What one group of requests (the run, a label, a target) got: counts, statuses and the
+/// latency of its served requests (from the intended send time, microseconds).
+#[derive(Clone, Debug)]
+pub struct GroupStats {
+    /// Requests sent to a target; responses attributed to a label; every request overall.
+    pub requests: u64,
+    pub served: u64,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    pub latency_us: Histogram<u64>,
+    pub latency_sum_us: u128,
+    pub latency_max_us: u64,
+}
+
+impl Default for GroupStats {
+    fn default() -> Self {
+        GroupStats {
+            requests: 0,
+            served: 0,
+            statuses: BTreeMap::new(),
+            latency_us: Histogram::new(3).expect("3 significant digits is valid"),
+            latency_sum_us: 0,
+            latency_max_us: 0,
+        }
+    }
+}
+
+impl GroupStats {
+    fn ended(&mut self, status: Option<u16>, served_us: Option<u64>) {
+        if let Some(s) = status {
+            *self.statuses.entry(s).or_default() += 1;
+        }
+        if let Some(us) = served_us {
+            self.served += 1;
+            if self.latency_us.record(us).is_err() {
+                self.latency_us.saturating_record(us);
+            }
+            self.latency_sum_us += u128::from(us);
+            self.latency_max_us = self.latency_max_us.max(us);
+        }
+    }
+}
+
 /// Figures about the load generator itself (`load.json`).
 #[derive(Debug)]
 pub struct LoadStats {
     pub sent: u64,
+    /// Every request's statuses and served latency (requests: those that ended).
+    pub overall: GroupStats,
+    /// By classifier label (index as the recorder's revisions).
+    pub labels: BTreeMap<usize, GroupStats>,
+    /// By target (index as `Targets::list`); empty for a single unnamed target.
+    pub targets: BTreeMap<usize, GroupStats>,
     /// Intended send time to the start of the request's task, microseconds.
     pub send_lag_us: Histogram<u64>,
     /// Error outcomes by cause (`HTTP 502`, `connect: …`, `client in-flight cap`).
     pub error_causes: BTreeMap<String, u64>,
     /// Wall time from the start to the last arrival, seconds.
     pub pacing_wall_s: f64,
+    /// When the pacer fell more than the drain behind and stopped: the intended time (seconds)
+    /// of the first request it did not create.
+    pub pacer_fell_behind_at_s: Option<f64>,
 }
 
 impl Default for LoadStats {
     fn default() -> Self {
         LoadStats {
             sent: 0,
+            overall: GroupStats::default(),
+            labels: BTreeMap::new(),
+            targets: BTreeMap::new(),
             send_lag_us: Histogram::new(3).expect("3 significant digits is valid"),
             error_causes: BTreeMap::new(),
             pacing_wall_s: 0.0,
+            pacer_fell_behind_at_s: None,
         }
     }
 }
@@ -281,12 +421,15 @@ pub struct LoadResult {
     pub unrouted_in_flight: u64,
     pub stats: LoadStats,
     pub interrupted: bool,
+    /// `--results`: the lines written, or why writing stopped.
+    pub results: Option<Result<u64, String>>,
 }
 
 impl LoadResult {
     /// Closes the recorder into the run's report (`wall_s`: the wall time to report), keeping
     /// the load generator's own figures.
     pub fn report(self, wall_s: f64) -> (RunReport, LoadStats, bool) {
+        // `results` is read before this by whoever wants it.
         let engine = EngineStats {
             events: self.stats.sent,
             wall_s,
@@ -304,7 +447,10 @@ impl LoadResult {
 
 struct Shared {
     clock: Clock,
-    target: Target,
+    targets: Targets,
+    results: Option<Mutex<ResultsWriter>>,
+    /// The classifier's labels by index (the recorder's revisions).
+    label_names: Vec<String>,
     classifier: Classifier,
     books: Arc<Mutex<Books>>,
     stats: Mutex<LoadStats>,
@@ -318,7 +464,8 @@ struct Shared {
 /// requests have drained (or `stop` was set). `books` holds the recorder to feed.
 pub async fn run(
     plan: LoadPlan,
-    target: Target,
+    targets: Targets,
+    results: Option<ResultsWriter>,
     classifier: Classifier,
     clock: Clock,
     books: Arc<Mutex<Books>>,
@@ -327,9 +474,16 @@ pub async fn run(
     let connections = match plan.executor {
         Executor::Open { connections } | Executor::Closed { connections } => connections.max(1),
     };
+    let label_names = lock(&books)
+        .recorder
+        .as_ref()
+        .map(|r| r.revision_names().to_vec())
+        .unwrap_or_default();
     let shared = Arc::new(Shared {
+        label_names,
         clock,
-        target,
+        targets,
+        results: results.map(Mutex::new),
         classifier,
         books,
         stats: Mutex::new(LoadStats::default()),
@@ -346,6 +500,9 @@ pub async fn run(
             let pacer_shared = shared.clone();
             let pacer_stop = stop.clone();
             let max_in_flight = plan.max_in_flight;
+            // A pacer more than the drain behind its schedule (a rate the machine cannot
+            // create requests at) stops: the run ends within duration + drain (+ drain).
+            let give_up = shared.clock.instant(end_of_arrivals + plan.drain);
             let LoadPlan {
                 mut arrivals,
                 mut rng,
@@ -366,6 +523,11 @@ pub async fn run(
                         }
                         let now = Clock::wall_now();
                         if now >= intended {
+                            if now > give_up {
+                                lock_stats(&pacer_shared.stats).pacer_fell_behind_at_s =
+                                    Some(a.at.as_secs_f64());
+                                break 'arrivals;
+                            }
                             break;
                         }
                         std::thread::sleep((intended - now).min(Duration::from_millis(50)));
@@ -391,6 +553,7 @@ pub async fn run(
                 let stop = stop.clone();
                 workers.push(tokio::spawn(async move {
                     let mut conn: Option<SendRequest<Body>> = None;
+                    let mut conn_target = usize::MAX;
                     loop {
                         let now = Clock::wall_now();
                         if now >= deadline || stop.load(Ordering::Relaxed) {
@@ -406,9 +569,18 @@ pub async fn run(
                         }
                         // Sent now, as created: a closed loop has no intended time to lag.
                         lock_stats(&s.stats).sent += 1;
+                        let target = s.targets.pick(id);
+                        if s.targets.list.get(conn_target).map(|t| t.addr)
+                            != Some(s.targets.list[target].addr)
+                        {
+                            conn = None;
+                        }
+                        conn_target = target;
                         // Each request its own client, as arrivals without `clients` have.
-                        let result = s.exchange_on(&mut conn, Address::Main, id, id).await;
-                        s.finish(id, at, result);
+                        let result = s
+                            .exchange_on(&mut conn, target, Address::Main, id, id)
+                            .await;
+                        s.finish(id, target, at, result);
                     }
                 }));
             }
@@ -451,7 +623,74 @@ pub async fn run(
         unrouted_in_flight,
         stats,
         interrupted: stop.load(Ordering::Relaxed),
+        results: results_outcome(shared.results.as_ref()),
     }
+}
+
+/// `--results`: one JSON line per ended request, written as it ends and flushed at once, so a
+/// run killed at any moment leaves every line it finished (the file is a stream, not an
+/// atomic output). The first write error stops the writing and is reported at the end.
+pub struct ResultsWriter {
+    out: std::io::BufWriter<std::fs::File>,
+    lines: u64,
+    failed: Option<std::io::Error>,
+}
+
+/// One `--results` line.
+#[derive(serde::Serialize)]
+struct ResultLine<'a> {
+    id: u64,
+    /// The intended send time, seconds from the start of the run.
+    intended_s: f64,
+    /// From the intended send time to the end.
+    latency_ms: f64,
+    status: Option<u16>,
+    outcome: &'static str,
+    /// The classifier's label (a revision).
+    label: Option<&'a str>,
+    /// The target's name (a targets file).
+    target: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+impl ResultsWriter {
+    /// Creates (truncates) `path`.
+    pub fn create(path: &std::path::Path) -> std::io::Result<Self> {
+        Ok(ResultsWriter {
+            out: std::io::BufWriter::new(std::fs::File::create(path)?),
+            lines: 0,
+            failed: None,
+        })
+    }
+
+    fn write(&mut self, line: &ResultLine<'_>) {
+        use std::io::Write as _;
+        if self.failed.is_some() {
+            return;
+        }
+        let written = serde_json::to_writer(&mut self.out, line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .and_then(|()| self.out.flush());
+        match written {
+            Ok(()) => self.lines += 1,
+            Err(e) => self.failed = Some(e),
+        }
+    }
+}
+
+/// What `--results` wrote: the lines, or the error that stopped it.
+pub fn results_outcome(w: Option<&Mutex<ResultsWriter>>) -> Option<Result<u64, String>> {
+    let w = lock_results(w?);
+    Some(match &w.failed {
+        None => Ok(w.lines),
+        Some(e) => Err(format!("stopped after {} lines: {e}", w.lines)),
+    })
+}
+
+fn lock_results(m: &Mutex<ResultsWriter>) -> std::sync::MutexGuard<'_, ResultsWriter> {
+    m.lock()
+        .expect("results lock is never poisoned: no code panics while holding it")
 }
 
 fn lock_stats(m: &Mutex<LoadStats>) -> std::sync::MutexGuard<'_, LoadStats> {
@@ -497,11 +736,20 @@ impl Shared {
             return false;
         }
         books.in_flight += 1;
+        drop(books);
+        if !self.targets.names.is_empty() {
+            lock_stats(&self.stats)
+                .targets
+                .entry(self.targets.pick(id))
+                .or_default()
+                .requests += 1;
+        }
         true
     }
 
     /// One paced request.
     async fn one(self: Arc<Self>, id: u64, address: Address, client: u64, intended: Instant) {
+        let target = self.targets.pick(id);
         let started = Clock::wall_now();
         let lag_us = started.saturating_duration_since(intended).as_micros() as u64;
         {
@@ -513,10 +761,13 @@ impl Shared {
             let Ok(_permit) = self.conns.acquire().await else {
                 return Exchanged::Failed("client closed".into());
             };
-            let mut conn = self.pool.idle(self.target.addr);
-            let result = self.exchange_on(&mut conn, address, client, id).await;
+            let addr = self.targets.list[target].addr;
+            let mut conn = self.pool.idle(addr);
+            let result = self
+                .exchange_on(&mut conn, target, address, client, id)
+                .await;
             if let Some(c) = conn {
-                self.pool.give_back(self.target.addr, c);
+                self.pool.give_back(addr, c);
             }
             result
         };
@@ -526,20 +777,23 @@ impl Shared {
                 .unwrap_or(Exchanged::TimedOut),
             None => work.await,
         };
-        self.finish(id, self.clock.at(intended), result);
+        self.finish(id, target, self.clock.at(intended), result);
     }
 
     /// Sends one request on `conn` (opening it if needed); keeps `conn` only if reusable.
     async fn exchange_on(
         &self,
         conn: &mut Option<SendRequest<Body>>,
+        target: usize,
         address: Address,
         client: u64,
         id: u64,
     ) -> Exchanged {
-        let (host, tag) = self.target.host_and_tag(address);
-        let mut req = Request::new(full(Bytes::new()));
-        *req.uri_mut() = match self.target.path.parse() {
+        let target = &self.targets.list[target];
+        let (host, tag) = target.host_and_tag(address);
+        let mut req = Request::new(full(target.body.clone()));
+        *req.method_mut() = target.method.clone();
+        *req.uri_mut() = match target.path.parse() {
             Ok(u) => u,
             Err(e) => return Exchanged::Failed(format!("bad path: {e}")),
         };
@@ -552,9 +806,12 @@ impl Shared {
         }
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from(id));
         headers.insert(CLIENT_HEADER, HeaderValue::from(client));
+        for (name, value) in &target.headers {
+            headers.insert(name.clone(), value.clone());
+        }
         let mut c = match conn.take() {
             Some(c) if c.is_ready() => c,
-            _ => match connect(self.target.addr).await {
+            _ => match connect(target.addr).await {
                 Ok(c) => c,
                 Err(e) => return Exchanged::Failed(format!("connect: {}", e.kind())),
             },
@@ -578,7 +835,11 @@ impl Shared {
     }
 
     /// Ends request `id` (created at `arrived`) with what its exchange produced.
-    fn finish(&self, id: u64, arrived: SimTime, result: Exchanged) {
+    fn finish(&self, id: u64, target: usize, arrived: SimTime, result: Exchanged) {
+        let status = match &result {
+            Exchanged::Response { status, .. } => Some(status.as_u16()),
+            _ => None,
+        };
         let (outcome, label, cause) = match &result {
             Exchanged::Response {
                 status,
@@ -593,6 +854,9 @@ impl Shared {
             Exchanged::Failed(e) => (Outcome::Error, None, Some(e.clone())),
             Exchanged::TimedOut => (Outcome::ClientCancelled, None, None),
         };
+        let cause = cause.or_else(|| {
+            matches!(result, Exchanged::TimedOut).then(|| "client timeout".to_string())
+        });
         let mut books = lock(&self.books);
         let Books {
             recorder, ledger, ..
@@ -634,12 +898,46 @@ impl Shared {
         });
         books.in_flight -= 1;
         drop(books);
-        if let Some(cause) = cause {
-            *lock_stats(&self.stats)
-                .error_causes
-                .entry(cause)
-                .or_default() += 1;
+        let latency_us = u64::try_from((now.max(arrived) - arrived).0 / 1_000).unwrap_or(0);
+        let served_us = (outcome == Outcome::Served).then_some(latency_us);
+        {
+            let mut st = lock_stats(&self.stats);
+            st.overall.requests += 1;
+            st.overall.ended(status, served_us);
+            if let Some(l) = label {
+                let g = st.labels.entry(l).or_default();
+                g.requests += 1;
+                g.ended(status, served_us);
+            }
+            if !self.targets.names.is_empty() {
+                st.targets
+                    .entry(target)
+                    .or_default()
+                    .ended(status, served_us);
+            }
+            // A client timeout is its own outcome, not an error: its cause is named in the
+            // failures line, not counted under error_causes.
+            if let Some(cause) = cause.as_ref().filter(|_| outcome == Outcome::Error) {
+                *st.error_causes.entry(cause.clone()).or_default() += 1;
+            }
         }
+        if let Some(results) = &self.results {
+            let line = ResultLine {
+                id,
+                intended_s: arrived.as_secs_f64(),
+                latency_ms: latency_us as f64 / 1000.0,
+                status,
+                outcome: outcome.name(),
+                label: label.and_then(|l| self.classifier_name(l)),
+                target: self.targets.names.get(target).map(String::as_str),
+                error: cause.as_deref(),
+            };
+            lock_results(results).write(&line);
+        }
+    }
+
+    fn classifier_name(&self, label: usize) -> Option<&str> {
+        self.label_names.get(label).map(String::as_str)
     }
 }
 
@@ -708,5 +1006,33 @@ mod tests {
         assert_eq!(c.label(&h, b"Hello World!\n"), Some(0));
         assert_eq!(c.label(&h, b"Hello Knative!\n"), Some(1));
         assert_eq!(c.label(&h, b"something else"), Some(2));
+    }
+
+    #[test]
+    fn weighted_targets_take_exact_interleaved_shares() {
+        let t = |port: u16| Target::new(([127, 0, 0, 1], port).into(), "/".into(), "h".into());
+        // (weights, the first cycle of picks)
+        let cases: [(&[u32], &[usize]); 3] = [
+            (&[1], &[0]),                         // one target
+            (&[3, 1], &[0, 0, 1, 0]),             // 3:1, the minority in the middle
+            (&[5, 1, 1], &[0, 0, 1, 0, 2, 0, 0]), // nginx's smooth WRR example (a a b a c a a)
+        ];
+        for (weights, cycle) in cases {
+            let targets = Targets::weighted(
+                weights
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| (format!("t{i}"), t(i as u16 + 1), *w))
+                    .collect(),
+            );
+            let picks: Vec<usize> = (0..cycle.len() as u64).map(|id| targets.pick(id)).collect();
+            assert_eq!(picks, cycle, "{weights:?}");
+            // Every cycle repeats: over 10 cycles each target has exactly 10 × its weight.
+            let n = cycle.len() as u64 * 10;
+            for (i, w) in weights.iter().enumerate() {
+                let got = (0..n).filter(|id| targets.pick(*id) == i).count();
+                assert_eq!(got, *w as usize * 10, "{weights:?} target {i}");
+            }
+        }
     }
 }

@@ -268,11 +268,9 @@ pub async fn run_live(
     control.autoscaler_metrics = autoscaler_metrics;
     control.start().await;
     let target = Target {
-        addr: gw_addr,
-        path: "/".into(),
-        host: control.control.host(""),
         tag_hosts: tags.iter().map(|t| control.control.host(t)).collect(),
         tag_names: tags.clone(),
+        ..Target::new(gw_addr, "/".into(), control.control.host(""))
     };
     let plan = LoadPlan {
         arrivals,
@@ -290,7 +288,8 @@ pub async fn run_live(
     let classifier = Classifier::revision_header(&names);
     let load_task = tokio::spawn(load::run(
         plan,
-        target,
+        load::Targets::single(target),
+        None,
         classifier,
         clock,
         books.clone(),

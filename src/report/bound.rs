@@ -1,6 +1,7 @@
 //! Bound expressions: `PATH OP NUMBER`, the one grammar for a service-level objective on a run
-//! (`advise --slo`, `compare --slo`, and later `load --check`), and their evaluation against a
-//! run's measurements.
+//! (`advise --slo`, `compare --slo`; `load --check` takes the same syntax through `parse_parts`
+//! and looks its subjects up in `report::check`), and their evaluation against a run's
+//! measurements.
 //!
 //! Owns: parsing an expression (`p99_shift_ms<=800`, `expired==0`, `requests.rejected_qp<=10`)
 //! with errors that name the expression, the column and what is allowed; looking its subject up
@@ -10,6 +11,7 @@
 //! Grammar (whitespace around the parts is ignored):
 //! ```text
 //! bound   = subject op number
+//!         | subject                 (a bare subject, where the command allows one: load's `split`)
 //! subject = metric | path          metric: a name of report::compare::Metric (no dot)
 //! path    = key ("." key)+         key: letters, digits, '_' and '-' (revision names)
 //! op      = "<" | "<=" | ">" | ">=" | "==" | "!="
@@ -191,8 +193,33 @@ impl std::str::FromStr for Bound {
     }
 }
 
-/// Parses `PATH OP NUMBER`.
-pub fn parse(expr: &str) -> Result<Bound, BoundError> {
+/// A comparison: `OP NUMBER`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub op: Op,
+    pub value: f64,
+    /// The number as written (`800`, not `800.0`), for messages.
+    pub value_text: String,
+}
+
+impl Comparison {
+    /// Whether `observed OP value` holds; no value fails it.
+    pub fn holds(&self, observed: Option<f64>) -> bool {
+        observed.is_some_and(|v| self.op.holds(v, self.value))
+    }
+}
+
+/// An expression's syntax before its subject is looked up: the dotted keys and, unless the
+/// expression is a bare subject (`split`, where the command allows one), the comparison.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Parts {
+    pub keys: Vec<String>,
+    pub comparison: Option<Comparison>,
+}
+
+/// Splits `KEY(.KEY)* OP NUMBER` (or, with `bare_allowed`, a lone `KEY(.KEY)*`) into its parts;
+/// the one syntax of every command's bounds. Subjects are looked up by the caller.
+pub fn parse_parts(expr: &str, bare_allowed: bool) -> Result<Parts, BoundError> {
     let chars: Vec<char> = expr.chars().collect();
     let syntax = |column: usize, message: String| BoundError::Syntax {
         expr: expr.to_string(),
@@ -201,13 +228,14 @@ pub fn parse(expr: &str) -> Result<Bound, BoundError> {
     };
     let op_start = chars
         .iter()
-        .position(|c| matches!(c, '<' | '>' | '=' | '!'))
-        .ok_or_else(|| {
-            syntax(
-                chars.len() + 1,
-                "no operator; allowed: <, <=, >, >=, ==, != (e.g. p99_shift_ms<=800)".to_string(),
-            )
-        })?;
+        .position(|c| matches!(c, '<' | '>' | '=' | '!'));
+    if op_start.is_none() && !bare_allowed {
+        return Err(syntax(
+            chars.len() + 1,
+            "no operator; allowed: <, <=, >, >=, ==, != (e.g. p99_shift_ms<=800)".to_string(),
+        ));
+    }
+    let op_start = op_start.unwrap_or(chars.len());
     let subject_text: String = chars[..op_start].iter().collect();
     let lead = subject_text.len() - subject_text.trim_start().len();
     let subject_text = subject_text.trim();
@@ -237,6 +265,13 @@ pub fn parse(expr: &str) -> Result<Bound, BoundError> {
             ));
         }
         column += key.chars().count() + 1;
+    }
+    let keys = keys.iter().map(|k| k.to_string()).collect();
+    if op_start == chars.len() {
+        return Ok(Parts {
+            keys,
+            comparison: None,
+        });
     }
     let rest: String = chars[op_start..].iter().collect();
     let op = Op::ALL
@@ -274,29 +309,47 @@ pub fn parse(expr: &str) -> Result<Bound, BoundError> {
                 ),
             )
         })?;
+    Ok(Parts {
+        keys,
+        comparison: Some(Comparison {
+            op,
+            value,
+            value_text: number_text.to_string(),
+        }),
+    })
+}
+
+/// Parses `PATH OP NUMBER`.
+pub fn parse(expr: &str) -> Result<Bound, BoundError> {
+    let Parts { keys, comparison } = parse_parts(expr, false)?;
+    let Comparison {
+        op,
+        value,
+        value_text,
+    } = comparison.expect("parse_parts without bare subjects always has a comparison");
     let subject = if keys.len() == 1 {
         let metric = Metric::ALL
             .into_iter()
-            .find(|m| m.name() == subject_text)
+            .find(|m| m.name() == keys[0])
             .ok_or_else(|| BoundError::UnknownMetric {
                 expr: expr.to_string(),
-                name: subject_text.to_string(),
+                name: keys[0].clone(),
             })?;
         Subject::Metric(metric)
     } else {
-        if !SUMMARY_SECTIONS.contains(&keys[0]) {
+        if !SUMMARY_SECTIONS.contains(&keys[0].as_str()) {
             return Err(BoundError::UnknownSection {
                 expr: expr.to_string(),
-                section: keys[0].to_string(),
+                section: keys[0].clone(),
             });
         }
-        Subject::Path(keys.iter().map(|k| k.to_string()).collect())
+        Subject::Path(keys)
     };
     Ok(Bound {
         subject,
         op,
         value,
-        value_text: number_text.to_string(),
+        value_text,
     })
 }
 

@@ -4,9 +4,11 @@
 //! measurements of one run and its output files (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
-//! two finished runs from their `summary.json` within statistical noise (`diff`); the
+//! two finished runs from their `summary.json` within statistical noise (`diff`); HdrHistogram's
+//! exchange formats (`hdr`: `.hgrm` and V2 compressed base64); the
 //! bound-expression grammar of SLOs and its evaluator over a run (`bound`), their tally over
-//! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`);
+//! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`); `load
+//! --check`'s subjects and verdicts over a load run (`check`);
 //! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); the
 //! detection power of Flagger analysis settings from seeded runs, beside its analytic value
 //! (`plan`); a Prometheus registry and its text exposition format (`prometheus`), which the
@@ -18,9 +20,11 @@ pub mod accuracy;
 pub mod advise;
 pub mod bound;
 pub mod chart;
+pub mod check;
 pub mod compare;
 pub mod diff;
 pub mod frontier;
+pub mod hdr;
 pub mod html;
 pub mod plan;
 pub mod prometheus;

@@ -512,6 +512,11 @@ impl RunRecorder {
         }
     }
 
+    /// The revision names, by index.
+    pub fn revision_names(&self) -> &[String] {
+        &self.names
+    }
+
     /// The number of revisions the recorder was made with.
     pub fn revision_count(&self) -> usize {
         self.revs.len()

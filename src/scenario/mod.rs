@@ -4,7 +4,8 @@
 //! line/column, field path, the offending value and what is allowed (`yaml`). The operator's
 //! Knative configuration is input too: manifests and `kubectl get -o yaml` output (`kube`,
 //! `manifest`), autoscaling annotations (`autoscaling`) and the cluster's ConfigMaps
-//! (`configmap`); scenario files (`load`) join them with the simulator.
+//! (`configmap`); scenario files (`load`) join them with the simulator; `load --targets` files
+//! (`targets`).
 //!
 //! Must not: open files (callers pass the text and the file name) or know about the simulator.
 
@@ -14,6 +15,7 @@ pub mod kube;
 pub mod load;
 pub mod manifest;
 pub mod spec;
+pub mod targets;
 pub mod yaml;
 
 pub use spec::Scenario;

@@ -23,12 +23,12 @@ pub(crate) fn one_live_run_at_a_time() -> MutexGuard<'static, ()> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn summary(dir: &std::path::Path) -> serde_json::Value {
+pub(crate) fn summary(dir: &std::path::Path) -> serde_json::Value {
     let s = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json is written");
     serde_json::from_str(&s).expect("summary.json is JSON")
 }
 
-fn count(v: &serde_json::Value, key: &str) -> u64 {
+pub(crate) fn count(v: &serde_json::Value, key: &str) -> u64 {
     v["requests"][key]
         .as_u64()
         .unwrap_or_else(|| panic!("requests.{key} in {v}"))
@@ -78,7 +78,7 @@ fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
 }
 
 /// Starts `splitlab gateway` on an OS-chosen port; returns the child and the port.
-fn start_gateway(config: &std::path::Path) -> (Child, u16) {
+pub(crate) fn start_gateway(config: &std::path::Path) -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
         .args([
             "gateway",
@@ -107,13 +107,22 @@ fn start_gateway(config: &std::path::Path) -> (Child, u16) {
 }
 
 /// A tiny HTTP backend answering `Hello v1!` to every request, on its own threads.
-fn start_backend() -> u16 {
+pub(crate) fn start_backend() -> u16 {
     start_killable_backend().0
+}
+
+/// A backend answering `body` to every request.
+pub(crate) fn start_backend_saying(body: &'static str) -> u16 {
+    start_backend_with(body).0
 }
 
 /// A backend that can be killed mid-run: once the flag is set it stops accepting (its port is
 /// closed: connections are refused) and drops every open connection without answering.
 fn start_killable_backend() -> (u16, Arc<AtomicBool>) {
+    start_backend_with("Hello v1!\n")
+}
+
+fn start_backend_with(body: &'static str) -> (u16, Arc<AtomicBool>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     listener.set_nonblocking(true).unwrap();
@@ -151,7 +160,6 @@ fn start_killable_backend() -> (u16, Arc<AtomicBool>) {
                             return;
                         }
                         pending.drain(..end + 4);
-                        let body = "Hello v1!\n";
                         let resp = format!(
                             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
@@ -187,7 +195,7 @@ fn gateway_config(label: &str, picker: &str, v1_port: u16, v2_port: u16) -> std:
 }
 
 /// A port nothing listens on (bound, then released).
-fn dead_port() -> u16 {
+pub(crate) fn dead_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
