@@ -10,6 +10,12 @@
 //! Requests travel for real: the load generator (`live::load`) sends them to the gateway
 //! (`live::gateway`), which proxies them to pod servers (`live::pod`).
 //!
+//! Flagger's analysis (`model::flagger`) as in the simulator: the controller ticks at
+//! `analysis.start` and every interval of scenario time; `Books::analysis` (`report::analysis`,
+//! the simulator's measuring code) is fed with every request the run records as finished by a
+//! revision, and the `spec.traffic` Flagger writes goes through the route control as a timeline
+//! traffic change does. Its windows are in scenario time at the client's end of each request.
+//!
 //! Failing revisions (`model::failure`) as in the simulator: each revision's settings in force
 //! are shared with its pod servers (a timeline `failure` event replaces them), which answer
 //! application errors, serve slower, refuse requests before their application serves, and

@@ -394,10 +394,25 @@ mod tests {
         // (tick at, canary requests before it: finished at and outcome, expected row:
         // phase, check, failed checks, canary weight, primary weight, success rate, count,
         // action, whether Flagger writes spec.traffic)
-        type Row = (&'static str, &'static str, i64, i64, i64, Option<f64>, Option<u64>);
-        let table: [(i64, Vec<(i64, Outcome)>, Row, &str, bool); 5] = [
+        type Row = (
+            &'static str,
+            &'static str,
+            i64,
+            i64,
+            i64,
+            Option<f64>,
+            Option<u64>,
+        );
+        type Case = (i64, Vec<(i64, Outcome)>, Row, &'static str, bool);
+        let table: [Case; 5] = [
             // The new revision is detected: no step, no metrics.
-            (60, vec![], ("Progressing", "none", 0, 0, 100, None, None), "detect", false),
+            (
+                60,
+                vec![],
+                ("Progressing", "none", 0, 0, 100, None, None),
+                "detect",
+                false,
+            ),
             // The first step: metrics are not queried at weight 0, so the check passes.
             (
                 120,
@@ -423,7 +438,13 @@ mod tests {
                 false,
             ),
             // The next tick rolls back: 100 % to the primary.
-            (300, vec![], ("Failed", "none", 0, 0, 100, None, None), "rollback", true),
+            (
+                300,
+                vec![],
+                ("Failed", "none", 0, 0, 100, None, None),
+                "rollback",
+                true,
+            ),
         ];
         for (at, requests, want, action, writes) in table {
             for (f, outcome) in requests {
