@@ -377,12 +377,15 @@ fn live_mode_rolls_the_bad_canary_back_at_the_simulators_tick() {
 /// A healthy canary is promoted live, step by step, at the simulator's ticks.
 #[test]
 fn live_mode_promotes_a_healthy_canary_at_the_simulators_ticks() {
-    // 280 s is past the end of the analysis (Succeeded at 270 s). The p99 bound is raised:
-    // at time scale 20 a 25 ms stall of this shared machine is a 500 ms latency in scenario
-    // time, and this test is about the controller, not about loopback jitter.
+    // 280 s is past the end of the analysis (Succeeded at 270 s). 20 req/s (400 a wall second)
+    // keep the run light beside the other tests. The p99 bound is a minute: at time scale 20 a
+    // 25 ms stall of this shared 2-core machine is 500 ms of scenario time (with the whole
+    // suite running, p99s of 4-100 s were seen at 100 req/s), and this test is about the
+    // controller, not about loopback jitter; the p99 is still measured and checked below.
     let sets = [
         "duration=280s",
-        "analysis.canary.metrics.1.thresholdRange.max=5000",
+        "arrivals.poisson.rate=20",
+        "analysis.canary.metrics.1.thresholdRange.max=60000",
     ];
     let (sim_rows, sim_summary) = run(
         "analysis-live-good-sim",
@@ -431,11 +434,19 @@ fn live_mode_promotes_a_healthy_canary_at_the_simulators_ticks() {
         assert!(n > last, "{n} after {last}");
         last = n;
     }
-    assert!(last > 1000, "{last}");
+    assert!(last > 200, "{last}");
     let (a, sim_a) = (&summary["analysis"], &sim_summary["analysis"]);
     assert_eq!(a["phase"], "Succeeded");
     assert_eq!(a["promoted_s"], sim_a["promoted_s"]);
     assert_eq!(a["finished_s"], sim_a["finished_s"]);
     assert_eq!(a["canary_failed_requests"], 0);
-    assert!(a["canary_requests"].as_u64().expect("count") > 3000, "{a}");
+    // The same arrivals and routing draws as the simulator, the same steps at the same ticks:
+    // about the same canary requests (each step lands a little later or earlier in wall time).
+    let n = |v: &serde_json::Value| v["canary_requests"].as_f64().expect("count");
+    let (live_n, sim_n) = (n(a), n(sim_a));
+    assert!(sim_n > 800.0, "{sim_a}");
+    assert!(
+        (live_n - sim_n).abs() <= 0.05 * sim_n,
+        "{live_n} vs {sim_n}"
+    );
 }
