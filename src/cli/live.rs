@@ -145,12 +145,6 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     for w in scenario.warnings.iter().chain(&run.warnings) {
         eprintln!("warning: {w}");
     }
-    if scenario.analysis.is_some() {
-        // Flagger's analysis is driven by the simulator only (issue 13 §1, first increments).
-        eprintln!(
-            "warning: analysis: Flagger's canary analysis runs in `splitlab run` only; this live run kept the scenario's own traffic"
-        );
-    }
     let target = args.scenario.display().to_string();
     write_and_print(
         &out,

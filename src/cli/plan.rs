@@ -9,7 +9,7 @@
 //! and the recommendation are `report::plan`'s.
 //!
 //! The canary is the revision Flagger analyses: the one the timeline's last `create_revision`
-//! creates (`latestCreatedRevisionName`, `sim::analysis`). A variant replaces that revision's
+//! creates (`latestCreatedRevisionName`, `report::analysis`). A variant replaces that revision's
 //! `failure:` block: healthy clears it, a regression sets it to `error_rate=F` or a latency
 //! multiplier. Without `--regression`, the regression is the scenario canary's own failure.
 

@@ -47,6 +47,7 @@ use super::http::{
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
 use crate::model::time::{SimDuration, SimTime};
+use crate::report::analysis::CanaryBook;
 use crate::report::record::{Outcome, RequestRecord};
 use crate::report::run::{EngineStats, RunRecorder, RunReport};
 
@@ -258,6 +259,9 @@ pub struct Books {
     pub ledger: Ledger,
     /// Requests created and not ended.
     pub in_flight: u64,
+    /// Flagger's measurements in `splitlab live` (fed with every request recorded as finished
+    /// by a revision, under the same lock, so the analysis counts exactly what the run counts).
+    pub analysis: Option<CanaryBook>,
 }
 
 impl Books {
@@ -266,6 +270,7 @@ impl Books {
             recorder: Some(recorder),
             ledger: Ledger::default(),
             in_flight: 0,
+            analysis: None,
         }))
     }
 
@@ -859,7 +864,10 @@ impl Shared {
         });
         let mut books = lock(&self.books);
         let Books {
-            recorder, ledger, ..
+            recorder,
+            ledger,
+            analysis,
+            ..
         } = &mut *books;
         let Some(rec) = recorder.as_mut() else {
             return; // the run is over: it was counted in flight
@@ -887,15 +895,19 @@ impl Shared {
                 }
             }
         };
+        let finished = now.max(arrived);
         rec.finished(&RequestRecord {
             id,
             arrived,
-            finished: now.max(arrived),
+            finished,
             revision,
             default_group,
             via_activator,
             outcome,
         });
+        if let (Some(book), Some(rev)) = (analysis.as_mut(), revision) {
+            book.finished(rev as u32, finished, arrived, outcome);
+        }
         books.in_flight -= 1;
         drop(books);
         let latency_us = u64::try_from((now.max(arrived) - arrived).0 / 1_000).unwrap_or(0);

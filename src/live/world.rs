@@ -10,6 +10,12 @@
 //! Requests travel for real: the load generator (`live::load`) sends them to the gateway
 //! (`live::gateway`), which proxies them to pod servers (`live::pod`).
 //!
+//! Flagger's analysis (`model::flagger`) as in the simulator: the controller ticks at
+//! `analysis.start` and every interval of scenario time; `Books::analysis` (`report::analysis`,
+//! the simulator's measuring code) is fed with every request the run records as finished by a
+//! revision, and the `spec.traffic` Flagger writes goes through the route control as a timeline
+//! traffic change does. Its windows are in scenario time at the client's end of each request.
+//!
 //! Failing revisions (`model::failure`) as in the simulator: each revision's settings in force
 //! are shared with its pod servers (a timeline `failure` event replaces them), which answer
 //! application errors, serve slower, refuse requests before their application serves, and
@@ -42,13 +48,15 @@ use crate::model::activator::{ActivatorStat, Throttler};
 use crate::model::arrival::ArrivalGen;
 use crate::model::autoscaler::ScalingMetric;
 use crate::model::failure::{ContainerLife, FailureSpec};
+use crate::model::flagger::FlaggerController;
 use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
+use crate::report::analysis::CanaryBook;
 use crate::report::run::{AutoscalerTick, Gauge, RunMeta, RunRecorder, RunReport};
-use crate::scenario::spec::{Action, AppModel, Scenario};
+use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 
 /// The decider's tick (multiscaler.go:36) and the metrics period (A.5.1), as in the simulator.
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
@@ -115,6 +123,15 @@ enum Ev {
         pod: u32,
         incarnation: u32,
     },
+    /// Flagger's analysis job ticks (measured by `report::analysis`).
+    AnalysisTick,
+}
+
+/// Flagger's analysis: its settings and the controller; what it measures lives in
+/// `Books::analysis`, beside the recorder.
+struct Analysis<'a> {
+    run: &'a AnalysisRun,
+    controller: FlaggerController,
 }
 
 struct Rev {
@@ -160,6 +177,8 @@ struct Control<'a> {
     pod_metrics: Vec<Arc<QueueProxyMetrics>>,
     rev_labels: Vec<RevisionLabels>,
     autoscaler_metrics: Arc<AutoscalerMetrics>,
+    /// Flagger's analysis, which owns the Service's traffic, when the scenario has one.
+    analysis: Option<Analysis<'a>>,
 }
 
 /// Runs `scenario` live. Must be called on a multi-threaded tokio runtime. `stop` ends the run
@@ -182,6 +201,10 @@ pub async fn run_live(
         opts.keep_requests,
     );
     let books = Books::new(recorder);
+    lock(&books).analysis = s
+        .analysis
+        .as_ref()
+        .map(|run| CanaryBook::new(&run.settings, names.clone()));
     let clock = Clock::start(opts.time_scale);
     let end = SimTime::ZERO + s.duration;
     let arrivals = ArrivalGen::new(&s.arrivals, end);
@@ -297,9 +320,12 @@ pub async fn run_live(
     ));
     let hard_end = end + s.drain;
     control.run_until(&load_task, hard_end, pokes).await;
-    let result = load_task
+    let mut result = load_task
         .await
         .expect("the load generator task does not panic");
+    if let Some(book) = lock(&books).analysis.take() {
+        result.recorder.analysis_summary(book.summary());
+    }
     let _ = stop_servers.send(true);
     for server in control.servers.iter().flatten() {
         server.stop();
@@ -369,6 +395,10 @@ impl<'a> Control<'a> {
             pod_metrics: Vec::new(),
             rev_labels: Vec::new(),
             autoscaler_metrics: Arc::new(AutoscalerMetrics::new(&[])),
+            analysis: s.analysis.as_ref().map(|run| Analysis {
+                run,
+                controller: FlaggerController::new(run.settings.clone()),
+            }),
         }
     }
 
@@ -383,6 +413,11 @@ impl<'a> Control<'a> {
             if self.s.revisions[i].created_at.is_none() {
                 self.create_revision(i as u32, true).await;
             }
+        }
+        // Before the timeline, so a tick and a timeline event at the same instant fire in the
+        // simulator's order.
+        if let Some(a) = &self.analysis {
+            self.schedule(a.run.start, Ev::AnalysisTick);
         }
         for (i, ev) in self.s.timeline.iter().enumerate() {
             self.schedule(ev.at, Ev::Timeline(i as u32));
@@ -448,6 +483,7 @@ impl<'a> Control<'a> {
     async fn on_event(&mut self, ev: Ev) {
         match ev {
             Ev::Timeline(i) => self.on_timeline(i as usize).await,
+            Ev::AnalysisTick => self.on_analysis_tick(),
             Ev::PodReady(pod) => self.on_pod_ready(pod).await,
             Ev::PodHealthy(pod) => self.on_pod_healthy(pod),
             Ev::PodK8sReady(pod) => self.on_pod_k8s_ready(pod),
@@ -602,6 +638,51 @@ impl<'a> Control<'a> {
         }
     }
 
+    /// One tick of Flagger's analysis job, as in the simulator: measure the canary's windows
+    /// (`Books::analysis`), tick the controller at the tick's scenario time, record the
+    /// `analysis.csv` row, apply the `spec.traffic` it wrote as a timeline traffic change is
+    /// applied, and tick again after the interval while arrivals last.
+    fn on_analysis_tick(&mut self) {
+        let Some(mut a) = self.analysis.take() else {
+            return;
+        };
+        let latest_ready = self.roster.latest_ready();
+        let revs = &self.revs;
+        let ticked = {
+            let mut books = lock(&self.books);
+            let Books {
+                recorder, analysis, ..
+            } = &mut *books;
+            match (recorder.as_mut(), analysis.as_mut()) {
+                (Some(rec), Some(book)) => {
+                    let t = book.tick(
+                        &mut a.controller,
+                        self.now,
+                        latest_ready,
+                        |i| revs[i as usize].pods.ready(),
+                        a.run.webhook_results(self.now),
+                    );
+                    rec.analysis_tick(self.now, &t.csv_row());
+                    Some(t)
+                }
+                // The run is over: nothing more is measured or recorded.
+                _ => None,
+            }
+        };
+        let next = self.now + a.run.settings.interval;
+        self.analysis = Some(a);
+        let Some(ticked) = ticked else {
+            return;
+        };
+        if let Some(write) = &ticked.out.write {
+            self.control.set_traffic(&write.to_targets());
+            self.reconcile();
+        }
+        if next <= SimTime::ZERO + self.s.duration {
+            self.schedule(next, Ev::AnalysisTick);
+        }
+    }
+
     async fn on_timeline(&mut self, i: usize) {
         match &self.s.timeline[i].action {
             Action::CreateRevision(rev) => self.create_revision(*rev as u32, false).await,
@@ -670,6 +751,10 @@ impl<'a> Control<'a> {
         if !self.roster.create(&mut r.pods) {
             return;
         }
+        if let Some(book) = lock(&self.books).analysis.as_mut() {
+            book.created(rev);
+        }
+        let r = &mut self.revs[rev as usize];
         let pods = r.kpa.created(
             self.now,
             self.s.revisions[rev as usize].pods,

@@ -1,7 +1,9 @@
 //! Measurement and output: the statistics both the simulator and the live mode report.
 //!
-//! Owns: split-accuracy tracking (`accuracy`), the per-request record schema (`record`), the
-//! measurements of one run and its output files (`run`, with the file mechanics in `write`),
+//! Owns: split-accuracy tracking (`accuracy`), what Flagger's analysis measures and records in
+//! both modes (`analysis`: the canary's metric windows, `analysis.csv` rows, the summary), the
+//! per-request record schema (`record`), the measurements of one run and its output files
+//! (`run`, with the file mechanics in `write`),
 //! charts of a run and of split accuracy drawn from the output files alone (`chart`), and the
 //! statistics of comparing settings over seeds (`compare`), with its chart in `chart`; comparing
 //! two finished runs from their `summary.json` within statistical noise (`diff`); HdrHistogram's
@@ -18,6 +20,7 @@
 
 pub mod accuracy;
 pub mod advise;
+pub mod analysis;
 pub mod bound;
 pub mod chart;
 pub mod check;

@@ -5,7 +5,6 @@
 //! scheduled events, and the wiring of `model` components into a run. Must not: read clocks,
 //! touch files or print (the CLI does), or use `live`.
 
-mod analysis;
 pub mod queue;
 pub mod world;
 

@@ -48,12 +48,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::RngExt;
 
-use super::analysis::AnalysisDriver;
 use super::queue::EventQueue;
 use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, ContainerLife, FailureSpec};
-use crate::model::flagger::Observation;
+use crate::model::flagger::FlaggerController;
 use crate::model::ingress::{applies_config, Gateway, Host, Ticket};
 use crate::model::queue_proxy::{Admission, Breaker, PsServer};
 use crate::model::revision::{scale_down_victims, Kpa};
@@ -61,9 +60,10 @@ use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
+use crate::report::analysis::CanaryBook;
 use crate::report::record::{Outcome, RequestRecord};
 use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
-use crate::scenario::spec::{Action, AppModel, Scenario};
+use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 /// The decider's tick (multiscaler.go:36).
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
@@ -105,7 +105,7 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> SimRun {
     let mut world = World::new(scenario, opts);
     world.run();
     if let Some(a) = &world.analysis {
-        world.recorder.analysis_summary(a.summary());
+        world.recorder.analysis_summary(a.book.summary());
     }
     let in_flight = world.revs.iter().map(|r| u64::from(r.in_flight)).collect();
     SimRun {
@@ -158,7 +158,7 @@ enum Ev {
         pod: u32,
         incarnation: u32,
     },
-    /// Flagger's analysis job ticks (`sim::analysis`).
+    /// Flagger's analysis job ticks (measured by `report::analysis`).
     AnalysisTick,
 }
 
@@ -298,7 +298,14 @@ struct World<'a> {
     scratch: Vec<u64>,
     hard_end: SimTime,
     /// Flagger's analysis, which owns the Service's traffic, when the scenario has one.
-    analysis: Option<AnalysisDriver<'a>>,
+    analysis: Option<Analysis<'a>>,
+}
+
+/// Flagger's analysis: its settings, the controller and what it measures (`report::analysis`).
+struct Analysis<'a> {
+    run: &'a AnalysisRun,
+    controller: FlaggerController,
+    book: CanaryBook,
 }
 
 #[inline]
@@ -403,7 +410,14 @@ impl<'a> World<'a> {
             warnings: Vec::new(),
             scratch: Vec::new(),
             hard_end: end + s.drain,
-            analysis: s.analysis.as_ref().map(AnalysisDriver::new),
+            analysis: s.analysis.as_ref().map(|run| Analysis {
+                run,
+                controller: FlaggerController::new(run.settings.clone()),
+                book: CanaryBook::new(
+                    &run.settings,
+                    s.revisions.iter().map(|r| r.name.clone()).collect(),
+                ),
+            }),
         }
     }
 
@@ -898,13 +912,7 @@ impl<'a> World<'a> {
             self.revs[rev as usize].reporter.request_out(self.now);
         }
         if let Some(a) = &mut self.analysis {
-            a.finished(
-                rev,
-                &self.revs[rev as usize].name,
-                self.now,
-                r.arrived,
-                outcome,
-            );
+            a.book.finished(rev, self.now, r.arrived, outcome);
         }
         self.recorder.finished(&RequestRecord {
             id: r.id,
@@ -1028,7 +1036,7 @@ impl<'a> World<'a> {
             return;
         }
         if let Some(a) = &mut self.analysis {
-            a.created(rev);
+            a.book.created(rev);
         }
         let pods = r.kpa.created(
             self.now,
@@ -1511,26 +1519,16 @@ impl<'a> World<'a> {
         let Some(mut a) = self.analysis.take() else {
             return;
         };
-        let name = |i: Option<u32>| {
-            i.map(|i| self.revs[i as usize].name.clone())
-                .unwrap_or_default()
-        };
-        let (metrics, count) = a.readings(self.now);
-        let primary_ready = a
-            .controller
-            .primary_revision()
-            .and_then(|p| self.rev_index.get(p))
-            .is_none_or(|&i| self.revs[i as usize].pods.ready());
-        let obs = Observation {
-            latest_created: name(a.latest_created()),
-            latest_ready: name(self.roster.latest_ready()),
-            primary_ready,
-            metrics,
-            webhooks: a.run.webhook_results(self.now),
-        };
-        let (out, row) = a.tick(self.now, &obs, count);
-        self.recorder
-            .analysis_tick(self.now, &AnalysisDriver::csv_row(&out, &row));
+        let revs = &self.revs;
+        let ticked = a.book.tick(
+            &mut a.controller,
+            self.now,
+            self.roster.latest_ready(),
+            |i| revs[i as usize].pods.ready(),
+            a.run.webhook_results(self.now),
+        );
+        self.recorder.analysis_tick(self.now, &ticked.csv_row());
+        let out = ticked.out;
         let next = self.now + a.run.settings.interval;
         self.analysis = Some(a);
         if let Some(write) = &out.write {

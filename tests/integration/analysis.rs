@@ -1,7 +1,8 @@
 //! Flagger's canary analysis driven by the simulator (issue 13 §1): the two shipped scenarios
 //! through the command line (their README commands), `analysis.csv` and `summary.json`
 //! `analysis`, a Canary manifest driving the same run as the inline block, `--set` on Flagger's
-//! fields, and bad input.
+//! fields, and bad input. And driven by `splitlab live` (time-scaled, taking turns with the
+//! other live tests): the same ticks and actions as the simulator on both shipped scenarios.
 
 use std::path::{Path, PathBuf};
 
@@ -17,12 +18,25 @@ fn root() -> PathBuf {
 /// Runs `splitlab run SCENARIO --out DIR [--set ...]`; returns the rows of `analysis.csv`
 /// (split into cells) and `summary.json`.
 fn run(label: &str, scenario: &str, sets: &[&str]) -> (Vec<Vec<String>>, serde_json::Value) {
+    run_mode("run", label, scenario, sets, &[])
+}
+
+/// Runs `splitlab MODE SCENARIO --out DIR [--set ...] [EXTRA...]` (MODE `run` or `live`), as
+/// `run` does.
+fn run_mode(
+    mode: &str,
+    label: &str,
+    scenario: &str,
+    sets: &[&str],
+    extra: &[&str],
+) -> (Vec<Vec<String>>, serde_json::Value) {
     let out = temp_dir(label);
     let out_s = out.display().to_string();
-    let mut args = vec!["run", scenario, "--out", out_s.as_str()];
+    let mut args = vec![mode, scenario, "--out", out_s.as_str()];
     for s in sets {
         args.extend(["--set", s]);
     }
+    args.extend(extra);
     let o = splitlab(&args);
     assert!(o.status.success(), "{scenario}: {}", text(&o.stderr));
     // The analysis chart is drawn and inlined in report.html.
@@ -291,4 +305,148 @@ fn readme_canary_analysis_commands_show_what_readme_says() {
     assert_eq!(summaries[1]["finished_s"], 240.0);
     assert_eq!(summaries[1]["canary_failed_requests"], 81);
     assert_eq!(summaries[1]["canary_requests"], 1746);
+}
+
+/// README's live command for the bad canary, run as written (with `--out`): live mode drives
+/// Flagger's analysis through the same ticks as the simulator and rolls the canary back at the
+/// same tick, and its `analysis.csv` has the same header and sensible rows.
+#[test]
+fn live_mode_rolls_the_bad_canary_back_at_the_simulators_tick() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- live scenarios/flagger-"))
+        .collect();
+    assert_eq!(commands.len(), 1, "the live command in README.md");
+    let args: Vec<&str> = commands[0].split_whitespace().skip(4).collect();
+    assert_eq!(args[..2], ["live", "scenarios/flagger-bad-canary.yaml"]);
+    let (sim_rows, sim_summary) = run("analysis-live-bad-sim", args[1], &[]);
+    let (rows, summary) = {
+        let _live = crate::live::one_live_run_at_a_time();
+        run_mode("live", "analysis-live-bad", args[1], &[], &args[2..])
+    };
+    assert_eq!(summary["mode"], "live");
+    assert_balanced(&summary);
+    // One row per 30 s tick, the same actions at the same ticks as the simulator: detect at
+    // 30 s, 10 % at 60 s, five failed checks, the rollback at 240 s.
+    assert_eq!(column(&rows, "t_s"), column(&sim_rows, "t_s"));
+    assert_eq!(column(&rows, "action"), column(&sim_rows, "action"));
+    assert_eq!(phases(&rows), ["Initialized", "Progressing", "Failed"]);
+    let failed: Vec<&str> = column(&rows, "failed_checks");
+    assert_eq!(failed[3..8], ["1", "2", "3", "4", "5"]);
+    let rollback = column(&rows, "action")
+        .iter()
+        .position(|a| *a == "rollback")
+        .expect("a rollback");
+    assert_eq!(column(&rows, "t_s")[rollback], "240");
+    assert_eq!(column(&rows, "canary_weight")[rollback], "0");
+    assert_eq!(column(&rows, "primary_weight")[rollback], "100");
+    // The failed checks measured the canary's real answers: about 95 % over a few hundred
+    // requests per one-minute window.
+    for ((sr, n), check) in column(&rows, "success_rate_pct")[3..8]
+        .iter()
+        .zip(&column(&rows, "canary_requests")[3..8])
+        .zip(&column(&rows, "check")[3..8])
+    {
+        let sr: f64 = sr.parse().expect("a reading");
+        assert!((85.0..99.0).contains(&sr), "{sr}");
+        assert!(n.parse::<u64>().expect("a count") > 100, "{n}");
+        assert_eq!(*check, "failed");
+    }
+    let a = &summary["analysis"];
+    assert_eq!(a["phase"], "Failed");
+    assert_eq!(a["promoted_s"], serde_json::Value::Null);
+    assert_eq!(a["finished_s"], 240.0);
+    // The blast radius: every 500 the canary answered live.
+    let app_errors = &summary["revisions"]["hello-00002"]["app_error"];
+    assert!(
+        a["canary_failed_requests"].as_u64().expect("count") > 0,
+        "{a}"
+    );
+    assert_eq!(&a["canary_failed_requests"], app_errors);
+    // The same arrivals and routing draws as the simulator: (about) the same canary requests;
+    // the pods' failure draws come from their own streams, so the failures differ.
+    let n = |v: &serde_json::Value| v["analysis"]["canary_requests"].as_f64().expect("count");
+    let (live_n, sim_n) = (n(&summary), n(&sim_summary));
+    assert!(
+        (live_n - sim_n).abs() <= 0.02 * sim_n,
+        "{live_n} vs {sim_n}"
+    );
+}
+
+/// A healthy canary is promoted live, step by step, at the simulator's ticks.
+#[test]
+fn live_mode_promotes_a_healthy_canary_at_the_simulators_ticks() {
+    // 280 s is past the end of the analysis (Succeeded at 270 s). 20 req/s (400 a wall second)
+    // keep the run light beside the other tests. The p99 bound is a minute: at time scale 20 a
+    // 25 ms stall of this shared 2-core machine is 500 ms of scenario time (with the whole
+    // suite running, p99s of 4-100 s were seen at 100 req/s), and this test is about the
+    // controller, not about loopback jitter; the p99 is still measured and checked below.
+    let sets = [
+        "duration=280s",
+        "arrivals.poisson.rate=20",
+        "analysis.canary.metrics.1.thresholdRange.max=60000",
+    ];
+    let (sim_rows, sim_summary) = run(
+        "analysis-live-good-sim",
+        "scenarios/flagger-canary.yaml",
+        &sets,
+    );
+    let (rows, summary) = {
+        let _live = crate::live::one_live_run_at_a_time();
+        run_mode(
+            "live",
+            "analysis-live-good",
+            "scenarios/flagger-canary.yaml",
+            &sets,
+            &["--time-scale", "20"],
+        )
+    };
+    assert_balanced(&summary);
+    assert_eq!(column(&rows, "t_s"), column(&sim_rows, "t_s"));
+    assert_eq!(column(&rows, "action"), column(&sim_rows, "action"));
+    assert_eq!(
+        column(&rows, "canary_weight"),
+        column(&sim_rows, "canary_weight")
+    );
+    assert_eq!(
+        phases(&rows),
+        [
+            "Initialized",
+            "Progressing",
+            "Promoting",
+            "Finalising",
+            "Succeeded"
+        ]
+    );
+    // Every measured tick saw only successes and a p99 in scenario milliseconds above the
+    // service time's mean, from more canary requests as its weight grows.
+    let mut last = 0;
+    for ((sr, p99), n) in column(&rows, "success_rate_pct")
+        .into_iter()
+        .zip(column(&rows, "duration_p99_ms"))
+        .zip(column(&rows, "canary_requests"))
+        .filter(|((sr, _), _)| !sr.is_empty())
+    {
+        assert_eq!(sr, "100.000");
+        assert!(p99.parse::<f64>().expect("ms") > 50.0, "{p99}");
+        let n: u64 = n.parse().expect("a count");
+        assert!(n > last, "{n} after {last}");
+        last = n;
+    }
+    assert!(last > 200, "{last}");
+    let (a, sim_a) = (&summary["analysis"], &sim_summary["analysis"]);
+    assert_eq!(a["phase"], "Succeeded");
+    assert_eq!(a["promoted_s"], sim_a["promoted_s"]);
+    assert_eq!(a["finished_s"], sim_a["finished_s"]);
+    assert_eq!(a["canary_failed_requests"], 0);
+    // The same arrivals and routing draws as the simulator, the same steps at the same ticks:
+    // about the same canary requests (each step lands a little later or earlier in wall time).
+    let n = |v: &serde_json::Value| v["canary_requests"].as_f64().expect("count");
+    let (live_n, sim_n) = (n(a), n(sim_a));
+    assert!(sim_n > 800.0, "{sim_a}");
+    assert!(
+        (live_n - sim_n).abs() <= 0.05 * sim_n,
+        "{live_n} vs {sim_n}"
+    );
 }
