@@ -93,6 +93,10 @@ fn is_label(s: &str) -> bool {
 /// Reads a targets file (`file` is the name shown in messages).
 pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
     let mirror: FileMirror = yaml::from_str(file, text)?;
+    // The one document's first line in the file (comment-only documents before it are skipped).
+    let offset = yaml::split_documents(file, text)?
+        .first()
+        .map_or(0, yaml::Document::line_offset);
     let err = |pos: SourcePos, path: String, message: String| YamlError {
         file: file.to_string(),
         pos: Some(pos),
@@ -116,19 +120,19 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
     let mut total: u64 = 0;
     for (i, t) in mirror.targets.iter().enumerate() {
         let at = |field: &str| format!("targets[{i}].{field}");
-        let t_pos: SourcePos = t.referenced.into();
+        let t_pos: SourcePos = SourcePos::of_location(t.referenced, offset);
         let t = &t.value;
         let name = &t.name.value;
         if !is_label(name) {
             return Err(err(
-                t.name.referenced.into(),
+                SourcePos::of_location(t.name.referenced, offset),
                 at("name"),
                 format!("{name:?}: allowed: letters, digits, _ and - (it names the target in --check v2.p99_ms)"),
             ));
         }
         if out.iter().any(|o| &o.name == name) {
             return Err(err(
-                t.name.referenced.into(),
+                SourcePos::of_location(t.name.referenced, offset),
                 at("name"),
                 format!("{name:?} names two targets; each target needs its own name"),
             ));
@@ -138,7 +142,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
             Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
             _ => {
                 return Err(err(
-                    t.url.referenced.into(),
+                    SourcePos::of_location(t.url.referenced, offset),
                     at("url"),
                     format!("{url:?}: allowed: http://HOST[:PORT][/PATH]"),
                 ))
@@ -149,7 +153,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
             Some(w) if w.value >= 1 && w.value <= MAX_TOTAL_WEIGHT => w.value,
             Some(w) => {
                 return Err(err(
-                    w.referenced.into(),
+                    SourcePos::of_location(w.referenced, offset),
                     at("weight"),
                     format!(
                         "{}: allowed: an integer from 1 to {MAX_TOTAL_WEIGHT}",
@@ -171,7 +175,7 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
             Some(m) if is_token(&m.value) => Some(m.value.to_ascii_uppercase()),
             Some(m) => {
                 return Err(err(
-                    m.referenced.into(),
+                    SourcePos::of_location(m.referenced, offset),
                     at("method"),
                     format!("{:?} is not an HTTP method (GET, POST, ...)", m.value),
                 ))
@@ -181,14 +185,14 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
         for (hname, value) in &t.headers {
             if !is_token(hname) {
                 return Err(err(
-                    value.referenced.into(),
+                    SourcePos::of_location(value.referenced, offset),
                     at(&format!("headers.{hname}")),
                     format!("{hname:?} is not a header name"),
                 ));
             }
             if !is_header_value(&value.value) {
                 return Err(err(
-                    value.referenced.into(),
+                    SourcePos::of_location(value.referenced, offset),
                     at(&format!("headers.{hname}")),
                     "a header value holds visible ASCII, spaces and tabs only".to_string(),
                 ));
