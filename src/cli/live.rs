@@ -771,7 +771,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     if report.totals().served == 0 && report.totals().arrived > 0 {
         eprintln!(
-            "error: no request succeeded ({} sent); {}",
+            "error: no request succeeded ({} requests); {}",
             report.totals().arrived,
             failures_line(&report, &stats)
         );

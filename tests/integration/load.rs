@@ -164,7 +164,7 @@ fn a_run_where_nothing_succeeded_exits_1_and_names_the_causes() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("error: no request succeeded (100 sent); failures: 100 of 100"),
+        stderr.contains("error: no request succeeded (100 requests); failures: 100 of 100"),
         "{stderr}"
     );
     // The outputs are written all the same.
