@@ -712,15 +712,21 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         duration,
         args.connections
     );
-    write_and_print(
+    let written = write_and_print(
         &args.out,
         &report,
         &description,
         &stats,
         &target_desc,
         &targets.names,
-    )?;
-    write_histograms(&args.out, &labels, &targets.names, &stats)?;
+    )
+    .and_then(|()| write_histograms(&args.out, &labels, &targets.names, &stats));
+    if let Err(e) = written {
+        // The run's traffic is spent: keep at least its figures, on stdout.
+        say!("{}", report.summary_table())?;
+        say!("{}", failures_line(&report, &stats))?;
+        return Err(e.context("the outputs could not be written; the summary above is the run's"));
+    }
     let achieved = report.totals().arrived as f64 / wall_s.max(1e-9);
     say!(
         "sent {} requests in {:.2} s: {:.1} requests/s",
@@ -759,7 +765,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     if report.totals().served == 0 && report.totals().arrived > 0 {
         eprintln!(
-            "error: no request succeeded ({} sent); {}",
+            "error: no request succeeded ({} requests); {}",
             report.totals().arrived,
             failures_line(&report, &stats)
         );

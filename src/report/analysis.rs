@@ -17,7 +17,7 @@
 //! client saw without a Knative status, which Envoy counts elsewhere.
 //!
 //! Invariant: the window holds only the latest created revision's requests, none older than
-//! the longest metric window before the last one recorded.
+//! twice the longest metric window before the last one recorded.
 
 use std::collections::VecDeque;
 
@@ -158,10 +158,12 @@ impl CanaryBook {
             failed,
             latency: now - arrived,
         });
+        // Kept for two of the longest windows: a live tick runs a little after its time, when
+        // later requests have been recorded, and must still see its whole window.
         while self
             .window
             .front()
-            .is_some_and(|f| f.at + self.longest_window < now)
+            .is_some_and(|f| f.at + self.longest_window + self.longest_window < now)
         {
             self.window.pop_front();
         }
@@ -370,6 +372,10 @@ mod tests {
         assert_eq!(r.count, Some(3));
         // 30s window (40, 70]: latencies 300 and 50: p99 by nearest rank is 300.
         assert_eq!(r.metrics[1], MetricReading::Value(300.0));
+        // A tick that runs late, after requests of the next minute were recorded, still reads
+        // its own window: 1m window (10, 70] as above.
+        finish(&mut b, 1, 125, 10, Outcome::Served);
+        assert_eq!(b.readings(s(70)), r);
         // A new revision starts an empty window.
         b.created(2);
         assert_eq!(b.readings(s(70)).count, Some(0));

@@ -164,7 +164,7 @@ fn a_run_where_nothing_succeeded_exits_1_and_names_the_causes() {
         "{stdout}"
     );
     assert!(
-        stderr.contains("error: no request succeeded (100 sent); failures: 100 of 100"),
+        stderr.contains("error: no request succeeded (100 requests); failures: 100 of 100"),
         "{stderr}"
     );
     // The outputs are written all the same.
@@ -686,4 +686,54 @@ fn the_load_commands_in_the_docs_run_as_written() {
     // The targets run streamed its results where the command says.
     let results = std::fs::read_to_string(dir.join("out/load/results.jsonl")).unwrap();
     assert_eq!(results.lines().count(), 400);
+}
+
+#[test]
+fn when_the_outputs_cannot_be_written_at_the_end_the_summary_goes_to_stdout() {
+    let _live = one_live_run_at_a_time();
+    let port = start_backend_saying("Hello v1!\n");
+    let dir = temp_dir("load-lost-out");
+    let out_dir = dir.join("out");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args([
+            "load",
+            "--target",
+            &format!("http://127.0.0.1:{port}/"),
+            "--rate",
+            "100",
+            "--duration",
+            "2s",
+            "--out",
+            out_dir.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The directory is checked and created before sending; then it is replaced by a file.
+    for _ in 0..200 {
+        if out_dir.is_dir() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // Well into the 2 s of sending.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    std::fs::remove_dir_all(&out_dir).unwrap();
+    std::fs::write(&out_dir, "not a directory").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("requests: arrived 200  served 200"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("failures: none of 200 requests"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("the outputs could not be written; the summary above is the run's"),
+        "{stderr}"
+    );
 }
