@@ -252,6 +252,40 @@ fn rollout_prints_the_knative_schedule() {
 }
 
 #[test]
+fn rollout_names_are_csv_escaped() {
+    // issue 17 §12: `--to a,b` printed four fields and a newline broke rows; names are quoted
+    // as CSV quotes them
+    let out = splitlab(&[
+        "rollout",
+        "--percent",
+        "100",
+        "--duration",
+        "2s",
+        "--from",
+        "x\"y",
+        "--to",
+        "a,b\nc",
+    ]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "t_s,revision,percent\n0,\"x\"\"y\",99\n0,\"a,b\nc\",1\n2,\"a,b\nc\",100\n"
+    );
+    // ... and a CSV reader gets the names back, three fields a row
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let names: Vec<String> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a CSV record");
+            assert_eq!(r.len(), 3, "{r:?}");
+            r[1].to_string()
+        })
+        .collect();
+    assert_eq!(names, ["x\"y", "a,b\nc", "a,b\nc"]);
+}
+
+#[test]
 fn rollout_fractional_step_times_have_nine_decimals_at_most() {
     // TestObserveReady "step-begin < 1s": ready 1982 ns after the start, 120 s: 99 steps of
     // 1202020202 ns, the first at 1982 ns + 1202020202 ns (Knative computes that sum in f64 at
