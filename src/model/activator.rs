@@ -18,7 +18,7 @@
 //! Must not: read a clock or schedule events (the reporter takes `now`). Requests are opaque
 //! `u64` handles; cancellation of a waiting request is lazy (`forget_waiting`).
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use rand::{Rng, RngExt};
 
@@ -45,9 +45,10 @@ const NO_TRACKER: u32 = u32::MAX;
 
 /// One revision's throttler in one activator.
 ///
-/// Costs (issue 17 §3): a pick, a dispatch and a release are O(log P) in the P trackers (the
-/// trackers with room are kept in a set, so a pick does not scan full ones); `set_pods` is
-/// O(P) (a pod's tracker is found through a table indexed by pod id, no sorting).
+/// Costs (issue 17 §3): a dispatch and a release are O(1) plus a pick, which looks at one bit
+/// per tracker, 64 at a time (the trackers with room are a bitset, so a pick does not visit
+/// full ones one by one); `set_pods` is O(P) with no sorting, and returns at once when the pods
+/// do not change (a pod's tracker is found through a table indexed by pod id).
 #[derive(Clone, Debug)]
 pub struct Throttler {
     cc: u32,
@@ -57,9 +58,9 @@ pub struct Throttler {
     /// Pod id -> its position in `trackers` (`NO_TRACKER` when it has none). Pod ids are the
     /// world's dense pod indices, so this is as long as the highest id seen.
     slot: Vec<u32>,
-    /// Positions in `trackers` of the trackers with room (in flight < cc); empty and unused
-    /// for cc = 0, where every tracker has room.
-    open: BTreeSet<u32>,
+    /// Bit i: the tracker at position i has room (in flight < cc). Unused for cc = 0, where
+    /// every tracker has room.
+    open: Vec<u64>,
     rr_next: usize,
     waiting: VecDeque<u64>,
     dead_waiting: u32,
@@ -74,7 +75,7 @@ impl Throttler {
             policy: policy.unwrap_or_else(|| default_policy(cc)),
             trackers: Vec::new(),
             slot: Vec::new(),
-            open: BTreeSet::new(),
+            open: Vec::new(),
             rr_next: 0,
             waiting: VecDeque::new(),
             dead_waiting: 0,
@@ -121,13 +122,15 @@ impl Throttler {
         for (i, t) in self.trackers.iter().enumerate() {
             self.slot[t.pod as usize] = i as u32;
         }
-        self.open = if self.cc == 0 {
-            BTreeSet::new()
-        } else {
-            (0..self.trackers.len() as u32)
-                .filter(|&i| self.trackers[i as usize].in_flight < self.cc)
-                .collect()
-        };
+        self.open.clear();
+        if self.cc > 0 {
+            self.open.resize(self.trackers.len().div_ceil(64), 0);
+            for (i, t) in self.trackers.iter().enumerate() {
+                if t.in_flight < self.cc {
+                    self.open[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
     }
 
     /// A pod left the endpoints; requests already sent to it finish there.
@@ -198,7 +201,7 @@ impl Throttler {
             let t = &mut self.trackers[i];
             t.in_flight = t.in_flight.saturating_sub(1);
             if self.cc > 0 && t.in_flight < self.cc {
-                self.open.insert(i as u32);
+                self.open[i / 64] |= 1 << (i % 64);
             }
         }
     }
@@ -226,7 +229,7 @@ impl Throttler {
         let tracker = &mut self.trackers[idx];
         tracker.in_flight += 1;
         if self.cc > 0 && tracker.in_flight >= self.cc {
-            self.open.remove(&(idx as u32));
+            self.open[idx / 64] &= !(1 << (idx % 64));
         }
         self.in_flight += 1;
         Some((req, tracker.pod))
@@ -237,7 +240,16 @@ impl Throttler {
         if self.cc == 0 {
             return (from < self.trackers.len()).then_some(from);
         }
-        self.open.range(from as u32..).next().map(|&i| i as usize)
+        let mut word = from / 64;
+        // the first word without the positions before `from`
+        let mut bits = self.open.get(word)? & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(word * 64 + bits.trailing_zeros() as usize);
+            }
+            word += 1;
+            bits = *self.open.get(word)?;
+        }
     }
 
     /// The LB policies of `lb_policy.go`.
@@ -578,7 +590,7 @@ mod tests {
 
     /// The throttler as it was before issue 17 §3 (linear scans, sorted index rebuilt on every
     /// change): the reference the indexed one must match pick for pick.
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     struct Naive {
         cc: u32,
@@ -637,7 +649,8 @@ mod tests {
         fn indexed_trackers_pick_as_the_linear_scan_did(
             cc in 0u32..4,
             round_robin in proptest::bool::ANY,
-            ops in proptest::collection::vec((0u8..4, proptest::collection::vec(0u32..12, 0..8)), 1..60),
+            // up to 150 pods: trackers span several 64-bit words of the bitset
+            ops in proptest::collection::vec((0u8..4, proptest::collection::vec(0u32..150, 0..140)), 1..60),
         ) {
             let policy = if round_robin { LbPolicy::RoundRobin } else { LbPolicy::FirstAvailable };
             let mut t = Throttler::new(cc, Some(policy));
