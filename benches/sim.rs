@@ -11,6 +11,13 @@
 //! setting. The speed target (540 such runs in under a minute on 2 cores) needs it under
 //! about 200 ms.
 
+//!
+//! `scale/` (issue 17 §3): costs that must grow no faster than the work. `scale/pods=N` is
+//! `bench-1m` for 2 s with revision 1 at N pods (every pod's readiness re-slices the
+//! activator's trackers); `scale/rate=R` is `three-way-split` for 1 s at R req/s with the
+//! autoscaler on (the activator's pick among thousands of trackers, most of them full).
+//! Time per run should grow about linearly in N and R.
+
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -121,5 +128,39 @@ fn plan_cell(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sim_throughput, plan_cell);
+fn scale(c: &mut Criterion) {
+    let mut group = c.benchmark_group("scale");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(5));
+    let pods = ["1000", "4000"].map(|n| {
+        (
+            format!("pods={n}"),
+            load(&[("duration", "2s"), ("revisions.0.pods", n)]),
+        )
+    });
+    let rates = ["100000", "300000"].map(|r| {
+        (
+            format!("rate={r}"),
+            load_file(
+                "scenarios/three-way-split.yaml",
+                &[("duration", "1s"), ("arrivals.poisson.rate", r)],
+            ),
+        )
+    });
+    let opts = RunOptions::default();
+    for (name, scenario) in pods.iter().chain(rates.iter()) {
+        let report = simulate(scenario, &opts).into_report(0.0);
+        assert!(report.accounting_ok(), "{name}: accounting");
+        group.throughput(Throughput::Elements(report.totals().arrived));
+        group.bench_function(name.as_str(), |b| {
+            b.iter(|| {
+                let report = simulate(black_box(scenario), &opts).into_report(0.0);
+                black_box(report.totals().arrived)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sim_throughput, plan_cell, scale);
 criterion_main!(benches);

@@ -83,6 +83,7 @@ fn parse_picker(s: &str) -> Result<PickerKind, String> {
 /// option in errors (`--weights` here, `--expect` for `splitlab load`).
 pub(crate) fn parse_split(flag: &str, spec: &str) -> anyhow::Result<Vec<(String, u32)>> {
     let mut out: Vec<(String, u32)> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     for item in spec.split(',') {
         let (name, pct) = item
             .split_once('=')
@@ -91,7 +92,7 @@ pub(crate) fn parse_split(flag: &str, spec: &str) -> anyhow::Result<Vec<(String,
         if name.is_empty() {
             bail!("{flag}: {item:?} has an empty name");
         }
-        if out.iter().any(|(n, _)| n == name) {
+        if !seen.insert(name.to_string()) {
             bail!("{flag}: {name:?} is given twice");
         }
         let pct: u32 = pct

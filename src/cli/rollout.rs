@@ -64,17 +64,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     }
     // RR:331-383: rd = int(d.Seconds()).
     let duration_secs = duration_ns / 1_000_000_000;
-    let mut out = String::from("t_s,revision,percent\n");
+    // Names are the user's: the csv writer quotes a comma, a quote or a newline in them.
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(["t_s", "revision", "percent"])?;
     for step in schedule(args.percent, duration_secs, ready_ns, &args.from, &args.to) {
         for rev in step.revisions.iter().filter(|r| r.percent > 0) {
-            out.push_str(&format!(
-                "{},{},{}\n",
-                SimTime(step.t_ns),
-                rev.revision_name,
-                rev.percent
-            ));
+            csv.write_record([
+                SimTime(step.t_ns).to_string(),
+                rev.revision_name.clone(),
+                rev.percent.to_string(),
+            ])?;
         }
     }
+    let out = String::from_utf8(csv.into_inner().context("cannot write the schedule")?)
+        .context("the schedule is UTF-8")?;
     say_raw!("{out}")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,7 @@ pub struct Args {
     /// Output directory (default: out/<scenario name>).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Overrides the scenario's seed.
+    /// Overrides the scenario's seed (as `--set seed=N`, recorded in scenario.yaml).
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Overrides a scenario value before validation, by its dotted path in the file
@@ -58,10 +58,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .scenario
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_SCENARIO));
-    let mut scenario = load(&path, &args.set)?;
-    if let Some(seed) = args.seed {
-        scenario.seed = seed;
-    }
+    // `--seed N` is the override `seed=N`, applied last: scenario.yaml then records the seed the
+    // run used, so re-running it gives the same run.
+    let mut sets = args.set.clone();
+    sets.extend(args.seed.map(|seed| format!("seed={seed}")));
+    let scenario = load(&path, &sets)?;
     let out = args
         .out
         .clone()

@@ -18,7 +18,7 @@
 //! Must not: read a clock or schedule events (the reporter takes `now`). Requests are opaque
 //! `u64` handles; cancellation of a waiting request is lazy (`forget_waiting`).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 use rand::{Rng, RngExt};
 
@@ -40,15 +40,27 @@ struct Tracker {
     in_flight: u32,
 }
 
+/// `Throttler::slot` of a pod without a tracker.
+const NO_TRACKER: u32 = u32::MAX;
+
 /// One revision's throttler in one activator.
+///
+/// Costs (issue 17 §3): a dispatch and a release are O(1) plus a pick, which looks at one bit
+/// per tracker, 64 at a time (the trackers with room are a bitset, so a pick does not visit
+/// full ones one by one); `set_pods` is O(P) with no sorting, and returns at once when the pods
+/// do not change (a pod's tracker is found through a table indexed by pod id).
 #[derive(Clone, Debug)]
 pub struct Throttler {
     cc: u32,
     policy: LbPolicy,
     /// Healthy pods in the order given (upstream's: by `ip:port`).
     trackers: Vec<Tracker>,
-    /// (pod, index in `trackers`), sorted by pod: finds a pod's tracker on release.
-    index: Vec<(u32, usize)>,
+    /// Pod id -> its position in `trackers` (`NO_TRACKER` when it has none). Pod ids are the
+    /// world's dense pod indices, so this is as long as the highest id seen.
+    slot: Vec<u32>,
+    /// Bit i: the tracker at position i has room (in flight < cc). Unused for cc = 0, where
+    /// every tracker has room.
+    open: Vec<u64>,
     rr_next: usize,
     waiting: VecDeque<u64>,
     dead_waiting: u32,
@@ -62,7 +74,8 @@ impl Throttler {
             cc,
             policy: policy.unwrap_or_else(|| default_policy(cc)),
             trackers: Vec::new(),
-            index: Vec::new(),
+            slot: Vec::new(),
+            open: Vec::new(),
             rr_next: 0,
             waiting: VecDeque::new(),
             dead_waiting: 0,
@@ -95,27 +108,37 @@ impl Throttler {
     }
 
     fn tracker_of(&self, pod: u32) -> Option<usize> {
-        self.index
-            .binary_search_by_key(&pod, |&(p, _)| p)
-            .ok()
-            .map(|i| self.index[i].1)
+        match self.slot.get(pod as usize) {
+            Some(&s) if s != NO_TRACKER => Some(s as usize),
+            _ => None,
+        }
     }
 
-    fn reindex(&mut self) {
-        self.index = self
-            .trackers
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.pod, i))
-            .collect();
-        self.index.sort_unstable();
+    /// Rebuilds `slot` and `open` from `trackers`, clearing the slots of `previous` first.
+    fn reindex(&mut self, previous: &[Tracker]) {
+        for t in previous {
+            self.slot[t.pod as usize] = NO_TRACKER;
+        }
+        for (i, t) in self.trackers.iter().enumerate() {
+            self.slot[t.pod as usize] = i as u32;
+        }
+        self.open.clear();
+        if self.cc > 0 {
+            self.open.resize(self.trackers.len().div_ceil(64), 0);
+            for (i, t) in self.trackers.iter().enumerate() {
+                if t.in_flight < self.cc {
+                    self.open[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
     }
 
     /// A pod left the endpoints; requests already sent to it finish there.
     pub fn remove_pod(&mut self, pod: u32) {
         if let Some(i) = self.tracker_of(pod) {
+            let previous = self.trackers.clone();
             self.trackers.remove(i);
-            self.reindex();
+            self.reindex(&previous);
         }
     }
 
@@ -126,18 +149,39 @@ impl Throttler {
     /// cursor is a position and stays where it is (lb_policy.go:89-116). A pod listed twice
     /// counts once.
     pub fn set_pods(&mut self, pods: &[u32]) {
-        let kept: BTreeMap<u32, u32> = self.trackers.iter().map(|t| (t.pod, t.in_flight)).collect();
-        self.trackers.clear();
-        let mut seen = BTreeSet::new();
-        for &pod in pods {
-            if seen.insert(pod) {
-                self.trackers.push(Tracker {
-                    pod,
-                    in_flight: kept.get(&pod).copied().unwrap_or(0),
-                });
+        if pods.len() == self.trackers.len()
+            && pods.iter().zip(&self.trackers).all(|(&p, t)| p == t.pod)
+        {
+            return;
+        }
+        if let Some(&max) = pods.iter().max() {
+            if max as usize >= self.slot.len() {
+                self.slot.resize(max as usize + 1, NO_TRACKER);
             }
         }
-        self.reindex();
+        let previous = std::mem::take(&mut self.trackers);
+        // Marks a pod already taken from `pods` (its slot still points into `previous` or is
+        // empty until `reindex`).
+        const TAKEN: u32 = 1 << 31;
+        let mut trackers = Vec::with_capacity(pods.len());
+        for &pod in pods {
+            let s = self.slot[pod as usize];
+            if s != NO_TRACKER && s & TAKEN != 0 {
+                continue;
+            }
+            let in_flight = if s == NO_TRACKER {
+                0
+            } else {
+                previous[s as usize].in_flight
+            };
+            trackers.push(Tracker { pod, in_flight });
+            self.slot[pod as usize] = if s == NO_TRACKER { TAKEN } else { s | TAKEN };
+        }
+        for t in &trackers {
+            self.slot[t.pod as usize] = NO_TRACKER;
+        }
+        self.trackers = trackers;
+        self.reindex(&previous);
     }
 
     pub fn enqueue(&mut self, req: u64) {
@@ -156,6 +200,9 @@ impl Throttler {
         if let Some(i) = self.tracker_of(pod) {
             let t = &mut self.trackers[i];
             t.in_flight = t.in_flight.saturating_sub(1);
+            if self.cc > 0 && t.in_flight < self.cc {
+                self.open[i / 64] |= 1 << (i % 64);
+            }
         }
     }
 
@@ -181,12 +228,28 @@ impl Throttler {
         let req = self.waiting.pop_front().expect("checked non-empty above");
         let tracker = &mut self.trackers[idx];
         tracker.in_flight += 1;
+        if self.cc > 0 && tracker.in_flight >= self.cc {
+            self.open[idx / 64] &= !(1 << (idx % 64));
+        }
         self.in_flight += 1;
         Some((req, tracker.pod))
     }
 
-    fn has_room(&self, t: &Tracker) -> bool {
-        self.cc == 0 || t.in_flight < self.cc
+    /// The first position at or after `from` whose tracker has room, if any.
+    fn first_open_from(&self, from: usize) -> Option<usize> {
+        if self.cc == 0 {
+            return (from < self.trackers.len()).then_some(from);
+        }
+        let mut word = from / 64;
+        // the first word without the positions before `from`
+        let mut bits = self.open.get(word)? & (u64::MAX << (from % 64));
+        loop {
+            if bits != 0 {
+                return Some(word * 64 + bits.trailing_zeros() as usize);
+            }
+            word += 1;
+            bits = *self.open.get(word)?;
+        }
     }
 
     /// The LB policies of `lb_policy.go`.
@@ -197,7 +260,7 @@ impl Throttler {
         }
         match self.policy {
             // lb_policy.go:80-87: the first tracker (in sorted order) that has room.
-            LbPolicy::FirstAvailable => (0..n).find(|&i| self.has_room(&self.trackers[i])),
+            LbPolicy::FirstAvailable => self.first_open_from(0),
             // lb_policy.go:89-116: from the cursor, the first with room; the cursor moves past
             // it. The cursor is a position in the trackers: it goes back to 0 when the list has
             // shrunk below it (:97-101), and nothing else moves it.
@@ -205,10 +268,9 @@ impl Throttler {
                 if self.rr_next >= n {
                     self.rr_next = 0;
                 }
-                let start = self.rr_next;
-                let found = (0..n)
-                    .map(|k| (start + k) % n)
-                    .find(|&i| self.has_room(&self.trackers[i]));
+                let found = self
+                    .first_open_from(self.rr_next)
+                    .or_else(|| self.first_open_from(0));
                 if let Some(i) = found {
                     self.rr_next = i + 1;
                 }
@@ -524,6 +586,118 @@ mod tests {
         assert!(t.dispatch(&mut rng, |r| r != 0).is_none());
         t.release(1);
         assert_eq!(t.dispatch(&mut rng, |r| r != 0), Some((2, 1)));
+    }
+
+    /// The throttler as it was before issue 17 §3 (linear scans, sorted index rebuilt on every
+    /// change): the reference the indexed one must match pick for pick.
+    use std::collections::{BTreeMap, BTreeSet};
+
+    struct Naive {
+        cc: u32,
+        policy: LbPolicy,
+        trackers: Vec<Tracker>,
+        rr_next: usize,
+    }
+
+    impl Naive {
+        fn set_pods(&mut self, pods: &[u32]) {
+            let kept: BTreeMap<u32, u32> =
+                self.trackers.iter().map(|t| (t.pod, t.in_flight)).collect();
+            let mut seen = BTreeSet::new();
+            self.trackers = pods
+                .iter()
+                .filter(|p| seen.insert(**p))
+                .map(|&pod| Tracker {
+                    pod,
+                    in_flight: kept.get(&pod).copied().unwrap_or(0),
+                })
+                .collect();
+        }
+        fn room(&self, i: usize) -> bool {
+            self.cc == 0 || self.trackers[i].in_flight < self.cc
+        }
+        /// The pod a dispatch would pick (None: no room), for the two scanning policies.
+        fn pick(&mut self) -> Option<u32> {
+            let n = self.trackers.len();
+            let i = match self.policy {
+                LbPolicy::FirstAvailable => (0..n).find(|&i| self.room(i)),
+                LbPolicy::RoundRobin => {
+                    if self.rr_next >= n {
+                        self.rr_next = 0;
+                    }
+                    let start = self.rr_next;
+                    let found = (0..n).map(|k| (start + k) % n).find(|&i| self.room(i));
+                    if let Some(i) = found {
+                        self.rr_next = i + 1;
+                    }
+                    found
+                }
+                LbPolicy::RandomChoice2 => unreachable!("not compared"),
+            }?;
+            self.trackers[i].in_flight += 1;
+            Some(self.trackers[i].pod)
+        }
+        fn release(&mut self, pod: u32) {
+            if let Some(t) = self.trackers.iter_mut().find(|t| t.pod == pod) {
+                t.in_flight = t.in_flight.saturating_sub(1);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn indexed_trackers_pick_as_the_linear_scan_did(
+            cc in 0u32..4,
+            round_robin in proptest::bool::ANY,
+            // up to 150 pods: trackers span several 64-bit words of the bitset
+            ops in proptest::collection::vec((0u8..4, proptest::collection::vec(0u32..150, 0..140)), 1..60),
+        ) {
+            let policy = if round_robin { LbPolicy::RoundRobin } else { LbPolicy::FirstAvailable };
+            let mut t = Throttler::new(cc, Some(policy));
+            let mut naive = Naive { cc, policy, trackers: Vec::new(), rr_next: 0 };
+            let mut rng = Pcg64Mcg::seed_from_u64(1);
+            let mut sent: Vec<u32> = Vec::new();
+            let mut next = 0u64;
+            for (op, pods) in ops {
+                match op {
+                    // new pods (in any order, maybe listed twice)
+                    0 => {
+                        t.set_pods(&pods);
+                        naive.set_pods(&pods);
+                    }
+                    // a pod leaves
+                    1 => if let Some(&pod) = pods.first() {
+                        t.remove_pod(pod);
+                        naive.trackers.retain(|x| x.pod != pod);
+                    },
+                    // requests finish
+                    2 => for k in pods {
+                        if !sent.is_empty() {
+                            let pod = sent.remove(k as usize % sent.len());
+                            t.release(pod);
+                            naive.release(pod);
+                        }
+                    },
+                    // requests arrive and are dispatched while there is room
+                    _ => for _ in 0..pods.len() {
+                        // the revision's capacity gate comes first (in flight at removed
+                        // pods counts against it); then the pick
+                        let gate_open = u64::from(t.in_flight()) < t.capacity();
+                        t.enqueue(next);
+                        next += 1;
+                        let got = t.dispatch(&mut rng, |_| true).map(|(_, pod)| pod);
+                        let want = if gate_open { naive.pick() } else { None };
+                        proptest::prop_assert_eq!(got, want);
+                        if let Some(pod) = got {
+                            sent.push(pod);
+                        }
+                    },
+                }
+                let want: Vec<(u32, u32)> = naive.trackers.iter().map(|x| (x.pod, x.in_flight)).collect();
+                let got: Vec<(u32, u32)> = t.trackers.iter().map(|x| (x.pod, x.in_flight)).collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 
     fn at(secs: f64) -> SimTime {

@@ -96,10 +96,16 @@ pub fn normal_quantile(p: f64) -> f64 {
 
 /// Running split accuracy over a stream of picks.
 #[derive(Clone, Debug, PartialEq)]
+///
+/// A pick costs O(1) however many destinations there are: between two picks of a destination
+/// its running share `count / n` only falls as `n` grows, so its largest deviation over those
+/// prefixes is at one end of the stretch; each destination is measured when its count changes
+/// (both ends) and, for the stretch still open, when the rows are read.
 pub struct ShareTracker {
     expected: Vec<f64>,
     counts: Vec<u64>,
     total: u64,
+    /// The largest deviation over the prefixes measured so far.
     max_abs_dev: Vec<f64>,
 }
 
@@ -133,21 +139,28 @@ impl ShareTracker {
         }
     }
 
-    /// Records one pick of destination `index` and updates every running deviation.
+    /// Records one pick of destination `index`.
     pub fn record(&mut self, index: usize) {
+        // The stretch of `index` that ends here: its share after the previous pick (none
+        // before the first pick of all).
+        if self.total > 0 {
+            self.measure(index, self.total);
+        }
         self.counts[index] += 1;
         self.total += 1;
-        let n = self.total as f64;
-        for ((count, expected), dev) in self
-            .counts
-            .iter()
-            .zip(&self.expected)
-            .zip(self.max_abs_dev.iter_mut())
-        {
-            let d = (*count as f64 / n - expected).abs();
-            if d > *dev {
-                *dev = d;
-            }
+        // ... and the stretch that starts here.
+        self.measure(index, self.total);
+    }
+
+    /// The deviation of destination `i` after `n` picks (its count unchanged since).
+    fn deviation(&self, i: usize, n: u64) -> f64 {
+        (self.counts[i] as f64 / n as f64 - self.expected[i]).abs()
+    }
+
+    fn measure(&mut self, i: usize, n: u64) {
+        let d = self.deviation(i, n);
+        if d > self.max_abs_dev[i] {
+            self.max_abs_dev[i] = d;
         }
     }
 
@@ -168,7 +181,14 @@ impl ShareTracker {
             .iter()
             .zip(&self.counts)
             .zip(&self.max_abs_dev)
-            .map(|((&expected, &count), &max_abs_dev)| {
+            .enumerate()
+            .map(|(i, ((&expected, &count), &dev))| {
+                // the stretch still open: measured at the last pick
+                let max_abs_dev = if n == 0 {
+                    dev
+                } else {
+                    dev.max(self.deviation(i, n))
+                };
                 let observed = if n == 0 { 0.0 } else { count as f64 / n as f64 };
                 let (lo, hi) = binomial_band(expected, n);
                 // A tiny tolerance: a share exactly on the band edge (e.g. p = 0 or 1) is inside.
@@ -266,5 +286,31 @@ mod tests {
             skewed.record(0);
         }
         assert!(!skewed.rows()[0].in_band);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn deviation_measured_at_the_ends_is_every_prefix_s(
+            weights in proptest::collection::vec(0.0f64..10.0, 1..6),
+            picks in proptest::collection::vec(0usize..6, 0..200),
+        ) {
+            // the running deviation measured after every pick for every destination, as
+            // `record` did before it became O(1)
+            let w = weights.len();
+            let mut t = ShareTracker::new(&weights);
+            let mut counts = vec![0u64; w];
+            let mut every = vec![0.0f64; w];
+            for (k, &p) in picks.iter().enumerate() {
+                let p = p % w;
+                t.record(p);
+                counts[p] += 1;
+                for i in 0..w {
+                    let d = (counts[i] as f64 / (k + 1) as f64 - t.expected[i]).abs();
+                    every[i] = every[i].max(d);
+                }
+            }
+            let got: Vec<f64> = t.rows().iter().map(|r| r.max_abs_dev).collect();
+            proptest::prop_assert_eq!(got, every);
+        }
     }
 }

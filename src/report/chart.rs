@@ -165,7 +165,19 @@ impl RunData {
     }
 
     fn title(&self, chart: &str) -> String {
-        format!("{chart} — {} (seed {})", self.scenario, self.seed)
+        format!("{chart} — {} (seed {})", clip(&self.scenario), self.seed)
+    }
+}
+
+/// At most this many characters of a name in a chart title: a title is one line of the chart,
+/// and laying out a million characters took 42 s (issue 17 §3).
+pub(crate) const TITLE_NAME_CHARS: usize = 80;
+
+/// `name` cut to [`TITLE_NAME_CHARS`] characters, with an ellipsis when cut.
+pub(crate) fn clip(name: &str) -> std::borrow::Cow<'_, str> {
+    match name.char_indices().nth(TITLE_NAME_CHARS) {
+        None => std::borrow::Cow::Borrowed(name),
+        Some((cut, _)) => std::borrow::Cow::Owned(format!("{}…", &name[..cut])),
     }
 }
 
@@ -1373,7 +1385,8 @@ impl Draw for CompareCurves {
         let area = area.titled(
             &format!(
                 "compare — {}: mean over {} seeds with 95% CI",
-                self.scenario, self.seeds
+                clip(&self.scenario),
+                self.seeds
             ),
             title_font(),
         )?;
@@ -1575,7 +1588,8 @@ impl Draw for PlanCurves {
         let area = area.titled(
             &format!(
                 "plan — {}: {} seeds per setting and variant",
-                self.scenario, self.seeds
+                clip(&self.scenario),
+                self.seeds
             ),
             title_font(),
         )?;
@@ -1896,6 +1910,31 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
         }
         let svg = std::fs::read_to_string(dir.join("split.svg")).expect("svg");
         assert!(svg.contains("split — t (seed 7)"), "title in the svg");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_long_scenario_name_is_cut_in_titles() {
+        // laying out a million-character title took 42 s; every title shows 80 characters
+        let dir = temp_dir("long-name");
+        let long = "n".repeat(10_000);
+        write_run(
+            &dir,
+            &format!("{HEADER}\n0,a,100.000,100,100.000,100,0,0,0,0,1,2,10.000,20.000,2\n"),
+        );
+        std::fs::write(
+            dir.join(SUMMARY_FILE),
+            format!(r#"{{"scenario": "{long}", "seed": 7}}"#),
+        )
+        .expect("w");
+        render_run_charts(&dir).expect("render");
+        let svg = std::fs::read_to_string(dir.join("split.svg")).expect("svg");
+        let cut = format!("split — {}… (seed 7)", &long[..TITLE_NAME_CHARS]);
+        assert!(svg.contains(&cut), "the cut title in the svg");
+        assert!(
+            !svg.contains(&long[..TITLE_NAME_CHARS + 1]),
+            "no more of the name"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -92,14 +92,21 @@ fn cumulative(weights: &[u32]) -> Result<(Vec<u32>, u32), PickError> {
 /// destinations have the same cumulative value as their predecessor and are never chosen.
 #[inline]
 fn bucket_owner(cumulative: &[u32], point: u32) -> usize {
+    let last = cumulative.len().saturating_sub(1);
+    let bounds = &cumulative[..last];
+    if bounds.len() > LINEAR_BUCKETS {
+        // Many destinations (`accuracy --weights` with thousands): a binary search, so a pick
+        // costs O(log W) rather than O(W). The same count: `cumulative` never decreases.
+        return bounds.partition_point(|&c| c <= point);
+    }
     // Branch-free: count the boundaries at or below the point. A data-dependent loop exit
     // mispredicts on most random picks; a fixed-length count does not (and vectorises).
-    let last = cumulative.len().saturating_sub(1);
-    cumulative[..last]
-        .iter()
-        .map(|&c| usize::from(c <= point))
-        .sum()
+    bounds.iter().map(|&c| usize::from(c <= point)).sum()
 }
+
+/// Up to this many destinations a pick counts boundaries linearly (faster for a real split's
+/// handful); beyond, it searches.
+const LINEAR_BUCKETS: usize = 32;
 
 /// Per-request weighted random choice (Envoy weighted clusters).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,6 +144,9 @@ impl Pick for WeightedRandom {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SmoothWrr {
     weights: Vec<u64>,
+    /// The destinations with a positive weight, in index order: the only ones a pick can
+    /// choose, so a pick scans at most W of them however many zero weights there are.
+    active: Vec<usize>,
     counts: Vec<u64>,
     /// The next pick's window per destination: (release slot, deadline slot); `u64::MAX`
     /// release for a destination with nothing left to pick in this period.
@@ -150,6 +160,7 @@ impl SmoothWrr {
         let (_, total) = cumulative(weights)?;
         let mut p = SmoothWrr {
             weights: weights.iter().map(|w| u64::from(*w)).collect(),
+            active: (0..weights.len()).filter(|&i| weights[i] > 0).collect(),
             counts: vec![0; weights.len()],
             windows: vec![(0, 0); weights.len()],
             total: u64::from(total),
@@ -178,15 +189,17 @@ impl Pick for SmoothWrr {
         // so counts and the slot restart, which keeps the arithmetic in small integers.
         if self.slot == self.total {
             self.slot = 0;
-            self.counts.iter_mut().for_each(|c| *c = 0);
-            for i in 0..self.weights.len() {
+            for k in 0..self.active.len() {
+                let i = self.active[k];
+                self.counts[i] = 0;
                 self.windows[i] = self.window(i);
             }
         }
         let t = self.slot;
         let mut best = usize::MAX;
         let mut best_deadline = u64::MAX;
-        for (i, &(release, deadline)) in self.windows.iter().enumerate() {
+        for &i in &self.active {
+            let (release, deadline) = self.windows[i];
             if release <= t && deadline < best_deadline {
                 best_deadline = deadline;
                 best = i;

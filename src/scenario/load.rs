@@ -734,6 +734,10 @@ struct Cx<'a> {
     resolve: &'a dyn Fn(&str) -> Result<String, String>,
 }
 
+/// The longest scenario name: a Kubernetes name label's 63 characters, well within a
+/// directory name's 255 bytes (a million-character name ran, then failed to make its directory).
+pub const MAX_NAME_CHARS: usize = 63;
+
 /// The highest request rate a scenario may ask for: a simulated request costs about a
 /// microsecond, so a million per second runs at about real time; ~1e9 aborted on allocation
 /// (docs/limits.md).
@@ -1066,6 +1070,15 @@ fn kn_ref(entry: &str) -> Option<&str> {
 }
 
 fn build(cx: &Cx, f: ScenarioFile, source_yaml: String) -> Result<Scenario, ScenarioError> {
+    if f.name.chars().count() > MAX_NAME_CHARS {
+        return Err(cx.err(
+            "name",
+            format!(
+                "a name of {} characters is too long; allowed: at most {MAX_NAME_CHARS} (it names the output directory and every chart title)",
+                f.name.chars().count()
+            ),
+        ));
+    }
     if f.name.is_empty()
         || !f
             .name
@@ -2592,6 +2605,8 @@ arrivals:
             (format!("{BASE}activator: {{target_burst_capacity: -0.5}}\n"), pos(29, 36), "activator.target_burst_capacity", "allowed: -1 (activator always in the path), 0"),
             // a metrics window too small
             (format!("{BASE}metrics: {{window: 10ms}}\n"), pos(29, 19), "metrics.window", "10ms is out of range; allowed: 0.1s to 60s"),
+            // a scenario name too long for a directory
+            (edit("name: t", &format!("name: {}", "a".repeat(64))), pos(1, 7), "name", "a name of 64 characters is too long; allowed: at most 63 (it names the output directory and every chart title)"),
             // a scenario name that cannot name a directory
             (edit("name: t", "name: My_Run"), pos(1, 7), "name", "\"My_Run\" is not allowed; allowed: lower-case letters, digits and '-'"),
         ];

@@ -1,7 +1,7 @@
 //! Integration tests of the `splitlab` command line: the exact output forms other tools rely on,
 //! exit statuses, and clear errors (never panics) on bad input.
 
-use crate::common::{splitlab, text};
+use crate::common::{splitlab, temp_dir, text};
 use std::process::Output;
 
 /// Asserts no Rust panic reached the user.
@@ -249,6 +249,78 @@ fn rollout_prints_the_knative_schedule() {
             .sum();
         assert_eq!(sum, 100, "t={t}");
     }
+}
+
+#[test]
+fn run_records_the_effective_seed_so_its_scenario_reruns_the_same() {
+    // issue 17 §11: a `--seed 2` run saved `seed: 1`, so re-running its scenario.yaml gave
+    // another run
+    let dir = temp_dir("cli-seed");
+    let (first, again) = (dir.join("first"), dir.join("again"));
+    let out = splitlab(&[
+        "run",
+        "scenarios/three-way-split.yaml",
+        "--seed",
+        "2",
+        "--set",
+        "duration=5s",
+        "--out",
+        &first.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let saved = std::fs::read_to_string(first.join("scenario.yaml")).expect("scenario.yaml");
+    assert!(saved.contains("#   --set duration=5s\n"), "{saved}");
+    assert!(saved.contains("#   --set seed=2\n"), "{saved}");
+    assert!(saved.lines().any(|l| l == "seed: 2"), "{saved}");
+    let out = splitlab(&[
+        "run",
+        &first.join("scenario.yaml").display().to_string(),
+        "--out",
+        &again.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let summary = |d: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).expect("summary"))
+            .expect("json")
+    };
+    let (a, b) = (summary(&first), summary(&again));
+    assert_eq!(a["seed"], 2);
+    assert_eq!((&a["seed"], &a["requests"]), (&b["seed"], &b["requests"]));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rollout_names_are_csv_escaped() {
+    // issue 17 §12: `--to a,b` printed four fields and a newline broke rows; names are quoted
+    // as CSV quotes them
+    let out = splitlab(&[
+        "rollout",
+        "--percent",
+        "100",
+        "--duration",
+        "2s",
+        "--from",
+        "x\"y",
+        "--to",
+        "a,b\nc",
+    ]);
+    assert_no_panic(&out);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "t_s,revision,percent\n0,\"x\"\"y\",99\n0,\"a,b\nc\",1\n2,\"a,b\nc\",100\n"
+    );
+    // ... and a CSV reader gets the names back, three fields a row
+    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let names: Vec<String> = reader
+        .records()
+        .map(|r| {
+            let r = r.expect("a CSV record");
+            assert_eq!(r.len(), 3, "{r:?}");
+            r[1].to_string()
+        })
+        .collect();
+    assert_eq!(names, ["x\"y", "a,b\nc", "a,b\nc"]);
 }
 
 #[test]
