@@ -43,6 +43,7 @@ fn arrived_between(dir: &Path, from_s: f64, to_s: f64) -> f64 {
 }
 
 #[test]
+#[ignore = "timing-sensitive against the wall clock: .ci/run runs the ignored tests alone, after the suite"]
 fn live_metrics_scraped_by_prometheus_calibrate_a_scenario_that_matches_the_live_run() {
     let dir = temp_dir("calibrate-loop");
     std::fs::create_dir_all(&dir).expect("create the test directory");

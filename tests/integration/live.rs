@@ -367,6 +367,7 @@ fn overload_run(
 }
 
 #[test]
+#[ignore = "timing-sensitive against the wall clock: .ci/run runs the ignored tests alone, after the suite"]
 fn overload_at_5x_capacity_accounts_for_every_request_and_memory_does_not_grow_with_the_run() {
     let _live = one_live_run_at_a_time();
     // 256 connections: enough for everything the pods hold (88) and the replies in flight;
@@ -456,6 +457,7 @@ fn a_request_at_a_revision_scaled_to_zero_wakes_it_at_once_as_in_the_simulator()
 }
 
 #[test]
+#[ignore = "timing-sensitive against the wall clock: .ci/run runs the ignored tests alone, after the suite"]
 fn a_processor_sharing_app_agrees_with_the_simulator() {
     let _live = one_live_run_at_a_time();
     // cc 0, one core per pod shared by every request in it, 20 ms of work each, 80 req/s over
