@@ -44,9 +44,8 @@ impl Bins {
     }
 }
 
-/// A series' finite values averaged per bin (0 where it has none: a rate or gauge series that
-/// is absent has nothing to count). Non-finite samples (`NaN`, `±Inf`) are skipped.
-pub fn binned(series: &Series, bins: &Bins) -> Vec<f64> {
+/// Each bin's sum and count of the series' finite samples (`NaN` and `±Inf` skipped).
+fn bin_sums(series: &Series, bins: &Bins) -> (Vec<f64>, Vec<u32>) {
     let mut sum = vec![0.0; bins.count];
     let mut n = vec![0u32; bins.count];
     for (t, v) in &series.points {
@@ -55,6 +54,13 @@ pub fn binned(series: &Series, bins: &Bins) -> Vec<f64> {
             n[k] += 1;
         }
     }
+    (sum, n)
+}
+
+/// A series' finite values averaged per bin (0 where it has none: a rate series that is absent
+/// has nothing to count). Non-finite samples (`NaN`, `±Inf`) are skipped.
+pub fn binned(series: &Series, bins: &Bins) -> Vec<f64> {
+    let (sum, n) = bin_sums(series, bins);
     sum.iter()
         .zip(&n)
         .map(|(s, n)| if *n == 0 { 0.0 } else { s / f64::from(*n) })
@@ -66,14 +72,7 @@ pub fn binned(series: &Series, bins: &Bins) -> Vec<f64> {
 /// gauge not yet scraped (Prometheus sees a target only from its first scrape, and a series only
 /// once it was first recorded) has not dropped to 0. A series without any finite sample is 0.
 pub fn gauge_binned(series: &Series, bins: &Bins) -> Vec<f64> {
-    let mut sum = vec![0.0; bins.count];
-    let mut n = vec![0u32; bins.count];
-    for (t, v) in &series.points {
-        if let (Some(k), true) = (bins.of(*t), v.is_finite()) {
-            sum[k] += v;
-            n[k] += 1;
-        }
-    }
+    let (sum, n) = bin_sums(series, bins);
     let first = sum
         .iter()
         .zip(&n)
@@ -93,24 +92,24 @@ pub fn gauge_binned(series: &Series, bins: &Bins) -> Vec<f64> {
 
 /// Sums gauge series by the value of `label`, each binned by `gauge_binned`.
 pub fn gauge_by_label(series: &[Series], label: &str, bins: &Bins) -> BTreeMap<String, Vec<f64>> {
-    let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for s in series {
-        let b = gauge_binned(s, bins);
-        let acc = out
-            .entry(s.label(label).to_string())
-            .or_insert_with(|| vec![0.0; bins.count]);
-        for (a, v) in acc.iter_mut().zip(b) {
-            *a += v;
-        }
-    }
-    out
+    sum_by_label(series, label, bins, gauge_binned)
 }
 
 /// Sums binned series by the value of `label` (a PromQL `sum by (label)` over the bins).
 pub fn by_label(series: &[Series], label: &str, bins: &Bins) -> BTreeMap<String, Vec<f64>> {
+    sum_by_label(series, label, bins, binned)
+}
+
+/// Sums series by the value of `label`, each binned by `bin`.
+fn sum_by_label(
+    series: &[Series],
+    label: &str,
+    bins: &Bins,
+    bin: fn(&Series, &Bins) -> Vec<f64>,
+) -> BTreeMap<String, Vec<f64>> {
     let mut out: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for s in series {
-        let b = binned(s, bins);
+        let b = bin(s, bins);
         let acc = out
             .entry(s.label(label).to_string())
             .or_insert_with(|| vec![0.0; bins.count]);
