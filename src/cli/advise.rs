@@ -19,7 +19,7 @@ use crate::report::compare::extract_metrics;
 use crate::report::frontier::{
     render_frontier_chart, FrontierCurves, FrontierPanel, FrontierPoint, FRONTIER_CHART,
 };
-use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::html::{Page, Table, REPORT_FILE};
 use crate::report::slo::{broken, pass_rate_low, Evaluation};
 use crate::report::write::{write_atomic, Fixed3};
 use crate::routing::duration::{parse_duration, SECOND};
@@ -349,9 +349,7 @@ fn write_outputs(
             out.display()
         )
     })?;
-    let svg_path = out.join(format!("{FRONTIER_CHART}.svg"));
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("cannot read {}", svg_path.display()))?;
+    let chart = super::chart_svg(out, FRONTIER_CHART)?;
 
     let mut sentences = vec![advice.verdict()];
     sentences.extend(advice.notes().into_iter().map(|n| format!("note: {n}")));
@@ -392,30 +390,27 @@ fn write_outputs(
             row
         })
         .collect();
-    let html = render_page(&Page {
-        title: format!(
-            "splitlab advise — {} ({} in {}..{}, {} seeds)",
-            base.name,
-            knob.path,
-            knob.format(knob.low),
-            knob.format(knob.high),
-            advice.seeds
-        ),
-        scenario_yaml: std::fs::read_to_string(scenario_path).ok(),
-        sentences,
-        tables: vec![Table {
-            caption: format!("{ADVISE_CSV}: every value evaluated"),
-            header,
-            rows,
-        }],
-        charts: vec![Chart {
-            name: FRONTIER_CHART.to_string(),
-            svg,
-        }],
-    });
-    write_atomic(out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
-        .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
-    Ok(())
+    super::write_report(
+        out,
+        &Page {
+            title: format!(
+                "splitlab advise — {} ({} in {}..{}, {} seeds)",
+                base.name,
+                knob.path,
+                knob.format(knob.low),
+                knob.format(knob.high),
+                advice.seeds
+            ),
+            scenario_yaml: std::fs::read_to_string(scenario_path).ok(),
+            sentences,
+            tables: vec![Table {
+                caption: format!("{ADVISE_CSV}: every value evaluated"),
+                header,
+                rows,
+            }],
+            charts: vec![chart],
+        },
+    )
 }
 
 #[cfg(test)]

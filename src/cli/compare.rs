@@ -14,7 +14,6 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use crate::model::time::SimTime;
-use std::io::Write as _;
 
 use crate::report::bound::{self, Bound};
 use crate::report::chart::{render_compare_chart, CompareCurves, QueueSeries, COMPARE_CHART};
@@ -22,9 +21,8 @@ use crate::report::compare::{
     extract_metrics, queue_series, Comparison, MetricValues, COMPARE_FILE, PAIRED_FILE,
 };
 use crate::report::compare::{Estimate, Metric};
-use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::html::{Page, Table, REPORT_FILE};
 use crate::report::slo::{pass_rate_low, setting_sentence, Evaluation};
-use crate::report::write::write_atomic;
 use crate::scenario::Scenario;
 
 use super::sweep;
@@ -122,9 +120,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             out.display()
         )
     })?;
-    let svg_path = out.join(format!("{COMPARE_CHART}.svg"));
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("cannot read {}", svg_path.display()))?;
+    let chart = super::chart_svg(&out, COMPARE_CHART)?;
     let slo_evals: Vec<Evaluation> = slo_rows
         .into_iter()
         .map(|rows| Evaluation::new(&slos, rows))
@@ -141,40 +137,38 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     sentences.extend(slo_sentences);
     // The scenario file itself; the settings' overrides are in the tables' columns.
     let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
-    let html = render_page(&Page {
-        title: format!(
-            "splitlab compare — {} ({} settings × {seeds} seeds)",
-            curves.scenario,
-            comparison.labels().len()
-        ),
-        scenario_yaml,
-        sentences: sentences.clone(),
-        tables: [slo_table(&comparison, &slos, &slo_evals)]
-            .into_iter()
-            .flatten()
-            .chain([
-                estimate_table(
-                    &comparison,
-                    "compare.csv: mean [95% CI] over seeds".to_string(),
-                    &comparison.summary(),
-                ),
-                estimate_table(
-                    &comparison,
-                    format!(
-                        "paired.csv: mean difference [95% CI] against {}",
-                        comparison.labels()[0]
+    super::write_report(
+        &out,
+        &Page {
+            title: format!(
+                "splitlab compare — {} ({} settings × {seeds} seeds)",
+                curves.scenario,
+                comparison.labels().len()
+            ),
+            scenario_yaml,
+            sentences: sentences.clone(),
+            tables: [slo_table(&comparison, &slos, &slo_evals)]
+                .into_iter()
+                .flatten()
+                .chain([
+                    estimate_table(
+                        &comparison,
+                        "compare.csv: mean [95% CI] over seeds".to_string(),
+                        &comparison.summary(),
                     ),
-                    &comparison.paired(),
-                ),
-            ])
-            .collect(),
-        charts: vec![Chart {
-            name: COMPARE_CHART.to_string(),
-            svg,
-        }],
-    });
-    write_atomic(&out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
-        .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
+                    estimate_table(
+                        &comparison,
+                        format!(
+                            "paired.csv: mean difference [95% CI] against {}",
+                            comparison.labels()[0]
+                        ),
+                        &comparison.paired(),
+                    ),
+                ])
+                .collect(),
+            charts: vec![chart],
+        },
+    )?;
     for sentence in &sentences {
         say!("{sentence}")?;
     }

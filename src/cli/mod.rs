@@ -101,6 +101,28 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The chart `name` as `report.html` embeds it: its SVG, read back from `dir/NAME.svg` where it
+/// was just drawn.
+fn chart_svg(dir: &Path, name: &str) -> anyhow::Result<crate::report::html::Chart> {
+    let path = dir.join(format!("{name}.svg"));
+    let svg = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(crate::report::html::Chart {
+        name: name.to_string(),
+        svg,
+    })
+}
+
+/// Renders `page` into `dir/report.html`, written atomically.
+fn write_report(dir: &Path, page: &crate::report::html::Page) -> anyhow::Result<()> {
+    use crate::report::html::{render_page, REPORT_FILE};
+    let html = render_page(page);
+    crate::report::write::write_atomic(dir, REPORT_FILE, |w| {
+        std::io::Write::write_all(w, html.as_bytes())
+    })
+    .with_context(|| format!("cannot write {}", dir.join(REPORT_FILE).display()))
+}
+
 /// Reads a whole input file as UTF-8, naming it in the error.
 fn read_input(path: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))

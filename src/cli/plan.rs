@@ -22,7 +22,7 @@ use anyhow::{bail, Context};
 use crate::model::failure::FailureSpec;
 use crate::model::time::SimTime;
 use crate::report::chart::{render_plan_chart, PlanCurves, PLAN_CHART};
-use crate::report::html::{render_page, Chart, Page, Table, REPORT_FILE};
+use crate::report::html::{Page, Table, REPORT_FILE};
 use crate::report::plan::{
     analytic_rollback_prob, plan_csv, recommend, AnalyticTraffic, PlanRow, Regression, SeedOutcome,
     PLAN_FILE,
@@ -193,26 +193,22 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             out.display()
         )
     })?;
-    let svg_path = out.join(format!("{PLAN_CHART}.svg"));
-    let svg = std::fs::read_to_string(&svg_path)
-        .with_context(|| format!("cannot read {}", svg_path.display()))?;
-    let html = render_page(&Page {
-        title: format!(
-            "splitlab plan — {} ({} settings × {} regressions × {seeds} seeds)",
-            curves.scenario,
-            setting_labels.len(),
-            regression_labels.len()
-        ),
-        scenario_yaml: std::fs::read_to_string(&args.scenario).ok(),
-        sentences: sentences.clone(),
-        tables: vec![plan_table(&rows)],
-        charts: vec![Chart {
-            name: PLAN_CHART.to_string(),
-            svg,
-        }],
-    });
-    write_atomic(&out, REPORT_FILE, |w| w.write_all(html.as_bytes()))
-        .with_context(|| format!("cannot write {}", out.join(REPORT_FILE).display()))?;
+    let chart = super::chart_svg(&out, PLAN_CHART)?;
+    super::write_report(
+        &out,
+        &Page {
+            title: format!(
+                "splitlab plan — {} ({} settings × {} regressions × {seeds} seeds)",
+                curves.scenario,
+                setting_labels.len(),
+                regression_labels.len()
+            ),
+            scenario_yaml: std::fs::read_to_string(&args.scenario).ok(),
+            sentences: sentences.clone(),
+            tables: vec![plan_table(&rows)],
+            charts: vec![chart],
+        },
+    )?;
     for sentence in &sentences {
         say!("{sentence}")?;
     }

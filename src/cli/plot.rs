@@ -2,16 +2,14 @@
 //! directory (`summary.json`, `timeseries.csv`, `routes.csv`), without simulating again, and
 //! its `report.html` (with `scenario.yaml` when the directory has it).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 
 use crate::report::chart::render_run_charts;
-use crate::report::html::{render_page, summary_tables, Chart, Page, REPORT_FILE};
+use crate::report::html::{summary_tables, Chart, Page, REPORT_FILE};
 use crate::report::run::SUMMARY_FILE;
-use crate::report::write::write_atomic;
 
 /// The copy of the scenario file `run` writes next to its outputs, for `report.html`.
 pub const SCENARIO_FILE: &str = "scenario.yaml";
@@ -62,14 +60,15 @@ pub(crate) fn write_run_report(dir: &Path, charts: &[PathBuf]) -> anyhow::Result
             Ok(Chart { name, svg })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let html = render_page(&Page {
-        title,
-        scenario_yaml,
-        sentences: Vec::new(),
-        tables,
-        charts,
-    });
-    write_atomic(dir, REPORT_FILE, |w| w.write_all(html.as_bytes()))
-        .with_context(|| format!("cannot write {}", dir.join(REPORT_FILE).display()))?;
+    super::write_report(
+        dir,
+        &Page {
+            title,
+            scenario_yaml,
+            sentences: Vec::new(),
+            tables,
+            charts,
+        },
+    )?;
     Ok(dir.join(REPORT_FILE))
 }
