@@ -205,6 +205,24 @@ impl ShareTracker {
     }
 }
 
+/// P(X <= k) for X ~ Binomial(n, p), summed in log space (no underflow at large n).
+pub fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
+    if k >= n || p <= 0.0 {
+        return 1.0;
+    }
+    if p >= 1.0 {
+        return 0.0;
+    }
+    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
+    let mut ln_pmf = n as f64 * ln_q;
+    let mut sum = ln_pmf.exp();
+    for x in 0..k {
+        ln_pmf += ((n - x) as f64 / (x + 1) as f64).ln() + ln_p - ln_q;
+        sum += ln_pmf.exp();
+    }
+    sum.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

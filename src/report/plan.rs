@@ -25,6 +25,7 @@ use crate::model::flagger::{
 };
 use crate::model::time::{SimDuration, SimTime};
 
+use super::accuracy::{binomial_cdf, Z95};
 use super::write::Fixed3;
 
 /// The file `splitlab plan` writes its table to.
@@ -34,9 +35,6 @@ pub const PLAN_FILE: &str = "plan.csv";
 pub const PLAN_HEADER: &str = "setting,regression,seeds,detect_prob,detect_ci95_low,\
 detect_ci95_high,false_rollback_prob,median_detect_s,median_promote_s,requests_hurt_mean,\
 analytic_detect_prob";
-
-/// The two-sided 95% normal quantile.
-const Z95: f64 = 1.959_963_984_540_054;
 
 /// A bad `--regression` value.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -714,31 +712,15 @@ fn expected_in_window(
 /// The probability that one check of the success rate fails with a Poisson(`lambda`) canary
 /// count in the window and each request failing with `error_rate`.
 pub fn check_failure_prob(check: &MetricCheck, lambda: f64, error_rate: f64) -> f64 {
-    if lambda.is_nan() || lambda <= 0.0 {
-        return 1.0;
-    }
     let p = error_rate.clamp(0.0, 1.0);
-    let sd = lambda.sqrt();
-    let hi = (lambda + 12.0 * sd + 20.0).ceil() as u64;
-    let lo = (lambda - 12.0 * sd - 20.0).floor().max(0.0) as u64;
-    // ln P(N = n) = −λ + n ln λ − ln n!, ln n! accumulated from 0.
-    let ln_lambda = lambda.ln();
-    let mut ln_fact = 0.0f64;
-    let mut total = 0.0;
-    for n in 0..=hi {
-        if n > 0 {
-            ln_fact += (n as f64).ln();
-        }
-        if n < lo {
-            continue;
-        }
-        let pn = (-lambda + n as f64 * ln_lambda - ln_fact).exp();
-        if pn == 0.0 {
-            continue;
-        }
-        total += pn * fail_given_n(check, n, p);
-    }
-    total.clamp(0.0, 1.0)
+    // No requests (λ ≤ 0 or NaN: the pmf is 1 at n = 0) is "no values": a failed check.
+    let (lo, pmf) = poisson_pmf(lambda);
+    pmf.iter()
+        .enumerate()
+        .filter(|(_, pn)| **pn > 0.0)
+        .map(|(i, pn)| pn * fail_given_n(check, lo + i as u64, p))
+        .sum::<f64>()
+        .clamp(0.0, 1.0)
 }
 
 /// P(the check fails | n requests in the window), failures ~ Binomial(n, p).
@@ -766,24 +748,6 @@ fn fail_given_n(check: &MetricCheck, n: u64, p: f64) -> f64 {
         return 1.0;
     }
     1.0 - binomial_cdf(k as u64, n, p)
-}
-
-/// P(X <= k) for X ~ Binomial(n, p), summed in log space (no underflow at large n).
-fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
-    if k >= n || p <= 0.0 {
-        return 1.0;
-    }
-    if p >= 1.0 {
-        return 0.0;
-    }
-    let (ln_p, ln_q) = (p.ln(), (1.0 - p).ln());
-    let mut ln_pmf = n as f64 * ln_q;
-    let mut sum = ln_pmf.exp();
-    for x in 0..k {
-        ln_pmf += ((n - x) as f64 / (x + 1) as f64).ln() + ln_p - ln_q;
-        sum += ln_pmf.exp();
-    }
-    sum.min(1.0)
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! Invariants: a seed passes when every bound held in it; a subject with no value fails its
 //! bound and is counted as undefined as well as failed.
 
+use super::accuracy::binomial_cdf;
 use super::bound::Bound;
 
 /// The one-sided confidence of `pass_rate_low`.
@@ -45,20 +46,9 @@ pub fn pass_rate_low(passes: usize, seeds: usize) -> f64 {
     (lo + hi) / 2.0
 }
 
-/// P(X ≥ k) for X ~ Binomial(n, p), 0 < p < 1, summed in logs (no overflow for large n).
+/// P(X ≥ k) for X ~ Binomial(n, p), k ≥ 1.
 fn binomial_upper_tail(k: usize, n: usize, p: f64) -> f64 {
-    let ln_fact: Vec<f64> = std::iter::once(0.0)
-        .chain((1..=n).scan(0.0, |acc, i| {
-            *acc += (i as f64).ln();
-            Some(*acc)
-        }))
-        .collect();
-    (k..=n)
-        .map(|j| {
-            let ln_choose = ln_fact[n] - ln_fact[j] - ln_fact[n - j];
-            (ln_choose + j as f64 * p.ln() + (n - j) as f64 * (1.0 - p).ln()).exp()
-        })
-        .sum()
+    1.0 - binomial_cdf(k as u64 - 1, n as u64, p)
 }
 
 /// One knob value's runs: per seed (1..=N), the observed value of every SLO's subject.
