@@ -553,7 +553,8 @@ mod tests {
 
     fn summary() -> serde_json::Value {
         json!({
-            "requests": {"rejected_qp": 12, "served": 900},
+            // 7, not the metric's 12: a bare name reads the metric, a dotted path the summary
+            "requests": {"rejected_qp": 7, "served": 900},
             "revisions": {"a": {"latency_ms": null, "peak_qp_queue": 3}},
             "analysis": {"phase": "Succeeded", "failed_checks": 0},
             "rollout": {}
@@ -566,6 +567,7 @@ mod tests {
         let cases = [
             ("rejected_qp<=12", Some(12.0), true),        // on the bound
             ("rejected_qp<12", Some(12.0), false),        // strict
+            ("requests.rejected_qp<=7", Some(7.0), true), // the summary's, not the metric's
             ("expired==0", Some(0.0), true),              // equality
             ("p99_ms<800", None, false),                  // undefined metric fails
             ("requests.served>=900", Some(900.0), true),  // a summary number

@@ -501,12 +501,16 @@ mod tests {
             ("v3.p99_ms<1", false, "no value"),      // nothing served: fails
             ("v3.error_rate<1", false, "no value"),  // no requests: fails
             ("nosuch.served>=0", false, "no value"), // an unknown label fails (cli refuses it first)
-            ("split", false, "no window with a programmed split"), // no --expect
+            (
+                "split",
+                false,
+                "no window with a programmed split (give --expect)",
+            ),
         ];
         for (expr, passed, value) in cases {
             let v = parse(expr).expect(expr).judge(&m);
             assert_eq!(v.passed, passed, "{expr}: {v:?}");
-            assert!(v.value.starts_with(value), "{expr}: {v:?}");
+            assert_eq!(v.value, value, "{expr}: {v:?}");
         }
     }
 
