@@ -528,7 +528,9 @@ impl PodShared {
                 match tokio::time::timeout_at(deadline, rx).await {
                     Ok(Ok(())) => {
                         guard.place = Place::Executing;
-                        let depth = self.has_breaker.then(|| self.lock().breaker.in_flight());
+                        // The depth is read (under the pod lock) only for the metrics.
+                        let depth = (self.has_breaker && self.metrics.is_some())
+                            .then(|| self.lock().breaker.in_flight());
                         meter.app_started(depth);
                     }
                     // Timed out while waiting (the guard forgets it or gives back a late grant).
