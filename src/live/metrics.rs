@@ -113,6 +113,8 @@ pub struct QueueProxyMetrics {
     registry: Arc<Registry>,
     /// Resource labels, `pod_name` and `container_name`.
     base: Labels,
+    /// `base` with the empty response labels `revision_queue_depth` is exported with.
+    depth_labels: Labels,
     request_count: FamilyId,
     request_latencies: FamilyId,
     app_request_count: FamilyId,
@@ -149,9 +151,13 @@ impl QueueProxyMetrics {
             "revision_queue_depth",
             "The number of items queued at this queue proxy.",
         );
+        let mut depth_labels = base.clone();
+        depth_labels.insert("response_code".into(), String::new());
+        depth_labels.insert("response_code_class".into(), String::new());
         QueueProxyMetrics {
             registry,
             base,
+            depth_labels,
             request_count,
             request_latencies,
             app_request_count,
@@ -169,9 +175,12 @@ impl QueueProxyMetrics {
     pub fn request(&self, status: u16, route_tag: &str, latency: SimDuration) {
         let mut l = with_response(self.base.clone(), status);
         l.insert("route_tag".into(), route_tag.to_string());
-        self.registry.inc(self.request_count, &l);
-        self.registry
-            .observe(self.request_latencies, &l, whole_ms(latency));
+        self.registry.count_and_observe(
+            self.request_count,
+            self.request_latencies,
+            &l,
+            whole_ms(latency),
+        );
     }
 
     /// The application answered a request the breaker let through
@@ -179,20 +188,20 @@ impl QueueProxyMetrics {
     /// moment the request got its slot).
     pub fn app_request(&self, status: u16, latency: SimDuration) {
         let l = with_response(self.base.clone(), status);
-        self.registry.inc(self.app_request_count, &l);
-        self.registry
-            .observe(self.app_request_latencies, &l, whole_ms(latency));
+        self.registry.count_and_observe(
+            self.app_request_count,
+            self.app_request_latencies,
+            &l,
+            whole_ms(latency),
+        );
     }
 
     /// The breaker's in-flight count as a request gets its slot (request_metric.go:178-180;
     /// only with a breaker, i.e. containerConcurrency > 0). Recorded without response tags, so
     /// they are exported empty.
     pub fn queue_depth(&self, in_flight: u32) {
-        let mut l = self.base.clone();
-        l.insert("response_code".into(), String::new());
-        l.insert("response_code_class".into(), String::new());
         self.registry
-            .set(self.queue_depth, &l, f64::from(in_flight));
+            .set(self.queue_depth, &self.depth_labels, f64::from(in_flight));
     }
 }
 
@@ -249,9 +258,12 @@ impl ActivatorMetrics {
     /// metric_handler.go:44-65: outside the activator's timeout, from its entry).
     pub fn request(&self, rev: usize, status: u16, latency: SimDuration) {
         let l = with_response(self.bases[rev].clone(), status);
-        self.registry.inc(self.request_count, &l);
-        self.registry
-            .observe(self.request_latencies, &l, whole_ms(latency));
+        self.registry.count_and_observe(
+            self.request_count,
+            self.request_latencies,
+            &l,
+            whole_ms(latency),
+        );
     }
 
     /// The revision's average concurrency at this activator over the last report period

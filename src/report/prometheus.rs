@@ -102,13 +102,7 @@ impl Registry {
 
     /// Adds 1 to a counter's series (created at 0).
     pub fn inc(&self, id: FamilyId, labels: &Labels) {
-        let mut families = self.lock();
-        let f = &mut families[id.0];
-        debug_assert_eq!(f.kind, Kind::Counter, "{} is not a counter", f.name);
-        match series(f, labels) {
-            Value::Scalar(v) => *v += 1.0,
-            Value::Histogram { .. } => unreachable!("a counter's series is a scalar"),
-        }
+        inc_in(&mut self.lock()[id.0], labels);
     }
 
     /// Sets a gauge's series.
@@ -122,28 +116,22 @@ impl Registry {
     /// Observes a value in a histogram's series: it counts in the first bucket whose upper
     /// bound is at least the value (`le` is inclusive), or only in `+Inf`.
     pub fn observe(&self, id: FamilyId, labels: &Labels, value: f64) {
-        let mut families = self.lock();
-        let f = &mut families[id.0];
-        let Kind::Histogram(bounds) = &f.kind else {
-            unreachable!("{} is not a histogram", f.name)
-        };
-        let slot = bounds.iter().position(|b| value <= *b);
-        match series(f, labels) {
-            Value::Histogram {
-                buckets,
-                sum,
-                count,
-            } => {
-                if let Some(i) = slot {
-                    buckets[i] += 1;
-                }
-                *sum += value;
-                *count += 1;
-            }
-            Value::Scalar(_) => unreachable!("a histogram's series is a histogram"),
-        }
+        observe_in(&mut self.lock()[id.0], labels, value);
     }
 
+    /// `inc(counter, labels)` and `observe(histogram, labels, value)` under one lock: a
+    /// request's count and latency, recorded together.
+    pub fn count_and_observe(
+        &self,
+        counter: FamilyId,
+        histogram: FamilyId,
+        labels: &Labels,
+        value: f64,
+    ) {
+        let mut families = self.lock();
+        inc_in(&mut families[counter.0], labels);
+        observe_in(&mut families[histogram.0], labels, value);
+    }
     /// The text exposition of every family that has a series.
     pub fn encode(&self) -> String {
         let families = self.lock();
@@ -188,6 +176,37 @@ impl Registry {
             }
         }
         out
+    }
+}
+
+/// Adds 1 to the counter family `f`'s series of `labels`.
+fn inc_in(f: &mut Family, labels: &Labels) {
+    debug_assert_eq!(f.kind, Kind::Counter, "{} is not a counter", f.name);
+    match series(f, labels) {
+        Value::Scalar(v) => *v += 1.0,
+        Value::Histogram { .. } => unreachable!("a counter's series is a scalar"),
+    }
+}
+
+/// Counts `value` in the histogram family `f`'s series of `labels` (see `Registry::observe`).
+fn observe_in(f: &mut Family, labels: &Labels, value: f64) {
+    let Kind::Histogram(bounds) = &f.kind else {
+        unreachable!("{} is not a histogram", f.name)
+    };
+    let slot = bounds.iter().position(|b| value <= *b);
+    match series(f, labels) {
+        Value::Histogram {
+            buckets,
+            sum,
+            count,
+        } => {
+            if let Some(i) = slot {
+                buckets[i] += 1;
+            }
+            *sum += value;
+            *count += 1;
+        }
+        Value::Scalar(_) => unreachable!("a histogram's series is a histogram"),
     }
 }
 
