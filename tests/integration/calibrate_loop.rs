@@ -11,13 +11,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::{assert_balanced, splitlab, temp_dir, text};
-use crate::live::one_live_run_at_a_time;
+use crate::live::{one_live_run_at_a_time, summary};
 use crate::prometheus;
-
-fn summary(dir: &Path) -> serde_json::Value {
-    let s = std::fs::read_to_string(dir.join("summary.json")).expect("summary.json is written");
-    serde_json::from_str(&s).expect("summary.json is JSON")
-}
 
 /// Requests that arrived in `[from_s, to_s)` of a run, from its `timeseries.csv` windows
 /// (column `routed`, summed over the revisions' rows of each window starting in the range).
