@@ -28,6 +28,7 @@ mod plan;
 mod plot;
 mod rollout;
 mod run;
+mod scenarios;
 mod sweep;
 mod traffic;
 mod validate;
@@ -40,7 +41,7 @@ use clap::{Parser, Subcommand};
 
 /// splitlab: simulate and load-test Knative Serving traffic splits and gradual rollouts.
 #[derive(Debug, Parser)]
-#[command(name = "splitlab", version, about, long_about = None)]
+#[command(name = "splitlab", version = env!("SPLITLAB_VERSION"), about, long_about = None)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -79,6 +80,8 @@ pub enum Command {
     /// How likely Flagger analysis settings are to catch a regressed canary, how fast they
     /// promote a healthy one, and which to use (plan.csv).
     Plan(plan::Args),
+    /// List the scenarios shipped inside the binary, or print one (`scenarios show NAME`).
+    Scenarios(scenarios::Args),
 }
 
 /// Runs one parsed command line.
@@ -98,6 +101,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Advise(args) => advise::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Scenarios(args) => scenarios::run(&args),
     }
 }
 

@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use crate::report::chart::render_run_charts;
 use crate::report::write::write_atomic;
 use crate::scenario::load::{load_scenario, parse_set};
+use crate::scenario::shipped;
 use crate::sim::{simulate, RunOptions};
 
 /// The scenario `splitlab run` uses when none is given.
@@ -37,14 +38,45 @@ pub struct Args {
 }
 
 /// Reads and validates a scenario file with `--set` overrides; paths inside it resolve
-/// relative to the file.
+/// relative to the file. A path that is not a file but names a shipped scenario
+/// (`canary-rollout`, or `scenarios/canary-rollout.yaml` outside a clone) loads the copy
+/// embedded in the binary, whose inputs resolve among the shipped files.
 pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenario::Scenario> {
-    let name = super::display_name(path);
-    let text = super::read_input(path)?;
     let sets = sets
         .iter()
         .map(|s| parse_set(s).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if !path.exists() {
+        if let Some(found) = path.to_str().and_then(shipped::find) {
+            let name = format!("{} (shipped)", found.file);
+            let base = Path::new(found.file)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let resolve = |rel: &str| -> Result<String, String> {
+                let p = base.join(rel);
+                let p = p.to_string_lossy().replace('\\', "/");
+                shipped::file(&p).map(str::to_string).ok_or_else(|| {
+                    format!("no shipped file {p} (the shipped scenarios read only shipped files)")
+                })
+            };
+            return load_scenario(&name, found.text, &sets, &resolve)
+                .map_err(|e| anyhow::anyhow!("{e}"));
+        }
+    }
+    let name = super::display_name(path);
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let names: Vec<&str> = shipped::all().map(|s| s.name).collect();
+            bail!(
+                "cannot read {name}: {e}; no shipped scenario has that name either (shipped: {}; \
+                 `splitlab scenarios` says what each is for)",
+                names.join(", ")
+            )
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {name}"))),
+    };
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);

@@ -4,7 +4,7 @@
 //! defaults), and `FlaggerController`, which replays one `advanceCanary` tick of fluxcd/flagger
 //! v1.44.0 (`pkg/controller/scheduler.go:158-506`) per call to `tick(now, observation)`, with the
 //! Knative provider's controller and router (`pkg/canary/knative_controller.go`,
-//! `pkg/router/knative.go`). Spec: `../shared/knative/flagger.md` §1-§4, §7; test vectors §8.
+//! `pkg/router/knative.go`). Spec: `docs/knative/flagger.md` §1-§4, §7; test vectors §8.
 //!
 //! Must not: read a clock, schedule anything, draw random numbers, or measure metrics. The
 //! caller ticks it every `AnalysisSettings::interval` (first tick at the job's start), measures

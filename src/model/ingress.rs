@@ -1,6 +1,6 @@
 //! The ingress profiles: how the Envoy gateway in front of Knative (Kourier, net-istio's Istio
 //! gateway, net-contour's Contour) treats a request once the route's split has chosen its
-//! revision. Source: `../shared/knative/ingress.md` (§1 Envoy semantics, §6 the comparison
+//! revision. Source: `docs/knative/ingress.md` (§1 Envoy semantics, §6 the comparison
 //! table, §7 "What a simulator must model"); upstream files are cited per rule.
 //!
 //! Owns, per gateway replica (one Envoy process):

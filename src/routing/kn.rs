@@ -1,7 +1,7 @@
 //! kn-style traffic edits: `kn service update --traffic/--tag/--untag` and
 //! `kn service create --tag`, ported from knative/client `pkg/traffic/compute.go` (\[C] below)
 //! at commit `e411e884` (knative-v1.23.0). The spec followed is
-//! `../shared/knative/kn-traffic.md`; section numbers (§) and quirk ids (Q1..Q8) refer to it.
+//! `docs/knative/kn-traffic.md`; section numbers (§) and quirk ids (Q1..Q8) refer to it.
 //!
 //! Owns: splitting raw flag occurrences the way pflag's `StringSlice` does (one CSV record per
 //! occurrence, §2.2), kn's input checks and remainder rule (§3 phase A, §4), applying untag,

@@ -8,7 +8,7 @@
 //!
 //! Must not: use tokio, files, the wall clock or a global RNG. Time and randomness are
 //! arguments. Every rule taken from Knative cites the upstream file it mirrors; the spec we
-//! follow is `../shared/knative/routing.md` and `kn-traffic.md`.
+//! follow is `docs/knative/routing.md` and `kn-traffic.md`.
 
 pub mod duration;
 pub mod field_error;

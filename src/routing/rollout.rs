@@ -1,5 +1,5 @@
 //! The rollout-duration state machine: a port of serving `pkg/reconciler/route/traffic/rollout.go`
-//! (see `../shared/knative/routing.md` A1, A4 to A10; citations `RO:a-b` are line ranges of that
+//! (see `docs/knative/routing.md` A1, A4 to A10; citations `RO:a-b` are line ranges of that
 //! file, `RR` is `pkg/reconciler/route/reconcile_resources.go`).
 //!
 //! Owns: the persisted rollout state (the `networking.internal.knative.dev/rollout` annotation)

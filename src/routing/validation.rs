@@ -9,7 +9,7 @@
 //! `rollout-duration` key), knative/pkg `apis/metadata_validation.go` (the object name rule) and
 //! the k8s apimachinery `pkg/util/validation` checks those use (`IsDNS1035Label`,
 //! `IsQualifiedName`, `IsDNS1123Subdomain`), with their messages byte for byte.
-//! The spec followed is `../shared/knative/routing.md` A13, A14 and C9.
+//! The spec followed is `docs/knative/routing.md` A13, A14 and C9.
 //!
 //! Must not: resolve targets against revisions (`resolve`), default anything (`target`), or
 //! check what upstream does not check. Labels, owner references, `generateName` and the

@@ -5,7 +5,7 @@
 //! Knative configuration is input too: manifests and `kubectl get -o yaml` output (`kube`,
 //! `manifest`), autoscaling annotations (`autoscaling`) and the cluster's ConfigMaps
 //! (`configmap`); scenario files (`load`) join them with the simulator; `load --targets` files
-//! (`targets`).
+//! (`targets`). The shipped scenarios are embedded in the binary (`shipped`).
 //!
 //! Must not: open files (callers pass the text and the file name) or know about the simulator.
 
@@ -14,6 +14,7 @@ pub mod configmap;
 pub mod kube;
 pub mod load;
 pub mod manifest;
+pub mod shipped;
 pub mod spec;
 pub mod targets;
 pub mod yaml;

@@ -1,7 +1,7 @@
 //! Integration tests of the `splitlab` command line: the exact output forms other tools rely on,
 //! exit statuses, and clear errors (never panics) on bad input.
 
-use crate::common::{splitlab, temp_dir, text};
+use crate::common::{assert_clear_error, splitlab, temp_dir, text};
 use std::process::Output;
 
 /// Asserts no Rust panic reached the user.
@@ -517,5 +517,123 @@ fn a_closed_stdout_ends_quietly_and_outputs_are_still_written() {
         "report.html",
     ] {
         assert!(dir.join(file).is_file(), "{file} missing");
+    }
+}
+
+/// Runs the binary in `dir` (outside the clone: the shipped scenarios must be found anyway).
+fn splitlab_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the splitlab binary runs")
+}
+
+#[test]
+fn shipped_scenarios_run_from_any_directory_as_they_do_in_the_clone() {
+    let elsewhere = temp_dir("cli-shipped");
+    std::fs::create_dir_all(&elsewhere).expect("temp dir");
+    // from-manifest reads scenarios/knative/helloworld.yaml: the embedded copy must resolve it
+    let out_shipped = elsewhere.join("out");
+    let shipped = splitlab_in(
+        &elsewhere,
+        &[
+            "run",
+            "from-manifest",
+            "--out",
+            out_shipped.to_str().expect("utf-8"),
+        ],
+    );
+    assert!(shipped.status.success(), "{}", text(&shipped.stderr));
+    let out_clone = elsewhere.join("clone-out");
+    let clone = splitlab(&[
+        "run",
+        "scenarios/from-manifest.yaml",
+        "--out",
+        out_clone.to_str().expect("utf-8"),
+    ]);
+    assert!(clone.status.success(), "{}", text(&clone.stderr));
+    let read = |dir: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).expect("summary"))
+            .expect("json")
+    };
+    let (a, b) = (read(&out_shipped), read(&out_clone));
+    assert_eq!(a["requests"], b["requests"], "same scenario, same run");
+    assert_eq!(a["revisions"], b["revisions"]);
+    assert!(a["requests"]["arrived"].as_u64().expect("arrived") > 0);
+
+    // the default scenario too: `splitlab run` with no argument, outside the clone
+    let default = splitlab_in(&elsewhere, &["run"]);
+    assert!(default.status.success(), "{}", text(&default.stderr));
+    assert!(elsewhere.join("out/canary-rollout/summary.json").is_file());
+
+    // a name that is neither a file nor shipped lists what is shipped
+    let missing = splitlab_in(&elsewhere, &["run", "nope"]);
+    assert_clear_error(
+        &missing,
+        "cannot read nope: No such file or directory (os error 2); no shipped scenario has that name either (shipped: bench-1m, calibrate-loop, canary-rollout,",
+        "unknown scenario",
+    );
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}
+
+#[test]
+fn scenarios_lists_each_shipped_scenario_and_shows_one_verbatim() {
+    let list = splitlab(&["scenarios"]);
+    assert!(list.status.success(), "{}", text(&list.stderr));
+    let listed = text(&list.stdout);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("scenarios").expect("scenarios folder") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        if let Some(stem) = name.strip_suffix(".yaml") {
+            names.push(stem.to_string());
+        }
+    }
+    assert!(names.len() >= 10, "{names:?}");
+    for name in &names {
+        // each listed at the start of a line with its purpose beside it
+        let line = listed
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not listed in:\n{listed}"));
+        assert!(
+            line.len() > name.len() + 10,
+            "{name} has no purpose: {line:?}"
+        );
+    }
+    assert!(listed.contains(
+        "canary-rollout          a gradual rollout (serving.knative.dev/rollout-duration) of a busy service."
+    ), "{listed}");
+
+    let show = splitlab(&["scenarios", "show", "canary-rollout"]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    assert_eq!(
+        text(&show.stdout),
+        std::fs::read_to_string("scenarios/canary-rollout.yaml").expect("file")
+    );
+    let unknown = splitlab(&["scenarios", "show", "nope"]);
+    assert_clear_error(
+        &unknown,
+        "no shipped scenario is named \"nope\" (shipped: bench-1m,",
+        "show nope",
+    );
+}
+
+#[test]
+fn version_names_the_package_version() {
+    let out = splitlab(&["--version"]);
+    assert!(out.status.success());
+    let version = text(&out.stdout);
+    assert!(
+        version.starts_with(&format!("splitlab {}", env!("CARGO_PKG_VERSION"))),
+        "{version}"
+    );
+    // built from a git checkout (a clone, as in CI): the commit is named
+    if std::path::Path::new(".git").exists() {
+        assert!(version.contains("(commit "), "{version}");
     }
 }
