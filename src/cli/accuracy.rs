@@ -23,7 +23,7 @@ pub struct Args {
     requests: u64,
     /// How each request chooses: per-request weighted random (what Envoy does), smooth weighted
     /// round-robin, or sticky hashing of a client id (one synthetic client per request).
-    #[arg(long, default_value = "random", value_parser = parse_picker)]
+    #[arg(long, default_value = "random", value_parser = picker_parser())]
     picker: PickerKind,
     /// Seed of the random stream.
     #[arg(long, default_value_t = 1)]
@@ -75,8 +75,11 @@ fn route(
     Ok((tracker, curve))
 }
 
-fn parse_picker(s: &str) -> Result<PickerKind, String> {
-    s.parse()
+/// `random|wrr|hash`, listed in `--help` and in the error for another value.
+fn picker_parser() -> impl clap::builder::TypedValueParser<Value = PickerKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["random", "wrr", "hash"])
+        .try_map(|s: String| s.parse::<PickerKind>())
 }
 
 /// Parses `v1=90,v2=10` into names and percents, with Knative's bounds; `flag` names the

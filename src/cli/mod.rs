@@ -29,6 +29,7 @@ mod plot;
 mod rollout;
 mod run;
 mod scenarios;
+mod shell;
 mod sweep;
 mod traffic;
 mod validate;
@@ -82,6 +83,10 @@ pub enum Command {
     Plan(plan::Args),
     /// List the scenarios shipped inside the binary, or print one (`scenarios show NAME`).
     Scenarios(scenarios::Args),
+    /// Print a shell completion script (`source <(splitlab completions bash)`).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page in roff (`splitlab man > splitlab.1 && man ./splitlab.1`).
+    Man(shell::ManArgs),
 }
 
 /// Runs one parsed command line.
@@ -102,6 +107,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Advise(args) => advise::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Scenarios(args) => scenarios::run(&args),
+        Command::Completions(args) => shell::completions(&args),
+        Command::Man(args) => shell::man(&args),
     }
 }
 

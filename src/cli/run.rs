@@ -19,7 +19,8 @@ pub const DEFAULT_SCENARIO: &str = "scenarios/canary-rollout.yaml";
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The scenario file (default: scenarios/canary-rollout.yaml).
+    /// The scenario file, or a shipped scenario's name (`splitlab scenarios` lists them;
+    /// default: scenarios/canary-rollout.yaml).
     #[arg(value_name = "SCENARIO")]
     scenario: Option<PathBuf>,
     /// Output directory (default: out/<scenario name>).

@@ -637,3 +637,87 @@ fn version_names_the_package_version() {
         assert!(version.contains("(commit "), "{version}");
     }
 }
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let help = text(&splitlab(&["--help"]).stdout);
+    // the subcommands as --help lists them (two-space indented words under "Commands:")
+    let subcommands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|s| *s != "help")
+        .collect();
+    assert!(
+        subcommands.contains(&"scenarios") && subcommands.len() >= 15,
+        "{help}"
+    );
+
+    let bash = splitlab(&["completions", "bash"]);
+    assert!(bash.status.success(), "{}", text(&bash.stderr));
+    let script = text(&bash.stdout);
+    for sub in &subcommands {
+        assert!(
+            script.contains(&format!("splitlab__{sub}")) || script.contains(&format!(" {sub} ")),
+            "bash completes {sub}"
+        );
+    }
+    // the script is valid bash
+    let check = std::process::Command::new("bash")
+        .args(["-n", "-c", &script])
+        .output()
+        .expect("bash runs");
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = splitlab(&["completions", shell]);
+        assert!(out.status.success() && !out.stdout.is_empty(), "{shell}");
+    }
+    let bad = splitlab(&["completions", "tcsh"]);
+    assert_eq!(bad.status.code(), Some(2), "clap's usage error");
+    assert!(text(&bad.stderr).contains("[possible values: bash, elvish, fish, powershell, zsh]"));
+
+    let man = splitlab(&["man"]);
+    assert!(man.status.success(), "{}", text(&man.stderr));
+    let page = text(&man.stdout);
+    assert!(page.contains("\n.TH splitlab 1 "), "{page}");
+    for sub in &subcommands {
+        assert!(
+            page.contains(&format!(".SH \"SPLITLAB {}\"", sub.to_uppercase())),
+            "man has a section for {sub}"
+        );
+    }
+    // a subcommand's flag is documented in its own section
+    let run = &page[page.find(".SH \"SPLITLAB RUN\"").expect("run section")..];
+    let run = &run[..run[1..].find(".SH \"SPLITLAB").map_or(run.len(), |i| i + 1)];
+    assert!(
+        run.contains("\\-\\-requests") && run.contains("Also write requests.csv"),
+        "{run}"
+    );
+}
+
+#[test]
+fn picker_help_and_errors_list_the_allowed_values() {
+    let help = text(&splitlab(&["accuracy", "--help"]).stdout);
+    assert!(
+        help.contains("[possible values: random, wrr, hash]"),
+        "{help}"
+    );
+    let bad = splitlab(&[
+        "accuracy",
+        "--weights",
+        "a=100",
+        "--requests",
+        "5",
+        "--picker",
+        "x",
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = text(&bad.stderr);
+    assert!(
+        stderr.contains("invalid value 'x' for '--picker <PICKER>'")
+            && stderr.contains("[possible values: random, wrr, hash]"),
+        "{stderr}"
+    );
+}
