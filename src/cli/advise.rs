@@ -409,6 +409,7 @@ fn write_outputs(
                 rows,
             }],
             charts: vec![chart],
+            ..Page::default()
         },
     )
 }

@@ -167,6 +167,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 ])
                 .collect(),
             charts: vec![chart],
+            ..Page::default()
         },
     )?;
     for sentence in &sentences {

@@ -207,6 +207,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             sentences: sentences.clone(),
             tables: vec![plan_table(&rows)],
             charts: vec![chart],
+            ..Page::default()
         },
     )?;
     for sentence in &sentences {

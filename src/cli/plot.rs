@@ -64,9 +64,13 @@ pub(crate) fn write_run_report(dir: &Path, charts: &[PathBuf]) -> anyhow::Result
         dir,
         &Page {
             title,
+            verdict: crate::report::verdict::sentences(&json),
             scenario_yaml,
             sentences: Vec::new(),
-            tables,
+            tables: crate::report::verdict::key_table(&json)
+                .into_iter()
+                .collect(),
+            details: tables,
             charts,
         },
     )?;

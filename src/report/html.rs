@@ -38,12 +38,17 @@ pub struct Chart {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Page {
     pub title: String,
+    /// What happened, in sentences, shown first (a run's verdict: `report::verdict`); the first
+    /// is the headline.
+    pub verdict: Vec<String>,
     /// The scenario file as run; `None` when it is not available (a note says so).
     pub scenario_yaml: Option<String>,
     /// Sentences shown as a list before the tables (a comparison's findings). A sentence with
     /// several lines shows its first line as text and the rest preformatted (a YAML snippet).
     pub sentences: Vec<String>,
     pub tables: Vec<Table>,
+    /// Tables shown folded (every figure, for whoever needs more than the key ones).
+    pub details: Vec<Table>,
     pub charts: Vec<Chart>,
 }
 
@@ -75,6 +80,11 @@ th:first-child,td:first-child{text-align:left}\
 caption{text-align:left;font-weight:bold;padding:4px 0}\
 pre{background:#f6f6f6;padding:1em;overflow:auto}\
 figure{margin:1em 0}\
+figcaption{color:#444;max-width:1100px}\
+.verdict{font-size:1.05em;line-height:1.45;max-width:1100px}\
+.verdict p:first-child{font-weight:bold}\
+details{margin:1em 0}\
+summary{cursor:pointer;font-weight:bold}\
 svg{max-width:100%;height:auto}";
 
 /// The page as one HTML document.
@@ -86,6 +96,13 @@ pub fn render_page(page: &Page) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
 <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
+    if !page.verdict.is_empty() {
+        out.push_str("<section class=\"verdict\">\n");
+        for s in &page.verdict {
+            let _ = writeln!(out, "<p>{}</p>", escape(s));
+        }
+        out.push_str("</section>\n");
+    }
     if !page.sentences.is_empty() {
         out.push_str("<h2>Findings</h2>\n<ul>\n");
         for s in &page.sentences {
@@ -105,13 +122,24 @@ pub fn render_page(page: &Page) -> String {
     for table in &page.tables {
         render_table(&mut out, table);
     }
+    if !page.details.is_empty() {
+        out.push_str("<details>\n<summary>All figures</summary>\n");
+        for table in &page.details {
+            render_table(&mut out, table);
+        }
+        out.push_str("</details>\n");
+    }
     if !page.charts.is_empty() {
         out.push_str("<h2>Charts</h2>\n");
         for chart in &page.charts {
+            let name = escape(&chart.name);
+            let caption = match chart_caption(&chart.name) {
+                Some(what) => format!("<b>{name}</b>: {}", escape(what)),
+                None => name.clone(),
+            };
             let _ = write!(
                 out,
-                "<figure id=\"{0}\">\n{1}\n<figcaption>{0}</figcaption>\n</figure>\n",
-                escape(&chart.name),
+                "<figure id=\"{name}\">\n{}\n<figcaption>{caption}</figcaption>\n</figure>\n",
                 svg_element(&chart.svg)
             );
         }
@@ -119,12 +147,51 @@ pub fn render_page(page: &Page) -> String {
     out.push_str("<h2>Scenario</h2>\n");
     match &page.scenario_yaml {
         Some(yaml) => {
-            let _ = writeln!(out, "<pre>{}</pre>", escape(yaml));
+            let _ = writeln!(
+                out,
+                "<details>\n<summary>The scenario as run (YAML)</summary>\n<pre>{}</pre>\n</details>",
+                escape(yaml)
+            );
         }
         None => out.push_str("<p>The scenario is not available.</p>\n"),
     }
     out.push_str("</body>\n</html>\n");
     out
+}
+
+/// What to look at in each of a run's charts (`report::chart`), by chart name.
+fn chart_caption(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "split" => {
+            "each revision's observed share of the default route per window (dots) \
+            against the programmed split (line) and its binomial 95% band; a dot outside the \
+            band is more than noise."
+        }
+        "queues" => {
+            "requests waiting at the queue-proxies and at the activator per revision \
+            (the most per window); a queue that grows while traffic shifts is where 503s and \
+            504s come from."
+        }
+        "outcomes" => {
+            "requests per second by outcome, stacked: served, 503 rejections and 504 \
+            expiries (the other outcomes are counted in summary.json)."
+        }
+        "latency" => {
+            "p50 and p99 of the served requests per revision and window (log scale); \
+            look for the p99 spike when a revision's share steps up faster than its pods come \
+            ready."
+        }
+        "pods" => {
+            "desired (the autoscaler's wish) and ready pods per revision; a gap between \
+            them is pods still starting while requests wait."
+        }
+        "routes" => {
+            "the share of the default route the routing core programmed for each \
+            revision over time (the rollout-duration steps)."
+        }
+        "analysis" => "Flagger's analysis: the canary's weight and its metrics per check.",
+        _ => return None,
+    })
 }
 
 fn render_table(out: &mut String, table: &Table) {
@@ -274,6 +341,7 @@ mod tests {
     fn page_inlines_charts_and_escapes_text() {
         let page = Page {
             title: "run <x> & y".to_string(),
+            verdict: vec!["All <3> served.".to_string(), "v2 & more".to_string()],
             scenario_yaml: Some("name: a<b\n".to_string()),
             sentences: vec![
                 "b vs a: \"less\"".to_string(),
@@ -284,6 +352,11 @@ mod tests {
                 header: vec!["k".to_string()],
                 rows: vec![vec!["1 < 2".to_string()]],
             }],
+            details: vec![Table {
+                caption: "all".to_string(),
+                header: vec!["field".to_string()],
+                rows: vec![vec!["x".to_string()]],
+            }],
             charts: vec![Chart {
                 name: "queues".to_string(),
                 svg: "<?xml version=\"1.0\"?>\n<svg width=\"1\"><text>q</text></svg>\n".to_string(),
@@ -293,6 +366,16 @@ mod tests {
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("<title>run &lt;x&gt; &amp; y</title>"));
         assert!(html.contains("<pre>name: a&lt;b\n</pre>"));
+        // a known chart's caption says what to look at
+        assert!(html.contains("<figcaption><b>queues</b>: requests waiting"));
+        // the verdict leads, escaped, before any table; the details are folded
+        let verdict = html
+            .find("<section class=\"verdict\">\n<p>All &lt;3&gt; served.</p>\n<p>v2 &amp; more</p>")
+            .expect("verdict");
+        assert!(verdict < html.find("<table>").expect("table"));
+        assert!(html.contains(
+            "<details>\n<summary>All figures</summary>\n<table>\n<caption>all</caption>"
+        ));
         assert!(html.contains("<li>b vs a: &quot;less&quot;</li>"));
         // a sentence of several lines: the first as text, the rest preformatted
         assert!(html.contains("<li>apply:<pre>key: &quot;240s&quot;\n</pre></li>"));

@@ -14,7 +14,8 @@
 //! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); the
 //! detection power of Flagger analysis settings from seeded runs, beside its analytic value
 //! (`plan`); a Prometheus registry and its text exposition format (`prometheus`), which the
-//! live mode serves; and the self-contained `report.html` page (`html`).
+//! live mode serves; the self-contained `report.html` page (`html`) and the verdict a run's page
+//! leads with (`verdict`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
@@ -34,4 +35,5 @@ pub mod prometheus;
 pub mod record;
 pub mod run;
 pub mod slo;
+pub mod verdict;
 pub mod write;

@@ -310,6 +310,16 @@ pub struct RevisionSummary {
     pub peak_pods: u64,
 }
 
+/// A revision's worst `timeseries.csv` window by p99: where it was and how many served
+/// requests that p99 is of. The earliest window wins a tie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorstWindow {
+    pub p99_us: u64,
+    pub start: SimTime,
+    pub end: SimTime,
+    pub served: u64,
+}
+
 /// What the run's pods cost, all revisions together.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Cost {
@@ -1005,6 +1015,29 @@ impl RunReport {
             .unwrap_or(0)
     }
 
+    /// Per revision (in order), its window with the highest p99 (see `WorstWindow`).
+    pub fn worst_windows(&self) -> Vec<Option<WorstWindow>> {
+        (0..self.revisions.len())
+            .map(|r| {
+                let mut worst: Option<WorstWindow> = None;
+                for k in 0..self.windows() {
+                    let c = self.cell(k, r);
+                    let Some(p99_us) = c.p99_us else { continue };
+                    if worst.is_none_or(|w| p99_us > w.p99_us) {
+                        let start = (k as i64).saturating_mul(self.window.0);
+                        worst = Some(WorstWindow {
+                            p99_us,
+                            start: SimTime(start),
+                            end: SimTime(start.saturating_add(self.window.0)),
+                            served: c.served,
+                        });
+                    }
+                }
+                worst
+            })
+            .collect()
+    }
+
     /// The row of window `window` and revision `revision`.
     pub fn cell(&self, window: usize, revision: usize) -> &WindowCell {
         &self.cells[window * self.revisions.len() + revision]
@@ -1140,7 +1173,7 @@ impl RunReport {
             seed: self.meta.seed,
             mode: &self.meta.mode,
             requests: &self.totals,
-            revisions: RevisionsDoc(&self.revisions),
+            revisions: RevisionsDoc(&self.revisions, self.worst_windows()),
             cost: CostDoc {
                 pod_seconds: round3(self.cost.pod_seconds),
                 peak_total_pods: self.cost.peak_total_pods,
@@ -1312,12 +1345,12 @@ struct SummaryDoc<'a> {
 }
 
 /// The revisions as a JSON object in index order (a `BTreeMap` would sort them by name).
-struct RevisionsDoc<'a>(&'a [RevisionSummary]);
+struct RevisionsDoc<'a>(&'a [RevisionSummary], Vec<Option<WorstWindow>>);
 
 impl Serialize for RevisionsDoc<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for r in self.0 {
+        for (r, worst) in self.0.iter().zip(&self.1) {
             map.serialize_entry(
                 &r.name,
                 &RevisionDoc {
@@ -1336,6 +1369,12 @@ impl Serialize for RevisionsDoc<'_> {
                         pod_seconds: round3(r.pod_seconds),
                         peak_pods: r.peak_pods,
                     },
+                    worst_window: worst.map(|w| WorstWindowDoc {
+                        p99_ms: w.p99_us as f64 / 1000.0,
+                        start_s: secs3(w.start.0),
+                        end_s: secs3(w.end.0),
+                        served: w.served,
+                    }),
                 },
             )?;
         }
@@ -1358,6 +1397,19 @@ struct RevisionDoc<'a> {
     pod_crashes: u64,
     pod_restarts: u64,
     cost: RevisionCostDoc,
+    /// The window whose p99 was the revision's worst (`None` when it served nothing).
+    worst_window: Option<WorstWindowDoc>,
+}
+
+/// `summary.json` `revisions.NAME.worst_window`: the `timeseries.csv` window with the highest
+/// p99 of the requests the revision served in it, where it starts and ends and how many
+/// requests that p99 is of (a p99 of a few requests is their maximum). The earliest wins a tie.
+#[derive(Serialize)]
+struct WorstWindowDoc {
+    p99_ms: f64,
+    start_s: f64,
+    end_s: f64,
+    served: u64,
 }
 
 #[derive(Serialize)]
@@ -1879,6 +1931,37 @@ mod tests {
     }
 
     #[test]
+    fn worst_window_is_the_highest_p99_and_the_earliest_of_a_tie() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.programmed(SimTime::ZERO, "", &split(&[("a", 100)]));
+        // (arrival ms, latency ms): window 0 has 10 ms, window 1 has 40 ms twice, window 2 has
+        // 40 ms (a tie: window 1 is earlier), window 3 has 5 ms
+        let requests = [(0, 10), (1000, 40), (1100, 40), (2000, 40), (3000, 5)];
+        for (id, (at, latency)) in requests.into_iter().enumerate() {
+            r.arrived(SimTime(at * MS));
+            r.routed(SimTime(at * MS), 0, true);
+            r.finished(&rec(
+                id as u64,
+                at * MS,
+                (at + latency) * MS,
+                Some(0),
+                Outcome::Served,
+            ));
+        }
+        let report = r.finish(SimTime(4 * S), &[0], 0, engine());
+        let worst = report.worst_windows()[0].expect("served");
+        assert_eq!(
+            (worst.start, worst.end, worst.served),
+            (SimTime(S), SimTime(2 * S), 2)
+        );
+        assert!(
+            (39_000..=41_000).contains(&worst.p99_us),
+            "40 ms within the histogram's precision: {}",
+            worst.p99_us
+        );
+    }
+
+    #[test]
     fn summary_json_has_the_contract_content_and_order() {
         let report = sample_run(false);
         assert!(report.accounting_ok());
@@ -1905,7 +1988,9 @@ mod tests {
                     "max_desired_pods": 1, "max_ready_pods": 1, "panic_seconds": 0.5,
                     "cold_starts": 0, "pod_crashes": 0, "pod_restarts": 0,
                     // 1 pod for the whole 2.5 s
-                    "cost": {"pod_seconds": 2.5, "peak_pods": 1}
+                    "cost": {"pod_seconds": 2.5, "peak_pods": 1},
+                    // one window, 1 s: its p99 is the one request's latency
+                    "worst_window": {"p99_ms": 250.5, "start_s": 0.0, "end_s": 1.0, "served": 1}
                 },
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
@@ -1916,7 +2001,9 @@ mod tests {
                     "max_desired_pods": 2, "max_ready_pods": 0, "panic_seconds": 0.5,
                     "cold_starts": 1, "pod_crashes": 1, "pod_restarts": 1,
                     // 2 pods for 0.2 s, then 1 for 0.5 s
-                    "cost": {"pod_seconds": 0.9, "peak_pods": 2}
+                    "cost": {"pod_seconds": 0.9, "peak_pods": 2},
+                    // served nothing: no window has a p99
+                    "worst_window": null
                 }
             },
             // both together: 3 pods at once from 1.8 s to 2 s
@@ -1955,6 +2042,7 @@ mod tests {
             "\"pod_restarts\"",
             "\"cost\"",
             "\"peak_pods\"",
+            "\"worst_window\"",
             "\"b\"",
             "\"peak_total_pods\"",
             "\"split\"",

@@ -212,6 +212,15 @@ fn run_writes_every_chart_and_plot_rerenders_them_identically() {
         html.contains("name: manual-canary"),
         "the scenario YAML from scenario.yaml"
     );
+    // the page leads with the verdict: before any table, a sentence per revision
+    let verdict = html.find("<section class=\"verdict\">").expect("a verdict");
+    assert!(verdict < html.find("<table>").expect("tables"));
+    for rev in ["hello-00001", "hello-00002"] {
+        assert!(
+            html[verdict..].contains(&format!("<p>{rev} received ")),
+            "{rev} in the verdict"
+        );
+    }
     render_in_chromium(&dir.join("report.html"));
 
     // `plot` draws the same SVGs from the files alone.
