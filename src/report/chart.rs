@@ -668,6 +668,8 @@ where
         .y_desc(y_desc)
         .axis_desc_style(label_font())
         .label_style(label_font())
+        .x_label_formatter(&|v: &f64| tick(*v))
+        .y_label_formatter(&|v: &f64| tick(*v))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     Ok(chart)
@@ -692,14 +694,36 @@ where
     } else {
         chart.draw_series(LineSeries::new(points, style))?
     };
+    // The legend's sample is as long for both kinds; a dashed one shows two dashes.
     anno.label(label).legend(move |(x, y)| {
-        if dashed {
-            PathElement::new(vec![(x, y), (x + 10, y)], style)
+        let (first, second) = if dashed {
+            (vec![(x, y), (x + 9, y)], vec![(x + 15, y), (x + 24, y)])
         } else {
-            PathElement::new(vec![(x, y), (x + 24, y)], style)
-        }
+            (vec![(x, y), (x + 24, y)], Vec::new())
+        };
+        EmptyElement::at((0, 0)) + PathElement::new(first, style) + PathElement::new(second, style)
     });
     Ok(())
+}
+
+/// Log-axis labels at 1, 2 and 5 times each power of ten inside `[lo, hi]` (plotters' own pick
+/// can print one value twice and none below the first power of ten).
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
+        return out;
+    }
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if (lo..=hi).contains(&v) {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
 }
 
 /// Splits `points` where consecutive times are more than `max_gap` apart, so a line is not drawn
@@ -804,25 +828,38 @@ where
         .collect();
     for (r, name) in data.revisions.iter().enumerate() {
         let c = color(r);
+        // The band is one polygon per run of windows that had requests: a window without
+        // any (the drain at the end, an idle spell) has no band rather than a 0-100% one.
+        let mut bands: Vec<Vec<(f64, f64)>> = Vec::new();
         let mut upper = Vec::new();
-        let mut lower = Vec::new();
+        let mut lower: Vec<(f64, f64)> = Vec::new();
+        let mut flush = |upper: &mut Vec<(f64, f64)>, lower: &mut Vec<(f64, f64)>| {
+            if !upper.is_empty() {
+                let mut polygon = std::mem::take(upper);
+                polygon.extend(lower.drain(..).rev());
+                bands.push(polygon);
+            }
+        };
         for (w, window) in data.rows.iter().enumerate() {
-            if let Some(row) = &window[r] {
-                let h = band_half_width_pct(row.programmed_pct, totals[w]);
-                let t1 = row.t_s + data.window_s;
-                upper.push((row.t_s, (row.programmed_pct + h).min(100.0)));
-                upper.push((t1, (row.programmed_pct + h).min(100.0)));
-                lower.push((row.t_s, (row.programmed_pct - h).max(0.0)));
-                lower.push((t1, (row.programmed_pct - h).max(0.0)));
+            match &window[r] {
+                Some(row) if totals[w] > 0 => {
+                    let h = band_half_width_pct(row.programmed_pct, totals[w]);
+                    let t1 = row.t_s + data.window_s;
+                    upper.push((row.t_s, (row.programmed_pct + h).min(100.0)));
+                    upper.push((t1, (row.programmed_pct + h).min(100.0)));
+                    lower.push((row.t_s, (row.programmed_pct - h).max(0.0)));
+                    lower.push((t1, (row.programmed_pct - h).max(0.0)));
+                }
+                _ => flush(&mut upper, &mut lower),
             }
         }
+        flush(&mut upper, &mut lower);
         let band_style = c.mix(0.18).filled();
-        let mut polygon = upper.clone();
-        polygon.extend(lower.iter().rev());
+        let legend_style = c.mix(0.35).filled();
         chart
-            .draw_series(std::iter::once(Polygon::new(polygon, band_style)))?
+            .draw_series(bands.into_iter().map(|p| Polygon::new(p, band_style)))?
             .label(format!("{name} binomial 95% band (n = window's routed)"))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], band_style));
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], legend_style));
         let programmed = data.series(r, |row| Some(row.programmed_pct));
         line(
             &mut chart,
@@ -963,13 +1000,18 @@ where
         .margin(20)
         .x_label_area_size(60)
         .y_label_area_size(90)
-        .build_cartesian_2d(0.0..data.end_s(), (lo..hi).log_scale())?;
+        .build_cartesian_2d(
+            0.0..data.end_s(),
+            (lo..hi).log_scale().with_key_points(log_ticks(lo, hi)),
+        )?;
     chart
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc("latency of served requests (ms, log scale)")
         .axis_desc_style(label_font())
         .label_style(label_font())
+        .x_label_formatter(&|v: &f64| tick(*v))
+        .y_label_formatter(&|v: &f64| tick(*v))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
     let half = data.window_s / 2.0;
@@ -1843,6 +1885,24 @@ mod tests {
         ];
         for (points, end, want) in cases {
             assert_eq!(steps(points, end), want);
+        }
+    }
+
+    #[test]
+    fn log_ticks_are_one_two_five_per_decade_inside_the_range() {
+        // (lo, hi, ticks)
+        let cases: [(f64, f64, &[f64]); 4] = [
+            (40.0, 1300.0, &[50.0, 100.0, 200.0, 500.0, 1000.0]),
+            (0.5, 3.0, &[0.5, 1.0, 2.0]),
+            (100.0, 100.5, &[100.0]),
+            (0.0, 10.0, &[]), // no log axis from 0
+        ];
+        for (lo, hi, want) in cases {
+            let got = log_ticks(lo, hi);
+            assert_eq!(got.len(), want.len(), "{lo}..{hi}: {got:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-9 * w, "{lo}..{hi}: {got:?}");
+            }
         }
     }
 
