@@ -432,7 +432,10 @@ pub fn rollout_timeline(
 fn ready_states<'a>(names: &[&'a str]) -> Vec<RevisionState<'a>> {
     names
         .iter()
-        .map(|n| RevisionState { name: n, ready: true })
+        .map(|n| RevisionState {
+            name: n,
+            ready: true,
+        })
         .collect()
 }
 
@@ -756,7 +759,9 @@ mod tests {
             SimDuration(10 * S),
         );
         let main = t.group("");
-        assert!(main.iter().all(|(at, _)| at.is_none_or(|d| d.as_nanos() <= 10 * S)));
+        assert!(main
+            .iter()
+            .all(|(at, _)| at.is_none_or(|d| d.as_nanos() <= 10 * S)));
         assert!(main.len() > 3, "{main:?}");
     }
 }
