@@ -15,6 +15,7 @@ mod diff;
 mod failures;
 mod live;
 mod load;
+mod load_rollout;
 mod metrics;
 mod plan;
 mod prometheus;
