@@ -14,7 +14,7 @@ use anyhow::{bail, Context};
 use crate::calibrate::timestamp::{format_instant, parse_instant};
 use crate::live::clock::Clock;
 use crate::live::load::{lock, Books};
-use crate::model::route_control::rollout_timeline;
+use crate::model::route_control::{rollout_timeline, GroupSteps};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::check::SplitFindings;
 use crate::report::expect::{rollout_split_findings, SplitSchedule};
@@ -27,7 +27,7 @@ pub struct RolloutExpectation {
     /// T, Unix seconds.
     start_unix_s: f64,
     /// The main group's split before the rollout, then at each step (time since T).
-    main: Vec<(Option<SimDuration>, Vec<(String, i64)>)>,
+    main: GroupSteps,
     slack: SimDuration,
     /// What the expectation is, for a line on stderr.
     pub note: String,

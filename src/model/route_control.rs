@@ -6,6 +6,8 @@
 //!   rollout annotation and the programmed generations, resolves the traffic against the
 //!   revisions that exist, steps the rollout with `reconcile_rollout`, and compiles the route
 //!   table. It also applies `kn service update` edits (kn's `compute`, then the webhook).
+//! - `rollout_timeline` plays `RouteControl` and an ingress with a fixed programming delay over
+//!   one rollout, as the simulator does, for `load --expect-rollout`'s expected split.
 //! - `DataPlane` is the ingress's view of one programmed table: a picker per group, the group of
 //!   each host and tag header, and the revision index of each split.
 //!
@@ -286,6 +288,12 @@ impl RouteControl {
 /// reconcile); this only guards against a machine that never settles.
 const MAX_TIMELINE_EVENTS: usize = 10_000;
 
+/// One group's split: `(revision, percent)`, as the route table lists it.
+pub type GroupSplit = Vec<(String, i64)>;
+
+/// One group's split before a rollout (`None`) and from each time since its start on.
+pub type GroupSteps = Vec<(Option<SimDuration>, GroupSplit)>;
+
 /// What the data plane carries over a rollout, as `rollout_timeline` plays it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RolloutTimeline {
@@ -299,14 +307,14 @@ pub struct RolloutTimeline {
 impl RolloutTimeline {
     /// The split of group `tag` (`""`: the route's main group) before the rollout and at each
     /// step that changed it: `(t, split)`, the first at `None` (before the rollout).
-    pub fn group(&self, tag: &str) -> Vec<(Option<SimDuration>, Vec<(String, i64)>)> {
+    pub fn group(&self, tag: &str) -> GroupSteps {
         let find = |changes: &[GroupChange]| {
             changes
                 .iter()
                 .find(|c| c.tag == tag)
                 .map(|c| c.splits.clone())
         };
-        let mut out: Vec<(Option<SimDuration>, Vec<(String, i64)>)> = Vec::new();
+        let mut out: GroupSteps = Vec::new();
         if let Some(s) = find(&self.before) {
             out.push((None, s));
         }
@@ -607,6 +615,9 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
+    /// A group's splits over time, in nanoseconds.
+    type Rows = Vec<(Option<i64>, Vec<(String, i64)>)>;
+
     fn service(rollout_secs: i64) -> ServiceSpec {
         ServiceSpec {
             name: "hello".into(),
@@ -638,7 +649,7 @@ mod tests {
         // minStepSec)/minStepSec, stepSize = round(99/numSteps), each step applied d after its
         // reconcile.
         // (what, rollout s, delay ns, main group's splits over time)
-        type Row<'a> = (&'a str, i64, i64, Vec<(Option<i64>, Vec<(String, i64)>)>);
+        type Row<'a> = (&'a str, i64, i64, Rows);
         let rows: Vec<Row> = vec![
             (
                 // rd 4 s, no delay: minStep 1, numSteps 3, stepSize 33, one step a second
@@ -685,7 +696,7 @@ mod tests {
                 SimDuration(delay),
                 SimDuration(3600 * S),
             );
-            let got: Vec<(Option<i64>, Vec<(String, i64)>)> = t
+            let got: Rows = t
                 .group("")
                 .into_iter()
                 .map(|(at, s)| (at.map(|d| d.as_nanos()), s))
@@ -721,7 +732,7 @@ mod tests {
             SimDuration(0),
             SimDuration(3600 * S),
         );
-        let at = |group: &str| -> Vec<(Option<i64>, Vec<(String, i64)>)> {
+        let at = |group: &str| -> Rows {
             t.group(group)
                 .into_iter()
                 .map(|(at, s)| (at.map(|d| d.as_nanos()), s))

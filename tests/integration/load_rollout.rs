@@ -11,16 +11,13 @@
 //! schedule in splitlab fails here.
 
 use std::io::{ErrorKind, Read, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::common::{temp_dir, text};
 use crate::live::one_live_run_at_a_time;
 
 fn unix_now_s() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs_f64()
+    splitlab::live::clock::Clock::unix_now_s()
 }
 
 /// The new revision's percent `s` seconds after the rollout started (hand-computed above).
@@ -170,7 +167,10 @@ fn a_load_run_follows_knatives_rollout_schedule_and_a_wrong_start_fails_the_spli
         assert_eq!(out.status.code(), Some(want), "{what}\n{stdout}{stderr}");
         let line = split_line(&stdout);
         if want == 0 {
-            assert!(line.starts_with("check PASS split: 0 of "), "{what}: {line}");
+            assert!(
+                line.starts_with("check PASS split: 0 of "),
+                "{what}: {line}"
+            );
         } else {
             // Windows 0-2 see 1%, 34% and 67% of hello-00002 where 100% was expected.
             assert!(line.starts_with("check FAIL split: "), "{what}: {line}");
@@ -254,6 +254,9 @@ fn bad_rollout_expectations_are_refused_before_sending() {
         args.extend(extra);
         let out = crate::common::splitlab(&args);
         crate::common::assert_clear_error(&out, fragment, &format!("{extra:?}"));
-        assert!(!text(&out.stdout).contains("sent "), "{extra:?}: nothing sent");
+        assert!(
+            !text(&out.stdout).contains("sent "),
+            "{extra:?}: nothing sent"
+        );
     }
 }
