@@ -63,8 +63,20 @@ pub fn prepare(
     }
     let name = manifest.display().to_string();
     let text = super::read_input(manifest).context("--expect-rollout")?;
+    from_text(&name, &text, start_unix_s, slack_ns, now_unix_s, run_bound)
+}
+
+/// `prepare` once the manifest is read and the times parsed.
+fn from_text(
+    name: &str,
+    text: &str,
+    start_unix_s: f64,
+    slack_ns: i64,
+    now_unix_s: f64,
+    run_bound: SimDuration,
+) -> anyhow::Result<RolloutExpectation> {
     let svc =
-        read_rollout_service(&name, &text).map_err(|e| anyhow::anyhow!("--expect-rollout: {e}"))?;
+        read_rollout_service(name, text).map_err(|e| anyhow::anyhow!("--expect-rollout: {e}"))?;
     // Play the rollout up to the end of the run (it usually finishes before).
     let until_s = (now_unix_s - start_unix_s).max(0.0) + run_bound.as_secs_f64() + 1.0;
     let (main, note) = match &svc.revisions {
@@ -197,5 +209,165 @@ pub async fn feed(books: Arc<Mutex<Books>>, clock: Clock, schedule: SplitSchedul
             return;
         };
         rec.programmed(clock.now().max(at), "", &split);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+    const T: f64 = 1_796_205_600.0;
+
+    const ROLLING: &str = "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+  annotations: {serving.knative.dev/rollout-duration: \"4s\"}
+spec:
+  traffic:
+    - {latestRevision: true, percent: 100}
+status:
+  latestReadyRevisionName: hello-00002
+  traffic:
+    - {revisionName: hello-00001, latestRevision: true, percent: 99}
+    - {revisionName: hello-00002, latestRevision: true, percent: 1}
+";
+
+    fn expect(text: &str) -> RolloutExpectation {
+        from_text("svc.yaml", text, T, 0, T, SimDuration::from_secs(10)).expect("valid")
+    }
+
+    /// The schedule of `e` in a run that started `run_after_s` after T: (from ns, new %).
+    fn new_pct(e: &RolloutExpectation, run_after_s: f64) -> Vec<(i64, f64)> {
+        e.schedule(T + run_after_s)
+            .steps()
+            .iter()
+            .map(|(t, shares)| {
+                (
+                    t.as_nanos(),
+                    shares.get("hello-00002").copied().unwrap_or(0.0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_expectation_is_knatives_schedule_shifted_into_the_run() {
+        let e = expect(ROLLING);
+        assert_eq!(e.labels(), vec!["hello-00001", "hello-00002"]);
+        assert!(
+            e.note
+                .starts_with("expect-rollout: hello-00001 -> hello-00002 over 4s from "),
+            "{}",
+            e.note
+        );
+        // (what, the run's start after T in s, wanted (from ns, hello-00002 %))
+        let cases = [
+            (
+                "the run starts with the rollout",
+                0.0,
+                vec![
+                    (i64::MIN, 0.0),
+                    (0, 1.0),
+                    (S, 34.0),
+                    (2 * S, 67.0),
+                    (3 * S, 100.0),
+                ],
+            ),
+            (
+                "the run starts 2 s into it",
+                2.0,
+                vec![
+                    (i64::MIN, 0.0),
+                    (-2 * S, 1.0),
+                    (-S, 34.0),
+                    (0, 67.0),
+                    (S, 100.0),
+                ],
+            ),
+            (
+                "the run starts 1.5 s before it",
+                -1.5,
+                vec![
+                    (i64::MIN, 0.0),
+                    (3 * S / 2, 1.0),
+                    (5 * S / 2, 34.0),
+                    (7 * S / 2, 67.0),
+                    (9 * S / 2, 100.0),
+                ],
+            ),
+        ];
+        for (what, after, want) in cases {
+            assert_eq!(new_pct(&e, after), want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_service_without_a_rollout_is_accepted_and_said_so() {
+        // No annotation: Knative switches at once, at T.
+        let instant = expect(&ROLLING.replace(
+            "annotations: {serving.knative.dev/rollout-duration: \"4s\"}",
+            "annotations: {a: b}",
+        ));
+        assert!(
+            instant.note.contains(
+                "sets no serving.knative.dev/rollout-duration: Knative moves the traffic from hello-00001 to hello-00002 at once"
+            ),
+            "{}",
+            instant.note
+        );
+        assert_eq!(new_pct(&instant, 0.0), vec![(i64::MIN, 0.0), (0, 100.0)]);
+        // Every revision pinned: a fixed split, whatever T.
+        let pinned = expect(
+            "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {name: hello}
+spec:
+  traffic:
+    - {revisionName: hello-00001, percent: 90}
+    - {revisionName: hello-00002, percent: 10}
+",
+        );
+        assert!(
+            pinned.note.ends_with(
+                "pins every revision: no rollout, a fixed split (hello-00001=90,hello-00002=10)"
+            ),
+            "{}",
+            pinned.note
+        );
+        assert_eq!(new_pct(&pinned, 5.0), vec![(i64::MIN, 10.0)]);
+    }
+
+    #[test]
+    fn bad_times_are_refused() {
+        let bound = SimDuration::from_secs(10);
+        let m = std::path::Path::new("does-not-matter.yaml");
+        // (start, slack, fragment of the error)
+        let cases = [
+            (
+                "yesterday",
+                "1s",
+                "--rollout-start: \"yesterday\" is not a time",
+            ), // not a time
+            (
+                "1796205700",
+                "1s",
+                "is 100.0 s from now, after the run's 10.0 s",
+            ), // after the run
+            (
+                "now",
+                "-1s",
+                "--rollout-slack \"-1s\": allowed: a Go duration >= 0",
+            ), // negative
+            ("now", "soon", "--rollout-slack \"soon\""), // not a duration
+        ];
+        for (start, slack, fragment) in cases {
+            let e = prepare(m, start, slack, T, bound).expect_err(start);
+            assert!(
+                format!("{e:#}").contains(fragment),
+                "{start} {slack}: {e:#}"
+            );
+        }
     }
 }

@@ -261,7 +261,12 @@ pub struct LoadArgs {
     rollout_start: Option<String>,
     /// How far a window looks around itself for the schedule's splits (clock skew, ingress
     /// programming delay, an estimated --rollout-start).
-    #[arg(long, value_name = "D", default_value = "1s")]
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
     rollout_slack: String,
     /// Labels to expect from a header classifier besides those in --expect (comma-separated).
     #[arg(long, value_name = "LIST")]
