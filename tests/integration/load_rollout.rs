@@ -8,7 +8,8 @@
 //! with the new revision's share computed *by hand* from serving's rollout.go (rollout-duration
 //! 4 s, an instant ingress: minStepSec 1, numSteps 3, stepSize round(99/3) = 33, so 1% from T,
 //! 34% from T+1 s, 67% from T+2 s, 100% from T+3 s), not by splitlab's code, so a wrong
-//! schedule in splitlab fails here.
+//! schedule in splitlab fails here. A third test runs the same manifest's rollout in the
+//! simulator and in `splitlab live` and finds the same steps in their `routes.csv`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
@@ -258,5 +259,64 @@ fn bad_rollout_expectations_are_refused_before_sending() {
             !text(&out.stdout).contains("sent "),
             "{extra:?}: nothing sent"
         );
+    }
+}
+
+/// The simulator and `splitlab live`, on a scenario built from the same manifest (the new
+/// revision ready at 1.5 s, the ingress programming at once), program the very steps the
+/// stand-in above serves and `--expect-rollout` expects: 1%, 34%, 67%, 100% of hello-00002 at
+/// T, T+1 s, T+2 s, T+3 s (live on the wall clock, within 100 ms).
+#[test]
+fn the_simulator_and_live_program_the_schedule_load_expects_for_the_same_manifest() {
+    let _live = one_live_run_at_a_time();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("load-rollout-sim");
+    std::fs::create_dir_all(dir.join("knative")).unwrap();
+    std::fs::copy(
+        root.join("scenarios/knative/hello-rollout.yaml"),
+        dir.join("knative/hello-rollout.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("s.yaml"),
+        "name: rollout-sim\nduration: 5s\nseed: 1\nservice:\n  manifest: knative/hello-rollout.yaml\n\
+         kubernetes:\n  readiness_delay: {constant: 0s}\ningress:\n  programming_delay: {constant: 0s}\n\
+         revisions:\n  - {name: hello-00001, service_time: {constant: 1ms}, pods: 2}\n\
+         \x20 - {name: hello-00002, service_time: {constant: 1ms}, pods: 2, startup: {constant: 500ms}}\n\
+         timeline:\n  - {at: 1s, create_revision: hello-00002}\narrivals:\n  constant: {rate: 100}\n",
+    )
+    .unwrap();
+    // T = 1.5 s: created at 1 s, started and ready 500 ms later.
+    let want: Vec<(f64, u64)> = [0.0, 1.0, 2.0, 3.0]
+        .iter()
+        .map(|s| (1.5 + s, new_revision_pct(*s)))
+        .collect();
+    // (command, tolerance in s)
+    for (command, tolerance) in [("run", 0.0), ("live", 0.1)] {
+        let out_dir = dir.join(format!("out-{command}"));
+        let out = crate::common::splitlab(&[
+            command,
+            dir.join("s.yaml").to_str().unwrap(),
+            "--out",
+            out_dir.to_str().unwrap(),
+        ]);
+        assert!(out.status.success(), "{command}: {}", text(&out.stderr));
+        let routes = std::fs::read_to_string(out_dir.join("routes.csv")).unwrap();
+        let steps: Vec<(f64, u64)> = routes
+            .lines()
+            .filter(|l| l.contains(",hello-00002,"))
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].parse().unwrap(), f[3].parse().unwrap())
+            })
+            .collect();
+        assert_eq!(steps.len(), want.len(), "{command}: {routes}");
+        for ((t, pct), (want_t, want_pct)) in steps.iter().zip(&want) {
+            assert_eq!(pct, want_pct, "{command}: {routes}");
+            assert!(
+                (t - want_t).abs() <= tolerance && *t >= *want_t,
+                "{command}: {t} vs {want_t}: {routes}"
+            );
+        }
     }
 }
