@@ -251,6 +251,23 @@ pub struct LoadArgs {
     /// The expected split, LABEL=PCT,... (sums to 100): drawn as the programmed split.
     #[arg(long, value_name = "SPLIT")]
     expect: Option<String>,
+    /// A Knative Service manifest whose rollout the run checks (instead of --expect): the
+    /// expected split over time is Knative's schedule for it, from --rollout-start
+    /// (docs/load.md).
+    #[arg(long, value_name = "MANIFEST")]
+    expect_rollout: Option<PathBuf>,
+    /// When the rollout started (its new revision became ready): RFC 3339, unix seconds, or now.
+    #[arg(long, value_name = "T")]
+    rollout_start: Option<String>,
+    /// How far a window looks around itself for the schedule's splits (clock skew, ingress
+    /// programming delay, an estimated --rollout-start).
+    #[arg(
+        long,
+        value_name = "D",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    rollout_slack: String,
     /// Labels to expect from a header classifier besides those in --expect (comma-separated).
     #[arg(long, value_name = "LIST")]
     labels: Option<String>,
@@ -496,8 +513,23 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         .map(|spec| super::accuracy::parse_split("--expect", spec))
         .transpose()?
         .map(|split| split.into_iter().map(|(l, p)| (l, i64::from(p))).collect());
-    if expect.is_none() && checks.iter().any(|c| c.quantity == Quantity::Split) {
-        bail!("--check split: needs the programmed split; give --expect LABEL=PCT,...");
+    match (&args.expect, &args.expect_rollout, &args.rollout_start) {
+        (Some(_), Some(_), _) => bail!(
+            "--expect and --expect-rollout: give one (a fixed split, or a Service whose rollout the run checks)"
+        ),
+        (_, Some(_), None) => bail!(
+            "--expect-rollout: needs --rollout-start T (RFC 3339, unix seconds, or now): when the new revision became ready"
+        ),
+        (_, None, Some(_)) => {
+            bail!("--rollout-start: only with --expect-rollout MANIFEST")
+        }
+        _ => {}
+    }
+    if expect.is_none()
+        && args.expect_rollout.is_none()
+        && checks.iter().any(|c| c.quantity == Quantity::Split)
+    {
+        bail!("--check split: needs the programmed split; give --expect LABEL=PCT,... or --expect-rollout MANIFEST");
     }
     // The process and the closed-loop choice.
     let (process, closed) = match (&args.rate, &args.schedule) {
@@ -541,8 +573,26 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             bail!("--duration or --max-requests is required (a load run always stops by itself)")
         }
     };
+    let rollout = match (&args.expect_rollout, &args.rollout_start) {
+        (Some(manifest), Some(start)) => Some(super::expect_rollout::prepare(
+            manifest,
+            start,
+            &args.rollout_slack,
+            Clock::unix_now_s(),
+            duration,
+        )?),
+        _ => None,
+    };
+    if let Some(r) = &rollout {
+        eprintln!("{}", r.note);
+    }
     // Labels and the classifier.
     let mut labels: Vec<String> = expect.iter().flatten().map(|(l, _)| l.clone()).collect();
+    for l in rollout.iter().flat_map(|r| r.labels()) {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
     let add_label = |l: &str, labels: &mut Vec<String>| -> usize {
         match labels.iter().position(|x| x == l) {
             Some(i) => i,
@@ -640,6 +690,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         })
         .transpose()?;
     let stop = Arc::new(AtomicBool::new(false));
+    let mut rollout_schedule = None;
     let result = runtime.block_on(async {
         for t in &targets.list {
             if !t.addr.ip().is_loopback() {
@@ -665,6 +716,11 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             recorder.programmed(SimTime::ZERO, "", expect);
         }
         let books = Books::new(recorder);
+        let feeder = rollout.as_ref().map(|r| {
+            let schedule = r.schedule(Clock::unix_now_s() - clock.wall_elapsed_s());
+            rollout_schedule = Some(schedule.clone());
+            tokio::spawn(super::expect_rollout::feed(books.clone(), clock, schedule))
+        });
         let arrivals_spec = ArrivalSpec {
             process: process.unwrap_or(ArrivalProcessSpec::Constant { rate_per_s: 1.0 }),
             tag_shares: vec![],
@@ -687,7 +743,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             max_in_flight: args.max_in_flight.max(1),
             record_routing: true,
         };
-        load::run(
+        let result = load::run(
             plan,
             targets.clone(),
             results,
@@ -696,7 +752,11 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             books,
             stop.clone(),
         )
-        .await
+        .await;
+        if let Some(f) = feeder {
+            f.abort();
+        }
+        result
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let wall_s = result.stats.pacing_wall_s;
@@ -745,7 +805,12 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
     if !checks.is_empty() {
-        let measured = measure(&report, &stats, &labels, &targets.names, expect.is_some());
+        let split = match (&rollout, &rollout_schedule) {
+            (Some(r), Some(schedule)) => r.findings(&report, schedule),
+            _ if expect.is_some() => check::split_findings(&report),
+            _ => None,
+        };
+        let measured = measure(&report, &stats, &labels, &targets.names, split);
         let mut failed = 0;
         for c in &checks {
             let v = c.judge(&measured);
@@ -834,7 +899,7 @@ fn measure(
     stats: &LoadStats,
     labels: &[String],
     target_names: &[String],
-    split: bool,
+    split: Option<check::SplitFindings>,
 ) -> check::Measured {
     let t = report.totals();
     let mut m = check::Measured {
@@ -845,11 +910,7 @@ fn measure(
             statuses: stats.overall.statuses.clone(),
         },
         labels: BTreeMap::new(),
-        split: if split {
-            check::split_findings(report)
-        } else {
-            None
-        },
+        split,
     };
     for (i, rev) in report.revisions().iter().enumerate() {
         m.labels.insert(

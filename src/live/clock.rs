@@ -33,6 +33,15 @@ impl Clock {
         Instant::now()
     }
 
+    /// The wall clock now as Unix seconds (for instants the user gives as calendar times,
+    /// such as `load --rollout-start`).
+    #[allow(clippy::disallowed_methods)] // the live mode is the one user of the wall clock
+    pub fn unix_now_s() -> f64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
+
     /// Scenario time now.
     pub fn now(&self) -> SimTime {
         self.at(Self::wall_now())

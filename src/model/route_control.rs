@@ -6,6 +6,8 @@
 //!   rollout annotation and the programmed generations, resolves the traffic against the
 //!   revisions that exist, steps the rollout with `reconcile_rollout`, and compiles the route
 //!   table. It also applies `kn service update` edits (kn's `compute`, then the webhook).
+//! - `rollout_timeline` plays `RouteControl` and an ingress with a fixed programming delay over
+//!   one rollout, as the simulator does, for `load --expect-rollout`'s expected split.
 //! - `DataPlane` is the ingress's view of one programmed table: a picker per group, the group of
 //!   each host and tag header, and the revision index of each split.
 //!
@@ -19,7 +21,7 @@ use std::collections::BTreeMap;
 use rand::Rng;
 
 use crate::model::arrival::Address;
-use crate::model::time::SimTime;
+use crate::model::time::{SimDuration, SimTime};
 use crate::routing::host::DomainConfig;
 use crate::routing::ingress::{
     MetricTag, RouteTable, RoutingFeatures, DEFAULT_ROUTE_HEADER, TAG_HEADER,
@@ -281,6 +283,170 @@ impl RouteControl {
     }
 }
 
+/// Upper bound on the reconciles and programmings `rollout_timeline` plays: a rollout has at most
+/// 99 steps per configuration, each one reconcile and one programming (plus the readiness
+/// reconcile); this only guards against a machine that never settles.
+const MAX_TIMELINE_EVENTS: usize = 10_000;
+
+/// One group's split: `(revision, percent)`, as the route table lists it.
+pub type GroupSplit = Vec<(String, i64)>;
+
+/// One group's split before a rollout (`None`) and from each time since its start on.
+pub type GroupSteps = Vec<(Option<SimDuration>, GroupSplit)>;
+
+/// What the data plane carries over a rollout, as `rollout_timeline` plays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RolloutTimeline {
+    /// Every group's split in steady state before the rollout (only `from` exists and is ready).
+    pub before: Vec<GroupChange>,
+    /// From `t` on (time since the rollout started, non-decreasing), the groups whose split the
+    /// newly applied generation changed.
+    pub steps: Vec<(SimDuration, Vec<GroupChange>)>,
+}
+
+impl RolloutTimeline {
+    /// The split of group `tag` (`""`: the route's main group) before the rollout and at each
+    /// step that changed it: `(t, split)`, the first at `None` (before the rollout).
+    pub fn group(&self, tag: &str) -> GroupSteps {
+        let find = |changes: &[GroupChange]| {
+            changes
+                .iter()
+                .find(|c| c.tag == tag)
+                .map(|c| c.splits.clone())
+        };
+        let mut out: GroupSteps = Vec::new();
+        if let Some(s) = find(&self.before) {
+            out.push((None, s));
+        }
+        for (t, changes) in &self.steps {
+            if let Some(s) = find(changes) {
+                out.push((Some(*t), s));
+            }
+        }
+        out
+    }
+}
+
+/// The route reconciler and the ingress over one rollout, played as the simulator plays them
+/// (`sim::world`: reconcile, program after the ingress's delay, `programmed`, reconcile again at
+/// each `next_at`): the Service's configuration has `from` as its latest ready revision (steady
+/// state), and at t = 0 `to` becomes its latest ready revision, which is when Knative's rollout
+/// starts (routing.md A4; serving `pkg/reconciler/route/route.go:331-383`). Every generation
+/// takes `programming_delay` to be applied, and ObserveReady sees that delay, so the step
+/// interval and the first step's time come out of the same code as in a simulated run.
+///
+/// `traffic` is the Service's validated `spec.traffic`; revisions it pins by name exist and are
+/// ready throughout. The play ends when nothing more is scheduled (the rollout is done) or when
+/// a reconcile is asked for later than `until`.
+pub fn rollout_timeline(
+    service: &ServiceSpec,
+    traffic: &[TrafficTarget],
+    from: &str,
+    to: &str,
+    programming_delay: SimDuration,
+    until: SimDuration,
+) -> RolloutTimeline {
+    let delay = SimDuration(programming_delay.as_nanos().max(0));
+    let mut control = RouteControl::new(service, traffic);
+    let mut names: Vec<&str> = traffic
+        .iter()
+        .filter(|t| !t.revision_name.is_empty())
+        .map(|t| t.revision_name.as_str())
+        .collect();
+    names.push(from);
+    names.sort_unstable();
+    names.dedup();
+    let groups_of = |control: &RouteControl| -> Vec<GroupChange> {
+        control
+            .desired_table()
+            .map(|t| {
+                t.groups
+                    .iter()
+                    .map(|g| GroupChange {
+                        tag: g.tag.clone(),
+                        splits: g
+                            .splits
+                            .iter()
+                            .map(|s| (s.revision.clone(), s.percent))
+                            .collect(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Steady state before the rollout: the ingress has applied the baseline.
+    let before_revs = ready_states(&names);
+    let start = SimTime::ZERO;
+    if let Some(gen) = control.reconcile(start, &before_revs, from).program {
+        control.programmed(gen);
+        control.reconcile(start, &before_revs, from);
+    }
+    let before = groups_of(&control);
+
+    // t = 0: `to` is created and ready, and becomes the latest ready revision.
+    names.push(to);
+    names.sort_unstable();
+    names.dedup();
+    let revs = ready_states(&names);
+    let mut applied = before.clone();
+    let mut steps: Vec<(SimDuration, Vec<GroupChange>)> = Vec::new();
+    // Pending programmings (apply time, generation), in time order (one delay for all).
+    let mut programs: std::collections::VecDeque<(SimTime, u64)> = Default::default();
+    let mut reconcile_at: Option<SimTime> = Some(start);
+    let end = start + until;
+    for _ in 0..MAX_TIMELINE_EVENTS {
+        // The next event: a programming before a reconcile at the same instant (it was
+        // scheduled first: the reconcile that asked for it ran earlier or at that instant).
+        let next_program = programs.front().map(|(t, _)| *t);
+        let now = match (next_program, reconcile_at) {
+            (Some(p), Some(r)) if p <= r => p,
+            (Some(p), None) => p,
+            (_, Some(r)) => r,
+            (None, None) => break,
+        };
+        if now > end {
+            break;
+        }
+        if next_program == Some(now) {
+            let (_, gen) = programs.pop_front().expect("a programming is due");
+            control.programmed(gen);
+            let groups = groups_of(&control);
+            let changed: Vec<GroupChange> = groups
+                .iter()
+                .filter(|g| !applied.contains(g))
+                .cloned()
+                .collect();
+            if !changed.is_empty() {
+                steps.push((now.since(start), changed));
+            }
+            applied = groups;
+        } else {
+            reconcile_at = None;
+        }
+        let out = control.reconcile(now, &revs, to);
+        if let Some(gen) = out.program {
+            programs.push_back((now + delay, gen));
+        }
+        if let Some(at) = out.next_at {
+            if reconcile_at.is_none_or(|t| at < t) {
+                reconcile_at = Some(at.max(now));
+            }
+        }
+    }
+    RolloutTimeline { before, steps }
+}
+
+/// Every revision of `names`, created and ready.
+fn ready_states<'a>(names: &[&'a str]) -> Vec<RevisionState<'a>> {
+    names
+        .iter()
+        .map(|n| RevisionState {
+            name: n,
+            ready: true,
+        })
+        .collect()
+}
+
 /// A change to one group's programmed split, for the run's `routes.csv`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupChange {
@@ -440,5 +606,173 @@ impl DataPlane {
             revision: self.group_revs[group][split],
             default_group: Some(group) == self.default_group,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: i64 = 1_000_000_000;
+
+    /// A group's splits over time, in nanoseconds.
+    type Rows = Vec<(Option<i64>, Vec<(String, i64)>)>;
+
+    fn service(rollout_secs: i64) -> ServiceSpec {
+        ServiceSpec {
+            name: "hello".into(),
+            namespace: "default".into(),
+            domain: "example.com".into(),
+            rollout_duration_secs: rollout_secs,
+            tag_header_routing: false,
+        }
+    }
+
+    fn latest(percent: i64, tag: &str) -> TrafficTarget {
+        TrafficTarget {
+            tag: tag.into(),
+            latest_revision: Some(true),
+            percent: Some(percent),
+            ..Default::default()
+        }
+    }
+
+    fn split(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+        pairs.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn the_main_group_follows_knatives_schedule() {
+        // Each row's schedule is computed by hand from serving's rollout.go (routing.md
+        // "computeProperties"): with the ingress's delay d, ObserveReady runs when the first 1%
+        // is applied (t = d), elapsed = d, minStepSec = max(1, ceil(d)), numSteps = (rd −
+        // minStepSec)/minStepSec, stepSize = round(99/numSteps), each step applied d after its
+        // reconcile.
+        // (what, rollout s, delay ns, main group's splits over time)
+        type Row<'a> = (&'a str, i64, i64, Rows);
+        let rows: Vec<Row> = vec![
+            (
+                // rd 4 s, no delay: minStep 1, numSteps 3, stepSize 33, one step a second
+                "4s, instant ingress",
+                4,
+                0,
+                vec![
+                    (None, split(&[("a", 100)])),
+                    (Some(0), split(&[("a", 99), ("b", 1)])),
+                    (Some(S), split(&[("a", 66), ("b", 34)])),
+                    (Some(2 * S), split(&[("a", 33), ("b", 67)])),
+                    (Some(3 * S), split(&[("b", 100)])),
+                ],
+            ),
+            (
+                // d = 1.5 s: minStep 2, d' = 2, numSteps 1, stepSize 99: one step 2 s after
+                // ObserveReady (t = 1.5), applied at 3.5 + 1.5 = 5 s
+                "4s, 1.5 s ingress",
+                4,
+                3 * S / 2,
+                vec![
+                    (None, split(&[("a", 100)])),
+                    (Some(3 * S / 2), split(&[("a", 99), ("b", 1)])),
+                    (Some(5 * S), split(&[("b", 100)])),
+                ],
+            ),
+            (
+                // rollout disabled: the switch is applied after the delay
+                "no rollout",
+                0,
+                S / 10,
+                vec![
+                    (None, split(&[("a", 100)])),
+                    (Some(S / 10), split(&[("b", 100)])),
+                ],
+            ),
+        ];
+        for (what, rd, delay, want) in rows {
+            let t = rollout_timeline(
+                &service(rd),
+                &[latest(100, "")],
+                "a",
+                "b",
+                SimDuration(delay),
+                SimDuration(3600 * S),
+            );
+            let got: Rows = t
+                .group("")
+                .into_iter()
+                .map(|(at, s)| (at.map(|d| d.as_nanos()), s))
+                .collect();
+            assert_eq!(got, want, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_pinned_revision_before_the_configuration_target_switches_the_main_group_at_once() {
+        // helloworld.yaml's traffic: 90% pinned to `a` (tag current), then 10% following the
+        // latest (tag candidate), rd 4 s, instant ingress. Before the rollout both main-group
+        // entries resolve to `a` and consolidate into the first, pinned one (latestRevision
+        // false), so the annotation has no main-group rollout for the configuration and the new
+        // revision's 10% arrives at once (routing.md "Consolidation is by revision name, and
+        // the first occurrence wins", TestBuildTrafficConfigurationConsolidated). The
+        // candidate tag's own group rolls at 100% as any configuration: 1, 34, 67, 100.
+        let traffic = [
+            TrafficTarget {
+                tag: "current".into(),
+                revision_name: "a".into(),
+                latest_revision: Some(false),
+                percent: Some(90),
+                ..Default::default()
+            },
+            latest(10, "candidate"),
+        ];
+        let t = rollout_timeline(
+            &service(4),
+            &traffic,
+            "a",
+            "b",
+            SimDuration(0),
+            SimDuration(3600 * S),
+        );
+        let at = |group: &str| -> Rows {
+            t.group(group)
+                .into_iter()
+                .map(|(at, s)| (at.map(|d| d.as_nanos()), s))
+                .collect()
+        };
+        assert_eq!(
+            at(""),
+            vec![
+                (None, split(&[("a", 100)])),
+                (Some(0), split(&[("a", 90), ("b", 10)])),
+            ]
+        );
+        assert_eq!(at("current"), vec![(None, split(&[("a", 100)]))]);
+        assert_eq!(
+            at("candidate"),
+            vec![
+                (None, split(&[("a", 100)])),
+                (Some(0), split(&[("a", 99), ("b", 1)])),
+                (Some(S), split(&[("a", 66), ("b", 34)])),
+                (Some(2 * S), split(&[("a", 33), ("b", 67)])),
+                (Some(3 * S), split(&[("b", 100)])),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_play_stops_at_until() {
+        // A 100 s rollout played for 10 s: the steps after 10 s are not there.
+        let t = rollout_timeline(
+            &service(100),
+            &[latest(100, "")],
+            "a",
+            "b",
+            SimDuration(0),
+            SimDuration(10 * S),
+        );
+        let main = t.group("");
+        assert!(main
+            .iter()
+            .all(|(at, _)| at.is_none_or(|d| d.as_nanos() <= 10 * S)));
+        assert!(main.len() > 3, "{main:?}");
     }
 }

@@ -233,9 +233,23 @@ pub struct SplitMiss {
     pub label: String,
     pub requests: u64,
     pub observed_pct: f64,
+    /// The expected share; with a rollout, the lowest the schedule reaches near the window.
     pub programmed_pct: f64,
-    /// The band's half-width, in points.
+    /// The highest expected share near the window (equal to `programmed_pct` for a fixed split).
+    pub programmed_hi_pct: f64,
+    /// The band's half-width, in points, on the side the observed share fell.
     pub half_pct: f64,
+}
+
+impl SplitMiss {
+    /// How far outside the band, in points.
+    fn excess_pct(&self) -> f64 {
+        if self.observed_pct < self.programmed_pct {
+            self.programmed_pct - self.half_pct - self.observed_pct
+        } else {
+            self.observed_pct - self.programmed_hi_pct - self.half_pct
+        }
+    }
 }
 
 /// The `split` check's findings.
@@ -256,10 +270,28 @@ pub fn split_findings(report: &RunReport) -> Option<SplitFindings> {
     let windows: Vec<usize> = (0..report.windows())
         .filter(|&w| {
             let programmed: f64 = (0..labels).map(|r| report.cell(w, r).programmed_pct).sum();
-            let n: u64 = (0..labels).map(|r| report.cell(w, r).routed_default).sum();
-            programmed > 0.0 && n > 0
+            programmed > 0.0
         })
         .collect();
+    split_findings_within(report, &windows, &|w, r| {
+        let p = report.cell(w, r).programmed_pct;
+        (p, p)
+    })
+}
+
+/// The cells of `windows` (those with requests) against expected shares that may lie anywhere
+/// in a range: `expected(window, label)` is `(lo, hi)` in percent, and a cell passes when its
+/// observed share is inside `[lo − z·se(lo), hi + z·se(hi)]` (with `lo == hi`, the binomial
+/// band `p ± z·sqrt(p(1−p)/n)`). `z` is Bonferroni-corrected over the cells checked. `None`
+/// when no window of `windows` has requests.
+pub fn split_findings_within(
+    report: &RunReport,
+    windows: &[usize],
+    expected: &dyn Fn(usize, usize) -> (f64, f64),
+) -> Option<SplitFindings> {
+    let labels = report.revisions().len();
+    let total = |w: usize| -> u64 { (0..labels).map(|r| report.cell(w, r).routed_default).sum() };
+    let windows: Vec<usize> = windows.iter().copied().filter(|&w| total(w) > 0).collect();
     if windows.is_empty() {
         return None;
     }
@@ -267,19 +299,29 @@ pub fn split_findings(report: &RunReport) -> Option<SplitFindings> {
     let z = normal_quantile(1.0 - SPLIT_ALPHA / (2.0 * cells as f64));
     let mut misses = Vec::new();
     for &w in &windows {
-        let n: u64 = (0..labels).map(|r| report.cell(w, r).routed_default).sum();
+        let n = total(w);
         for r in 0..labels {
-            let p = report.cell(w, r).programmed_pct / 100.0;
+            let (lo_pct, hi_pct) = expected(w, r);
+            let (lo, hi) = (lo_pct / 100.0, hi_pct / 100.0);
             let observed = report.cell(w, r).routed_default as f64 / n as f64;
-            let half = z * binomial_se(p, n);
+            let half_lo = z * binomial_se(lo, n);
+            let half_hi = z * binomial_se(hi, n);
             // A tiny tolerance: a share exactly on the band's edge (p = 0 or 1) is inside.
-            if (observed - p).abs() > half + 1e-12 {
+            let half = if observed < lo - half_lo - 1e-12 {
+                Some(half_lo)
+            } else if observed > hi + half_hi + 1e-12 {
+                Some(half_hi)
+            } else {
+                None
+            };
+            if let Some(half) = half {
                 misses.push(SplitMiss {
                     window: w,
                     label: report.revisions()[r].name.clone(),
                     requests: n,
                     observed_pct: observed * 100.0,
-                    programmed_pct: p * 100.0,
+                    programmed_pct: lo_pct,
+                    programmed_hi_pct: hi_pct,
                     half_pct: half * 100.0,
                 });
             }
@@ -322,7 +364,7 @@ impl Check {
             return match &m.split {
                 None => Verdict {
                     passed: false,
-                    value: "no window with a programmed split (give --expect)".into(),
+                    value: "no window with a programmed split and requests (give --expect or --expect-rollout)".into(),
                 },
                 Some(f) if f.misses.is_empty() => Verdict {
                     passed: true,
@@ -335,16 +377,20 @@ impl Check {
                     let worst = f
                         .misses
                         .iter()
-                        .max_by(|a, b| {
-                            let ea = (a.observed_pct - a.programmed_pct).abs() - a.half_pct;
-                            let eb = (b.observed_pct - b.programmed_pct).abs() - b.half_pct;
-                            ea.total_cmp(&eb)
-                        })
+                        .max_by(|a, b| a.excess_pct().total_cmp(&b.excess_pct()))
                         .expect("misses is not empty");
+                    let expected = if worst.programmed_hi_pct > worst.programmed_pct {
+                        format!(
+                            "{:.1}..{:.1}%",
+                            worst.programmed_pct, worst.programmed_hi_pct
+                        )
+                    } else {
+                        format!("{:.1}%", worst.programmed_pct)
+                    };
                     Verdict {
                         passed: false,
                         value: format!(
-                            "{} of {} cells ({} windows) outside the band (z {:.2}); worst: window {} {} {:.1}% of {} vs {:.1}% ± {:.1}",
+                            "{} of {} cells ({} windows) outside the band (z {:.2}); worst: window {} {} {:.1}% of {} vs {} ± {:.1}",
                             f.misses.len(),
                             f.cells,
                             f.windows,
@@ -353,7 +399,7 @@ impl Check {
                             worst.label,
                             worst.observed_pct,
                             worst.requests,
-                            worst.programmed_pct,
+                            expected,
                             worst.half_pct
                         ),
                     }
@@ -504,7 +550,7 @@ mod tests {
             (
                 "split",
                 false,
-                "no window with a programmed split (give --expect)",
+                "no window with a programmed split and requests (give --expect or --expect-rollout)",
             ),
         ];
         for (expr, passed, value) in cases {

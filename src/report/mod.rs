@@ -10,7 +10,8 @@
 //! exchange formats (`hdr`: `.hgrm` and V2 compressed base64); the
 //! bound-expression grammar of SLOs and its evaluator over a run (`bound`), their tally over
 //! seeds with the pass rate's confidence bound (`slo`, for `compare --slo` and `advise`); `load
-//! --check`'s subjects and verdicts over a load run (`check`);
+//! --check`'s subjects and verdicts over a load run (`check`), and the split a load run should
+//! observe during a rollout (`expect`);
 //! `advise`'s search, verdict and files (`advise`) and its frontier chart (`frontier`); the
 //! detection power of Flagger analysis settings from seeded runs, beside its analytic value
 //! (`plan`); a Prometheus registry and its text exposition format (`prometheus`), which the
@@ -27,6 +28,7 @@ pub mod chart;
 pub mod check;
 pub mod compare;
 pub mod diff;
+pub mod expect;
 pub mod frontier;
 pub mod hdr;
 pub mod html;

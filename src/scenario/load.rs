@@ -575,7 +575,12 @@ impl std::ops::DerefMut for ScenarioError {
 }
 
 impl ScenarioError {
-    fn in_file(file: &str, pos: Option<SourcePos>, path: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn in_file(
+        file: &str,
+        pos: Option<SourcePos>,
+        path: &str,
+        message: impl Into<String>,
+    ) -> Self {
         ScenarioError(Box::new(ScenarioErrorDetail {
             file: file.to_string(),
             pos: pos.filter(|p| p.line > 0),

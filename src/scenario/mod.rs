@@ -14,6 +14,7 @@ pub mod configmap;
 pub mod kube;
 pub mod load;
 pub mod manifest;
+pub mod rollout;
 pub mod shipped;
 pub mod spec;
 pub mod targets;

@@ -625,7 +625,8 @@ fn the_load_commands_in_the_docs_run_as_written() {
     let commands: Vec<&str> = docs
         .lines()
         .chain(readme.lines())
-        .filter(|l| l.starts_with("splitlab load "))
+        // The rollout's commands run against a rolling stand-in (load_rollout.rs).
+        .filter(|l| l.starts_with("splitlab load ") && !l.contains("--expect-rollout"))
         .collect();
     assert_eq!(commands.len(), 4, "three in docs/load.md, one in README.md");
     let targets_yaml = docs
