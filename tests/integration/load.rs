@@ -328,7 +328,7 @@ fn method_body_and_headers_reach_the_server_and_a_targets_file_splits_by_weight(
     // A bad targets file is named by file, line and field.
     std::fs::write(
         &targets,
-        "targets:\n  - name: main\n    url: https://127.0.0.1/\n",
+        "targets:\n  - name: main\n    url: ftp://127.0.0.1/\n",
     )
     .unwrap();
     let out = load(&[
@@ -341,7 +341,7 @@ fn method_body_and_headers_reach_the_server_and_a_targets_file_splits_by_weight(
     ]);
     assert_clear_error(
         &out,
-        "targets.yaml:3:10: targets[0].url: \"https://127.0.0.1/\": allowed: http://HOST[:PORT][/PATH]",
+        "targets.yaml:3:10: targets[0].url: \"ftp://127.0.0.1/\": allowed: http[s]://HOST[:PORT][/PATH]",
         "bad url",
     );
     // A bad --header is refused.
