@@ -716,11 +716,6 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
 
     let runtime = runtime()?;
     let (targets, target_desc) = runtime.block_on(build_targets(args))?;
-    if args.insecure {
-        eprintln!(
-            "WARNING: --insecure: certificates of https:// targets are NOT verified; anyone on the path can read and change this traffic"
-        );
-    }
     // Every label a check names must be one the run reports.
     if let Some(clash) = targets.names.iter().find(|n| labels.contains(n)) {
         bail!("--targets: target name {clash:?} is also a classifier label; rename the target");
@@ -752,6 +747,11 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--results: cannot create {}", path.display()))
         })
         .transpose()?;
+    if args.insecure {
+        eprintln!(
+            "WARNING: --insecure: certificates of https:// targets are NOT verified; anyone on the path can read and change this traffic"
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let result = runtime.block_on(async {
         for t in &targets.list {
