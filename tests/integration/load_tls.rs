@@ -19,7 +19,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use crate::common::{assert_balanced, assert_clear_error, splitlab, temp_dir, text};
-use crate::live::{one_live_run_at_a_time, summary};
+use crate::live::{count, one_live_run_at_a_time, summary};
 
 /// What a backend saw: per request, `VERSION AUTHORITY SNI` (`HTTP/2.0 127.0.0.1:4000 -`).
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -102,6 +102,11 @@ where
 /// A TLS backend with the certificate `cert_pem`/`key_pem`, serving HTTP/2 when the client
 /// offers `h2` by ALPN and HTTP/1.1 otherwise.
 fn start_tls_backend(cert_pem: &str, key_pem: &str) -> (u16, Seen) {
+    start_tls_backend_with_alpn(cert_pem, key_pem, &["h2", "http/1.1"])
+}
+
+/// A TLS backend that accepts the ALPN protocols `alpn` (in its order of preference).
+fn start_tls_backend_with_alpn(cert_pem: &str, key_pem: &str, alpn: &[&str]) -> (u16, Seen) {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .collect::<Result<_, _>>()
         .unwrap();
@@ -114,7 +119,7 @@ fn start_tls_backend(cert_pem: &str, key_pem: &str) -> (u16, Seen) {
     .with_no_client_auth()
     .with_single_cert(certs, key)
     .unwrap();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let seen = Seen::default();
     let seen_by_server = seen.clone();
@@ -252,6 +257,58 @@ fn cacert_is_trusted_and_http2_negotiates_h2_with_sni_from_the_host() {
     let out = run(&["--http2", "--host", "localhost", "--check", "h2.served==50"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(tally(&seen), ["HTTP/2.0 localhost localhost × 50"]);
+    // The closed loop over HTTP/2: each of the --connections workers owns one h2 connection.
+    let out = load(&[
+        "--target",
+        &url,
+        "--cacert",
+        &ca,
+        "--http2",
+        "--rate",
+        "max",
+        "--connections",
+        "3",
+        "--duration",
+        "500ms",
+        "--out",
+        out_s,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        load_json(&out_dir)["connections"],
+        serde_json::json!({"h2": 3})
+    );
+    let sent = count(&summary(&out_dir), "served");
+    assert_eq!(tally(&seen), [format!("HTTP/2.0 {here} - × {sent}")]);
+    // A server that does not speak h2 answers over HTTP/1.1: recorded, and a warning.
+    let (h1_port, h1_seen) = start_tls_backend_with_alpn(&cert, &key, &["http/1.1"]);
+    let h1_url = format!("https://127.0.0.1:{h1_port}/");
+    let out = load(&[
+        "--target",
+        &h1_url,
+        "--cacert",
+        &ca,
+        "--http2",
+        "--rate",
+        "200",
+        "--max-requests",
+        "20",
+        "--connections",
+        "1",
+        "--out",
+        out_s,
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: --http2: the server chose HTTP/1.1 (ALPN) on 1 of 1 connections"),
+        "{stderr}"
+    );
+    assert_eq!(summary(&out_dir)["protocol"], "http/1.1");
+    assert_eq!(
+        tally(&h1_seen),
+        [format!("HTTP/1.1 127.0.0.1:{h1_port} - × 20")]
+    );
     // A targets file with https URLs: each target's own Host header is its SNI.
     let targets = write(
         &dir,
