@@ -215,7 +215,8 @@ pub struct LoadArgs {
     /// --header, --method and --body apply to each target as defaults.
     #[arg(long, value_name = "FILE")]
     targets: Option<PathBuf>,
-    /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress).
+    /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress);
+    /// over TLS also the server name (SNI), over HTTP/2 the :authority.
     #[arg(long, value_name = "HOST")]
     host: Option<String>,
     /// A request header, 'NAME: VALUE' (repeatable; e.g. 'Knative-Serving-Tag: v2').
@@ -501,7 +502,7 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
             resolved.path.clone(),
             args.host.clone().unwrap_or(resolved.authority.clone()),
         ));
-        t.transport = transports.of(&resolved, &effective_host(&t))?;
+        t.transport = transports.of(&resolved, t.main_host())?;
         let addr = resolved.addr;
         return Ok((load::Targets::single(t), format!("{url} ({addr})")));
     }
@@ -549,22 +550,12 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
             None => {}
         }
         t.transport = transports
-            .of(&resolved, &effective_host(&t))
+            .of(&resolved, t.main_host())
             .with_context(|| format!("{name}: target {}", spec.name))?;
         desc.push(format!("{}={} ({addr})", spec.name, spec.url));
         list.push((spec.name, t, spec.weight));
     }
     Ok((load::Targets::weighted(list), desc.join(", ")))
-}
-
-/// The `Host` a target's requests carry: its own `Host` header, else `--host` or the URL's.
-fn effective_host(t: &Target) -> String {
-    t.headers
-        .iter()
-        .find(|(n, _)| *n == hyper::header::HOST)
-        .and_then(|(_, v)| v.to_str().ok())
-        .unwrap_or(&t.host)
-        .to_string()
 }
 
 /// Creates `out` and proves it writable, before any traffic (a run's outputs must not be lost

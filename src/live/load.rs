@@ -10,7 +10,9 @@
 //! - **Executors.** `Executor::Open` runs one task per request over a pool of at most
 //!   `connections` keep-alive connections (a request that finds them all busy waits for one, and
 //!   that wait counts in its latency). `Executor::Closed` (unlimited rate) runs `connections`
-//!   workers that each send back to back on their own connection, as wrk and oha do.
+//!   workers that each send back to back on their own connection, as wrk and oha do. A
+//!   connection (`client::Conn`) speaks HTTP/1.1 or HTTP/2, in cleartext or over TLS, and
+//!   carries one request at a time either way, so both executors mean the same with HTTP/2.
 //! - **Accounting.** A request is counted when it is created (`arrived`) and ends in exactly one
 //!   outcome: served (by a revision/label), 503 from a queue-proxy, 504 by source, client
 //!   timeout, error (connection error, other statuses; the cause is counted in `load.json`), or
@@ -90,6 +92,20 @@ impl Target {
         }
     }
 
+    /// The `Host` of requests to the main address: a `Host` among the extra headers (which
+    /// replace defaults, as every extra header does), else `host`. Over TLS it is also the
+    /// server name; over HTTP/2 the `:authority`.
+    pub fn main_host(&self) -> &str {
+        self.host_override().unwrap_or(&self.host)
+    }
+
+    fn host_override(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == HOST)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
     fn host_and_tag(&self, address: Address) -> (&str, Option<&str>) {
         let (host, tag) = match address {
             Address::Main => (self.host.as_str(), None),
@@ -99,14 +115,7 @@ impl Target {
                 Some(self.tag_names[i as usize].as_str()),
             ),
         };
-        // A `Host` among the extra headers replaces the default, as every extra header does.
-        let host = self
-            .headers
-            .iter()
-            .find(|(n, _)| *n == HOST)
-            .and_then(|(_, v)| v.to_str().ok())
-            .unwrap_or(host);
-        (host, tag)
+        (self.host_override().unwrap_or(host), tag)
     }
 }
 
@@ -1059,6 +1068,25 @@ mod tests {
         assert_eq!(c.label(&h, b"Hello World!\n"), Some(0));
         assert_eq!(c.label(&h, b"Hello Knative!\n"), Some(1));
         assert_eq!(c.label(&h, b"something else"), Some(2));
+    }
+
+    #[test]
+    fn targets_share_connections_only_with_the_same_address_and_transport() {
+        let t = |port: u16, transport: Transport| Target {
+            transport,
+            ..Target::new(([127, 0, 0, 1], port).into(), "/".into(), "h".into())
+        };
+        let targets = Targets::weighted(vec![
+            ("a".into(), t(1, Transport::Http1), 1),
+            // Same address and transport as a: one endpoint.
+            ("b".into(), t(1, Transport::Http1), 1),
+            // Same address, HTTP/2: its own connections.
+            ("c".into(), t(1, Transport::H2c), 1),
+            // Another address.
+            ("d".into(), t(2, Transport::Http1), 1),
+        ]);
+        assert_eq!(targets.endpoint_of, [0, 0, 1, 2]);
+        assert_eq!(targets.endpoints, 3);
     }
 
     #[test]
