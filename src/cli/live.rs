@@ -19,6 +19,7 @@ use hyper::Method;
 use regex::Regex;
 use serde::Deserialize;
 
+use crate::live::client::Transport;
 use crate::live::clock::Clock;
 use crate::live::gateway::{Backend, BackendState, Gateway};
 use crate::live::http::Pool;
@@ -201,7 +202,7 @@ pub const HISTOGRAMS_FILE: &str = "histograms.json";
 
 #[derive(Debug, clap::Args)]
 pub struct LoadArgs {
-    /// The endpoint, http://HOST[:PORT][/PATH]. Anything but loopback is contacted only
+    /// The endpoint, http[s]://HOST[:PORT][/PATH]. Anything but loopback is contacted only
     /// because you name it here.
     #[arg(
         long,
@@ -214,7 +215,8 @@ pub struct LoadArgs {
     /// --header, --method and --body apply to each target as defaults.
     #[arg(long, value_name = "FILE")]
     targets: Option<PathBuf>,
-    /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress).
+    /// The Host header to send (e.g. helloworld-go.default.example.com for a Knative ingress);
+    /// over TLS also the server name (SNI), over HTTP/2 the :authority.
     #[arg(long, value_name = "HOST")]
     host: Option<String>,
     /// A request header, 'NAME: VALUE' (repeatable; e.g. 'Knative-Serving-Tag: v2').
@@ -299,6 +301,21 @@ pub struct LoadArgs {
     /// Stream one JSON line per request to FILE as it ends (flushed at once).
     #[arg(long, value_name = "FILE")]
     results: Option<PathBuf>,
+    /// For https:// targets: trust only the CA certificates in this PEM file, instead of the
+    /// system's roots.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    cacert: Option<PathBuf>,
+    /// For https:// targets: do not verify the server's certificate (the traffic is encrypted
+    /// but anyone on the path can read and change it).
+    #[arg(long)]
+    insecure: bool,
+    /// HTTP/2 over TLS (ALPN h2, for https:// targets; the server may still choose HTTP/1.1).
+    #[arg(long, conflicts_with = "h2c")]
+    http2: bool,
+    /// HTTP/2 with prior knowledge over cleartext (h2c, for http:// targets), as a Knative
+    /// ingress serves h2c and gRPC revisions.
+    #[arg(long)]
+    h2c: bool,
 }
 
 /// A duration flag in Go syntax, positive.
@@ -310,25 +327,36 @@ fn duration_flag(flag: &str, value: &str) -> anyhow::Result<SimDuration> {
     }
 }
 
-/// Splits `http://host[:port][/path]` and resolves it.
-async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String)> {
+/// A resolved `http[s]://host[:port][/path]`.
+struct ResolvedUrl {
+    addr: SocketAddr,
+    /// Path and query.
+    path: String,
+    /// `host[:port]` as written.
+    authority: String,
+    https: bool,
+}
+
+/// Splits `http[s]://host[:port][/path]` and resolves it.
+async fn resolve_target(url: &str) -> anyhow::Result<ResolvedUrl> {
     let uri: hyper::Uri = url
         .parse()
-        .with_context(|| format!("--target {url:?}: not a URL (http://HOST[:PORT][/PATH])"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some(other) => bail!(
-            "--target {url:?}: scheme {other:?} is not supported; use http:// (e.g. the ingress's plain-HTTP port)"
-        ),
-        None => bail!("--target {url:?}: missing scheme; write http://{url}"),
-    }
+        .with_context(|| format!("--target {url:?}: not a URL (http[s]://HOST[:PORT][/PATH])"))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            bail!("--target {url:?}: scheme {other:?} is not supported; use http:// or https://")
+        }
+        None => bail!("--target {url:?}: missing scheme; write http://{url} or https://{url}"),
+    };
     let host = uri
         .host()
         .with_context(|| format!("--target {url:?}: missing host"))?
         .trim_start_matches('[')
         .trim_end_matches(']')
         .to_string();
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let path = uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.as_str().to_string());
@@ -340,7 +368,71 @@ async fn resolve_target(url: &str) -> anyhow::Result<(SocketAddr, String, String
     let authority = uri
         .authority()
         .map_or(host.clone(), |a| a.as_str().to_string());
-    Ok((addr, path, authority))
+    Ok(ResolvedUrl {
+        addr,
+        path,
+        authority,
+        https,
+    })
+}
+
+/// How the run's targets are reached: the protocol flags and, made once when some target is
+/// `https://`, the TLS client configuration.
+struct TransportChoice {
+    http2: bool,
+    h2c: bool,
+    trust: crate::live::tls::Trust,
+    tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl TransportChoice {
+    fn new(args: &LoadArgs) -> Self {
+        TransportChoice {
+            http2: args.http2,
+            h2c: args.h2c,
+            trust: match (&args.cacert, args.insecure) {
+                (Some(file), _) => crate::live::tls::Trust::CaFile(file.clone()),
+                (None, true) => crate::live::tls::Trust::Insecure,
+                (None, false) => crate::live::tls::Trust::System,
+            },
+            tls: None,
+        }
+    }
+
+    /// The transport of a target at `url` whose `Host` is `host` (the TLS server name).
+    fn of(&mut self, url: &ResolvedUrl, host: &str) -> anyhow::Result<Transport> {
+        use crate::live::tls;
+        if !url.https {
+            if self.http2 {
+                bail!(
+                    "--http2 is HTTP/2 over TLS (ALPN), for https:// targets; for HTTP/2 over cleartext http:// use --h2c"
+                );
+            }
+            return Ok(if self.h2c {
+                Transport::H2c
+            } else {
+                Transport::Http1
+            });
+        }
+        if self.h2c {
+            bail!(
+                "--h2c is HTTP/2 over cleartext, for http:// targets; for HTTP/2 over https:// use --http2"
+            );
+        }
+        let config = match &self.tls {
+            Some(c) => c.clone(),
+            None => {
+                let c = tls::client_config(&self.trust, self.http2)?;
+                self.tls = Some(c.clone());
+                c
+            }
+        };
+        let server_name = tls::server_name(host).context("the TLS server name (SNI)")?;
+        Ok(Transport::Tls {
+            server_name,
+            config,
+        })
+    }
 }
 
 /// Reads a schedule CSV into rate points (`scenario::load::read_rate_schedule`), each rate at
@@ -419,13 +511,16 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
         t.body = body.clone();
         t
     };
+    let mut transports = TransportChoice::new(args);
     if let Some(url) = &args.target {
-        let (addr, path, authority) = resolve_target(url).await?;
-        let t = with_defaults(Target::new(
-            addr,
-            path,
-            args.host.clone().unwrap_or(authority),
+        let resolved = resolve_target(url).await?;
+        let mut t = with_defaults(Target::new(
+            resolved.addr,
+            resolved.path.clone(),
+            args.host.clone().unwrap_or(resolved.authority.clone()),
         ));
+        t.transport = transports.of(&resolved, t.main_host())?;
+        let addr = resolved.addr;
         return Ok((load::Targets::single(t), format!("{url} ({addr})")));
     }
     let file = args
@@ -439,13 +534,14 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
     let mut list = Vec::new();
     let mut desc = Vec::new();
     for spec in specs {
-        let (addr, path, authority) = resolve_target(&spec.url)
+        let resolved = resolve_target(&spec.url)
             .await
             .with_context(|| format!("{name}: target {}", spec.name))?;
+        let addr = resolved.addr;
         let mut t = with_defaults(Target::new(
             addr,
-            path,
-            args.host.clone().unwrap_or(authority),
+            resolved.path.clone(),
+            args.host.clone().unwrap_or(resolved.authority.clone()),
         ));
         if let Some(m) = &spec.method {
             t.method = parse_method(&format!("{name}: target {}: method", spec.name), m)?;
@@ -470,6 +566,9 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
             }
             None => {}
         }
+        t.transport = transports
+            .of(&resolved, t.main_host())
+            .with_context(|| format!("{name}: target {}", spec.name))?;
         desc.push(format!("{}={} ({addr})", spec.name, spec.url));
         list.push((spec.name, t, spec.weight));
     }
@@ -689,6 +788,11 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--results: cannot create {}", path.display()))
         })
         .transpose()?;
+    if args.insecure {
+        eprintln!(
+            "WARNING: --insecure: certificates of https:// targets are NOT verified; anyone on the path can read and change this traffic"
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let mut rollout_schedule = None;
     let result = runtime.block_on(async {
@@ -761,7 +865,8 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let wall_s = result.stats.pacing_wall_s;
     let results_written = result.results.clone();
-    let (report, stats, interrupted) = result.report(wall_s);
+    let (mut report, stats, interrupted) = result.report(wall_s);
+    report.set_protocol(protocol_of(&stats));
     let description = format!(
         "# splitlab load\ntarget: {}\nrate: {}\nduration: {}\nconnections: {}\n",
         args.target
@@ -801,6 +906,13 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
     }
     say!("{}", failures_line(&report, &stats))?;
+    let h1 = stats.connections.get("http/1.1").copied().unwrap_or(0);
+    if args.http2 && h1 > 0 {
+        eprintln!(
+            "warning: --http2: the server chose HTTP/1.1 (ALPN) on {h1} of {} connections",
+            stats.connections.values().sum::<u64>()
+        );
+    }
     if interrupted {
         eprintln!("interrupted: outputs cover the run up to the signal");
     }
@@ -837,6 +949,13 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `summary.json` `protocol`: what the run's connections spoke, several joined with `+`
+/// (`h2`, `http/1.1`, `h2+http/1.1`); `None` when no connection was made.
+fn protocol_of(stats: &LoadStats) -> Option<String> {
+    let names: Vec<&str> = stats.connections.keys().copied().collect();
+    (!names.is_empty()).then(|| names.join("+"))
 }
 
 /// `failures: 3 of 400 requests (2 × HTTP 502, 1 × client timeout)`: every request not
@@ -1094,10 +1213,13 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             let mut st =
                 BackendState::new(vec![], stream(0, 0, Stream::ActivatorLb, i as u64), true);
             for url in urls {
-                let (addr, _, _) = resolve_target(url)
+                let resolved = resolve_target(url)
                     .await
                     .with_context(|| format!("{name}: backends.{rev}"))?;
-                st.endpoints.push(addr);
+                if resolved.https {
+                    bail!("{name}: backends.{rev}: {url:?}: the gateway reaches backends over http:// only");
+                }
+                st.endpoints.push(resolved.addr);
             }
             if st.endpoints.is_empty() {
                 bail!("{name}: backends.{rev}: no URLs");
@@ -1253,6 +1375,7 @@ fn write_load_json(
         "error_causes": stats.error_causes,
         "pacer_fell_behind_at_s": stats.pacer_fell_behind_at_s,
         "statuses": stats.overall.statuses,
+        "connections": stats.connections,
         "targets": target_names
             .iter()
             .enumerate()

@@ -10,7 +10,9 @@
 //! - **Executors.** `Executor::Open` runs one task per request over a pool of at most
 //!   `connections` keep-alive connections (a request that finds them all busy waits for one, and
 //!   that wait counts in its latency). `Executor::Closed` (unlimited rate) runs `connections`
-//!   workers that each send back to back on their own connection, as wrk and oha do.
+//!   workers that each send back to back on their own connection, as wrk and oha do. A
+//!   connection (`client::Conn`) speaks HTTP/1.1 or HTTP/2, in cleartext or over TLS, and
+//!   carries one request at a time either way, so both executors mean the same with HTTP/2.
 //! - **Accounting.** A request is counted when it is created (`arrived`) and ends in exactly one
 //!   outcome: served (by a revision/label), 503 from a queue-proxy, 504 by source, client
 //!   timeout, error (connection error, other statuses; the cause is counted in `load.json`), or
@@ -32,17 +34,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use regex::Regex;
 use tokio::sync::Semaphore;
 
+use super::client::{self, Conn, ConnPool, Transport};
 use super::clock::Clock;
 use super::http::{
-    connect, full, send_on, Body, Pool, SendError, ACTIVATOR_TIMEOUT_BODY, APP_ERROR_BODY,
-    CLIENT_HEADER, QP_APP_CRASHED_BODY, QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY,
-    REVISION_HEADER, TAG_HEADER,
+    full, ACTIVATOR_TIMEOUT_BODY, APP_ERROR_BODY, CLIENT_HEADER, QP_APP_CRASHED_BODY,
+    QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
 };
 use crate::model::arrival::{Address, ArrivalGen};
 use crate::model::rng::StreamRng;
@@ -71,6 +72,8 @@ pub struct Target {
     /// Sent after the defaults (`Host`, the tag header), replacing a default of the same name.
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
+    /// HTTP/1.1, h2c, or TLS (`client::Transport`).
+    pub transport: Transport,
 }
 
 impl Target {
@@ -85,15 +88,34 @@ impl Target {
             method: Method::GET,
             headers: vec![],
             body: Bytes::new(),
+            transport: Transport::Http1,
         }
     }
 
+    /// The `Host` of requests to the main address: a `Host` among the extra headers (which
+    /// replace defaults, as every extra header does), else `host`. Over TLS it is also the
+    /// server name; over HTTP/2 the `:authority`.
+    pub fn main_host(&self) -> &str {
+        self.host_override().unwrap_or(&self.host)
+    }
+
+    fn host_override(&self) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == HOST)
+            .and_then(|(_, v)| v.to_str().ok())
+    }
+
     fn host_and_tag(&self, address: Address) -> (&str, Option<&str>) {
-        match address {
-            Address::Main => (&self.host, None),
-            Address::Host(i) => (&self.tag_hosts[i as usize], None),
-            Address::Header(i) => (&self.host, Some(&self.tag_names[i as usize])),
-        }
+        let (host, tag) = match address {
+            Address::Main => (self.host.as_str(), None),
+            Address::Host(i) => (self.tag_hosts[i as usize].as_str(), None),
+            Address::Header(i) => (
+                self.host.as_str(),
+                Some(self.tag_names[i as usize].as_str()),
+            ),
+        };
+        (self.host_override().unwrap_or(host), tag)
     }
 }
 
@@ -107,6 +129,31 @@ pub struct Targets {
     /// empty for a run with the single `--target`.
     pub names: Vec<String>,
     cycle: Vec<u32>,
+    /// Per target, its endpoint: targets with the same address and transport share one, and
+    /// share connections.
+    endpoint_of: Vec<usize>,
+    endpoints: usize,
+}
+
+/// Numbers the distinct (address, transport) pairs of `list`, in order of first appearance.
+fn endpoints_of(list: &[Target]) -> (Vec<usize>, usize) {
+    let mut firsts: Vec<&Target> = Vec::new();
+    let of = list
+        .iter()
+        .map(|t| {
+            match firsts
+                .iter()
+                .position(|f| f.addr == t.addr && f.transport.same_as(&t.transport))
+            {
+                Some(i) => i,
+                None => {
+                    firsts.push(t);
+                    firsts.len() - 1
+                }
+            }
+        })
+        .collect();
+    (of, firsts.len())
 }
 
 /// The most a targets file's weights may add up to (the round-robin cycle's length).
@@ -119,6 +166,8 @@ impl Targets {
             list: vec![target],
             names: vec![],
             cycle: vec![0],
+            endpoint_of: vec![0],
+            endpoints: 1,
         }
     }
 
@@ -150,8 +199,16 @@ impl Targets {
             current[best] -= total;
             cycle.push(best as u32);
         }
-        let (names, list) = targets.into_iter().map(|(n, t, _)| (n, t)).unzip();
-        Targets { list, names, cycle }
+        let (names, list): (Vec<String>, Vec<Target>) =
+            targets.into_iter().map(|(n, t, _)| (n, t)).unzip();
+        let (endpoint_of, endpoints) = endpoints_of(&list);
+        Targets {
+            list,
+            names,
+            cycle,
+            endpoint_of,
+            endpoints,
+        }
     }
 
     /// The target of request `id`.
@@ -399,6 +456,8 @@ pub struct LoadStats {
     /// When the pacer fell more than the drain behind and stopped: the intended time (seconds)
     /// of the first request it did not create.
     pub pacer_fell_behind_at_s: Option<f64>,
+    /// Connections opened, by the protocol they speak (`client::Protocol::name`).
+    pub connections: BTreeMap<&'static str, u64>,
 }
 
 impl Default for LoadStats {
@@ -412,6 +471,7 @@ impl Default for LoadStats {
             error_causes: BTreeMap::new(),
             pacing_wall_s: 0.0,
             pacer_fell_behind_at_s: None,
+            connections: BTreeMap::new(),
         }
     }
 }
@@ -462,7 +522,7 @@ struct Shared {
     record_routing: bool,
     client_timeout: Option<Duration>,
     conns: Semaphore,
-    pool: Pool,
+    pool: ConnPool,
 }
 
 /// Runs `plan` against `target` on the current runtime and returns when arrivals are over and
@@ -487,7 +547,6 @@ pub async fn run(
     let shared = Arc::new(Shared {
         label_names,
         clock,
-        targets,
         results: results.map(Mutex::new),
         classifier,
         books,
@@ -495,7 +554,8 @@ pub async fn run(
         record_routing: plan.record_routing,
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
-        pool: Pool::default(),
+        pool: ConnPool::new(targets.endpoints),
+        targets,
     });
     let end_of_arrivals = SimTime::ZERO + plan.duration;
     let max_requests = plan.max_requests.unwrap_or(u64::MAX);
@@ -557,8 +617,8 @@ pub async fn run(
                 let next = next.clone();
                 let stop = stop.clone();
                 workers.push(tokio::spawn(async move {
-                    let mut conn: Option<SendRequest<Body>> = None;
-                    let mut conn_target = usize::MAX;
+                    let mut conn: Option<Conn> = None;
+                    let mut conn_endpoint = usize::MAX;
                     loop {
                         let now = Clock::wall_now();
                         if now >= deadline || stop.load(Ordering::Relaxed) {
@@ -575,12 +635,11 @@ pub async fn run(
                         // Sent now, as created: a closed loop has no intended time to lag.
                         lock_stats(&s.stats).sent += 1;
                         let target = s.targets.pick(id);
-                        if s.targets.list.get(conn_target).map(|t| t.addr)
-                            != Some(s.targets.list[target].addr)
-                        {
+                        let endpoint = s.targets.endpoint_of[target];
+                        if endpoint != conn_endpoint {
                             conn = None;
                         }
-                        conn_target = target;
+                        conn_endpoint = endpoint;
                         // Each request its own client, as arrivals without `clients` have.
                         let result = s
                             .exchange_on(&mut conn, target, Address::Main, id, id)
@@ -766,13 +825,13 @@ impl Shared {
             let Ok(_permit) = self.conns.acquire().await else {
                 return Exchanged::Failed("client closed".into());
             };
-            let addr = self.targets.list[target].addr;
-            let mut conn = self.pool.idle(addr);
+            let endpoint = self.targets.endpoint_of[target];
+            let mut conn = self.pool.idle(endpoint);
             let result = self
                 .exchange_on(&mut conn, target, address, client, id)
                 .await;
             if let Some(c) = conn {
-                self.pool.give_back(addr, c);
+                self.pool.give_back(endpoint, c);
             }
             result
         };
@@ -788,7 +847,7 @@ impl Shared {
     /// Sends one request on `conn` (opening it if needed); keeps `conn` only if reusable.
     async fn exchange_on(
         &self,
-        conn: &mut Option<SendRequest<Body>>,
+        conn: &mut Option<Conn>,
         target: usize,
         address: Address,
         client: u64,
@@ -803,30 +862,31 @@ impl Shared {
             Err(e) => return Exchanged::Failed(format!("bad path: {e}")),
         };
         let headers = req.headers_mut();
-        if let Ok(h) = HeaderValue::from_str(host) {
-            headers.insert(HOST, h);
-        }
         if let Some(tag) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert(TAG_HEADER, tag);
         }
         headers.insert(REQUEST_ID_HEADER, HeaderValue::from(id));
         headers.insert(CLIENT_HEADER, HeaderValue::from(client));
-        for (name, value) in &target.headers {
+        // The host goes in as the protocol wants it (`Host`, or HTTP/2's `:authority`).
+        for (name, value) in target.headers.iter().filter(|(n, _)| *n != HOST) {
             headers.insert(name.clone(), value.clone());
         }
         let mut c = match conn.take() {
             Some(c) if c.is_ready() => c,
-            _ => match connect(target.addr).await {
-                Ok(c) => c,
-                Err(e) => return Exchanged::Failed(format!("connect: {}", e.kind())),
+            _ => match client::connect(target.addr, &target.transport).await {
+                Ok(c) => {
+                    *lock_stats(&self.stats)
+                        .connections
+                        .entry(c.protocol().name())
+                        .or_default() += 1;
+                    c
+                }
+                Err(cause) => return Exchanged::Failed(cause),
             },
         };
-        let resp = match send_on(&mut c, req).await {
+        let resp = match c.send(req, host).await {
             Ok(r) => r,
-            Err(SendError::Request(e)) => return Exchanged::Failed(error_kind(&e)),
-            Err(SendError::Body(_)) => {
-                return Exchanged::Failed("reading the response body".into())
-            }
+            Err(cause) => return Exchanged::Failed(cause),
         };
         if c.is_ready() {
             *conn = Some(c);
@@ -953,16 +1013,6 @@ impl Shared {
     }
 }
 
-fn error_kind(e: &hyper::Error) -> String {
-    if e.is_closed() || e.is_incomplete_message() {
-        "connection closed".into()
-    } else if e.is_timeout() {
-        "timeout".into()
-    } else {
-        format!("http: {e}")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1018,6 +1068,25 @@ mod tests {
         assert_eq!(c.label(&h, b"Hello World!\n"), Some(0));
         assert_eq!(c.label(&h, b"Hello Knative!\n"), Some(1));
         assert_eq!(c.label(&h, b"something else"), Some(2));
+    }
+
+    #[test]
+    fn targets_share_connections_only_with_the_same_address_and_transport() {
+        let t = |port: u16, transport: Transport| Target {
+            transport,
+            ..Target::new(([127, 0, 0, 1], port).into(), "/".into(), "h".into())
+        };
+        let targets = Targets::weighted(vec![
+            ("a".into(), t(1, Transport::Http1), 1),
+            // Same address and transport as a: one endpoint.
+            ("b".into(), t(1, Transport::Http1), 1),
+            // Same address, HTTP/2: its own connections.
+            ("c".into(), t(1, Transport::H2c), 1),
+            // Another address.
+            ("d".into(), t(2, Transport::Http1), 1),
+        ]);
+        assert_eq!(targets.endpoint_of, [0, 0, 1, 2]);
+        assert_eq!(targets.endpoints, 3);
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! - `pod`: a revision's pod as an HTTP server whose handler is the queue-proxy.
 //! - `gateway`: the reverse proxy that routes with the shared data plane, with the activator.
 //! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
+//! - `client`: the load generator's connections: HTTP/1.1 or HTTP/2, over TCP or TLS.
+//! - `tls`: the client's TLS configuration (roots, `--cacert`, `--insecure`, ALPN, SNI).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
 //! - `http`: bodies, headers, Knative's error texts, upstream connections.
@@ -16,6 +18,7 @@
 //! Safety: everything binds 127.0.0.1 unless the user names another address, and every load
 //! run stops by itself (duration or request count, then a bounded drain).
 
+pub mod client;
 pub mod clock;
 pub mod gateway;
 pub mod http;
@@ -23,4 +26,5 @@ pub mod load;
 pub mod metrics;
 pub mod pod;
 pub mod prometheus;
+pub mod tls;
 pub mod world;

@@ -24,7 +24,9 @@
 //!   histograms; closed windows keep their percentiles as numbers.
 //! - Same calls ⇒ byte-identical files, apart from `engine.wall_s`, which the caller supplies.
 //!
-//! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `requests` {`arrived`,
+//! `summary.json` keys, in file order: `scenario`, `seed`, `mode`, `protocol` (only for
+//! `splitlab load`: the HTTP protocol its connections spoke, see `RunReport::set_protocol`),
+//! `requests` {`arrived`,
 //! `served`, `rejected_qp`, `expired_activator`, `expired_qp`, `client_cancelled`, `app_error`,
 //! `bad_gateway`, `errors`, `ingress_overflow`, `in_flight_at_end`}, `revisions` (revision index
 //! order) {the same eleven, `routed`,
@@ -820,6 +822,7 @@ impl RunRecorder {
             analysis: self.analysis,
             requests: self.spool.map(SpoolWriter::close),
             clamped_calls: self.clamped_calls,
+            protocol: None,
         };
         report.max_abs_error_pct = report.compute_max_abs_error_pct();
         report
@@ -967,9 +970,17 @@ pub struct RunReport {
     analysis: Option<AnalysisSummary>,
     requests: Option<SpoolFile>,
     clamped_calls: u64,
+    protocol: Option<String>,
 }
 
 impl RunReport {
+    /// `summary.json` `protocol`: what a load run's connections spoke (`http/1.1`, `h2`,
+    /// `h2c`; several joined with `+`). Left out of `summary.json` when never set (simulated
+    /// runs, `splitlab live`) or set to `None` (no connection was made).
+    pub fn set_protocol(&mut self, protocol: Option<String>) {
+        self.protocol = protocol;
+    }
+
     pub fn meta(&self) -> &RunMeta {
         &self.meta
     }
@@ -1172,6 +1183,7 @@ impl RunReport {
             scenario: &self.meta.scenario,
             seed: self.meta.seed,
             mode: &self.meta.mode,
+            protocol: self.protocol.as_deref(),
             requests: &self.totals,
             revisions: RevisionsDoc(&self.revisions, self.worst_windows()),
             cost: CostDoc {
@@ -1334,6 +1346,8 @@ struct SummaryDoc<'a> {
     scenario: &'a str,
     seed: u64,
     mode: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    protocol: Option<&'a str>,
     requests: &'a Counts,
     revisions: RevisionsDoc<'a>,
     cost: CostDoc,

@@ -4,7 +4,7 @@
 //! ```yaml
 //! targets:
 //!   - name: main                      # the label in load.json, --results and --check (v2.p99_ms)
-//!     url: http://127.0.0.1:8080/     # http://HOST[:PORT][/PATH]
+//!     url: http://127.0.0.1:8080/     # http[s]://HOST[:PORT][/PATH]
 //!     weight: 3                       # share of the requests: weight / sum of weights (default 1)
 //!     headers: {Host: hello.default.example.com}
 //!   - name: v2
@@ -139,12 +139,12 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<TargetSpec>, YamlError> {
         }
         let url = &t.url.value;
         match url.parse::<hyper::Uri>() {
-            Ok(u) if u.scheme_str() == Some("http") && u.host().is_some() => {}
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
             _ => {
                 return Err(err(
                     SourcePos::of_location(t.url.referenced, offset),
                     at("url"),
-                    format!("{url:?}: allowed: http://HOST[:PORT][/PATH]"),
+                    format!("{url:?}: allowed: http[s]://HOST[:PORT][/PATH]"),
                 ))
             }
         }
@@ -252,8 +252,8 @@ mod tests {
         // (the second target's lines, fragment of the message)
         let cases = [
             (
-                "  - name: b\n    url: https://x/\n",
-                "t.yaml:5:10: targets[1].url: \"https://x/\": allowed: http://HOST[:PORT][/PATH]",
+                "  - name: b\n    url: ftp://x/\n",
+                "t.yaml:5:10: targets[1].url: \"ftp://x/\": allowed: http[s]://HOST[:PORT][/PATH]",
             ), // a scheme load cannot speak
             (
                 "  - name: b\n    url: http://x/\n    weight: 0\n",
