@@ -938,12 +938,20 @@ pub struct GatewayArgs {
     /// The gateway config (YAML): service, traffic, backends.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on. Anything but loopback exposes the gateway beyond this machine
+    /// and is announced with a warning on stderr.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Stop after this long (Go duration); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "D")]
     duration: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. ALPN offers h2 and
+    /// http/1.1.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// `splitlab gateway --config FILE`.
@@ -1082,12 +1090,25 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             pool: Pool::default(),
             hooks: None,
             activator_metrics: Vec::new(),
+            stats: Default::default(),
         });
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::live::tls_server::acceptor(cert, key)?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        say!("gateway: listening on http://{local}")?;
+        if !local.ip().is_loopback() {
+            eprintln!(
+                "gateway: WARNING: listening on {local}, which is not loopback: anyone who can \
+                 reach this machine can send requests through the gateway to its backends \
+                 (use --listen 127.0.0.1:PORT to keep it local)"
+            );
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        say!("gateway: listening on {scheme}://{local}")?;
         for c in &changes {
             let tag = if c.tag.is_empty() {
                 "(default)"
@@ -1101,7 +1122,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(stop.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(gw.serve(listener, rx));
+        let server = tokio::spawn(gw.clone().serve_tls(listener, tls, rx));
         let clock = Clock::start(1.0);
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -1112,7 +1133,18 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = tx.send(true);
         let _ = server.await;
-        say!("gateway: stopped")?;
+        let errors = gw.stats.errors();
+        let causes: Vec<String> = errors.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        say!(
+            "gateway: stopped: requests {}  errors {}{}",
+            gw.stats.requests(),
+            errors.values().sum::<u64>(),
+            if causes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", causes.join(", "))
+            }
+        )?;
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
