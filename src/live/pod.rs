@@ -640,7 +640,9 @@ mod tests {
                 .expect("the pod accepts h2c");
             for _ in 0..2 {
                 let mut req = Request::new(full(bytes::Bytes::new()));
-                *req.uri_mut() = format!("http://{}/", pod.addr).parse().expect("a valid URI");
+                *req.uri_mut() = format!("http://{}/", pod.addr)
+                    .parse()
+                    .expect("a valid URI");
                 *req.version_mut() = hyper::Version::HTTP_2;
                 let resp = h2.send_request(req).await.expect("an h2 answer");
                 assert_eq!(resp.version(), hyper::Version::HTTP_2);
