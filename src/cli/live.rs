@@ -1100,12 +1100,8 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        if !local.ip().is_loopback() {
-            eprintln!(
-                "gateway: WARNING: listening on {local}, which is not loopback: anyone who can \
-                 reach this machine can send requests through the gateway to its backends \
-                 (use --listen 127.0.0.1:PORT to keep it local)"
-            );
+        if let Some(warning) = exposure_warning(local) {
+            eprintln!("{warning}");
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         say!("gateway: listening on {scheme}://{local}")?;
@@ -1149,6 +1145,18 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The warning `gateway` prints when it listens beyond loopback (an unspecified address such
+/// as 0.0.0.0 is every interface): it then relays anyone's requests to its backends.
+fn exposure_warning(local: SocketAddr) -> Option<String> {
+    (!local.ip().is_loopback()).then(|| {
+        format!(
+            "gateway: WARNING: listening on {local}, which is not loopback: anyone who can reach \
+             this machine can send requests through the gateway to its backends (use --listen \
+             127.0.0.1:PORT to keep it local)"
+        )
+    })
 }
 
 // ------------------------------------------------------------------ shared
@@ -1282,4 +1290,35 @@ fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_beyond_loopback_is_warned_about() {
+        // (address, warned)
+        let cases = [
+            ("127.0.0.1:8080", false),  // the default
+            ("127.0.0.2:8080", false),  // all of 127.0.0.0/8 is loopback
+            ("[::1]:8080", false),      // IPv6 loopback
+            ("0.0.0.0:8080", true),     // every interface
+            ("[::]:8080", true),        // every interface, IPv6
+            ("192.168.1.5:8080", true), // a LAN address
+        ];
+        for (addr, warned) in cases {
+            let addr: SocketAddr = addr.parse().expect("a valid address");
+            let got = exposure_warning(addr);
+            assert_eq!(got.is_some(), warned, "{addr}: {got:?}");
+            if let Some(w) = got {
+                assert!(
+                    w.starts_with(&format!(
+                        "gateway: WARNING: listening on {addr}, which is not loopback"
+                    )),
+                    "{w}"
+                );
+            }
+        }
+    }
 }
