@@ -635,10 +635,9 @@ impl hyper::body::Body for Counted {
                     }
                 }
             }
-            Poll::Ready(Some(Err(_))) => {
-                if self.headers.take().is_some() {
-                    self.stats.error("upstream body failed".into());
-                }
+            Poll::Ready(Some(Err(_))) if self.headers.is_some() => {
+                self.headers = None;
+                self.stats.error("upstream body failed".into());
             }
             _ => {}
         }
