@@ -183,6 +183,25 @@ pub async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
     Ok(send)
 }
 
+/// Opens an HTTP/1.1 connection to `addr` for relaying: its read buffer is capped at
+/// `MAX_HEADER_BYTES` (hyper's default lets it grow to about 400 KiB), so a relayed body moves
+/// in frames of at most that size and each response held by a slow client costs the gateway
+/// a few such frames (its server side's write buffer has the same cap).
+pub async fn connect_upstream(addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        // The connection ends when the peer closes it or every sender is dropped.
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
 /// Opens an HTTP/2 connection to `addr` with prior knowledge (h2c) and drives it on the
 /// runtime.
 pub async fn connect_h2c(addr: SocketAddr) -> std::io::Result<http2::SendRequest<Body>> {
@@ -221,11 +240,11 @@ impl Pool {
         std::iter::from_fn(|| conns.pop()).find(SendRequest::is_ready)
     }
 
-    /// An idle connection to `addr`, or a new one.
+    /// An idle connection to `addr`, or a new one (`connect_upstream`).
     pub async fn take(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
         match self.idle(addr) {
             Some(c) => Ok(c),
-            None => connect(addr).await,
+            None => connect_upstream(addr).await,
         }
     }
 

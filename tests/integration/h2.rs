@@ -373,8 +373,10 @@ fn forty_clients_that_do_not_read_a_15_mib_response_leave_the_gateway_small() {
         return;
     };
     eprintln!("the gateway's peak RSS: {peak} KiB");
-    // 40 × 15 MiB is 600 MiB; streaming holds each connection's buffers (a few hundred KiB).
-    assert!(peak < 128 << 10, "the gateway's peak RSS was {peak} KiB");
+    // 40 × 15 MiB is 600 MiB; streaming holds each connection's buffers (a few hundred KiB;
+    // about 33 MiB in all for the debug build, 60 MiB before the upstream read buffer was
+    // capped).
+    assert!(peak < 64 << 10, "the gateway's peak RSS was {peak} KiB");
 }
 
 /// A self-signed certificate for `localhost`, written as PEM files in `dir`.
