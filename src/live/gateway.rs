@@ -12,6 +12,16 @@
 //!   proxied, gets 504 `activator request timeout` and the upstream request is cancelled.
 //! - Upstream failures give 502 with the error text; the revision's answers (200, 503, 504) are
 //!   relayed. Every response names the revision in `Knative-Serving-Revision`.
+//! - **Protocols** (`http::serve_tls`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
+//!   optional; each HTTP/2 request is routed on its own, as Envoy routes streams. An HTTP/2
+//!   request goes upstream over h2c (gRPC needs HTTP/2 end to end), trailers included.
+//! - **Streaming** (`http::exchange`): in Serve mode a response's body is relayed as the client
+//!   reads it, with backpressure; the activator stage reads its pod's short answer whole, as it
+//!   holds the pod's slot until the answer is complete. The in-flight gauge counts a Serve-mode
+//!   request until its response head is relayed.
+//! - **Outcomes** (`GatewayStats`): every request is counted, and an error by cause
+//!   (`http::error_cause`: `HTTP N` for 400 and above, `grpc-status N` for a failed gRPC call
+//!   answered with HTTP 200, in its head or its trailers).
 //! - The server binds what it is given (127.0.0.1 unless the user names another address);
 //!   malformed requests and oversized headers are answered 400/431 by hyper and never reach
 //!   the handler.
@@ -317,13 +327,15 @@ impl Gateway {
             self.stats.error(cause);
             return resp;
         }
-        let (parts, body) = resp.into_parts();
-        let counted = Counted {
-            inner: body,
-            headers: Some(parts.headers.clone()),
-            stats: self.stats.clone(),
-        };
-        Response::from_parts(parts, counted.boxed())
+        // Its head said nothing wrong: the trailers (or a failing body) may yet.
+        resp.map(|body| {
+            Counted {
+                inner: body,
+                counted: false,
+                stats: self.stats.clone(),
+            }
+            .boxed()
+        })
     }
 
     async fn route_and_forward(&self, req: Request<Incoming>) -> Response<Body> {
@@ -611,8 +623,8 @@ impl Drop for Seat<'_> {
 /// passes through untouched.
 struct Counted {
     inner: Body,
-    /// The response's headers, until its outcome is counted.
-    headers: Option<HeaderMap>,
+    /// Whether it was counted as an error already.
+    counted: bool,
     stats: Arc<GatewayStats>,
 }
 
@@ -627,16 +639,17 @@ impl hyper::body::Body for Counted {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
-                if let Some(trailers) = frame.trailers_ref() {
-                    if let Some(headers) = self.headers.take() {
-                        if let Some(cause) = grpc_error(&headers, Some(trailers)) {
-                            self.stats.error(cause);
-                        }
-                    }
+                // The head's `grpc-status`, if any, was 0: the trailers' decides.
+                let cause = frame
+                    .trailers_ref()
+                    .and_then(|t| grpc_error(&HeaderMap::new(), Some(t)));
+                if let Some(cause) = cause.filter(|_| !self.counted) {
+                    self.counted = true;
+                    self.stats.error(cause);
                 }
             }
-            Poll::Ready(Some(Err(_))) if self.headers.is_some() => {
-                self.headers = None;
+            Poll::Ready(Some(Err(_))) if !self.counted => {
+                self.counted = true;
                 self.stats.error("upstream body failed".into());
             }
             _ => {}

@@ -1,5 +1,7 @@
-//! HTTP pieces shared by the live servers, the gateway and the load generator: body types, the
-//! header names, Knative's error responses, connection set-up and the upstream connection pool.
+//! HTTP pieces shared by the live servers, the gateway and the load generator: the server
+//! (HTTP/1.1 and HTTP/2 on one port, TLS optional), body types, the header names, Knative's
+//! error responses, connection set-up, the upstream connection pool and the streaming relay,
+//! and the classification of a response as an error (`error_cause`, gRPC-aware).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
