@@ -400,8 +400,19 @@ struct Relayed {
 
 impl Relayed {
     fn ended(&mut self) {
-        if let Some((pool, addr, conn)) = self.conn.take() {
+        let Some((pool, addr, mut conn)) = self.conn.take() else {
+            return;
+        };
+        if conn.is_ready() {
             pool.give_back(addr, conn);
+        } else if !conn.is_closed() {
+            // The connection's task has not yet seen the end of the response it just
+            // delivered: it goes back once it has (at once on an idle runtime).
+            tokio::spawn(async move {
+                if conn.ready().await.is_ok() {
+                    pool.give_back(addr, conn);
+                }
+            });
         }
     }
 }
