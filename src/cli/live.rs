@@ -1118,12 +1118,20 @@ pub struct GatewayArgs {
     /// The gateway config (YAML): service, traffic, backends.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
-    /// Address to listen on.
+    /// Address to listen on. Anything but loopback exposes the gateway beyond this machine
+    /// and is announced with a warning on stderr.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Stop after this long (Go duration); default: until Ctrl-C or SIGTERM.
     #[arg(long, value_name = "D")]
     duration: Option<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key. ALPN offers h2 and
+    /// http/1.1.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 /// `splitlab gateway --config FILE`.
@@ -1265,12 +1273,21 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             pool: Pool::default(),
             hooks: None,
             activator_metrics: Vec::new(),
+            stats: Default::default(),
         });
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::live::tls_server::acceptor(cert, key)?),
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        say!("gateway: listening on http://{local}")?;
+        if let Some(warning) = exposure_warning(local) {
+            eprintln!("{warning}");
+        }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        say!("gateway: listening on {scheme}://{local}")?;
         for c in &changes {
             let tag = if c.tag.is_empty() {
                 "(default)"
@@ -1284,7 +1301,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(stop.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(gw.serve(listener, rx));
+        let server = tokio::spawn(gw.clone().serve_tls(listener, tls, rx));
         let clock = Clock::start(1.0);
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -1295,11 +1312,34 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         }
         let _ = tx.send(true);
         let _ = server.await;
-        say!("gateway: stopped")?;
+        let errors = gw.stats.errors();
+        let causes: Vec<String> = errors.iter().map(|(c, n)| format!("{c}: {n}")).collect();
+        say!(
+            "gateway: stopped: requests {}  errors {}{}",
+            gw.stats.requests(),
+            errors.values().sum::<u64>(),
+            if causes.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", causes.join(", "))
+            }
+        )?;
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
+}
+
+/// The warning `gateway` prints when it listens beyond loopback (an unspecified address such
+/// as 0.0.0.0 is every interface): it then relays anyone's requests to its backends.
+fn exposure_warning(local: SocketAddr) -> Option<String> {
+    (!local.ip().is_loopback()).then(|| {
+        format!(
+            "gateway: WARNING: listening on {local}, which is not loopback: anyone who can reach \
+             this machine can send requests through the gateway to its backends (use --listen \
+             127.0.0.1:PORT to keep it local)"
+        )
+    })
 }
 
 // ------------------------------------------------------------------ shared
@@ -1434,4 +1474,35 @@ fn print_load_stats(stats: &LoadStats) -> std::io::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_beyond_loopback_is_warned_about() {
+        // (address, warned)
+        let cases = [
+            ("127.0.0.1:8080", false),  // the default
+            ("127.0.0.2:8080", false),  // all of 127.0.0.0/8 is loopback
+            ("[::1]:8080", false),      // IPv6 loopback
+            ("0.0.0.0:8080", true),     // every interface
+            ("[::]:8080", true),        // every interface, IPv6
+            ("192.168.1.5:8080", true), // a LAN address
+        ];
+        for (addr, warned) in cases {
+            let addr: SocketAddr = addr.parse().expect("a valid address");
+            let got = exposure_warning(addr);
+            assert_eq!(got.is_some(), warned, "{addr}: {got:?}");
+            if let Some(w) = got {
+                assert!(
+                    w.starts_with(&format!(
+                        "gateway: WARNING: listening on {addr}, which is not loopback"
+                    )),
+                    "{w}"
+                );
+            }
+        }
+    }
 }

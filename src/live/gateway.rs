@@ -12,27 +12,40 @@
 //!   proxied, gets 504 `activator request timeout` and the upstream request is cancelled.
 //! - Upstream failures give 502 with the error text; the revision's answers (200, 503, 504) are
 //!   relayed. Every response names the revision in `Knative-Serving-Revision`.
+//! - **Protocols** (`http::serve_tls`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
+//!   optional; each HTTP/2 request is routed on its own, as Envoy routes streams. An HTTP/2
+//!   request goes upstream over h2c (gRPC needs HTTP/2 end to end), trailers included.
+//! - **Streaming** (`http::exchange`): in Serve mode a response's body is relayed as the client
+//!   reads it, with backpressure; the activator stage reads its pod's short answer whole, as it
+//!   holds the pod's slot until the answer is complete. The in-flight gauge counts a Serve-mode
+//!   request until its response head is relayed.
+//! - **Outcomes** (`GatewayStats`): every request is counted, and an error by cause
+//!   (`http::error_cause`: `HTTP N` for 400 and above, `grpc-status N` for a failed gRPC call
+//!   answered with HTTP 200, in its head or its trailers).
 //! - The server binds what it is given (127.0.0.1 unless the user names another address);
 //!   malformed requests and oversized headers are answered 400/431 by hyper and never reach
 //!   the handler.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::header::HeaderValue;
-use hyper::{Request, Response, StatusCode};
+use hyper::{HeaderMap, Request, Response, StatusCode};
 use rand::RngExt;
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    exchange, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, REVISION_HEADER,
-    TAG_HEADER,
+    error_cause, exchange, grpc_error, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY,
+    CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
@@ -204,6 +217,38 @@ pub struct Gateway {
     pub hooks: Option<Hooks>,
     /// Each activator replica's Knative metrics (`live::metrics`), in a live run.
     pub activator_metrics: Vec<Arc<ActivatorMetrics>>,
+    /// What the gateway answered, for `splitlab gateway`'s closing line.
+    pub stats: Arc<GatewayStats>,
+}
+
+/// The gateway's count of requests and of errors by cause (`http::error_cause`: an HTTP
+/// status of 400 or above, a gRPC status other than 0, a body that failed on the way).
+#[derive(Debug, Default)]
+pub struct GatewayStats {
+    requests: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl GatewayStats {
+    /// Requests the gateway answered (or is answering).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Errors by cause, in cause order.
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.lock_errors().clone()
+    }
+
+    fn error(&self, cause: String) {
+        *self.lock_errors().entry(cause).or_default() += 1;
+    }
+
+    fn lock_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.errors
+            .lock()
+            .expect("stats lock is never poisoned: no code panics while holding it")
+    }
 }
 
 impl Backend {
@@ -217,7 +262,18 @@ impl Backend {
 impl Gateway {
     /// Serves on `listener` until `stop` turns true (`http::serve`).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: watch::Receiver<bool>) {
-        super::http::serve(listener, stop, move |req| {
+        self.serve_tls(listener, None, stop).await;
+    }
+
+    /// Serves on `listener`, TLS first when `tls` is set, until `stop` turns true
+    /// (`http::serve_tls`).
+    pub async fn serve_tls(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        stop: watch::Receiver<bool>,
+    ) {
+        super::http::serve_tls(listener, tls, stop, move |req| {
             let gw = self.clone();
             async move { gw.handle(req).await }
         })
@@ -262,7 +318,27 @@ impl Gateway {
         }
     }
 
+    /// Answers a request and counts its outcome: at once when its head says it failed, else
+    /// when its body ends (a gRPC status arrives in the trailers).
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+        self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = self.route_and_forward(req).await;
+        if let Some(cause) = error_cause(resp.status(), resp.headers(), None) {
+            self.stats.error(cause);
+            return resp;
+        }
+        // Its head said nothing wrong: the trailers (or a failing body) may yet.
+        resp.map(|body| {
+            Counted {
+                inner: body,
+                counted: false,
+                stats: self.stats.clone(),
+            }
+            .boxed()
+        })
+    }
+
+    async fn route_and_forward(&self, req: Request<Incoming>) -> Response<Body> {
         // Route by the borrowed headers: nothing is copied on the request path.
         let mut req = req;
         let (routed, append) = {
@@ -416,7 +492,20 @@ impl Gateway {
             drop(seat);
             return meter.finish(text(StatusCode::BAD_GATEWAY, "pod is gone\n"));
         };
-        let resp = match tokio::time::timeout_at(deadline, exchange(&self.pool, addr, req)).await {
+        // The activator holds the pod's slot until the answer is complete, so it reads the
+        // pod's (short) answer whole here, under the revision timeout, trailers included.
+        let whole = async {
+            let (parts, body) = exchange(&self.pool, addr, req).await?.into_parts();
+            let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| format!("reading the response of {addr}: {e}"))?;
+            let body = collected
+                .map_err(|never: std::convert::Infallible| match never {})
+                .boxed();
+            Ok(Response::from_parts(parts, body))
+        };
+        let resp = match tokio::time::timeout_at(deadline, whole).await {
             Ok(r) => relay(r),
             // Dropping the exchange closes its connection: the queue-proxy drops the request.
             Err(_) => text(StatusCode::GATEWAY_TIMEOUT, ACTIVATOR_TIMEOUT_BODY),
@@ -529,10 +618,58 @@ impl Drop for Seat<'_> {
     }
 }
 
+/// A response body on its way to the client, counted as an error if its trailers carry a
+/// gRPC status other than 0 or it fails on the way. Only trailers are looked at: the data
+/// passes through untouched.
+struct Counted {
+    inner: Body,
+    /// Whether it was counted as an error already.
+    counted: bool,
+    stats: Arc<GatewayStats>,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                // The head's `grpc-status`, if any, was 0: the trailers' decides.
+                let cause = frame
+                    .trailers_ref()
+                    .and_then(|t| grpc_error(&HeaderMap::new(), Some(t)));
+                if let Some(cause) = cause.filter(|_| !self.counted) {
+                    self.counted = true;
+                    self.stats.error(cause);
+                }
+            }
+            Poll::Ready(Some(Err(_))) if !self.counted => {
+                self.counted = true;
+                self.stats.error("upstream body failed".into());
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// The upstream's answer, or 502 with the error text.
-fn relay(r: Result<Response<bytes::Bytes>, String>) -> Response<Body> {
+fn relay(r: Result<Response<Body>, String>) -> Response<Body> {
     match r {
-        Ok(resp) => resp.map(super::http::full),
+        Ok(resp) => resp,
         Err(e) => {
             let mut resp = Response::new(super::http::full(format!("{e}\n")));
             *resp.status_mut() = StatusCode::BAD_GATEWAY;
@@ -541,8 +678,12 @@ fn relay(r: Result<Response<bytes::Bytes>, String>) -> Response<Body> {
     }
 }
 
-/// Hop-by-hop headers are not forwarded (RFC 9110 7.6.1).
+/// Hop-by-hop headers are not forwarded (RFC 9110 7.6.1), except `TE: trailers`: the one
+/// value HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and Envoy passes on.
 fn strip_hop_headers(h: &mut hyper::HeaderMap) {
+    let te_trailers = h
+        .get(hyper::header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for name in [
         "connection",
         "keep-alive",
@@ -553,6 +694,9 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
         "upgrade",
     ] {
         h.remove(name);
+    }
+    if te_trailers {
+        h.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
     }
 }
 

@@ -1,21 +1,30 @@
-//! HTTP pieces shared by the live servers, the gateway and the load generator: body types, the
-//! header names, Knative's error responses, connection set-up and the upstream connection pool.
+//! HTTP pieces shared by the live servers, the gateway and the load generator: the server
+//! (HTTP/1.1 and HTTP/2 on one port, TLS optional), body types, the header names, Knative's
+//! error responses, connection set-up, the upstream connection pool and the streaming relay,
+//! and the classification of a response as an error (`error_cause`, gRPC-aware).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
+use hyper::client::conn::http2;
 use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use hyper::{Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{HeaderMap, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// Every body the live mode sends or relays.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -52,11 +61,34 @@ pub const QP_APP_CRASHED_BODY: &str = "EOF";
 /// The largest request header section a server accepts (hyper answers 431 beyond it).
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
-/// Serves HTTP/1.1 on `listener` with `handler` until `stop` turns true; then it stops
-/// accepting, and each open connection finishes the request it carries and closes. Malformed
-/// requests get 400 and oversized headers 431 from hyper; they never reach `handler`.
-pub async fn serve<H, F>(listener: TcpListener, mut stop: watch::Receiver<bool>, handler: H)
+/// Serves HTTP/1.1 and HTTP/2 on `listener` with `handler` until `stop` turns true (`serve_tls`
+/// without TLS).
+pub async fn serve<H, F>(listener: TcpListener, stop: watch::Receiver<bool>, handler: H)
 where
+    H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_tls(listener, None, stop, handler).await;
+}
+
+/// How long a TLS client has to finish its handshake before its connection is dropped.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves on `listener` with `handler` until `stop` turns true; then it stops accepting, and
+/// each open connection finishes the requests it carries and closes.
+///
+/// Each connection speaks HTTP/1.1 or HTTP/2, whichever the client opens with (an HTTP/2
+/// client's connection preface, RFC 9113 3.4, selects HTTP/2: h2c with prior knowledge in
+/// clear text, ALPN `h2` under TLS), as Envoy's listeners with `codec_type: AUTO` do. With
+/// `tls`, every connection is TLS first. HTTP/2 requests reach `handler` one by one, so a
+/// connection's requests are routed each on its own. Malformed requests get 400 and oversized
+/// headers 431 from hyper (over HTTP/2 the stream is refused); they never reach `handler`.
+pub async fn serve_tls<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    mut stop: watch::Receiver<bool>,
+    handler: H,
+) where
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
@@ -68,24 +100,48 @@ where
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
-        let mut stop = stop.clone();
+        let stop = stop.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let response = handler(req);
-                async move { Ok::<_, Infallible>(response.await) }
-            });
-            let conn = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(MAX_HEADER_BYTES)
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
+            match tls {
+                None => serve_connection(stream, stop, handler).await,
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                    // A failed or slow handshake ends that connection only.
+                    if let Ok(Ok(stream)) = handshake.await {
+                        serve_connection(stream, stop, handler).await;
+                    }
                 }
             }
         });
+    }
+}
+
+/// Serves one connection, HTTP/1.1 or HTTP/2 as its first bytes say, until it ends or `stop`.
+async fn serve_connection<I, H, F>(io: I, mut stop: watch::Receiver<bool>, handler: H)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let response = handler(req);
+        async move { Ok::<_, Infallible>(response.await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -129,12 +185,49 @@ pub async fn connect(addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
     Ok(send)
 }
 
-/// Idle keep-alive connections per upstream address. A connection is taken for one exchange
-/// and given back once its response body has been read to the end, so a pooled connection is
-/// always ready for the next request.
+/// Opens an HTTP/1.1 connection to `addr` for relaying: its read buffer is capped at
+/// `MAX_HEADER_BYTES` (hyper's default lets it grow to about 400 KiB), so a relayed body moves
+/// in frames of at most that size and each response held by a slow client costs the gateway
+/// a few such frames (its server side's write buffer has the same cap).
+pub async fn connect_upstream(addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_HEADER_BYTES)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        // The connection ends when the peer closes it or every sender is dropped.
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// Opens an HTTP/2 connection to `addr` with prior knowledge (h2c) and drives it on the
+/// runtime.
+pub async fn connect_h2c(addr: SocketAddr) -> std::io::Result<http2::SendRequest<Body>> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .map_err(std::io::Error::other)?;
+    tokio::spawn(async move {
+        // The connection ends when the peer closes it or every sender is dropped.
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// Upstream connections per address: idle HTTP/1.1 keep-alive connections, and one shared
+/// HTTP/2 connection (it multiplexes every request to that address). An HTTP/1.1 connection
+/// is taken for one exchange and given back once its response body has been relayed to the
+/// end, so a pooled connection is always ready for the next request.
 #[derive(Clone, Default)]
 pub struct Pool {
     idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
+    h2: Arc<Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>>,
 }
 
 impl Pool {
@@ -149,12 +242,34 @@ impl Pool {
         std::iter::from_fn(|| conns.pop()).find(SendRequest::is_ready)
     }
 
-    /// An idle connection to `addr`, or a new one.
+    /// An idle connection to `addr`, or a new one (`connect_upstream`).
     pub async fn take(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
         match self.idle(addr) {
             Some(c) => Ok(c),
-            None => connect(addr).await,
+            None => connect_upstream(addr).await,
         }
+    }
+
+    /// The HTTP/2 connection to `addr`, opened if there is none or the peer closed it.
+    pub async fn take_h2(&self, addr: SocketAddr) -> std::io::Result<http2::SendRequest<Body>> {
+        let open = self
+            .h2
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .get(&addr)
+            .filter(|c| c.is_ready())
+            .cloned();
+        if let Some(c) = open {
+            return Ok(c);
+        }
+        // Two requests may open one each at the same moment; the later one stays pooled and
+        // the other serves its request, then closes when its last sender is dropped.
+        let c = connect_h2c(addr).await?;
+        self.h2
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .insert(addr, c.clone());
+        Ok(c)
     }
 
     /// Returns a connection after a complete exchange.
@@ -175,10 +290,16 @@ impl Pool {
             .lock()
             .expect("pool lock is never poisoned: no code panics while holding it")
             .remove(&addr);
+        self.h2
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .remove(&addr);
     }
 }
 
-/// The largest response body the gateway relays (it reads bodies whole before relaying them).
+/// The largest response body `send_on` reads whole (the load generator's responses; the
+/// gateway's activator stage reads its pods' short answers whole too). The gateway streams
+/// every other response through without holding it.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Why an exchange on a connection failed.
@@ -196,31 +317,217 @@ pub async fn send_on(
     conn: &mut SendRequest<Body>,
     req: hyper::Request<Body>,
 ) -> Result<Response<Bytes>, SendError> {
-    let resp = conn.send_request(req).await.map_err(SendError::Request)?;
-    let (parts, body) = resp.into_parts();
-    let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
-        .collect()
-        .await
-        .map_err(|e| SendError::Body(e.to_string()))?
-        .to_bytes();
-    Ok(Response::from_parts(parts, bytes))
+    send_on_with_trailers(conn, req).await.map(|(resp, _)| resp)
 }
 
-/// Sends `req` to `addr` over a pooled connection and reads the whole response. Errors are the
-/// text the gateway puts in its 502.
+/// `send_on`, with the response's trailers (gRPC's `grpc-status` travels in them).
+pub async fn send_on_with_trailers(
+    conn: &mut SendRequest<Body>,
+    req: hyper::Request<Body>,
+) -> Result<(Response<Bytes>, Option<HeaderMap>), SendError> {
+    let resp = conn.send_request(req).await.map_err(SendError::Request)?;
+    let (parts, body) = resp.into_parts();
+    let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map_err(|e| SendError::Body(e.to_string()))?;
+    let trailers = collected.trailers().cloned();
+    Ok((Response::from_parts(parts, collected.to_bytes()), trailers))
+}
+
+/// Sends `req` to `addr` and returns the response as soon as its head arrives; its body is
+/// relayed frame by frame as the caller reads it (backpressure: nothing is read from the
+/// upstream faster than the caller takes it, so the gateway holds at most a few frames per
+/// response whatever the body's size). Trailers pass through.
+///
+/// An HTTP/2 request goes over the pool's HTTP/2 connection to `addr` (h2c with prior
+/// knowledge: what a Knative ingress does for a revision whose port is named `h2c`, and what
+/// gRPC needs end to end); any other over a pooled HTTP/1.1 connection, given back to the pool
+/// only once the body was relayed to its end (a body the caller abandons closes it). Errors
+/// are the text the gateway puts in its 502.
 pub async fn exchange(
     pool: &Pool,
     addr: SocketAddr,
-    req: hyper::Request<Body>,
-) -> Result<Response<Bytes>, String> {
+    mut req: hyper::Request<Body>,
+) -> Result<Response<Body>, String> {
+    if req.version() == Version::HTTP_2 {
+        let mut conn = pool
+            .take_h2(addr)
+            .await
+            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        // HTTP/2 names the target in :scheme and :authority; an h2c hop is plain http.
+        if req.uri().scheme().is_none() {
+            let mut parts = req.uri().clone().into_parts();
+            parts.scheme = Some(hyper::http::uri::Scheme::HTTP);
+            if parts.authority.is_none() {
+                parts.authority = addr.to_string().parse().ok();
+            }
+            if parts.path_and_query.is_none() {
+                parts.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static("/"));
+            }
+            if let Ok(uri) = hyper::Uri::from_parts(parts) {
+                *req.uri_mut() = uri;
+            }
+        }
+        let resp = conn
+            .send_request(req)
+            .await
+            .map_err(|e| format!("proxy to {addr}: {e}"))?;
+        return Ok(resp.map(BodyExt::boxed));
+    }
     let mut conn = pool
         .take(addr)
         .await
         .map_err(|e| format!("dial tcp {addr}: {e}"))?;
-    let resp = send_on(&mut conn, req).await.map_err(|e| match e {
-        SendError::Request(e) => format!("proxy to {addr}: {e}"),
-        SendError::Body(e) => format!("reading the response of {addr}: {e}"),
-    })?;
-    pool.give_back(addr, conn);
-    Ok(resp)
+    let resp = conn
+        .send_request(req)
+        .await
+        .map_err(|e| format!("proxy to {addr}: {e}"))?;
+    let (parts, body) = resp.into_parts();
+    let body = Relayed {
+        inner: body,
+        conn: Some((pool.clone(), addr, conn)),
+    };
+    Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// An upstream HTTP/1.1 response body on its way to the client; its connection goes back to
+/// the pool when the body's last frame has been taken.
+struct Relayed {
+    inner: Incoming,
+    conn: Option<(Pool, SocketAddr, SendRequest<Body>)>,
+}
+
+impl Relayed {
+    fn ended(&mut self) {
+        let Some((pool, addr, mut conn)) = self.conn.take() else {
+            return;
+        };
+        if conn.is_ready() {
+            pool.give_back(addr, conn);
+        } else if !conn.is_closed() {
+            // The connection's task has not yet seen the end of the response it just
+            // delivered: it goes back once it has (at once on an idle runtime).
+            tokio::spawn(async move {
+                if conn.ready().await.is_ok() {
+                    pool.give_back(addr, conn);
+                }
+            });
+        }
+    }
+}
+
+impl hyper::body::Body for Relayed {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.ended(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.ended(),
+            // A failed body leaves its connection unusable: it closes with `conn`.
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What a response means for the gateway and the load generator: `None` when it is a success,
+/// else the error's cause. An HTTP status of 400 or above is `HTTP N`; a gRPC status other
+/// than 0 is `grpc-status N`, whether it came in the headers (a trailers-only response) or in
+/// the trailers (gRPC over HTTP/2, PROTOCOL-HTTP2.md): a gRPC call that failed is answered
+/// with HTTP 200, so the status alone would count it as served.
+pub fn error_cause(
+    status: StatusCode,
+    headers: &HeaderMap,
+    trailers: Option<&HeaderMap>,
+) -> Option<String> {
+    if status.as_u16() >= 400 {
+        return Some(format!("HTTP {}", status.as_u16()));
+    }
+    grpc_error(headers, trailers)
+}
+
+/// The header (or trailer) carrying a gRPC call's status code.
+pub const GRPC_STATUS: &str = "grpc-status";
+
+/// `grpc-status N` when the response's gRPC status (trailers first, then headers) is present
+/// and not 0 (OK).
+pub fn grpc_error(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<String> {
+    let value = trailers
+        .and_then(|t| t.get(GRPC_STATUS))
+        .or_else(|| headers.get(GRPC_STATUS))?;
+    let value = String::from_utf8_lossy(value.as_bytes());
+    let value = value.trim();
+    (value != "0").then(|| format!("{GRPC_STATUS} {value}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_grpc_status_other_than_0_is_an_error_in_headers_or_trailers() {
+        let map = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, HeaderValue::from_static(v));
+            }
+            m
+        };
+        // (status, headers, trailers, cause)
+        let cases: &[(u16, HeaderMap, Option<HeaderMap>, Option<&str>)] = &[
+            // A plain HTTP success.
+            (200, map(&[]), None, None),
+            // A gRPC call that succeeded: status 0 in the trailers.
+            (200, map(&[]), Some(map(&[("grpc-status", "0")])), None),
+            // A gRPC call that failed (INTERNAL) answers HTTP 200: the trailer decides.
+            (
+                200,
+                map(&[]),
+                Some(map(&[("grpc-status", "13")])),
+                Some("grpc-status 13"),
+            ),
+            // A trailers-only response carries the status in its headers.
+            (
+                200,
+                map(&[("grpc-status", "5")]),
+                None,
+                Some("grpc-status 5"),
+            ),
+            // The trailers are the final word when both are there.
+            (
+                200,
+                map(&[("grpc-status", "0")]),
+                Some(map(&[("grpc-status", "14")])),
+                Some("grpc-status 14"),
+            ),
+            // An HTTP error is an error whatever the gRPC status says.
+            (502, map(&[("grpc-status", "0")]), None, Some("HTTP 502")),
+            (404, map(&[]), None, Some("HTTP 404")),
+            // A redirect is not an error.
+            (302, map(&[]), None, None),
+        ];
+        for (status, headers, trailers, want) in cases {
+            let got = error_cause(
+                StatusCode::from_u16(*status).expect("valid status"),
+                headers,
+                trailers.as_ref(),
+            );
+            assert_eq!(got.as_deref(), *want, "{status} {headers:?} {trailers:?}");
+        }
+    }
 }

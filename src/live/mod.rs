@@ -8,7 +8,9 @@
 //! - `tls`: the client's TLS configuration (roots, `--cacert`, `--insecure`, ALPN, SNI).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
-//! - `http`: bodies, headers, Knative's error texts, upstream connections.
+//! - `http`: the servers (HTTP/1.1 and HTTP/2 on one port), bodies, headers, Knative's error
+//!   texts, upstream connections and streaming relay, the gRPC-aware error classification.
+//! - `tls_server`: the gateway's TLS listener settings (PEM certificate and key, ALPN).
 //! - `prometheus`: a GET of Prometheus' `/api/v1/query_range` for `splitlab calibrate`.
 //!
 //! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
@@ -27,4 +29,5 @@ pub mod metrics;
 pub mod pod;
 pub mod prometheus;
 pub mod tls;
+pub mod tls_server;
 pub mod world;

@@ -598,6 +598,66 @@ mod tests {
         (resp.status().as_u16(), started.elapsed())
     }
 
+    /// A pod with cc 1 and 1 ms of work, answering as revision `r`.
+    async fn quick_pod() -> Pod {
+        Pod::start(PodConfig {
+            revision: "r".into(),
+            name: "r-pod-0".into(),
+            cc: 1,
+            workers: 1,
+            ps_cores: None,
+            timeout: ms(5_000),
+            service_time: Dist::constant(ms(1)).expect("valid"),
+            rng: stream(1, 0, Stream::ServiceTime, 0),
+            clock: Clock::start(1.0),
+            on_queue: None,
+            failure: Default::default(),
+            failure_rngs: (
+                stream(1, 0, Stream::FailureApp, 0),
+                stream(1, 0, Stream::FailureLatency, 0),
+            ),
+            serving_from: SimTime::ZERO,
+            metrics: None,
+        })
+        .await
+        .expect("the pod starts")
+    }
+
+    #[test]
+    fn a_pod_answers_http1_and_h2c_prior_knowledge_on_one_port() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        rt.block_on(async {
+            let pod = quick_pod().await;
+            // HTTP/1.1.
+            let (status, _) = get(pod.addr).await;
+            assert_eq!(status, 200);
+            // HTTP/2 with prior knowledge (h2c): the client's first bytes are the preface.
+            let mut h2 = crate::live::http::connect_h2c(pod.addr)
+                .await
+                .expect("the pod accepts h2c");
+            for _ in 0..2 {
+                let mut req = Request::new(full(bytes::Bytes::new()));
+                *req.uri_mut() = format!("http://{}/", pod.addr)
+                    .parse()
+                    .expect("a valid URI");
+                *req.version_mut() = hyper::Version::HTTP_2;
+                let resp = h2.send_request(req).await.expect("an h2 answer");
+                assert_eq!(resp.version(), hyper::Version::HTTP_2);
+                assert_eq!(resp.status(), 200);
+                assert_eq!(resp.headers()[REVISION_HEADER], "r");
+                let body = http_body_util::BodyExt::collect(resp.into_body())
+                    .await
+                    .expect("a body")
+                    .to_bytes();
+                assert_eq!(&body[..], b"Hello r!\n");
+            }
+            pod.stop();
+        });
+    }
+
     #[test]
     fn the_queue_proxy_counts_every_request_and_the_application_only_those_it_had() {
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -276,6 +276,7 @@ pub async fn run_live(
             pokes: poke_tx,
         }),
         activator_metrics,
+        stats: Default::default(),
     });
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
