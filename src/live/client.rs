@@ -141,15 +141,23 @@ impl Conn {
             }
         }
         .map_err(|e| error_kind(&e))?;
-        let (parts, body) = resp.into_parts();
-        let bytes = http_body_util::Limited::new(body, MAX_BODY_BYTES)
+        let (mut parts, body) = resp.into_parts();
+        let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
             .collect()
             .await
-            .map_err(|_| "reading the response body".to_string())?
-            .to_bytes();
-        Ok(Response::from_parts(parts, bytes))
+            .map_err(|_| "reading the response body".to_string())?;
+        // gRPC's status comes in the trailers (`http::grpc_error` reads them from here).
+        if let Some(trailers) = collected.trailers() {
+            parts.extensions.insert(Trailers(trailers.clone()));
+        }
+        Ok(Response::from_parts(parts, collected.to_bytes()))
     }
 }
+
+/// The trailers of a response `Conn::send` read (HTTP/2 and chunked HTTP/1.1), in its
+/// extensions.
+#[derive(Clone, Debug)]
+pub struct Trailers(pub hyper::HeaderMap);
 
 /// Opens a connection to `addr` as `transport` says and drives it on the runtime. Errors are
 /// the cause the request is counted under: `connect: connection refused`, `tls: invalid peer

@@ -767,6 +767,7 @@ enum Exchanged {
     Response {
         status: StatusCode,
         headers: HeaderMap,
+        trailers: Option<HeaderMap>,
         body: Bytes,
     },
     Failed(String),
@@ -891,9 +892,10 @@ impl Shared {
         if c.is_ready() {
             *conn = Some(c);
         }
-        let (parts, body) = resp.into_parts();
+        let (mut parts, body) = resp.into_parts();
         Exchanged::Response {
             status: parts.status,
+            trailers: parts.extensions.remove::<client::Trailers>().map(|t| t.0),
             headers: parts.headers,
             body,
         }
@@ -909,11 +911,18 @@ impl Shared {
             Exchanged::Response {
                 status,
                 headers,
+                trailers,
                 body,
             } => {
-                let outcome = outcome_of(*status, body);
-                let cause =
-                    (outcome == Outcome::Error).then(|| format!("HTTP {}", status.as_u16()));
+                // A gRPC call that answered 200 with a grpc-status other than 0 failed.
+                let (outcome, cause) = match outcome_of(*status, body) {
+                    Outcome::Served => match super::http::grpc_error(headers, trailers.as_ref()) {
+                        Some(cause) => (Outcome::Error, Some(cause)),
+                        None => (Outcome::Served, None),
+                    },
+                    Outcome::Error => (Outcome::Error, Some(format!("HTTP {}", status.as_u16()))),
+                    other => (other, None),
+                };
                 (outcome, self.classifier.label(headers, body), cause)
             }
             Exchanged::Failed(e) => (Outcome::Error, None, Some(e.clone())),

@@ -557,3 +557,93 @@ fn the_tls_and_http2_commands_in_the_docs_run_as_written() {
     );
     assert!(!tls.is_empty() && !h2c.is_empty());
 }
+
+/// An h2c backend answering as a gRPC server does: 200, `content-type: application/grpc`, one
+/// message, then the status in the trailers: `grpc-status 13` (INTERNAL) for every odd request
+/// it sees, 0 (OK) for the others.
+fn start_grpc_like_backend() -> u16 {
+    use hyper::body::Frame;
+    let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    background(move |listener| async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        async move {
+                            let mut trailers = hyper::HeaderMap::new();
+                            let status = if n % 2 == 1 { "13" } else { "0" };
+                            trailers.insert("grpc-status", status.parse().unwrap());
+                            let frames: Vec<Result<Frame<Bytes>, Infallible>> = vec![
+                                Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\x02hi"))),
+                                Ok(Frame::trailers(trailers)),
+                            ];
+                            Ok::<_, Infallible>(
+                                Response::builder()
+                                    .header("content-type", "application/grpc")
+                                    .body(Frames(frames.into_iter().rev().collect()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    })
+}
+
+/// Body frames handed out one by one (reversed: the next is the last).
+struct Frames<T>(Vec<T>);
+
+impl hyper::body::Body for Frames<Result<hyper::body::Frame<Bytes>, Infallible>> {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.0.pop())
+    }
+}
+
+#[test]
+fn a_grpc_status_other_than_0_in_the_trailers_is_an_error_not_a_success() {
+    let _live = one_live_run_at_a_time();
+    let port = start_grpc_like_backend();
+    let dir = temp_dir("load-tls-grpc");
+    let out_dir = dir.join("out");
+    let url = format!("http://127.0.0.1:{port}/echo.Echo/Say");
+    let out = load(&[
+        "--target",
+        &url,
+        "--h2c",
+        "--method",
+        "POST",
+        "--header",
+        "content-type: application/grpc",
+        "--header",
+        "te: trailers",
+        "--rate",
+        "100",
+        "--max-requests",
+        "20",
+        "--connections",
+        "1",
+        "--check",
+        "error_rate==0.5",
+        "--check",
+        "served==10",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("10 × grpc-status 13"), "{stdout}");
+    assert_balanced(&summary(&out_dir));
+}
