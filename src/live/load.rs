@@ -767,7 +767,7 @@ enum Exchanged {
     Response {
         status: StatusCode,
         headers: HeaderMap,
-        trailers: Option<HeaderMap>,
+        trailers: Option<Box<HeaderMap>>,
         body: Bytes,
     },
     Failed(String),
@@ -895,7 +895,10 @@ impl Shared {
         let (mut parts, body) = resp.into_parts();
         Exchanged::Response {
             status: parts.status,
-            trailers: parts.extensions.remove::<client::Trailers>().map(|t| t.0),
+            trailers: parts
+                .extensions
+                .remove::<client::Trailers>()
+                .map(|t| Box::new(t.0)),
             headers: parts.headers,
             body,
         }
@@ -916,10 +919,12 @@ impl Shared {
             } => {
                 // A gRPC call that answered 200 with a grpc-status other than 0 failed.
                 let (outcome, cause) = match outcome_of(*status, body) {
-                    Outcome::Served => match super::http::grpc_error(headers, trailers.as_ref()) {
-                        Some(cause) => (Outcome::Error, Some(cause)),
-                        None => (Outcome::Served, None),
-                    },
+                    Outcome::Served => {
+                        match super::http::grpc_error(headers, trailers.as_deref()) {
+                            Some(cause) => (Outcome::Error, Some(cause)),
+                            None => (Outcome::Served, None),
+                        }
+                    }
                     Outcome::Error => (Outcome::Error, Some(format!("HTTP {}", status.as_u16()))),
                     other => (other, None),
                 };
