@@ -23,6 +23,7 @@ mod advise;
 mod calibrate;
 mod compare;
 mod diff;
+mod interrupt;
 mod live;
 mod plan;
 mod plot;

@@ -13,6 +13,7 @@ mod compare;
 mod config;
 mod diff;
 mod failures;
+mod interrupt;
 mod live;
 mod load;
 mod metrics;
