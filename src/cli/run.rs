@@ -50,7 +50,7 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);
-        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        super::read_referenced(&p)
     };
     load_scenario(&name, &text, &sets, &resolve).map_err(|e| anyhow::anyhow!("{e}"))
 }

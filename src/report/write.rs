@@ -489,4 +489,21 @@ mod tests {
         drop(spool);
         fs::remove_dir_all(&out).expect("cleanup");
     }
+
+    #[test]
+    fn a_spool_that_cannot_be_created_names_its_path() {
+        let dir = std::env::temp_dir().join(format!("splitlab-no-such-dir-{}", std::process::id()));
+        let spool = SpoolWriter::create(&dir, "h\n");
+        let path = spool.path().to_path_buf();
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        let err = spool.close().check().expect_err("no directory");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "request log spool {} failed during the run (cannot create it: No such file or \
+                 directory (os error 2)): requests.csv is not written",
+                path.display()
+            )
+        );
+    }
 }
