@@ -561,10 +561,10 @@ mod tests {
         }
         // (document, position, what was found)
         let cases = [
-            ("seed: [1, 2]\n", (1, 7), "a list"), // flow list
-            ("seed: {a: 1}\n", (1, 7), "a map"),  // flow map
-            ("seed:\n  - 1\n", (2, 3), "a list"), // block list
-            ("seed:\n  a: 1\n", (2, 3), "a map"), // block map
+            ("seed: [1, 2]\n", (1, 7), "a list"),  // flow list
+            ("seed: {a: 1}\n", (1, 7), "a map"),   // flow map
+            ("seed:\n  - 1\n", (2, 3), "a list"),  // block list
+            ("seed:\n  a: 1\n", (2, 3), "a map"),  // block map
             ("seed: &x [1]\n", (1, 10), "a list"), // anchored list
         ];
         for (text, (line, column), found) in cases {

@@ -13,6 +13,7 @@ mod compare;
 mod config;
 mod diff;
 mod failures;
+mod fuzz;
 mod interrupt;
 mod live;
 mod load;
