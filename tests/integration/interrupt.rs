@@ -34,7 +34,7 @@ fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
 }
 
 /// Sends `signal` (`INT`, `TERM`) with the `kill` command and returns the exit code and stderr.
-fn interrupt(mut child: Child, signal: &str) -> (Option<i32>, String) {
+fn interrupt(child: Child, signal: &str) -> (Option<i32>, String) {
     let sent = Command::new("kill")
         .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
