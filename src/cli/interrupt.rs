@@ -99,12 +99,16 @@ pub(crate) fn exit_on_signal() -> anyhow::Result<()> {
             #[cfg(not(unix))]
             let sig = runtime.block_on(next_signal());
             // Held until exit: no commit starts after this.
-            let _staged = crate::report::write::abandon_staged();
-            eprintln!(
-                "interrupted by {}: no outputs written (the output directory keeps its \
-                 previous files)",
-                signal_name(sig)
-            );
+            let (_staged, abandoned) = crate::report::write::abandon_staged();
+            if abandoned > 0 {
+                eprintln!(
+                    "interrupted by {}: outputs not written (the output directory keeps its \
+                     earlier files)",
+                    signal_name(sig)
+                );
+            } else {
+                eprintln!("interrupted by {}", signal_name(sig));
+            }
             std::process::exit(128 + sig);
         })
         .context("cannot start the signal handler")?;

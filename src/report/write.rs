@@ -326,13 +326,15 @@ impl Drop for StagedDir {
 }
 
 /// Removes every uncommitted staging directory of this process, for a signal handler that is
-/// about to exit. Returns the lock: hold it until the process exits, so no commit starts.
-pub fn abandon_staged() -> MutexGuard<'static, Vec<PathBuf>> {
+/// about to exit, and says how many there were. Returns the lock: hold it until the process
+/// exits, so no commit starts.
+pub fn abandon_staged() -> (MutexGuard<'static, Vec<PathBuf>>, usize) {
     let mut list = staged();
+    let n = list.len();
     for dir in list.drain(..) {
         remove_dir_all_retrying(&dir);
     }
-    list
+    (list, n)
 }
 
 /// `remove_dir_all`, tried again when another thread adds a file meanwhile; best effort.

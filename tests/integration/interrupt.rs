@@ -117,9 +117,12 @@ fn an_interrupted_run_leaves_the_earlier_outputs_as_they_were_and_no_spool() {
         wait_until("the request log spool", || spool_started(&out));
         let (status, stderr) = interrupt(child, signal);
         assert_eq!(status, Some(code), "SIG{signal}: {stderr}");
-        assert!(
-            stderr.contains(&format!("interrupted by SIG{signal}")),
-            "{stderr}"
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "interrupted by SIG{signal}: outputs not written (the output directory keeps its \
+                 earlier files)"
+            )
         );
         assert_old_run_intact(&out, &format!("run, SIG{signal}"));
         assert_eq!(entries(&tmp), Vec::<String>::new(), "nothing in TMPDIR");
@@ -151,6 +154,7 @@ fn an_interrupted_compare_writes_nothing_and_exits_143() {
     std::thread::sleep(Duration::from_secs(1));
     let (status, stderr) = interrupt(child, "TERM");
     assert_eq!(status, Some(143), "{stderr}");
+    assert!(stderr.ends_with("interrupted by SIGTERM\n"), "{stderr}");
     assert_old_run_intact(&out, "compare");
     assert_eq!(entries(&tmp), Vec::<String>::new(), "nothing in TMPDIR");
 }
