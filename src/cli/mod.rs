@@ -149,12 +149,20 @@ pub(crate) fn read_utf8(path: &Path) -> Result<String, String> {
 }
 
 /// A file a scenario names (a trace, a manifest), for the loader's resolver: the loader's
-/// message already says "cannot read NAME", so the error is the path it was looked for at and
-/// the cause, without a second "cannot read".
+/// message already says "cannot read PATH", so the error is only the cause (and the line and
+/// column of bad UTF-8), without the path a second time.
 fn read_referenced(path: &Path) -> Result<String, String> {
-    read_utf8(path).map_err(|e| match e.strip_prefix("cannot read ") {
-        Some(rest) => rest.to_string(),
-        None => e,
+    read_utf8(path).map_err(|e| {
+        let shown = path.display().to_string();
+        if let Some(cause) = e.strip_prefix(&format!("cannot read {shown}: ")) {
+            return cause.to_string();
+        }
+        let at = e.strip_prefix(&format!("{shown}:")).and_then(|rest| {
+            let (line, rest) = rest.split_once(':')?;
+            let (column, cause) = rest.split_once(": ")?;
+            Some(format!("line {line}, column {column}: {cause}"))
+        });
+        at.unwrap_or(e)
     })
 }
 

@@ -557,6 +557,11 @@ fn error_messages_are_short_exact_and_say_each_thing_once() {
             .collect(),
     );
     let a_file = write("a-file", Vec::new());
+    let trace = write(
+        "trace.yaml",
+        base.replacen("  poisson: {rate: 1000}", "  trace: {file: none.csv}", 1)
+            .into_bytes(),
+    );
     let line_of = |path: &str, needle: &str| {
         std::fs::read(path)
             .unwrap()
@@ -612,6 +617,16 @@ fn error_messages_are_short_exact_and_say_each_thing_once() {
             format!(
                 "error: --out {a_file}/out: cannot create the directory or write in it: cannot \
                  create output directory {a_file}/out: Not a directory (os error 20)"
+            ),
+        ),
+        // a file the scenario names is missing: its path and "cannot read" once
+        (
+            vec!["run".into(), trace.clone()],
+            format!(
+                "error: {trace}:{}:17: arrivals.trace.file: cannot read {}: No such file or \
+                 directory (os error 2)",
+                line_of(&trace, "trace:"),
+                dir.join("none.csv").display()
             ),
         ),
         // a missing file: "cannot read" once
