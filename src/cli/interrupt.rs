@@ -44,16 +44,19 @@ pub(crate) async fn next_signal() -> i32 {
     }
 }
 
-/// The exit status of a command that ran to its end: 128 + the signal if one interrupted it
-/// (the outputs then cover the run up to the signal), else `code`.
-pub(crate) fn exit_code(code: ExitCode) -> ExitCode {
+/// The exit status of a command that ran to its end: 128 + the signal if one `interrupted` it
+/// (the outputs then cover the run up to the signal), else `code`. A signal after the run (Ctrl-C
+/// to end `live --metrics-linger`) does not count.
+pub(crate) fn exit_code(interrupted: bool, code: ExitCode) -> ExitCode {
     match SIGNAL.load(Ordering::SeqCst) {
-        0 => code,
-        sig => {
-            eprintln!("interrupted by {}", signal_name(sig));
-            ExitCode::from(u8::try_from(128 + sig).unwrap_or(1))
-        }
+        sig if interrupted && sig != 0 => ExitCode::from(u8::try_from(128 + sig).unwrap_or(1)),
+        _ => code,
     }
+}
+
+/// The name of the signal that interrupted the run (`SIGINT`, `SIGTERM`), for messages.
+pub(crate) fn recorded_name() -> &'static str {
+    signal_name(SIGNAL.load(Ordering::SeqCst))
 }
 
 fn signal_name(sig: i32) -> &'static str {

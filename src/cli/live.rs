@@ -159,7 +159,10 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         |_| Ok(()),
     )?;
     if run.interrupted {
-        eprintln!("interrupted: outputs cover the run up to the signal");
+        eprintln!(
+            "interrupted by {}: outputs cover the run up to the signal",
+            super::interrupt::recorded_name()
+        );
     }
     // The endpoints serve their final values (on the runtime's workers) until the linger is
     // over; then the target list is emptied, so a Prometheus drops the targets.
@@ -175,9 +178,10 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         .stop_all_and_clear()
         .context("cannot empty the Prometheus target list")?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    Ok(super::interrupt::exit_code(super::run::request_log_status(
-        &run.report,
-    )))
+    Ok(super::interrupt::exit_code(
+        run.interrupted,
+        super::run::request_log_status(&run.report),
+    ))
 }
 
 /// Returns once `stop` is set (Ctrl-C during the metrics linger).
@@ -738,7 +742,10 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     say!("{}", failures_line(&report, &stats))?;
     if interrupted {
-        eprintln!("interrupted: outputs cover the run up to the signal");
+        eprintln!(
+            "interrupted by {}: outputs cover the run up to the signal",
+            super::interrupt::recorded_name()
+        );
     }
     if !checks.is_empty() {
         let measured = measure(&report, &stats, &labels, &targets.names, expect.is_some());
@@ -755,13 +762,15 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
         if failed > 0 {
             eprintln!("load: {failed} of {} checks failed", checks.len());
-            return Ok(super::interrupt::exit_code(ExitCode::from(
-                CHECK_FAILED_EXIT,
-            )));
+            return Ok(super::interrupt::exit_code(
+                interrupted,
+                ExitCode::from(CHECK_FAILED_EXIT),
+            ));
         }
-        return Ok(super::interrupt::exit_code(super::run::request_log_status(
-            &report,
-        )));
+        return Ok(super::interrupt::exit_code(
+            interrupted,
+            super::run::request_log_status(&report),
+        ));
     }
     if report.totals().served == 0 && report.totals().arrived > 0 {
         eprintln!(
@@ -769,11 +778,12 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             report.totals().arrived,
             failures_line(&report, &stats)
         );
-        return Ok(super::interrupt::exit_code(ExitCode::FAILURE));
+        return Ok(super::interrupt::exit_code(interrupted, ExitCode::FAILURE));
     }
-    Ok(super::interrupt::exit_code(super::run::request_log_status(
-        &report,
-    )))
+    Ok(super::interrupt::exit_code(
+        interrupted,
+        super::run::request_log_status(&report),
+    ))
 }
 
 /// `failures: 3 of 400 requests (2 × HTTP 502, 1 × client timeout)`: every request not
