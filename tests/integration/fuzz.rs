@@ -236,3 +236,42 @@ fn fuzz_kn_flags() {
     ];
     fuzz(splitlab::fuzz::kn_flags, &seeds);
 }
+
+/// docs/fuzzing.md, `fuzz/` and `splitlab::fuzz` name the same targets: every entry point has
+/// a libFuzzer target and a row in the docs, every target calls an entry point.
+#[test]
+fn fuzz_targets_docs_and_entry_points_agree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let source = read("src/fuzz.rs");
+    let entry_points: Vec<&str> = source
+        .lines()
+        .filter_map(|l| l.strip_prefix("pub fn "))
+        .map(|l| l.split('(').next().unwrap())
+        .collect();
+    assert!(entry_points.len() >= 7, "{entry_points:?}");
+    let docs = read("docs/fuzzing.md");
+    let manifest = read("fuzz/Cargo.toml");
+    let called: Vec<String> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("path = \""))
+        .map(|p| {
+            let target = read(&format!("fuzz/{}", p.trim_end_matches('"')));
+            let call = target
+                .split("splitlab::fuzz::")
+                .nth(1)
+                .expect("calls splitlab::fuzz");
+            call.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .collect();
+    // `scenario` is the text form of `scenario_bytes`, which has the row and the target.
+    for f in entry_points.iter().filter(|f| **f != "scenario") {
+        assert!(
+            docs.contains(&format!("| `{f}` |")),
+            "{f} not in docs/fuzzing.md"
+        );
+        assert!(called.iter().any(|c| c == f), "no fuzz/ target calls {f}");
+    }
+}
