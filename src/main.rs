@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         // and every output file was already written, so stop quietly, as ripgrep does.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", splitlab::cli::readable_error(&err));
             ExitCode::FAILURE
         }
     }

@@ -261,7 +261,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let base = out_dir.clone();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);
-        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        super::read_referenced(&p)
     };
     let scenario = load_scenario(&display, &calibrated.yaml, &[], &resolve)
         .map_err(|e| anyhow::anyhow!("the calibrated scenario does not load: {e}"))?;

@@ -58,6 +58,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // From here a signal removes the staging directory and exits 130/143.
+    super::interrupt::exit_on_signal()?;
     let slos = args
         .slo
         .iter()
@@ -104,8 +106,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         seeds,
         runs,
     );
+    // Every file goes to a staging directory first and reaches `out` in one commit, so an
+    // interrupted compare never mixes its files with an earlier one's.
+    let staged = super::run::stage(&out)?;
+    let dir = staged.path();
     comparison
-        .write(&out)
+        .write(dir)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     let curves = CompareCurves {
         scenario: scenario_name,
@@ -114,13 +120,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         panels: comparison.metric_panels(),
         queues,
     };
-    render_compare_chart(&out, &curves).with_context(|| {
+    render_compare_chart(dir, &curves).with_context(|| {
         format!(
             "outputs are written to {} but their chart is not",
             out.display()
         )
     })?;
-    let chart = super::chart_svg(&out, COMPARE_CHART)?;
+    let chart = super::chart_svg(dir, COMPARE_CHART)?;
     let slo_evals: Vec<Evaluation> = slo_rows
         .into_iter()
         .map(|rows| Evaluation::new(&slos, rows))
@@ -138,7 +144,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // The scenario file itself; the settings' overrides are in the tables' columns.
     let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
     super::write_report(
-        &out,
+        dir,
         &Page {
             title: format!(
                 "splitlab compare — {} ({} settings × {seeds} seeds)",
@@ -170,6 +176,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ..Page::default()
         },
     )?;
+    staged
+        .commit(&[])
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     for sentence in &sentences {
         say!("{sentence}")?;
     }

@@ -33,7 +33,7 @@ use crate::model::route_control::{DataPlane, RevisionState, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::check::{self, Check, Quantity};
 use crate::report::run::{LatencySummary, RunMeta, RunRecorder, RunReport};
-use crate::report::write::write_atomic;
+use crate::report::write::{write_atomic, StagedDir};
 use crate::routing::duration::parse_duration;
 use crate::routing::pick::PickerKind;
 use crate::routing::validation::validate_service;
@@ -120,13 +120,16 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         "live: {} on 127.0.0.1, {:.1} s of wall time at most (time scale {})",
         scenario.name, wall, args.time_scale
     );
+    // Before any traffic: an output directory that cannot be written fails now; the request
+    // log is spooled in the staging directory.
+    let staged = super::run::stage(&out)?;
     let runtime = runtime()?;
     let stop = Arc::new(AtomicBool::new(false));
     let opts = LiveOptions {
         time_scale: args.time_scale,
         connections: args.connections.max(1),
         max_in_flight: args.max_in_flight.max(1),
-        keep_requests: args.requests,
+        request_log: args.requests.then(|| staged.path().to_path_buf()),
         prometheus_sd: args.prometheus_sd.clone(),
     };
     let result = runtime.block_on(async {
@@ -148,15 +151,19 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     }
     let target = args.scenario.display().to_string();
     write_and_print(
-        &out,
+        staged,
         &run.report,
         &scenario.source_yaml,
         &run.stats,
         &target,
         &[],
+        |_| Ok(()),
     )?;
     if run.interrupted {
-        eprintln!("interrupted: outputs cover the run up to the signal");
+        eprintln!(
+            "interrupted by {}: outputs cover the run up to the signal",
+            super::interrupt::recorded_name()
+        );
     }
     // The endpoints serve their final values (on the runtime's workers) until the linger is
     // over; then the target list is emptied, so a Prometheus drops the targets.
@@ -172,7 +179,10 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         .stop_all_and_clear()
         .context("cannot empty the Prometheus target list")?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    Ok(ExitCode::SUCCESS)
+    Ok(super::interrupt::exit_code(
+        run.interrupted,
+        super::run::request_log_status(&run.report),
+    ))
 }
 
 /// Returns once `stop` is set (Ctrl-C during the metrics linger).
@@ -575,18 +585,6 @@ async fn build_targets(args: &LoadArgs) -> anyhow::Result<(load::Targets, String
     Ok((load::Targets::weighted(list), desc.join(", ")))
 }
 
-/// Creates `out` and proves it writable, before any traffic (a run's outputs must not be lost
-/// to a directory found unwritable at the end).
-fn prepare_out(out: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("--out {}: cannot create the directory", out.display()))?;
-    let probe = out.join(format!(".splitlab-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .with_context(|| format!("--out {}: the directory is not writable", out.display()))?;
-    let _ = std::fs::remove_file(&probe);
-    Ok(())
-}
-
 pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     let poisson = match args.arrivals.as_str() {
         "constant" => false,
@@ -774,7 +772,9 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    prepare_out(&args.out)?;
+    // Before any traffic (a run's outputs must not be lost to a directory found unwritable at
+    // the end); the request log is spooled in the staging directory.
+    let staged = super::run::stage(&args.out)?;
     let results = args
         .results
         .as_deref()
@@ -814,7 +814,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             },
             labels.clone(),
             SimDuration::from_secs(1),
-            args.requests,
+            args.requests.then_some(staged.path()),
         );
         if let Some(expect) = &expect {
             recorder.programmed(SimTime::ZERO, "", expect);
@@ -878,14 +878,14 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         args.connections
     );
     let written = write_and_print(
-        &args.out,
+        staged,
         &report,
         &description,
         &stats,
         &target_desc,
         &targets.names,
-    )
-    .and_then(|()| write_histograms(&args.out, &labels, &targets.names, &stats));
+        |dir| write_histograms(dir, &labels, &targets.names, &stats),
+    );
     if let Err(e) = written {
         // The run's traffic is spent: keep at least its figures, on stdout.
         say!("{}", report.summary_table())?;
@@ -914,7 +914,10 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if interrupted {
-        eprintln!("interrupted: outputs cover the run up to the signal");
+        eprintln!(
+            "interrupted by {}: outputs cover the run up to the signal",
+            super::interrupt::recorded_name()
+        );
     }
     if !checks.is_empty() {
         let split = match (&rollout, &rollout_schedule) {
@@ -936,9 +939,15 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
         if failed > 0 {
             eprintln!("load: {failed} of {} checks failed", checks.len());
-            return Ok(ExitCode::from(CHECK_FAILED_EXIT));
+            return Ok(super::interrupt::exit_code(
+                interrupted,
+                ExitCode::from(CHECK_FAILED_EXIT),
+            ));
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(super::interrupt::exit_code(
+            interrupted,
+            super::run::request_log_status(&report),
+        ));
     }
     if report.totals().served == 0 && report.totals().arrived > 0 {
         eprintln!(
@@ -946,9 +955,12 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             report.totals().arrived,
             failures_line(&report, &stats)
         );
-        return Ok(ExitCode::FAILURE);
+        return Ok(super::interrupt::exit_code(interrupted, ExitCode::FAILURE));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(super::interrupt::exit_code(
+        interrupted,
+        super::run::request_log_status(&report),
+    ))
 }
 
 /// `summary.json` `protocol`: what the run's connections spoke, several joined with `+`
@@ -1351,24 +1363,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Sets `stop` on Ctrl-C or SIGTERM.
+/// Sets `stop` on Ctrl-C or SIGTERM, and records the signal: the command then writes what it
+/// has and exits 130 or 143 ([`super::interrupt::exit_code`]).
 fn watch_signals(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let Ok(mut term) = signal(SignalKind::terminate()) else {
-                return;
-            };
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        let signal = super::interrupt::next_signal().await;
+        super::interrupt::record(signal);
         stop.store(true, Ordering::Relaxed);
     });
 }
@@ -1376,24 +1376,28 @@ fn watch_signals(stop: Arc<AtomicBool>) {
 /// A live or load run's end: checks the accounting, writes the run's files and `load.json`,
 /// then prints the summary and the load generator's figures.
 fn write_and_print(
-    out: &Path,
+    staged: StagedDir,
     report: &RunReport,
     scenario_text: &str,
     stats: &LoadStats,
     target: &str,
     target_names: &[String],
+    extra: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
-    let written = super::run::write_outputs(out, report, scenario_text)?;
-    write_load_json(out, stats, target, target_names)?;
+    let written = super::run::write_outputs(&staged, report, scenario_text)?;
+    write_load_json(staged.path(), staged.out(), stats, target, target_names)?;
+    extra(staged.path())?;
+    super::run::commit(staged)?;
     written.print()?;
     print_load_stats(stats)?;
     Ok(())
 }
 
 fn write_load_json(
+    dir: &Path,
     out: &Path,
     stats: &LoadStats,
     target: &str,
@@ -1432,7 +1436,7 @@ fn write_load_json(
             .collect::<serde_json::Map<_, _>>(),
         "peak_rss_mib": peak_rss_mib(),
     });
-    write_atomic(out, LOAD_FILE, |w| {
+    write_atomic(dir, LOAD_FILE, |w| {
         serde_json::to_writer_pretty(&mut *w, &doc)?;
         w.write_all(b"\n")
     })

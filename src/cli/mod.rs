@@ -24,6 +24,7 @@ mod calibrate;
 mod compare;
 mod diff;
 mod expect_rollout;
+mod interrupt;
 mod live;
 mod plan;
 mod plot;
@@ -117,8 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// was just drawn.
 fn chart_svg(dir: &Path, name: &str) -> anyhow::Result<crate::report::html::Chart> {
     let path = dir.join(format!("{name}.svg"));
-    let svg = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let svg = read_input(&path)?;
     Ok(crate::report::html::Chart {
         name: name.to_string(),
         svg,
@@ -135,12 +135,208 @@ fn write_report(dir: &Path, page: &crate::report::html::Page) -> anyhow::Result<
     .with_context(|| format!("cannot write {}", dir.join(REPORT_FILE).display()))
 }
 
-/// Reads a whole input file as UTF-8, naming it in the error.
+/// Reads a whole input file as UTF-8, naming it in the error (with the line and column of the
+/// first byte that is not UTF-8).
 fn read_input(path: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    read_utf8(path).map_err(anyhow::Error::msg)
+}
+
+/// Reads a whole file as UTF-8; the error names the file, and the line and column of the first
+/// byte that is not UTF-8.
+pub(crate) fn read_utf8(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        // The prefix is valid UTF-8 by definition of `valid_up_to`.
+        let before = std::str::from_utf8(&bytes[..valid]).unwrap_or_default();
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!(
+            "{}:{line}:{column}: invalid UTF-8 (byte 0x{:02x}); the file must be UTF-8 text",
+            path.display(),
+            bytes[valid]
+        )
+    })
+}
+
+/// A file a scenario names (a trace, a manifest), for the loader's resolver: the loader's
+/// message already says "cannot read PATH", so the error is only the cause (and the line and
+/// column of bad UTF-8), without the path a second time.
+fn read_referenced(path: &Path) -> Result<String, String> {
+    read_utf8(path).map_err(|e| {
+        let shown = path.display().to_string();
+        if let Some(cause) = e.strip_prefix(&format!("cannot read {shown}: ")) {
+            return cause.to_string();
+        }
+        let at = e.strip_prefix(&format!("{shown}:")).and_then(|rest| {
+            let (line, rest) = rest.split_once(':')?;
+            let (column, cause) = rest.split_once(": ")?;
+            Some(format!("line {line}, column {column}: {cause}"))
+        });
+        at.unwrap_or(e)
+    })
+}
+
+/// At most this many characters of a value are echoed in a message; a longer one is cut, with
+/// its length (a 10 MB bad value must not fill the terminal).
+pub const MAX_ECHO_CHARS: usize = 200;
+
+/// An error and its causes as one line each way a person reads them: each cause once (a
+/// cause whose text its parent already ends with is not repeated, as thiserror messages that
+/// print their `source` would be), and every long echoed value cut ([`clip_echoes`]).
+pub fn readable_error(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.ends_with(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    clip_echoes(&text)
+}
+
+/// `text` with every quoted value (`"..."`) longer than [`MAX_ECHO_CHARS`] cut to that many
+/// characters and followed by its size (`"abc…" (10485760 bytes)`), and any line still longer
+/// than 5 × that (an unquoted echo, a source excerpt) cut the same way.
+pub fn clip_echoes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(64 * 1024));
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let line = clip_quoted(line);
+        if line.chars().count() > 5 * MAX_ECHO_CHARS {
+            out.extend(line.chars().take(MAX_ECHO_CHARS));
+            out.push_str(&format!("… ({} bytes)", line.len()));
+        } else {
+            out.push_str(&line);
+        }
+    }
+    out
+}
+
+/// One line with its long quoted values cut (see [`clip_echoes`]).
+fn clip_quoted(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(open) = rest.find('"') {
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        // The closing quote: the first one not escaped by a backslash.
+        let mut escaped = false;
+        let close = body.char_indices().find_map(|(j, c)| {
+            let end = c == '"' && !escaped;
+            escaped = c == '\\' && !escaped;
+            end.then_some(j)
+        });
+        let Some(close) = close else {
+            // No closing quote: the rest of the line is the value.
+            out.push_str(&clip_value(body, ""));
+            return out;
+        };
+        out.push_str(&clip_value(&body[..close], "\""));
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `value` then `close`, or its first [`MAX_ECHO_CHARS`] characters, `…`, `close` and its size.
+fn clip_value(value: &str, close: &str) -> String {
+    if value.chars().count() <= MAX_ECHO_CHARS {
+        return format!("{value}{close}");
+    }
+    let head: String = value.chars().take(MAX_ECHO_CHARS).collect();
+    format!("{head}…{close} ({} bytes)", value.len())
 }
 
 /// The name shown for a file in messages.
 fn display_name(path: &Path) -> String {
     path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_echoes_are_cut_with_their_size() {
+        let long = "y".repeat(300);
+        let head = "y".repeat(MAX_ECHO_CHARS);
+        // (text, as shown)
+        let cases = [
+            // short values stay whole
+            (
+                "a \"short\" value".to_string(),
+                "a \"short\" value".to_string(),
+            ),
+            // a long quoted value: 200 characters, then its size in bytes
+            (
+                format!("bad \"{long}\"; allowed: x"),
+                format!("bad \"{head}…\" (300 bytes); allowed: x"),
+            ),
+            // an escaped quote does not end the value
+            (
+                format!("bad \"a\\\"{long}\" end"),
+                format!(
+                    "bad \"a\\\"{}…\" (303 bytes) end",
+                    &head[..MAX_ECHO_CHARS - 3]
+                ),
+            ),
+            // an unquoted line five times the limit is cut as a whole
+            (
+                format!("12 | {}", "z".repeat(2000)),
+                format!("12 | {}… (2005 bytes)", "z".repeat(MAX_ECHO_CHARS - 5)),
+            ),
+            // multi-byte characters are counted as characters, never split
+            (
+                format!("\"{}\"", "é".repeat(250)),
+                format!("\"{}…\" (500 bytes)", "é".repeat(MAX_ECHO_CHARS)),
+            ),
+        ];
+        for (text, shown) in cases {
+            assert_eq!(clip_echoes(&text), shown);
+        }
+    }
+
+    #[test]
+    fn a_cause_already_in_its_parents_message_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot write f: {source}")]
+        struct Wrapper {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::from_raw_os_error(13);
+        let err = anyhow::Error::new(Wrapper { source: io() }).context("--out d");
+        assert_eq!(
+            readable_error(&err),
+            "--out d: cannot write f: Permission denied (os error 13)"
+        );
+        // Causes that are not repeated are all kept.
+        let err = anyhow::Error::new(io()).context("cannot read x");
+        assert_eq!(
+            readable_error(&err),
+            "cannot read x: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn bad_utf8_is_placed_by_line_and_column() {
+        let path = std::env::temp_dir().join(format!("splitlab-utf8-{}", std::process::id()));
+        std::fs::write(&path, b"a: 1\nb: \xc3\xa9\xfe\n").expect("write");
+        let err = read_utf8(&path).expect_err("not UTF-8");
+        std::fs::remove_file(&path).expect("cleanup");
+        assert_eq!(
+            err,
+            format!(
+                "{}:2:5: invalid UTF-8 (byte 0xfe); the file must be UTF-8 text",
+                path.display()
+            )
+        );
+    }
 }

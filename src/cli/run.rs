@@ -9,7 +9,9 @@ use std::io::Write as _;
 use anyhow::{bail, Context};
 
 use crate::report::chart::render_run_charts;
-use crate::report::write::write_atomic;
+use crate::report::chart::ANALYSIS_CHART;
+use crate::report::run::{ANALYSIS_FILE, REQUESTS_FILE};
+use crate::report::write::{write_atomic, StagedDir};
 use crate::scenario::load::{load_scenario, parse_set};
 use crate::scenario::shipped;
 use crate::sim::{simulate, RunOptions};
@@ -81,12 +83,14 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);
-        std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+        super::read_referenced(&p)
     };
     load_scenario(&name, &text, &sets, &resolve).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // From here a signal removes the staging directory and exits 130/143.
+    super::interrupt::exit_on_signal()?;
     let path = args
         .scenario
         .clone()
@@ -100,6 +104,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("out").join(&scenario.name));
+    // Before the run: an output directory that cannot be written fails now, not after it; the
+    // request log is spooled in the staging directory, beside the outputs.
+    let staged = stage(&out)?;
     // The CLI, not the simulator, reads the wall clock: it reports how long the run took.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
@@ -107,7 +114,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         &scenario,
         &RunOptions {
             replication: 0,
-            keep_requests: args.requests,
+            request_log: args.requests.then(|| staged.path().to_path_buf()),
         },
     );
     // The scenario's own warnings (settings without effect) first, then the run's.
@@ -120,39 +127,76 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
-    write_outputs(&out, &report, &scenario.source_yaml)?.print()?;
-    Ok(ExitCode::SUCCESS)
+    let written = write_outputs(&staged, &report, &scenario.source_yaml)?;
+    commit(staged)?;
+    written.print()?;
+    Ok(request_log_status(&report))
 }
 
-/// Writes a run's files (`RunReport::write`), the scenario as run, the charts and report.html:
-/// the same outputs for `run` and `live`. Prints nothing, so a closed stdout cannot cut the
-/// outputs short; [`Written::print`] reports them afterwards.
+/// Creates `out` and a fresh staging directory in it for a run's files.
+pub(crate) fn stage(out: &Path) -> anyhow::Result<StagedDir> {
+    StagedDir::create(out).with_context(|| {
+        format!(
+            "--out {}: cannot create the directory or write in it",
+            out.display()
+        )
+    })
+}
+
+/// Moves a run's staged files into its output directory together, removing files an earlier
+/// run wrote that this one did not (its analysis, its request log).
+pub(crate) fn commit(staged: StagedDir) -> anyhow::Result<()> {
+    let out = staged.out().to_path_buf();
+    let analysis_png = format!("{ANALYSIS_CHART}.png");
+    let analysis_svg = format!("{ANALYSIS_CHART}.svg");
+    staged
+        .commit(&[ANALYSIS_FILE, REQUESTS_FILE, &analysis_png, &analysis_svg])
+        .with_context(|| format!("cannot write outputs to {}", out.display()))
+}
+
+/// Exit 1 (after every other file is written) when `--requests` was asked for and the request
+/// log could not be written during the run: the log is dropped, the rest kept.
+pub(crate) fn request_log_status(report: &crate::report::run::RunReport) -> ExitCode {
+    match report.request_log_error() {
+        Some(e) => {
+            eprintln!("error: {e}; the other outputs are written");
+            ExitCode::FAILURE
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+/// Writes a run's files (`RunReport::write`), the scenario as run, the charts and report.html
+/// into `staged` (the caller commits them): the same outputs for `run` and `live`. Prints
+/// nothing, so a closed stdout cannot cut the outputs short; [`Written::print`] reports them
+/// afterwards.
 pub(crate) fn write_outputs(
-    out: &Path,
+    staged: &StagedDir,
     report: &crate::report::run::RunReport,
     scenario_yaml: &str,
 ) -> anyhow::Result<Written> {
+    let (dir, out) = (staged.path(), staged.out());
     report
-        .write(out)
+        .write(dir)
         .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     // The scenario as run (with its overrides), for report.html and for `plot`.
-    write_atomic(out, super::plot::SCENARIO_FILE, |w| {
+    write_atomic(dir, super::plot::SCENARIO_FILE, |w| {
         w.write_all(scenario_yaml.as_bytes())
     })
     .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     // The charts are drawn from the files just written, exactly as `splitlab plot` would.
-    let charts = render_run_charts(out).with_context(|| {
+    let charts = render_run_charts(dir).with_context(|| {
         format!(
             "outputs are written to {} but their charts are not",
             out.display()
         )
     })?;
-    let html = super::plot::write_run_report(out, &charts)?;
+    super::plot::write_run_report(dir, &charts)?;
     Ok(Written {
         out: out.to_path_buf(),
         summary: report.summary_table(),
         charts: charts.len(),
-        html,
+        html: out.join(crate::report::html::REPORT_FILE),
     })
 }
 

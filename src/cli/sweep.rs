@@ -167,7 +167,7 @@ pub(crate) fn simulate_seed(scenario: &Scenario, seed: u64) -> SeedRun {
         &scenario,
         &RunOptions {
             replication: 0,
-            keep_requests: false,
+            request_log: None,
         },
     );
     let warnings = std::mem::take(&mut sim.warnings);

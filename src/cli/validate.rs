@@ -71,7 +71,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let text = match super::read_input(path) {
             Ok(t) => t,
             Err(err) => {
-                eprintln!("{name}: {err:#}");
+                // The message names the file (and the position of bad UTF-8).
+                eprintln!("{}", super::readable_error(&err));
                 failed = true;
                 continue;
             }
@@ -87,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     say!("ok: {name}")?
                 }
                 Err(err) => {
-                    eprintln!("{err}");
+                    eprintln!("{}", super::clip_echoes(&err.to_string()));
                     failed = true;
                 }
             }
@@ -102,7 +103,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                     say!("ok: {name}")?
                 }
                 Err(err) => {
-                    eprintln!("{err:#}");
+                    eprintln!("{}", super::readable_error(&err));
                     failed = true;
                 }
             }
@@ -111,7 +112,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let manifests = match load_manifests(&name, &text) {
             Ok(m) => m,
             Err(err) => {
-                eprintln!("{err}");
+                eprintln!("{}", super::clip_echoes(&err.to_string()));
                 failed = true;
                 continue;
             }
@@ -119,7 +120,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         let mut file_ok = true;
         for m in &manifests {
             for (pos, message) in knative_errors(m) {
-                eprintln!("{name}:{pos}: {}: {message}", m.describe());
+                let line = format!("{name}:{pos}: {}: {message}", m.describe());
+                eprintln!("{}", super::clip_echoes(&line));
                 file_ok = false;
             }
         }

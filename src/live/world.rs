@@ -71,8 +71,9 @@ pub struct LiveOptions {
     pub connections: usize,
     /// Most requests in flight at the load generator.
     pub max_in_flight: u64,
-    /// Keep one `requests.csv` row per finished request.
-    pub keep_requests: bool,
+    /// Keep one `requests.csv` row per finished request, spooled during the run in this
+    /// directory (the output directory's staging area).
+    pub request_log: Option<std::path::PathBuf>,
     /// Where to write the Prometheus `file_sd` list of the metrics endpoints.
     pub prometheus_sd: Option<std::path::PathBuf>,
 }
@@ -198,7 +199,7 @@ pub async fn run_live(
         },
         names.clone(),
         s.metrics.window,
-        opts.keep_requests,
+        opts.request_log.as_deref(),
     );
     let books = Books::new(recorder);
     lock(&books).analysis = s

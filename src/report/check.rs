@@ -573,7 +573,7 @@ mod tests {
             },
             vec!["a".into(), "b".into()],
             SimDuration::from_secs(1),
-            false,
+            None,
         );
         rec.programmed(SimTime::ZERO, "", &[("a".into(), 50), ("b".into(), 50)]);
         for (w, (a, b)) in per_window.iter().enumerate() {

@@ -475,8 +475,9 @@ pub struct RunRecorder {
 
 impl RunRecorder {
     /// `revisions` are the revision names, indexed as the other calls index them. `window` is
-    /// the width of a `timeseries.csv` row. With `keep_requests`, every finished request is
-    /// logged to `requests.csv`.
+    /// the width of a `timeseries.csv` row. With `request_log`, every finished request is
+    /// logged to `requests.csv`, spooled meanwhile in that directory (the output directory's
+    /// staging area, [`super::write::StagedDir`]).
     ///
     /// # Panics
     /// If `window` is not positive or a revision name appears twice: both are programming
@@ -485,7 +486,7 @@ impl RunRecorder {
         meta: RunMeta,
         revisions: Vec<String>,
         window: SimDuration,
-        keep_requests: bool,
+        request_log: Option<&Path>,
     ) -> Self {
         assert!(window.0 > 0, "window must be positive, got {window}");
         let mut index = HashMap::with_capacity(revisions.len());
@@ -517,7 +518,7 @@ impl RunRecorder {
             autoscaler_csv: format!("{AUTOSCALER_HEADER}\n"),
             analysis_csv: None,
             analysis: None,
-            spool: keep_requests.then(|| SpoolWriter::create(&format!("{REQUESTS_HEADER}\n"))),
+            spool: request_log.map(|dir| SpoolWriter::create(dir, &format!("{REQUESTS_HEADER}\n"))),
             clamped_calls: 0,
             total_pods: 0,
             peak_total_pods: 0,
@@ -1113,14 +1114,11 @@ impl RunReport {
     /// Writes `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv` (the header
     /// alone when the autoscaler never ticked), `analysis.csv` when the scenario has an
     /// analysis (else one left by an earlier run is removed) and, when requests were kept, `requests.csv`
-    /// into `dir` (created if missing), each atomically. Without kept requests a
-    /// `requests.csv` left in `dir` by an earlier run is removed, so the directory never pairs
-    /// this run's summary with another run's request log.
+    /// into `dir` (created if missing), each atomically. Without kept requests, or when the
+    /// request log failed during the run ([`RunReport::request_log_error`]), a `requests.csv`
+    /// left in `dir` by an earlier run is removed, so the directory never pairs this run's
+    /// summary with another run's request log; the other files are written all the same.
     pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
-        // Fail before touching the directory if the request log is incomplete.
-        if let Some(spool) = &self.requests {
-            spool.check()?;
-        }
         std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
             path: dir.to_path_buf(),
             source,
@@ -1140,9 +1138,17 @@ impl RunReport {
             None => remove_if_present(dir, ANALYSIS_FILE)?,
         }
         match &self.requests {
-            Some(spool) => write_atomic(dir, REQUESTS_FILE, |w| spool.copy_to(w)),
-            None => remove_if_present(dir, REQUESTS_FILE),
+            Some(spool) if spool.check().is_ok() => {
+                write_atomic(dir, REQUESTS_FILE, |w| spool.copy_to(w))
+            }
+            _ => remove_if_present(dir, REQUESTS_FILE),
         }
+    }
+
+    /// Why the request log (`--requests`) is incomplete, when writing it failed during the
+    /// run (a full disk); [`RunReport::write`] then leaves `requests.csv` out.
+    pub fn request_log_error(&self) -> Option<WriteError> {
+        self.requests.as_ref().and_then(|s| s.check().err())
     }
 
     fn write_timeseries(&self, w: &mut impl Write) -> io::Result<()> {
@@ -1475,7 +1481,8 @@ mod tests {
 
     fn recorder(revisions: &[&str], window: SimDuration, keep: bool) -> RunRecorder {
         let names = revisions.iter().map(|s| s.to_string()).collect();
-        RunRecorder::new(meta(), names, window, keep)
+        let spool_dir = std::env::temp_dir();
+        RunRecorder::new(meta(), names, window, keep.then_some(spool_dir.as_path()))
     }
 
     fn engine() -> EngineStats {
@@ -2191,23 +2198,37 @@ mod tests {
     }
 
     #[test]
-    fn a_broken_request_log_fails_the_write_before_any_file() {
+    fn a_broken_request_log_is_dropped_and_the_rest_written() {
         let mut r = recorder(&["a"], SimDuration::from_secs(1), true);
-        r.spool
-            .as_mut()
-            .expect("kept")
-            .append(|_| Err(io::Error::other("disk full")));
+        let spool = r.spool.as_mut().expect("kept");
+        let spool_path = spool.path().to_path_buf();
+        assert!(spool_path.exists());
+        spool.append(|_| Err(io::Error::other("disk full")));
+        assert!(
+            !spool_path.exists(),
+            "an unusable spool gives its space back at once"
+        );
         r.finished(&rec(0, 0, MS, Some(0), Outcome::Served));
         let report = r.finish(SimTime(S), &[0], 0, engine());
         let dir = TestDir::new("broken-spool");
-        let err = report.write(&dir.0).expect_err("spool failed");
+        std::fs::create_dir_all(&dir.0).expect("mkdir");
+        std::fs::write(dir.0.join(REQUESTS_FILE), "an earlier run's log").expect("stale");
+        report.write(&dir.0).expect("the other files are written");
+        let err = report.request_log_error().expect("reported");
         assert!(matches!(err, WriteError::Spool { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .ends_with("failed during the run: disk full"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "request log spool {} failed during the run (disk full): requests.csv is not \
+                 written",
+                spool_path.display()
+            )
         );
-        assert!(!dir.0.exists(), "nothing written");
+        assert!(dir.0.join(SUMMARY_FILE).exists());
+        assert!(
+            !dir.0.join(REQUESTS_FILE).exists(),
+            "no earlier run's log beside this run's summary"
+        );
     }
 
     #[test]

@@ -260,7 +260,7 @@ pub fn from_document<T: DeserializeOwned>(file: &str, doc: &Document) -> Result<
                 err.into_inner()
             })
         });
-    result.map_err(|err| convert_error(file, &path, &err, doc.line_offset))
+    result.map_err(|err| convert_error(file, &path, &err, doc))
 }
 
 /// Deserialises a single-document file.
@@ -321,13 +321,61 @@ fn budget_message(breach: &serde_saphyr::budget::BudgetBreach) -> String {
     }
 }
 
-fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error, line_offset: u32) -> YamlError {
+/// What the source text at `loc` holds, for an error where a single value was expected: the
+/// parser reports only "expected string scalar".
+fn found_at(text: &str, loc: serde_saphyr::Location) -> &'static str {
+    let line = text
+        .lines()
+        .nth(loc.line().saturating_sub(1) as usize)
+        .unwrap_or("");
+    let mut rest: String = line
+        .chars()
+        .skip(loc.column().saturating_sub(1) as usize)
+        .collect();
+    // An anchor or a tag comes before the value it names.
+    while rest.starts_with(['&', '!']) {
+        rest = rest
+            .split_once(char::is_whitespace)
+            .map_or(String::new(), |(_, r)| r.trim_start().to_string());
+    }
+    if rest.is_empty() {
+        // The value starts on a later line (block style): look at its first token.
+        let next = text
+            .lines()
+            .skip(loc.line() as usize)
+            .map(str::trim_start)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .unwrap_or("");
+        rest = next.to_string();
+    }
+    if rest.starts_with('[') || rest == "-" || rest.starts_with("- ") {
+        "a list"
+    } else if rest.starts_with('{') || rest.contains(": ") || rest.ends_with(':') {
+        "a map"
+    } else if rest.starts_with('*') {
+        "an alias to a list or map"
+    } else {
+        "a list or map"
+    }
+}
+
+fn convert_error(file: &str, path: &str, err: &serde_saphyr::Error, doc: &Document) -> YamlError {
+    let line_offset = doc.line_offset;
     let pos = err
         .location()
         .map(|loc| SourcePos::of_location(loc, line_offset))
         .filter(|p| p.line > 0);
     let bare = match err.without_snippet() {
         serde_saphyr::Error::Budget { breach, .. } => budget_message(breach),
+        // Said where a list or map stands for a number, a string or a bool: the parser names
+        // neither what the field takes nor what it found.
+        serde_saphyr::Error::Unexpected {
+            expected: "string scalar",
+            location,
+        } => format!(
+            "expected a single value (a number, a string or true/false), found {}",
+            found_at(&doc.text, *location)
+        ),
         other => other.to_string(),
     };
     // serde-saphyr prefixes "error: line L column C: "; the location is shown separately.
@@ -501,5 +549,35 @@ mod tests {
             assert!(from_str::<Outer>("h.yaml", text).is_err(), "{text:?}");
         }
         assert!(from_str::<Outer>("h.yaml", "# nothing\n").is_err());
+    }
+
+    #[test]
+    fn a_list_or_map_for_a_single_value_says_what_it_found() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Seeded {
+            seed: u64,
+        }
+        // (document, position, what was found)
+        let cases = [
+            ("seed: [1, 2]\n", (1, 7), "a list"),  // flow list
+            ("seed: {a: 1}\n", (1, 7), "a map"),   // flow map
+            ("seed:\n  - 1\n", (2, 3), "a list"),  // block list
+            ("seed:\n  a: 1\n", (2, 3), "a map"),  // block map
+            ("seed: &x [1]\n", (1, 10), "a list"), // anchored list
+        ];
+        for (text, (line, column), found) in cases {
+            let err = from_str::<Seeded>("f.yaml", text).expect_err(text);
+            assert_eq!(err.pos, Some(SourcePos { line, column }), "{text}");
+            assert_eq!(err.path, "seed", "{text}");
+            assert_eq!(
+                err.message,
+                format!(
+                    "expected a single value (a number, a string or true/false), found {found}"
+                ),
+                "{text}"
+            );
+        }
     }
 }

@@ -70,12 +70,13 @@ const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
 
 /// How one run is executed.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Replication index: a second stream family for the same seed.
     pub replication: u64,
-    /// Keep a record of every request (`requests.csv`).
-    pub keep_requests: bool,
+    /// Keep a record of every request (`requests.csv`), spooled during the run in this
+    /// directory (the output directory's staging area).
+    pub request_log: Option<std::path::PathBuf>,
 }
 
 /// The result of a run, before wall-clock figures are added by the caller.
@@ -375,7 +376,7 @@ impl<'a> World<'a> {
             meta,
             s.revisions.iter().map(|r| r.name.clone()).collect(),
             s.metrics.window,
-            opts.keep_requests,
+            opts.request_log.as_deref(),
         );
         let end = SimTime::ZERO + s.duration;
         World {

@@ -721,3 +721,129 @@ fn picker_help_and_errors_list_the_allowed_values() {
         "{stderr}"
     );
 }
+
+/// Issue 17 item 13: each message says a thing once, cuts a long bad value, names what was
+/// expected and found, and places bad UTF-8 by line and column. Every message is compared
+/// whole.
+#[test]
+fn error_messages_are_short_exact_and_say_each_thing_once() {
+    let dir = temp_dir("cli-readable-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = std::fs::read_to_string("scenarios/instant-shift.yaml").unwrap();
+    let write = |name: &str, bytes: Vec<u8>| {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let huge = "x".repeat(10 * 1024 * 1024);
+    let big = write(
+        "big.yaml",
+        base.replacen("duration: 200s", &format!("duration: {huge}"), 1)
+            .into_bytes(),
+    );
+    let list = write(
+        "list.yaml",
+        base.replacen("seed: 1", "seed: [1, 2]", 1).into_bytes(),
+    );
+    let map = write(
+        "map.yaml",
+        base.replacen("seed: 1", "seed: {a: 1}", 1).into_bytes(),
+    );
+    let utf8 = write(
+        "utf8.yaml",
+        base.replacen("name: instant-shift", "name: inst\u{e9}\u{0}", 1)
+            .into_bytes()
+            .into_iter()
+            // é then a byte that is not UTF-8 where the NUL was
+            .map(|b| if b == 0 { 0xff } else { b })
+            .collect(),
+    );
+    let a_file = write("a-file", Vec::new());
+    let trace = write(
+        "trace.yaml",
+        base.replacen("  poisson: {rate: 1000}", "  trace: {file: none.csv}", 1)
+            .into_bytes(),
+    );
+    let line_of = |path: &str, needle: &str| {
+        std::fs::read(path)
+            .unwrap()
+            .split(|b| *b == b'\n')
+            .position(|l| l.windows(needle.len()).any(|w| w == needle.as_bytes()))
+            .unwrap()
+            + 1
+    };
+    let (big_line, list_line) = (line_of(&big, "duration:"), line_of(&list, "seed:"));
+    // (arguments, the first line of stderr, exactly)
+    let cases: Vec<(Vec<String>, String)> = vec![
+        // a 10 MB bad value: its first 200 characters and its size
+        (
+            vec!["run".into(), big.clone()],
+            format!(
+                "error: {big}:{big_line}:11: duration: time: invalid duration \"{}…\" (10485760 \
+                 bytes); allowed: a Go duration such as 100ms, 1.5s or 2m",
+                "x".repeat(200)
+            ),
+        ),
+        // a list for an integer
+        (
+            vec!["run".into(), list.clone()],
+            format!(
+                "error: {list}:{list_line}:7: seed: expected a single value (a number, a string \
+                 or true/false), found a list"
+            ),
+        ),
+        // a map for an integer
+        (
+            vec!["run".into(), map.clone()],
+            format!(
+                "error: {map}:{list_line}:7: seed: expected a single value (a number, a string \
+                 or true/false), found a map"
+            ),
+        ),
+        // bad UTF-8: line and column (characters) of the first bad byte
+        (
+            vec!["run".into(), utf8.clone()],
+            format!(
+                "error: {utf8}:{}:12: invalid UTF-8 (byte 0xff); the file must be UTF-8 text",
+                line_of(&utf8, "name:")
+            ),
+        ),
+        // an OS error once, not twice
+        (
+            vec![
+                "run".into(),
+                "scenarios/instant-shift.yaml".into(),
+                "--out".into(),
+                format!("{a_file}/out"),
+            ],
+            format!(
+                "error: --out {a_file}/out: cannot create the directory or write in it: cannot \
+                 create output directory {a_file}/out: Not a directory (os error 20)"
+            ),
+        ),
+        // a file the scenario names is missing: its path and "cannot read" once
+        (
+            vec!["run".into(), trace.clone()],
+            format!(
+                "error: {trace}:{}:17: arrivals.trace.file: cannot read {}: No such file or \
+                 directory (os error 2)",
+                line_of(&trace, "trace:"),
+                dir.join("none.csv").display()
+            ),
+        ),
+        // a missing file: "cannot read" once
+        (
+            vec!["run".into(), format!("{a_file}.missing")],
+            format!("error: cannot read {a_file}.missing: No such file or directory (os error 2)"),
+        ),
+    ];
+    for (args, want) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = splitlab(&args);
+        assert_no_panic(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = text(&out.stderr);
+        assert_eq!(stderr.lines().next().unwrap_or(""), want, "{args:?}");
+        assert!(stderr.len() < 4096, "{} bytes of stderr", stderr.len());
+    }
+}
