@@ -169,7 +169,7 @@ mod tests {
             },
             vec!["a".into(), "b".into()],
             SimDuration::from_secs(1),
-            false,
+            None,
         );
         for (w, (a, b)) in per_window.iter().enumerate() {
             let t = SimTime(w as i64 * S + S / 2);
