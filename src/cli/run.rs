@@ -68,18 +68,19 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
         }
     }
     let name = super::display_name(path);
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let names: Vec<&str> = shipped::all().map(|s| s.name).collect();
-            bail!(
-                "cannot read {name}: {e}; no shipped scenario has that name either (shipped: {}; \
-                 `splitlab scenarios` says what each is for)",
-                names.join(", ")
-            )
+    let text = super::read_input(path).map_err(|e| {
+        // A bare name that is neither a file nor shipped: say what is shipped (a path with
+        // folders was meant as a file, and its error says all).
+        if path.exists() || path.components().count() > 1 {
+            return e;
         }
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot read {name}"))),
-    };
+        let names: Vec<&str> = shipped::all().map(|s| s.name).collect();
+        anyhow::anyhow!(
+            "{e}; no shipped scenario has that name either (shipped: {}; `splitlab scenarios` \
+             says what each is for)",
+            names.join(", ")
+        )
+    })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let resolve = |rel: &str| -> Result<String, String> {
         let p = base.join(rel);
