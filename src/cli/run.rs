@@ -74,11 +74,10 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
         if path.exists() || path.components().count() > 1 {
             return e;
         }
-        let names: Vec<&str> = shipped::all().map(|s| s.name).collect();
         anyhow::anyhow!(
             "{e}; no shipped scenario has that name either (shipped: {}; `splitlab scenarios` \
              says what each is for)",
-            names.join(", ")
+            shipped::names()
         )
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();

@@ -35,10 +35,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         }
         Some(Action::Show { name }) => {
             let Some(found) = shipped::find(name) else {
-                let names: Vec<&str> = shipped::all().map(|s| s.name).collect();
                 bail!(
                     "no shipped scenario is named {name:?} (shipped: {})",
-                    names.join(", ")
+                    shipped::names()
                 );
             };
             say_raw!("{}", found.text)?;

@@ -82,7 +82,7 @@ pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>
 }
 
 /// A PEM parse error in words (the library's own text shows byte arrays).
-fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
+pub(super) fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error;
     match e {
         Error::MissingSectionEnd { end_marker } => format!(
@@ -97,8 +97,9 @@ fn pem_problem(e: &rustls::pki_types::pem::Error) -> String {
     }
 }
 
-/// The ring provider every configuration here uses.
-fn provider() -> Arc<CryptoProvider> {
+/// The ring provider every TLS configuration of the live mode uses (client and gateway), named
+/// rather than taken from the process default, so no other crate's choice changes it.
+pub(super) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 

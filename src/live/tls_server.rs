@@ -58,7 +58,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::BadCert {
             path: cert.to_path_buf(),
-            detail: e.to_string(),
+            detail: super::tls::pem_problem(&e),
         })?;
     if chain.is_empty() {
         return Err(TlsError::NoCert {
@@ -67,17 +67,14 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     }
     let private_key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::NoKey {
         path: key.to_path_buf(),
-        detail: e.to_string(),
+        detail: super::tls::pem_problem(&e),
     })?;
     let config_error = |source| TlsError::Config {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
         source,
     };
-    // The provider is named rather than taken from the process default, so the acceptor does
-    // not depend on which crypto backend another crate installed.
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let mut config = rustls::ServerConfig::builder_with_provider(super::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(config_error)?
         .with_no_client_auth()

@@ -47,6 +47,42 @@ pub const ANALYSIS_CHART: &str = "analysis";
 /// The chart `render_accuracy_chart` writes.
 pub const ACCURACY_CHART: &str = "accuracy";
 
+/// What to look at in each of a run's charts (`RUN_CHARTS`, `ANALYSIS_CHART`), by chart name:
+/// report.html's caption under it.
+pub fn caption(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "split" => {
+            "each revision's observed share of the default route per window (dots) \
+            against the programmed split (line) and its binomial 95% band; a dot outside the \
+            band is more than noise."
+        }
+        "queues" => {
+            "requests waiting at the queue-proxies and at the activator per revision \
+            (the most per window); a queue that grows while traffic shifts is where 503s and \
+            504s come from."
+        }
+        "outcomes" => {
+            "requests per second by outcome, stacked: served, 503 rejections and 504 \
+            expiries (the other outcomes are counted in summary.json)."
+        }
+        "latency" => {
+            "p50 and p99 of the served requests per revision and window (log scale); \
+            look for the p99 spike when a revision's share steps up faster than its pods come \
+            ready."
+        }
+        "pods" => {
+            "desired (the autoscaler's wish) and ready pods per revision; a gap between \
+            them is pods still starting while requests wait."
+        }
+        "routes" => {
+            "the share of the default route the routing core programmed for each \
+            revision over time (the rollout-duration steps)."
+        }
+        "analysis" => "Flagger's analysis: the canary's weight and its metrics per check.",
+        _ => return None,
+    })
+}
+
 /// Drawing or reading a chart's inputs failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ChartError {
@@ -1886,6 +1922,14 @@ mod tests {
         for (points, end, want) in cases {
             assert_eq!(steps(points, end), want);
         }
+    }
+
+    #[test]
+    fn every_run_chart_has_a_caption() {
+        for name in RUN_CHARTS.iter().chain([&ANALYSIS_CHART]) {
+            assert!(caption(name).is_some_and(|c| c.len() > 40), "{name}");
+        }
+        assert_eq!(caption(ACCURACY_CHART), None);
     }
 
     #[test]

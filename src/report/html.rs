@@ -133,7 +133,7 @@ pub fn render_page(page: &Page) -> String {
         out.push_str("<h2>Charts</h2>\n");
         for chart in &page.charts {
             let name = escape(&chart.name);
-            let caption = match chart_caption(&chart.name) {
+            let caption = match super::chart::caption(&chart.name) {
                 Some(what) => format!("<b>{name}</b>: {}", escape(what)),
                 None => name.clone(),
             };
@@ -157,41 +157,6 @@ pub fn render_page(page: &Page) -> String {
     }
     out.push_str("</body>\n</html>\n");
     out
-}
-
-/// What to look at in each of a run's charts (`report::chart`), by chart name.
-fn chart_caption(name: &str) -> Option<&'static str> {
-    Some(match name {
-        "split" => {
-            "each revision's observed share of the default route per window (dots) \
-            against the programmed split (line) and its binomial 95% band; a dot outside the \
-            band is more than noise."
-        }
-        "queues" => {
-            "requests waiting at the queue-proxies and at the activator per revision \
-            (the most per window); a queue that grows while traffic shifts is where 503s and \
-            504s come from."
-        }
-        "outcomes" => {
-            "requests per second by outcome, stacked: served, 503 rejections and 504 \
-            expiries (the other outcomes are counted in summary.json)."
-        }
-        "latency" => {
-            "p50 and p99 of the served requests per revision and window (log scale); \
-            look for the p99 spike when a revision's share steps up faster than its pods come \
-            ready."
-        }
-        "pods" => {
-            "desired (the autoscaler's wish) and ready pods per revision; a gap between \
-            them is pods still starting while requests wait."
-        }
-        "routes" => {
-            "the share of the default route the routing core programmed for each \
-            revision over time (the rollout-duration steps)."
-        }
-        "analysis" => "Flagger's analysis: the canary's weight and its metrics per check.",
-        _ => return None,
-    })
 }
 
 fn render_table(out: &mut String, table: &Table) {

@@ -14,22 +14,26 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::html::Table;
+use super::record::Outcome;
 
 /// Every way a request can fail, in the summary's accounting order, with what it means to an
 /// operator (the status a client saw and who answered it).
-const FAILURES: [(&str, &str); 8] = [
+const FAILURES: [(Outcome, &str); 8] = [
     (
-        "rejected_qp",
+        Outcome::RejectedQp,
         "rejected by the queue-proxy (503, queue full)",
     ),
-    ("expired_activator", "expired at the activator (504)"),
-    ("expired_qp", "expired at the queue-proxy (504)"),
-    ("client_cancelled", "cancelled by the client"),
-    ("app_error", "application errors"),
-    ("bad_gateway", "502s (application not listening or crashed)"),
-    ("errors", "transport errors (no HTTP response)"),
+    (Outcome::ExpiredActivator, "expired at the activator (504)"),
+    (Outcome::ExpiredQp, "expired at the queue-proxy (504)"),
+    (Outcome::ClientCancelled, "cancelled by the client"),
+    (Outcome::AppError, "application errors"),
     (
-        "ingress_overflow",
+        Outcome::BadGateway,
+        "502s (application not listening or crashed)",
+    ),
+    (Outcome::Error, "transport errors (no HTTP response)"),
+    (
+        Outcome::IngressOverflow,
         "rejected by the ingress's circuit breaker (503)",
     ),
 ];
@@ -95,7 +99,7 @@ fn pct(part: u64, whole: u64) -> String {
 fn failure_list(counts: &Value) -> (u64, String) {
     let mut parts: Vec<(u64, &str)> = FAILURES
         .iter()
-        .map(|(k, what)| (count(counts, k), *what))
+        .map(|(outcome, what)| (count(counts, outcome.name()), *what))
         .filter(|(n, _)| *n > 0)
         .collect();
     parts.sort_by_key(|p| std::cmp::Reverse(p.0));
@@ -316,6 +320,17 @@ pub fn key_table(summary: &Value) -> Option<Table> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every outcome but `served` is a failure the verdict names.
+    #[test]
+    fn failures_cover_every_outcome_but_served() {
+        let named: Vec<Outcome> = FAILURES.iter().map(|(o, _)| *o).collect();
+        let failures: Vec<Outcome> = Outcome::ALL
+            .into_iter()
+            .filter(|o| *o != Outcome::Served)
+            .collect();
+        assert_eq!(named, failures);
+    }
 
     fn summary(revisions: Value, requests: Value) -> Value {
         serde_json::json!({

@@ -51,6 +51,11 @@ pub fn all() -> impl Iterator<Item = Shipped> {
     })
 }
 
+/// The shipped scenarios' names, comma-separated, for messages that say what is shipped.
+pub fn names() -> String {
+    all().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
 /// The shipped scenario `query` names: `canary-rollout`, `canary-rollout.yaml` or
 /// `scenarios/canary-rollout.yaml` (the path it has in a clone).
 pub fn find(query: &str) -> Option<Shipped> {
