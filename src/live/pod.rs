@@ -600,7 +600,12 @@ mod tests {
 
     /// A pod with cc 1 and 1 ms of work, answering as revision `r`.
     async fn quick_pod() -> Pod {
-        Pod::start(PodConfig {
+        Pod::start(quick_config()).await.expect("the pod starts")
+    }
+
+    /// `quick_pod`'s configuration, for tests that change a few fields.
+    fn quick_config() -> PodConfig {
+        PodConfig {
             revision: "r".into(),
             name: "r-pod-0".into(),
             cc: 1,
@@ -618,9 +623,7 @@ mod tests {
             ),
             serving_from: SimTime::ZERO,
             metrics: None,
-        })
-        .await
-        .expect("the pod starts")
+        }
     }
 
     #[test]
@@ -763,23 +766,11 @@ mod tests {
             .expect("a runtime");
         rt.block_on(async {
             let pod = Pod::start(PodConfig {
-                revision: "r".into(),
-                name: "r-pod-0".into(),
                 cc: 0,
-                workers: 1,
                 ps_cores: Some(1),
                 timeout: ms(300),
                 service_time: Dist::constant(ms(100)).expect("valid"),
-                rng: stream(1, 0, Stream::ServiceTime, 0),
-                clock: Clock::start(1.0),
-                on_queue: None,
-                failure: Default::default(),
-                failure_rngs: (
-                    stream(1, 0, Stream::FailureApp, 0),
-                    stream(1, 0, Stream::FailureLatency, 0),
-                ),
-                serving_from: SimTime::ZERO,
-                metrics: None,
+                ..quick_config()
             })
             .await
             .expect("the pod starts");

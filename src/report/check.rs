@@ -433,6 +433,38 @@ impl Check {
     }
 }
 
+/// A load run of 1 s windows over labels a and b, where window `w` routes `per_window[w]`
+/// requests to a and b (at its middle), programmed `a_pct`/`100 − a_pct` when given: the run
+/// the `split` tests here and in `expect` judge.
+#[cfg(test)]
+pub(crate) fn two_label_run(per_window: &[(u64, u64)], a_pct: Option<i64>) -> RunReport {
+    use crate::model::time::{SimDuration, SimTime};
+    use crate::report::run::{EngineStats, RunMeta, RunRecorder};
+    let mut rec = RunRecorder::new(
+        RunMeta {
+            scenario: "t".into(),
+            seed: 1,
+            mode: "live".into(),
+        },
+        vec!["a".into(), "b".into()],
+        SimDuration::from_secs(1),
+        None,
+    );
+    if let Some(a) = a_pct {
+        rec.programmed(SimTime::ZERO, "", &[("a".into(), a), ("b".into(), 100 - a)]);
+    }
+    for (w, (a, b)) in per_window.iter().enumerate() {
+        let t = SimTime::ZERO + SimDuration::from_secs_f64(w as f64 + 0.5);
+        for r in std::iter::repeat_n(0, *a as usize).chain(std::iter::repeat_n(1, *b as usize)) {
+            rec.arrived(t);
+            rec.routed(t, r, true);
+        }
+    }
+    let end = SimTime::ZERO + SimDuration::from_secs(per_window.len() as i64);
+    let n = per_window.iter().map(|(a, b)| a + b).sum::<u64>();
+    rec.finish(end, &[0, 0], n, EngineStats::default())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,42 +598,12 @@ mod tests {
         }
     }
 
-    /// A run of `windows` 1 s windows at 50/50 (`--expect a=50,b=50`) where window `w` routes
-    /// `per_window(w)` requests to a and b.
     fn report_with(per_window: &[(u64, u64)]) -> RunReport {
-        report_split(per_window, 50)
+        two_label_run(per_window, Some(50))
     }
 
-    /// `report_with` programmed `a_pct`/`100 − a_pct`.
     fn report_split(per_window: &[(u64, u64)], a_pct: i64) -> RunReport {
-        use crate::model::time::{SimDuration, SimTime};
-        use crate::report::run::{EngineStats, RunMeta, RunRecorder};
-        let mut rec = RunRecorder::new(
-            RunMeta {
-                scenario: "t".into(),
-                seed: 1,
-                mode: "live".into(),
-            },
-            vec!["a".into(), "b".into()],
-            SimDuration::from_secs(1),
-            None,
-        );
-        rec.programmed(
-            SimTime::ZERO,
-            "",
-            &[("a".into(), a_pct), ("b".into(), 100 - a_pct)],
-        );
-        for (w, (a, b)) in per_window.iter().enumerate() {
-            let t = SimTime::ZERO + SimDuration::from_secs_f64(w as f64 + 0.5);
-            for r in std::iter::repeat_n(0, *a as usize).chain(std::iter::repeat_n(1, *b as usize))
-            {
-                rec.arrived(t);
-                rec.routed(t, r, true);
-            }
-        }
-        let end = SimTime::ZERO + SimDuration::from_secs(per_window.len() as i64);
-        let n = per_window.iter().map(|(a, b)| a + b).sum::<u64>();
-        rec.finish(end, &[0, 0], n, EngineStats::default())
+        two_label_run(per_window, Some(a_pct))
     }
 
     #[test]

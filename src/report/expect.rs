@@ -112,7 +112,6 @@ pub fn rollout_split_findings(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::run::{EngineStats, RunMeta, RunRecorder};
 
     const S: i64 = 1_000_000_000;
     const MS: i64 = 1_000_000;
@@ -161,27 +160,7 @@ mod tests {
 
     /// A load run of 1 s windows where window `w` routes `per_window[w]` requests to a and b.
     fn report_with(per_window: &[(u64, u64)]) -> RunReport {
-        let mut rec = RunRecorder::new(
-            RunMeta {
-                scenario: "t".into(),
-                seed: 1,
-                mode: "live".into(),
-            },
-            vec!["a".into(), "b".into()],
-            SimDuration::from_secs(1),
-            None,
-        );
-        for (w, (a, b)) in per_window.iter().enumerate() {
-            let t = SimTime(w as i64 * S + S / 2);
-            for r in std::iter::repeat_n(0, *a as usize).chain(std::iter::repeat_n(1, *b as usize))
-            {
-                rec.arrived(t);
-                rec.routed(t, r, true);
-            }
-        }
-        let end = SimTime(per_window.len() as i64 * S);
-        let n = per_window.iter().map(|(a, b)| a + b).sum::<u64>();
-        rec.finish(end, &[0, 0], n, EngineStats::default())
+        crate::report::check::two_label_run(per_window, None)
     }
 
     #[test]

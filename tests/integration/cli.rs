@@ -660,7 +660,7 @@ fn completions_and_man_page_cover_every_subcommand() {
     let script = text(&bash.stdout);
     for sub in &subcommands {
         assert!(
-            script.contains(&format!("splitlab__{sub}")) || script.contains(&format!(" {sub} ")),
+            script.contains(&format!("splitlab__subcmd__{sub})")),
             "bash completes {sub}"
         );
     }
