@@ -6,8 +6,14 @@ use std::process::{Command, Output};
 
 /// Runs the `splitlab` binary from the project root.
 pub fn splitlab(args: &[&str]) -> Output {
+    splitlab_env(args, &[])
+}
+
+/// [`splitlab`] with extra environment variables for the child.
+pub fn splitlab_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_splitlab"))
         .args(args)
+        .envs(envs.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("the splitlab binary runs")
