@@ -152,10 +152,17 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             requests: args.requests,
             pickers: curves,
         };
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-        charts = render_accuracy_chart(dir, &curves)
-            .with_context(|| format!("cannot write the accuracy chart to {}", dir.display()))?;
+        // Both charts reach `dir` together in one commit, or neither does.
+        let staged = super::run::stage(dir)?;
+        let staging = staged.path().to_path_buf();
+        charts = render_accuracy_chart(&staging, &curves)
+            .with_context(|| format!("cannot write the accuracy chart to {}", dir.display()))?
+            .into_iter()
+            .map(|p| p.strip_prefix(&staging).map_or(p.clone(), |f| dir.join(f)))
+            .collect();
+        staged
+            .commit(&[])
+            .with_context(|| format!("cannot write outputs to {}", dir.display()))?;
     }
     // Printed once the chart is on disk, so a closed stdout cannot cut the outputs short.
     say!(

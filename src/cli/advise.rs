@@ -215,7 +215,20 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             revision_of(&knob.path, &base),
         )
     });
-    write_outputs(&out, &advice, &base, &args.scenario, snippet.as_deref())?;
+    // Every file goes to a staging directory first and reaches `out` in one commit, so an
+    // interrupted advise never mixes its files with an earlier one's.
+    let staged = super::run::stage(&out)?;
+    write_outputs(
+        staged.path(),
+        &out,
+        &advice,
+        &base,
+        &args.scenario,
+        snippet.as_deref(),
+    )?;
+    staged
+        .commit(&[])
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
 
     say!("{}", advice.verdict())?;
     for note in advice.notes() {
@@ -287,8 +300,10 @@ fn observe(scenario: &Scenario, seed: u64, slos: &[Bound]) -> Result<Observed, b
     })
 }
 
-/// `advise.csv`, `advise.json`, the frontier chart and report.html.
+/// `advise.csv`, `advise.json`, the frontier chart and report.html, written into `dir` (the
+/// staging directory of `out`, which error messages name).
 fn write_outputs(
+    dir: &Path,
     out: &Path,
     advice: &Advice,
     base: &Scenario,
@@ -296,13 +311,12 @@ fn write_outputs(
     snippet: Option<&str>,
 ) -> anyhow::Result<()> {
     let cannot = || format!("cannot write outputs to {}", out.display());
-    std::fs::create_dir_all(out).with_context(cannot)?;
     let csv = advice.csv();
-    write_atomic(out, ADVISE_CSV, |w| w.write_all(csv.as_bytes())).with_context(cannot)?;
+    write_atomic(dir, ADVISE_CSV, |w| w.write_all(csv.as_bytes())).with_context(cannot)?;
     let mut json = serde_json::to_vec_pretty(&advice.json(snippet))
         .expect("the advice has string keys and finite numbers only");
     json.push(b'\n');
-    write_atomic(out, ADVISE_JSON, |w| w.write_all(&json)).with_context(cannot)?;
+    write_atomic(dir, ADVISE_JSON, |w| w.write_all(&json)).with_context(cannot)?;
 
     let knob = &advice.knob;
     let required = advice.required();
@@ -343,13 +357,13 @@ fn write_outputs(
         panels,
         recommended: advice.recommended.map(|r| (r as f64, knob.format(r))),
     };
-    render_frontier_chart(out, &curves).with_context(|| {
+    render_frontier_chart(dir, &curves).with_context(|| {
         format!(
             "outputs are written to {} but their chart is not",
             out.display()
         )
     })?;
-    let chart = super::chart_svg(out, FRONTIER_CHART)?;
+    let chart = super::chart_svg(dir, FRONTIER_CHART)?;
 
     let mut sentences = vec![advice.verdict()];
     sentences.extend(advice.notes().into_iter().map(|n| format!("note: {n}")));
@@ -391,7 +405,7 @@ fn write_outputs(
         })
         .collect();
     super::write_report(
-        out,
+        dir,
         &Page {
             title: format!(
                 "splitlab advise — {} ({} in {}..{}, {} seeds)",

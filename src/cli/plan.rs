@@ -174,9 +174,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let pick = recommend(&setting_labels, &rows, args.power, args.max_false_rollback);
     let sentences = sentences(&rows, &setting_labels, pick, args);
 
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    // Every file goes to a staging directory first and reaches `out` in one commit, so an
+    // interrupted plan never mixes its files with an earlier one's.
+    let staged = super::run::stage(&out)?;
+    let dir = staged.path();
     let csv = plan_csv(&rows);
-    write_atomic(&out, PLAN_FILE, |w| w.write_all(csv.as_bytes()))
+    write_atomic(dir, PLAN_FILE, |w| w.write_all(csv.as_bytes()))
         .with_context(|| format!("cannot write {}", out.join(PLAN_FILE).display()))?;
     let curves = PlanCurves {
         scenario: settings[0].scenario.name.clone(),
@@ -187,15 +190,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         power: args.power,
         recommended: pick,
     };
-    render_plan_chart(&out, &curves).with_context(|| {
+    render_plan_chart(dir, &curves).with_context(|| {
         format!(
             "{PLAN_FILE} is written to {} but its chart is not",
             out.display()
         )
     })?;
-    let chart = super::chart_svg(&out, PLAN_CHART)?;
+    let chart = super::chart_svg(dir, PLAN_CHART)?;
     super::write_report(
-        &out,
+        dir,
         &Page {
             title: format!(
                 "splitlab plan — {} ({} settings × {} regressions × {seeds} seeds)",
@@ -210,6 +213,9 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             ..Page::default()
         },
     )?;
+    staged
+        .commit(&[])
+        .with_context(|| format!("cannot write outputs to {}", out.display()))?;
     for sentence in &sentences {
         say!("{sentence}")?;
     }
