@@ -22,7 +22,8 @@ use serde::Deserialize;
 use crate::live::client::Transport;
 use crate::live::clock::Clock;
 use crate::live::gateway::{Backend, BackendState, Gateway};
-use crate::live::http::Pool;
+use crate::live::guard::{default_max_connections, open_files_limit, ConnLimits, ConnStats};
+use crate::live::http::{Pool, ServeOptions};
 use crate::live::load::{
     self, Books, Classifier, Executor, GroupStats, LoadPlan, LoadStats, Target,
 };
@@ -1144,6 +1145,17 @@ pub struct GatewayArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A request head must arrive within this (Go duration; 0s: no limit); a client that
+    /// trickles it gets 408 and is closed.
+    #[arg(long, value_name = "D", default_value = "10s")]
+    header_timeout: String,
+    /// Close a connection after this long without a request (Go duration; 0s: never).
+    #[arg(long, value_name = "D", default_value = "60s")]
+    idle_timeout: String,
+    /// Connections served at once; more are closed as soon as they are accepted. Default:
+    /// 10000, or half the open-files limit (`ulimit -n`) less 32 if that is lower.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 /// `splitlab gateway --config FILE`.
@@ -1190,6 +1202,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|d| duration_flag("--duration", d))
         .transpose()?;
+    let limits = gateway_limits(args)?;
     let picker = match config.picker.as_deref().unwrap_or("random") {
         "random" => PickerKind::Random,
         "wrr" => PickerKind::Wrr,
@@ -1313,7 +1326,13 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(stop.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(gw.clone().serve_tls(listener, tls, rx));
+        let conn_stats = Arc::new(ConnStats::default());
+        let options = ServeOptions {
+            tls,
+            limits,
+            stats: conn_stats.clone(),
+        };
+        let server = tokio::spawn(gw.clone().serve_with(listener, options, rx));
         let clock = Clock::start(1.0);
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -1336,11 +1355,54 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
                 format!(" ({})", causes.join(", "))
             }
         )?;
+        let guarded: Vec<String> = conn_stats
+            .summary()
+            .iter()
+            .map(|(what, n)| format!("{what} {n}"))
+            .collect();
+        if !guarded.is_empty() {
+            say!("gateway: connections: {}", guarded.join(", "))?;
+        }
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
 }
+
+/// The gateway's connection limits from its flags (`guard::ConnLimits`; 0s turns a timeout off).
+fn gateway_limits(args: &GatewayArgs) -> anyhow::Result<ConnLimits> {
+    let timeout = |flag: &str, value: &str| -> anyhow::Result<Option<std::time::Duration>> {
+        match parse_duration(value) {
+            Ok(0) => Ok(None),
+            Ok(ns) if ns > 0 => Ok(Some(std::time::Duration::from_nanos(ns as u64))),
+            Ok(_) => bail!("{flag} {value:?}: must not be negative"),
+            Err(e) => bail!("{flag} {value:?}: {e} (a Go duration such as 10s, 500ms; 0s: no limit)"),
+        }
+    };
+    let mut limits = ConnLimits {
+        header_timeout: timeout("--header-timeout", &args.header_timeout)?,
+        idle_timeout: timeout("--idle-timeout", &args.idle_timeout)?,
+        ..ConnLimits::default()
+    };
+    if let Some(n) = args.max_connections {
+        if !(1..=MAX_CONNECTIONS_FLAG).contains(&n) {
+            bail!("--max-connections {n}: allowed: 1 to {MAX_CONNECTIONS_FLAG}");
+        }
+        let fit = default_max_connections(open_files_limit());
+        if n > fit {
+            eprintln!(
+                "gateway: warning: --max-connections {n} is above what the open-files limit \
+                 leaves room for ({fit}): at that limit new connections wait until others close"
+            );
+        }
+        limits.max_connections = n;
+    }
+    Ok(limits)
+}
+
+/// The largest `--max-connections`: a million connections is beyond one process's sockets on
+/// any usual machine.
+const MAX_CONNECTIONS_FLAG: usize = 1_000_000;
 
 /// The warning `gateway` prints when it listens beyond loopback (an unspecified address such
 /// as 0.0.0.0 is every interface): it then relays anyone's requests to its backends.

@@ -10,9 +10,11 @@
 //!   FIFO, capacity `cc ×` healthy pods, Knative's LB policy by cc. The revision timeout starts
 //!   when the request enters the activator; at `timeoutSeconds` the request, waiting or being
 //!   proxied, gets 504 `activator request timeout` and the upstream request is cancelled.
-//! - Upstream failures give 502 with the error text; the revision's answers (200, 503, 504) are
+//! - Upstream failures give 502 with the error text (never a backend's address); a client's
+//!   request body that fails on the way (bad chunked framing) 400; a `Transfer-Encoding` other
+//!   than `chunked` alone 501, as Envoy answers. The revision's answers (200, 503, 504) are
 //!   relayed. Every response names the revision in `Knative-Serving-Revision`.
-//! - **Protocols** (`http::serve_tls`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
+//! - **Protocols** (`http::serve_with`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
 //!   optional; each HTTP/2 request is routed on its own, as Envoy routes streams. An HTTP/2
 //!   request goes upstream over h2c (gRPC needs HTTP/2 end to end), trailers included.
 //! - **Streaming** (`http::exchange`): in Serve mode a response's body is relayed as the client
@@ -44,7 +46,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    error_cause, exchange, grpc_error, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY,
+    error_cause, exchange, grpc_error, set_header, text, Body, ExchangeError, Pool, ServeOptions,
+    ACTIVATOR_TIMEOUT_BODY,
     CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
@@ -262,18 +265,19 @@ impl Backend {
 impl Gateway {
     /// Serves on `listener` until `stop` turns true (`http::serve`).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: watch::Receiver<bool>) {
-        self.serve_tls(listener, None, stop).await;
+        self.serve_with(listener, ServeOptions::default(), stop)
+            .await;
     }
 
-    /// Serves on `listener`, TLS first when `tls` is set, until `stop` turns true
-    /// (`http::serve_tls`).
-    pub async fn serve_tls(
+    /// Serves on `listener` with `options` (TLS, connection limits) until `stop` turns true
+    /// (`http::serve_with`).
+    pub async fn serve_with(
         self: Arc<Self>,
         listener: TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        options: ServeOptions,
         stop: watch::Receiver<bool>,
     ) {
-        super::http::serve_tls(listener, tls, stop, move |req| {
+        super::http::serve_with(listener, options, stop, move |req| {
             let gw = self.clone();
             async move { gw.handle(req).await }
         })
@@ -322,7 +326,14 @@ impl Gateway {
     /// when its body ends (a gRPC status arrives in the trailers).
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = self.route_and_forward(req).await;
+        let resp = if transfer_encoding_supported(req.headers()) {
+            self.route_and_forward(req).await
+        } else {
+            text(
+                StatusCode::NOT_IMPLEMENTED,
+                UNSUPPORTED_TRANSFER_ENCODING_BODY,
+            )
+        };
         if let Some(cause) = error_cause(resp.status(), resp.headers(), None) {
             self.stats.error(cause);
             return resp;
@@ -499,7 +510,7 @@ impl Gateway {
             let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the response of {addr}: {e}"))?;
+                .map_err(|e| ExchangeError::Upstream(format!("reading the upstream response: {e}")))?;
             let body = collected
                 .map_err(|never: std::convert::Infallible| match never {})
                 .boxed();
@@ -666,15 +677,37 @@ impl hyper::body::Body for Counted {
     }
 }
 
-/// The upstream's answer, or 502 with the error text.
-fn relay(r: Result<Response<Body>, String>) -> Response<Body> {
+/// The upstream's answer; 400 when the client's own request body failed on the way, else 502
+/// with the error's text (which names no address).
+fn relay(r: Result<Response<Body>, ExchangeError>) -> Response<Body> {
     match r {
         Ok(resp) => resp,
-        Err(e) => {
+        Err(ExchangeError::ClientBody) => text(StatusCode::BAD_REQUEST, CLIENT_BODY_FAILED_BODY),
+        Err(ExchangeError::Upstream(e)) => {
             let mut resp = Response::new(super::http::full(format!("{e}\n")));
             *resp.status_mut() = StatusCode::BAD_GATEWAY;
             resp
         }
+    }
+}
+
+/// The 400 for a request whose body's framing was broken (or cut) on the way in.
+const CLIENT_BODY_FAILED_BODY: &str = "malformed request body\n";
+
+/// The 501 for a request whose `Transfer-Encoding` is more than `chunked` (Envoy's
+/// `http1.invalid_transfer_encoding`, codec_impl.cc: any coding but a lone `chunked` is
+/// refused, as RFC 9112 6.1 allows for codings a server does not implement).
+const UNSUPPORTED_TRANSFER_ENCODING_BODY: &str = "unsupported transfer encoding\n";
+
+/// Whether an HTTP/1.1 request's `Transfer-Encoding` is one the gateway relays: absent, or
+/// `chunked` alone. `gzip, chunked` would reach the backend as `chunked` with the gzip coding
+/// lost (hop-by-hop framing is re-made on the upstream hop), so it is refused instead.
+fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(hyper::header::TRANSFER_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
+        _ => false,
     }
 }
 
