@@ -81,6 +81,11 @@ pub struct LiveArgs {
     /// Prometheus scrapes them once more; then the target list is emptied.
     #[arg(long, value_name = "D", default_value = "0s")]
     metrics_linger: String,
+    /// Also serve outside clients (e.g. `splitlab load --expect-rollout`) on this address; its
+    /// address and the run's time zero are printed on stderr at start. Their requests are
+    /// counted apart (summary.json `outside_requests`). Anything but loopback is warned about.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
@@ -132,6 +137,8 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         max_in_flight: args.max_in_flight.max(1),
         request_log: args.requests.then(|| staged.path().to_path_buf()),
         prometheus_sd: args.prometheus_sd.clone(),
+        listen: args.listen,
+        on_listening: Some(announce_listening),
     };
     let result = runtime.block_on(async {
         watch_signals(stop.clone());
@@ -1308,7 +1315,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        if let Some(warning) = exposure_warning(local) {
+        if let Some(warning) = exposure_warning("gateway", local) {
             eprintln!("{warning}");
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -1376,7 +1383,9 @@ fn gateway_limits(args: &GatewayArgs) -> anyhow::Result<ConnLimits> {
             Ok(0) => Ok(None),
             Ok(ns) if ns > 0 => Ok(Some(std::time::Duration::from_nanos(ns as u64))),
             Ok(_) => bail!("{flag} {value:?}: must not be negative"),
-            Err(e) => bail!("{flag} {value:?}: {e} (a Go duration such as 10s, 500ms; 0s: no limit)"),
+            Err(e) => {
+                bail!("{flag} {value:?}: {e} (a Go duration such as 10s, 500ms; 0s: no limit)")
+            }
         }
     };
     let mut limits = ConnLimits {
@@ -1404,16 +1413,29 @@ fn gateway_limits(args: &GatewayArgs) -> anyhow::Result<ConnLimits> {
 /// any usual machine.
 const MAX_CONNECTIONS_FLAG: usize = 1_000_000;
 
-/// The warning `gateway` prints when it listens beyond loopback (an unspecified address such
-/// as 0.0.0.0 is every interface): it then relays anyone's requests to its backends.
-fn exposure_warning(local: SocketAddr) -> Option<String> {
+/// The warning `gateway` (and `live --listen`, as `who`) prints when it listens beyond
+/// loopback (an unspecified address such as 0.0.0.0 is every interface): it then relays
+/// anyone's requests to its backends.
+fn exposure_warning(who: &str, local: SocketAddr) -> Option<String> {
     (!local.ip().is_loopback()).then(|| {
         format!(
-            "gateway: WARNING: listening on {local}, which is not loopback: anyone who can reach \
+            "{who}: WARNING: listening on {local}, which is not loopback: anyone who can reach \
              this machine can send requests through the gateway to its backends (use --listen \
              127.0.0.1:PORT to keep it local)"
         )
     })
+}
+
+/// `live --listen`: where outside clients reach the gateway, and the run's time zero (what
+/// `load --rollout-start` needs, plus the scenario's own offset to the rollout), on stderr.
+fn announce_listening(local: SocketAddr, start_unix_s: f64) {
+    if let Some(warning) = exposure_warning("live", local) {
+        eprintln!("{warning}");
+    }
+    eprintln!(
+        "live: gateway listening on http://{local}; time zero {}",
+        crate::calibrate::timestamp::format_instant(start_unix_s)
+    );
 }
 
 // ------------------------------------------------------------------ shared
@@ -1559,8 +1581,11 @@ mod tests {
         ];
         for (addr, warned) in cases {
             let addr: SocketAddr = addr.parse().expect("a valid address");
-            let got = exposure_warning(addr);
+            let got = exposure_warning("gateway", addr);
             assert_eq!(got.is_some(), warned, "{addr}: {got:?}");
+            // `live --listen` says it is live.
+            let live = exposure_warning("live", addr);
+            assert!(live.is_none_or(|w| w.starts_with("live: WARNING: listening on ")));
             if let Some(w) = got {
                 assert!(
                     w.starts_with(&format!(

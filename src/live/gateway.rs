@@ -47,8 +47,7 @@ use tokio::sync::{oneshot, watch};
 use super::clock::Clock;
 use super::http::{
     error_cause, exchange, grpc_error, set_header, text, Body, ExchangeError, Pool, ServeOptions,
-    ACTIVATOR_TIMEOUT_BODY,
-    CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
+    ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
@@ -210,7 +209,14 @@ pub struct Hooks {
     /// (`concurrency_reporter.go:111-154`), so a revision at zero wakes at once instead of at
     /// the next decider tick.
     pub pokes: tokio::sync::mpsc::UnboundedSender<(u32, ActivatorStat)>,
+    /// The value of `RUN_HEADER` on the run's own requests. A request without it came from an
+    /// outside client (`splitlab live --listen`): served alike, kept out of the books (its
+    /// request id, if any, is another run's), counted in `GatewayStats::outside`.
+    pub run_token: HeaderValue,
 }
+
+/// The header `splitlab live`'s own load generator sends with `Hooks::run_token`.
+pub const RUN_HEADER: &str = "splitlab-live-run";
 
 /// The gateway's shared state.
 pub struct Gateway {
@@ -230,6 +236,8 @@ pub struct Gateway {
 pub struct GatewayStats {
     requests: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Outside clients' requests in a live run, by answer status.
+    outside: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl GatewayStats {
@@ -245,6 +253,17 @@ impl GatewayStats {
 
     fn error(&self, cause: String) {
         *self.lock_errors().entry(cause).or_default() += 1;
+    }
+
+    /// Outside clients' requests in a live run (`Hooks::run_token`), by answer status.
+    pub fn outside(&self) -> BTreeMap<u16, u64> {
+        self.lock_outside().clone()
+    }
+
+    fn lock_outside(&self) -> std::sync::MutexGuard<'_, BTreeMap<u16, u64>> {
+        self.outside
+            .lock()
+            .expect("stats lock is never poisoned: no code panics while holding it")
     }
 
     fn lock_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
@@ -326,6 +345,10 @@ impl Gateway {
     /// when its body ends (a gRPC status arrives in the trailers).
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
+        let outside = self
+            .hooks
+            .as_ref()
+            .is_some_and(|h| !is_own(h, req.headers()));
         let resp = if transfer_encoding_supported(req.headers()) {
             self.route_and_forward(req).await
         } else {
@@ -334,6 +357,13 @@ impl Gateway {
                 UNSUPPORTED_TRANSFER_ENCODING_BODY,
             )
         };
+        if outside {
+            *self
+                .stats
+                .lock_outside()
+                .entry(resp.status().as_u16())
+                .or_default() += 1;
+        }
         if let Some(cause) = error_cause(resp.status(), resp.headers(), None) {
             self.stats.error(cause);
             return resp;
@@ -393,7 +423,7 @@ impl Gateway {
         let backend = &self.backends[routed.revision as usize];
         // The load generator's request id, in a live run: what the books know it by.
         let mut id = None;
-        if let Some(h) = &self.hooks {
+        if let Some(h) = self.hooks.as_ref().filter(|h| is_own(h, req.headers())) {
             id = req
                 .headers()
                 .get(REQUEST_ID_HEADER)
@@ -510,7 +540,9 @@ impl Gateway {
             let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
                 .collect()
                 .await
-                .map_err(|e| ExchangeError::Upstream(format!("reading the upstream response: {e}")))?;
+                .map_err(|e| {
+                    ExchangeError::Upstream(format!("reading the upstream response: {e}"))
+                })?;
             let body = collected
                 .map_err(|never: std::convert::Infallible| match never {})
                 .boxed();
@@ -677,6 +709,11 @@ impl hyper::body::Body for Counted {
     }
 }
 
+/// Whether a request is the live run's own (it carries `RUN_HEADER` with the run's token).
+fn is_own(hooks: &Hooks, headers: &HeaderMap) -> bool {
+    headers.get(RUN_HEADER) == Some(&hooks.run_token)
+}
+
 /// The upstream's answer; 400 when the client's own request body failed on the way, else 502
 /// with the error's text (which names no address).
 fn relay(r: Result<Response<Body>, ExchangeError>) -> Response<Body> {
@@ -777,6 +814,30 @@ mod tests {
                 vec![r0, r1],
                 "at {at}"
             );
+        }
+    }
+
+    #[test]
+    fn only_chunked_alone_is_a_supported_transfer_encoding() {
+        // (Transfer-Encoding values, relayed)
+        let cases: [(&[&'static str], bool); 7] = [
+            (&[], true),                      // no body framing header
+            (&["chunked"], true),             // the one coding relayed
+            (&[" Chunked "], true),           // case and spaces do not matter
+            (&["gzip, chunked"], false),      // gzip would be lost on the way: 501
+            (&["gzip", "chunked"], false),    // the same in two fields
+            (&["identity, chunked"], false),  // Envoy refuses this too
+            (&["chunked", "chunked"], false), // chunked twice (RFC 9112 6.1)
+        ];
+        for (values, ok) in cases {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(
+                    hyper::header::TRANSFER_ENCODING,
+                    HeaderValue::from_static(v),
+                );
+            }
+            assert_eq!(transfer_encoding_supported(&h), ok, "{values:?}");
         }
     }
 

@@ -176,9 +176,7 @@ impl AcceptBackoff {
             return AcceptStep::Go(None);
         }
         self.failures += 1;
-        let delay = self
-            .delay
-            .map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
+        let delay = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
         self.delay = Some(delay);
         AcceptStep::Wait(delay, self.failures == 1)
     }
@@ -432,5 +430,136 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_cap_leaves_room_in_the_open_files_limit() {
+        // (soft RLIMIT_NOFILE, cap)
+        let cases = [
+            (None, DEFAULT_MAX_CONNECTIONS), // limit unknown: the default
+            (Some(1_048_576), DEFAULT_MAX_CONNECTIONS), // a raised limit: the default
+            (Some(20_000), 9_984),           // (20000 - 32) / 2
+            (Some(1024), 496),               // the usual shell default
+            (Some(64), 16),                  // a tiny limit
+            (Some(10), 1),                   // below the reserve: still one
+        ];
+        for (nofile, cap) in cases {
+            assert_eq!(default_max_connections(nofile), cap, "{nofile:?}");
+        }
+    }
+
+    #[test]
+    fn the_open_files_limit_is_read_from_proc_limits() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max cpu time              unlimited            unlimited            seconds   \n\
+                      Max open files            1024                 1048576              files     \n";
+        assert_eq!(parse_open_files_limit(limits), Some(1024));
+        // `unlimited` or a missing line: unknown.
+        let unlimited = limits.replace("1024 ", "unlimited ");
+        assert_eq!(parse_open_files_limit(&unlimited), None);
+        assert_eq!(parse_open_files_limit("Max cpu time  1  1  s\n"), None);
+    }
+
+    #[test]
+    fn accept_failures_back_off_from_5_ms_to_1_s_and_log_once_per_burst() {
+        let emfile = io::Error::from_raw_os_error(24);
+        let aborted = io::Error::from(io::ErrorKind::ConnectionAborted);
+        let mut b = AcceptBackoff::default();
+        // (error or success, step)
+        let ms = Duration::from_millis;
+        let cases: Vec<(Option<&io::Error>, AcceptStep)> = vec![
+            // A connection that died in the backlog: no pause, not a burst.
+            (Some(&aborted), AcceptStep::Go(None)),
+            // The fd limit: 5 ms, logged once, then doubling without a log.
+            (Some(&emfile), AcceptStep::Wait(ms(5), true)),
+            (Some(&emfile), AcceptStep::Wait(ms(10), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(20), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(40), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(80), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(160), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(320), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(640), false)),
+            // Capped at 1 s.
+            (Some(&emfile), AcceptStep::Wait(ms(1000), false)),
+            (Some(&emfile), AcceptStep::Wait(ms(1000), false)),
+            // A success ends the burst and says how long it was.
+            (None, AcceptStep::Go(Some(10))),
+            (None, AcceptStep::Go(None)),
+            // A new burst starts from 5 ms and is logged again.
+            (Some(&emfile), AcceptStep::Wait(ms(5), true)),
+        ];
+        for (i, (event, want)) in cases.into_iter().enumerate() {
+            let got = match event {
+                Some(e) => b.failed(e),
+                None => b.succeeded(),
+            };
+            assert_eq!(got, want, "step {i}");
+        }
+    }
+
+    #[test]
+    fn a_connection_moves_between_head_idle_and_busy() {
+        let limits = ConnLimits {
+            header_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: 1,
+        };
+        let w = ConnWatch::new();
+        let why = |w: &ConnWatch| w.deadline(&limits).map(|(_, e)| e);
+        // New: the head phase, from the accept.
+        assert_eq!(why(&w), Some(Expiry::Header));
+        // A request's head was read: busy, no timer.
+        w.read(b"GET / HTTP/1.1\r\n\r\n");
+        let req = w.begin();
+        assert_eq!(why(&w), None);
+        // Body bytes while busy change nothing.
+        w.read(b"body");
+        assert_eq!(why(&w), None);
+        // The response is written: idle.
+        drop(req);
+        assert_eq!(why(&w), Some(Expiry::Idle));
+        // The first byte of the next head: the header timer.
+        w.read(b"G");
+        assert_eq!(why(&w), Some(Expiry::Header));
+        // Two requests at once (HTTP/2 streams): busy until both end.
+        let (a, b) = (w.begin(), w.begin());
+        drop(a);
+        assert_eq!(why(&w), None);
+        drop(b);
+        assert_eq!(why(&w), Some(Expiry::Idle));
+        // No limits: no timer.
+        let none = ConnLimits {
+            header_timeout: None,
+            idle_timeout: None,
+            max_connections: 1,
+        };
+        assert_eq!(w.deadline(&none), None);
+    }
+
+    #[test]
+    fn the_http2_preface_ends_the_head_phase_even_in_pieces() {
+        // (reads, HTTP/2 detected)
+        let cases: [(&[&[u8]], bool); 4] = [
+            (&[H2_PREFACE], true),                                   // at once
+            (&[b"PRI * HTTP/2", b".0\r\n\r\nSM\r\n\r\n\0\0"], true), // in two reads, frames after
+            (&[b"PRI * HTTP/1.1\r\n"], false),                       // a near miss
+            (&[b"GET / HTTP/1.1\r\n"], false),                       // HTTP/1.1
+        ];
+        for (reads, h2) in cases {
+            let w = ConnWatch::new();
+            let mut io = Watched::new(tokio::io::empty(), w.clone());
+            for r in reads {
+                io.saw(r);
+            }
+            assert_eq!(w.h2.load(Ordering::Relaxed), h2, "{reads:?}");
+            let limits = ConnLimits::default();
+            let want = if h2 { Expiry::Idle } else { Expiry::Header };
+            assert_eq!(w.deadline(&limits).map(|(_, e)| e), Some(want), "{reads:?}");
+        }
     }
 }

@@ -28,7 +28,8 @@ use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
 
 use super::guard::{
-    AcceptBackoff, AcceptStep, ConnLimits, ConnStats, ConnWatch, Expiry, Tracked, Watched, CLOSE_GRACE,
+    AcceptBackoff, AcceptStep, ConnLimits, ConnStats, ConnWatch, Expiry, Tracked, Watched,
+    CLOSE_GRACE,
 };
 
 /// Every body the live mode sends or relays.
@@ -126,7 +127,9 @@ pub async fn serve_with<H, F>(
             Ok((stream, _)) => {
                 if let AcceptStep::Go(Some(failures)) = backoff.succeeded() {
                     // A server's log line, at the moment it happens (the caller is serving).
-                    eprintln!("splitlab: accepting on {local} again after {failures} failed accepts");
+                    eprintln!(
+                        "splitlab: accepting on {local} again after {failures} failed accepts"
+                    );
                 }
                 stream
             }
@@ -454,8 +457,8 @@ impl ExchangeError {
     /// client's `Incoming`) is what failed (hyper reports it as a user error caused by that
     /// body's own hyper error).
     fn of_request(e: &hyper::Error) -> Self {
-        let client_body = e.is_user()
-            && std::error::Error::source(e).is_some_and(|s| s.is::<hyper::Error>());
+        let client_body =
+            e.is_user() && std::error::Error::source(e).is_some_and(|s| s.is::<hyper::Error>());
         if client_body {
             ExchangeError::ClientBody
         } else {
