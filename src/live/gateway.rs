@@ -343,7 +343,7 @@ impl Gateway {
 
     /// Answers a request and counts its outcome: at once when its head says it failed, else
     /// when its body ends (a gRPC status arrives in the trailers).
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let outside = self
             .hooks

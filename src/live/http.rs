@@ -181,7 +181,7 @@ pub async fn serve_with<H, F>(
 
 /// Serves one connection, HTTP/1.1 or HTTP/2 as its first bytes say, until it ends, `stop`, or
 /// one of its timers (`guard`) closes it.
-async fn serve_connection<I, H, F>(
+pub(crate) async fn serve_connection<I, H, F>(
     io: I,
     mut stop: watch::Receiver<bool>,
     limits: ConnLimits,

@@ -9,6 +9,8 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use splitlab::live::clock::Clock;
+
 use crate::common::{temp_dir, text};
 use crate::live::{dead_port, one_live_run_at_a_time, start_backend};
 
@@ -150,7 +152,7 @@ fn slowloris_heads_are_closed_at_the_header_timeout_while_requests_keep_being_se
             "30s",
         ],
     );
-    let start = Instant::now();
+    let start = Clock::wall_now();
     // 20 clients trickle a head one byte every 100 ms (it would take 5 s); 5 send half a head
     // and stop; 5 send nothing.
     let trickle: Vec<_> = (0..20)
@@ -236,7 +238,7 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout_busy_ones_are_n
     // Then it idles: closed about 1 s after its last response.
     let resp = request_on(&mut busy);
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    let since = Instant::now();
+    let since = Clock::wall_now();
     let (got, after) = until_closed(&mut busy, since);
     assert_eq!(got, "");
     assert!(
@@ -264,7 +266,7 @@ fn at_the_connection_cap_extra_connections_are_closed_and_served_ones_keep_worki
     for _ in 0..10 {
         let mut extra = connect(port);
         let _ = extra.write_all(format!("GET / HTTP/1.1\r\n{HOST}\r\n").as_bytes());
-        let (got, after) = until_closed(&mut extra, Instant::now());
+        let (got, after) = until_closed(&mut extra, Clock::wall_now());
         assert_eq!(got, "");
         assert!(after < Duration::from_secs(2), "{after:?}");
     }
@@ -318,7 +320,7 @@ fn at_the_open_files_limit_the_gateway_backs_off_instead_of_spinning_and_serves_
     // The hogs leave: new connections are served again within the back-off's 1 s.
     drop(hogs);
     drop(early);
-    let since = Instant::now();
+    let since = Clock::wall_now();
     let mut resp = String::new();
     while since.elapsed() < Duration::from_secs(5) {
         resp = exchange(port, &get_close());

@@ -432,9 +432,9 @@ fn load_expect_rollout_against_splitlab_live_passes_and_a_wrong_manifest_fails()
     // Meanwhile a 600 KB chunked POST from outside is served too (bodies stream through the
     // gateway to the pod).
     let chunk = "x".repeat(60_000);
-    let mut post = format!(
+    let mut post = String::from(
         "POST / HTTP/1.1\r\nHost: hello.default.example.com\r\nTransfer-Encoding: chunked\r\n\
-         Connection: close\r\n\r\n"
+         Connection: close\r\n\r\n",
     );
     for _ in 0..10 {
         post.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
