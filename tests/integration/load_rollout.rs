@@ -326,7 +326,9 @@ fn documented_live_rollout() -> (String, String) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let docs = std::fs::read_to_string(root.join("docs/load.md")).unwrap();
     let section = &docs[docs.find("**Against `splitlab live`.**").unwrap()..];
-    let yaml_at = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    // Its own info string, so the targets file stays the first plain ```yaml block.
+    let fence = "```yaml live-rollout.yaml\n";
+    let yaml_at = section.find(fence).unwrap() + fence.len();
     let yaml = &section[yaml_at..yaml_at + section[yaml_at..].find("```").unwrap()];
     let command = section
         .lines()
