@@ -477,3 +477,50 @@ fn serve_bodies(stream: TcpStream) -> Option<()> {
             .ok()?;
     }
 }
+
+#[test]
+fn an_idle_http2_connection_outlives_the_header_timeout_and_ends_with_goaway() {
+    let _live = one_live_run_at_a_time();
+    let config = config("hostile-h2-idle", start_backend());
+    let (gw, port) = gateway(
+        &config,
+        &[],
+        &[
+            "--header-timeout",
+            "300ms",
+            "--idle-timeout",
+            "1500ms",
+            "--duration",
+            "30s",
+        ],
+    );
+    // An h2c client (prior knowledge): the preface and an empty SETTINGS frame, then nothing,
+    // as a gRPC channel between calls.
+    let mut s = connect(port);
+    let start = Clock::wall_now();
+    s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    // Binary frames: read as bytes.
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    let after = start.elapsed();
+    // Not closed at the header timeout (an HTTP/2 connection has no head phase), but at the
+    // idle timeout (plus at most the 1 s it has to say goodbye).
+    assert!(
+        after >= Duration::from_millis(1400) && after < Duration::from_secs(4),
+        "{after:?}"
+    );
+    // Its frames: the server's SETTINGS first, a GOAWAY (type 7) among them.
+    let mut types = Vec::new();
+    let mut at = 0;
+    while at + 9 <= got.len() {
+        let len = (usize::from(got[at]) << 16)
+            | (usize::from(got[at + 1]) << 8)
+            | usize::from(got[at + 2]);
+        types.push(got[at + 3]);
+        at += 9 + len;
+    }
+    assert_eq!(types.first(), Some(&4), "{types:?}");
+    assert!(types.contains(&7), "no GOAWAY in {types:?}");
+    stop(gw);
+}
