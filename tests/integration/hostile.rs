@@ -524,3 +524,43 @@ fn an_idle_http2_connection_outlives_the_header_timeout_and_ends_with_goaway() {
     assert!(types.contains(&7), "no GOAWAY in {types:?}");
     stop(gw);
 }
+
+#[test]
+fn bad_limit_flags_are_refused_with_the_flag_and_what_is_allowed() {
+    let config = config("hostile-flags", dead_port());
+    let config = config.to_str().unwrap();
+    // (flag, value, what the error says)
+    let cases = [
+        ("--header-timeout", "ten", "--header-timeout \"ten\": "),
+        (
+            "--header-timeout",
+            "-1s",
+            "--header-timeout \"-1s\": must not be negative",
+        ),
+        ("--idle-timeout", "1x", "--idle-timeout \"1x\": "),
+        (
+            "--max-connections",
+            "0",
+            "--max-connections 0: allowed: 1 to 1000000",
+        ),
+        (
+            "--max-connections",
+            "2000000",
+            "--max-connections 2000000: allowed: 1 to 1000000",
+        ),
+    ];
+    for (flag, value, want) in cases {
+        let out = crate::common::splitlab(&[
+            "gateway",
+            "--config",
+            config,
+            "--listen",
+            "127.0.0.1:0",
+            "--duration",
+            "1s",
+            // `--flag=value`, so a negative value is not read as a flag.
+            &format!("{flag}={value}"),
+        ]);
+        crate::common::assert_clear_error(&out, want, &format!("{flag} {value}"));
+    }
+}
