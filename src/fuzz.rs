@@ -6,7 +6,9 @@
 //! bounded proptest harness that every `cargo test` runs (`tests/integration/fuzz.rs`), so a
 //! new reader gets both by getting an entry here. See docs/fuzzing.md.
 //!
-//! Must not: touch files, sockets or the clock; every reader here is given text.
+//! Must not: touch files, sockets or the wall clock; every reader here is given text or bytes
+//! (`http_request` serves its bytes over an in-memory duplex stream; its only clock is the
+//! connection's timers, shortened to 5 ms).
 
 use crate::routing::kn::{compute, Command, RevisionInfo, ServiceState, TrafficFlags};
 use crate::routing::target::default_traffic;
@@ -165,6 +167,136 @@ pub fn kn_flags(data: &[u8]) {
                 ..Default::default()
             };
             let _ = validate_service(&meta, &result);
+        }
+    }
+}
+
+/// Bytes a client sends on one connection to the gateway's request path: the server
+/// (`live::http::serve_connection`, with the connection limits of `live::guard`) and the
+/// gateway's handler (`Gateway::handle`, with no routes: every routed request is a 404), over
+/// an in-memory duplex stream, with the header and idle timeouts at 5 ms so that each input
+/// ends quickly. The connection must end within 5 s without a panic, and what comes back must be empty or start as an HTTP/1.1
+/// response (`HTTP/1.1 NNN `), or, after an HTTP/2 preface, with an HTTP/2 SETTINGS frame.
+pub fn http_request(data: &[u8]) {
+    let answer = http_answer(data);
+    if answer.is_empty() {
+        return;
+    }
+    if data.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") {
+        // A frame header is 9 bytes; type 4 is SETTINGS, the server's first frame.
+        assert!(
+            answer.len() >= 9 && answer[3] == 4,
+            "an HTTP/2 answer that does not open with SETTINGS: {:?}",
+            &answer[..answer.len().min(32)]
+        );
+        return;
+    }
+    let head = &answer[..answer.len().min(13)];
+    let well_formed = head.len() == 13
+        && head.starts_with(b"HTTP/1.1 ")
+        && head[9..12].iter().all(u8::is_ascii_digit)
+        && head[12] == b' ';
+    assert!(
+        well_formed,
+        "not an HTTP/1.1 response: {:?}",
+        String::from_utf8_lossy(&answer[..answer.len().min(200)])
+    );
+}
+
+/// What the gateway's request path answers to `data` on one connection (`http_request`).
+fn http_answer(data: &[u8]) -> Vec<u8> {
+    use std::sync::{Arc, Mutex};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use crate::live::gateway::Gateway;
+    use crate::live::guard::{ConnLimits, ConnStats};
+    use crate::live::http::{serve_connection, Pool};
+    use crate::model::rng::{stream, Stream};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime builds");
+    runtime.block_on(async {
+        let gw = Arc::new(Gateway {
+            plane: Mutex::new((Default::default(), stream(1, 0, Stream::Routing, 0))),
+            backends: Vec::new(),
+            pool: Pool::default(),
+            hooks: None,
+            activator_metrics: Vec::new(),
+            stats: Default::default(),
+        });
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let limits = ConnLimits {
+            header_timeout: Some(std::time::Duration::from_millis(5)),
+            idle_timeout: Some(std::time::Duration::from_millis(5)),
+            max_connections: 1,
+        };
+        let served = tokio::spawn(async move {
+            let stats = ConnStats::default();
+            serve_connection(server, stopped, limits, &stats, move |req| {
+                let gw = gw.clone();
+                async move { gw.handle(req).await }
+            })
+            .await;
+        });
+        // The client writes what the duplex takes while the server reads, and keeps its side
+        // open (hyper drops a request whose client half-closes); the connection's timers end it.
+        let (mut read, mut write) = tokio::io::split(&mut client);
+        let writing = async {
+            let _ = write.write_all(data).await;
+        };
+        let mut answer = Vec::new();
+        let reading = read.read_to_end(&mut answer);
+        let exchanged = async { tokio::join!(writing, reading) };
+        let bound = std::time::Duration::from_secs(5);
+        assert!(
+            tokio::time::timeout(bound, exchanged).await.is_ok(),
+            "the connection did not end within {bound:?}"
+        );
+        if let Err(e) = served.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+        answer
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_http_harness_sees_the_gateways_answers() {
+        let host = "Host: hello.default.example.com\r\n";
+        // (request bytes, what the answer starts with)
+        let cases = [
+            // No routes in the harness: a well-formed request is a 404.
+            (format!("GET / HTTP/1.1\r\n{host}\r\n"), "HTTP/1.1 404 "),
+            // A coding beyond chunked: 501 before routing.
+            (
+                format!(
+                    "POST / HTTP/1.1\r\n{host}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"
+                ),
+                "HTTP/1.1 501 ",
+            ),
+            // Not HTTP: hyper's 400.
+            ("NOT HTTP\r\n\r\n".to_string(), "HTTP/1.1 400 "),
+            // Half a head: 408 at the header timeout.
+            (format!("GET / HTTP/1.1\r\n{host}"), "HTTP/1.1 408 "),
+            // Nothing: closed without an answer.
+            (String::new(), ""),
+        ];
+        for (request, want) in cases {
+            let answer = http_answer(request.as_bytes());
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with(want), "{request:?}: {answer:?}");
+            if want.is_empty() {
+                assert_eq!(answer, "", "{request:?}");
+            }
+            http_request(request.as_bytes());
         }
     }
 }

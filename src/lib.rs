@@ -13,7 +13,7 @@
 //! | `report`   | the request record schema, split accuracy, what Flagger's analysis measures and records in both modes (`analysis`: the canary's metric windows, `analysis.csv` rows, the summary), run recording and output files, the statistics of `compare` and `plan` (with `plan`'s analytic rollback probability of a Flagger analysis), the SLO bound grammar (`bound`) and `advise`'s pure search (`advise`), `load --check split` against a fixed split or a rollout's schedule in run time (`check`, `expect`), the Prometheus registry and text format (`prometheus`) | `model` (time) |
 //! | `calibrate` | `splitlab calibrate`'s input work: Prometheus range-query answers (Knative's v1.18 or OpenTelemetry metric names) into series, rates, a latency histogram, pod counts, and the text of a scenario that says where each value came from. Pure: answers come through a `Source` the caller implements | `scenario` (to read manifests' kinds), `model` (distributions, time) |
 //! | `cli`      | clap types and one function per subcommand; the only place `anyhow` is used | everything |
-//! | `fuzz`     | fuzz entry points: one reader of untrusted text each, with the checks every input must pass (for `fuzz/` and the proptest harness) | `scenario`, `routing` |
+//! | `fuzz`     | fuzz entry points: one reader of untrusted text each (and the gateway's request path over an in-memory stream), with the checks every input must pass (for `fuzz/` and the proptest harness) | `scenario`, `routing`, `live` (`http_request`) |
 //!
 //! Dependencies point inward: `cli -> {calibrate, scenario, sim, live, report}`, `calibrate -> {scenario, model}`, `sim -> {model, routing,
 //! report}`, `live -> {routing, model, report}`, `model -> routing`. `sim` and `live` never use

@@ -22,7 +22,8 @@ use serde::Deserialize;
 use crate::live::client::Transport;
 use crate::live::clock::Clock;
 use crate::live::gateway::{Backend, BackendState, Gateway};
-use crate::live::http::Pool;
+use crate::live::guard::{default_max_connections, open_files_limit, ConnLimits, ConnStats};
+use crate::live::http::{Pool, ServeOptions};
 use crate::live::load::{
     self, Books, Classifier, Executor, GroupStats, LoadPlan, LoadStats, Target,
 };
@@ -80,6 +81,11 @@ pub struct LiveArgs {
     /// Prometheus scrapes them once more; then the target list is emptied.
     #[arg(long, value_name = "D", default_value = "0s")]
     metrics_linger: String,
+    /// Also serve outside clients (e.g. `splitlab load --expect-rollout`) on this address; its
+    /// address and the run's time zero are printed on stderr at start. Their requests are
+    /// counted apart (summary.json `outside_requests`). Anything but loopback is warned about.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
@@ -131,6 +137,8 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         max_in_flight: args.max_in_flight.max(1),
         request_log: args.requests.then(|| staged.path().to_path_buf()),
         prometheus_sd: args.prometheus_sd.clone(),
+        listen: args.listen,
+        on_listening: Some(announce_listening),
     };
     let result = runtime.block_on(async {
         watch_signals(stop.clone());
@@ -1144,6 +1152,17 @@ pub struct GatewayArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// A request head must arrive within this (Go duration; 0s: no limit); a client that
+    /// trickles it gets 408 and is closed.
+    #[arg(long, value_name = "D", default_value = "10s")]
+    header_timeout: String,
+    /// Close a connection after this long without a request (Go duration; 0s: never).
+    #[arg(long, value_name = "D", default_value = "60s")]
+    idle_timeout: String,
+    /// Connections served at once; more are closed as soon as they are accepted. Default:
+    /// 10000, or half the open-files limit (`ulimit -n`) less 32 if that is lower.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
 }
 
 /// `splitlab gateway --config FILE`.
@@ -1190,6 +1209,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(|d| duration_flag("--duration", d))
         .transpose()?;
+    let limits = gateway_limits(args)?;
     let picker = match config.picker.as_deref().unwrap_or("random") {
         "random" => PickerKind::Random,
         "wrr" => PickerKind::Wrr,
@@ -1295,7 +1315,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let local = listener.local_addr()?;
-        if let Some(warning) = exposure_warning(local) {
+        if let Some(warning) = exposure_warning("gateway", local) {
             eprintln!("{warning}");
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -1313,7 +1333,13 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         let stop = Arc::new(AtomicBool::new(false));
         watch_signals(stop.clone());
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let server = tokio::spawn(gw.clone().serve_tls(listener, tls, rx));
+        let conn_stats = Arc::new(ConnStats::default());
+        let options = ServeOptions {
+            tls,
+            limits,
+            stats: conn_stats.clone(),
+        };
+        let server = tokio::spawn(gw.clone().serve_with(listener, options, rx));
         let clock = Clock::start(1.0);
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -1336,22 +1362,80 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
                 format!(" ({})", causes.join(", "))
             }
         )?;
+        let guarded: Vec<String> = conn_stats
+            .summary()
+            .iter()
+            .map(|(what, n)| format!("{what} {n}"))
+            .collect();
+        if !guarded.is_empty() {
+            say!("gateway: connections: {}", guarded.join(", "))?;
+        }
         anyhow::Ok(())
     })?;
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     Ok(ExitCode::SUCCESS)
 }
 
-/// The warning `gateway` prints when it listens beyond loopback (an unspecified address such
-/// as 0.0.0.0 is every interface): it then relays anyone's requests to its backends.
-fn exposure_warning(local: SocketAddr) -> Option<String> {
+/// The gateway's connection limits from its flags (`guard::ConnLimits`; 0s turns a timeout off).
+fn gateway_limits(args: &GatewayArgs) -> anyhow::Result<ConnLimits> {
+    let timeout = |flag: &str, value: &str| -> anyhow::Result<Option<std::time::Duration>> {
+        match parse_duration(value) {
+            Ok(0) => Ok(None),
+            Ok(ns) if ns > 0 => Ok(Some(std::time::Duration::from_nanos(ns as u64))),
+            Ok(_) => bail!("{flag} {value:?}: must not be negative"),
+            Err(e) => {
+                bail!("{flag} {value:?}: {e} (a Go duration such as 10s, 500ms; 0s: no limit)")
+            }
+        }
+    };
+    let mut limits = ConnLimits {
+        header_timeout: timeout("--header-timeout", &args.header_timeout)?,
+        idle_timeout: timeout("--idle-timeout", &args.idle_timeout)?,
+        ..ConnLimits::default()
+    };
+    if let Some(n) = args.max_connections {
+        if !(1..=MAX_CONNECTIONS_FLAG).contains(&n) {
+            bail!("--max-connections {n}: allowed: 1 to {MAX_CONNECTIONS_FLAG}");
+        }
+        let fit = default_max_connections(open_files_limit());
+        if n > fit {
+            eprintln!(
+                "gateway: warning: --max-connections {n} is above what the open-files limit \
+                 leaves room for ({fit}): at that limit new connections wait until others close"
+            );
+        }
+        limits.max_connections = n;
+    }
+    Ok(limits)
+}
+
+/// The largest `--max-connections`: a million connections is beyond one process's sockets on
+/// any usual machine.
+const MAX_CONNECTIONS_FLAG: usize = 1_000_000;
+
+/// The warning `gateway` (and `live --listen`, as `who`) prints when it listens beyond
+/// loopback (an unspecified address such as 0.0.0.0 is every interface): it then relays
+/// anyone's requests to its backends.
+fn exposure_warning(who: &str, local: SocketAddr) -> Option<String> {
     (!local.ip().is_loopback()).then(|| {
         format!(
-            "gateway: WARNING: listening on {local}, which is not loopback: anyone who can reach \
+            "{who}: WARNING: listening on {local}, which is not loopback: anyone who can reach \
              this machine can send requests through the gateway to its backends (use --listen \
              127.0.0.1:PORT to keep it local)"
         )
     })
+}
+
+/// `live --listen`: where outside clients reach the gateway, and the run's time zero (what
+/// `load --rollout-start` needs, plus the scenario's own offset to the rollout), on stderr.
+fn announce_listening(local: SocketAddr, start_unix_s: f64) {
+    if let Some(warning) = exposure_warning("live", local) {
+        eprintln!("{warning}");
+    }
+    eprintln!(
+        "live: gateway listening on http://{local}; time zero {}",
+        crate::calibrate::timestamp::format_instant(start_unix_s)
+    );
 }
 
 // ------------------------------------------------------------------ shared
@@ -1497,8 +1581,11 @@ mod tests {
         ];
         for (addr, warned) in cases {
             let addr: SocketAddr = addr.parse().expect("a valid address");
-            let got = exposure_warning(addr);
+            let got = exposure_warning("gateway", addr);
             assert_eq!(got.is_some(), warned, "{addr}: {got:?}");
+            // `live --listen` says it is live.
+            let live = exposure_warning("live", addr);
+            assert!(live.is_none_or(|w| w.starts_with("live: WARNING: listening on ")));
             if let Some(w) = got {
                 assert!(
                     w.starts_with(&format!(

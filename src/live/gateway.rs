@@ -10,9 +10,11 @@
 //!   FIFO, capacity `cc ×` healthy pods, Knative's LB policy by cc. The revision timeout starts
 //!   when the request enters the activator; at `timeoutSeconds` the request, waiting or being
 //!   proxied, gets 504 `activator request timeout` and the upstream request is cancelled.
-//! - Upstream failures give 502 with the error text; the revision's answers (200, 503, 504) are
+//! - Upstream failures give 502 with the error text (never a backend's address); a client's
+//!   request body that fails on the way (bad chunked framing) 400; a `Transfer-Encoding` other
+//!   than `chunked` alone 501, as Envoy answers. The revision's answers (200, 503, 504) are
 //!   relayed. Every response names the revision in `Knative-Serving-Revision`.
-//! - **Protocols** (`http::serve_tls`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
+//! - **Protocols** (`http::serve_with`, docs/gateway.md): HTTP/1.1 and HTTP/2 on one port, TLS
 //!   optional; each HTTP/2 request is routed on its own, as Envoy routes streams. An HTTP/2
 //!   request goes upstream over h2c (gRPC needs HTTP/2 end to end), trailers included.
 //! - **Streaming** (`http::exchange`): in Serve mode a response's body is relayed as the client
@@ -44,8 +46,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    error_cause, exchange, grpc_error, set_header, text, Body, Pool, ACTIVATOR_TIMEOUT_BODY,
-    CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
+    error_cause, exchange, grpc_error, set_header, text, Body, ExchangeError, Pool, ServeOptions,
+    ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
@@ -207,7 +209,14 @@ pub struct Hooks {
     /// (`concurrency_reporter.go:111-154`), so a revision at zero wakes at once instead of at
     /// the next decider tick.
     pub pokes: tokio::sync::mpsc::UnboundedSender<(u32, ActivatorStat)>,
+    /// The value of `RUN_HEADER` on the run's own requests. A request without it came from an
+    /// outside client (`splitlab live --listen`): served alike, kept out of the books (its
+    /// request id, if any, is another run's), counted in `GatewayStats::outside`.
+    pub run_token: HeaderValue,
 }
+
+/// The header `splitlab live`'s own load generator sends with `Hooks::run_token`.
+pub const RUN_HEADER: &str = "splitlab-live-run";
 
 /// The gateway's shared state.
 pub struct Gateway {
@@ -227,6 +236,8 @@ pub struct Gateway {
 pub struct GatewayStats {
     requests: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// Outside clients' requests in a live run, by answer status.
+    outside: Mutex<BTreeMap<u16, u64>>,
 }
 
 impl GatewayStats {
@@ -242,6 +253,17 @@ impl GatewayStats {
 
     fn error(&self, cause: String) {
         *self.lock_errors().entry(cause).or_default() += 1;
+    }
+
+    /// Outside clients' requests in a live run (`Hooks::run_token`), by answer status.
+    pub fn outside(&self) -> BTreeMap<u16, u64> {
+        self.lock_outside().clone()
+    }
+
+    fn lock_outside(&self) -> std::sync::MutexGuard<'_, BTreeMap<u16, u64>> {
+        self.outside
+            .lock()
+            .expect("stats lock is never poisoned: no code panics while holding it")
     }
 
     fn lock_errors(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
@@ -262,18 +284,19 @@ impl Backend {
 impl Gateway {
     /// Serves on `listener` until `stop` turns true (`http::serve`).
     pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: watch::Receiver<bool>) {
-        self.serve_tls(listener, None, stop).await;
+        self.serve_with(listener, ServeOptions::default(), stop)
+            .await;
     }
 
-    /// Serves on `listener`, TLS first when `tls` is set, until `stop` turns true
-    /// (`http::serve_tls`).
-    pub async fn serve_tls(
+    /// Serves on `listener` with `options` (TLS, connection limits) until `stop` turns true
+    /// (`http::serve_with`).
+    pub async fn serve_with(
         self: Arc<Self>,
         listener: TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        options: ServeOptions,
         stop: watch::Receiver<bool>,
     ) {
-        super::http::serve_tls(listener, tls, stop, move |req| {
+        super::http::serve_with(listener, options, stop, move |req| {
             let gw = self.clone();
             async move { gw.handle(req).await }
         })
@@ -320,9 +343,27 @@ impl Gateway {
 
     /// Answers a request and counts its outcome: at once when its head says it failed, else
     /// when its body ends (a gRPC status arrives in the trailers).
-    async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = self.route_and_forward(req).await;
+        let outside = self
+            .hooks
+            .as_ref()
+            .is_some_and(|h| !is_own(h, req.headers()));
+        let resp = if transfer_encoding_supported(req.headers()) {
+            self.route_and_forward(req).await
+        } else {
+            text(
+                StatusCode::NOT_IMPLEMENTED,
+                UNSUPPORTED_TRANSFER_ENCODING_BODY,
+            )
+        };
+        if outside {
+            *self
+                .stats
+                .lock_outside()
+                .entry(resp.status().as_u16())
+                .or_default() += 1;
+        }
         if let Some(cause) = error_cause(resp.status(), resp.headers(), None) {
             self.stats.error(cause);
             return resp;
@@ -382,7 +423,7 @@ impl Gateway {
         let backend = &self.backends[routed.revision as usize];
         // The load generator's request id, in a live run: what the books know it by.
         let mut id = None;
-        if let Some(h) = &self.hooks {
+        if let Some(h) = self.hooks.as_ref().filter(|h| is_own(h, req.headers())) {
             id = req
                 .headers()
                 .get(REQUEST_ID_HEADER)
@@ -499,7 +540,9 @@ impl Gateway {
             let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
                 .collect()
                 .await
-                .map_err(|e| format!("reading the response of {addr}: {e}"))?;
+                .map_err(|e| {
+                    ExchangeError::Upstream(format!("reading the upstream response: {e}"))
+                })?;
             let body = collected
                 .map_err(|never: std::convert::Infallible| match never {})
                 .boxed();
@@ -666,15 +709,42 @@ impl hyper::body::Body for Counted {
     }
 }
 
-/// The upstream's answer, or 502 with the error text.
-fn relay(r: Result<Response<Body>, String>) -> Response<Body> {
+/// Whether a request is the live run's own (it carries `RUN_HEADER` with the run's token).
+fn is_own(hooks: &Hooks, headers: &HeaderMap) -> bool {
+    headers.get(RUN_HEADER) == Some(&hooks.run_token)
+}
+
+/// The upstream's answer; 400 when the client's own request body failed on the way, else 502
+/// with the error's text (which names no address).
+fn relay(r: Result<Response<Body>, ExchangeError>) -> Response<Body> {
     match r {
         Ok(resp) => resp,
-        Err(e) => {
+        Err(ExchangeError::ClientBody) => text(StatusCode::BAD_REQUEST, CLIENT_BODY_FAILED_BODY),
+        Err(ExchangeError::Upstream(e)) => {
             let mut resp = Response::new(super::http::full(format!("{e}\n")));
             *resp.status_mut() = StatusCode::BAD_GATEWAY;
             resp
         }
+    }
+}
+
+/// The 400 for a request whose body's framing was broken (or cut) on the way in.
+const CLIENT_BODY_FAILED_BODY: &str = "malformed request body\n";
+
+/// The 501 for a request whose `Transfer-Encoding` is more than `chunked` (Envoy's
+/// `http1.invalid_transfer_encoding`, codec_impl.cc: any coding but a lone `chunked` is
+/// refused, as RFC 9112 6.1 allows for codings a server does not implement).
+const UNSUPPORTED_TRANSFER_ENCODING_BODY: &str = "unsupported transfer encoding\n";
+
+/// Whether an HTTP/1.1 request's `Transfer-Encoding` is one the gateway relays: absent, or
+/// `chunked` alone. `gzip, chunked` would reach the backend as `chunked` with the gzip coding
+/// lost (hop-by-hop framing is re-made on the upstream hop), so it is refused instead.
+fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(hyper::header::TRANSFER_ENCODING).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"),
+        _ => false,
     }
 }
 
@@ -744,6 +814,30 @@ mod tests {
                 vec![r0, r1],
                 "at {at}"
             );
+        }
+    }
+
+    #[test]
+    fn only_chunked_alone_is_a_supported_transfer_encoding() {
+        // (Transfer-Encoding values, relayed)
+        let cases: [(&[&'static str], bool); 7] = [
+            (&[], true),                      // no body framing header
+            (&["chunked"], true),             // the one coding relayed
+            (&[" Chunked "], true),           // case and spaces do not matter
+            (&["gzip, chunked"], false),      // gzip would be lost on the way: 501
+            (&["gzip", "chunked"], false),    // the same in two fields
+            (&["identity, chunked"], false),  // Envoy refuses this too
+            (&["chunked", "chunked"], false), // chunked twice (RFC 9112 6.1)
+        ];
+        for (values, ok) in cases {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(
+                    hyper::header::TRANSFER_ENCODING,
+                    HeaderValue::from_static(v),
+                );
+            }
+            assert_eq!(transfer_encoding_supported(&h), ok, "{values:?}");
         }
     }
 

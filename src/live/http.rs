@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,8 +24,13 @@ use hyper::{HeaderMap, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 use tokio_rustls::TlsAcceptor;
+
+use super::guard::{
+    AcceptBackoff, AcceptStep, ConnLimits, ConnStats, ConnWatch, Expiry, Tracked, Watched,
+    CLOSE_GRACE,
+};
 
 /// Every body the live mode sends or relays.
 pub type Body = BoxBody<Bytes, hyper::Error>;
@@ -61,18 +67,27 @@ pub const QP_APP_CRASHED_BODY: &str = "EOF";
 /// The largest request header section a server accepts (hyper answers 431 beyond it).
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
-/// Serves HTTP/1.1 and HTTP/2 on `listener` with `handler` until `stop` turns true (`serve_tls`
-/// without TLS).
+/// Serves HTTP/1.1 and HTTP/2 on `listener` with `handler` until `stop` turns true (`serve_with`
+/// without TLS, with the default `ConnLimits`).
 pub async fn serve<H, F>(listener: TcpListener, stop: watch::Receiver<bool>, handler: H)
 where
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_tls(listener, None, stop, handler).await;
+    serve_with(listener, ServeOptions::default(), stop, handler).await;
 }
 
 /// How long a TLS client has to finish its handshake before its connection is dropped.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A server's settings beside its handler: TLS, the limits on its connections and where it
+/// counts what those limits did.
+#[derive(Clone, Default)]
+pub struct ServeOptions {
+    pub tls: Option<TlsAcceptor>,
+    pub limits: ConnLimits,
+    pub stats: Arc<ConnStats>,
+}
 
 /// Serves on `listener` with `handler` until `stop` turns true; then it stops accepting, and
 /// each open connection finishes the requests it carries and closes.
@@ -83,34 +98,80 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// `tls`, every connection is TLS first. HTTP/2 requests reach `handler` one by one, so a
 /// connection's requests are routed each on its own. Malformed requests get 400 and oversized
 /// headers 431 from hyper (over HTTP/2 the stream is refused); they never reach `handler`.
-pub async fn serve_tls<H, F>(
+///
+/// Hostile clients (`guard`): a connection beyond `limits.max_connections` is closed as soon
+/// as it is accepted; a request head must arrive within the header timeout (408, then close)
+/// and a connection without requests is closed after the idle timeout. A failing `accept` (the
+/// file-descriptor limit) is retried with a back-off and logged once per burst on stderr.
+pub async fn serve_with<H, F>(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    options: ServeOptions,
     mut stop: watch::Receiver<bool>,
     handler: H,
 ) where
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
+    let ServeOptions { tls, limits, stats } = options;
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut backoff = AcceptBackoff::default();
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| "its address".to_string(), |a| a.to_string());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = stop.changed() => return,
         };
-        let Ok((stream, _)) = accepted else { continue };
+        let stream = match accepted {
+            Ok((stream, _)) => {
+                if let AcceptStep::Go(Some(failures)) = backoff.succeeded() {
+                    // A server's log line, at the moment it happens (the caller is serving).
+                    eprintln!(
+                        "splitlab: accepting on {local} again after {failures} failed accepts"
+                    );
+                }
+                stream
+            }
+            Err(e) => {
+                if let AcceptStep::Wait(pause, first) = backoff.failed(&e) {
+                    stats.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    if first {
+                        eprintln!(
+                            "splitlab: cannot accept connections on {local}: {e}; retrying with a \
+                             back-off of up to 1 s (raise the open-files limit, `ulimit -n`, or \
+                             lower the connection cap)"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // At the cap: closed at once, as Envoy's listener connection limit does.
+            stats.refused_at_cap.fetch_add(1, Ordering::Relaxed);
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         let stop = stop.clone();
         let tls = tls.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             match tls {
-                None => serve_connection(stream, stop, handler).await,
+                None => serve_connection(stream, stop, limits, &stats, handler).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
                     // A failed or slow handshake ends that connection only.
                     if let Ok(Ok(stream)) = handshake.await {
-                        serve_connection(stream, stop, handler).await;
+                        serve_connection(stream, stop, limits, &stats, handler).await;
                     }
                 }
             }
@@ -118,31 +179,76 @@ pub async fn serve_tls<H, F>(
     }
 }
 
-/// Serves one connection, HTTP/1.1 or HTTP/2 as its first bytes say, until it ends or `stop`.
-async fn serve_connection<I, H, F>(io: I, mut stop: watch::Receiver<bool>, handler: H)
-where
+/// Serves one connection, HTTP/1.1 or HTTP/2 as its first bytes say, until it ends, `stop`, or
+/// one of its timers (`guard`) closes it.
+pub(crate) async fn serve_connection<I, H, F>(
+    io: I,
+    mut stop: watch::Receiver<bool>,
+    limits: ConnLimits,
+    stats: &ConnStats,
+    handler: H,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: std::future::Future<Output = Response<Body>> + Send + 'static,
 {
+    let conn_watch = ConnWatch::new();
+    let requests = conn_watch.clone();
     let service = hyper::service::service_fn(move |req| {
+        let in_flight = requests.begin();
         let response = handler(req);
-        async move { Ok::<_, Infallible>(response.await) }
+        async move {
+            let resp = response.await;
+            Ok::<_, Infallible>(resp.map(|inner| {
+                Tracked {
+                    inner,
+                    _in_flight: in_flight,
+                }
+                .boxed()
+            }))
+        }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http1().max_buf_size(MAX_HEADER_BYTES);
     builder
         .http2()
         .max_header_list_size(MAX_HEADER_BYTES as u32);
+    let io = Watched::new(io, conn_watch.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    tokio::pin!(timer);
+    loop {
+        let due = conn_watch.deadline(&limits);
+        if let Some((at, _)) = due {
+            if timer.deadline() != at {
+                timer.as_mut().reset(at);
+            }
+        }
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed() => break,
+            _ = conn_watch.changed.notified() => {}
+            _ = timer.as_mut(), if due.is_some() => match conn_watch.expired(&limits) {
+                Some(Expiry::Header) => {
+                    stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
+                    // The reader answers 408 and reads as closed: hyper ends the connection.
+                    conn_watch.time_out();
+                    let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
+                    return;
+                }
+                Some(Expiry::Idle) => {
+                    stats.idle_closed.fetch_add(1, Ordering::Relaxed);
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
+                    return;
+                }
+                None => {}
+            },
         }
     }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }
 
 /// A body from bytes.
@@ -335,6 +441,36 @@ pub async fn send_on_with_trailers(
     Ok((Response::from_parts(parts, collected.to_bytes()), trailers))
 }
 
+/// Why an exchange with a backend failed, in words a client may see: never the backend's
+/// address (the gateway's backends are internal; Envoy's local replies name none either).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// The client's own request body failed on the way (bad chunked framing, or the client
+    /// hung up mid-body): the client's fault, 400 (Envoy answers a codec error with 400).
+    ClientBody,
+    /// The backend could not be reached or did not answer properly: 502 with this text.
+    Upstream(String),
+}
+
+impl ExchangeError {
+    /// A failed `send_request`: the client's fault if the request body it was relaying (the
+    /// client's `Incoming`) is what failed (hyper reports it as a user error caused by that
+    /// body's own hyper error).
+    fn of_request(e: &hyper::Error) -> Self {
+        let client_body =
+            e.is_user() && std::error::Error::source(e).is_some_and(|s| s.is::<hyper::Error>());
+        if client_body {
+            ExchangeError::ClientBody
+        } else {
+            ExchangeError::Upstream(format!("upstream request failed: {e}"))
+        }
+    }
+
+    fn of_connect(e: &std::io::Error) -> Self {
+        ExchangeError::Upstream(format!("upstream connect error: {e}"))
+    }
+}
+
 /// Sends `req` to `addr` and returns the response as soon as its head arrives; its body is
 /// relayed frame by frame as the caller reads it (backpressure: nothing is read from the
 /// upstream faster than the caller takes it, so the gateway holds at most a few frames per
@@ -343,18 +479,17 @@ pub async fn send_on_with_trailers(
 /// An HTTP/2 request goes over the pool's HTTP/2 connection to `addr` (h2c with prior
 /// knowledge: what a Knative ingress does for a revision whose port is named `h2c`, and what
 /// gRPC needs end to end); any other over a pooled HTTP/1.1 connection, given back to the pool
-/// only once the body was relayed to its end (a body the caller abandons closes it). Errors
-/// are the text the gateway puts in its 502.
+/// only once the body was relayed to its end (a body the caller abandons closes it).
 pub async fn exchange(
     pool: &Pool,
     addr: SocketAddr,
     mut req: hyper::Request<Body>,
-) -> Result<Response<Body>, String> {
+) -> Result<Response<Body>, ExchangeError> {
     if req.version() == Version::HTTP_2 {
         let mut conn = pool
             .take_h2(addr)
             .await
-            .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+            .map_err(|e| ExchangeError::of_connect(&e))?;
         // HTTP/2 names the target in :scheme and :authority; an h2c hop is plain http.
         if req.uri().scheme().is_none() {
             let mut parts = req.uri().clone().into_parts();
@@ -372,17 +507,17 @@ pub async fn exchange(
         let resp = conn
             .send_request(req)
             .await
-            .map_err(|e| format!("proxy to {addr}: {e}"))?;
+            .map_err(|e| ExchangeError::of_request(&e))?;
         return Ok(resp.map(BodyExt::boxed));
     }
     let mut conn = pool
         .take(addr)
         .await
-        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        .map_err(|e| ExchangeError::of_connect(&e))?;
     let resp = conn
         .send_request(req)
         .await
-        .map_err(|e| format!("proxy to {addr}: {e}"))?;
+        .map_err(|e| ExchangeError::of_request(&e))?;
     let (parts, body) = resp.into_parts();
     let body = Relayed {
         inner: body,

@@ -10,6 +10,7 @@
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
 //! - `http`: the servers (HTTP/1.1 and HTTP/2 on one port), bodies, headers, Knative's error
 //!   texts, upstream connections and streaming relay, the gRPC-aware error classification.
+//! - `guard`: the servers' connection limits (header and idle timeouts, a cap, accept back-off).
 //! - `tls_server`: the gateway's TLS listener settings (PEM certificate and key, ALPN).
 //! - `prometheus`: a GET of Prometheus' `/api/v1/query_range` for `splitlab calibrate`.
 //!
@@ -23,6 +24,7 @@
 pub mod client;
 pub mod clock;
 pub mod gateway;
+pub mod guard;
 pub mod http;
 pub mod load;
 pub mod metrics;

@@ -3,7 +3,7 @@
 //! `h2` and `http/1.1` (in that order, as Envoy's HTTPS listeners do), so a client picks
 //! HTTP/2 or HTTP/1.1 during the handshake.
 //!
-//! Reads files and nothing else: the sockets are `http::serve_tls`'s. Every error names the
+//! Reads files and nothing else: the sockets are `http::serve_with`'s. Every error names the
 //! file it is about and what was wrong with it.
 
 use std::path::{Path, PathBuf};

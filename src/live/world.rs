@@ -29,14 +29,16 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
+use hyper::header::{HeaderName, HeaderValue};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::clock::Clock;
-use super::gateway::{Backend, BackendState, Gateway, Hooks};
+use super::gateway::{Backend, BackendState, Gateway, Hooks, RUN_HEADER};
 use super::http::Pool;
 use super::load::{self, lock, Books, Classifier, Executor, LoadPlan, LoadStats, Target};
 use super::metrics::{
@@ -55,7 +57,7 @@ use crate::model::roster::{next_probe_tick, PodEntry, PodState, RevisionPods, Ro
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::analysis::CanaryBook;
-use crate::report::run::{AutoscalerTick, Gauge, RunMeta, RunRecorder, RunReport};
+use crate::report::run::{AutoscalerTick, Gauge, OutsideRequests, RunMeta, RunRecorder, RunReport};
 use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 
 /// The decider's tick (multiscaler.go:36) and the metrics period (A.5.1), as in the simulator.
@@ -76,6 +78,11 @@ pub struct LiveOptions {
     pub request_log: Option<std::path::PathBuf>,
     /// Where to write the Prometheus `file_sd` list of the metrics endpoints.
     pub prometheus_sd: Option<std::path::PathBuf>,
+    /// Where the gateway listens, for outside clients too (`--listen`); `None`: an ephemeral
+    /// port on 127.0.0.1 only the run's own load generator knows.
+    pub listen: Option<SocketAddr>,
+    /// Told the gateway's address and the run's time zero (Unix seconds) once it listens.
+    pub on_listening: Option<fn(SocketAddr, f64)>,
 }
 
 /// Why a live run could not start.
@@ -83,6 +90,8 @@ pub struct LiveOptions {
 pub enum LiveError {
     #[error("cannot bind 127.0.0.1: {0}")]
     Bind(std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
 }
 
 /// A finished live run.
@@ -207,6 +216,7 @@ pub async fn run_live(
         .as_ref()
         .map(|run| CanaryBook::new(&run.settings, names.clone()));
     let clock = Clock::start(opts.time_scale);
+    let start_unix_s = Clock::unix_now_s();
     let end = SimTime::ZERO + s.duration;
     let arrivals = ArrivalGen::new(&s.arrivals, end);
     let tags = arrivals.tags().to_vec();
@@ -275,14 +285,29 @@ pub async fn run_live(
             books: books.clone(),
             clock,
             pokes: poke_tx,
+            run_token: run_token(),
         }),
         activator_metrics,
         stats: Default::default(),
     });
-    let listener = TcpListener::bind(("127.0.0.1", 0))
+    let listen = opts
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let listener = TcpListener::bind(listen)
         .await
-        .map_err(LiveError::Bind)?;
-    let gw_addr = listener.local_addr().map_err(LiveError::Bind)?;
+        .map_err(|e| LiveError::Listen(listen, e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| LiveError::Listen(listen, e))?;
+    if let Some(announce) = opts.on_listening {
+        announce(bound, start_unix_s);
+    }
+    // The run's own load generator reaches an every-interface listener over loopback.
+    let gw_addr = if bound.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], bound.port()))
+    } else {
+        bound
+    };
     let (stop_servers, servers_stopped) = watch::channel(false);
     tokio::spawn(gateway.clone().serve(listener, servers_stopped));
 
@@ -292,9 +317,15 @@ pub async fn run_live(
     control.rev_labels = rev_labels;
     control.autoscaler_metrics = autoscaler_metrics;
     control.start().await;
+    let own = gateway
+        .hooks
+        .as_ref()
+        .map(|h| h.run_token.clone())
+        .expect("the live gateway has hooks");
     let target = Target {
         tag_hosts: tags.iter().map(|t| control.control.host(t)).collect(),
         tag_names: tags.clone(),
+        headers: vec![(HeaderName::from_static(RUN_HEADER), own)],
         ..Target::new(gw_addr, "/".into(), control.control.host(""))
     };
     let plan = LoadPlan {
@@ -332,7 +363,19 @@ pub async fn run_live(
     for server in control.servers.iter().flatten() {
         server.stop();
     }
-    let (report, stats, interrupted) = result.report(clock.wall_elapsed_s());
+    let (mut report, stats, interrupted) = result.report(clock.wall_elapsed_s());
+    if opts.listen.is_some() {
+        let statuses = gateway.stats.outside();
+        report.set_outside_requests(OutsideRequests {
+            requests: statuses.values().sum(),
+            served: statuses
+                .iter()
+                .filter(|(status, _)| **status < 400)
+                .map(|(_, n)| n)
+                .sum(),
+            statuses,
+        });
+    }
     Ok(LiveRun {
         report,
         stats,
@@ -340,6 +383,13 @@ pub async fn run_live(
         interrupted,
         endpoints,
     })
+}
+
+/// A value outside clients do not send: the process and the wall clock's nanoseconds.
+fn run_token() -> HeaderValue {
+    let nanos = (Clock::unix_now_s().fract() * 1e9) as u64;
+    HeaderValue::from_str(&format!("{}-{nanos}", std::process::id()))
+        .expect("digits and a dash are a valid header value")
 }
 
 /// The name of activator replica `i` (its `pod_name`).

@@ -34,7 +34,10 @@
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
 //! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`}}, `cost`
 //! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
-//! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
+//! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}, `analysis` (when
+//! configured), `outside_requests` {`requests`, `served`, `statuses`} (only for `splitlab live
+//! --listen`: requests from outside clients, not in `requests`, see
+//! `RunReport::set_outside_requests`).
 //! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
 //! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
 
@@ -824,6 +827,7 @@ impl RunRecorder {
             requests: self.spool.map(SpoolWriter::close),
             clamped_calls: self.clamped_calls,
             protocol: None,
+            outside: None,
         };
         report.max_abs_error_pct = report.compute_max_abs_error_pct();
         report
@@ -972,9 +976,28 @@ pub struct RunReport {
     requests: Option<SpoolFile>,
     clamped_calls: u64,
     protocol: Option<String>,
+    outside: Option<OutsideRequests>,
+}
+
+/// Requests that reached `splitlab live`'s gateway from outside clients (`--listen`): served
+/// and answered like the run's own, but not the run's arrivals, so they are kept apart from its
+/// ledger and counted here by their answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OutsideRequests {
+    pub requests: u64,
+    /// Answered with a status below 400.
+    pub served: u64,
+    /// Answers by status code.
+    pub statuses: BTreeMap<u16, u64>,
 }
 
 impl RunReport {
+    /// `summary.json` `outside_requests`: what outside clients of `splitlab live --listen` got.
+    /// Left out when never set.
+    pub fn set_outside_requests(&mut self, outside: OutsideRequests) {
+        self.outside = Some(outside);
+    }
+
     /// `summary.json` `protocol`: what a load run's connections spoke (`http/1.1`, `h2`,
     /// `h2c`; several joined with `+`). Left out of `summary.json` when never set (simulated
     /// runs, `splitlab live`) or set to `None` (no connection was made).
@@ -1218,6 +1241,7 @@ impl RunReport {
                 sim_s: round3(self.engine.sim_s),
             },
             analysis: self.analysis.as_ref(),
+            outside_requests: self.outside.as_ref(),
         }
     }
 
@@ -1362,6 +1386,8 @@ struct SummaryDoc<'a> {
     engine: EngineDoc,
     #[serde(skip_serializing_if = "Option::is_none")]
     analysis: Option<&'a AnalysisSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outside_requests: Option<&'a OutsideRequests>,
 }
 
 /// The revisions as a JSON object in index order (a `BTreeMap` would sort them by name).

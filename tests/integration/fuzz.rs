@@ -237,6 +237,20 @@ fn fuzz_kn_flags() {
     fuzz(splitlab::fuzz::kn_flags, &seeds);
 }
 
+#[test]
+fn fuzz_http_request() {
+    let host = "Host: hello.default.example.com\r\n";
+    let seeds = vec![
+        format!("GET / HTTP/1.1\r\n{host}\r\n"),
+        format!("POST /x?y=1 HTTP/1.1\r\n{host}Content-Length: 5\r\n\r\nhello"),
+        format!("POST / HTTP/1.1\r\n{host}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        format!("POST / HTTP/1.1\r\n{host}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n"),
+        format!("GET / HTTP/1.1\r\n{host}Knative-Serving-Tag: canary\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\n{host}\r\n"),
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_string(),
+    ];
+    fuzz(splitlab::fuzz::http_request, &seeds);
+}
+
 /// docs/fuzzing.md, `fuzz/` and `splitlab::fuzz` name the same targets: every entry point has
 /// a libFuzzer target and a row in the docs, every target calls an entry point.
 #[test]

@@ -320,3 +320,160 @@ fn the_simulator_and_live_program_the_schedule_load_expects_for_the_same_manifes
         }
     }
 }
+
+/// The `live --listen` scenario and command of docs/load.md ("Against `splitlab live`").
+fn documented_live_rollout() -> (String, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let docs = std::fs::read_to_string(root.join("docs/load.md")).unwrap();
+    let section = &docs[docs.find("**Against `splitlab live`.**").unwrap()..];
+    // Its own info string, so the targets file stays the first plain ```yaml block.
+    let fence = "```yaml live-rollout.yaml\n";
+    let yaml_at = section.find(fence).unwrap() + fence.len();
+    let yaml = &section[yaml_at..yaml_at + section[yaml_at..].find("```").unwrap()];
+    let command = section
+        .lines()
+        .find(|l| l.starts_with("splitlab live "))
+        .unwrap();
+    (yaml.to_string(), command.to_string())
+}
+
+#[test]
+fn load_expect_rollout_against_splitlab_live_passes_and_a_wrong_manifest_fails() {
+    let _live = one_live_run_at_a_time();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp_dir("load-rollout-live");
+    std::fs::create_dir_all(dir.join("scenarios/knative")).unwrap();
+    let manifest =
+        std::fs::read_to_string(root.join("scenarios/knative/hello-rollout.yaml")).unwrap();
+    std::fs::write(dir.join("scenarios/knative/hello-rollout.yaml"), &manifest).unwrap();
+    // The same Service with another rollout-duration: another schedule.
+    let wrong = manifest.replace("rollout-duration: \"4s\"", "rollout-duration: \"8s\"");
+    assert_ne!(wrong, manifest);
+    std::fs::write(dir.join("scenarios/knative/hello-rollout-8s.yaml"), wrong).unwrap();
+    let (yaml, command) = documented_live_rollout();
+    std::fs::write(dir.join("live-rollout.yaml"), yaml).unwrap();
+    let live_words: Vec<String> = words(&command.replace("127.0.0.1:8081", "127.0.0.1:0"));
+    let mut live = std::process::Command::new(env!("CARGO_BIN_EXE_splitlab"))
+        .args(&live_words[1..])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `live: gateway listening on http://ADDR; time zero T0` on stderr.
+    let mut stderr = std::io::BufReader::new(live.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("live: gateway listening on http://") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "live ended before listening");
+    }
+    let rest = line.trim()["live: gateway listening on http://".len()..].to_string();
+    let (addr, zero) = rest.split_once("; time zero ").unwrap();
+    let addr = addr.to_string();
+    let zero = t_of(zero);
+    let drain = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    // The rollout starts at time zero + 1.5 s (created at 1 s, ready 500 ms later): the loads
+    // start with it.
+    let t = zero + 1.5;
+    let wait = t - 0.05 - unix_now_s();
+    if wait > 0.0 {
+        std::thread::sleep(Duration::from_secs_f64(wait));
+    }
+    let rollout_start = splitlab::calibrate::timestamp::format_instant(t);
+    // (manifest, exit status, check line)
+    let runs = [
+        (
+            "scenarios/knative/hello-rollout.yaml",
+            0,
+            "check PASS split: 0 of ",
+        ),
+        (
+            "scenarios/knative/hello-rollout-8s.yaml",
+            99,
+            "check FAIL split: ",
+        ),
+    ];
+    let children: Vec<_> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, (manifest, _, _))| {
+            let target = format!("http://{addr}/");
+            let out = format!("out/outside-{i}");
+            std::process::Command::new(env!("CARGO_BIN_EXE_splitlab"))
+                .args([
+                    "load",
+                    "--target",
+                    &target,
+                    "--host",
+                    "hello.default.example.com",
+                    "--rate",
+                    "100",
+                    "--duration",
+                    "4s",
+                    "--expect-rollout",
+                    manifest,
+                    "--rollout-start",
+                    &rollout_start,
+                    "--check",
+                    "split",
+                    "--out",
+                    &out,
+                ])
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // Meanwhile a 600 KB chunked POST from outside is served too (bodies stream through the
+    // gateway to the pod).
+    let chunk = "x".repeat(60_000);
+    let mut post = String::from(
+        "POST / HTTP/1.1\r\nHost: hello.default.example.com\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n",
+    );
+    for _ in 0..10 {
+        post.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    post.push_str("0\r\n\r\n");
+    let mut s = std::net::TcpStream::connect(addr.as_str()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(post.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut outside_sent = 0;
+    for (i, ((manifest, want, check), child)) in runs.iter().zip(children).enumerate() {
+        let out = child.wait_with_output().unwrap();
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(*want),
+            "{manifest}\n{stdout}{}",
+            text(&out.stderr)
+        );
+        let line = split_line(&stdout);
+        assert!(line.starts_with(check), "{manifest}: {line}\n{stdout}");
+        let summary = crate::live::summary(&dir.join(format!("out/outside-{i}")));
+        outside_sent += crate::live::count(&summary, "arrived");
+    }
+    let status = live.wait().unwrap();
+    let live_stderr = drain.join().unwrap();
+    assert!(status.success(), "{live_stderr}");
+    // The live run's own books balance, its own arrivals are its own (100/s for 8 s), and
+    // the outside requests are counted apart, every one served.
+    let v = crate::live::summary(&dir.join("out/live-rollout"));
+    crate::common::assert_balanced(&v);
+    assert_eq!(crate::live::count(&v, "arrived"), 800, "{v}");
+    let outside = &v["outside_requests"];
+    assert_eq!(outside["requests"].as_u64(), Some(outside_sent + 1), "{v}");
+    assert_eq!(outside["served"], outside["requests"], "{v}");
+    assert_eq!(outside["statuses"]["200"], outside["requests"], "{v}");
+}
