@@ -620,14 +620,18 @@ pub(crate) fn speaks_tls_or_h2(command: &str) -> bool {
 }
 
 /// The `splitlab load` commands of docs/load.md and README.md over cleartext HTTP/1.1, and the
-/// targets file of docs/load.md, run as written against `splitlab gateway` (their port
-/// replaced by the one the gateway got): every check they make passes.
+/// targets file of docs/load.md, run as written against `splitlab gateway` started as
+/// docs/gateway.md (and README) show it, with the config file shown there (the backends' and
+/// the gateway's ports replaced by the ones the test got): every check they make passes, so
+/// the examples fit together (the Host the load sends is the one the gateway serves, the split
+/// it expects is the one the config programs, and no request fails).
 #[test]
 fn the_load_commands_in_the_docs_run_as_written() {
     let _live = one_live_run_at_a_time();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let docs = std::fs::read_to_string(root.join("docs/load.md")).unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let gateway_doc = std::fs::read_to_string(root.join("docs/gateway.md")).unwrap();
     let commands: Vec<&str> = docs
         .lines()
         .chain(readme.lines())
@@ -645,19 +649,33 @@ fn the_load_commands_in_the_docs_run_as_written() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the targets file in docs/load.md");
+    let config_section = gateway_doc
+        .split("## The config file")
+        .nth(1)
+        .expect("docs/gateway.md's config section");
+    let gateway_yaml = config_section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the config file in docs/gateway.md");
+    let gateway_command = "splitlab gateway --config gateway.yaml";
+    for (file, text) in [("docs/gateway.md", config_section), ("README.md", &readme)] {
+        assert!(
+            text.lines().any(|l| l == gateway_command),
+            "{file} starts the gateway with {gateway_command:?}"
+        );
+    }
     let v1 = start_backend_saying("Hello v1!\n");
     let v2 = start_backend_saying("Hello v2!\n");
     let dir = temp_dir("load-docs");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("gateway.yaml");
+    assert!(gateway_yaml.contains("127.0.0.1:8081") && gateway_yaml.contains("127.0.0.1:8082"));
     std::fs::write(
         &config,
-        format!(
-            "service: {{name: hello, namespace: default, domain: example.com, tag_header_routing: true}}\n\
-             picker: wrr\n\
-             traffic:\n  - {{revisionName: v1, percent: 90}}\n  - {{revisionName: v2, percent: 10, tag: v2}}\n\
-             backends:\n  v1: [http://127.0.0.1:{v1}]\n  v2: [http://127.0.0.1:{v2}]\n"
-        ),
+        gateway_yaml
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{v1}"))
+            .replace("127.0.0.1:8082", &format!("127.0.0.1:{v2}")),
     )
     .unwrap();
     let (mut gw, port) = start_gateway(&config);
