@@ -207,7 +207,8 @@ fn pages() -> Vec<(String, String)> {
     names
         .into_iter()
         .map(|n| {
-            let body = std::fs::read_to_string(root().join(&n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+            let body =
+                std::fs::read_to_string(root().join(&n)).unwrap_or_else(|e| panic!("{n}: {e}"));
             (n, body)
         })
         .collect()
@@ -312,7 +313,10 @@ fn sources() -> BTreeMap<String, String> {
     };
     let mut out = BTreeMap::new();
     let dir = root().join("tests/integration");
-    for e in std::fs::read_dir(&dir).expect("tests/integration").flatten() {
+    for e in std::fs::read_dir(&dir)
+        .expect("tests/integration")
+        .flatten()
+    {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.ends_with(".rs") {
             let src = std::fs::read_to_string(e.path()).expect("a test source");
@@ -356,11 +360,9 @@ fn every_documented_command_is_exercised() {
             "READ_BY_TESTS: {file} does not filter by {prefix:?}"
         );
         assert!(
-            shown_commands()
-                .iter()
-                .any(|s| s.file == *page
-                    && (section.is_empty() || s.section == *section)
-                    && s.command.starts_with(prefix)),
+            shown_commands().iter().any(|s| s.file == *page
+                && (section.is_empty() || s.section == *section)
+                && s.command.starts_with(prefix)),
             "READ_BY_TESTS: {page} shows no command starting with {prefix:?}"
         );
     }
@@ -374,21 +376,16 @@ fn every_documented_command_is_exercised() {
     let mut covered = Vec::new();
     let mut missing = Vec::new();
     for s in &shown {
-        let run_here = s.console
-            && !CONSOLE_RUN_ELSEWHERE
-                .iter()
-                .any(|(c, _)| *c == s.command);
+        let run_here = s.console && !CONSOLE_RUN_ELSEWHERE.iter().any(|(c, _)| *c == s.command);
         // This file's registry holds prefixes and commands; it runs none of them verbatim.
         let verbatim = sources
             .iter()
             .any(|(name, src)| name != "docs.rs" && src.contains(&s.command));
-        let read = READ_BY_TESTS
-            .iter()
-            .any(|(page, section, prefix, _, _)| {
-                *page == s.file
-                    && (section.is_empty() || s.section == *section)
-                    && s.command.starts_with(prefix)
-            });
+        let read = READ_BY_TESTS.iter().any(|(page, section, prefix, _, _)| {
+            *page == s.file
+                && (section.is_empty() || s.section == *section)
+                && s.command.starts_with(prefix)
+        });
         let part = PART_OF_CI.iter().any(|(c, _)| *c == s.command);
         if run_here || verbatim || read || part {
             covered.push(s.command.clone());
@@ -435,8 +432,13 @@ fn readme_compare_command_runs() {
     let seeds = args.iter().position(|a| a == "--seeds").expect("--seeds");
     args[seeds + 1] = "1".to_string();
     args.extend(
-        ["--set", "duration=120s", "--out", out.to_str().expect("utf-8")]
-            .map(str::to_string),
+        [
+            "--set",
+            "duration=120s",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]
+        .map(str::to_string),
     );
     let o = Command::new(env!("CARGO_BIN_EXE_splitlab"))
         .args(&args)
@@ -640,11 +642,11 @@ fn quoted_outputs_match_real_runs() {
     let bless_mode = std::env::var_os("SPLITLAB_BLESS").is_some();
     let mut stale = Vec::new();
     for (k, session) in sessions().iter().enumerate() {
-        if session.steps.iter().any(|s| {
-            CONSOLE_RUN_ELSEWHERE
-                .iter()
-                .any(|(c, _)| *c == s.command)
-        }) {
+        if session
+            .steps
+            .iter()
+            .any(|s| CONSOLE_RUN_ELSEWHERE.iter().any(|(c, _)| *c == s.command))
+        {
             continue;
         }
         let dir = temp_dir(&format!("docs-console-{k}"));

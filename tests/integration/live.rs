@@ -80,9 +80,19 @@ fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     assert_eq!(diff_args[0], "diff");
     let as_str = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
     let out = splitlab(&run_args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}: {}", as_str(&run_args), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        as_str(&run_args),
+        text(&out.stderr)
+    );
     let out = splitlab(&live_args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert!(out.status.success(), "{}: {}", as_str(&live_args), text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        as_str(&live_args),
+        text(&out.stderr)
+    );
     let v = summary(&live);
     assert_eq!(v["mode"], "live");
     assert_balanced(&v);
@@ -91,7 +101,11 @@ fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     for f in ["timeseries.csv", "routes.csv", "load.json", "report.html"] {
         assert!(live.join(f).exists(), "{f} missing");
     }
-    assert!(diff_args.iter().any(|a| a == "--check"), "{}", as_str(&diff_args));
+    assert!(
+        diff_args.iter().any(|a| a == "--check"),
+        "{}",
+        as_str(&diff_args)
+    );
     let out = splitlab(&diff_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.status.success(),

@@ -766,3 +766,82 @@ fn when_the_outputs_cannot_be_written_at_the_end_the_summary_goes_to_stdout() {
         "{stderr}"
     );
 }
+
+/// `-r`, `-d` and `-c` are `--rate`, `--duration` and `--connections` (as in wrk, oha and hey;
+/// `live` has `-c` too). A load run's summary shows what a load run measures: no simulated
+/// time, no simulator-only outcome or column (queue-proxy, activator, pods), and a run stopped
+/// by `--max-requests` reports how long it ran, not its ten-minute bound.
+#[test]
+fn load_takes_the_short_flags_and_prints_only_what_it_measures() {
+    let _live = one_live_run_at_a_time();
+    for (command, flag) in [
+        ("load", "-c, --connections <N>"),
+        ("load", "-d, --duration <D>"),
+        ("load", "-r, --rate <R>"),
+        ("live", "-c, --connections <N>"),
+    ] {
+        let help = text(&splitlab(&[command, "--help"]).stdout);
+        assert!(
+            help.contains(flag),
+            "{command} --help lacks {flag}:\n{help}"
+        );
+    }
+    let port = start_backend_saying("Hello v1!\n");
+    let target = format!("http://127.0.0.1:{port}/");
+    let dir = temp_dir("load-short-flags");
+    let out_s = dir.to_str().unwrap();
+    let classify = ["--classify", "body:Hello v1=v1"];
+    let mut args = vec!["--target", &target, "-r", "50", "-d", "1s", "-c", "2"];
+    args.extend(classify);
+    args.extend(["--out", out_s]);
+    let out = load(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let described = std::fs::read_to_string(dir.join("scenario.yaml")).unwrap();
+    assert!(
+        described.contains("rate: 50\nduration: 1s\nconnections: 2\n"),
+        "{described}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("scenario load  seed 1  mode live  ran "),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        "requests: arrived 50  served 50  errors 0  timeout 0  in_flight_at_end 0"
+    );
+    assert_eq!(
+        lines[2],
+        "revision    routed    served    errors   timeout in_flight    p50_ms    p99_ms"
+    );
+    assert!(
+        lines[3].starts_with("v1              50        50         0         0         0 "),
+        "{stdout}"
+    );
+    // Stopped by its count: it ran for well under a second, not the 600 s bound of a closed loop.
+    let mut args = vec![
+        "--target",
+        &target,
+        "-r",
+        "max",
+        "--max-requests",
+        "100",
+        "-c",
+        "2",
+    ];
+    args.extend(classify);
+    args.extend(["--out", out_s]);
+    let out = load(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let ran: f64 = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("  ran ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no 'ran S s' in {stdout}"));
+    assert!(ran < 30.0, "ran {ran} s for 100 requests:\n{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
+}

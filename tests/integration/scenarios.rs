@@ -381,7 +381,9 @@ fn rollout_duration_study_shows_the_difference() {
     let page = std::fs::read_to_string(root().join("docs/studies.md")).expect("docs/studies.md");
     let settings: Vec<&str> = page
         .lines()
-        .filter(|l| l.starts_with("cargo run --release -- run scenarios/rollout-duration-study.yaml"))
+        .filter(|l| {
+            l.starts_with("cargo run --release -- run scenarios/rollout-duration-study.yaml")
+        })
         .map(|l| {
             l.split_whitespace()
                 .skip_while(|a| *a != "--set")
