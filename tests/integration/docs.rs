@@ -522,6 +522,21 @@ fn masked(line: &str) -> String {
     out
 }
 
+/// `printed` with the wall time `shown` quotes (a release build's, not the test's debug build).
+fn with_wall_of(printed: &str, shown: &str) -> String {
+    let wall = |l: &str| -> Option<(usize, usize)> {
+        let at = l.find("wall ")? + 5;
+        let len = l[at..].find(' ').unwrap_or(l.len() - at);
+        Some((at, at + len))
+    };
+    match (wall(printed), wall(shown)) {
+        (Some((a, b)), Some((c, d))) => {
+            format!("{}{}{}", &printed[..a], &shown[c..d], &printed[b..])
+        }
+        _ => printed.to_string(),
+    }
+}
+
 /// A shown line matches a printed one; `...` inside a shown line stands for any text.
 fn line_matches(shown: &str, printed: &str) -> bool {
     let (shown, printed) = (masked(shown), masked(printed));
@@ -624,7 +639,7 @@ fn bless(file: &str, step: &Step, printed: &str) {
             .iter()
             .position(|l| l.split_whitespace().next() == Some(word))
         {
-            lines[n - 1] = printed[at + k].to_string();
+            lines[n - 1] = with_wall_of(printed[at + k], shown);
             at += k + 1;
         }
     }
