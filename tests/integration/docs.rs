@@ -3,9 +3,10 @@
 //! they quote comes from a real run of the command beside it (`quoted_outputs_match_real_runs`;
 //! `SPLITLAB_BLESS=1` rewrites the quoted lines from the runs).
 //!
-//! A command line is a line of a fenced code block that starts with `splitlab ` or `cargo ` (in
-//! a `console` block: after `$ `), less a trailing `# comment`. Synopsis lines (`[--flag X]`,
-//! `ARG...`, `(A | B)`) are not commands. A command is exercised when:
+//! A command line is a line of a fenced shell block (no language, `sh`, `bash`, `shell`,
+//! `console`) that starts with `splitlab `, `cargo ` or `source <(splitlab ` (in a `console`
+//! block: after `$ `), less a trailing `# comment`. Synopsis lines (`[--flag X]`, `ARG...`,
+//! `(A | B)`) are not commands; synopses belong in `text` blocks. A command is exercised when:
 //! - it is a `$ ` line of a `console` block, which `quoted_outputs_match_real_runs` runs (all of
 //!   them but those in [`CONSOLE_RUN_ELSEWHERE`]);
 //! - it appears verbatim in a test source (`tests/integration/*.rs` but this file) or in
@@ -279,7 +280,9 @@ fn shown_commands() -> Vec<Shown> {
                 .map(|(i, l)| (i + 1, l))
                 .collect()
         };
-        for b in blocks(&body) {
+        // `text` blocks hold synopses and output, `yaml`/`json` files: not commands.
+        let shell = |lang: &str| matches!(lang, "" | "sh" | "bash" | "shell" | "console");
+        for b in blocks(&body).into_iter().filter(|b| shell(&b.lang)) {
             let console = b.lang == "console";
             for (n, l) in &b.lines {
                 if let Some(command) = command_of(l, console) {
