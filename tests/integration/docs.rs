@@ -155,6 +155,14 @@ const READ_BY_TESTS: &[(&str, &str, &str, &str, &str)] = &[
         "load.rs",
         "the_load_commands_in_the_docs_run_as_written",
     ),
+    // the gateway over TLS (HTTP/2 and HTTP/1.1 by ALPN)
+    (
+        "docs/gateway.md",
+        "",
+        "splitlab gateway ",
+        "h2.rs",
+        "the_tls_gateway_of_the_docs_serves_h2_and_http1_by_alpn",
+    ),
     // `load` over TLS and HTTP/2
     (
         "docs/load.md",
