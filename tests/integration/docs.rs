@@ -701,3 +701,69 @@ fn quoted_outputs_match_real_runs() {
         stale.join("\n")
     );
 }
+
+/// GitHub's anchor of a heading: lower case, spaces as `-`, other punctuation dropped.
+fn anchor_of(heading: &str) -> String {
+    heading
+        .trim_start_matches('#')
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every relative link of README.md and docs/*.md reaches a file that exists, and its
+/// `#anchor`, if any, a heading of that file (the README split moved text between pages).
+#[test]
+fn every_relative_link_resolves() {
+    let mut broken = Vec::new();
+    for (file, body) in pages() {
+        let dir = root()
+            .join(&file)
+            .parent()
+            .expect("a page's folder")
+            .to_path_buf();
+        for (n, line) in body.lines().enumerate() {
+            for piece in line.split("](").skip(1) {
+                let Some(target) = piece.split(')').next() else {
+                    continue;
+                };
+                if target.starts_with("http") || target.contains(' ') {
+                    continue;
+                }
+                let (path, anchor) = target.split_once('#').unwrap_or((target, ""));
+                let full = if path.is_empty() {
+                    root().join(&file)
+                } else {
+                    dir.join(path)
+                };
+                if !full.exists() {
+                    broken.push(format!("{file}:{}: {target}: no such file", n + 1));
+                    continue;
+                }
+                if anchor.is_empty() || full.is_dir() {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&full).unwrap_or_default();
+                let fenced: std::collections::BTreeSet<usize> = blocks(&text)
+                    .iter()
+                    .flat_map(|b| b.lines.iter().map(|(k, _)| *k))
+                    .collect();
+                let found = text
+                    .lines()
+                    .enumerate()
+                    .filter(|(k, l)| l.starts_with('#') && !fenced.contains(&(k + 1)))
+                    .any(|(_, l)| anchor_of(l) == anchor);
+                if !found {
+                    broken.push(format!("{file}:{}: {target}: no such heading", n + 1));
+                }
+            }
+        }
+    }
+    assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
+}
