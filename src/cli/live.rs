@@ -64,7 +64,7 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Most connections from the load generator to the gateway.
-    #[arg(long, value_name = "N", default_value_t = 4096)]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 4096)]
     connections: usize,
     /// Most requests in flight at the load generator (memory bound).
     #[arg(long, value_name = "N", default_value_t = 50_000)]
@@ -248,7 +248,7 @@ pub struct LoadArgs {
     body: Option<String>,
     /// Requests per second, evenly spaced (as vegeta's constant pacer); `max`: as fast as the
     /// connections allow (closed loop, as wrk and oha).
-    #[arg(long, value_name = "R", conflicts_with = "schedule")]
+    #[arg(short = 'r', long, value_name = "R", conflicts_with = "schedule")]
     rate: Option<String>,
     /// A rate schedule CSV: `at_s,rate_per_s[,ramp_s]` per row (a step, or a linear ramp to the
     /// rate over ramp_s).
@@ -258,7 +258,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "KIND", default_value = "constant")]
     arrivals: String,
     /// How long to send (Go duration, e.g. 30s). Required unless --max-requests is given.
-    #[arg(long, value_name = "D")]
+    #[arg(short = 'd', long, value_name = "D")]
     duration: Option<String>,
     /// Stop after this many requests.
     #[arg(long, value_name = "N")]
@@ -292,7 +292,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "LIST")]
     labels: Option<String>,
     /// Connections (the open loop opens up to this many; `--rate max` uses exactly this many).
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 64)]
     connections: usize,
     /// A request not answered this long after its intended send time is a client timeout.
     #[arg(long, value_name = "D", default_value = "30s")]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 
 use crate::report::chart::render_run_charts;
 use crate::report::html::{summary_tables, Chart, Page, REPORT_FILE};
@@ -22,6 +22,15 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    // Said once, here: every file below would otherwise fail with the same cause.
+    match std::fs::metadata(&args.dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => bail!(
+            "cannot plot {}: not a directory (plot reads a directory `splitlab run` wrote)",
+            args.dir.display()
+        ),
+        Err(e) => bail!("cannot plot {}: {e}", args.dir.display()),
+    }
     let written = render_run_charts(&args.dir)
         .with_context(|| format!("cannot render the charts of {}", args.dir.display()))?;
     for path in &written {

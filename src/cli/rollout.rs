@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::model::time::SimTime;
 use crate::routing::duration::parse_duration;
 use crate::routing::rollout_schedule::schedule;
 
@@ -70,7 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     for step in schedule(args.percent, duration_secs, ready_ns, &args.from, &args.to) {
         for rev in step.revisions.iter().filter(|r| r.percent > 0) {
             csv.write_record([
-                SimTime(step.t_ns).to_string(),
+                seconds_to_the_ms(step.t_ns),
                 rev.revision_name.clone(),
                 rev.percent.to_string(),
             ])?;
@@ -80,4 +79,42 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .context("the schedule is UTF-8")?;
     say_raw!("{out}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A step time in seconds, rounded to the millisecond, without trailing zeros (`4.828`, `380`).
+/// Knative keeps step times as integer Unix nanoseconds but adds the step duration in f64
+/// (serving pkg/reconciler/route/traffic/rollout.go:480-484, `NextStepTime = int64(nowTS +
+/// stepDuration)`), where one unit in the last place is 256 ns: the digits below the
+/// millisecond depend on the wall clock's epoch (`380.000000024` for a 380 s rollout), not on
+/// the schedule.
+fn seconds_to_the_ms(t_ns: i64) -> String {
+    let ms = (i128::from(t_ns) + 500_000).div_euclid(1_000_000);
+    let (whole, frac) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    if frac == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{frac:03}")
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds_to_the_ms;
+
+    #[test]
+    fn step_times_print_to_the_millisecond() {
+        for (t_ns, printed) in [
+            (0, "0"),                 // the first 1%
+            (380_000_000_024, "380"), // f64 noise below the ms is dropped
+            (4_828_282_880, "4.828"), // rounded down
+            (8_656_565_708, "8.657"), // rounded up
+            (1_202_022_184, "1.202"), // TestObserveReady's first step
+            (1_500_000_000, "1.5"),   // no trailing zeros
+            (999_999_999, "1"),       // rounding carries into the seconds
+        ] {
+            assert_eq!(seconds_to_the_ms(t_ns), printed, "{t_ns}");
+        }
+    }
 }

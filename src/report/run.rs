@@ -1272,11 +1272,32 @@ impl RunReport {
             s.push_str(&text);
             s.push('\n');
         };
+        // A `splitlab load` run (the one kind with a protocol) measured a real endpoint: it has
+        // no simulated time, and no queue-proxy, activator or autoscaler of its own to report.
+        let load_run = self.protocol.is_some();
         line(format!(
-            "scenario {}  seed {}  mode {}  simulated {:.3} s  events {}  wall {:.3} s",
-            m.scenario, m.seed, m.mode, e.sim_s, e.events, e.wall_s
+            "scenario {}  seed {}  mode {}  {} {:.3} s  events {}  wall {:.3} s",
+            m.scenario,
+            m.seed,
+            m.mode,
+            if load_run { "ran" } else { "simulated" },
+            e.sim_s,
+            e.events,
+            e.wall_s
         ));
-        line(format!(
+        let simulator_only = t.rejected_qp
+            + t.expired_activator
+            + t.expired_qp
+            + t.app_error
+            + t.bad_gateway
+            + t.ingress_overflow;
+        if load_run && simulator_only == 0 {
+            line(format!(
+                "requests: arrived {}  served {}  errors {}  timeout {}  in_flight_at_end {}",
+                t.arrived, t.served, t.errors, t.client_cancelled, t.in_flight_at_end
+            ));
+        } else {
+            line(format!(
             "requests: arrived {}  served {}  rejected_qp {}  expired_activator {}  expired_qp {}  \
              client_cancelled {}  app_error {}  bad_gateway {}  errors {}  ingress_overflow {}  \
              in_flight_at_end {}",
@@ -1292,6 +1313,7 @@ impl RunReport {
             t.ingress_overflow,
             t.in_flight_at_end
         ));
+        }
         let width = self
             .revisions
             .iter()
@@ -1299,39 +1321,70 @@ impl RunReport {
             .max()
             .unwrap_or(0)
             .max("revision".len());
-        line(format!(
-            "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
-            "revision",
-            "routed",
-            "served",
-            "rej_qp",
-            "expired",
-            "in_flight",
-            "p50_ms",
-            "p99_ms",
-            "peak_qp",
-            "peak_act",
-            "max_pods"
-        ));
-        for r in &self.revisions {
-            let c = &r.counts;
-            let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
-                (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
-            });
+        if load_run {
+            line(format!(
+                "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "revision",
+                "routed",
+                "served",
+                "errors",
+                "timeout",
+                "in_flight",
+                "p50_ms",
+                "p99_ms"
+            ));
+            for r in &self.revisions {
+                let c = &r.counts;
+                let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
+                    (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
+                });
+                line(format!(
+                    "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                    r.name,
+                    r.routed,
+                    c.served,
+                    c.errors,
+                    c.client_cancelled,
+                    c.in_flight_at_end,
+                    p50,
+                    p99
+                ));
+            }
+        } else {
             line(format!(
                 "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
-                r.name,
-                r.routed,
-                c.served,
-                c.rejected_qp,
-                c.expired_activator + c.expired_qp,
-                c.in_flight_at_end,
-                p50,
-                p99,
-                r.peak_qp_queue,
-                r.peak_activator_queue,
-                r.max_desired_pods
+                "revision",
+                "routed",
+                "served",
+                "rej_qp",
+                "expired",
+                "in_flight",
+                "p50_ms",
+                "p99_ms",
+                "peak_qp",
+                "peak_act",
+                "max_pods"
             ));
+            for r in &self.revisions {
+                let c = &r.counts;
+                let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
+                    (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
+                });
+                line(format!(
+                    "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
+                    r.name,
+                    r.routed,
+                    c.served,
+                    c.rejected_qp,
+                    c.expired_activator + c.expired_qp,
+                    c.in_flight_at_end,
+                    p50,
+                    p99,
+                    r.peak_qp_queue,
+                    r.peak_activator_queue,
+                    r.max_desired_pods
+                ));
+            }
         }
         line(match self.max_abs_error_pct {
             Some(err) => format!(

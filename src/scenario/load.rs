@@ -2415,7 +2415,7 @@ arrivals:
         // Default drain: the longest revision timeout plus one metrics window.
         assert_eq!(s.drain, SimDuration::from_secs(301));
         assert_eq!(s.source_yaml, BASE);
-        // The ingress: `ideal` unless asked (README "Ingress profiles" says why).
+        // The ingress: `ideal` unless asked (docs/models.md, "Ingress profiles", says why).
         assert_eq!(s.ingress, IngressSpec::of(IngressProfile::Ideal));
     }
 

@@ -436,19 +436,19 @@ fn advise_refuses_bad_input_clearly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// README's "From your Prometheus to an annotation": its two commands, run as written through a
+/// docs/calibrate.md's "From your Prometheus to an annotation": its two commands, run as written through a
 /// shell (the `out/` paths moved into a temporary directory), print the verdict README quotes
 /// and draw its chart (`SPLITLAB_BLESS=1` rewrites docs/advise-hello-frontier.png); then
 /// `splitlab run` of the calibrated scenario meets the SLO in every seed with the recommended
 /// value and breaks it in some seed with the next smaller value evaluated.
 #[test]
 fn readme_calibrate_then_advise_walk_recommends_what_run_confirms() {
-    let readme = read(&root().join("README.md"));
+    let readme = read(&root().join("docs/calibrate.md"));
     let section = readme
         .split("## From your Prometheus to an annotation")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("the section in README.md");
+        .expect("the section in docs/calibrate.md");
     let commands: Vec<&str> = section
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- "))

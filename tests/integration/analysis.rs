@@ -276,16 +276,16 @@ fn bad_analysis_input_is_a_clear_error_at_its_place() {
     }
 }
 
-/// README's "Canary analysis (Flagger)": both commands, run as written (with `--out`), show the
+/// docs/canary.md's "Canary analysis (Flagger)": both commands, run as written (with `--out`), show the
 /// figures the README quotes.
 #[test]
 fn readme_canary_analysis_commands_show_what_readme_says() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root().join("docs/canary.md")).expect("docs/canary.md");
     let commands: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- run scenarios/flagger-"))
         .collect();
-    assert_eq!(commands.len(), 2, "the two commands in README.md");
+    assert_eq!(commands.len(), 2, "the two commands in docs/canary.md");
     let mut summaries = Vec::new();
     for (k, command) in commands.into_iter().enumerate() {
         let args: Vec<&str> = command.split_whitespace().skip(4).collect();
@@ -307,18 +307,18 @@ fn readme_canary_analysis_commands_show_what_readme_says() {
     assert_eq!(summaries[1]["canary_requests"], 1746);
 }
 
-/// README's live command for the bad canary, run as written (with `--out`): live mode drives
+/// docs/canary.md's live command for the bad canary, run as written (with `--out`): live mode drives
 /// Flagger's analysis through the same ticks as the simulator and rolls the canary back at the
 /// same tick, and its `analysis.csv` has the same header and sensible rows.
 #[test]
 #[ignore = "timing-sensitive against the wall clock: .ci/run runs the ignored tests alone, after the suite"]
 fn live_mode_rolls_the_bad_canary_back_at_the_simulators_tick() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root().join("docs/canary.md")).expect("docs/canary.md");
     let commands: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- live scenarios/flagger-"))
         .collect();
-    assert_eq!(commands.len(), 1, "the live command in README.md");
+    assert_eq!(commands.len(), 1, "the live command in docs/canary.md");
     let args: Vec<&str> = commands[0].split_whitespace().skip(4).collect();
     assert_eq!(args[..2], ["live", "scenarios/flagger-bad-canary.yaml"]);
     let (sim_rows, sim_summary) = run("analysis-live-bad-sim", args[1], &[]);

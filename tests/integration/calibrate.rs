@@ -603,15 +603,16 @@ fn bad_inputs_are_clear_errors() {
     );
 }
 
-/// README's "Calibrating from Prometheus": its commands, run as written (`--out` and the run's
+/// docs/calibrate.md's "Calibrating from Prometheus": its commands, run as written (`--out` and the run's
 /// output into a temporary directory), write a scenario that runs.
 #[test]
 fn readme_calibrate_commands_run() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme =
+        std::fs::read_to_string(root().join("docs/calibrate.md")).expect("docs/calibrate.md");
     let section = readme
-        .split("### Calibrating from Prometheus")
+        .split("## Calibrating from Prometheus")
         .nth(1)
-        .expect("the README section");
+        .expect("the docs/calibrate.md section");
     let commands: Vec<&str> = section
         .lines()
         .take_while(|l| !l.starts_with("## ") && !l.starts_with("### "))

@@ -265,14 +265,25 @@ fn run_writes_every_chart_and_plot_rerenders_them_identically() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A missing directory is said once, with its cause; an empty one names the file it lacks.
 #[test]
-fn plot_of_a_missing_directory_names_the_file() {
+fn plot_of_a_missing_directory_says_so_and_of_an_empty_one_names_the_file() {
     let dir = temp_dir("charts-missing");
-    let out = splitlab(&["plot", dir.to_str().expect("utf-8")]);
+    let d = dir.to_str().expect("utf-8");
+    let out = splitlab(&["plot", d]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr,
+        format!("error: cannot plot {d}: No such file or directory (os error 2)\n")
+    );
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = splitlab(&["plot", d]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("cannot read"), "{stderr}");
     assert!(stderr.contains("summary.json"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

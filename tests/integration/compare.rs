@@ -209,13 +209,13 @@ fn compare_refuses_bad_input_clearly() {
     assert!(!Path::new(out).exists(), "nothing is written on bad input");
 }
 
-/// README's commands of "The rollout-duration study per profile", each run as written but with
+/// docs/studies.md's commands of "The rollout-duration study per profile", each run as written but with
 /// one seed and 120 s (the instant shift happens at 60 s): under Kourier and Contour the instant
 /// shift's activator backlog overflows the gateway's breaker, under Istio and the ideal gateway
 /// not, and a 380 s rollout never does; more Kourier replicas overflow less.
 #[test]
 fn readme_ingress_profile_study_runs() {
-    let readme = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let readme = read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/studies.md"));
     let commands: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- compare") && l.contains("ingress."))
@@ -223,7 +223,7 @@ fn readme_ingress_profile_study_runs() {
     assert_eq!(
         commands.len(),
         2,
-        "the two per-profile commands in README.md"
+        "the two per-profile commands in docs/studies.md"
     );
     for (k, command) in commands.into_iter().enumerate() {
         let mut args: Vec<String> = command

@@ -428,7 +428,7 @@ fn the_tls_gateway_of_the_docs_serves_h2_and_http1_by_alpn() {
     let docs = std::fs::read_to_string(root.join("docs/gateway.md")).unwrap();
     let commands: Vec<&str> = docs
         .lines()
-        .filter(|l| l.starts_with("splitlab gateway "))
+        .filter(|l| l.starts_with("splitlab gateway ") && l.contains("--tls-cert"))
         .collect();
     assert_eq!(commands.len(), 1, "the TLS command in docs/gateway.md");
     let rt = runtime();

@@ -34,27 +34,65 @@ pub(crate) fn count(v: &serde_json::Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("requests.{key} in {v}"))
 }
 
+/// README's live-mode commands (and docs/live.md's, the same lines), run as written with their
+/// `out/` directories in temporary ones: `run` and `live` of live-smoke, then `diff --check`.
+fn readme_live_smoke_commands() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let page = std::fs::read_to_string(root.join("docs/live.md")).expect("docs/live.md");
+    let section = readme
+        .split("## Live mode")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README's live mode section");
+    let commands: Vec<String> = section
+        .lines()
+        .filter(|l| l.starts_with("cargo run --release -- "))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(commands.len(), 3, "run, live and diff in README.md");
+    for c in &commands {
+        assert!(page.lines().any(|l| l == c), "docs/live.md shows {c}");
+    }
+    commands
+}
+
 #[test]
 fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     let _live = one_live_run_at_a_time();
     let sim = temp_dir("live-smoke-sim");
     let live = temp_dir("live-smoke-live");
-    let out = splitlab(&[
-        "run",
-        "scenarios/live-smoke.yaml",
-        "--out",
-        sim.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = splitlab(&[
-        "live",
-        "scenarios/live-smoke.yaml",
-        "--time-scale",
-        "2",
-        "--out",
-        live.to_str().unwrap(),
-    ]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let commands = readme_live_smoke_commands();
+    let args = |k: usize| -> Vec<String> {
+        commands[k]
+            .split_whitespace()
+            .skip(4)
+            .map(|a| match a {
+                "out/smoke-sim" => sim.display().to_string(),
+                "out/smoke-live" => live.display().to_string(),
+                other => other.to_string(),
+            })
+            .collect()
+    };
+    let (run_args, live_args, diff_args) = (args(0), args(1), args(2));
+    assert_eq!(run_args[..2], ["run", "scenarios/live-smoke.yaml"]);
+    assert_eq!(live_args[..2], ["live", "scenarios/live-smoke.yaml"]);
+    assert_eq!(diff_args[0], "diff");
+    let as_str = |v: &[String]| v.iter().map(String::as_str).collect::<Vec<_>>().join(" ");
+    let out = splitlab(&run_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        as_str(&run_args),
+        text(&out.stderr)
+    );
+    let out = splitlab(&live_args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        as_str(&live_args),
+        text(&out.stderr)
+    );
     let v = summary(&live);
     assert_eq!(v["mode"], "live");
     assert_balanced(&v);
@@ -63,12 +101,12 @@ fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     for f in ["timeseries.csv", "routes.csv", "load.json", "report.html"] {
         assert!(live.join(f).exists(), "{f} missing");
     }
-    let out = splitlab(&[
-        "diff",
-        sim.to_str().unwrap(),
-        live.to_str().unwrap(),
-        "--check",
-    ]);
+    assert!(
+        diff_args.iter().any(|a| a == "--check"),
+        "{}",
+        as_str(&diff_args)
+    );
+    let out = splitlab(&diff_args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         out.status.success(),
         "sim and live differ beyond noise:\n{}{}",

@@ -620,14 +620,18 @@ pub(crate) fn speaks_tls_or_h2(command: &str) -> bool {
 }
 
 /// The `splitlab load` commands of docs/load.md and README.md over cleartext HTTP/1.1, and the
-/// targets file of docs/load.md, run as written against `splitlab gateway` (their port
-/// replaced by the one the gateway got): every check they make passes.
+/// targets file of docs/load.md, run as written against `splitlab gateway` started as
+/// docs/gateway.md (and README) show it, with the config file shown there (the backends' and
+/// the gateway's ports replaced by the ones the test got): every check they make passes, so
+/// the examples fit together (the Host the load sends is the one the gateway serves, the split
+/// it expects is the one the config programs, and no request fails).
 #[test]
 fn the_load_commands_in_the_docs_run_as_written() {
     let _live = one_live_run_at_a_time();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let docs = std::fs::read_to_string(root.join("docs/load.md")).unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let gateway_doc = std::fs::read_to_string(root.join("docs/gateway.md")).unwrap();
     let commands: Vec<&str> = docs
         .lines()
         .chain(readme.lines())
@@ -645,19 +649,33 @@ fn the_load_commands_in_the_docs_run_as_written() {
         .nth(1)
         .and_then(|rest| rest.split("```").next())
         .expect("the targets file in docs/load.md");
+    let config_section = gateway_doc
+        .split("## The config file")
+        .nth(1)
+        .expect("docs/gateway.md's config section");
+    let gateway_yaml = config_section
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the config file in docs/gateway.md");
+    let gateway_command = "splitlab gateway --config gateway.yaml";
+    for (file, text) in [("docs/gateway.md", config_section), ("README.md", &readme)] {
+        assert!(
+            text.lines().any(|l| l == gateway_command),
+            "{file} starts the gateway with {gateway_command:?}"
+        );
+    }
     let v1 = start_backend_saying("Hello v1!\n");
     let v2 = start_backend_saying("Hello v2!\n");
     let dir = temp_dir("load-docs");
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("gateway.yaml");
+    assert!(gateway_yaml.contains("127.0.0.1:8081") && gateway_yaml.contains("127.0.0.1:8082"));
     std::fs::write(
         &config,
-        format!(
-            "service: {{name: hello, namespace: default, domain: example.com, tag_header_routing: true}}\n\
-             picker: wrr\n\
-             traffic:\n  - {{revisionName: v1, percent: 90}}\n  - {{revisionName: v2, percent: 10, tag: v2}}\n\
-             backends:\n  v1: [http://127.0.0.1:{v1}]\n  v2: [http://127.0.0.1:{v2}]\n"
-        ),
+        gateway_yaml
+            .replace("127.0.0.1:8081", &format!("127.0.0.1:{v1}"))
+            .replace("127.0.0.1:8082", &format!("127.0.0.1:{v2}")),
     )
     .unwrap();
     let (mut gw, port) = start_gateway(&config);
@@ -747,4 +765,83 @@ fn when_the_outputs_cannot_be_written_at_the_end_the_summary_goes_to_stdout() {
         stderr.contains("the outputs could not be written; the summary above is the run's"),
         "{stderr}"
     );
+}
+
+/// `-r`, `-d` and `-c` are `--rate`, `--duration` and `--connections` (as in wrk, oha and hey;
+/// `live` has `-c` too). A load run's summary shows what a load run measures: no simulated
+/// time, no simulator-only outcome or column (queue-proxy, activator, pods), and a run stopped
+/// by `--max-requests` reports how long it ran, not its ten-minute bound.
+#[test]
+fn load_takes_the_short_flags_and_prints_only_what_it_measures() {
+    let _live = one_live_run_at_a_time();
+    for (command, flag) in [
+        ("load", "-c, --connections <N>"),
+        ("load", "-d, --duration <D>"),
+        ("load", "-r, --rate <R>"),
+        ("live", "-c, --connections <N>"),
+    ] {
+        let help = text(&splitlab(&[command, "--help"]).stdout);
+        assert!(
+            help.contains(flag),
+            "{command} --help lacks {flag}:\n{help}"
+        );
+    }
+    let port = start_backend_saying("Hello v1!\n");
+    let target = format!("http://127.0.0.1:{port}/");
+    let dir = temp_dir("load-short-flags");
+    let out_s = dir.to_str().unwrap();
+    let classify = ["--classify", "body:Hello v1=v1"];
+    let mut args = vec!["--target", &target, "-r", "50", "-d", "1s", "-c", "2"];
+    args.extend(classify);
+    args.extend(["--out", out_s]);
+    let out = load(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let described = std::fs::read_to_string(dir.join("scenario.yaml")).unwrap();
+    assert!(
+        described.contains("rate: 50\nduration: 1s\nconnections: 2\n"),
+        "{described}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("scenario load  seed 1  mode live  ran "),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1],
+        "requests: arrived 50  served 50  errors 0  timeout 0  in_flight_at_end 0"
+    );
+    assert_eq!(
+        lines[2],
+        "revision    routed    served    errors   timeout in_flight    p50_ms    p99_ms"
+    );
+    assert!(
+        lines[3].starts_with("v1              50        50         0         0         0 "),
+        "{stdout}"
+    );
+    // Stopped by its count: it ran for well under a second, not the 600 s bound of a closed loop.
+    let mut args = vec![
+        "--target",
+        &target,
+        "-r",
+        "max",
+        "--max-requests",
+        "100",
+        "-c",
+        "2",
+    ];
+    args.extend(classify);
+    args.extend(["--out", out_s]);
+    let out = load(&args);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    let ran: f64 = stdout
+        .lines()
+        .next()
+        .and_then(|l| l.split("  ran ").nth(1))
+        .and_then(|r| r.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no 'ran S s' in {stdout}"));
+    assert!(ran < 30.0, "ran {ran} s for 100 requests:\n{stdout}");
+    let _ = std::fs::remove_dir_all(dir);
 }

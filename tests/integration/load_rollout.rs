@@ -102,7 +102,7 @@ fn split_line(stdout: &str) -> String {
 fn a_load_run_follows_knatives_rollout_schedule_and_a_wrong_start_fails_the_split_check() {
     let _live = one_live_run_at_a_time();
     let commands = documented_commands();
-    assert_eq!(commands.len(), 2, "one in docs/load.md, one in README.md");
+    assert_eq!(commands.len(), 1, "one in docs/load.md, none in README.md");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = temp_dir("load-rollout");
     std::fs::create_dir_all(dir.join("scenarios/knative")).unwrap();

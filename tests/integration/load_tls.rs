@@ -509,7 +509,7 @@ fn the_tls_and_http2_commands_in_the_docs_run_as_written() {
         .chain(readme.lines())
         .filter(|l| l.starts_with("splitlab load ") && crate::load::speaks_tls_or_h2(l))
         .collect();
-    assert_eq!(commands.len(), 3, "two in docs/load.md, one in README.md");
+    assert_eq!(commands.len(), 2, "two in docs/load.md, none in README.md");
     let (cert, key) = certificate(&["hello.default.example.com"]);
     let (tls_port, tls_seen) = start_tls_backend(&cert, &key);
     let (h2c_port, h2c_seen) = start_h2c_backend();

@@ -12,6 +12,7 @@ mod common;
 mod compare;
 mod config;
 mod diff;
+mod docs;
 mod failures;
 mod fuzz;
 mod h2;

@@ -300,19 +300,19 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     assert!(done(), "timed out waiting for {what}");
 }
 
-/// README's command for this capability, split into its arguments after `cargo run --release --`.
+/// docs/live.md's command for this capability, split into its arguments after `cargo run --release --`.
 fn readme_command() -> Vec<String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root.join("docs/live.md")).expect("docs/live.md");
     let lines: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- live scenarios/live-metrics.yaml"))
         .collect();
-    assert_eq!(lines.len(), 1, "README shows the command once");
+    assert_eq!(lines.len(), 1, "docs/live.md shows the command once");
     let docs = std::fs::read_to_string(root.join("docs/metrics.md")).expect("docs/metrics.md");
     assert!(
         docs.contains(lines[0]),
-        "docs/metrics.md shows README's command"
+        "docs/metrics.md shows docs/live.md's command"
     );
     lines[0]
         .split_whitespace()
@@ -352,7 +352,7 @@ fn readme_live_metrics_command_exports_knatives_metrics_per_pod_with_counts_that
     let at = args
         .iter()
         .position(|a| a == "--prometheus-sd")
-        .expect("README passes --prometheus-sd");
+        .expect("docs/live.md passes --prometheus-sd");
     args[at + 1] = sd.display().to_string();
     args.extend(["--out".to_string(), out.display().to_string()]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_splitlab"))

@@ -36,17 +36,17 @@ fn num(row: &std::collections::BTreeMap<String, String>, col: &str) -> f64 {
         .unwrap_or_else(|_| panic!("{col} = {:?} in {row:?}", row[col]))
 }
 
-/// README's "Canary analysis: how much traffic a step needs": its plan command, run as written
+/// docs/plan.md's "Canary analysis: how much traffic a step needs": its plan command, run as written
 /// (with `--out`), recommends the setting README names, and for every row the analytic
 /// detection probability lies inside the simulated one's 95% interval.
 #[test]
 fn readme_plan_command_recommends_a_setting_and_agrees_with_the_analytic_probability() {
-    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/plan.md"));
     let commands: Vec<&str> = readme
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- plan "))
         .collect();
-    assert_eq!(commands.len(), 1, "one plan command in README.md");
+    assert_eq!(commands.len(), 1, "one plan command in docs/plan.md");
     let out = temp_dir("plan-readme");
     let mut args: Vec<&str> = commands[0].split_whitespace().skip(4).collect();
     let out_arg = out.to_str().expect("utf-8 path");
@@ -96,7 +96,7 @@ fn readme_plan_command_recommends_a_setting_and_agrees_with_the_analytic_probabi
         "interval 0.584-0.919, analytic 0.830",
         "promoted 190 s or 100 s",
     ] {
-        assert!(readme.contains(quoted), "README quotes {quoted:?}");
+        assert!(readme.contains(quoted), "docs/plan.md quotes {quoted:?}");
     }
     // The settings tell apart: a bigger step promotes faster and detects less.
     assert!(num(&rows[1], "median_promote_s") < num(&rows[0], "median_promote_s"));
@@ -109,7 +109,7 @@ fn readme_plan_command_recommends_a_setting_and_agrees_with_the_analytic_probabi
     let setting = recommended.split(' ').next().expect("a setting");
     assert!(
         readme.contains(&format!("recommends `{setting}`")),
-        "README names the recommendation {setting}"
+        "docs/plan.md names the recommendation {setting}"
     );
     let chosen = rows
         .iter()

@@ -345,10 +345,11 @@ fn golden_manual_canary() {
     let _ = std::fs::remove_dir_all(ideal_dir);
 }
 
-/// The scenario format shown in README.md is a valid scenario that runs.
+/// The scenario format shown in docs/scenario-format.md is a valid scenario that runs.
 #[test]
 fn readme_scenario_example_loads_and_runs() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root().join("docs/scenario-format.md"))
+        .expect("docs/scenario-format.md");
     let start = readme
         .find("The format, with defaults:")
         .expect("the format section");
@@ -360,12 +361,12 @@ fn readme_scenario_example_loads_and_runs() {
         .expect("a yaml block");
     let resolve = |_: &str| Err::<String, String>("no files".to_string());
     let scenario = load_scenario(
-        "README.md",
+        "docs/scenario-format.md",
         body,
         &[("duration".into(), "160s".into())],
         &resolve,
     )
-    .unwrap_or_else(|e| panic!("README example: {e}"));
+    .unwrap_or_else(|e| panic!("docs/scenario-format.md example: {e}"));
     assert_eq!(scenario.timeline.len(), 5);
     let report = simulate(&scenario, &RunOptions::default()).into_report(0.0);
     assert!(report.accounting_ok());
@@ -376,6 +377,22 @@ fn readme_scenario_example_loads_and_runs() {
 /// keeps all three far lower.
 #[test]
 fn rollout_duration_study_shows_the_difference() {
+    // The two settings docs/studies.md runs, taken from its commands.
+    let page = std::fs::read_to_string(root().join("docs/studies.md")).expect("docs/studies.md");
+    let settings: Vec<&str> = page
+        .lines()
+        .filter(|l| {
+            l.starts_with("cargo run --release -- run scenarios/rollout-duration-study.yaml")
+        })
+        .map(|l| {
+            l.split_whitespace()
+                .skip_while(|a| *a != "--set")
+                .nth(1)
+                .and_then(|kv| kv.strip_prefix("service.rollout_duration="))
+                .unwrap_or_else(|| panic!("a rollout_duration --set in {l}"))
+        })
+        .collect();
+    assert_eq!(settings, ["0s", "380s"], "docs/studies.md's two runs");
     let run = |rd: &str| {
         let s = load(
             "rollout-duration-study.yaml",
@@ -385,7 +402,7 @@ fn rollout_duration_study_shows_the_difference() {
         assert!(report.accounting_ok());
         report.revisions()[1].clone()
     };
-    let (instant, gradual) = (run("0s"), run("380s"));
+    let (instant, gradual) = (run(settings[0]), run(settings[1]));
     assert!(
         instant.peak_activator_queue >= 10 * gradual.peak_activator_queue.max(1),
         "peak activator queue {} vs {}",
@@ -589,11 +606,11 @@ fn client_timeout_cancels_queued_requests() {
     }
 }
 
-/// README's "A failing canary": its command, run as written (less `cargo run --release --`),
-/// prints the lines README shows.
+/// docs/canary.md's "A failing canary": its command, run as written (less `cargo run --release
+/// --`), prints the lines the page shows.
 #[test]
 fn readme_failing_canary_command_prints_what_readme_shows() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = std::fs::read_to_string(root().join("docs/canary.md")).expect("docs/canary.md");
     let start = readme
         .find("## A failing canary")
         .expect("the failing-canary section");
