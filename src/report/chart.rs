@@ -73,8 +73,8 @@ pub fn caption(name: &str) -> Option<&'static str> {
             are listed."
         }
         "latency" => {
-            "p50 and p99 of the served requests per revision and window (log scale); \
-            look for the p99 spike when a revision's share steps up faster than its pods come \
+            "p50 and p99 of the served requests per revision and window (log scale; windows \
+            without arrivals, such as the drain at the end, are gaps); look for the p99 spike when a revision's share steps up faster than its pods come \
             ready."
         }
         "pods" => {
@@ -216,6 +216,16 @@ impl RunData {
             .iter()
             .filter_map(|w| w[r].as_ref())
             .filter_map(|row| f(row).map(|v| (row.t_s, v)))
+            .collect()
+    }
+
+    /// The start times (as bits) of windows in which no request was routed to any revision.
+    fn idle_windows(&self) -> std::collections::BTreeSet<u64> {
+        self.rows
+            .iter()
+            .zip(&self.windows)
+            .filter(|(w, _)| w.iter().flatten().all(|row| row.routed == 0))
+            .map(|(_, t)| t.to_bits())
             .collect()
     }
 
@@ -835,6 +845,19 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// Log-axis labels: `log_ticks` over at most three decades, the powers of ten alone over more
+/// (1-2-5 labels of six decades overlap on a chart's width).
+fn decade_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let ticks = log_ticks(lo, hi);
+    if hi / lo <= 1e3 {
+        return ticks;
+    }
+    ticks
+        .into_iter()
+        .filter(|v| (v.log10() - v.log10().round()).abs() < 1e-9)
+        .collect()
+}
+
 /// Splits `points` where consecutive times are more than `max_gap` apart, so a line is not drawn
 /// across windows that have no value.
 fn segments(points: Vec<(f64, f64)>, max_gap: f64) -> Vec<Vec<(f64, f64)>> {
@@ -912,6 +935,13 @@ fn band_half_width_pct(pct: f64, n: u64) -> f64 {
 /// each other's dots.
 fn observed_x(t: f64, window_s: f64, r: usize, n: usize) -> f64 {
     t + window_s * (r + 1) as f64 / (n + 1) as f64
+}
+
+/// The dash and gap (pixels) of revision `r`'s dashed line (`r` ≥ 1): shorter dashes and longer
+/// gaps for each later revision, so a line drawn over an equal one leaves it visible.
+fn dash_pattern(r: usize) -> (u32, u32) {
+    let k = (r.saturating_sub(1) % 3) as u32;
+    (12 - 4 * k, 6 + 4 * k)
 }
 
 /// The marker of revision `r`'s observed dots: a shape per revision, as well as a colour.
@@ -1010,18 +1040,23 @@ where
             LegendMark::Band(c),
             format!("{name}: binomial 95% band (n = window's routed)"),
         ));
-        // The first revision's programmed line is solid, the others dashed on top: two
-        // revisions with the same share show both colours in turn.
-        let programmed = data.series(r, |row| Some(row.programmed_pct));
-        line(
-            &mut chart,
-            steps(&programmed, end),
-            c,
-            if r == 0 { 3 } else { 2 },
-            r > 0,
-            &mut legend,
-            format!("{name}: programmed"),
-        )?;
+        // The first revision's programmed line is solid, the others dashed on top, each with
+        // shorter dashes and longer gaps than the one before: two revisions with the same
+        // share show both colours in turn.
+        let programmed = steps(&data.series(r, |row| Some(row.programmed_pct)), end);
+        if r == 0 {
+            chart.draw_series(LineSeries::new(programmed, c.stroke_width(3)))?;
+            legend.push((LegendMark::Line(c), format!("{name}: programmed")));
+        } else {
+            let (dash, gap) = dash_pattern(r);
+            chart.draw_series(DashedLineSeries::new(
+                programmed,
+                dash,
+                gap,
+                c.stroke_width(3),
+            ))?;
+            legend.push((LegendMark::DashedLine(c), format!("{name}: programmed")));
+        }
         let observed: Vec<(f64, f64)> = data
             .series(r, |row| row.observed_pct)
             .into_iter()
@@ -1163,11 +1198,15 @@ fn draw_latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunDat
 where
     DB::ErrorType: 'static,
 {
+    // A window without arrivals (the drain after the last one) holds only the stragglers'
+    // latencies: a gap, not a spike.
+    let idle = data.idle_windows();
     let values = || {
         data.rows
             .iter()
             .flatten()
             .flatten()
+            .filter(|r| !idle.contains(&r.t_s.to_bits()))
             .flat_map(|r| [r.p50_ms, r.p99_ms])
             .flatten()
             .filter(|v| *v > 0.0)
@@ -1203,7 +1242,12 @@ where
     let half = data.window_s / 2.0;
     for (r, name) in data.revisions.iter().enumerate() {
         let c = color(r);
-        let at_mid = |v: Vec<(f64, f64)>| v.into_iter().map(|(t, y)| (t + half, y)).collect();
+        let at_mid = |v: Vec<(f64, f64)>| {
+            v.into_iter()
+                .filter(|(t, _)| !idle.contains(&t.to_bits()))
+                .map(|(t, y)| (t + half, y))
+                .collect()
+        };
         let p50 = at_mid(data.series(r, |row| row.p50_ms.filter(|v| *v > 0.0)));
         let p99 = at_mid(data.series(r, |row| row.p99_ms.filter(|v| *v > 0.0)));
         // A window without served requests has no percentile: the line breaks there.
@@ -1506,13 +1550,21 @@ impl Draw for AccuracyCurves {
             let mut chart = ChartBuilder::on(panel)
                 .caption(format!("picker: {}", curve.picker), label_font())
                 .margin(10)
+                .margin_right(35)
                 .x_label_area_size(45)
                 .y_label_area_size(80)
-                .build_cartesian_2d((1.0..n_max).log_scale(), 0.0..100.0)?;
+                .build_cartesian_2d(
+                    (1.0..n_max)
+                        .log_scale()
+                        .with_key_points(decade_ticks(1.0, n_max)),
+                    0.0..100.0,
+                )?;
             chart
                 .configure_mesh()
                 .x_desc("requests routed (log scale)")
                 .y_desc("running share (%)")
+                .x_label_formatter(&|v: &f64| tick(*v))
+                .y_label_formatter(&|v: &f64| tick(*v))
                 .axis_desc_style(label_font())
                 .label_style(label_font())
                 .light_line_style(RGBColor(235, 235, 235))
@@ -1564,6 +1616,24 @@ impl Draw for AccuracyCurves {
                         format!("{name}: configured"),
                     )?;
                 }
+            }
+            // Where `accuracy`'s max_dev_from_N column starts counting.
+            let from = crate::report::accuracy::MIN_PREFIX as f64;
+            if from < n_max {
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(from, 0.0), (from, 100.0)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))?;
+                panel_legend.push((
+                    LegendMark::Dashed,
+                    format!(
+                        "{}: the printed max_dev_from_{} counts from here",
+                        crate::report::accuracy::MIN_PREFIX,
+                        crate::report::accuracy::MIN_PREFIX
+                    ),
+                ));
             }
             if i == 0 {
                 legend = panel_legend;
@@ -2278,6 +2348,22 @@ mod tests {
     }
 
     #[test]
+    fn over_many_decades_only_powers_of_ten_are_labelled() {
+        // (lo, hi, ticks)
+        let cases: [(f64, f64, &[f64]); 2] = [
+            (1.0, 1e5, &[1.0, 10.0, 100.0, 1e3, 1e4, 1e5]),
+            (1.0, 500.0, &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+        ];
+        for (lo, hi, want) in cases {
+            let got = decade_ticks(lo, hi);
+            assert_eq!(got.len(), want.len(), "{lo}..{hi}: {got:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-9 * w, "{lo}..{hi}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
     fn segments_break_at_gaps() {
         let points = vec![(0.0, 1.0), (1.0, 2.0), (5.0, 3.0), (6.0, 4.0)];
         assert_eq!(
@@ -2420,6 +2506,32 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
         assert_eq!(xs, [10.25, 10.5, 10.75]);
         assert_ne!(marker_shape(0), marker_shape(1));
         assert_ne!(marker_shape(1), marker_shape(2));
+        // their programmed lines: the later one's dashes are shorter, its gaps longer
+        let ((d1, g1), (d2, g2)) = (dash_pattern(1), dash_pattern(2));
+        assert!(d2 < d1 && g2 > g1, "{d1}/{g1} then {d2}/{g2}");
+    }
+
+    #[test]
+    fn a_window_without_arrivals_is_idle() {
+        // the drain window at 2 s: nothing routed, only stragglers served (their p99 is not
+        // drawn as a spike)
+        let dir = temp_dir("idle");
+        write_run(
+            &dir,
+            &format!(
+                "{HEADER}\n0,a,100.000,100,100.000,100,0,0,0,0,1,2,10.000,20.000,2\n\
+1,a,100.000,0,,0,0,0,0,0,0,2,,,2\n\
+2,a,100.000,0,,5,0,0,0,0,0,2,300.000,900.000,2\n"
+            ),
+        );
+        let data = read_run(&dir).expect("read");
+        let idle: Vec<f64> = data
+            .idle_windows()
+            .into_iter()
+            .map(f64::from_bits)
+            .collect();
+        assert_eq!(idle, [1.0, 2.0]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

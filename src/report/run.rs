@@ -35,7 +35,8 @@
 //! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`},
 //! `worst_window` {`p99_ms`, `start_s`, `end_s`, `served`} or null, `p99_shift_ms` or null (the
 //! worst p99 during the shift, `RunReport::shift_windows`)}, `cost`
-//! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
+//! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null, `noise_at_max_pct`
+//! or null, `windows_measured`, `windows_outside_band` (`SplitNoise`)}, `rollout` (configuration names
 //! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}.
 //! `RunReport::summary_json` holds the same content as a `serde_json::Value`, whose maps are
 //! ordered by serde_json (alphabetically, as the `preserve_order` feature is off).
@@ -118,6 +119,31 @@ pub const SPLIT_ERROR_MIN_REQUESTS: u64 = 100;
 /// How long after the last rollout finished the shift is still watched (`p99_shift_ms`): the
 /// queues and the autoscaler take a while to settle after the split stops moving.
 pub const SHIFT_SETTLE: SimDuration = SimDuration::from_secs(60);
+
+/// The split's largest error beside the noise a per-request picker makes anyway
+/// (`summary.json` `split`, besides `max_abs_error_pct`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitNoise {
+    /// The binomial 95% half-width, in percentage points, at the programmed share and the
+    /// default-group count of the window where the largest error was.
+    pub noise_at_max_pct: f64,
+    /// The window-revision pairs measured: windows with at least `SPLIT_ERROR_MIN_REQUESTS`
+    /// default-group requests and a programmed split, revisions programmed strictly between 0%
+    /// and 100% (at 0% or 100% the share has no noise to compare with).
+    pub measured: u64,
+    /// Of those, the ones whose observed share is outside the binomial 95% band
+    /// `p ± 1.96·√(p(1−p)/n)`: about 5% from noise alone.
+    pub outside_band: u64,
+}
+
+/// `part` of `whole` in percent (0 of nothing).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
 
 /// HDR histograms keep 3 significant digits: percentiles are within 0.1% of the true value.
 const SIGFIG: u8 = 3;
@@ -1218,22 +1244,67 @@ impl RunReport {
     }
 
     fn compute_max_abs_error_pct(&self) -> Option<f64> {
-        let mut max: Option<f64> = None;
-        for w in 0..self.windows() {
+        self.split_errors().map(|(err, _)| err)
+    }
+
+    /// The largest split error and where it was, `(error, window, revision)` over the windows
+    /// that qualify (see `max_abs_error_pct`); the earliest of a tie.
+    fn split_errors(&self) -> Option<(f64, (usize, usize))> {
+        let mut max: Option<(f64, (usize, usize))> = None;
+        for w in self.split_windows() {
+            for r in 0..self.revisions.len() {
+                let observed = self.observed_pct(w, r).unwrap_or(0.0);
+                let err = (observed - self.cell(w, r).programmed_pct).abs();
+                if max.is_none_or(|(m, _)| err > m) {
+                    max = Some((err, (w, r)));
+                }
+            }
+        }
+        max
+    }
+
+    /// Windows with at least `SPLIT_ERROR_MIN_REQUESTS` default-group requests and a programmed
+    /// split: where the split's error is measured.
+    fn split_windows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.windows()).filter(|&w| {
             let programmed: f64 = (0..self.revisions.len())
                 .map(|r| self.cell(w, r).programmed_pct)
                 .sum();
             // No programmed split in this window: there is nothing to measure the error against.
-            if self.default_total(w) < SPLIT_ERROR_MIN_REQUESTS || programmed == 0.0 {
-                continue;
-            }
+            self.default_total(w) >= SPLIT_ERROR_MIN_REQUESTS && programmed > 0.0
+        })
+    }
+
+    /// The split's largest error beside binomial noise (see `SplitNoise`); `None` when no
+    /// window qualifies.
+    pub fn split_noise(&self) -> Option<SplitNoise> {
+        use super::accuracy::{binomial_se, Z95};
+        let half_pct = |p_pct: f64, n: u64| Z95 * binomial_se(p_pct / 100.0, n) * 100.0;
+        let (_, (w_max, r_max)) = self.split_errors()?;
+        let (mut measured, mut outside_band) = (0, 0);
+        for w in self.split_windows() {
+            let n = self.default_total(w);
             for r in 0..self.revisions.len() {
+                let p = self.cell(w, r).programmed_pct;
+                if p <= 0.0 || p >= 100.0 {
+                    continue;
+                }
+                measured += 1;
                 let observed = self.observed_pct(w, r).unwrap_or(0.0);
-                let err = (observed - self.cell(w, r).programmed_pct).abs();
-                max = Some(max.map_or(err, |m: f64| m.max(err)));
+                // a share exactly on the band's edge is inside
+                if (observed - p).abs() > half_pct(p, n) + 1e-9 {
+                    outside_band += 1;
+                }
             }
         }
-        max
+        Some(SplitNoise {
+            noise_at_max_pct: half_pct(
+                self.cell(w_max, r_max).programmed_pct,
+                self.default_total(w_max),
+            ),
+            measured,
+            outside_band,
+        })
     }
 
     /// Writes `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv` (the header
@@ -1332,6 +1403,7 @@ impl RunReport {
     }
 
     fn summary_doc(&self) -> SummaryDoc<'_> {
+        let noise = self.split_noise();
         SummaryDoc {
             scenario: &self.meta.scenario,
             seed: self.meta.seed,
@@ -1349,6 +1421,9 @@ impl RunReport {
             },
             split: SplitDoc {
                 max_abs_error_pct: self.max_abs_error_pct.map(round3),
+                noise_at_max_pct: noise.map(|n| round3(n.noise_at_max_pct)),
+                windows_measured: noise.map_or(0, |n| n.measured),
+                windows_outside_band: noise.map_or(0, |n| n.outside_band),
             },
             rollout: self
                 .rollouts
@@ -1460,13 +1535,25 @@ impl RunReport {
                 r.max_desired_pods
             ));
         }
-        line(match self.max_abs_error_pct {
-            Some(err) => format!(
+        line(match (self.max_abs_error_pct, self.split_noise()) {
+            // Every measured share programmed 0% or 100%: there is no noise to compare with.
+            (Some(err), Some(noise)) if noise.measured == 0 => format!(
                 "split: max abs error {err:.3} pct points (windows of {} with >= {} \
                  default-group requests)",
                 self.window, SPLIT_ERROR_MIN_REQUESTS
             ),
-            None => format!(
+            (Some(err), Some(noise)) => format!(
+                "split: max abs error {err:.3} pct points (windows of {} with >= {} \
+                 default-group requests); binomial 95% noise there ±{:.3}; {} of {} \
+                 window shares outside their 95% band ({:.1}%, about 5% from noise alone)",
+                self.window,
+                SPLIT_ERROR_MIN_REQUESTS,
+                noise.noise_at_max_pct,
+                noise.outside_band,
+                noise.measured,
+                percent(noise.outside_band, noise.measured),
+            ),
+            _ => format!(
                 "split: no error measured (no window of {} had both a programmed split and >= {} \
                  default-group requests)",
                 self.window, SPLIT_ERROR_MIN_REQUESTS
@@ -1606,6 +1693,11 @@ struct CostDoc {
 #[derive(Serialize)]
 struct SplitDoc {
     max_abs_error_pct: Option<f64>,
+    /// `SplitNoise::noise_at_max_pct`.
+    noise_at_max_pct: Option<f64>,
+    /// `SplitNoise::measured` and `outside_band`.
+    windows_measured: u64,
+    windows_outside_band: u64,
 }
 
 #[derive(Serialize)]
@@ -2245,7 +2337,11 @@ mod tests {
             },
             // both together: 3 pods at once from 1.8 s to 2 s
             "cost": {"pod_seconds": 3.4, "peak_total_pods": 3},
-            "split": {"max_abs_error_pct": null}, // 4 requests: no window qualifies
+            // 4 requests: no window qualifies
+            "split": {
+                "max_abs_error_pct": null, "noise_at_max_pct": null,
+                "windows_measured": 0, "windows_outside_band": 0
+            },
             "rollout": {"cfg": {"started_s": 1.0, "finished_s": 2.0}},
             "engine": {"events": 42, "wall_s": 0.5, "sim_s": 10.0}
         });

@@ -60,16 +60,19 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
         svg.contains("compare — canary-rollout"),
         "title names the scenario"
     );
-    for metric in [
-        "peak_activator_queue",
-        "peak_qp_queue",
-        "p99_shift_ms",
-        "max_desired_pods",
-        "expired",
-        "rejected_qp",
+    // panel titles say what each metric is, with its unit
+    for title in [
+        "peak activator queue (requests)",
+        "peak queue-proxy queue (requests)",
+        "worst p99 during the shift (ms)",
+        "most pods desired (pods)",
+        "504 expired (requests)",
+        "503 rejected by queue-proxies (requests)",
     ] {
-        assert!(svg.contains(metric), "a panel for {metric}");
+        assert!(svg.contains(title), "a panel for {title}");
     }
+    // no 503 or 504 in any seed of this scenario: those panels say so
+    assert!(svg.contains("all zero"), "an all-zero panel is said");
     let compare_csv = read(one.join("compare.csv"));
     let p99_mean = compare_csv
         .lines()
