@@ -163,8 +163,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 .chain([
                     estimate_table(
                         &comparison,
-                        "compare.csv: mean [95% CI, percentile bootstrap] over seeds"
-                            .to_string(),
+                        "compare.csv: mean [95% CI, percentile bootstrap] over seeds".to_string(),
                         &comparison.summary(),
                         |l| format!("{l}: mean [95% CI]"),
                     ),

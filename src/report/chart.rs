@@ -1088,16 +1088,12 @@ const OUTCOME_LAYERS: [OutcomeLayer; 10] = [
         RGBColor(213, 94, 0),
         |r| r.expired_both,
     ),
-    (
-        "504 expired in the activator",
-        RGBColor(213, 94, 0),
-        |r| r.expired_activator,
-    ),
-    (
-        "504 expired in a queue-proxy",
-        RGBColor(140, 45, 20),
-        |r| r.expired_qp,
-    ),
+    ("504 expired in the activator", RGBColor(213, 94, 0), |r| {
+        r.expired_activator
+    }),
+    ("504 expired in a queue-proxy", RGBColor(140, 45, 20), |r| {
+        r.expired_qp
+    }),
     (
         "5xx app error: the application answered an error",
         RGBColor(204, 121, 167),
@@ -1113,11 +1109,9 @@ const OUTCOME_LAYERS: [OutcomeLayer; 10] = [
         RGBColor(0, 114, 178),
         |r| r.ingress_overflow,
     ),
-    (
-        "client cancelled",
-        RGBColor(160, 160, 160),
-        |r| r.client_cancelled,
-    ),
+    ("client cancelled", RGBColor(160, 160, 160), |r| {
+        r.client_cancelled
+    }),
     (
         "error: no route, connection failed, other",
         RGBColor(40, 40, 40),
@@ -1180,7 +1174,12 @@ where
     let mut legend: Legend = present
         .iter()
         .rev()
-        .map(|&k| (LegendMark::Box(OUTCOME_LAYERS[k].1), OUTCOME_LAYERS[k].0.to_string()))
+        .map(|&k| {
+            (
+                LegendMark::Box(OUTCOME_LAYERS[k].1),
+                OUTCOME_LAYERS[k].0.to_string(),
+            )
+        })
         .collect();
     if present.len() == 1 {
         legend.push((LegendMark::Text, "no request failed".into()));
@@ -1322,7 +1321,13 @@ where
                 points
             };
             let peak = y_max(points.iter().map(|p| p.1), 0.0);
-            series.push((r, is_dashed, format!("{name}: {}", spec.label), points, peak));
+            series.push((
+                r,
+                is_dashed,
+                format!("{name}: {}", spec.label),
+                points,
+                peak,
+            ));
         }
     }
     let peaks: Vec<f64> = series.iter().map(|s| s.4).collect();
@@ -1791,10 +1796,9 @@ impl CompareCurves {
         let bottom = if lo < 0.0 { lo * 1.1 } else { 0.0 };
         let top = hi * 1.12;
         let all_zero = !panel.bars.is_empty()
-            && panel
-                .bars
-                .iter()
-                .all(|b| b.is_some_and(|b| b.mean == 0.0 && b.ci95.is_none_or(|c| c == (0.0, 0.0))));
+            && panel.bars.iter().all(|b| {
+                b.is_some_and(|b| b.mean == 0.0 && b.ci95.is_none_or(|c| c == (0.0, 0.0)))
+            });
         let ticks_owned: Vec<String> = ticks.to_vec();
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.metric, label_font())
@@ -2283,7 +2287,11 @@ where
             }
             LegendMark::Text => {}
         }
-        let text_x = if matches!(mark, LegendMark::Text) { x } else { x + 32 };
+        let text_x = if matches!(mark, LegendMark::Text) {
+            x
+        } else {
+            x + 32
+        };
         for (k, l) in lines.iter().enumerate() {
             area.draw(&Text::new(
                 l.clone(),
@@ -2352,7 +2360,11 @@ mod tests {
         // (lo, hi, ticks)
         let cases: [(f64, f64, &[f64]); 2] = [
             (1.0, 1e5, &[1.0, 10.0, 100.0, 1e3, 1e4, 1e5]),
-            (1.0, 500.0, &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]),
+            (
+                1.0,
+                500.0,
+                &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+            ),
         ];
         for (lo, hi, want) in cases {
             let got = decade_ticks(lo, hi);
@@ -2540,7 +2552,11 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
         let cases: [(&str, usize, &[&str]); 3] = [
             ("served", 32, &["served"]),
             ("a bb ccc dddd", 6, &["a bb", "ccc", "dddd"]),
-            ("averyveryverylongword x", 5, &["averyveryverylongword", "x"]),
+            (
+                "averyveryverylongword x",
+                5,
+                &["averyveryverylongword", "x"],
+            ),
         ];
         for (text, width, want) in cases {
             assert_eq!(wrap(text, width), want, "{text}");
@@ -2551,7 +2567,10 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
     fn text_xs(svg: &str, needle: &str) -> Vec<f64> {
         svg.split("<text")
             .skip(1)
-            .filter(|t| t.split_once('>').is_some_and(|(_, rest)| rest.contains(needle)))
+            .filter(|t| {
+                t.split_once('>')
+                    .is_some_and(|(_, rest)| rest.contains(needle))
+            })
             .filter_map(|t| {
                 let x = t.split_once("x=\"")?.1;
                 x[..x.find('"')?].parse().ok()
@@ -2584,7 +2603,10 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
             let svg = std::fs::read_to_string(dir.join(format!("{chart}.svg"))).expect("svg");
             let xs = text_xs(&svg, entry);
             assert!(!xs.is_empty(), "{chart}: no legend entry {entry:?}");
-            assert!(xs.iter().all(|x| *x >= strip), "{chart}: {xs:?} inside the plot");
+            assert!(
+                xs.iter().all(|x| *x >= strip),
+                "{chart}: {xs:?} inside the plot"
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -2607,7 +2629,11 @@ client_cancelled,errors"
             ),
         );
         let data = read_run(&dir).expect("read");
-        assert_eq!(data.revisions, ["a"], "the empty revision is not a revision");
+        assert_eq!(
+            data.revisions,
+            ["a"],
+            "the empty revision is not a revision"
+        );
         let rates = outcome_rates(&data);
         let layer = |name: &str| {
             OUTCOME_LAYERS
@@ -2619,7 +2645,11 @@ client_cancelled,errors"
         assert_eq!(rates[1].1[layer("error")], 50.0);
         assert_eq!(rates[1].1[layer("504 expired in the activator")], 1.0);
         assert_eq!(rates[1].1[layer("504 expired in a queue")], 1.0);
-        assert_eq!(rates[1].1[layer("504 expired (")], 0.0, "counted apart, not twice");
+        assert_eq!(
+            rates[1].1[layer("504 expired (")],
+            0.0,
+            "counted apart, not twice"
+        );
         assert_eq!(rates[1].1[layer("client cancelled")], 3.0);
         render_run_charts(&dir).expect("render");
         let svg = std::fs::read_to_string(dir.join("outcomes.svg")).expect("svg");

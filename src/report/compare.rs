@@ -841,8 +841,14 @@ mod tests {
         let (t_lo, _) = estimate(&values).and_then(|e| e.ci95).expect("t");
         assert!(t_lo < 0.0, "{t_lo}");
         let (lo, hi) = bootstrap_ci95(&values).expect("bootstrap");
-        assert!((0.0..=1.0).contains(&lo) && (lo..=1.0).contains(&hi), "{lo}..{hi}");
-        assert!(lo < 1.0 / 3.0 && hi > 1.0 / 3.0, "around the mean: {lo}..{hi}");
+        assert!(
+            (0.0..=1.0).contains(&lo) && (lo..=1.0).contains(&hi),
+            "{lo}..{hi}"
+        );
+        assert!(
+            lo < 1.0 / 3.0 && hi > 1.0 / 3.0,
+            "around the mean: {lo}..{hi}"
+        );
         // seeded: the same values give the same interval
         assert_eq!(bootstrap_ci95(&values), Some((lo, hi)));
         // a wide sample: the interval narrows with more values

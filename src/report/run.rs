@@ -2037,7 +2037,10 @@ mod tests {
                 rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0");
+            assert_eq!(
+                rows[2],
+                "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0"
+            );
             assert_eq!(
                 rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0",
                 "empty observed_pct"
@@ -2226,7 +2229,10 @@ mod tests {
         // a timeline event at 0 s starts the shift there: the 500 ms window counts
         assert_eq!(report.p99_shift_ms(Some(SimTime::ZERO)), [Some(500.0)]);
         report.set_first_event(Some(SimTime::ZERO));
-        assert_eq!(report.summary_json()["revisions"]["a"]["p99_shift_ms"], 500.0);
+        assert_eq!(
+            report.summary_json()["revisions"]["a"]["p99_shift_ms"],
+            500.0
+        );
     }
 
     #[test]
@@ -2236,17 +2242,30 @@ mod tests {
         r.arrived(SimTime(500 * MS));
         r.finished(&rec(0, 500 * MS, 500 * MS, None, Outcome::Error));
         r.arrived(SimTime(1500 * MS));
-        r.finished(&rec(1, 1500 * MS, 1500 * MS, None, Outcome::ClientCancelled));
+        r.finished(&rec(
+            1,
+            1500 * MS,
+            1500 * MS,
+            None,
+            Outcome::ClientCancelled,
+        ));
         let report = r.finish(SimTime(2 * S), &[0], 0, EngineStats::default());
         assert!(report.has_unrouted());
         assert_eq!(
-            (report.unrouted_cell(0).errors, report.unrouted_cell(1).client_cancelled),
+            (
+                report.unrouted_cell(0).errors,
+                report.unrouted_cell(1).client_cancelled
+            ),
             (1, 1)
         );
         let dir = TestDir::new("unrouted");
         report.write(&dir.0).expect("write");
         let ts = dir.read(TIMESERIES_FILE);
-        let rows: Vec<&str> = ts.lines().skip(1).filter(|l| l.contains(",,0.000,")).collect();
+        let rows: Vec<&str> = ts
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains(",,0.000,"))
+            .collect();
         assert_eq!(
             rows,
             [

@@ -413,12 +413,24 @@ mod tests {
         // (max gap, noise there, outside, measured, sentence ends)
         let cases = [
             // 4.6 points at ±4.8 noise, 9 of 160 outside (5.6%): noise
-            (4.6, 4.8, 9.0, 160.0, "9 of 160 window shares (5.6%) were outside their 95% \
-              band, about 5% from noise alone: within binomial noise."),
+            (
+                4.6,
+                4.8,
+                9.0,
+                160.0,
+                "9 of 160 window shares (5.6%) were outside their 95% \
+              band, about 5% from noise alone: within binomial noise.",
+            ),
             // 40 of 160 outside: more than noise
-            (12.0, 4.8, 40.0, 160.0, "40 of 160 window shares (25.0%) were outside their 95% \
+            (
+                12.0,
+                4.8,
+                40.0,
+                160.0,
+                "40 of 160 window shares (25.0%) were outside their 95% \
               band, about 5% from noise alone: more than binomial noise explains: look at the \
-              split chart's dots outside the band."),
+              split chart's dots outside the band.",
+            ),
         ];
         for (err, noise, outside, measured, end) in cases {
             let mut s = summary(serde_json::json!({}), serde_json::json!({"arrived": 0}));
@@ -427,7 +439,10 @@ mod tests {
                 "windows_measured": measured, "windows_outside_band": outside
             });
             let got = sentences(&s);
-            let split = got.iter().find(|l| l.starts_with("Split:")).expect("a split sentence");
+            let split = got
+                .iter()
+                .find(|l| l.starts_with("Split:"))
+                .expect("a split sentence");
             assert!(
                 split.contains(&format!("binomial noise alone spans ±{noise:.1}")),
                 "{split}"

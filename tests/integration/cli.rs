@@ -458,7 +458,10 @@ fn accuracy_reports_per_revision_rows() {
             assert_eq!((rows[0][2], rows[1][2]), ("18000", "2000"));
             assert!(rows.iter().all(|r| r[6] == "yes"));
         }
-        after.insert(picker, rows[0][5].parse::<f64>().expect("max_dev_from_1000_pct"));
+        after.insert(
+            picker,
+            rows[0][5].parse::<f64>().expect("max_dev_from_1000_pct"),
+        );
     }
     // Over every prefix the first request dominates; from 1,000 on, smooth WRR stays within
     // one request (0.1 points) while per-request random picks show their binomial noise.
