@@ -147,6 +147,11 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     findings.extend(slo_sentences);
     // The scenario file itself; the settings' overrides are in the tables' columns.
     let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
+    let short_baseline = crate::report::chart::short_labels(comparison.labels())
+        .0
+        .first()
+        .cloned()
+        .unwrap_or_default();
     super::write_report(
         dir,
         &Page {
@@ -174,7 +179,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                             comparison.labels()[0]
                         ),
                         &comparison.paired(),
-                        |l| format!("{l} − {}", comparison.labels()[0]),
+                        |l| format!("{l} − {}", short_baseline),
                     ),
                 ])
                 .collect(),
@@ -271,8 +276,11 @@ fn estimate_table(
     rows: &[(usize, Metric, Option<Estimate>)],
     column: impl Fn(&str) -> String,
 ) -> Table {
+    // Columns by the settings' values; the caption names their paths once.
+    let (short, axis) = crate::report::chart::short_labels(comparison.labels());
+    let caption = format!("{caption} (columns: {axis})");
     let mut header = vec!["metric".to_string()];
-    header.extend(comparison.labels().iter().map(|l| column(l)));
+    header.extend(short.iter().map(|l| column(l)));
     let rows =
         Metric::ALL
             .iter()

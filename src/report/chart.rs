@@ -8,8 +8,8 @@
 //!
 //! Every chart draws its legend in a strip right of its plot (`plot_and_legend`,
 //! `draw_side_legend`), never over data: plotters clips series to the plot area but not its
-//! own legend box. Series on one axis whose peaks differ by 100× or more get a second axis
-//! (`second_axis_cut`), so a small queue does not vanish beside a large one.
+//! own legend box. Counts on one axis whose peaks differ by 100× or more get a log axis
+//! (`needs_log_axis`), so a small queue does not vanish beside a large one.
 //!
 //! Must not: simulate or compute measurements a run did not write; it only draws them.
 //!
@@ -1276,17 +1276,134 @@ where
     draw_side_legend(&strip, &legend)
 }
 
-/// When the series on one axis differ by 100× or more (by their peaks), the peak below which a
-/// series goes to a second axis on the right (peaks under a tenth of the largest); `None` when
-/// one axis shows them all.
-fn second_axis_cut(peaks: &[f64]) -> Option<f64> {
+/// Whether series with these peaks need a log axis: the largest is 100× the smallest non-zero
+/// one or more, so on a linear axis the small ones would vanish.
+fn needs_log_axis(peaks: &[f64]) -> bool {
     let max = peaks.iter().copied().fold(0.0, f64::max);
     let min = peaks
         .iter()
         .copied()
         .filter(|p| *p > 0.0)
         .fold(f64::INFINITY, f64::min);
-    (max > 0.0 && min.is_finite() && max >= 100.0 * min).then_some(max / 10.0)
+    max > 0.0 && min.is_finite() && max >= 100.0 * min
+}
+
+/// Where a log axis of counts puts 0, labelled `0`: as far below 1 as 2 is above it.
+const LOG_FLOOR: f64 = 0.5;
+
+/// One line of a time chart of counts (`draw_count_lines`).
+struct CountLine {
+    color: RGBColor,
+    dashed: bool,
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Draws `lines` over `[0, end]` on `plot` with a y axis of counts: linear, or logarithmic when
+/// their peaks differ by 100× or more (`needs_log_axis`; zeros then sit at the axis' bottom,
+/// labelled 0). An axis whose lines are all zero says so. Returns their legend entries.
+fn draw_count_lines<DB: DrawingBackend>(
+    plot: &DrawingArea<DB, Shift>,
+    end: f64,
+    y_label: &str,
+    lines: Vec<CountLine>,
+    margin: u32,
+) -> Result<Legend, Box<dyn StdError>>
+where
+    DB::ErrorType: 'static,
+{
+    let peaks: Vec<f64> = lines
+        .iter()
+        .map(|l| y_max(l.points.iter().map(|p| p.1), 0.0))
+        .collect();
+    let max = y_max(peaks.iter().copied(), 1.0);
+    let mut legend = Legend::new();
+    let builder = |plot| {
+        let mut b = ChartBuilder::on(plot);
+        b.margin(margin)
+            .margin_right(10)
+            .x_label_area_size(60)
+            .y_label_area_size(90);
+        b
+    };
+    if needs_log_axis(&peaks) {
+        let top = max * 1.5;
+        let mut ticks = vec![LOG_FLOOR];
+        ticks.extend(log_ticks(1.0, top));
+        let mut chart = builder(plot).build_cartesian_2d(
+            0.0..end,
+            (LOG_FLOOR..top).log_scale().with_key_points(ticks),
+        )?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(format!("{y_label}, log scale"))
+            .axis_desc_style(label_font())
+            .label_style(label_font())
+            .x_label_formatter(&|v: &f64| tick(*v))
+            .y_label_formatter(&|v: &f64| {
+                if *v <= LOG_FLOOR {
+                    "0".to_string()
+                } else {
+                    tick(*v)
+                }
+            })
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for l in lines {
+            let points = l
+                .points
+                .into_iter()
+                .map(|(t, v)| (t, v.max(LOG_FLOOR)))
+                .collect();
+            line(
+                &mut chart,
+                points,
+                l.color,
+                2,
+                l.dashed,
+                &mut legend,
+                l.label,
+            )?;
+        }
+        legend.push((
+            LegendMark::Text,
+            "log scale: the series differ by 100× or more; 0 sits at the bottom".into(),
+        ));
+    } else {
+        let top = max * 1.1;
+        let mut chart = builder(plot).build_cartesian_2d(0.0..end, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(y_label)
+            .axis_desc_style(label_font())
+            .label_style(label_font())
+            .x_label_formatter(&|v: &f64| tick(*v))
+            .y_label_formatter(&|v: &f64| tick(*v))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        if peaks.iter().all(|p| *p == 0.0) {
+            // Flat lines on an empty axis would read as missing data: say it.
+            chart.draw_series(std::iter::once(Text::new(
+                "all zero in every window",
+                (end * 0.4, top * 0.55),
+                ("sans-serif", 22).into_font(),
+            )))?;
+        }
+        for l in lines {
+            line(
+                &mut chart,
+                l.points,
+                l.color,
+                2,
+                l.dashed,
+                &mut legend,
+                l.label,
+            )?;
+        }
+    }
+    Ok(legend)
 }
 
 /// One column of a paired chart: what it reads and how its legend entry ends.
@@ -1297,8 +1414,8 @@ struct PairLine {
 
 /// Per revision, two series in the revision's colour: `solid` and `dashed`, optionally drawn
 /// as steps (a value holds for its whole window). The queues and pods charts are this chart.
-/// Series whose peak is under a tenth of the largest go to a second axis on the right when the
-/// peaks differ by 100× or more (`second_axis_cut`), so a small queue does not vanish.
+/// The y axis is logarithmic when the series' peaks differ by 100× or more (`needs_log_axis`),
+/// so a small queue does not vanish beside a large one.
 fn draw_pair<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     data: &RunData,
@@ -1311,7 +1428,7 @@ fn draw_pair<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let mut series = Vec::new();
+    let mut lines = Vec::new();
     for (r, name) in data.revisions.iter().enumerate() {
         for (spec, is_dashed) in [(&solid, false), (&dashed, true)] {
             let points = data.series(r, spec.value);
@@ -1320,69 +1437,16 @@ where
             } else {
                 points
             };
-            let peak = y_max(points.iter().map(|p| p.1), 0.0);
-            series.push((
-                r,
-                is_dashed,
-                format!("{name}: {}", spec.label),
+            lines.push(CountLine {
+                color: color(r),
+                dashed: is_dashed,
+                label: format!("{name}: {}", spec.label),
                 points,
-                peak,
-            ));
+            });
         }
     }
-    let peaks: Vec<f64> = series.iter().map(|s| s.4).collect();
-    let cut = second_axis_cut(&peaks);
-    let on_right = |peak: f64| cut.is_some_and(|c| peak < c);
-    let top = y_max(peaks.iter().copied().filter(|p| !on_right(*p)), 1.0) * 1.1;
-    let top_right = y_max(peaks.iter().copied().filter(|p| on_right(*p)), 1.0) * 1.1;
     let (plot, strip) = plot_and_legend(area, &data.title(chart_name))?;
-    let mut chart = ChartBuilder::on(&plot)
-        .margin(20)
-        .margin_right(10)
-        .x_label_area_size(60)
-        .y_label_area_size(90)
-        .right_y_label_area_size(if cut.is_some() { 80 } else { 0 })
-        .build_cartesian_2d(0.0..data.end_s(), 0.0..top)?
-        .set_secondary_coord(0.0..data.end_s(), 0.0..top_right);
-    chart
-        .configure_mesh()
-        .x_desc("time (s)")
-        .y_desc(y_label)
-        .axis_desc_style(label_font())
-        .label_style(label_font())
-        .x_label_formatter(&|v: &f64| tick(*v))
-        .y_label_formatter(&|v: &f64| tick(*v))
-        .light_line_style(RGBColor(235, 235, 235))
-        .draw()?;
-    if cut.is_some() {
-        chart
-            .configure_secondary_axes()
-            .y_desc(format!("{y_label}, right axis"))
-            .axis_desc_style(label_font())
-            .label_style(label_font())
-            .y_label_formatter(&|v: &f64| tick(*v))
-            .draw()?;
-    }
-    let mut legend = Legend::new();
-    for (r, is_dashed, label, points, peak) in series {
-        let c = color(r);
-        if on_right(peak) {
-            // Drawn in the left axis' coordinates, scaled: the right axis labels them.
-            let scale = top / top_right;
-            let points = points.into_iter().map(|(t, v)| (t, v * scale)).collect();
-            line(
-                &mut chart,
-                points,
-                c,
-                2,
-                is_dashed,
-                &mut legend,
-                format!("{label} (right axis)"),
-            )?;
-        } else {
-            line(&mut chart, points, c, 2, is_dashed, &mut legend, label)?;
-        }
-    }
+    let legend = draw_count_lines(&plot, data.end_s(), y_label, lines, 20)?;
     draw_side_legend(&strip, &legend)
 }
 
@@ -1709,7 +1773,7 @@ pub(super) fn tick(v: f64) -> String {
 
 /// Short tick labels for settings and the axis name they share: `a=1;b=2` becomes `1;2` with
 /// axis `a;b` when every label names the same paths; otherwise the labels stay whole.
-fn short_labels(labels: &[String]) -> (Vec<String>, String) {
+pub(crate) fn short_labels(labels: &[String]) -> (Vec<String>, String) {
     let split = |l: &str| -> Option<Vec<(String, String)>> {
         l.split(';')
             .map(|part| {
@@ -1872,76 +1936,35 @@ impl CompareCurves {
             .iter()
             .filter_map(|q| q.points.last().map(|p| p.0))
             .fold(1.0, f64::max);
-        // (setting, dashed, points, peak): activator solid, queue-proxy dashed.
-        let mut series = Vec::new();
+        let (short, axis) = short_labels(&self.labels);
+        let mut lines = Vec::new();
         for (i, q) in self.queues.iter().enumerate() {
+            let label = short.get(i).map_or("", String::as_str);
             let act: Vec<(f64, f64)> = q.points.iter().map(|&(t, a, _)| (t, a as f64)).collect();
             let qp: Vec<(f64, f64)> = q.points.iter().map(|&(t, _, p)| (t, p as f64)).collect();
-            for (dashed, points) in [(false, act), (true, qp)] {
-                let peak = y_max(points.iter().map(|p| p.1), 0.0);
-                series.push((i, dashed, points, peak));
+            for (dashed, what, points) in [(false, "activator", act), (true, "queue-proxy", qp)] {
+                lines.push(CountLine {
+                    color: color(i),
+                    dashed,
+                    label: format!("{label} {what}"),
+                    points,
+                });
             }
         }
-        let peaks: Vec<f64> = series.iter().map(|s| s.3).collect();
-        let cut = second_axis_cut(&peaks);
-        let on_right = |peak: f64| cut.is_some_and(|c| peak < c);
-        let top = y_max(peaks.iter().copied().filter(|p| !on_right(*p)), 1.0) * 1.1;
-        let top_right = y_max(peaks.iter().copied().filter(|p| on_right(*p)), 1.0) * 1.1;
         let area = area.titled(
             "queues of seed 1, summed over revisions: activator (solid), queue-proxy (dashed)",
             label_font(),
         )?;
         let (w, _) = area.dim_in_pixel();
         let (plot, strip) = area.split_horizontally(w.saturating_sub(LEGEND_W));
-        let mut chart = ChartBuilder::on(&plot)
-            .margin(12)
-            .margin_right(10)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
-            .right_y_label_area_size(if cut.is_some() { 80 } else { 0 })
-            .build_cartesian_2d(0.0..end, 0.0..top)?
-            .set_secondary_coord(0.0..end, 0.0..top_right);
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("requests waiting (max per window)")
-            .x_label_formatter(&|v: &f64| tick(*v))
-            .y_label_formatter(&|v: &f64| tick(*v))
-            .axis_desc_style(label_font())
-            .label_style(label_font())
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()?;
-        if cut.is_some() {
-            chart
-                .configure_secondary_axes()
-                .y_desc("right axis: the small queues")
-                .axis_desc_style(label_font())
-                .label_style(label_font())
-                .y_label_formatter(&|v: &f64| tick(*v))
-                .draw()?;
-        }
-        let (short, axis) = short_labels(&self.labels);
         let mut legend: Legend = vec![(LegendMark::Text, format!("{axis}:"))];
-        for (i, dashed, points, peak) in series {
-            let label = short.get(i).map_or("", String::as_str);
-            let what = if dashed { "queue-proxy" } else { "activator" };
-            let (points, side) = if on_right(peak) {
-                let scale = top / top_right;
-                let scaled = points.into_iter().map(|(t, v)| (t, v * scale)).collect();
-                (scaled, " (right axis)")
-            } else {
-                (points, "")
-            };
-            line(
-                &mut chart,
-                points,
-                color(i),
-                2,
-                dashed,
-                &mut legend,
-                format!("{label} {what}{side}"),
-            )?;
-        }
+        legend.extend(draw_count_lines(
+            &plot,
+            end,
+            "requests waiting (max per window)",
+            lines,
+            12,
+        )?);
         draw_side_legend(&strip, &legend)
     }
 }
@@ -2496,17 +2519,17 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
     }
 
     #[test]
-    fn a_second_axis_only_when_peaks_differ_by_a_hundred_times() {
-        // (peaks, cut: series under it go to the right axis)
-        let cases: [(&[f64], Option<f64>); 5] = [
-            (&[4404.0, 3.0], Some(440.4)), // an activator queue beside a small QP queue
-            (&[4404.0, 68.0], None),       // 65×: one axis shows both
-            (&[4404.0, 0.0, 0.0], None),   // zero series never force a second axis
-            (&[1000.0, 10.0, 500.0], Some(100.0)), // exactly 100×
-            (&[], None),                   // nothing drawn
+    fn a_log_axis_only_when_peaks_differ_by_a_hundred_times() {
+        // (peaks, log axis)
+        let cases: [(&[f64], bool); 5] = [
+            (&[4404.0, 3.0], true),         // an activator queue beside a small QP queue
+            (&[4404.0, 68.0], false),       // 65×: a linear axis shows both
+            (&[4404.0, 0.0, 0.0], false),   // zero series never force a log axis
+            (&[1000.0, 10.0, 500.0], true), // exactly 100×
+            (&[], false),                   // nothing drawn
         ];
         for (peaks, want) in cases {
-            assert_eq!(second_axis_cut(peaks), want, "{peaks:?}");
+            assert_eq!(needs_log_axis(peaks), want, "{peaks:?}");
         }
     }
 
@@ -2608,6 +2631,9 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
                 "{chart}: {xs:?} inside the plot"
             );
         }
+        // a queue that never formed says so rather than drawing an empty axis
+        let queues = std::fs::read_to_string(dir.join("queues.svg")).expect("svg");
+        assert!(!queues.contains("all zero"), "b's activator queue is 5");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -2654,6 +2680,12 @@ client_cancelled,errors"
         render_run_charts(&dir).expect("render");
         let svg = std::fs::read_to_string(dir.join("outcomes.svg")).expect("svg");
         assert!(svg.contains("error: no route"), "the errors' legend entry");
+        // nothing queued in this run: the queues chart says so
+        let queues = std::fs::read_to_string(dir.join("queues.svg")).expect("svg");
+        assert!(
+            queues.contains("all zero in every window"),
+            "an all-zero chart is said"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -672,13 +672,16 @@ impl Comparison {
             .collect()
     }
 
-    /// The findings of `sentences` grouped per metric, one sentence each (for `report.html`):
-    /// e.g. `peak_activator_queue against a=1: a=2 -7810 ± 120, a=3 -8010 ± 95 (95% CI)`;
-    /// a setting whose interval contains 0 says `includes 0`, one equal in every seed
-    /// `identical`. Metrics without any paired estimate are left out.
+    /// The findings of `sentences` grouped per metric (for `report.html`): first what they
+    /// are, then one sentence per metric with each setting by its short label (the values of
+    /// its `--set` paths), e.g. `peak_activator_queue: 60s -7810 ± 120; 120s -8010 ± 95`; a
+    /// setting whose interval contains 0 says `(includes 0)`, one equal in every seed
+    /// `identical`. Metrics without any paired estimate are left out; with a single setting
+    /// there is nothing to compare and no sentence.
     pub fn grouped_sentences(&self) -> Vec<String> {
+        let (short, axis) = super::chart::short_labels(&self.labels);
         let paired = self.paired();
-        Metric::ALL
+        let per_metric: Vec<String> = Metric::ALL
             .iter()
             .filter_map(|&metric| {
                 let parts: Vec<String> = paired
@@ -686,7 +689,7 @@ impl Comparison {
                     .filter(|(s, m, _)| *s > 0 && *m == metric)
                     .filter_map(|(s, _, est)| {
                         let est = est.as_ref()?;
-                        let label = &self.labels[*s];
+                        let label = &short[*s];
                         if est.min == 0.0 && est.max == 0.0 {
                             return Some(format!("{label} identical in every seed"));
                         }
@@ -704,17 +707,19 @@ impl Comparison {
                         ))
                     })
                     .collect();
-                (!parts.is_empty()).then(|| {
-                    format!(
-                        "{} against {} (mean difference ± 95% CI half-width, Student's t over \
-                         paired seeds): {}",
-                        metric.name(),
-                        self.labels[0],
-                        parts.join("; ")
-                    )
-                })
+                (!parts.is_empty()).then(|| format!("{}: {}", metric.name(), parts.join("; ")))
             })
-            .collect()
+            .collect();
+        if per_metric.is_empty() {
+            return per_metric;
+        }
+        let mut out = vec![format!(
+            "Differences against {} ({axis}), per metric: the mean paired difference ± the \
+             half-width of its 95% CI (Student's t over the seeds):",
+            short[0]
+        )];
+        out.extend(per_metric);
+        out
     }
 
     /// Writes `compare.csv` and `paired.csv` into `dir` (created if needed), each atomically.
@@ -989,13 +994,11 @@ mod tests {
         assert_eq!(
             c.grouped_sentences(),
             [
-                format!(
-                    "rejected_qp against a=1 (mean difference ± 95% CI half-width, Student's t \
-                     over paired seeds): a=2 -6.0 ± {half:.1}"
-                ),
-                "expired against a=1 (mean difference ± 95% CI half-width, Student's t over \
-                 paired seeds): a=2 identical in every seed"
+                "Differences against 1 (a), per metric: the mean paired difference ± the \
+                 half-width of its 95% CI (Student's t over the seeds):"
                     .to_string(),
+                format!("rejected_qp: 2 -6.0 ± {half:.1}"),
+                "expired: 2 identical in every seed".to_string(),
             ],
             "one finding per metric"
         );

@@ -89,6 +89,22 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
         html.contains("paired.csv: mean difference"),
         "the paired table"
     );
+    // the tables' headers say what their cells are, by the settings' values
+    assert!(
+        html.contains("<th>0s: mean [95% CI]</th>"),
+        "compare.csv's header"
+    );
+    assert!(html.contains("<th>0s − 10s</th>"), "paired.csv's header");
+    // the findings: one per metric, not one per setting and metric
+    assert!(
+        html.contains("<li>Differences against 10s (service.rollout_duration), per metric:"),
+        "the findings' lead"
+    );
+    assert_eq!(
+        html.matches("<li>peak_activator_queue: 0s ").count(),
+        1,
+        "one finding for peak_activator_queue"
+    );
     assert!(
         html.contains(">0.000 [0.000, 0.000]<"),
         "the baseline against itself"
