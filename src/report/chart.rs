@@ -86,6 +86,13 @@ pub fn caption(name: &str) -> Option<&'static str> {
             revision over time (the rollout-duration steps)."
         }
         "analysis" => "Flagger's analysis: the canary's weight and its metrics per check.",
+        "compare" => {
+            "each setting's mean over seeds (bar) with its 95% percentile-bootstrap interval \
+            (whiskers: 2000 resamples with a fixed seed; the interval stays within the seeds' \
+            values, so a count's never goes below 0); panels where every seed measured 0 say \
+            all zero. Below, seed 1's queues per setting (a log axis when they differ by 100× \
+            or more)."
+        }
         _ => return None,
     })
 }
@@ -2358,6 +2365,8 @@ mod tests {
             assert!(caption(name).is_some_and(|c| c.len() > 40), "{name}");
         }
         assert_eq!(caption(ACCURACY_CHART), None);
+        // the compare chart's caption says which interval its whiskers are
+        assert!(caption(COMPARE_CHART).is_some_and(|c| c.contains("percentile-bootstrap")));
     }
 
     #[test]
