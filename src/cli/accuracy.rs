@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 
-use crate::report::accuracy::ShareTracker;
+use crate::report::accuracy::{ShareTracker, MIN_PREFIX};
 use crate::report::chart::{render_accuracy_chart, AccuracyCurves, PickerCurve};
 use crate::routing::pick::{Pick, Picker, PickerKind};
 
@@ -171,23 +171,31 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         args.requests,
         args.seed
     )?;
+    let after_header = format!("max_dev_from_{MIN_PREFIX}_pct");
     say!(
-        "{:<20} {:>14} {:>12} {:>12} {:>16} {:>10}",
+        "{:<20} {:>14} {:>12} {:>12} {:>16} {:>22} {:>10}",
         "revision",
         "configured_pct",
         "count",
         "observed_pct",
         "max_abs_dev_pct",
+        after_header,
         "in_95_band"
     )?;
     for ((name, _), row) in weights.iter().zip(tracker.rows()) {
+        // The deviation from MIN_PREFIX requests on tells the pickers apart; before, the first
+        // requests' deviation (most of a share) dominates whatever the picker.
+        let after = row
+            .max_abs_dev_after
+            .map_or("-".to_string(), |d| format!("{:.3}", d * 100.0));
         say!(
-            "{:<20} {:>14.3} {:>12} {:>12.3} {:>16.3} {:>10}",
+            "{:<20} {:>14.3} {:>12} {:>12.3} {:>16.3} {:>22} {:>10}",
             name,
             row.expected * 100.0,
             row.count,
             row.observed * 100.0,
             row.max_abs_dev * 100.0,
+            after,
             if row.in_band { "yes" } else { "no" }
         )?;
     }

@@ -140,9 +140,18 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .collect();
     let mut sentences = comparison.absolute_sentences();
     sentences.extend(comparison.sentences());
-    sentences.extend(slo_sentences);
+    sentences.extend(slo_sentences.iter().cloned());
+    // The page groups the differences per metric: one finding each, not one per setting.
+    let mut findings = comparison.absolute_sentences();
+    findings.extend(comparison.grouped_sentences());
+    findings.extend(slo_sentences);
     // The scenario file itself; the settings' overrides are in the tables' columns.
     let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
+    let short_baseline = crate::report::chart::short_labels(comparison.labels())
+        .0
+        .first()
+        .cloned()
+        .unwrap_or_default();
     super::write_report(
         dir,
         &Page {
@@ -152,23 +161,25 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 comparison.labels().len()
             ),
             scenario_yaml,
-            sentences: sentences.clone(),
+            sentences: findings,
             tables: [slo_table(&comparison, &slos, &slo_evals)]
                 .into_iter()
                 .flatten()
                 .chain([
                     estimate_table(
                         &comparison,
-                        "compare.csv: mean [95% CI] over seeds".to_string(),
+                        "compare.csv: mean [95% CI, percentile bootstrap] over seeds".to_string(),
                         &comparison.summary(),
+                        |l| format!("{l}: mean [95% CI]"),
                     ),
                     estimate_table(
                         &comparison,
                         format!(
-                            "paired.csv: mean difference [95% CI] against {}",
+                            "paired.csv: mean difference [95% CI, Student's t] against {}",
                             comparison.labels()[0]
                         ),
                         &comparison.paired(),
+                        |l| format!("{l} − {}", short_baseline),
                     ),
                 ])
                 .collect(),
@@ -257,13 +268,19 @@ fn slo_table(comparison: &Comparison, slos: &[Bound], evals: &[Evaluation]) -> O
 
 /// A metric × setting table of estimates: `mean [low, high]` (`mean` alone without a CI, empty
 /// when undefined), 3 decimals as in the CSV files.
+/// `column` names a setting's column from its label (each table's headers say what its cells
+/// are, so the two tables never share a header row).
 fn estimate_table(
     comparison: &Comparison,
     caption: String,
     rows: &[(usize, Metric, Option<Estimate>)],
+    column: impl Fn(&str) -> String,
 ) -> Table {
+    // Columns by the settings' values; the caption names their paths once.
+    let (short, axis) = crate::report::chart::short_labels(comparison.labels());
+    let caption = format!("{caption} (columns: {axis})");
     let mut header = vec!["metric".to_string()];
-    header.extend(comparison.labels().iter().cloned());
+    header.extend(short.iter().map(|l| column(l)));
     let rows =
         Metric::ALL
             .iter()

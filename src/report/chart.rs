@@ -6,6 +6,11 @@
 //! charts (`split`, `queues`, `outcomes`, `latency`, `pods`, `routes`), the accuracy chart, and
 //! the embedded font they are drawn with.
 //!
+//! Every chart draws its legend in a strip right of its plot (`plot_and_legend`,
+//! `draw_side_legend`), never over data: plotters clips series to the plot area but not its
+//! own legend box. Counts on one axis whose peaks differ by 100× or more get a log axis
+//! (`needs_log_axis`), so a small queue does not vanish beside a large one.
+//!
 //! Must not: simulate or compute measurements a run did not write; it only draws them.
 //!
 //! Invariants: every chart is written as `NAME.png` and `NAME.svg` at `WIDTH`×`HEIGHT`, each file
@@ -62,12 +67,14 @@ pub fn caption(name: &str) -> Option<&'static str> {
             504s come from."
         }
         "outcomes" => {
-            "requests per second by outcome, stacked: served, 503 rejections and 504 \
-            expiries (the other outcomes are counted in summary.json)."
+            "requests ended per second by outcome, stacked, each outcome in its own colour \
+            (served, 503s, 504s by where they expired, app errors, 502s, ingress overflow, \
+            cancellations, errors such as refused connections); only outcomes that happened \
+            are listed."
         }
         "latency" => {
-            "p50 and p99 of the served requests per revision and window (log scale); \
-            look for the p99 spike when a revision's share steps up faster than its pods come \
+            "p50 and p99 of the served requests per revision and window (log scale; windows \
+            without arrivals, such as the drain at the end, are gaps); look for the p99 spike when a revision's share steps up faster than its pods come \
             ready."
         }
         "pods" => {
@@ -79,6 +86,13 @@ pub fn caption(name: &str) -> Option<&'static str> {
             revision over time (the rollout-duration steps)."
         }
         "analysis" => "Flagger's analysis: the canary's weight and its metrics per check.",
+        "compare" => {
+            "each setting's mean over seeds (bar) with its 95% percentile-bootstrap interval \
+            (whiskers: 2000 resamples with a fixed seed; the interval stays within the seeds' \
+            values, so a count's never goes below 0); panels where every seed measured 0 say \
+            all zero. Below, seed 1's queues per setting (a log axis when they differ by 100× \
+            or more)."
+        }
         _ => return None,
     })
 }
@@ -142,7 +156,14 @@ struct WindowRow {
     observed_pct: Option<f64>,
     served: u64,
     rejected_qp: u64,
-    expired: u64,
+    /// Both expiries together when the file has no `expired_activator` and `expired_qp`
+    /// columns (written before them), else 0 (they are then counted apart).
+    expired_both: u64,
+    expired_activator: u64,
+    expired_qp: u64,
+    /// 0 in files written before these columns.
+    client_cancelled: u64,
+    errors: u64,
     /// Application errors and queue-proxy 502s (0 in files written before these columns).
     app_error: u64,
     bad_gateway: u64,
@@ -169,7 +190,12 @@ struct RunData {
     window_s: f64,
     /// `rows[w][r]`: window `w`, revision `r`; `None` when the file has no such row.
     rows: Vec<Vec<Option<WindowRow>>>,
+    /// `unrouted[w]`: window `w`'s row with an empty `revision` (requests that reached no
+    /// revision), when the file has one.
+    unrouted: Vec<Option<WindowRow>>,
     has_desired: bool,
+    /// Whether `timeseries.csv` counts client-cancelled requests per window.
+    has_cancelled: bool,
     /// The default group's split after each change: (time, percent by revision name).
     routes: Vec<(f64, BTreeMap<String, f64>)>,
     /// `analysis.csv` when present: one entry per tick.
@@ -197,6 +223,16 @@ impl RunData {
             .iter()
             .filter_map(|w| w[r].as_ref())
             .filter_map(|row| f(row).map(|v| (row.t_s, v)))
+            .collect()
+    }
+
+    /// The start times (as bits) of windows in which no request was routed to any revision.
+    fn idle_windows(&self) -> std::collections::BTreeSet<u64> {
+        self.rows
+            .iter()
+            .zip(&self.windows)
+            .filter(|(w, _)| w.iter().flatten().all(|row| row.routed == 0))
+            .map(|(_, t)| t.to_bits())
             .collect()
     }
 
@@ -369,17 +405,26 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
     let has_desired = ts.has("desired_pods");
     let has_failures = ts.has("app_error") && ts.has("bad_gateway");
     let has_overflow = ts.has("ingress_overflow");
+    let has_expiries = ts.has("expired_activator") && ts.has("expired_qp");
+    let has_cancelled = ts.has("client_cancelled") && ts.has("errors");
+    let optional = |record: &csv::StringRecord, column: &str, has: bool| {
+        if has {
+            ts.need::<u64>(record, column)
+        } else {
+            Ok(0)
+        }
+    };
+    let mut unrouted_cells: Vec<(usize, WindowRow)> = Vec::new();
     let mut revisions: Vec<String> = Vec::new();
     let mut windows: Vec<f64> = Vec::new();
     let mut cells: Vec<(usize, usize, WindowRow)> = Vec::new();
     for record in &ts.records {
         let line = Csv::line(record);
         let t_s = finite(&ts_path, line, "t_s", ts.need(record, "t_s")?)?;
+        // An empty revision is the window's row of requests that reached no revision.
         let name = ts.field(record, "revision");
-        if name.is_empty() {
-            return Err(invalid(&ts_path, format!("line {line}: empty revision")));
-        }
         let r = match revisions.iter().position(|n| n == name) {
+            _ if name.is_empty() => usize::MAX,
             Some(r) => r,
             None => {
                 revisions.push(name.to_string());
@@ -416,7 +461,15 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
             observed_pct: opt_f("observed_pct")?,
             served: ts.need(record, "served")?,
             rejected_qp: ts.need(record, "rejected_qp")?,
-            expired: ts.need(record, "expired")?,
+            expired_both: if has_expiries {
+                0
+            } else {
+                ts.need(record, "expired")?
+            },
+            expired_activator: optional(record, "expired_activator", has_expiries)?,
+            expired_qp: optional(record, "expired_qp", has_expiries)?,
+            client_cancelled: optional(record, "client_cancelled", has_cancelled)?,
+            errors: optional(record, "errors", has_cancelled)?,
             app_error: if has_failures {
                 ts.need(record, "app_error")?
             } else {
@@ -443,7 +496,11 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
                 0
             },
         };
-        cells.push((w, r, row));
+        if r == usize::MAX {
+            unrouted_cells.push((w, row));
+        } else {
+            cells.push((w, r, row));
+        }
     }
     if windows.is_empty() {
         return Err(invalid(&ts_path, "no rows"));
@@ -460,6 +517,16 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
             ));
         }
         rows[w][r] = Some(row);
+    }
+    let mut unrouted = vec![None; windows.len()];
+    for (w, row) in unrouted_cells {
+        if unrouted[w].is_some() {
+            return Err(invalid(
+                &ts_path,
+                format!("two rows without a revision at t_s {}", windows[w]),
+            ));
+        }
+        unrouted[w] = Some(row);
     }
     let window_s = match windows.as_slice() {
         [a, b, ..] => b - a,
@@ -520,7 +587,9 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         windows,
         window_s,
         rows,
+        unrouted,
         has_desired,
+        has_cancelled,
         routes,
         analysis,
     })
@@ -680,10 +749,35 @@ fn y_max(ys: impl Iterator<Item = f64>, floor: f64) -> f64 {
 
 type Lin = Cartesian2d<RangedCoordf64, RangedCoordf64>;
 
-/// A linear chart with the house layout: title, axis labels, light grid.
+/// Width of the legend strip right of a chart's plot area, in pixels.
+pub(super) const LEGEND_W: u32 = 330;
+
+/// Characters of a legend label per line in a `LEGEND_W` strip (16 px DejaVu Sans).
+const LEGEND_CHARS: usize = 32;
+
+/// Legend entries, collected while the series are drawn and drawn last in a strip beside the
+/// plot (`draw_side_legend`): plotters clips series to the plot area but not its own legend
+/// box, which then covers data.
+pub(super) type Legend = Vec<(LegendMark, String)>;
+
+/// The title above, then the plot area and a `LEGEND_W` strip for its legend on the right.
+pub(super) type PlotAreas<DB> = (DrawingArea<DB, Shift>, DrawingArea<DB, Shift>);
+
+pub(super) fn plot_and_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    title: &str,
+) -> Result<PlotAreas<DB>, Box<dyn StdError>>
+where
+    DB::ErrorType: 'static,
+{
+    let area = area.titled(title, title_font())?;
+    let (w, _) = area.dim_in_pixel();
+    Ok(area.split_horizontally(w.saturating_sub(LEGEND_W)))
+}
+
+/// A linear chart with the house layout: axis labels, light grid (the title is above it).
 fn linear_chart<'a, DB: DrawingBackend>(
     area: &'a DrawingArea<DB, Shift>,
-    title: &str,
     x: (f64, f64),
     y: (f64, f64),
     x_desc: &str,
@@ -693,8 +787,8 @@ where
     DB::ErrorType: 'static,
 {
     let mut chart = ChartBuilder::on(area)
-        .caption(title, title_font())
         .margin(20)
+        .margin_right(10)
         .x_label_area_size(60)
         .y_label_area_size(90)
         .build_cartesian_2d(x.0..x.1, y.0..y.1)?;
@@ -711,12 +805,14 @@ where
     Ok(chart)
 }
 
-/// Draws a line (dashed if asked) with a legend entry.
+/// Draws a line (dashed if asked) and adds its legend entry.
 fn line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: Vec<(f64, f64)>,
-    style: ShapeStyle,
+    color: RGBColor,
+    width: u32,
     dashed: bool,
+    legend: &mut Legend,
     label: String,
 ) -> DrawResult
 where
@@ -725,20 +821,14 @@ where
     X: Ranged<ValueType = f64>,
     Y: Ranged<ValueType = f64>,
 {
-    let anno = if dashed {
-        chart.draw_series(DashedLineSeries::new(points, 10, 6, style))?
+    let style = color.stroke_width(width);
+    if dashed {
+        chart.draw_series(DashedLineSeries::new(points, 10, 6, style))?;
+        legend.push((LegendMark::DashedLine(color), label));
     } else {
-        chart.draw_series(LineSeries::new(points, style))?
-    };
-    // The legend's sample is as long for both kinds; a dashed one shows two dashes.
-    anno.label(label).legend(move |(x, y)| {
-        let (first, second) = if dashed {
-            (vec![(x, y), (x + 9, y)], vec![(x + 15, y), (x + 24, y)])
-        } else {
-            (vec![(x, y), (x + 24, y)], Vec::new())
-        };
-        EmptyElement::at((0, 0)) + PathElement::new(first, style) + PathElement::new(second, style)
-    });
+        chart.draw_series(LineSeries::new(points, style))?;
+        legend.push((LegendMark::Line(color), label));
+    }
     Ok(())
 }
 
@@ -762,6 +852,19 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     out
 }
 
+/// Log-axis labels: `log_ticks` over at most three decades, the powers of ten alone over more
+/// (1-2-5 labels of six decades overlap on a chart's width).
+fn decade_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let ticks = log_ticks(lo, hi);
+    if hi / lo <= 1e3 {
+        return ticks;
+    }
+    ticks
+        .into_iter()
+        .filter(|v| (v.log10() - v.log10().round()).abs() < 1e-9)
+        .collect()
+}
+
 /// Splits `points` where consecutive times are more than `max_gap` apart, so a line is not drawn
 /// across windows that have no value.
 fn segments(points: Vec<(f64, f64)>, max_gap: f64) -> Vec<Vec<(f64, f64)>> {
@@ -776,12 +879,14 @@ fn segments(points: Vec<(f64, f64)>, max_gap: f64) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// Draws `points` as lines broken at gaps wider than `max_gap`, with one legend entry.
+#[allow(clippy::too_many_arguments)]
 fn gapped_line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: Vec<(f64, f64)>,
     max_gap: f64,
-    style: ShapeStyle,
+    color: RGBColor,
     dashed: bool,
+    legend: &mut Legend,
     label: String,
 ) -> DrawResult
 where
@@ -791,7 +896,16 @@ where
     Y: Ranged<ValueType = f64>,
 {
     let mut segs = segments(points, max_gap).into_iter();
-    line(chart, segs.next().unwrap_or_default(), style, dashed, label)?;
+    line(
+        chart,
+        segs.next().unwrap_or_default(),
+        color,
+        2,
+        dashed,
+        legend,
+        label,
+    )?;
+    let style = color.stroke_width(2);
     for seg in segs {
         if dashed {
             chart.draw_series(DashedLineSeries::new(seg, 10, 6, style))?;
@@ -799,26 +913,6 @@ where
             chart.draw_series(LineSeries::new(seg, style))?;
         }
     }
-    Ok(())
-}
-
-fn legend<'a, DB, X, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    position: SeriesLabelPosition,
-) -> DrawResult
-where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
-    X: Ranged<ValueType = f64>,
-    Y: Ranged<ValueType = f64>,
-{
-    chart
-        .configure_series_labels()
-        .position(position)
-        .label_font(label_font())
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()?;
     Ok(())
 }
 
@@ -843,25 +937,82 @@ fn band_half_width_pct(pct: f64, n: u64) -> f64 {
     crate::report::accuracy::Z95 * crate::report::accuracy::binomial_se(p, n) * 100.0
 }
 
+/// Where revision `r` of `n` draws its observed share in a window starting at `t`: spread
+/// across the window, so two revisions with the same share (two 30% revisions) never hide
+/// each other's dots.
+fn observed_x(t: f64, window_s: f64, r: usize, n: usize) -> f64 {
+    t + window_s * (r + 1) as f64 / (n + 1) as f64
+}
+
+/// The dash and gap (pixels) of revision `r`'s dashed line (`r` ≥ 1): shorter dashes and longer
+/// gaps for each later revision, so a line drawn over an equal one leaves it visible.
+fn dash_pattern(r: usize) -> (u32, u32) {
+    let k = (r.saturating_sub(1) % 3) as u32;
+    (12 - 4 * k, 6 + 4 * k)
+}
+
+/// The marker of revision `r`'s observed dots: a shape per revision, as well as a colour.
+fn marker_shape(r: usize) -> usize {
+    r % 4
+}
+
+/// Draws `points` as markers of `shape` (0 circle, 1 triangle, 2 square, 3 diamond).
+fn draw_markers<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: &[(f64, f64)],
+    shape: usize,
+    color: RGBColor,
+) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let style = color.mix(0.9).filled();
+    let at = |p: &(f64, f64)| EmptyElement::at(*p);
+    match shape {
+        0 => chart.draw_series(points.iter().map(|p| at(p) + Circle::new((0, 0), 4, style)))?,
+        1 => chart.draw_series(
+            points
+                .iter()
+                .map(|p| at(p) + Polygon::new(vec![(0, -5), (5, 4), (-5, 4)], style)),
+        )?,
+        2 => chart.draw_series(
+            points
+                .iter()
+                .map(|p| at(p) + Rectangle::new([(-4, -4), (4, 4)], style)),
+        )?,
+        _ => chart.draw_series(
+            points
+                .iter()
+                .map(|p| at(p) + Polygon::new(diamond_corners(5), style)),
+        )?,
+    };
+    Ok(())
+}
+
 fn draw_split<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     let end = data.end_s();
+    let (plot, strip) = plot_and_legend(area, &data.title("split"))?;
     let mut chart = linear_chart(
-        area,
-        &data.title("split"),
+        &plot,
         (0.0, end),
         (0.0, 100.0),
         "time (s)",
         "share of default-group requests (%)",
     )?;
-    // n per window: all revisions' routed requests (see the module doc).
+    let mut legend = Legend::new();
+    // n of each window's band: every revision's routed requests in it.
     let totals: Vec<u64> = data
         .rows
         .iter()
         .map(|w| w.iter().flatten().map(|row| row.routed).sum())
         .collect();
+    let n_revs = data.revisions.len();
     for (r, name) in data.revisions.iter().enumerate() {
         let c = color(r);
         // The band is one polygon per run of windows that had requests: a window without
@@ -890,136 +1041,178 @@ where
             }
         }
         flush(&mut upper, &mut lower);
-        let band_style = c.mix(0.18).filled();
-        let legend_style = c.mix(0.35).filled();
-        chart
-            .draw_series(bands.into_iter().map(|p| Polygon::new(p, band_style)))?
-            .label(format!("{name} binomial 95% band (n = window's routed)"))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], legend_style));
-        let programmed = data.series(r, |row| Some(row.programmed_pct));
-        line(
-            &mut chart,
-            steps(&programmed, end),
-            c.stroke_width(2),
-            false,
-            format!("{name} programmed"),
-        )?;
-        // Observed share at the middle of its window.
-        let half = data.window_s / 2.0;
+        let band_style = c.mix(0.15).filled();
+        chart.draw_series(bands.into_iter().map(|p| Polygon::new(p, band_style)))?;
+        legend.push((
+            LegendMark::Band(c),
+            format!("{name}: binomial 95% band (n = window's routed)"),
+        ));
+        // The first revision's programmed line is solid, the others dashed on top, each with
+        // shorter dashes and longer gaps than the one before: two revisions with the same
+        // share show both colours in turn.
+        let programmed = steps(&data.series(r, |row| Some(row.programmed_pct)), end);
+        if r == 0 {
+            chart.draw_series(LineSeries::new(programmed, c.stroke_width(3)))?;
+            legend.push((LegendMark::Line(c), format!("{name}: programmed")));
+        } else {
+            let (dash, gap) = dash_pattern(r);
+            chart.draw_series(DashedLineSeries::new(
+                programmed,
+                dash,
+                gap,
+                c.stroke_width(3),
+            ))?;
+            legend.push((LegendMark::DashedLine(c), format!("{name}: programmed")));
+        }
         let observed: Vec<(f64, f64)> = data
             .series(r, |row| row.observed_pct)
             .into_iter()
-            .map(|(t, v)| (t + half, v))
+            .map(|(t, v)| (observed_x(t, data.window_s, r, n_revs), v))
             .collect();
-        chart
-            .draw_series(
-                observed
-                    .iter()
-                    .map(|&p| Circle::new(p, 3, c.mix(0.9).filled())),
-            )?
-            .label(format!("{name} observed per window"))
-            .legend(move |(x, y)| Circle::new((x + 12, y), 4, c.filled()));
+        draw_markers(&mut chart, &observed, marker_shape(r), c)?;
+        legend.push((
+            LegendMark::Marker(c, marker_shape(r)),
+            format!("{name}: observed per window"),
+        ));
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    draw_side_legend(&strip, &legend)
+}
+
+/// The outcomes chart's layers, bottom up: `(label, colour, count in a row)`. Every outcome of
+/// `Outcome` has its layer; `expired` stands for both expiries in files written before
+/// `expired_activator` and `expired_qp` existed (then those two are 0).
+type OutcomeLayer = (&'static str, RGBColor, fn(&WindowRow) -> u64);
+
+const OUTCOME_LAYERS: [OutcomeLayer; 10] = [
+    ("served", RGBColor(0, 158, 115), |r| r.served),
+    (
+        "503 rejected: queue-proxy queue full",
+        RGBColor(230, 159, 0),
+        |r| r.rejected_qp,
+    ),
+    (
+        "504 expired (activator and queue-proxy)",
+        RGBColor(213, 94, 0),
+        |r| r.expired_both,
+    ),
+    ("504 expired in the activator", RGBColor(213, 94, 0), |r| {
+        r.expired_activator
+    }),
+    ("504 expired in a queue-proxy", RGBColor(140, 45, 20), |r| {
+        r.expired_qp
+    }),
+    (
+        "5xx app error: the application answered an error",
+        RGBColor(204, 121, 167),
+        |r| r.app_error,
+    ),
+    (
+        "502 bad gateway: app not listening yet, or crashed",
+        RGBColor(86, 180, 233),
+        |r| r.bad_gateway,
+    ),
+    (
+        "503 ingress overflow: Envoy circuit breaker",
+        RGBColor(0, 114, 178),
+        |r| r.ingress_overflow,
+    ),
+    ("client cancelled", RGBColor(160, 160, 160), |r| {
+        r.client_cancelled
+    }),
+    (
+        "error: no route, connection failed, other",
+        RGBColor(40, 40, 40),
+        |r| r.errors,
+    ),
+];
+
+/// Per window, each `OUTCOME_LAYERS` layer per second, summed over the window's rows (every
+/// revision and the unrouted row).
+fn outcome_rates(data: &RunData) -> Vec<(f64, [f64; OUTCOME_LAYERS.len()])> {
+    let per_s = 1.0 / data.window_s;
+    data.rows
+        .iter()
+        .zip(&data.unrouted)
+        .zip(&data.windows)
+        .map(|((w, u), &t)| {
+            let mut s = [0.0; OUTCOME_LAYERS.len()];
+            for row in w.iter().flatten().chain(u) {
+                for (k, (_, _, count)) in OUTCOME_LAYERS.iter().enumerate() {
+                    s[k] += count(row) as f64 * per_s;
+                }
+            }
+            (t, s)
+        })
+        .collect()
 }
 
 fn draw_outcomes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
-    // Per window, all revisions together, as rates.
-    let per_s = 1.0 / data.window_s;
-    let sums: Vec<(f64, [f64; 6])> = data
-        .rows
-        .iter()
-        .zip(&data.windows)
-        .map(|(w, &t)| {
-            let mut s = [0.0; 6];
-            for row in w.iter().flatten() {
-                s[0] += row.served as f64 * per_s;
-                s[1] += row.rejected_qp as f64 * per_s;
-                s[2] += row.expired as f64 * per_s;
-                s[3] += row.app_error as f64 * per_s;
-                s[4] += row.bad_gateway as f64 * per_s;
-                s[5] += row.ingress_overflow as f64 * per_s;
-            }
-            (t, s)
-        })
-        .collect();
-    // Headroom for the legend: one more line per failure or overflow outcome shown.
-    let failure_layers = (3..6)
-        .filter(|&k| sums.iter().any(|(_, s)| s[k] > 0.0))
-        .count();
-    let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0)
-        * (1.15 + 0.12 * failure_layers as f64);
+    let sums = outcome_rates(data);
+    let top = y_max(sums.iter().map(|(_, s)| s.iter().sum()), 1.0) * 1.1;
+    let (plot, strip) = plot_and_legend(area, &data.title("outcomes"))?;
     let mut chart = linear_chart(
-        area,
-        &data.title("outcomes"),
+        &plot,
         (0.0, data.end_s()),
         (0.0, top),
         "time (s)",
-        "requests per second (stacked)",
+        "requests ended per second, by outcome (stacked)",
     )?;
-    let layers = [
-        ("served", RGBColor(0, 158, 115)),
-        (
-            "503 rejected: queue-proxy queue full",
-            RGBColor(230, 159, 0),
-        ),
-        (
-            "504 expired: activator and queue-proxy timeouts together",
-            RGBColor(213, 94, 0),
-        ),
-        (
-            "5xx app error: the application answered an error",
-            RGBColor(204, 121, 167),
-        ),
-        (
-            "502 bad gateway: app not listening yet, or crashed",
-            RGBColor(86, 180, 233),
-        ),
-        (
-            "503 ingress overflow: Envoy circuit breaker (x-envoy-overloaded)",
-            RGBColor(0, 114, 178),
-        ),
-    ];
-    // Layers that never happen stay out of the legend (a healthy run reads as before).
-    let present = |k: usize| k < 3 || sums.iter().any(|(_, s)| s[k] > 0.0);
+    // Layers that never happen stay out (served is always listed, so a run of nothing but
+    // failures says so).
+    let present: Vec<usize> = (0..OUTCOME_LAYERS.len())
+        .filter(|&k| k == 0 || sums.iter().any(|(_, s)| s[k] > 0.0))
+        .collect();
     // Draw the tallest stack first so each lower layer paints over it.
-    for k in (0..layers.len()).rev() {
-        if !present(k) {
-            continue;
-        }
-        let (label, c) = layers[k];
+    for (i, &k) in present.iter().enumerate().rev() {
+        let (_, c, _) = OUTCOME_LAYERS[k];
+        let below = &present[..=i];
         let points: Vec<(f64, f64)> = steps(
             &sums
                 .iter()
-                .map(|(t, s)| (*t, s[..=k].iter().sum()))
+                .map(|(t, s)| (*t, below.iter().map(|&j| s[j]).sum()))
                 .collect::<Vec<_>>(),
             data.end_s(),
         );
-        chart
-            .draw_series(AreaSeries::new(points, 0.0, c.mix(0.75)).border_style(c))?
-            .label(label)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], c.filled()));
+        chart.draw_series(AreaSeries::new(points, 0.0, c.mix(0.75)).border_style(c))?;
     }
-    // Cancelled requests are counted only in summary.json, not per window.
-    chart
-        .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())?
-        .label("client-cancelled: not in timeseries.csv (see summary.json)")
-        .legend(|(x, y)| Circle::new((x + 12, y), 0, WHITE));
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    let mut legend: Legend = present
+        .iter()
+        .rev()
+        .map(|&k| {
+            (
+                LegendMark::Box(OUTCOME_LAYERS[k].1),
+                OUTCOME_LAYERS[k].0.to_string(),
+            )
+        })
+        .collect();
+    if present.len() == 1 {
+        legend.push((LegendMark::Text, "no request failed".into()));
+    }
+    if !data.has_cancelled {
+        legend.push((
+            LegendMark::Text,
+            "client-cancelled requests: not in this timeseries.csv (see summary.json)".into(),
+        ));
+    }
+    draw_side_legend(&strip, &legend)
 }
 
 fn draw_latency<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    // A window without arrivals (the drain after the last one) holds only the stragglers'
+    // latencies: a gap, not a spike.
+    let idle = data.idle_windows();
     let values = || {
         data.rows
             .iter()
             .flatten()
             .flatten()
+            .filter(|r| !idle.contains(&r.t_s.to_bits()))
             .flat_map(|r| [r.p50_ms, r.p99_ms])
             .flatten()
             .filter(|v| *v > 0.0)
@@ -1031,9 +1224,10 @@ where
     } else {
         (1.0, 1000.0)
     };
-    let mut chart = ChartBuilder::on(area)
-        .caption(data.title("latency"), title_font())
+    let (plot, strip) = plot_and_legend(area, &data.title("latency"))?;
+    let mut chart = ChartBuilder::on(&plot)
         .margin(20)
+        .margin_right(10)
         .x_label_area_size(60)
         .y_label_area_size(90)
         .build_cartesian_2d(
@@ -1050,10 +1244,16 @@ where
         .y_label_formatter(&|v: &f64| tick(*v))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
+    let mut legend = Legend::new();
     let half = data.window_s / 2.0;
     for (r, name) in data.revisions.iter().enumerate() {
         let c = color(r);
-        let at_mid = |v: Vec<(f64, f64)>| v.into_iter().map(|(t, y)| (t + half, y)).collect();
+        let at_mid = |v: Vec<(f64, f64)>| {
+            v.into_iter()
+                .filter(|(t, _)| !idle.contains(&t.to_bits()))
+                .map(|(t, y)| (t + half, y))
+                .collect()
+        };
         let p50 = at_mid(data.series(r, |row| row.p50_ms.filter(|v| *v > 0.0)));
         let p99 = at_mid(data.series(r, |row| row.p99_ms.filter(|v| *v > 0.0)));
         // A window without served requests has no percentile: the line breaks there.
@@ -1062,20 +1262,155 @@ where
             &mut chart,
             p50,
             gap,
-            c.stroke_width(2),
+            c,
             false,
-            format!("{name} p50 per window"),
+            &mut legend,
+            format!("{name}: p50 per window"),
         )?;
         gapped_line(
             &mut chart,
             p99,
             gap,
-            c.stroke_width(2),
+            c,
             true,
-            format!("{name} p99 per window"),
+            &mut legend,
+            format!("{name}: p99 per window"),
         )?;
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    if values().next().is_none() {
+        legend.push((LegendMark::Text, "nothing was served: no latency".into()));
+    }
+    draw_side_legend(&strip, &legend)
+}
+
+/// Whether series with these peaks need a log axis: the largest is 100× the smallest non-zero
+/// one or more, so on a linear axis the small ones would vanish.
+fn needs_log_axis(peaks: &[f64]) -> bool {
+    let max = peaks.iter().copied().fold(0.0, f64::max);
+    let min = peaks
+        .iter()
+        .copied()
+        .filter(|p| *p > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    max > 0.0 && min.is_finite() && max >= 100.0 * min
+}
+
+/// Where a log axis of counts puts 0, labelled `0`: as far below 1 as 2 is above it.
+const LOG_FLOOR: f64 = 0.5;
+
+/// One line of a time chart of counts (`draw_count_lines`).
+struct CountLine {
+    color: RGBColor,
+    dashed: bool,
+    label: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// Draws `lines` over `[0, end]` on `plot` with a y axis of counts: linear, or logarithmic when
+/// their peaks differ by 100× or more (`needs_log_axis`; zeros then sit at the axis' bottom,
+/// labelled 0). An axis whose lines are all zero says so. Returns their legend entries.
+fn draw_count_lines<DB: DrawingBackend>(
+    plot: &DrawingArea<DB, Shift>,
+    end: f64,
+    y_label: &str,
+    lines: Vec<CountLine>,
+    margin: u32,
+) -> Result<Legend, Box<dyn StdError>>
+where
+    DB::ErrorType: 'static,
+{
+    let peaks: Vec<f64> = lines
+        .iter()
+        .map(|l| y_max(l.points.iter().map(|p| p.1), 0.0))
+        .collect();
+    let max = y_max(peaks.iter().copied(), 1.0);
+    let mut legend = Legend::new();
+    let builder = |plot| {
+        let mut b = ChartBuilder::on(plot);
+        b.margin(margin)
+            .margin_right(10)
+            .x_label_area_size(60)
+            .y_label_area_size(90);
+        b
+    };
+    if needs_log_axis(&peaks) {
+        let top = max * 1.5;
+        let mut ticks = vec![LOG_FLOOR];
+        ticks.extend(log_ticks(1.0, top));
+        let mut chart = builder(plot).build_cartesian_2d(
+            0.0..end,
+            (LOG_FLOOR..top).log_scale().with_key_points(ticks),
+        )?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(format!("{y_label}, log scale"))
+            .axis_desc_style(label_font())
+            .label_style(label_font())
+            .x_label_formatter(&|v: &f64| tick(*v))
+            .y_label_formatter(&|v: &f64| {
+                if *v <= LOG_FLOOR {
+                    "0".to_string()
+                } else {
+                    tick(*v)
+                }
+            })
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        for l in lines {
+            let points = l
+                .points
+                .into_iter()
+                .map(|(t, v)| (t, v.max(LOG_FLOOR)))
+                .collect();
+            line(
+                &mut chart,
+                points,
+                l.color,
+                2,
+                l.dashed,
+                &mut legend,
+                l.label,
+            )?;
+        }
+        legend.push((
+            LegendMark::Text,
+            "log scale: the series differ by 100× or more; 0 sits at the bottom".into(),
+        ));
+    } else {
+        let top = max * 1.1;
+        let mut chart = builder(plot).build_cartesian_2d(0.0..end, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("time (s)")
+            .y_desc(y_label)
+            .axis_desc_style(label_font())
+            .label_style(label_font())
+            .x_label_formatter(&|v: &f64| tick(*v))
+            .y_label_formatter(&|v: &f64| tick(*v))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()?;
+        if peaks.iter().all(|p| *p == 0.0) {
+            // Flat lines on an empty axis would read as missing data: say it.
+            chart.draw_series(std::iter::once(Text::new(
+                "all zero in every window",
+                (end * 0.4, top * 0.55),
+                ("sans-serif", 22).into_font(),
+            )))?;
+        }
+        for l in lines {
+            line(
+                &mut chart,
+                l.points,
+                l.color,
+                2,
+                l.dashed,
+                &mut legend,
+                l.label,
+            )?;
+        }
+    }
+    Ok(legend)
 }
 
 /// One column of a paired chart: what it reads and how its legend entry ends.
@@ -1086,6 +1421,8 @@ struct PairLine {
 
 /// Per revision, two series in the revision's colour: `solid` and `dashed`, optionally drawn
 /// as steps (a value holds for its whole window). The queues and pods charts are this chart.
+/// The y axis is logarithmic when the series' peaks differ by 100× or more (`needs_log_axis`),
+/// so a small queue does not vanish beside a large one.
 fn draw_pair<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     data: &RunData,
@@ -1098,24 +1435,8 @@ fn draw_pair<DB: DrawingBackend>(
 where
     DB::ErrorType: 'static,
 {
-    let top = y_max(
-        data.rows.iter().flatten().flatten().map(|r| {
-            (solid.value)(r)
-                .unwrap_or(0.0)
-                .max((dashed.value)(r).unwrap_or(0.0))
-        }),
-        1.0,
-    ) * 1.1;
-    let mut chart = linear_chart(
-        area,
-        &data.title(chart_name),
-        (0.0, data.end_s()),
-        (0.0, top),
-        "time (s)",
-        y_label,
-    )?;
+    let mut lines = Vec::new();
     for (r, name) in data.revisions.iter().enumerate() {
-        let c = color(r);
         for (spec, is_dashed) in [(&solid, false), (&dashed, true)] {
             let points = data.series(r, spec.value);
             let points = if stepped {
@@ -1123,16 +1444,17 @@ where
             } else {
                 points
             };
-            line(
-                &mut chart,
+            lines.push(CountLine {
+                color: color(r),
+                dashed: is_dashed,
+                label: format!("{name}: {}", spec.label),
                 points,
-                c.stroke_width(2),
-                is_dashed,
-                format!("{name} {}", spec.label),
-            )?;
+            });
         }
     }
-    legend(&mut chart, SeriesLabelPosition::UpperRight)
+    let (plot, strip) = plot_and_legend(area, &data.title(chart_name))?;
+    let legend = draw_count_lines(&plot, data.end_s(), y_label, lines, 20)?;
+    draw_side_legend(&strip, &legend)
 }
 
 fn draw_routes<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &RunData) -> DrawResult
@@ -1142,14 +1464,15 @@ where
     let end = data
         .end_s()
         .max(data.routes.last().map_or(0.0, |(t, _)| *t));
+    let (plot, strip) = plot_and_legend(area, &data.title("routes"))?;
     let mut chart = linear_chart(
-        area,
-        &data.title("routes"),
+        &plot,
         (0.0, end),
         (0.0, 105.0),
         "time (s)",
         "programmed share of the default group (%)",
     )?;
+    let mut legend = Legend::new();
     // Revisions of the time series first (same colours as the other charts), then any others.
     let mut names = data.revisions.clone();
     for (_, split) in &data.routes {
@@ -1159,6 +1482,7 @@ where
             }
         }
     }
+    let mut drawn = 0;
     for (r, name) in names.iter().enumerate() {
         let points: Vec<(f64, f64)> = data
             .routes
@@ -1168,15 +1492,19 @@ where
         if points.iter().all(|(_, v)| *v == 0.0) {
             continue;
         }
+        // Later revisions dashed on top: two with the same share stay apart.
         line(
             &mut chart,
             steps(&points, end),
-            color(r).stroke_width(3),
-            false,
+            color(r),
+            3,
+            drawn > 0,
+            &mut legend,
             name.clone(),
         )?;
+        drawn += 1;
     }
-    legend(&mut chart, SeriesLabelPosition::MiddleRight)
+    draw_side_legend(&strip, &legend)
 }
 
 /// Flagger's analysis: the canary's and the primary's weight after each tick (steps), and each
@@ -1188,14 +1516,15 @@ where
     let end = data
         .end_s()
         .max(data.analysis.last().map_or(0.0, |p| p.t_s));
+    let (plot, strip) = plot_and_legend(area, &data.title("analysis (Flagger)"))?;
     let mut chart = linear_chart(
-        area,
-        &data.title("analysis (Flagger)"),
+        &plot,
         (0.0, end),
         (0.0, 105.0),
         "time (s)",
         "weight written by Flagger (%)",
     )?;
+    let mut legend = Legend::new();
     let canary: Vec<(f64, f64)> = data
         .analysis
         .iter()
@@ -1209,15 +1538,19 @@ where
     line(
         &mut chart,
         steps(&primary, end),
-        color(0).stroke_width(3),
+        color(0),
+        3,
         false,
+        &mut legend,
         "primary".to_string(),
     )?;
     line(
         &mut chart,
         steps(&canary, end),
-        color(1).stroke_width(3),
-        false,
+        color(1),
+        3,
+        true,
+        &mut legend,
         "canary".to_string(),
     )?;
     let green = RGBColor(0, 150, 60);
@@ -1229,23 +1562,19 @@ where
             .map(|p| (p.t_s, p.canary_weight))
             .collect()
     };
-    chart
-        .draw_series(
-            at("ok")
-                .into_iter()
-                .map(|p| Circle::new(p, 7, green.filled())),
-        )?
-        .label("check passed")
-        .legend(move |(x, y)| Circle::new((x + 12, y), 6, green.filled()));
-    chart
-        .draw_series(
-            at("failed")
-                .into_iter()
-                .map(|p| Cross::new(p, 9, red.stroke_width(3))),
-        )?
-        .label("check failed")
-        .legend(move |(x, y)| Cross::new((x + 12, y), 7, red.stroke_width(3)));
-    legend(&mut chart, SeriesLabelPosition::MiddleRight)
+    chart.draw_series(
+        at("ok")
+            .into_iter()
+            .map(|p| Circle::new(p, 7, green.filled())),
+    )?;
+    legend.push((LegendMark::Marker(green, 0), "check passed".into()));
+    chart.draw_series(
+        at("failed")
+            .into_iter()
+            .map(|p| Cross::new(p, 9, red.stroke_width(3))),
+    )?;
+    legend.push((LegendMark::Cross(red), "check failed".into()));
+    draw_side_legend(&strip, &legend)
 }
 
 /// One picker's running shares, for the accuracy chart.
@@ -1283,31 +1612,41 @@ impl Draw for AccuracyCurves {
     where
         DB::ErrorType: 'static,
     {
-        let area = area.titled(
+        let (plots, strip) = plot_and_legend(
+            area,
             &format!(
                 "accuracy — running share per picker, {} requests (seed {})",
                 self.requests, self.seed
             ),
-            title_font(),
         )?;
-        let panels = area.split_evenly((self.pickers.len().max(1), 1));
+        let panels = plots.split_evenly((self.pickers.len().max(1), 1));
         let n_max = self.requests.max(2) as f64;
+        let mut legend = Legend::new();
         for (i, (panel, curve)) in panels.iter().zip(&self.pickers).enumerate() {
             let mut chart = ChartBuilder::on(panel)
                 .caption(format!("picker: {}", curve.picker), label_font())
                 .margin(10)
-                .margin_right(40)
+                .margin_right(35)
                 .x_label_area_size(45)
                 .y_label_area_size(80)
-                .build_cartesian_2d((1.0..n_max).log_scale(), 0.0..100.0)?;
+                .build_cartesian_2d(
+                    (1.0..n_max)
+                        .log_scale()
+                        .with_key_points(decade_ticks(1.0, n_max)),
+                    0.0..100.0,
+                )?;
             chart
                 .configure_mesh()
                 .x_desc("requests routed (log scale)")
                 .y_desc("running share (%)")
+                .x_label_formatter(&|v: &f64| tick(*v))
+                .y_label_formatter(&|v: &f64| tick(*v))
                 .axis_desc_style(label_font())
                 .label_style(label_font())
                 .light_line_style(RGBColor(235, 235, 235))
                 .draw()?;
+            // Every panel has the same entries: the legend lists the first panel's.
+            let mut panel_legend = Legend::new();
             for (r, (name, pct)) in self.revisions.iter().enumerate() {
                 let c = color(r);
                 let ns: Vec<f64> = curve.points.iter().map(|(n, _)| *n as f64).collect();
@@ -1323,13 +1662,11 @@ impl Draw for AccuracyCurves {
                         .rev()
                         .map(|(n, _)| (*n as f64, (pct - band_half_width_pct(*pct, *n)).max(0.0))),
                 );
-                let band_style = c.mix(0.18).filled();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(polygon, band_style)))?
-                    .label(format!("{name} binomial 95% band around {pct}%"))
-                    .legend(move |(x, y)| {
-                        Rectangle::new([(x, y - 6), (x + 24, y + 6)], band_style)
-                    });
+                chart.draw_series(std::iter::once(Polygon::new(polygon, c.mix(0.15).filled())))?;
+                panel_legend.push((
+                    LegendMark::Band(c),
+                    format!("{name}: binomial 95% band around {pct}%"),
+                ));
                 let running: Vec<(f64, f64)> = curve
                     .points
                     .iter()
@@ -1338,26 +1675,47 @@ impl Draw for AccuracyCurves {
                 line(
                     &mut chart,
                     running,
-                    c.stroke_width(2),
+                    c,
+                    2,
                     false,
-                    format!("{name} running share"),
+                    &mut panel_legend,
+                    format!("{name}: running share"),
                 )?;
                 if let (Some(first), Some(last)) = (ns.first(), ns.last()) {
                     line(
                         &mut chart,
                         vec![(*first, *pct), (*last, *pct)],
-                        c.stroke_width(1),
+                        c,
+                        1,
                         true,
-                        format!("{name} configured"),
+                        &mut panel_legend,
+                        format!("{name}: configured"),
                     )?;
                 }
             }
-            // One legend, in the first panel, where the converged curves leave the middle free.
+            // Where `accuracy`'s max_dev_from_N column starts counting.
+            let from = crate::report::accuracy::MIN_PREFIX as f64;
+            if from < n_max {
+                chart.draw_series(DashedLineSeries::new(
+                    vec![(from, 0.0), (from, 100.0)],
+                    6,
+                    4,
+                    BLACK.stroke_width(1),
+                ))?;
+                panel_legend.push((
+                    LegendMark::Dashed,
+                    format!(
+                        "{}: the printed max_dev_from_{} counts from here",
+                        crate::report::accuracy::MIN_PREFIX,
+                        crate::report::accuracy::MIN_PREFIX
+                    ),
+                ));
+            }
             if i == 0 {
-                legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
+                legend = panel_legend;
             }
         }
-        Ok(())
+        draw_side_legend(&strip, &legend)
     }
 }
 
@@ -1422,7 +1780,7 @@ pub(super) fn tick(v: f64) -> String {
 
 /// Short tick labels for settings and the axis name they share: `a=1;b=2` becomes `1;2` with
 /// axis `a;b` when every label names the same paths; otherwise the labels stay whole.
-fn short_labels(labels: &[String]) -> (Vec<String>, String) {
+pub(crate) fn short_labels(labels: &[String]) -> (Vec<String>, String) {
     let split = |l: &str| -> Option<Vec<(String, String)>> {
         l.split(';')
             .map(|part| {
@@ -1462,7 +1820,7 @@ impl Draw for CompareCurves {
     {
         let area = area.titled(
             &format!(
-                "compare — {}: mean over {} seeds with 95% CI",
+                "compare — {}: mean over {} seeds, 95% percentile-bootstrap interval",
                 clip(&self.scenario),
                 self.seeds
             ),
@@ -1508,6 +1866,10 @@ impl CompareCurves {
         });
         let bottom = if lo < 0.0 { lo * 1.1 } else { 0.0 };
         let top = hi * 1.12;
+        let all_zero = !panel.bars.is_empty()
+            && panel.bars.iter().all(|b| {
+                b.is_some_and(|b| b.mean == 0.0 && b.ci95.is_none_or(|c| c == (0.0, 0.0)))
+            });
         let ticks_owned: Vec<String> = ticks.to_vec();
         let mut chart = ChartBuilder::on(area)
             .caption(&panel.metric, label_font())
@@ -1560,6 +1922,15 @@ impl CompareCurves {
                 }
             }
         }
+        if all_zero {
+            // Empty axes would read as missing data: say it.
+            let mid = (n as f64 - 1.0) / 2.0;
+            chart.draw_series(std::iter::once(Text::new(
+                "all zero",
+                (mid - 0.3, (top + bottom) / 2.0),
+                ("sans-serif", 22).into_font(),
+            )))?;
+        }
         Ok(())
     }
 
@@ -1572,53 +1943,36 @@ impl CompareCurves {
             .iter()
             .filter_map(|q| q.points.last().map(|p| p.0))
             .fold(1.0, f64::max);
-        let top = y_max(
-            self.queues
-                .iter()
-                .flat_map(|q| q.points.iter().map(|&(_, a, qp)| a.max(qp) as f64)),
-            1.0,
-        ) * 1.1;
-        let mut chart = ChartBuilder::on(area)
-            .caption(
-                "queues of seed 1, summed over revisions: activator (solid), queue-proxy (dashed)",
-                label_font(),
-            )
-            .margin(12)
-            .margin_right(30)
-            .x_label_area_size(50)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0.0..end, 0.0..top)?;
-        chart
-            .configure_mesh()
-            .x_desc("time (s)")
-            .y_desc("requests waiting (max per window)")
-            .x_label_formatter(&|v: &f64| tick(*v))
-            .y_label_formatter(&|v: &f64| tick(*v))
-            .axis_desc_style(label_font())
-            .label_style(label_font())
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()?;
+        let (short, axis) = short_labels(&self.labels);
+        let mut lines = Vec::new();
         for (i, q) in self.queues.iter().enumerate() {
-            let c = color(i);
-            let label = self.labels.get(i).map_or("", String::as_str);
+            let label = short.get(i).map_or("", String::as_str);
             let act: Vec<(f64, f64)> = q.points.iter().map(|&(t, a, _)| (t, a as f64)).collect();
             let qp: Vec<(f64, f64)> = q.points.iter().map(|&(t, _, p)| (t, p as f64)).collect();
-            line(
-                &mut chart,
-                act,
-                c.stroke_width(2),
-                false,
-                format!("{label} activator"),
-            )?;
-            line(
-                &mut chart,
-                qp,
-                c.stroke_width(2),
-                true,
-                format!("{label} queue-proxy"),
-            )?;
+            for (dashed, what, points) in [(false, "activator", act), (true, "queue-proxy", qp)] {
+                lines.push(CountLine {
+                    color: color(i),
+                    dashed,
+                    label: format!("{label} {what}"),
+                    points,
+                });
+            }
         }
-        legend(&mut chart, SeriesLabelPosition::UpperRight)
+        let area = area.titled(
+            "queues of seed 1, summed over revisions: activator (solid), queue-proxy (dashed)",
+            label_font(),
+        )?;
+        let (w, _) = area.dim_in_pixel();
+        let (plot, strip) = area.split_horizontally(w.saturating_sub(LEGEND_W));
+        let mut legend: Legend = vec![(LegendMark::Text, format!("{axis}:"))];
+        legend.extend(draw_count_lines(
+            &plot,
+            end,
+            "requests waiting (max per window)",
+            lines,
+            12,
+        )?);
+        draw_side_legend(&strip, &legend)
     }
 }
 
@@ -1841,11 +2195,21 @@ impl Draw for PlanCurves {
 
 /// A mark in a side legend.
 #[derive(Clone, Copy, Debug)]
-enum LegendMark {
+pub(super) enum LegendMark {
+    /// A filled box (a bar or a stacked area).
     Box(RGBColor),
+    /// A light box (a confidence band).
+    Band(RGBColor),
+    Line(RGBColor),
+    DashedLine(RGBColor),
+    /// A marker of `marker_shape`'s shape.
+    Marker(RGBColor, usize),
+    Cross(RGBColor),
     Whisker,
     Diamond,
     Dashed,
+    /// No mark: a note.
+    Text,
 }
 
 /// The corners of a diamond `r` pixels from its centre, relative to it.
@@ -1853,23 +2217,86 @@ fn diamond_corners(r: i32) -> Vec<(i32, i32)> {
     vec![(0, -r), (r, 0), (0, r), (-r, 0)]
 }
 
-/// Draws `entries` top-down in `area` (a strip beside the plots, so no entry covers data).
-fn draw_side_legend<DB: DrawingBackend>(
+/// `text` broken into lines of at most `width` characters at spaces (a longer word stays
+/// whole).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        match lines.last_mut() {
+            Some(l) if l.chars().count() + 1 + word.chars().count() <= width => {
+                l.push(' ');
+                l.push_str(word);
+            }
+            _ => lines.push(word.to_string()),
+        }
+    }
+    lines
+}
+
+/// Draws `entries` top-down in `area` (a strip beside the plots, so no entry covers data),
+/// each label wrapped to the strip's width. Entries that do not fit its height are counted in
+/// a last line instead.
+pub(super) fn draw_side_legend<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     entries: &[(LegendMark, String)],
 ) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    const LINE: i32 = 19;
+    const GAP: i32 = 11;
+    let (_, h) = area.dim_in_pixel();
+    let bottom = h as i32 - 30;
+    let font = ("sans-serif", 16).into_font();
     let x = 10i32;
-    let mut y = 70i32;
-    for (mark, label) in entries {
+    let mut y = 40i32;
+    for (i, (mark, label)) in entries.iter().enumerate() {
+        let lines = wrap(label, LEGEND_CHARS);
+        let height = LINE * lines.len().max(1) as i32;
+        if y + height > bottom && i + 1 < entries.len() {
+            area.draw(&Text::new(
+                format!("… and {} more", entries.len() - i),
+                (x, y - 9),
+                font.clone(),
+            ))?;
+            break;
+        }
         match *mark {
             LegendMark::Box(c) => {
                 area.draw(&Rectangle::new(
                     [(x, y - 8), (x + 22, y + 8)],
                     c.mix(0.8).filled(),
                 ))?;
+            }
+            LegendMark::Band(c) => {
+                area.draw(&Rectangle::new(
+                    [(x, y - 8), (x + 22, y + 8)],
+                    c.mix(0.3).filled(),
+                ))?;
+            }
+            LegendMark::Line(c) => {
+                area.draw(&PathElement::new(
+                    vec![(x, y), (x + 24, y)],
+                    c.stroke_width(3),
+                ))?;
+            }
+            LegendMark::DashedLine(c) => {
+                let s = c.stroke_width(3);
+                area.draw(&PathElement::new(vec![(x, y), (x + 9, y)], s))?;
+                area.draw(&PathElement::new(vec![(x + 15, y), (x + 24, y)], s))?;
+            }
+            LegendMark::Marker(c, shape) => {
+                let style = c.filled();
+                let at = EmptyElement::at((x + 12, y));
+                match shape {
+                    0 => area.draw(&(at + Circle::new((0, 0), 5, style)))?,
+                    1 => area.draw(&(at + Polygon::new(vec![(0, -6), (6, 5), (-6, 5)], style)))?,
+                    2 => area.draw(&(at + Rectangle::new([(-5, -5), (5, 5)], style)))?,
+                    _ => area.draw(&(at + Polygon::new(diamond_corners(6), style)))?,
+                }
+            }
+            LegendMark::Cross(c) => {
+                area.draw(&Cross::new((x + 12, y), 7, c.stroke_width(3)))?;
             }
             LegendMark::Whisker => {
                 let s = BLACK.stroke_width(2);
@@ -1888,13 +2315,21 @@ where
                 area.draw(&PathElement::new(vec![(x, y), (x + 8, y)], s))?;
                 area.draw(&PathElement::new(vec![(x + 13, y), (x + 22, y)], s))?;
             }
+            LegendMark::Text => {}
         }
-        area.draw(&Text::new(
-            label.clone(),
-            (x + 32, y - 9),
-            ("sans-serif", 16).into_font(),
-        ))?;
-        y += 32;
+        let text_x = if matches!(mark, LegendMark::Text) {
+            x
+        } else {
+            x + 32
+        };
+        for (k, l) in lines.iter().enumerate() {
+            area.draw(&Text::new(
+                l.clone(),
+                (text_x, y - 9 + LINE * k as i32),
+                font.clone(),
+            ))?;
+        }
+        y += height + GAP;
     }
     Ok(())
 }
@@ -1930,6 +2365,8 @@ mod tests {
             assert!(caption(name).is_some_and(|c| c.len() > 40), "{name}");
         }
         assert_eq!(caption(ACCURACY_CHART), None);
+        // the compare chart's caption says which interval its whiskers are
+        assert!(caption(COMPARE_CHART).is_some_and(|c| c.contains("percentile-bootstrap")));
     }
 
     #[test]
@@ -1943,6 +2380,26 @@ mod tests {
         ];
         for (lo, hi, want) in cases {
             let got = log_ticks(lo, hi);
+            assert_eq!(got.len(), want.len(), "{lo}..{hi}: {got:?}");
+            for (g, w) in got.iter().zip(want) {
+                assert!((g - w).abs() < 1e-9 * w, "{lo}..{hi}: {got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn over_many_decades_only_powers_of_ten_are_labelled() {
+        // (lo, hi, ticks)
+        let cases: [(f64, f64, &[f64]); 2] = [
+            (1.0, 1e5, &[1.0, 10.0, 100.0, 1e3, 1e4, 1e5]),
+            (
+                1.0,
+                500.0,
+                &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0],
+            ),
+        ];
+        for (lo, hi, want) in cases {
+            let got = decade_ticks(lo, hi);
             assert_eq!(got.len(), want.len(), "{lo}..{hi}: {got:?}");
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-9 * w, "{lo}..{hi}: {got:?}");
@@ -2068,6 +2525,177 @@ expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods
             assert!(err.contains(want), "case {i}: {err:?} lacks {want:?}");
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+
+    #[test]
+    fn a_log_axis_only_when_peaks_differ_by_a_hundred_times() {
+        // (peaks, log axis)
+        let cases: [(&[f64], bool); 5] = [
+            (&[4404.0, 3.0], true),         // an activator queue beside a small QP queue
+            (&[4404.0, 68.0], false),       // 65×: a linear axis shows both
+            (&[4404.0, 0.0, 0.0], false),   // zero series never force a log axis
+            (&[1000.0, 10.0, 500.0], true), // exactly 100×
+            (&[], false),                   // nothing drawn
+        ];
+        for (peaks, want) in cases {
+            assert_eq!(needs_log_axis(peaks), want, "{peaks:?}");
+        }
+    }
+
+    #[test]
+    fn equal_shares_stay_apart_on_the_split_chart() {
+        // two 30% revisions (and a 40% one): each revision's dots sit at their own place in
+        // the window and have their own shape
+        let xs: Vec<f64> = (0..3).map(|r| observed_x(10.0, 1.0, r, 3)).collect();
+        assert_eq!(xs, [10.25, 10.5, 10.75]);
+        assert_ne!(marker_shape(0), marker_shape(1));
+        assert_ne!(marker_shape(1), marker_shape(2));
+        // their programmed lines: the later one's dashes are shorter, its gaps longer
+        let ((d1, g1), (d2, g2)) = (dash_pattern(1), dash_pattern(2));
+        assert!(d2 < d1 && g2 > g1, "{d1}/{g1} then {d2}/{g2}");
+    }
+
+    #[test]
+    fn a_window_without_arrivals_is_idle() {
+        // the drain window at 2 s: nothing routed, only stragglers served (their p99 is not
+        // drawn as a spike)
+        let dir = temp_dir("idle");
+        write_run(
+            &dir,
+            &format!(
+                "{HEADER}\n0,a,100.000,100,100.000,100,0,0,0,0,1,2,10.000,20.000,2\n\
+1,a,100.000,0,,0,0,0,0,0,0,2,,,2\n\
+2,a,100.000,0,,5,0,0,0,0,0,2,300.000,900.000,2\n"
+            ),
+        );
+        let data = read_run(&dir).expect("read");
+        let idle: Vec<f64> = data
+            .idle_windows()
+            .into_iter()
+            .map(f64::from_bits)
+            .collect();
+        assert_eq!(idle, [1.0, 2.0]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn labels_wrap_at_spaces() {
+        // (text, width, lines)
+        let cases: [(&str, usize, &[&str]); 3] = [
+            ("served", 32, &["served"]),
+            ("a bb ccc dddd", 6, &["a bb", "ccc", "dddd"]),
+            (
+                "averyveryverylongword x",
+                5,
+                &["averyveryverylongword", "x"],
+            ),
+        ];
+        for (text, width, want) in cases {
+            assert_eq!(wrap(text, width), want, "{text}");
+        }
+    }
+
+    /// The x of every `<text>` in `svg` whose content contains `needle`.
+    fn text_xs(svg: &str, needle: &str) -> Vec<f64> {
+        svg.split("<text")
+            .skip(1)
+            .filter(|t| {
+                t.split_once('>')
+                    .is_some_and(|(_, rest)| rest.contains(needle))
+            })
+            .filter_map(|t| {
+                let x = t.split_once("x=\"")?.1;
+                x[..x.find('"')?].parse().ok()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn legends_sit_in_a_strip_right_of_the_plot() {
+        // plotters clips series to the plot area, so a legend inside it covers data; every run
+        // chart draws its legend in the strip instead
+        let dir = temp_dir("legend");
+        write_run(
+            &dir,
+            &format!(
+                "{HEADER}\n0,a,50.000,100,50.000,100,0,0,0,0,1,2,10.000,20.000,2\n\
+0,b,50.000,100,50.000,90,10,0,0,5,0,1,12.000,40.000,2\n"
+            ),
+        );
+        render_run_charts(&dir).expect("render");
+        let strip = (WIDTH - LEGEND_W) as f64;
+        for (chart, entry) in [
+            ("split", "observed per window"),
+            ("outcomes", "503 rejected"),
+            ("latency", "p99 per window"),
+            ("queues", "activator queue"),
+            ("pods", "desired"),
+            ("routes", "b"),
+        ] {
+            let svg = std::fs::read_to_string(dir.join(format!("{chart}.svg"))).expect("svg");
+            let xs = text_xs(&svg, entry);
+            assert!(!xs.is_empty(), "{chart}: no legend entry {entry:?}");
+            assert!(
+                xs.iter().all(|x| *x >= strip),
+                "{chart}: {xs:?} inside the plot"
+            );
+        }
+        // a queue that never formed says so rather than drawing an empty axis
+        let queues = std::fs::read_to_string(dir.join("queues.svg")).expect("svg");
+        assert!(!queues.contains("all zero"), "b's activator queue is 5");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_outcome_is_drawn_even_without_a_revision() {
+        // a load against a dead port: every request an error that reached no revision
+        let dir = temp_dir("errors");
+        let header = format!(
+            "{HEADER},app_error,bad_gateway,ingress_overflow,expired_activator,expired_qp,\
+client_cancelled,errors"
+        );
+        write_run(
+            &dir,
+            &format!(
+                "{header}\n0,a,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0\n\
+0,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,50\n\
+1,a,0.000,0,,0,0,2,0,0,0,0,,,0,0,0,0,1,1,3,0\n\
+1,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,50\n"
+            ),
+        );
+        let data = read_run(&dir).expect("read");
+        assert_eq!(
+            data.revisions,
+            ["a"],
+            "the empty revision is not a revision"
+        );
+        let rates = outcome_rates(&data);
+        let layer = |name: &str| {
+            OUTCOME_LAYERS
+                .iter()
+                .position(|l| l.0.starts_with(name))
+                .expect("a layer")
+        };
+        assert_eq!(rates[0].1[layer("error")], 50.0);
+        assert_eq!(rates[1].1[layer("error")], 50.0);
+        assert_eq!(rates[1].1[layer("504 expired in the activator")], 1.0);
+        assert_eq!(rates[1].1[layer("504 expired in a queue")], 1.0);
+        assert_eq!(
+            rates[1].1[layer("504 expired (")],
+            0.0,
+            "counted apart, not twice"
+        );
+        assert_eq!(rates[1].1[layer("client cancelled")], 3.0);
+        render_run_charts(&dir).expect("render");
+        let svg = std::fs::read_to_string(dir.join("outcomes.svg")).expect("svg");
+        assert!(svg.contains("error: no route"), "the errors' legend entry");
+        // nothing queued in this run: the queues chart says so
+        let queues = std::fs::read_to_string(dir.join("queues.svg")).expect("svg");
+        assert!(
+            queues.contains("all zero in every window"),
+            "an all-zero chart is said"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Owns: splitting `PATH=V1,V2,...` into values, expanding the grid of settings, the metric
 //! definitions (`Metric`), their extraction from a `RunReport`, Student's t quantiles, means
-//! with 95% confidence intervals, paired differences against the first setting, and the layout
+//! with 95% confidence intervals (`compare.csv`: percentile bootstrap, seeded, so a count's
+//! interval stays within its values' range; `paired.csv`: Student's t over the paired seeds),
+//! paired differences against the first setting, and the layout
 //! of `compare.csv` and `paired.csv` and of the printed sentences.
 //!
 //! Must not: load scenarios, simulate or schedule runs (that is the CLI's job); everything here
@@ -27,16 +29,14 @@ use std::path::Path;
 use super::chart::{MetricBar, MetricPanel, QueueSeries};
 use super::run::{Gauge, RunReport};
 use super::write::{csv_field, write_atomic, Fixed3, WriteError};
-use crate::model::time::{SimDuration, SimTime};
+use crate::model::time::SimTime;
 
 pub const COMPARE_FILE: &str = "compare.csv";
 pub const PAIRED_FILE: &str = "paired.csv";
 pub const COMPARE_HEADER: &str = "setting,seeds,metric,mean,ci95_low,ci95_high,min,max";
 pub const PAIRED_HEADER: &str = "setting,baseline,metric,mean_diff,ci95_low,ci95_high";
 
-/// How long after the last rollout finished the shift is still watched (`p99_shift_ms`): the
-/// queues and the autoscaler take a while to settle after the split stops moving.
-pub const SHIFT_SETTLE: SimDuration = SimDuration::from_secs(60);
+pub use super::run::SHIFT_SETTLE;
 
 /// A `--set` list is malformed.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +264,23 @@ impl Metric {
             Metric::IngressOverflow => "ingress_overflow",
         }
     }
+
+    /// What the metric is, with its unit: the compare chart's panel title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Metric::RejectedQp => "503 rejected by queue-proxies (requests)",
+            Metric::Expired => "504 expired (requests)",
+            Metric::P99Ms => "p99 latency of the run (ms)",
+            Metric::P99ShiftMs => "worst p99 during the shift (ms)",
+            Metric::PeakQpQueue => "peak queue-proxy queue (requests)",
+            Metric::PeakActivatorQueue => "peak activator queue (requests)",
+            Metric::MaxDesiredPods => "most pods desired (pods)",
+            Metric::RolloutFinishedS => "last rollout finished (s)",
+            Metric::PodSeconds => "pod-seconds (pod·s)",
+            Metric::PeakTotalPods => "most pods at once (pods)",
+            Metric::IngressOverflow => "503 ingress overflow (requests)",
+        }
+    }
 }
 
 /// The metrics `compare.{png,svg}` draws, one panel each, in this order.
@@ -330,34 +347,14 @@ fn rollout_finished(report: &RunReport) -> Option<SimTime> {
     spans.filter_map(|s| s.finished).max()
 }
 
-/// See `Metric::P99ShiftMs`.
+/// See `Metric::P99ShiftMs`: the worst of the revisions' `summary.json` `p99_shift_ms` (one
+/// definition of the shift, `RunReport::shift_windows`).
 fn p99_shift_ms(report: &RunReport, first_event: Option<SimTime>) -> Option<f64> {
-    let first_rollout = report.rollouts().values().filter_map(|s| s.started).min();
-    let start = match (first_event, first_rollout) {
-        (Some(a), Some(b)) => a.min(b),
-        (a, b) => a.or(b)?,
-    };
-    let unfinished = report
-        .rollouts()
-        .values()
-        .any(|s| s.started.is_some() && s.finished.is_none());
-    let window_ns = report.window().0.max(1);
-    let windows = report.windows();
-    let last_window = if unfinished {
-        windows
-    } else {
-        let settled = rollout_finished(report).unwrap_or(start).0 + SHIFT_SETTLE.0;
-        // Windows [k·w, (k+1)·w) that start before `settled`.
-        usize::try_from((settled + window_ns - 1).div_euclid(window_ns))
-            .unwrap_or(0)
-            .min(windows)
-    };
-    let first_window = usize::try_from(start.0.div_euclid(window_ns)).unwrap_or(0);
-    (first_window..last_window)
-        .flat_map(|w| (0..report.revisions().len()).map(move |r| (w, r)))
-        .filter_map(|(w, r)| report.cell(w, r).p99_us)
-        .max()
-        .map(|us| us as f64 / 1000.0)
+    report
+        .p99_shift_ms(first_event)
+        .into_iter()
+        .flatten()
+        .reduce(f64::max)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -431,6 +428,41 @@ pub fn estimate(values: &[f64]) -> Option<Estimate> {
     })
 }
 
+/// Resamples of `bootstrap_ci95`.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+
+/// The seed of `bootstrap_ci95`'s generator: fixed, so the same values give the same interval.
+const BOOTSTRAP_SEED: u64 = 0x5EED_B007;
+
+/// The percentile bootstrap 95% interval of the mean of `values`: the 2.5th and 97.5th
+/// percentiles (nearest rank) of the means of `BOOTSTRAP_RESAMPLES` resamples drawn with
+/// replacement by a generator with a fixed seed. Unlike Student's t it never leaves
+/// `[min, max]` of the values, so the interval of a count never goes below 0. `None` with
+/// fewer than two values.
+pub fn bootstrap_ci95(values: &[f64]) -> Option<(f64, f64)> {
+    use rand::{RngExt, SeedableRng};
+    let n = values.len();
+    if n < 2 {
+        return None;
+    }
+    let mut rng = rand_pcg::Pcg64Mcg::seed_from_u64(BOOTSTRAP_SEED);
+    let mut means: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| (0..n).map(|_| values[rng.random_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    means.sort_by(f64::total_cmp);
+    let at = |q: f64| means[(q * (BOOTSTRAP_RESAMPLES - 1) as f64).round() as usize];
+    Some((at(0.025), at(0.975)))
+}
+
+/// `estimate` with the percentile bootstrap interval (`bootstrap_ci95`) instead of Student's t:
+/// `compare.csv`'s means, whose metrics (counts, latencies, durations) cannot be negative.
+pub fn estimate_bootstrap(values: &[f64]) -> Option<Estimate> {
+    estimate(values).map(|e| Estimate {
+        ci95: bootstrap_ci95(values),
+        ..e
+    })
+}
+
 /// Differences `setting − baseline` seed by seed, over the seeds where both are defined.
 pub fn paired_diffs(setting: &[Option<f64>], baseline: &[Option<f64>]) -> Vec<f64> {
     setting
@@ -485,7 +517,7 @@ impl Comparison {
         CHART_METRICS
             .iter()
             .map(|&metric| MetricPanel {
-                metric: metric.name().to_string(),
+                metric: metric.title().to_string(),
                 bars: summary
                     .iter()
                     .filter(|(_, m, _)| *m == metric)
@@ -508,13 +540,14 @@ impl Comparison {
             .collect()
     }
 
-    /// The estimate of every setting × metric, in setting then `Metric::ALL` order.
+    /// The estimate of every setting × metric, in setting then `Metric::ALL` order, with the
+    /// percentile bootstrap interval (`bootstrap_ci95`).
     pub fn summary(&self) -> Vec<(usize, Metric, Option<Estimate>)> {
         let mut rows = Vec::new();
         for s in 0..self.labels.len() {
             for (m, &metric) in Metric::ALL.iter().enumerate() {
                 let values: Vec<f64> = self.series(s, m).into_iter().flatten().collect();
-                rows.push((s, metric, estimate(&values)));
+                rows.push((s, metric, estimate_bootstrap(&values)));
             }
         }
         rows
@@ -639,6 +672,56 @@ impl Comparison {
             .collect()
     }
 
+    /// The findings of `sentences` grouped per metric (for `report.html`): first what they
+    /// are, then one sentence per metric with each setting by its short label (the values of
+    /// its `--set` paths), e.g. `peak_activator_queue: 60s -7810 ± 120; 120s -8010 ± 95`; a
+    /// setting whose interval contains 0 says `(includes 0)`, one equal in every seed
+    /// `identical`. Metrics without any paired estimate are left out; with a single setting
+    /// there is nothing to compare and no sentence.
+    pub fn grouped_sentences(&self) -> Vec<String> {
+        let (short, axis) = super::chart::short_labels(&self.labels);
+        let paired = self.paired();
+        let per_metric: Vec<String> = Metric::ALL
+            .iter()
+            .filter_map(|&metric| {
+                let parts: Vec<String> = paired
+                    .iter()
+                    .filter(|(s, m, _)| *s > 0 && *m == metric)
+                    .filter_map(|(s, _, est)| {
+                        let est = est.as_ref()?;
+                        let label = &short[*s];
+                        if est.min == 0.0 && est.max == 0.0 {
+                            return Some(format!("{label} identical in every seed"));
+                        }
+                        let (lo, hi) = est.ci95?;
+                        let half = (hi - lo) / 2.0;
+                        let dp = decimals(est.mean.abs().max(half));
+                        let zero = if lo <= 0.0 && 0.0 <= hi {
+                            " (includes 0)"
+                        } else {
+                            ""
+                        };
+                        Some(format!(
+                            "{label} {} ± {half:.dp$}{zero}",
+                            signed(est.mean, dp)
+                        ))
+                    })
+                    .collect();
+                (!parts.is_empty()).then(|| format!("{}: {}", metric.name(), parts.join("; ")))
+            })
+            .collect();
+        if per_metric.is_empty() {
+            return per_metric;
+        }
+        let mut out = vec![format!(
+            "Differences against {} ({axis}), per metric: the mean paired difference ± the \
+             half-width of its 95% CI (Student's t over the seeds):",
+            short[0]
+        )];
+        out.extend(per_metric);
+        out
+    }
+
     /// Writes `compare.csv` and `paired.csv` into `dir` (created if needed), each atomically.
     pub fn write(&self, dir: &Path) -> Result<(), WriteError> {
         std::fs::create_dir_all(dir).map_err(|source| WriteError::CreateDir {
@@ -757,6 +840,30 @@ mod tests {
     }
 
     #[test]
+    fn the_bootstrap_interval_of_a_count_stays_in_its_range() {
+        // peak_qp_queue 0, 0, 1 over three seeds: Student's t goes below 0, the bootstrap not
+        let values = [0.0, 0.0, 1.0];
+        let (t_lo, _) = estimate(&values).and_then(|e| e.ci95).expect("t");
+        assert!(t_lo < 0.0, "{t_lo}");
+        let (lo, hi) = bootstrap_ci95(&values).expect("bootstrap");
+        assert!(
+            (0.0..=1.0).contains(&lo) && (lo..=1.0).contains(&hi),
+            "{lo}..{hi}"
+        );
+        assert!(
+            lo < 1.0 / 3.0 && hi > 1.0 / 3.0,
+            "around the mean: {lo}..{hi}"
+        );
+        // seeded: the same values give the same interval
+        assert_eq!(bootstrap_ci95(&values), Some((lo, hi)));
+        // a wide sample: the interval narrows with more values
+        let many: Vec<f64> = (0..40).map(|i| f64::from(i % 10)).collect();
+        let (a, b) = bootstrap_ci95(&many).expect("bootstrap");
+        assert!(a > 3.0 && b < 6.0, "{a}..{b}");
+        assert_eq!(bootstrap_ci95(&[5.0]), None, "one value has no interval");
+    }
+
+    #[test]
     fn values_split_at_top_level_commas() {
         // (list, values or error)
         let cases: [(&str, Result<Vec<&str>, &str>); 8] = [
@@ -848,14 +955,11 @@ mod tests {
         let lines: Vec<&str> = compare.lines().collect();
         assert_eq!(lines[0], COMPARE_HEADER);
         assert_eq!(lines.len(), 1 + 2 * METRICS);
-        let half = 4.302653 * 2.0 / 3f64.sqrt();
+        let (lo, hi) = bootstrap_ci95(&[10.0, 12.0, 14.0]).expect("3 values");
+        assert!((10.0..12.0).contains(&lo) && hi > 12.0 && hi <= 14.0);
         assert_eq!(
             lines[1],
-            format!(
-                "a=1,3,rejected_qp,12.000,{:.3},{:.3},10.000,14.000",
-                12.0 - half,
-                12.0 + half
-            )
+            format!("a=1,3,rejected_qp,12.000,{lo:.3},{hi:.3},10.000,14.000")
         );
         assert_eq!(lines[2], "a=1,3,expired,1.000,1.000,1.000,1.000,1.000");
         assert_eq!(lines[3], "a=1,0,p99_ms,,,,,", "undefined everywhere");
@@ -886,6 +990,17 @@ mod tests {
                 format!("a=2 vs a=1: rejected_qp -6.0 ± {half:.1} (95% CI)"),
                 "a=2 vs a=1: expired identical in every seed".to_string(),
             ]
+        );
+        assert_eq!(
+            c.grouped_sentences(),
+            [
+                "Differences against 1 (a), per metric: the mean paired difference ± the \
+                 half-width of its 95% CI (Student's t over the seeds):"
+                    .to_string(),
+                format!("rejected_qp: 2 -6.0 ± {half:.1}"),
+                "expired: 2 identical in every seed".to_string(),
+            ],
+            "one finding per metric"
         );
     }
 }

@@ -32,8 +32,11 @@
 //! order) {the same eleven, `routed`,
 //! `latency_ms` {`mean`, `p50`, `p90`, `p99`, `p999`, `max`} or null, `peak_qp_queue`,
 //! `peak_activator_queue`, `max_desired_pods`, `max_ready_pods`, `panic_seconds`,
-//! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`}}, `cost`
-//! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null}, `rollout` (configuration names
+//! `cold_starts`, `pod_crashes`, `pod_restarts`, `cost` {`pod_seconds`, `peak_pods`},
+//! `worst_window` {`p99_ms`, `start_s`, `end_s`, `served`} or null, `p99_shift_ms` or null (the
+//! worst p99 during the shift, `RunReport::shift_windows`)}, `cost`
+//! {`pod_seconds`, `peak_total_pods`}, `split` {`max_abs_error_pct` or null, `noise_at_max_pct`
+//! or null, `windows_measured`, `windows_outside_band` (`SplitNoise`)}, `rollout` (configuration names
 //! sorted) {`started_s`, `finished_s`}, `engine` {`events`, `wall_s`, `sim_s`}, `analysis` (when
 //! configured), `outside_requests` {`requests`, `served`, `statuses`} (only for `splitlab live
 //! --listen`: requests from outside clients, not in `requests`, see
@@ -67,7 +70,7 @@ pub const ANALYSIS_FILE: &str = "analysis.csv";
 
 pub const TIMESERIES_HEADER: &str = "t_s,revision,programmed_pct,routed,observed_pct,served,\
 rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,\
-app_error,bad_gateway,ingress_overflow";
+app_error,bad_gateway,ingress_overflow,expired_activator,expired_qp,client_cancelled,errors";
 pub const ROUTES_HEADER: &str = "t_s,tag,revision,percent";
 pub const REQUESTS_HEADER: &str =
     "id,arrived_s,finished_s,revision,default_group,via_activator,outcome,status,latency_ms";
@@ -115,6 +118,35 @@ pub struct AnalysisSummary {
 /// default-group requests were routed in it (to any revision): with fewer, a per-request picker's
 /// binomial noise alone (±10 points at n = 100, p = 0.5) would dominate the figure.
 pub const SPLIT_ERROR_MIN_REQUESTS: u64 = 100;
+
+/// How long after the last rollout finished the shift is still watched (`p99_shift_ms`): the
+/// queues and the autoscaler take a while to settle after the split stops moving.
+pub const SHIFT_SETTLE: SimDuration = SimDuration::from_secs(60);
+
+/// The split's largest error beside the noise a per-request picker makes anyway
+/// (`summary.json` `split`, besides `max_abs_error_pct`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitNoise {
+    /// The binomial 95% half-width, in percentage points, at the programmed share and the
+    /// default-group count of the window where the largest error was.
+    pub noise_at_max_pct: f64,
+    /// The window-revision pairs measured: windows with at least `SPLIT_ERROR_MIN_REQUESTS`
+    /// default-group requests and a programmed split, revisions programmed strictly between 0%
+    /// and 100% (at 0% or 100% the share has no noise to compare with).
+    pub measured: u64,
+    /// Of those, the ones whose observed share is outside the binomial 95% band
+    /// `p ± 1.96·√(p(1−p)/n)`: about 5% from noise alone.
+    pub outside_band: u64,
+}
+
+/// `part` of `whole` in percent (0 of nothing).
+fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
 
 /// HDR histograms keep 3 significant digits: percentiles are within 0.1% of the true value.
 const SIGFIG: u8 = 3;
@@ -359,11 +391,54 @@ pub struct WindowCell {
     pub bad_gateway: u64,
     /// 503 UO from the gateway's circuit breaker.
     pub ingress_overflow: u64,
+    /// The two kinds of `expired`, apart.
+    pub expired_activator: u64,
+    pub expired_qp: u64,
+    /// The client gave up first.
+    pub client_cancelled: u64,
+    /// Anything else (`Outcome::Error`: no route, no endpoint, a connection error).
+    pub errors: u64,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
     pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
     pub p50_us: Option<u64>,
     pub p99_us: Option<u64>,
+}
+
+impl WindowCell {
+    /// Counts a request that ended in this window with `outcome`.
+    fn count(&mut self, outcome: Outcome) {
+        let slot = match outcome {
+            Outcome::Served => &mut self.served,
+            Outcome::RejectedQp => &mut self.rejected_qp,
+            Outcome::ExpiredActivator => {
+                self.expired += 1;
+                &mut self.expired_activator
+            }
+            Outcome::ExpiredQp => {
+                self.expired += 1;
+                &mut self.expired_qp
+            }
+            Outcome::ClientCancelled => &mut self.client_cancelled,
+            Outcome::AppError => &mut self.app_error,
+            Outcome::BadGateway => &mut self.bad_gateway,
+            Outcome::Error => &mut self.errors,
+            Outcome::IngressOverflow => &mut self.ingress_overflow,
+        };
+        *slot += 1;
+    }
+
+    /// Requests that ended in the window, all outcomes.
+    pub fn ended(&self) -> u64 {
+        self.served
+            + self.rejected_qp
+            + self.expired
+            + self.client_cancelled
+            + self.app_error
+            + self.bad_gateway
+            + self.errors
+            + self.ingress_overflow
+    }
 }
 
 /// What the recorder tracks for one revision.
@@ -463,6 +538,8 @@ pub struct RunRecorder {
     revs: Vec<RevisionState>,
     /// Closed windows and the current one, `window * revisions + revision`.
     cells: Vec<WindowCell>,
+    /// Per window, the outcomes of requests that reached no revision.
+    unrouted: Vec<WindowCell>,
     totals: Counts,
     rollouts: BTreeMap<String, RolloutSpan>,
     routes_csv: String,
@@ -515,6 +592,7 @@ impl RunRecorder {
             touched: false,
             revs,
             cells,
+            unrouted: vec![WindowCell::default()],
             totals: Counts::default(),
             rollouts: BTreeMap::new(),
             routes_csv: format!("{ROUTES_HEADER}\n"),
@@ -572,16 +650,15 @@ impl RunRecorder {
                 st.latency_max_us = st.latency_max_us.max(latency_us);
                 st.window_max_us = st.window_max_us.max(latency_us);
             }
-            let cell = self.cell_mut(r);
-            match rec.outcome {
-                Outcome::Served => cell.served += 1,
-                Outcome::RejectedQp => cell.rejected_qp += 1,
-                Outcome::ExpiredActivator | Outcome::ExpiredQp => cell.expired += 1,
-                Outcome::AppError => cell.app_error += 1,
-                Outcome::BadGateway => cell.bad_gateway += 1,
-                Outcome::IngressOverflow => cell.ingress_overflow += 1,
-                Outcome::ClientCancelled | Outcome::Error => {}
-            }
+            self.cell_mut(r).count(rec.outcome);
+            self.touched = true;
+        } else {
+            // A request that reached no revision (no route, a connection error): its window's
+            // unrouted row, so a run of nothing but failures still shows them per window.
+            self.unrouted
+                .last_mut()
+                .expect("one unrouted cell per window, the current one last")
+                .count(rec.outcome);
             self.touched = true;
         }
         if let Some(spool) = self.spool.as_mut() {
@@ -764,6 +841,7 @@ impl RunRecorder {
         } else {
             // The window starting exactly at `end` holds nothing: drop its row.
             self.cells.truncate(self.cells.len() - n);
+            self.unrouted.pop();
         }
 
         self.totals.in_flight_at_end = in_flight_at_end
@@ -816,6 +894,8 @@ impl RunRecorder {
             latency: overall_latency(&self.revs),
             window: SimDuration(self.window_ns),
             cells: self.cells,
+            unrouted: self.unrouted,
+            first_event: None,
             max_abs_error_pct: None,
             cost,
             rollouts: self.rollouts,
@@ -898,6 +978,7 @@ impl RunRecorder {
         self.window_start = start;
         self.segment_start = start;
         self.touched = false;
+        self.unrouted.push(WindowCell::default());
         // A gauge holds its value across the boundary, so that value is the new window's
         // maximum so far.
         for st in &self.revs {
@@ -965,6 +1046,10 @@ pub struct RunReport {
     latency: Option<LatencySummary>,
     window: SimDuration,
     cells: Vec<WindowCell>,
+    /// Per window, the outcomes of requests that reached no revision.
+    unrouted: Vec<WindowCell>,
+    /// The scenario's first timeline event, where the shift may start (`p99_shift_ms`).
+    first_event: Option<SimTime>,
     max_abs_error_pct: Option<f64>,
     cost: Cost,
     rollouts: BTreeMap<String, RolloutSpan>,
@@ -1005,8 +1090,74 @@ impl RunReport {
         self.protocol = protocol;
     }
 
+    /// The time of the scenario's first timeline event (`None`: none, as in `splitlab load`):
+    /// where the shift of `p99_shift_ms` may start before any rollout does.
+    pub fn set_first_event(&mut self, first_event: Option<SimTime>) {
+        self.first_event = first_event;
+    }
+
     pub fn meta(&self) -> &RunMeta {
         &self.meta
+    }
+
+    /// The outcomes of window `window`'s requests that reached no revision.
+    pub fn unrouted_cell(&self, window: usize) -> &WindowCell {
+        &self.unrouted[window]
+    }
+
+    /// Whether any request reached no revision: `timeseries.csv` then has a row with an empty
+    /// `revision` per window.
+    pub fn has_unrouted(&self) -> bool {
+        self.unrouted.iter().any(|c| c.ended() > 0)
+    }
+
+    /// The metrics windows of the shift, `first..last`: from the window holding the first
+    /// timeline event or the first rollout start, whichever is earlier (`first_event`), to the
+    /// last window that starts before `SHIFT_SETTLE` after the last rollout finished (after its
+    /// start when no gradual rollout happened, as with rollout-duration 0; to the end of the run
+    /// when a rollout never finished). `None` without timeline events and rollouts.
+    pub fn shift_windows(&self, first_event: Option<SimTime>) -> Option<std::ops::Range<usize>> {
+        let first_rollout = self.rollouts.values().filter_map(|s| s.started).min();
+        let start = match (first_event, first_rollout) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b)?,
+        };
+        let unfinished = self
+            .rollouts
+            .values()
+            .any(|s| s.started.is_some() && s.finished.is_none());
+        let window_ns = self.window.0.max(1);
+        let windows = self.windows();
+        let last_window = if unfinished {
+            windows
+        } else {
+            let finished = self.rollouts.values().filter_map(|s| s.finished).max();
+            let settled = finished.unwrap_or(start).0.saturating_add(SHIFT_SETTLE.0);
+            // Windows [k·w, (k+1)·w) that start before `settled`.
+            usize::try_from((settled.saturating_add(window_ns - 1)).div_euclid(window_ns))
+                .unwrap_or(0)
+                .min(windows)
+        };
+        let first_window = usize::try_from(start.0.div_euclid(window_ns)).unwrap_or(0);
+        Some(first_window..last_window.max(first_window))
+    }
+
+    /// Per revision (in order), the worst p99 during the shift (`shift_windows`), in
+    /// milliseconds: the highest of its windows' p99 (`timeseries.csv` `p99_ms`). `None` without
+    /// a shift or when the revision served nothing then.
+    pub fn p99_shift_ms(&self, first_event: Option<SimTime>) -> Vec<Option<f64>> {
+        let Some(range) = self.shift_windows(first_event) else {
+            return vec![None; self.revisions.len()];
+        };
+        (0..self.revisions.len())
+            .map(|r| {
+                range
+                    .clone()
+                    .filter_map(|w| self.cell(w, r).p99_us)
+                    .max()
+                    .map(|us| us as f64 / 1000.0)
+            })
+            .collect()
     }
 
     /// The top-level counts; requests never routed count only here.
@@ -1116,22 +1267,67 @@ impl RunReport {
     }
 
     fn compute_max_abs_error_pct(&self) -> Option<f64> {
-        let mut max: Option<f64> = None;
-        for w in 0..self.windows() {
+        self.split_errors().map(|(err, _)| err)
+    }
+
+    /// The largest split error and where it was, `(error, window, revision)` over the windows
+    /// that qualify (see `max_abs_error_pct`); the earliest of a tie.
+    fn split_errors(&self) -> Option<(f64, (usize, usize))> {
+        let mut max: Option<(f64, (usize, usize))> = None;
+        for w in self.split_windows() {
+            for r in 0..self.revisions.len() {
+                let observed = self.observed_pct(w, r).unwrap_or(0.0);
+                let err = (observed - self.cell(w, r).programmed_pct).abs();
+                if max.is_none_or(|(m, _)| err > m) {
+                    max = Some((err, (w, r)));
+                }
+            }
+        }
+        max
+    }
+
+    /// Windows with at least `SPLIT_ERROR_MIN_REQUESTS` default-group requests and a programmed
+    /// split: where the split's error is measured.
+    fn split_windows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.windows()).filter(|&w| {
             let programmed: f64 = (0..self.revisions.len())
                 .map(|r| self.cell(w, r).programmed_pct)
                 .sum();
             // No programmed split in this window: there is nothing to measure the error against.
-            if self.default_total(w) < SPLIT_ERROR_MIN_REQUESTS || programmed == 0.0 {
-                continue;
-            }
+            self.default_total(w) >= SPLIT_ERROR_MIN_REQUESTS && programmed > 0.0
+        })
+    }
+
+    /// The split's largest error beside binomial noise (see `SplitNoise`); `None` when no
+    /// window qualifies.
+    pub fn split_noise(&self) -> Option<SplitNoise> {
+        use super::accuracy::{binomial_se, Z95};
+        let half_pct = |p_pct: f64, n: u64| Z95 * binomial_se(p_pct / 100.0, n) * 100.0;
+        let (_, (w_max, r_max)) = self.split_errors()?;
+        let (mut measured, mut outside_band) = (0, 0);
+        for w in self.split_windows() {
+            let n = self.default_total(w);
             for r in 0..self.revisions.len() {
+                let p = self.cell(w, r).programmed_pct;
+                if p <= 0.0 || p >= 100.0 {
+                    continue;
+                }
+                measured += 1;
                 let observed = self.observed_pct(w, r).unwrap_or(0.0);
-                let err = (observed - self.cell(w, r).programmed_pct).abs();
-                max = Some(max.map_or(err, |m: f64| m.max(err)));
+                // a share exactly on the band's edge is inside
+                if (observed - p).abs() > half_pct(p, n) + 1e-9 {
+                    outside_band += 1;
+                }
             }
         }
-        max
+        Some(SplitNoise {
+            noise_at_max_pct: half_pct(
+                self.cell(w_max, r_max).programmed_pct,
+                self.default_total(w_max),
+            ),
+            measured,
+            outside_band,
+        })
     }
 
     /// Writes `summary.json`, `timeseries.csv`, `routes.csv`, `autoscaler.csv` (the header
@@ -1178,6 +1374,7 @@ impl RunReport {
         writeln!(w, "{TIMESERIES_HEADER}")?;
         let names: Vec<_> = self.revisions.iter().map(|r| csv_field(&r.name)).collect();
         let opt_ms = |us: Option<u64>| us.map(|us| Ms(us).to_string()).unwrap_or_default();
+        let has_unrouted = self.has_unrouted();
         for k in 0..self.windows() {
             let start = SimTime((k as i64).saturating_mul(self.window.0));
             for (r, name) in names.iter().enumerate() {
@@ -1190,7 +1387,7 @@ impl RunReport {
                 writeln!(
                     w,
                     "{start},{name},{},{},{observed},{},{},{},{qp},{act},{in_flight},{ready},{},{},\
-                     {desired},{},{},{}",
+                     {desired},{},{},{},{},{},{},{}",
                     Fixed3(c.programmed_pct),
                     c.routed,
                     c.served,
@@ -1201,6 +1398,27 @@ impl RunReport {
                     c.app_error,
                     c.bad_gateway,
                     c.ingress_overflow,
+                    c.expired_activator,
+                    c.expired_qp,
+                    c.client_cancelled,
+                    c.errors,
+                )?;
+            }
+            if has_unrouted {
+                let u = self.unrouted_cell(k);
+                writeln!(
+                    w,
+                    "{start},,0.000,0,,{},{},{},0,0,0,0,,,0,{},{},{},{},{},{},{}",
+                    u.served,
+                    u.rejected_qp,
+                    u.expired,
+                    u.app_error,
+                    u.bad_gateway,
+                    u.ingress_overflow,
+                    u.expired_activator,
+                    u.expired_qp,
+                    u.client_cancelled,
+                    u.errors,
                 )?;
             }
         }
@@ -1208,19 +1426,27 @@ impl RunReport {
     }
 
     fn summary_doc(&self) -> SummaryDoc<'_> {
+        let noise = self.split_noise();
         SummaryDoc {
             scenario: &self.meta.scenario,
             seed: self.meta.seed,
             mode: &self.meta.mode,
             protocol: self.protocol.as_deref(),
             requests: &self.totals,
-            revisions: RevisionsDoc(&self.revisions, self.worst_windows()),
+            revisions: RevisionsDoc(
+                &self.revisions,
+                self.worst_windows(),
+                self.p99_shift_ms(self.first_event),
+            ),
             cost: CostDoc {
                 pod_seconds: round3(self.cost.pod_seconds),
                 peak_total_pods: self.cost.peak_total_pods,
             },
             split: SplitDoc {
                 max_abs_error_pct: self.max_abs_error_pct.map(round3),
+                noise_at_max_pct: noise.map(|n| round3(n.noise_at_max_pct)),
+                windows_measured: noise.map_or(0, |n| n.measured),
+                windows_outside_band: noise.map_or(0, |n| n.outside_band),
             },
             rollout: self
                 .rollouts
@@ -1386,13 +1612,25 @@ impl RunReport {
                 ));
             }
         }
-        line(match self.max_abs_error_pct {
-            Some(err) => format!(
+        line(match (self.max_abs_error_pct, self.split_noise()) {
+            // Every measured share programmed 0% or 100%: there is no noise to compare with.
+            (Some(err), Some(noise)) if noise.measured == 0 => format!(
                 "split: max abs error {err:.3} pct points (windows of {} with >= {} \
                  default-group requests)",
                 self.window, SPLIT_ERROR_MIN_REQUESTS
             ),
-            None => format!(
+            (Some(err), Some(noise)) => format!(
+                "split: max abs error {err:.3} pct points (windows of {} with >= {} \
+                 default-group requests); binomial 95% noise there ±{:.3}; {} of {} \
+                 window shares outside their 95% band ({:.1}%, about 5% from noise alone)",
+                self.window,
+                SPLIT_ERROR_MIN_REQUESTS,
+                noise.noise_at_max_pct,
+                noise.outside_band,
+                noise.measured,
+                percent(noise.outside_band, noise.measured),
+            ),
+            _ => format!(
                 "split: no error measured (no window of {} had both a programmed split and >= {} \
                  default-group requests)",
                 self.window, SPLIT_ERROR_MIN_REQUESTS
@@ -1444,12 +1682,16 @@ struct SummaryDoc<'a> {
 }
 
 /// The revisions as a JSON object in index order (a `BTreeMap` would sort them by name).
-struct RevisionsDoc<'a>(&'a [RevisionSummary], Vec<Option<WorstWindow>>);
+struct RevisionsDoc<'a>(
+    &'a [RevisionSummary],
+    Vec<Option<WorstWindow>>,
+    Vec<Option<f64>>,
+);
 
 impl Serialize for RevisionsDoc<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (r, worst) in self.0.iter().zip(&self.1) {
+        for ((r, worst), shift) in self.0.iter().zip(&self.1).zip(&self.2) {
             map.serialize_entry(
                 &r.name,
                 &RevisionDoc {
@@ -1474,6 +1716,7 @@ impl Serialize for RevisionsDoc<'_> {
                         end_s: secs3(w.end.0),
                         served: w.served,
                     }),
+                    p99_shift_ms: *shift,
                 },
             )?;
         }
@@ -1498,6 +1741,9 @@ struct RevisionDoc<'a> {
     cost: RevisionCostDoc,
     /// The window whose p99 was the revision's worst (`None` when it served nothing).
     worst_window: Option<WorstWindowDoc>,
+    /// The worst p99 during the shift (`RunReport::p99_shift_ms`); `None` without a shift or
+    /// when the revision served nothing then.
+    p99_shift_ms: Option<f64>,
 }
 
 /// `summary.json` `revisions.NAME.worst_window`: the `timeseries.csv` window with the highest
@@ -1526,6 +1772,11 @@ struct CostDoc {
 #[derive(Serialize)]
 struct SplitDoc {
     max_abs_error_pct: Option<f64>,
+    /// `SplitNoise::noise_at_max_pct`.
+    noise_at_max_pct: Option<f64>,
+    /// `SplitNoise::measured` and `outside_band`.
+    windows_measured: u64,
+    windows_outside_band: u64,
 }
 
 #[derive(Serialize)]
@@ -1862,12 +2113,15 @@ mod tests {
             let ts = dir.read(TIMESERIES_FILE);
             let rows: Vec<&str> = ts.lines().collect();
             assert_eq!(
-                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0,0",
+                rows[1], "0,a,50.000,60,60.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0",
                 "window 0 of a"
             );
-            assert_eq!(rows[2], "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0,0");
             assert_eq!(
-                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0,0",
+                rows[2],
+                "0,b,50.000,90,40.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0"
+            );
+            assert_eq!(
+                rows[5], "2,a,50.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0",
                 "empty observed_pct"
             );
         }
@@ -2031,6 +2285,76 @@ mod tests {
     }
 
     #[test]
+    fn p99_shift_is_the_worst_window_p99_from_the_shift_start_to_the_settle() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        r.programmed(SimTime::ZERO, "", &split(&[("a", 100)]));
+        // (arrival s, latency ms): 500 ms before the rollout, 40 ms during it, 900 ms more than
+        // SHIFT_SETTLE after it finished
+        for (i, (at_s, ms)) in [(0, 500), (3, 40), (70, 900)].into_iter().enumerate() {
+            let at = at_s * S;
+            r.arrived(SimTime(at));
+            r.routed(SimTime(at), 0, true);
+            r.finished(&rec(i as u64, at, at + ms * MS, Some(0), Outcome::Served));
+            if at_s == 0 {
+                r.rollout_started(SimTime(2 * S), "cfg");
+            } else if at_s == 3 {
+                r.rollout_finished(SimTime(5 * S), "cfg");
+            }
+        }
+        let mut report = r.finish(SimTime(80 * S), &[0], 0, EngineStats::default());
+        // windows 2 (the start) up to 65 s (5 s + 60 s): only the 40 ms window
+        assert_eq!(report.shift_windows(None), Some(2..65));
+        assert_eq!(report.p99_shift_ms(None), [Some(40.0)]);
+        // a timeline event at 0 s starts the shift there: the 500 ms window counts
+        assert_eq!(report.p99_shift_ms(Some(SimTime::ZERO)), [Some(500.0)]);
+        report.set_first_event(Some(SimTime::ZERO));
+        assert_eq!(
+            report.summary_json()["revisions"]["a"]["p99_shift_ms"],
+            500.0
+        );
+    }
+
+    #[test]
+    fn requests_without_a_revision_get_a_row_per_window() {
+        let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
+        // a connection error at 0.5 s and a client cancellation at 1.5 s, both unrouted
+        r.arrived(SimTime(500 * MS));
+        r.finished(&rec(0, 500 * MS, 500 * MS, None, Outcome::Error));
+        r.arrived(SimTime(1500 * MS));
+        r.finished(&rec(
+            1,
+            1500 * MS,
+            1500 * MS,
+            None,
+            Outcome::ClientCancelled,
+        ));
+        let report = r.finish(SimTime(2 * S), &[0], 0, EngineStats::default());
+        assert!(report.has_unrouted());
+        assert_eq!(
+            (
+                report.unrouted_cell(0).errors,
+                report.unrouted_cell(1).client_cancelled
+            ),
+            (1, 1)
+        );
+        let dir = TestDir::new("unrouted");
+        report.write(&dir.0).expect("write");
+        let ts = dir.read(TIMESERIES_FILE);
+        let rows: Vec<&str> = ts
+            .lines()
+            .skip(1)
+            .filter(|l| l.contains(",,0.000,"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "0,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,1",
+                "1,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,1,0"
+            ]
+        );
+    }
+
+    #[test]
     fn worst_window_is_the_highest_p99_and_the_earliest_of_a_tie() {
         let mut r = recorder(&["a"], SimDuration::from_secs(1), false);
         r.programmed(SimTime::ZERO, "", &split(&[("a", 100)]));
@@ -2090,7 +2414,9 @@ mod tests {
                     // 1 pod for the whole 2.5 s
                     "cost": {"pod_seconds": 2.5, "peak_pods": 1},
                     // one window, 1 s: its p99 is the one request's latency
-                    "worst_window": {"p99_ms": 250.5, "start_s": 0.0, "end_s": 1.0, "served": 1}
+                    "worst_window": {"p99_ms": 250.5, "start_s": 0.0, "end_s": 1.0, "served": 1},
+                    // the shift starts with the rollout at 1 s: nothing served since
+                    "p99_shift_ms": null
                 },
                 "b": {
                     "arrived": 2, "served": 0, "rejected_qp": 0, "expired_activator": 1,
@@ -2103,12 +2429,17 @@ mod tests {
                     // 2 pods for 0.2 s, then 1 for 0.5 s
                     "cost": {"pod_seconds": 0.9, "peak_pods": 2},
                     // served nothing: no window has a p99
-                    "worst_window": null
+                    "worst_window": null,
+                    "p99_shift_ms": null
                 }
             },
             // both together: 3 pods at once from 1.8 s to 2 s
             "cost": {"pod_seconds": 3.4, "peak_total_pods": 3},
-            "split": {"max_abs_error_pct": null}, // 4 requests: no window qualifies
+            // 4 requests: no window qualifies
+            "split": {
+                "max_abs_error_pct": null, "noise_at_max_pct": null,
+                "windows_measured": 0, "windows_outside_band": 0
+            },
             "rollout": {"cfg": {"started_s": 1.0, "finished_s": 2.0}},
             "engine": {"events": 42, "wall_s": 0.5, "sim_s": 10.0}
         });
@@ -2177,13 +2508,16 @@ mod tests {
             dir.read(TIMESERIES_FILE),
             "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,\
              qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,\
-             bad_gateway,ingress_overflow\n\
-             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0,0,0\n\
-             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0,0,0\n\
-             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0,0,0\n\
-             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0,0,0\n\
-             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0,0,0\n\
-             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0,0,0\n"
+             bad_gateway,ingress_overflow,expired_activator,expired_qp,client_cancelled,errors\n\
+             0,a,100.000,1,100.000,1,0,0,1,0,0,1,250.500,250.500,1,0,0,0,0,0,0,0\n\
+             0,b,0.000,0,0.000,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0\n\
+             0,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,1\n\
+             1,a,99.000,0,0.000,0,0,0,1,0,0,1,,,1,0,0,0,0,0,0,0\n\
+             1,b,1.000,2,100.000,0,0,1,0,0,0,0,,,2,0,0,0,1,0,0,0\n\
+             1,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0\n\
+             2,a,99.000,0,,0,0,0,1,0,0,1,,,1,0,0,0,0,0,0,0\n\
+             2,b,1.000,0,,0,0,0,0,0,0,0,,,2,0,0,0,0,0,0,0\n\
+             2,,0.000,0,,0,0,0,0,0,0,0,,,0,0,0,0,0,0,0,0\n"
         );
         assert_eq!(
             dir.read(AUTOSCALER_FILE),
@@ -2437,9 +2771,9 @@ mod tests {
             assert_eq!(report.cell(k, 1).gauge_max[4], b, "window {k} of b");
             for (r, want) in [(0, a), (1, b)] {
                 let row = rows[k * 2 + r];
-                // desired_pods, then app_error, bad_gateway and ingress_overflow
+                // desired_pods, then seven outcome columns added later
                 assert_eq!(
-                    row.rsplit(',').nth(3),
+                    row.rsplit(',').nth(7),
                     Some(want.to_string().as_str()),
                     "{row}"
                 );

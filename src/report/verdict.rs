@@ -149,7 +149,13 @@ pub fn sentences(summary: &Value) -> Vec<String> {
         }
     }
 
-    if let Some(err) = number(summary, &["split", "max_abs_error_pct"]) {
+    let noise = number(summary, &["split", "noise_at_max_pct"]);
+    let measured = number(summary, &["split", "windows_measured"]).unwrap_or(0.0);
+    let outside = number(summary, &["split", "windows_outside_band"]).unwrap_or(0.0);
+    let max_gap = number(summary, &["split", "max_abs_error_pct"]);
+    if let (Some(err), Some(noise), true) = (max_gap, noise, measured > 0.0) {
+        out.push(split_sentence(err, noise, outside, measured));
+    } else if let Some(err) = number(summary, &["split", "max_abs_error_pct"]) {
         out.push(format!(
             "Split: the largest gap between a window's observed share and the programmed split was \
              {err:.1} percentage points (binomial noise alone gives a few points in windows of a \
@@ -278,6 +284,7 @@ pub fn key_table(summary: &Value) -> Option<Table> {
         "p99 ms",
         "worst window p99 ms",
         "worst window",
+        "worst p99 in the shift ms",
         "peak QP queue",
         "peak activator queue",
         "max ready pods",
@@ -303,6 +310,7 @@ pub fn key_table(summary: &Value) -> Option<Table> {
                 opt(number(rev, &["latency_ms", "p99"])),
                 opt(worst.and_then(|w| number(w, &["p99_ms"]))),
                 window,
+                opt(number(rev, &["p99_shift_ms"])),
                 count(rev, "peak_qp_queue").to_string(),
                 count(rev, "peak_activator_queue").to_string(),
                 count(rev, "max_ready_pods").to_string(),
@@ -315,6 +323,28 @@ pub fn key_table(summary: &Value) -> Option<Table> {
         header: header.iter().map(|h| h.to_string()).collect(),
         rows,
     })
+}
+
+/// The split's largest gap beside the noise at its window, and how many window shares were
+/// outside their binomial 95% band. Noise alone puts about 5% of them outside; the split is
+/// called more than noise when the count exceeds that by more than 3 standard deviations of a
+/// Binomial(measured, 0.05) (plus one, for small counts).
+fn split_sentence(err: f64, noise: f64, outside: f64, measured: f64) -> String {
+    let expected = 0.05 * measured;
+    let limit = expected + 3.0 * (measured * 0.05 * 0.95).sqrt() + 1.0;
+    let verdict = if outside <= limit {
+        "within binomial noise"
+    } else {
+        "more than binomial noise explains: look at the split chart's dots outside the band"
+    };
+    format!(
+        "Split: the largest gap between a window's observed share and the programmed split was \
+         {err:.1} percentage points, where binomial noise alone spans ±{noise:.1}; {} of {} \
+         window shares ({:.1}%) were outside their 95% band, about 5% from noise alone: {verdict}.",
+        thousands(outside as u64),
+        thousands(measured as u64),
+        outside * 100.0 / measured,
+    )
 }
 
 #[cfg(test)]
@@ -379,6 +409,49 @@ mod tests {
     }
 
     #[test]
+    fn the_split_gap_is_said_beside_its_noise() {
+        // (max gap, noise there, outside, measured, sentence ends)
+        let cases = [
+            // 4.6 points at ±4.8 noise, 9 of 160 outside (5.6%): noise
+            (
+                4.6,
+                4.8,
+                9.0,
+                160.0,
+                "9 of 160 window shares (5.6%) were outside their 95% \
+              band, about 5% from noise alone: within binomial noise.",
+            ),
+            // 40 of 160 outside: more than noise
+            (
+                12.0,
+                4.8,
+                40.0,
+                160.0,
+                "40 of 160 window shares (25.0%) were outside their 95% \
+              band, about 5% from noise alone: more than binomial noise explains: look at the \
+              split chart's dots outside the band.",
+            ),
+        ];
+        for (err, noise, outside, measured, end) in cases {
+            let mut s = summary(serde_json::json!({}), serde_json::json!({"arrived": 0}));
+            s["split"] = serde_json::json!({
+                "max_abs_error_pct": err, "noise_at_max_pct": noise,
+                "windows_measured": measured, "windows_outside_band": outside
+            });
+            let got = sentences(&s);
+            let split = got
+                .iter()
+                .find(|l| l.starts_with("Split:"))
+                .expect("a split sentence");
+            assert!(
+                split.contains(&format!("binomial noise alone spans ±{noise:.1}")),
+                "{split}"
+            );
+            assert!(split.ends_with(end), "{split}");
+        }
+    }
+
+    #[test]
     fn failures_are_counted_by_cause_largest_first() {
         let s = summary(
             serde_json::json!({
@@ -437,18 +510,19 @@ mod tests {
                 "a": {"arrived": 10, "served": 8, "app_error": 2,
                       "latency_ms": {"p50": 1.25, "p99": 9.0},
                       "worst_window": {"p99_ms": 20.0, "start_s": 3.0, "end_s": 4.0, "served": 5},
+                      "p99_shift_ms": 12.5,
                       "peak_qp_queue": 4, "peak_activator_queue": 0, "max_ready_pods": 2},
                 "b": {"arrived": 0, "latency_ms": null},
             }),
             serde_json::json!({"arrived": 10}),
         );
         let t = key_table(&s).expect("revisions");
-        assert_eq!(t.header.len(), 11);
+        assert_eq!(t.header.len(), 12);
         assert_eq!(
             t.rows,
             [
-                ["a", "10", "8", "2", "1.2", "9.0", "20.0", "3–4 s", "4", "0", "2"],
-                ["b", "0", "0", "0", "", "", "", "", "0", "0", "0"],
+                ["a", "10", "8", "2", "1.2", "9.0", "20.0", "3–4 s", "12.5", "4", "0", "2"],
+                ["b", "0", "0", "0", "", "", "", "", "", "0", "0", "0"],
             ]
         );
         assert_eq!(key_table(&serde_json::json!({})), None);

@@ -85,6 +85,8 @@ pub struct SimRun {
     end: SimTime,
     in_flight: Vec<u64>,
     events: u64,
+    /// The scenario's first timeline event, where the shift may start (`p99_shift_ms`).
+    first_event: Option<SimTime>,
     /// Things the run could not do as the scenario asked (e.g. a rejected kn edit).
     pub warnings: Vec<String>,
 }
@@ -97,7 +99,9 @@ impl SimRun {
             wall_s,
             sim_s: self.end.as_secs_f64(),
         };
-        self.recorder.finish(self.end, &self.in_flight, 0, engine)
+        let mut report = self.recorder.finish(self.end, &self.in_flight, 0, engine);
+        report.set_first_event(self.first_event);
+        report
     }
 }
 
@@ -114,6 +118,7 @@ pub fn simulate(scenario: &Scenario, opts: &RunOptions) -> SimRun {
         end: world.now,
         in_flight,
         events: world.events,
+        first_event: scenario.timeline.first().map(|e| e.at),
         warnings: world.warnings,
     }
 }

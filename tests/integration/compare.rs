@@ -60,16 +60,19 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
         svg.contains("compare — canary-rollout"),
         "title names the scenario"
     );
-    for metric in [
-        "peak_activator_queue",
-        "peak_qp_queue",
-        "p99_shift_ms",
-        "max_desired_pods",
-        "expired",
-        "rejected_qp",
+    // panel titles say what each metric is, with its unit
+    for title in [
+        "peak activator queue (requests)",
+        "peak queue-proxy queue (requests)",
+        "worst p99 during the shift (ms)",
+        "most pods desired (pods)",
+        "504 expired (requests)",
+        "503 rejected by queue-proxies (requests)",
     ] {
-        assert!(svg.contains(metric), "a panel for {metric}");
+        assert!(svg.contains(title), "a panel for {title}");
     }
+    // no 503 or 504 in any seed of this scenario: those panels say so
+    assert!(svg.contains("all zero"), "an all-zero panel is said");
     let compare_csv = read(one.join("compare.csv"));
     let p99_mean = compare_csv
         .lines()
@@ -85,6 +88,22 @@ fn compare_is_the_same_for_any_jobs_and_the_baseline_differs_by_zero() {
     assert!(
         html.contains("paired.csv: mean difference"),
         "the paired table"
+    );
+    // the tables' headers say what their cells are, by the settings' values
+    assert!(
+        html.contains("<th>0s: mean [95% CI]</th>"),
+        "compare.csv's header"
+    );
+    assert!(html.contains("<th>0s − 10s</th>"), "paired.csv's header");
+    // the findings: one per metric, not one per setting and metric
+    assert!(
+        html.contains("<li>Differences against 10s (service.rollout_duration), per metric:"),
+        "the findings' lead"
+    );
+    assert_eq!(
+        html.matches("<li>peak_activator_queue: 0s ").count(),
+        1,
+        "one finding for peak_activator_queue"
     );
     assert!(
         html.contains(">0.000 [0.000, 0.000]<"),

@@ -24,6 +24,14 @@ use crate::common::{temp_dir, text};
 /// (page, the section the test reads or "" for the whole page, prefix of the lines the test
 /// takes, test file, test function)
 const READ_BY_TESTS: &[(&str, &str, &str, &str, &str)] = &[
+    // `splitlab live --listen`, driven by `load --expect-rollout` from outside
+    (
+        "docs/load.md",
+        "**Against `splitlab live`.**",
+        "splitlab live ",
+        "load_rollout.rs",
+        "load_expect_rollout_against_splitlab_live_passes_and_a_wrong_manifest_fails",
+    ),
     // the advise study: README and docs/advise.md show the same command
     (
         "README.md",

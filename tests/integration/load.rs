@@ -169,6 +169,24 @@ fn a_run_where_nothing_succeeded_exits_1_and_names_the_causes() {
     );
     // The outputs are written all the same.
     assert_eq!(count(&summary(&out_dir), "errors"), 100);
+    // The failures reached no revision: timeseries.csv counts them in each window's row
+    // without one, and the outcomes chart draws them (it was empty).
+    let ts = std::fs::read_to_string(out_dir.join("timeseries.csv")).expect("timeseries.csv");
+    let header: Vec<&str> = ts.lines().next().expect("header").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let errors: u64 = ts
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .filter(|f| f[col("revision")].is_empty())
+        .map(|f| f[col("errors")].parse::<u64>().expect("errors"))
+        .sum();
+    assert_eq!(errors, 100, "{ts}");
+    let outcomes = std::fs::read_to_string(out_dir.join("outcomes.svg")).expect("outcomes.svg");
+    assert!(
+        outcomes.contains("error: no route, connection"),
+        "the errors' layer"
+    );
 }
 
 /// A backend that answers `METHOD BODY` (the request's method and body) to each request.

@@ -145,7 +145,7 @@ fn run_writes_the_contracted_files() {
     };
     assert_eq!(
         first_line("timeseries.csv"),
-        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,bad_gateway,ingress_overflow"
+        "t_s,revision,programmed_pct,routed,observed_pct,served,rejected_qp,expired,qp_queue,activator_queue,in_flight,ready_pods,p50_ms,p99_ms,desired_pods,app_error,bad_gateway,ingress_overflow,expired_activator,expired_qp,client_cancelled,errors"
     );
     assert_eq!(first_line("routes.csv"), "t_s,tag,revision,percent");
     assert_eq!(
