@@ -27,7 +27,7 @@ const READ_BY_TESTS: &[(&str, &str, &str, &str, &str)] = &[
     // `splitlab live --listen`, driven by `load --expect-rollout` from outside
     (
         "docs/load.md",
-        "**Against `splitlab live`.**",
+        "",
         "splitlab live ",
         "load_rollout.rs",
         "load_expect_rollout_against_splitlab_live_passes_and_a_wrong_manifest_fails",
