@@ -5,7 +5,7 @@
 # against nginx, both driven by h2load.
 #
 # Everything runs on 127.0.0.1 with temporary directories; nothing is installed. A measurement
-# whose tool (wrk, oha, nginx) is missing is skipped with a message.
+# whose tool (wrk, oha, h2load, nginx) is missing is skipped with a message.
 #
 #   benches/live.sh            # full durations (about 3 minutes)
 #   QUICK=1 benches/live.sh    # short durations (a smoke test, numbers not meaningful)
