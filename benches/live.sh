@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Live-mode benchmarks for splitlab: `splitlab load` against wrk and oha, the rate accuracy of
-# the open-loop pacer, and `splitlab gateway` against an nginx weighted upstream.
+# the open-loop pacer, and `splitlab gateway` against an nginx weighted upstream; then the same
+# over HTTP/2 with prior knowledge (h2c): `splitlab load --h2c` against h2load, and the gateway
+# against nginx, both driven by h2load.
 #
 # Everything runs on 127.0.0.1 with temporary directories; nothing is installed. A measurement
-# whose tool (wrk, oha, nginx) is missing is skipped with a message.
+# whose tool (wrk, oha, h2load, nginx) is missing is skipped with a message.
 #
 #   benches/live.sh            # full durations (about 3 minutes)
 #   QUICK=1 benches/live.sh    # short durations (a smoke test, numbers not meaningful)
 #
 # Environment: REPS (throughput runs per generator, default 2), SPLITLAB (binary, default target/release/splitlab), OHA (default oha on PATH,
-# else /opt/oha/bin/oha), WRK, NGINX, C (connections, default 50), KEEP=1 keeps the temp dir.
+# else /opt/oha/bin/oha), WRK, H2LOAD, NGINX, C (connections, default 50), KEEP=1 keeps the temp
+# dir, PORT_BASE (default 8080: the ports used are PORT_BASE+1 to PORT_BASE+13).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -29,6 +32,7 @@ find_tool() { # name, explicit path, fallback path
 WRK=$(find_tool wrk "${WRK:-}" /usr/bin/wrk)
 OHA=$(find_tool oha "${OHA:-}" /opt/oha/bin/oha)
 NGINX=$(find_tool nginx "${NGINX:-}" /usr/sbin/nginx)
+H2LOAD=$(find_tool h2load "${H2LOAD:-}" /usr/bin/h2load)
 
 if [[ ! -x "$SPLITLAB" ]]; then
     echo "live.sh: $SPLITLAB not found; build it with: cargo build --release" >&2
@@ -48,7 +52,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 HOST=hello.default.example.com
-P_V1=8081; P_V2=8082; P_NGLB=8090; P_GW=8091
+B=${PORT_BASE:-8080}
+P_V1=$((B + 1)); P_V2=$((B + 2)); P_NGLB=$((B + 10)); P_GW=$((B + 11))
+# h2c (prior knowledge): backends, nginx's front, the gateway with h2c backends
+P_V1H2=$((B + 3)); P_V2H2=$((B + 4)); P_NGLB_H2=$((B + 12)); P_GW_H2=$((B + 13))
 SUMMARY=()   # rows "measurement|value|target|verdict"
 row() { SUMMARY+=("$1|$2|${3:-}|${4:-}"); }
 skip() { echo "SKIP: $*"; row "$1" "skipped (${2})" "" ""; }
@@ -98,6 +105,10 @@ http {
     default_type text/plain;
     server { listen 127.0.0.1:$P_V1; location / { return 200 "Hello v1!\n"; } }
     server { listen 127.0.0.1:$P_V2; location / { return 200 "Hello v2!\n"; } }
+    # h2c with prior knowledge: before nginx 1.25.1 a cleartext "listen ... http2" port speaks
+    # only HTTP/2 (no HTTP/1.1, no Upgrade); from 1.25.1 "http2 on;" also takes HTTP/1.1.
+    server { listen 127.0.0.1:$P_V1H2 http2; location / { return 200 "Hello v1!\n"; } }
+    server { listen 127.0.0.1:$P_V2H2 http2; location / { return 200 "Hello v2!\n"; } }
     upstream u {
         server 127.0.0.1:$P_V1 weight=9;
         server 127.0.0.1:$P_V2 weight=1;
@@ -111,12 +122,24 @@ http {
             proxy_set_header Connection "";
         }
     }
+    # h2c in and out: nginx proxies HTTP/2 upstream only with grpc_pass (proxy_pass speaks
+    # HTTP/1.x), which relays any request over h2c, as the gateway does.
+    upstream u_h2 {
+        server 127.0.0.1:$P_V1H2 weight=9;
+        server 127.0.0.1:$P_V2H2 weight=1;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$P_NGLB_H2 http2;
+        location / { grpc_pass grpc://u_h2; }
+    }
 }
 EOF
     "$NGINX" -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" \
         -g "daemon off; pid $NGX_DIR/nginx.pid;" &
     PIDS+=($!)
     wait_port $P_V1; wait_port $P_V2; wait_port $P_NGLB
+    wait_port $P_V1H2; wait_port $P_V2H2; wait_port $P_NGLB_H2
 }
 
 have_nginx=0
@@ -248,6 +271,81 @@ EOF
     echo
 elif ((have_nginx)); then
     skip "gateway" "wrk not found"
+fi
+
+# ---------------------------------------------------------------- 4. HTTP/2 (h2c)
+# h2load helpers: requests/s, failures ("" when none), a latency percentile in µs from its
+# per-request log (start µs, status, duration µs; h2load prints no percentiles itself)
+h2_rps() { awk '/^finished in/ {print $4}' "$1"; }
+h2_errors() {
+    awk '/^requests:/ { f = $10 + $12 + $14; if (f > 0) printf "failed %d errored %d timeout %d;", $10, $12, $14 }
+         /^status codes:/ { n = $5 + $7 + $9; if (n > 0) printf "non-2xx %d", n }' "$1"
+}
+h2_pct_us() { # log file, percentile (50, 99)
+    python3 -c "
+import sys
+d = sorted(int(l.split()[2]) for l in open(sys.argv[1]) if l.strip())
+print(d[min(len(d) - 1, int(len(d) * float(sys.argv[2]) / 100))] if d else 0)" "$1" "$2"
+}
+if ((have_nginx)) && [[ -n "$H2LOAD" ]]; then
+    BACKEND_H2=http://127.0.0.1:$P_V1H2/
+    echo "== 4. h2c: load generator throughput, -c $C, one request per connection at a time, ${TPUT_D}s, against nginx :$P_V1H2, best of $REPS"
+    SL=(); H2=(); sl_err=0; h2_e=""
+    for rep in $(seq 1 "$REPS"); do
+        out=$TMP/tput-h2c-splitlab-$rep
+        "$SPLITLAB" load --target "$BACKEND_H2" --h2c --rate max --connections "$C" --duration "${TPUT_D}s" \
+            --classify 'body:v1=v1,body:v2=v2' --expect v1=100 --out "$out" >"$out.log" 2>&1
+        SL+=("$(jget "$out/summary.json" "d['requests']['served'] / $TPUT_D")")
+        sl_err=$((sl_err + $(jget "$out/summary.json" "d['requests']['errors']")))
+        echo "splitlab --h2c #$rep: served/duration = ${SL[-1]} req/s ($(jget "$out/summary.json" "d.get('protocol')"))"
+        f=$TMP/h2load-tput-$rep.txt
+        "$H2LOAD" -c "$C" -m 1 -D "$TPUT_D" "$BACKEND_H2" >"$f" 2>&1 || true
+        H2+=("$(h2_rps "$f")"); e=$(h2_errors "$f"); h2_e+=${e:+" $e"}
+        echo "h2load #$rep: ${H2[-1]} req/s${e:+ [$e]}"
+    done
+    sl_rps=$(best "${SL[@]}"); h=$(best "${H2[@]}")
+    row "h2c throughput splitlab load --h2c" "$(printf '%.0f' "$sl_rps") req/s (runs: $(printf '%.0f ' "${SL[@]}")errors $sl_err)" "" ""
+    row "h2c throughput h2load -c$C -m1" "$(printf '%.0f' "$h") req/s (runs: $(printf '%.0f ' "${H2[@]}" | sed 's/ $//'))${h2_e:+ [$h2_e]}" "" ""
+    row "  ratio splitlab/h2load" "$(calc "round($sl_rps / $h, 2)")" "" ""
+    echo
+
+    echo "== 4. h2c: gateway vs nginx (grpc_pass, h2c upstream): h2load -c$C -m1 -D$GW_D, :authority $HOST"
+    cat >"$TMP/gateway-h2.yaml" <<EOF
+service: {name: hello, namespace: default, domain: example.com}
+traffic:
+  - {revisionName: v1, percent: 90}
+  - {revisionName: v2, percent: 10}
+backends:
+  v1: [http://127.0.0.1:$P_V1H2]
+  v2: [http://127.0.0.1:$P_V2H2]
+picker: random
+EOF
+    "$SPLITLAB" gateway --config "$TMP/gateway-h2.yaml" --listen "127.0.0.1:$P_GW_H2" >"$TMP/gateway-h2.log" 2>&1 &
+    GW2_PID=$!
+    PIDS+=($GW2_PID)
+    wait_port $P_GW_H2
+    declare -A RPS2 P50_2 P99_2
+    for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2; do
+        name=${t%%:*}; port=${t##*:}
+        f=$TMP/h2load-$name.txt
+        "$H2LOAD" -c "$C" -m 1 -D "$GW_D" -H ":authority: $HOST" --log-file "$f.log" \
+            "http://127.0.0.1:$port/" >"$f" 2>&1 || true
+        echo "-- h2c $name (:$port)"; grep -E '^finished|^requests:|^status codes:|^time for request' "$f" || cat "$f"
+        RPS2[$name]=$(h2_rps "$f"); P50_2[$name]=$(h2_pct_us "$f.log" 50); P99_2[$name]=$(h2_pct_us "$f.log" 99)
+        e=$(h2_errors "$f")
+        [[ -n "$e" ]] && echo "!! h2c $name: $e"
+        row "h2load via $name" "$(printf '%.0f' "${RPS2[$name]:-0}") req/s, p50 ${P50_2[$name]} µs, p99 ${P99_2[$name]} µs${e:+ [$e]}" "" ""
+    done
+    if ! kill -0 "$GW2_PID" 2>/dev/null; then
+        echo "!! the h2c gateway exited during the run:"; cat "$TMP/gateway-h2.log"
+    fi
+    for name in gateway nginx; do
+        row "  h2c added latency $name vs direct" \
+            "$(printf 'p50 %+d µs, p99 %+d µs' $((P50_2[$name] - P50_2[direct])) $((P99_2[$name] - P99_2[direct])))" "" ""
+    done
+    echo
+elif ((have_nginx)); then
+    skip "h2c" "h2load not found"
 fi
 
 # ---------------------------------------------------------------- summary

@@ -94,6 +94,9 @@ pub struct Conn {
     protocol: Protocol,
     /// `https` or `http`, HTTP/2's `:scheme`.
     scheme: &'static str,
+    /// The last `Host` sent over HTTP/1.1 and its header value: a connection's requests
+    /// almost always name the same host, so it is checked once, not per request.
+    host: Option<(String, HeaderValue)>,
 }
 
 impl Conn {
@@ -119,8 +122,13 @@ impl Conn {
     ) -> Result<Response<Bytes>, String> {
         let resp = match &mut self.sender {
             Sender::H1(s) => {
-                if let Ok(h) = HeaderValue::from_str(host) {
-                    req.headers_mut().insert(HOST, h);
+                if self.host.as_ref().is_none_or(|(h, _)| h != host) {
+                    self.host = HeaderValue::from_str(host)
+                        .ok()
+                        .map(|v| (host.to_string(), v));
+                }
+                if let Some((_, h)) = &self.host {
+                    req.headers_mut().insert(HOST, h.clone());
                 }
                 s.send_request(req).await
             }
@@ -142,16 +150,56 @@ impl Conn {
         }
         .map_err(|e| error_kind(&e))?;
         let (mut parts, body) = resp.into_parts();
-        let collected = http_body_util::Limited::new(body, MAX_BODY_BYTES)
-            .collect()
-            .await
-            .map_err(|_| "reading the response body".to_string())?;
+        let (bytes, trailers) = read_body(body).await?;
         // gRPC's status comes in the trailers (`http::grpc_error` reads them from here).
-        if let Some(trailers) = collected.trailers() {
-            parts.extensions.insert(Trailers(trailers.clone()));
+        if let Some(trailers) = trailers {
+            parts.extensions.insert(Trailers(trailers));
         }
-        Ok(Response::from_parts(parts, collected.to_bytes()))
+        Ok(Response::from_parts(parts, bytes))
     }
+}
+
+/// Reads a response body whole (at most `MAX_BODY_BYTES`) with its trailers. A body of one
+/// data frame (the usual small response) is kept as it came, without a copy.
+async fn read_body(
+    mut body: hyper::body::Incoming,
+) -> Result<(Bytes, Option<hyper::HeaderMap>), String> {
+    let failed = || "reading the response body".to_string();
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<bytes::BytesMut> = None;
+    let mut len = 0usize;
+    let mut trailers = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| failed())?;
+        let frame = match frame.into_data() {
+            Ok(data) => {
+                len += data.len();
+                if len > MAX_BODY_BYTES {
+                    return Err(failed());
+                }
+                match (&mut first, &mut rest) {
+                    (None, _) => first = Some(data),
+                    (Some(f), None) => {
+                        let mut b = bytes::BytesMut::with_capacity(f.len() + data.len());
+                        b.extend_from_slice(f);
+                        b.extend_from_slice(&data);
+                        rest = Some(b);
+                    }
+                    (Some(_), Some(b)) => b.extend_from_slice(&data),
+                }
+                continue;
+            }
+            Err(frame) => frame,
+        };
+        if let Ok(t) = frame.into_trailers() {
+            trailers = Some(t);
+        }
+    }
+    let bytes = match rest {
+        Some(b) => b.freeze(),
+        None => first.unwrap_or_default(),
+    };
+    Ok((bytes, trailers))
 }
 
 /// The trailers of a response `Conn::send` read (HTTP/2 and chunked HTTP/1.1), in its
@@ -203,6 +251,7 @@ where
         sender: Sender::H1(sender),
         protocol: Protocol::Http1,
         scheme,
+        host: None,
     })
 }
 
@@ -220,6 +269,7 @@ where
         sender: Sender::H2(sender),
         protocol,
         scheme,
+        host: None,
     })
 }
 

@@ -328,8 +328,9 @@ pub async fn connect_h2c(addr: SocketAddr) -> std::io::Result<http2::SendRequest
 
 /// Upstream connections per address: idle HTTP/1.1 keep-alive connections, and one shared
 /// HTTP/2 connection (it multiplexes every request to that address). An HTTP/1.1 connection
-/// is taken for one exchange and given back once its response body has been relayed to the
-/// end, so a pooled connection is always ready for the next request.
+/// is taken for one exchange and given back as soon as its response body has been relayed to
+/// the end; its task may not have seen that end yet (hyper marks it ready a poll later), so
+/// `take` waits for it to be ready, which on a live connection is at once.
 #[derive(Clone, Default)]
 pub struct Pool {
     idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
@@ -337,23 +338,28 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// An idle connection to `addr` that is still open, if any.
-    pub fn idle(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
+    /// An idle connection to `addr` that is still open, if any (it may be finishing the end of
+    /// its last response: `take` waits for it).
+    fn idle(&self, addr: SocketAddr) -> Option<SendRequest<Body>> {
         let mut idle = self
             .idle
             .lock()
             .expect("pool lock is never poisoned: no code panics while holding it");
         let conns = idle.get_mut(&addr)?;
         // Connections the peer closed meanwhile are dropped on the way.
-        std::iter::from_fn(|| conns.pop()).find(SendRequest::is_ready)
+        std::iter::from_fn(|| conns.pop()).find(|c| !c.is_closed())
     }
 
-    /// An idle connection to `addr`, or a new one (`connect_upstream`).
+    /// An idle connection to `addr` once it is ready, or a new one (`connect_upstream`).
     pub async fn take(&self, addr: SocketAddr) -> std::io::Result<SendRequest<Body>> {
-        match self.idle(addr) {
-            Some(c) => Ok(c),
-            None => connect_upstream(addr).await,
+        while let Some(mut c) = self.idle(addr) {
+            // Ready at once unless its task is still reading the end of the last response; an
+            // error means the peer closed it meanwhile: try the next one.
+            if c.ready().await.is_ok() {
+                return Ok(c);
+            }
         }
+        connect_upstream(addr).await
     }
 
     /// The HTTP/2 connection to `addr`, opened if there is none or the peer closed it.
@@ -378,9 +384,9 @@ impl Pool {
         Ok(c)
     }
 
-    /// Returns a connection after a complete exchange.
-    pub fn give_back(&self, addr: SocketAddr, conn: SendRequest<Body>) {
-        if conn.is_ready() {
+    /// Returns a connection after a complete exchange (its response read to the end).
+    fn give_back(&self, addr: SocketAddr, conn: SendRequest<Body>) {
+        if !conn.is_closed() {
             self.idle
                 .lock()
                 .expect("pool lock is never poisoned: no code panics while holding it")
@@ -535,19 +541,10 @@ struct Relayed {
 
 impl Relayed {
     fn ended(&mut self) {
-        let Some((pool, addr, mut conn)) = self.conn.take() else {
-            return;
-        };
-        if conn.is_ready() {
+        // Its task may not have seen the end of the response it just delivered yet: the next
+        // `Pool::take` waits for that (no task per response to wait for it here).
+        if let Some((pool, addr, conn)) = self.conn.take() {
             pool.give_back(addr, conn);
-        } else if !conn.is_closed() {
-            // The connection's task has not yet seen the end of the response it just
-            // delivered: it goes back once it has (at once on an idle runtime).
-            tokio::spawn(async move {
-                if conn.ready().await.is_ok() {
-                    pool.give_back(addr, conn);
-                }
-            });
         }
     }
 }

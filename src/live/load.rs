@@ -513,6 +513,9 @@ impl LoadResult {
 struct Shared {
     clock: Clock,
     targets: Targets,
+    /// Per target, its path parsed once (a request's URI is a clone: no parse per request),
+    /// or the error its requests fail with.
+    uris: Vec<Result<hyper::Uri, String>>,
     results: Option<Mutex<ResultsWriter>>,
     /// The classifier's labels by index (the recorder's revisions).
     label_names: Vec<String>,
@@ -555,6 +558,11 @@ pub async fn run(
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
         pool: ConnPool::new(targets.endpoints),
+        uris: targets
+            .list
+            .iter()
+            .map(|t| t.path.parse().map_err(|e| format!("bad path: {e}")))
+            .collect(),
         targets,
     });
     let end_of_arrivals = SimTime::ZERO + plan.duration;
@@ -860,20 +868,28 @@ impl Shared {
         client: u64,
         id: u64,
     ) -> Exchanged {
+        let uri = match &self.uris[target] {
+            Ok(u) => u.clone(),
+            Err(e) => return Exchanged::Failed(e.clone()),
+        };
         let target = &self.targets.list[target];
         let (host, tag) = target.host_and_tag(address);
         let mut req = Request::new(full(target.body.clone()));
         *req.method_mut() = target.method.clone();
-        *req.uri_mut() = match target.path.parse() {
-            Ok(u) => u,
-            Err(e) => return Exchanged::Failed(format!("bad path: {e}")),
-        };
+        *req.uri_mut() = uri;
         let headers = req.headers_mut();
         if let Some(tag) = tag.and_then(|t| HeaderValue::from_str(t).ok()) {
             headers.insert(TAG_HEADER, tag);
         }
-        headers.insert(REQUEST_ID_HEADER, HeaderValue::from(id));
-        headers.insert(CLIENT_HEADER, HeaderValue::from(client));
+        let id_value = HeaderValue::from(id);
+        // The closed loop's client is the request id: one formatted value serves both.
+        let client_value = if client == id {
+            id_value.clone()
+        } else {
+            HeaderValue::from(client)
+        };
+        headers.insert(REQUEST_ID_HEADER, id_value);
+        headers.insert(CLIENT_HEADER, client_value);
         // The host goes in as the protocol wants it (`Host`, or HTTP/2's `:authority`).
         for (name, value) in target.headers.iter().filter(|(n, _)| *n != HOST) {
             headers.insert(name.clone(), value.clone());
