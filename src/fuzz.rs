@@ -175,8 +175,10 @@ pub fn kn_flags(data: &[u8]) {
 /// (`live::http::serve_connection`, with the connection limits of `live::guard`) and the
 /// gateway's handler (`Gateway::handle`, with no routes: every routed request is a 404), over
 /// an in-memory duplex stream, with the header and idle timeouts at 5 ms so that each input
-/// ends quickly. The connection must end within 5 s without a panic, and what comes back must be empty or start as an HTTP/1.1
-/// response (`HTTP/1.1 NNN `), or, after an HTTP/2 preface, with an HTTP/2 SETTINGS frame.
+/// ends quickly. The connection must end within 5 s without a panic, and what comes back must be
+/// empty or start as an HTTP/1.x response (`HTTP/1.1 NNN `, or `HTTP/1.0 NNN ` to an HTTP/1.0
+/// request, as RFC 9110 section 6.2 has a server answer), or, after an HTTP/2 preface, with an
+/// HTTP/2 SETTINGS frame.
 pub fn http_request(data: &[u8]) {
     let answer = http_answer(data);
     if answer.is_empty() {
@@ -193,12 +195,12 @@ pub fn http_request(data: &[u8]) {
     }
     let head = &answer[..answer.len().min(13)];
     let well_formed = head.len() == 13
-        && head.starts_with(b"HTTP/1.1 ")
+        && (head.starts_with(b"HTTP/1.1 ") || head.starts_with(b"HTTP/1.0 "))
         && head[9..12].iter().all(u8::is_ascii_digit)
         && head[12] == b' ';
     assert!(
         well_formed,
-        "not an HTTP/1.1 response: {:?}",
+        "not an HTTP/1.x response: {:?}",
         String::from_utf8_lossy(&answer[..answer.len().min(200)])
     );
 }
@@ -288,6 +290,12 @@ mod tests {
             (format!("GET / HTTP/1.1\r\n{host}"), "HTTP/1.1 408 "),
             // Nothing: closed without an answer.
             (String::new(), ""),
+            // An HTTP/1.0 request is answered in HTTP/1.0 (libFuzzer's first find: the
+            // harness wanted HTTP/1.1 here).
+            (
+                "PRI q* HTTP/1.0\r\n\r\nSM\r\n\r\n".to_string(),
+                "HTTP/1.0 404 ",
+            ),
         ];
         for (request, want) in cases {
             let answer = http_answer(request.as_bytes());
