@@ -58,6 +58,7 @@ fn readme_live_smoke_commands() -> Vec<String> {
 }
 
 #[test]
+#[ignore = "timing-sensitive against the wall clock (failed 3 times in this session's parallel suites at load average 6-14, passes alone): .ci/run runs the ignored tests alone, after the suite"]
 fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     let _live = one_live_run_at_a_time();
     let sim = temp_dir("live-smoke-sim");
