@@ -43,7 +43,8 @@ pub const WIDTH: u32 = 1200;
 /// Height of every chart, in pixels.
 pub const HEIGHT: u32 = 800;
 
-/// The charts `render_run_charts` writes, in order (`pods` only when `desired_pods` exists).
+/// The charts `render_run_charts` writes, in order (`pods` only when `desired_pods` exists;
+/// neither `queues` nor `pods` for a `splitlab load` run).
 pub const RUN_CHARTS: [&str; 6] = ["split", "queues", "outcomes", "latency", "pods", "routes"];
 
 /// The chart of Flagger's analysis, written after `RUN_CHARTS` when the run has `analysis.csv`.
@@ -200,6 +201,9 @@ struct RunData {
     routes: Vec<(f64, BTreeMap<String, f64>)>,
     /// `analysis.csv` when present: one entry per tick.
     analysis: Vec<AnalysisPoint>,
+    /// A `splitlab load` run (`summary.json` has `protocol`): no queue-proxy, activator or
+    /// autoscaler of its own, so no `queues` or `pods` chart.
+    load_run: bool,
 }
 
 /// One tick of Flagger's analysis, for the `analysis` chart.
@@ -384,6 +388,8 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         .get("seed")
         .and_then(serde_json::Value::as_u64)
         .ok_or_else(|| invalid(&summary_path, "no integer field \"seed\""))?;
+    // Only `splitlab load` records the protocol it spoke (`RunReport::protocol`).
+    let load_run = summary.get("protocol").is_some_and(|p| !p.is_null());
 
     let ts_path = dir.join(TIMESERIES_FILE);
     let ts = Csv::read(&ts_path)?;
@@ -592,18 +598,30 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
         has_cancelled,
         routes,
         analysis,
+        load_run,
     })
 }
 
 /// Renders the charts of the run whose outputs are in `dir`, from those files alone, and writes
 /// each as PNG and SVG next to them. Returns the paths written, in `RUN_CHARTS` order (PNG before
-/// SVG). `pods` is skipped when `timeseries.csv` has no `desired_pods` column.
+/// SVG). `pods` is skipped when `timeseries.csv` has no `desired_pods` column; a `splitlab load`
+/// run (`summary.json` with `protocol`) has neither `queues` nor `pods`: it measures no queue-proxy,
+/// activator or autoscaler, and charts of zeros would only suggest it did.
 pub fn render_run_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     ensure_font()?;
     let data = read_run(dir)?;
     let mut written = Vec::new();
     for name in RUN_CHARTS {
-        if name == "pods" && !data.has_desired {
+        let measured = match name {
+            "queues" => !data.load_run,
+            "pods" => data.has_desired && !data.load_run,
+            _ => true,
+        };
+        if !measured {
+            // A chart left by an earlier run in this directory is not this run's.
+            for ext in ["png", "svg"] {
+                remove_if_present(dir, &format!("{name}.{ext}"))?;
+            }
             continue;
         }
         written.extend(render_run_chart(dir, &data, name)?);

@@ -6,13 +6,13 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use splitlab::live::clock::Clock;
 
 use crate::common::{temp_dir, text};
-use crate::live::{dead_port, one_live_run_at_a_time, start_backend};
+use crate::live::{dead_port, one_live_run_at_a_time, start_backend, start_gateway_with};
 
 const HOST: &str = "Host: hello.default.example.com\r\n";
 
@@ -36,34 +36,7 @@ fn config(label: &str, port: u16) -> std::path::PathBuf {
 /// `splitlab gateway` on an OS-chosen port with `extra` flags, run through `prefix` (e.g.
 /// `prlimit`); returns the child and its port.
 fn gateway(config: &std::path::Path, prefix: &[&str], extra: &[&str]) -> (Child, u16) {
-    let bin = env!("CARGO_BIN_EXE_splitlab");
-    let mut args: Vec<&str> = prefix.to_vec();
-    args.push(bin);
-    args.extend([
-        "gateway",
-        "--config",
-        config.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    args.extend(extra);
-    let mut child = Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gateway starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (child, port)
+    start_gateway_with(config, prefix, extra)
 }
 
 fn connect(port: u16) -> TcpStream {

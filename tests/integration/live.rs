@@ -116,18 +116,31 @@ fn live_smoke_agrees_with_the_simulator_on_shares_and_outcomes() {
     );
 }
 
-/// Starts `splitlab gateway` on an OS-chosen port; returns the child and the port.
+/// Starts `splitlab gateway` on an OS-chosen port for at most 20 s; returns the child and the
+/// port.
 pub(crate) fn start_gateway(config: &std::path::Path) -> (Child, u16) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
-        .args([
-            "gateway",
-            "--config",
-            config.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-            "--duration",
-            "20s",
-        ])
+    start_gateway_with(config, &[], &["--duration", "20s"])
+}
+
+/// `splitlab gateway` on an OS-chosen port with `extra` flags, run through `prefix` (e.g.
+/// `prlimit`, empty for none); returns the child and its port, read from its first line.
+pub(crate) fn start_gateway_with(
+    config: &std::path::Path,
+    prefix: &[&str],
+    extra: &[&str],
+) -> (Child, u16) {
+    let mut args: Vec<&str> = prefix.to_vec();
+    args.push(env!("CARGO_BIN_EXE_splitlab"));
+    args.extend([
+        "gateway",
+        "--config",
+        config.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    args.extend(extra);
+    let mut child = Command::new(args[0])
+        .args(&args[1..])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

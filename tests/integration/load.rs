@@ -837,6 +837,14 @@ fn load_takes_the_short_flags_and_prints_only_what_it_measures() {
         lines[3].starts_with("v1              50        50         0         0         0 "),
         "{stdout}"
     );
+    // The charts of what a load run measures, and no queues or pods chart of zeros.
+    for chart in ["split", "outcomes", "latency", "routes"] {
+        assert!(dir.join(format!("{chart}.png")).exists(), "{chart}.png");
+    }
+    for chart in ["queues", "pods"] {
+        assert!(!dir.join(format!("{chart}.png")).exists(), "{chart}.png");
+        assert!(!dir.join(format!("{chart}.svg")).exists(), "{chart}.svg");
+    }
     // Stopped by its count: it ran for well under a second, not the 600 s bound of a closed loop.
     let mut args = vec![
         "--target",
