@@ -437,12 +437,27 @@ impl PodShared {
         (entry, st.breaker.in_flight())
     }
 
+    /// Answers `req` while reading its body to the end (and discarding it), as an application
+    /// that reads its request does: a pod that answered without reading a large body would
+    /// close a connection the proxy in front is still writing to, and the client would see
+    /// the proxy's 502 `error writing a body to connection` instead of the pod's answer.
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
-        if req.uri().path() == "/healthz" && req.headers().contains_key("k-network-probe") {
+        let (parts, body) = req.into_parts();
+        let drain = async move {
+            let mut body = body;
+            // A broken body ends the reading; the answer is the model's either way.
+            while let Some(Ok(_)) = http_body_util::BodyExt::frame(&mut body).await {}
+        };
+        let (resp, ()) = tokio::join!(self.respond(&parts), drain);
+        resp
+    }
+
+    async fn respond(&self, req: &hyper::http::request::Parts) -> Response<Body> {
+        if req.uri.path() == "/healthz" && req.headers.contains_key("k-network-probe") {
             // Probes are not counted (request_metric.go:113-116).
             return text(StatusCode::OK, "queue");
         }
-        let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
         let mut meter = Meter {
             pod: self,
             entered: self.clock.now(),
