@@ -279,6 +279,19 @@ impl Counts {
         *slot += 1;
     }
 
+    /// Requests that ended, all outcomes.
+    pub fn ends(&self) -> u64 {
+        self.served
+            + self.rejected_qp
+            + self.expired_activator
+            + self.expired_qp
+            + self.client_cancelled
+            + self.app_error
+            + self.bad_gateway
+            + self.errors
+            + self.ingress_overflow
+    }
+
     /// Every arrival is accounted for by exactly one end or by being in flight at the end.
     pub fn balanced(&self) -> bool {
         let ends = [
@@ -381,23 +394,9 @@ pub struct WindowCell {
     pub routed: u64,
     /// Of which in the default group.
     pub routed_default: u64,
-    pub served: u64,
-    pub rejected_qp: u64,
-    /// Both kinds of expiry (activator and queue-proxy).
-    pub expired: u64,
-    /// Application errors (a failing revision).
-    pub app_error: u64,
-    /// 502s from the queue-proxy (application not listening, or crashed).
-    pub bad_gateway: u64,
-    /// 503 UO from the gateway's circuit breaker.
-    pub ingress_overflow: u64,
-    /// The two kinds of `expired`, apart.
-    pub expired_activator: u64,
-    pub expired_qp: u64,
-    /// The client gave up first.
-    pub client_cancelled: u64,
-    /// Anything else (`Outcome::Error`: no route, no endpoint, a connection error).
-    pub errors: u64,
+    /// The requests that ended in the window, by outcome (`arrived` and `in_flight_at_end`
+    /// unused: 0).
+    pub ended: Counts,
     /// Maximum of each gauge during the window, indexed like `Gauge::ALL`.
     pub gauge_max: [u64; GAUGES],
     /// Of the served requests that finished in the window.
@@ -406,38 +405,9 @@ pub struct WindowCell {
 }
 
 impl WindowCell {
-    /// Counts a request that ended in this window with `outcome`.
-    fn count(&mut self, outcome: Outcome) {
-        let slot = match outcome {
-            Outcome::Served => &mut self.served,
-            Outcome::RejectedQp => &mut self.rejected_qp,
-            Outcome::ExpiredActivator => {
-                self.expired += 1;
-                &mut self.expired_activator
-            }
-            Outcome::ExpiredQp => {
-                self.expired += 1;
-                &mut self.expired_qp
-            }
-            Outcome::ClientCancelled => &mut self.client_cancelled,
-            Outcome::AppError => &mut self.app_error,
-            Outcome::BadGateway => &mut self.bad_gateway,
-            Outcome::Error => &mut self.errors,
-            Outcome::IngressOverflow => &mut self.ingress_overflow,
-        };
-        *slot += 1;
-    }
-
     /// Requests that ended in the window, all outcomes.
     pub fn ended(&self) -> u64 {
-        self.served
-            + self.rejected_qp
-            + self.expired
-            + self.client_cancelled
-            + self.app_error
-            + self.bad_gateway
-            + self.errors
-            + self.ingress_overflow
+        self.ended.ends()
     }
 }
 
@@ -650,7 +620,7 @@ impl RunRecorder {
                 st.latency_max_us = st.latency_max_us.max(latency_us);
                 st.window_max_us = st.window_max_us.max(latency_us);
             }
-            self.cell_mut(r).count(rec.outcome);
+            self.cell_mut(r).ended.count(rec.outcome);
             self.touched = true;
         } else {
             // A request that reached no revision (no route, a connection error): its window's
@@ -658,6 +628,7 @@ impl RunRecorder {
             self.unrouted
                 .last_mut()
                 .expect("one unrouted cell per window, the current one last")
+                .ended
                 .count(rec.outcome);
             self.touched = true;
         }
@@ -1215,7 +1186,7 @@ impl RunReport {
                             p99_us,
                             start: SimTime(start),
                             end: SimTime(start.saturating_add(self.window.0)),
-                            served: c.served,
+                            served: c.ended.served,
                         });
                     }
                 }
@@ -1390,28 +1361,28 @@ impl RunReport {
                      {desired},{},{},{},{},{},{},{}",
                     Fixed3(c.programmed_pct),
                     c.routed,
-                    c.served,
-                    c.rejected_qp,
-                    c.expired,
+                    c.ended.served,
+                    c.ended.rejected_qp,
+                    c.ended.expired_activator + c.ended.expired_qp,
                     opt_ms(c.p50_us),
                     opt_ms(c.p99_us),
-                    c.app_error,
-                    c.bad_gateway,
-                    c.ingress_overflow,
-                    c.expired_activator,
-                    c.expired_qp,
-                    c.client_cancelled,
-                    c.errors,
+                    c.ended.app_error,
+                    c.ended.bad_gateway,
+                    c.ended.ingress_overflow,
+                    c.ended.expired_activator,
+                    c.ended.expired_qp,
+                    c.ended.client_cancelled,
+                    c.ended.errors,
                 )?;
             }
             if has_unrouted {
-                let u = self.unrouted_cell(k);
+                let u = &self.unrouted_cell(k).ended;
                 writeln!(
                     w,
                     "{start},,0.000,0,,{},{},{},0,0,0,0,,,0,{},{},{},{},{},{},{}",
                     u.served,
                     u.rejected_qp,
-                    u.expired,
+                    u.expired_activator + u.expired_qp,
                     u.app_error,
                     u.bad_gateway,
                     u.ingress_overflow,
@@ -1547,6 +1518,12 @@ impl RunReport {
             .max()
             .unwrap_or(0)
             .max("revision".len());
+        // A revision's p50 and p99 as printed, `-` when it served nothing.
+        let p50_p99 = |l: Option<&LatencySummary>| {
+            l.map_or(("-".to_owned(), "-".to_owned()), |l| {
+                (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
+            })
+        };
         if load_run {
             line(format!(
                 "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -1561,9 +1538,7 @@ impl RunReport {
             ));
             for r in &self.revisions {
                 let c = &r.counts;
-                let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
-                    (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
-                });
+                let (p50, p99) = p50_p99(r.latency.as_ref());
                 line(format!(
                     "{:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
                     r.name,
@@ -1593,9 +1568,7 @@ impl RunReport {
             ));
             for r in &self.revisions {
                 let c = &r.counts;
-                let (p50, p99) = r.latency.map_or(("-".to_owned(), "-".to_owned()), |l| {
-                    (format!("{:.3}", l.p50_ms), format!("{:.3}", l.p99_ms))
-                });
+                let (p50, p99) = p50_p99(r.latency.as_ref());
                 line(format!(
                     "{:<width$} {:>9} {:>9} {:>7} {:>7} {:>9} {:>9} {:>9} {:>8} {:>8} {:>8}",
                     r.name,
@@ -2004,7 +1977,11 @@ mod tests {
                     (last.programmed_pct - last_pct).abs() < 1e-9,
                     "end {end}: {last:?}"
                 );
-                assert_eq!(last.served, u64::from(served_at.is_some()), "end {end}");
+                assert_eq!(
+                    last.ended.served,
+                    u64::from(served_at.is_some()),
+                    "end {end}"
+                );
             }
         }
     }
@@ -2332,8 +2309,8 @@ mod tests {
         assert!(report.has_unrouted());
         assert_eq!(
             (
-                report.unrouted_cell(0).errors,
-                report.unrouted_cell(1).client_cancelled
+                report.unrouted_cell(0).ended.errors,
+                report.unrouted_cell(1).ended.client_cancelled
             ),
             (1, 1)
         );

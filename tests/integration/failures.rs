@@ -113,7 +113,7 @@ fn ready_before_serving_turns_requests_to_new_pods_into_502() {
     // Only between the new pods' readiness (start-up 1 s, kubelet 1 s: 22 s) and their app
     // (3 s later): requests are sent round-robin, so about half of v2's requests then.
     let windows: Vec<u64> = (0..bad.windows())
-        .map(|k| bad.cell(k, 1).bad_gateway)
+        .map(|k| bad.cell(k, 1).ended.bad_gateway)
         .collect();
     let outside: u64 = windows
         .iter()
@@ -141,14 +141,18 @@ fn crash_after_fails_what_the_pod_holds_and_the_kubelet_restarts_it_with_back_of
     // Both pods down from 10 s to 21 s: v2 has no endpoint then, and 502s stop once the
     // crashed pods left the endpoints (1 s).
     for k in 12..20 {
-        assert_eq!(report.cell(k, 1).bad_gateway, 0, "window {k}");
-        assert_eq!(report.cell(k, 1).served, 0, "window {k}: nothing serves");
+        assert_eq!(report.cell(k, 1).ended.bad_gateway, 0, "window {k}");
+        assert_eq!(
+            report.cell(k, 1).ended.served,
+            0,
+            "window {k}: nothing serves"
+        );
     }
-    assert!(report.cell(10, 1).bad_gateway > 0);
+    assert!(report.cell(10, 1).ended.bad_gateway > 0);
     // Back in service after the first restart, down again after the second crash.
-    assert!(report.cell(25, 1).served > 0);
-    assert_eq!(report.cell(40, 1).served, 0);
-    assert!(report.cell(55, 1).served > 0);
+    assert!(report.cell(25, 1).ended.served > 0);
+    assert_eq!(report.cell(40, 1).ended.served, 0);
+    assert!(report.cell(55, 1).ended.served > 0);
     let v1 = &report.revisions()[0];
     assert_eq!((v1.pod_crashes, v1.counts.bad_gateway), (0, 0));
 }
@@ -222,9 +226,9 @@ fn a_timeline_failure_event_changes_the_revision_from_then_on() {
         // The windows holding 30 s and 45 s are split; before and after, nothing fails; in
         // between, nothing is served.
         if !(30..=45).contains(&k) {
-            assert_eq!(c.app_error, 0, "window {k}");
+            assert_eq!(c.ended.app_error, 0, "window {k}");
         } else if (31..45).contains(&k) {
-            assert_eq!(c.served, 0, "window {k}: {c:?}");
+            assert_eq!(c.ended.served, 0, "window {k}: {c:?}");
         }
     }
     let v2 = &report.revisions()[1];
