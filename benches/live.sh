@@ -226,23 +226,30 @@ if ((have_nginx)); then
     done
 fi
 
-# ---------------------------------------------------------------- 3. gateway
-if ((have_nginx)) && [[ -n "$WRK" ]]; then
-    echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST"
-    cat >"$TMP/gateway.yaml" <<EOF
+# splitlab gateway splitting 90/10 (random picker) between backends on ports $2 and $3,
+# listening on port $4; config and log as $TMP/$1.yaml and $TMP/$1.log; its pid in GATEWAY_PID.
+start_gateway() {
+    cat >"$TMP/$1.yaml" <<EOF
 service: {name: hello, namespace: default, domain: example.com}
 traffic:
   - {revisionName: v1, percent: 90}
   - {revisionName: v2, percent: 10}
 backends:
-  v1: [http://127.0.0.1:$P_V1]
-  v2: [http://127.0.0.1:$P_V2]
+  v1: [http://127.0.0.1:$2]
+  v2: [http://127.0.0.1:$3]
 picker: random
 EOF
-    "$SPLITLAB" gateway --config "$TMP/gateway.yaml" --listen "127.0.0.1:$P_GW" >"$TMP/gateway.log" 2>&1 &
-    GW_PID=$!
-    PIDS+=($GW_PID)
-    wait_port $P_GW
+    "$SPLITLAB" gateway --config "$TMP/$1.yaml" --listen "127.0.0.1:$4" >"$TMP/$1.log" 2>&1 &
+    GATEWAY_PID=$!
+    PIDS+=($GATEWAY_PID)
+    wait_port "$4"
+}
+
+# ---------------------------------------------------------------- 3. gateway
+if ((have_nginx)) && [[ -n "$WRK" ]]; then
+    echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST"
+    start_gateway gateway "$P_V1" "$P_V2" "$P_GW"
+    GW_PID=$GATEWAY_PID
     # sanity: 100 requests through the split (expect about 90 v1 / 10 v2)
     for i in $(seq 1 100); do
         curl -s -H "Host: $HOST" "http://127.0.0.1:$P_GW/" 2>/dev/null || true
@@ -310,20 +317,8 @@ if ((have_nginx)) && [[ -n "$H2LOAD" ]]; then
     echo
 
     echo "== 4. h2c: gateway vs nginx (grpc_pass, h2c upstream): h2load -c$C -m1 -D$GW_D, :authority $HOST"
-    cat >"$TMP/gateway-h2.yaml" <<EOF
-service: {name: hello, namespace: default, domain: example.com}
-traffic:
-  - {revisionName: v1, percent: 90}
-  - {revisionName: v2, percent: 10}
-backends:
-  v1: [http://127.0.0.1:$P_V1H2]
-  v2: [http://127.0.0.1:$P_V2H2]
-picker: random
-EOF
-    "$SPLITLAB" gateway --config "$TMP/gateway-h2.yaml" --listen "127.0.0.1:$P_GW_H2" >"$TMP/gateway-h2.log" 2>&1 &
-    GW2_PID=$!
-    PIDS+=($GW2_PID)
-    wait_port $P_GW_H2
+    start_gateway gateway-h2 "$P_V1H2" "$P_V2H2" "$P_GW_H2"
+    GW2_PID=$GATEWAY_PID
     declare -A RPS2 P50_2 P99_2
     for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2; do
         name=${t%%:*}; port=${t##*:}

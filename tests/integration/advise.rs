@@ -3,7 +3,7 @@
 //! the SLOs), the same files for any `--jobs`, exit status 3 when no value meets the SLOs, and
 //! clear errors on bad input.
 
-use crate::common::{assert_clear_error, splitlab, temp_dir, text};
+use crate::common::{assert_clear_error, markdown_section, splitlab, temp_dir, text};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
@@ -444,10 +444,7 @@ fn advise_refuses_bad_input_clearly() {
 #[test]
 fn readme_calibrate_then_advise_walk_recommends_what_run_confirms() {
     let readme = read(&root().join("docs/calibrate.md"));
-    let section = readme
-        .split("## From your Prometheus to an annotation")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
+    let section = markdown_section(&readme, "## From your Prometheus to an annotation")
         .expect("the section in docs/calibrate.md");
     let commands: Vec<&str> = section
         .lines()

@@ -19,6 +19,14 @@ pub fn splitlab_env(args: &[&str], envs: &[(&str, &str)]) -> Output {
         .expect("the splitlab binary runs")
 }
 
+/// The text of a Markdown page under the heading `heading` (e.g. `"## Live mode"`), up to the
+/// next heading of level 2; `None` when the page has no such heading.
+pub fn markdown_section<'a>(page: &'a str, heading: &str) -> Option<&'a str> {
+    page.split(heading)
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+}
+
 /// The binary's output as text (it only writes UTF-8).
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8 output")

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::{temp_dir, text};
+use crate::common::{markdown_section, temp_dir, text};
 
 /// Tests that read their commands from a page by a line prefix, and run them.
 /// (page, the section the test reads or "" for the whole page, prefix of the lines the test
@@ -432,10 +432,7 @@ fn every_documented_command_is_exercised() {
 #[test]
 fn readme_compare_command_runs() {
     let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
-    let section = readme
-        .split("## Compare rollout durations")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
+    let section = markdown_section(&readme, "## Compare rollout durations")
         .expect("README's compare section");
     let commands: Vec<&str> = section
         .lines()

@@ -20,8 +20,8 @@ use hyper::{Request, Response, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use splitlab::live::http::{self, connect, connect_h2c, full, Body};
 
-use crate::common::{temp_dir, text};
-use crate::live::{one_live_run_at_a_time, start_gateway};
+use crate::common::text;
+use crate::live::{one_live_run_at_a_time, start_gateway, write_gateway_config};
 
 const HOST: &str = "hello.default.example.com";
 
@@ -54,19 +54,14 @@ fn hello_backend(rt: &tokio::runtime::Runtime, name: &'static str) -> u16 {
 /// A gateway config: v1 takes all the traffic, v2 only through its tag `canary` (tag-header
 /// routing on).
 fn tagged_config(label: &str, v1: u16, v2: u16) -> std::path::PathBuf {
-    let dir = temp_dir(label);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(
-        &path,
-        format!(
+    write_gateway_config(
+        label,
+        &format!(
             "service: {{name: hello, namespace: default, domain: example.com, tag_header_routing: true}}\n\
              traffic:\n  - {{revisionName: v1, percent: 100}}\n  - {{revisionName: v2, percent: 0, tag: canary}}\n\
              backends:\n  v1: [http://127.0.0.1:{v1}]\n  v2: [http://127.0.0.1:{v2}]\n"
         ),
     )
-    .unwrap();
-    path
 }
 
 /// An HTTP/2 GET of `uri`, with `Knative-Serving-Tag: tag` when given; the answer's version,

@@ -11,32 +11,23 @@ use std::time::{Duration, Instant};
 
 use splitlab::live::clock::Clock;
 
-use crate::common::{temp_dir, text};
-use crate::live::{dead_port, one_live_run_at_a_time, start_backend, start_gateway_with};
+use crate::common::text;
+use crate::live::{
+    dead_port, one_live_run_at_a_time, start_backend, start_gateway_with, write_gateway_config,
+};
 
 const HOST: &str = "Host: hello.default.example.com\r\n";
 
 /// A gateway config sending everything to `port`.
 fn config(label: &str, port: u16) -> std::path::PathBuf {
-    let dir = temp_dir(label);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("gateway.yaml");
-    std::fs::write(
-        &path,
-        format!(
+    write_gateway_config(
+        label,
+        &format!(
             "service: {{name: hello, namespace: default, domain: example.com}}\n\
              traffic:\n  - {{revisionName: v1, percent: 100}}\n\
              backends:\n  v1: [http://127.0.0.1:{port}]\n"
         ),
     )
-    .unwrap();
-    path
-}
-
-/// `splitlab gateway` on an OS-chosen port with `extra` flags, run through `prefix` (e.g.
-/// `prlimit`); returns the child and its port.
-fn gateway(config: &std::path::Path, prefix: &[&str], extra: &[&str]) -> (Child, u16) {
-    start_gateway_with(config, prefix, extra)
 }
 
 fn connect(port: u16) -> TcpStream {
@@ -124,7 +115,7 @@ fn stop(mut gw: Child) -> (String, String) {
 fn slowloris_heads_are_closed_at_the_header_timeout_while_requests_keep_being_served() {
     let _live = one_live_run_at_a_time();
     let config = config("hostile-slowloris", start_backend());
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config,
         &[],
         &[
@@ -204,7 +195,7 @@ fn slowloris_heads_are_closed_at_the_header_timeout_while_requests_keep_being_se
 fn idle_keep_alive_connections_are_closed_after_the_idle_timeout_busy_ones_are_not() {
     let _live = one_live_run_at_a_time();
     let config = config("hostile-idle", start_backend());
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config,
         &[],
         &[
@@ -240,7 +231,7 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout_busy_ones_are_n
 fn at_the_connection_cap_extra_connections_are_closed_and_served_ones_keep_working() {
     let _live = one_live_run_at_a_time();
     let config = config("hostile-cap", start_backend());
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config,
         &[],
         &["--max-connections", "4", "--duration", "30s"],
@@ -280,7 +271,7 @@ fn at_the_open_files_limit_the_gateway_backs_off_instead_of_spinning_and_serves_
     let _live = one_live_run_at_a_time();
     let config = config("hostile-nofile", start_backend());
     // 64 descriptors, and a cap far above them, so `accept` itself hits the limit.
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config,
         &["prlimit", "--nofile=64:64"],
         &[
@@ -333,14 +324,14 @@ fn http_details_431_400_501_and_no_backend_address_in_any_answer() {
     let _live = one_live_run_at_a_time();
     let backend = start_body_backend();
     let dead = dead_port();
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config("hostile-http", backend),
         &[],
         &["--duration", "30s"],
     );
     // A dead backend behind a second gateway: its 502.
     let dead_config = config("hostile-http-dead", dead);
-    let (dead_gw, dead_gw_port) = gateway(&dead_config, &[], &["--duration", "30s"]);
+    let (dead_gw, dead_gw_port) = start_gateway_with(&dead_config, &[], &["--duration", "30s"]);
     let big = format!(
         "GET / HTTP/1.1\r\n{HOST}X-Big: {}\r\nConnection: close\r\n\r\n",
         "a".repeat(100_000)
@@ -455,7 +446,7 @@ fn serve_bodies(stream: TcpStream) -> Option<()> {
 fn an_idle_http2_connection_outlives_the_header_timeout_and_ends_with_goaway() {
     let _live = one_live_run_at_a_time();
     let config = config("hostile-h2-idle", start_backend());
-    let (gw, port) = gateway(
+    let (gw, port) = start_gateway_with(
         &config,
         &[],
         &[

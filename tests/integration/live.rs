@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::common::{assert_balanced, splitlab, splitlab_env, temp_dir, text};
+use crate::common::{assert_balanced, markdown_section, splitlab, splitlab_env, temp_dir, text};
 
 /// Live runs measure wall-clock latency and memory on the 2-core machine, so they take turns:
 /// two of them at once starve each other's pacers and sockets (a run's peak memory then tracks
@@ -40,11 +40,7 @@ fn readme_live_smoke_commands() -> Vec<String> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let page = std::fs::read_to_string(root.join("docs/live.md")).expect("docs/live.md");
-    let section = readme
-        .split("## Live mode")
-        .nth(1)
-        .and_then(|s| s.split("\n## ").next())
-        .expect("README's live mode section");
+    let section = markdown_section(&readme, "## Live mode").expect("README's live mode section");
     let commands: Vec<String> = section
         .lines()
         .filter(|l| l.starts_with("cargo run --release -- "))
@@ -228,22 +224,27 @@ fn start_backend_with(body: &'static str) -> (u16, Arc<AtomicBool>) {
     (port, dead)
 }
 
-/// A gateway config splitting 50/50 between v1 and v2 at the given ports, with `picker`.
-fn gateway_config(label: &str, picker: &str, v1_port: u16, v2_port: u16) -> std::path::PathBuf {
+/// Writes `yaml` as `gateway.yaml` in a fresh temporary directory named by `label`; returns its
+/// path.
+pub(crate) fn write_gateway_config(label: &str, yaml: &str) -> std::path::PathBuf {
     let dir = temp_dir(label);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gateway.yaml");
-    std::fs::write(
-        &path,
-        format!(
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// A gateway config splitting 50/50 between v1 and v2 at the given ports, with `picker`.
+fn gateway_config(label: &str, picker: &str, v1_port: u16, v2_port: u16) -> std::path::PathBuf {
+    write_gateway_config(
+        label,
+        &format!(
             "service: {{name: hello, namespace: default, domain: example.com}}\n\
              picker: {picker}\n\
              traffic:\n  - {{revisionName: v1, percent: 50}}\n  - {{revisionName: v2, percent: 50}}\n\
              backends:\n  v1: [http://127.0.0.1:{v1_port}]\n  v2: [http://127.0.0.1:{v2_port}]\n"
         ),
     )
-    .unwrap();
-    path
 }
 
 /// A port nothing listens on (bound, then released).
