@@ -165,6 +165,7 @@ pub fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         &run.stats,
         &target,
         &[],
+        peak_rss_mib(),
         |_| Ok(()),
     )?;
     if run.interrupted {
@@ -334,6 +335,83 @@ pub struct LoadArgs {
     /// ingress serves h2c and gRPC revisions.
     #[arg(long)]
     h2c: bool,
+    /// Run shard I of N of this load (0-based): 1/N of the rate (of each schedule row; with
+    /// `--rate max` 1/N of the connections), and of --max-requests; writes DIR/shard-I.jsonl
+    /// for `splitlab merge` instead of the run's outputs (docs/load.md).
+    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
+    shard: Option<String>,
+    /// N shards, this one's index I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod).
+    #[arg(long, value_name = "N")]
+    shards: Option<usize>,
+    /// With --shard/--shards: `jsonl` writes the shard to stdout (for `kubectl logs`) instead
+    /// of DIR/shard-I.jsonl; messages go to stderr.
+    #[arg(long, value_name = "FORMAT")]
+    emit: Option<String>,
+    /// Wait until T before sending, so shards started apart stay in phase: RFC 3339, unix
+    /// seconds, now or now+DURATION; at most 1 s ago and 24 h ahead.
+    #[arg(long, value_name = "T")]
+    start_at: Option<String>,
+}
+
+/// The arguments a load shard's header records: the command line after `load`, without the
+/// flags that differ between the shards of one run (`--shard`, `--shards`, `--out`, `--emit`,
+/// `--results`), so `merge` can check the shards are of one run.
+fn shard_header_args(argv: &[String]) -> Vec<String> {
+    const PER_SHARD: [&str; 5] = ["--shard", "--shards", "--out", "--emit", "--results"];
+    let mut out = Vec::new();
+    let mut skip_value = false;
+    for a in argv {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        if PER_SHARD.contains(&a.as_str()) {
+            skip_value = true;
+            continue;
+        }
+        if PER_SHARD
+            .iter()
+            .any(|f| a.strip_prefix(f).is_some_and(|rest| rest.starts_with('=')))
+        {
+            continue;
+        }
+        out.push(a.clone());
+    }
+    out
+}
+
+/// The arrival process of shard `i` of `n`: 1/N of the rate (of every schedule row's rate).
+fn process_share(process: ArrivalProcessSpec, n: usize) -> ArrivalProcessSpec {
+    let n = n as f64;
+    match process {
+        ArrivalProcessSpec::Constant { rate_per_s } => ArrivalProcessSpec::Constant {
+            rate_per_s: rate_per_s / n,
+        },
+        ArrivalProcessSpec::Poisson { rate_per_s } => ArrivalProcessSpec::Poisson {
+            rate_per_s: rate_per_s / n,
+        },
+        ArrivalProcessSpec::Schedule { points, poisson } => ArrivalProcessSpec::Schedule {
+            points: points
+                .into_iter()
+                .map(|p| match p {
+                    RatePoint::Step { at, rate_per_s } => RatePoint::Step {
+                        at,
+                        rate_per_s: rate_per_s / n,
+                    },
+                    RatePoint::Ramp {
+                        at,
+                        to_rate_per_s,
+                        over,
+                    } => RatePoint::Ramp {
+                        at,
+                        to_rate_per_s: to_rate_per_s / n,
+                        over,
+                    },
+                })
+                .collect(),
+            poisson,
+        },
+        other => other,
+    }
 }
 
 /// A duration flag in Go syntax, positive.
@@ -630,6 +708,36 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
+    let shard = super::load_shard::shard_of(
+        args.shard.as_deref(),
+        args.shards,
+        std::env::var(super::load_shard::JOB_COMPLETION_INDEX)
+            .ok()
+            .as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let emit_jsonl = match args.emit.as_deref() {
+        None => false,
+        Some("jsonl") => true,
+        Some(other) => bail!("--emit {other:?}: allowed: jsonl"),
+    };
+    if shard.is_none() && emit_jsonl {
+        bail!("--emit jsonl: only with --shard I/N or --shards N (it writes the shard to stdout)");
+    }
+    if shard.is_some() {
+        if args.requests {
+            bail!("--requests: not with --shard (request ids are per shard; merge rebuilds every other output)");
+        }
+        if !checks.is_empty() {
+            bail!("--check: not with --shard (a check judges the whole run: read the merged summary.json)");
+        }
+    }
+    let start_at = args
+        .start_at
+        .as_deref()
+        .map(|t| super::load_shard::parse_start_at(t, Clock::unix_now_s()))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     if expect.is_none()
         && args.expect_rollout.is_none()
         && checks.iter().any(|c| c.quantity == Quantity::Split)
@@ -663,8 +771,21 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => bail!("one of --rate R (or --rate max) and --schedule FILE is required"),
     };
+    // A shard's share: of the rate, of a closed loop's connections, of the request count.
+    let (process, connections, max_requests) = match shard {
+        Some((i, n)) => (
+            process.map(|p| process_share(p, n)),
+            if closed {
+                (super::load_shard::share(args.connections as u64, i, n) as usize).max(1)
+            } else {
+                args.connections
+            },
+            args.max_requests.map(|m| super::load_shard::share(m, i, n)),
+        ),
+        None => (process, args.connections, args.max_requests),
+    };
     // The bounds: a duration, or a count (with a time bound derived from it).
-    let duration = match (&args.duration, args.max_requests) {
+    let duration = match (&args.duration, max_requests) {
         (Some(d), _) => duration_flag("--duration", d)?,
         (None, Some(n)) => match &process {
             Some(ArrivalProcessSpec::Constant { rate_per_s })
@@ -782,7 +903,18 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     }
     // Before any traffic (a run's outputs must not be lost to a directory found unwritable at
     // the end); the request log is spooled in the staging directory.
-    let staged = super::run::stage(&args.out)?;
+    // A shard writes only its shard file (DIR/shard-I.jsonl, or stdout): checked writable now.
+    let staged = match shard {
+        None => Some(super::run::stage(&args.out)?),
+        Some((i, _)) if !emit_jsonl => {
+            std::fs::create_dir_all(&args.out)
+                .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+            write_atomic(&args.out, &super::load_shard::file_name(i), |_| Ok(()))
+                .with_context(|| format!("--out {} is not writable", args.out.display()))?;
+            None
+        }
+        Some(_) => None,
+    };
     let results = args
         .results
         .as_deref()
@@ -813,6 +945,21 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             }
         }
         watch_signals(stop.clone());
+        if let Some(at) = start_at {
+            let wait_s = at - Clock::unix_now_s();
+            if wait_s > 0.0 {
+                eprintln!(
+                    "load: waiting {wait_s:.1} s for --start-at {}",
+                    crate::calibrate::timestamp::format_instant(at)
+                );
+                let until =
+                    tokio::time::Instant::now() + std::time::Duration::from_secs_f64(wait_s);
+                while tokio::time::Instant::now() < until && !stop.load(Ordering::Relaxed) {
+                    let left = until - tokio::time::Instant::now();
+                    tokio::time::sleep(left.min(std::time::Duration::from_millis(50))).await;
+                }
+            }
+        }
         let clock = Clock::start(1.0);
         let mut recorder = RunRecorder::new(
             RunMeta {
@@ -822,8 +969,11 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             },
             labels.clone(),
             SimDuration::from_secs(1),
-            args.requests.then_some(staged.path()),
+            staged.as_ref().filter(|_| args.requests).map(|s| s.path()),
         );
+        if shard.is_some() {
+            recorder.keep_window_histograms();
+        }
         if let Some(expect) = &expect {
             recorder.programmed(SimTime::ZERO, "", expect);
         }
@@ -839,12 +989,17 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             header_shares: vec![],
             clients: None,
         };
-        let connections = args.connections;
         let plan = LoadPlan {
             arrivals: ArrivalGen::new(&arrivals_spec, SimTime::ZERO + duration),
-            rng: stream(args.seed, 0, Stream::Arrivals, 0),
+            // Each shard its own arrival stream (shard 0's is an unsharded run's).
+            rng: stream(
+                args.seed,
+                shard.map_or(0, |(i, _)| i as u64),
+                Stream::Arrivals,
+                0,
+            ),
             duration,
-            max_requests: args.max_requests,
+            max_requests,
             drain,
             client_timeout: Some(timeout),
             executor: if closed {
@@ -873,7 +1028,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     let wall_s = result.stats.pacing_wall_s;
     let results_written = result.results.clone();
-    let (mut report, stats, interrupted) = result.report(wall_s);
+    let (mut report, parts, stats, interrupted) = result.report_parts(wall_s);
     report.set_protocol(protocol_of(&stats));
     let description = format!(
         "# splitlab load\ntarget: {}\nrate: {}\nduration: {}\nconnections: {}\n",
@@ -885,6 +1040,39 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         duration,
         args.connections
     );
+    let Some(staged) = staged else {
+        let (i, n) = shard.context("only a shard has no staged outputs")?;
+        let parts = parts.context("a shard's recorder keeps its windows' histograms")?;
+        let kept = super::load_shard::LoadShard::new(
+            &labels,
+            &targets.names,
+            &target_desc,
+            &description,
+            args.seed,
+            parts,
+            &stats,
+            peak_rss_mib(),
+            interrupted,
+        );
+        let argv: Vec<String> = std::env::args()
+            .skip_while(|a| a != "load")
+            .skip(1)
+            .collect();
+        let header_args = shard_header_args(&argv);
+        let where_to = super::load_shard::write(
+            (i, n),
+            header_args,
+            args.targets.as_deref(),
+            &kept,
+            (!emit_jsonl).then_some(args.out.as_path()),
+        )?;
+        eprintln!(
+            "load: shard {i}/{n}: {} requests, {} served; {where_to}",
+            report.totals().arrived,
+            report.totals().served
+        );
+        return Ok(super::interrupt::exit_code(interrupted, ExitCode::SUCCESS));
+    };
     let written = write_and_print(
         staged,
         &report,
@@ -892,6 +1080,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         &stats,
         &target_desc,
         &targets.names,
+        peak_rss_mib(),
         |dir| write_histograms(dir, &labels, &targets.names, &stats),
     );
     if let Err(e) = written {
@@ -969,6 +1158,38 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         interrupted,
         super::run::request_log_status(&report),
     ))
+}
+
+/// `splitlab merge` of a load run's shards: writes the run's outputs (as one process running
+/// the whole load writes them, but `requests.csv`) and prints its summary.
+pub(super) fn write_merged_load(
+    merged: &super::load_shard::MergedLoad,
+    out: &Path,
+) -> anyhow::Result<ExitCode> {
+    let staged = super::run::stage(out)?;
+    write_and_print(
+        staged,
+        &merged.report,
+        &merged.description,
+        &merged.stats,
+        &merged.target_desc,
+        &merged.target_names,
+        merged.peak_rss_mib,
+        |dir| write_histograms(dir, &merged.labels, &merged.target_names, &merged.stats),
+    )?;
+    say!(
+        "sent {} requests in {:.2} s (the longest shard's pacing)",
+        merged.report.totals().arrived,
+        merged.stats.pacing_wall_s
+    )?;
+    say!("{}", failures_line(&merged.report, &merged.stats))?;
+    if !merged.interrupted.is_empty() {
+        eprintln!(
+            "warning: shards {:?} were interrupted: their figures cover their run up to the signal",
+            merged.interrupted
+        );
+    }
+    Ok(super::run::request_log_status(&merged.report))
 }
 
 /// `summary.json` `protocol`: what the run's connections spoke, several joined with `+`
@@ -1459,6 +1680,7 @@ fn watch_signals(stop: Arc<AtomicBool>) {
 
 /// A live or load run's end: checks the accounting, writes the run's files and `load.json`,
 /// then prints the summary and the load generator's figures.
+#[allow(clippy::too_many_arguments)]
 fn write_and_print(
     staged: StagedDir,
     report: &RunReport,
@@ -1466,13 +1688,21 @@ fn write_and_print(
     stats: &LoadStats,
     target: &str,
     target_names: &[String],
+    peak_rss: Option<f64>,
     extra: impl FnOnce(&Path) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
     if !report.accounting_ok() {
         bail!("internal error: request accounting does not balance; outputs not written");
     }
     let written = super::run::write_outputs(&staged, report, scenario_text)?;
-    write_load_json(staged.path(), staged.out(), stats, target, target_names)?;
+    write_load_json(
+        staged.path(),
+        staged.out(),
+        stats,
+        target,
+        target_names,
+        peak_rss,
+    )?;
     extra(staged.path())?;
     super::run::commit(staged)?;
     written.print()?;
@@ -1486,6 +1716,7 @@ fn write_load_json(
     stats: &LoadStats,
     target: &str,
     target_names: &[String],
+    peak_rss: Option<f64>,
 ) -> anyhow::Result<()> {
     let h = &stats.send_lag_us;
     let q = |p: f64| {
@@ -1518,7 +1749,7 @@ fn write_load_json(
                 (name.clone(), doc)
             })
             .collect::<serde_json::Map<_, _>>(),
-        "peak_rss_mib": peak_rss_mib(),
+        "peak_rss_mib": peak_rss,
     });
     write_atomic(dir, LOAD_FILE, |w| {
         serde_json::to_writer_pretty(&mut *w, &doc)?;

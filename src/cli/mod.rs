@@ -26,6 +26,7 @@ mod diff;
 mod expect_rollout;
 mod interrupt;
 mod live;
+mod load_shard;
 mod plan;
 mod plot;
 mod rollout;

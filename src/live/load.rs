@@ -50,7 +50,7 @@ use crate::model::rng::StreamRng;
 use crate::model::time::{SimDuration, SimTime};
 use crate::report::analysis::CanaryBook;
 use crate::report::record::{Outcome, RequestRecord};
-use crate::report::run::{EngineStats, RunRecorder, RunReport};
+use crate::report::run::{EngineStats, RunParts, RunRecorder, RunReport};
 
 /// The request header carrying the load generator's request id (the in-process gateway uses it
 /// to tell the recorder where it routed each request).
@@ -494,19 +494,26 @@ impl LoadResult {
     /// Closes the recorder into the run's report (`wall_s`: the wall time to report), keeping
     /// the load generator's own figures.
     pub fn report(self, wall_s: f64) -> (RunReport, LoadStats, bool) {
+        let (report, _, stats, interrupted) = self.report_parts(wall_s);
+        (report, stats, interrupted)
+    }
+
+    /// [`LoadResult::report`], and the run's mergeable parts when the recorder kept its
+    /// windows' histograms (`load --shard`, `RunRecorder::keep_window_histograms`).
+    pub fn report_parts(self, wall_s: f64) -> (RunReport, Option<RunParts>, LoadStats, bool) {
         // `results` is read before this by whoever wants it.
         let engine = EngineStats {
             events: self.stats.sent,
             wall_s,
             sim_s: self.end.as_secs_f64(),
         };
-        let report = self.recorder.finish(
+        let (report, parts) = self.recorder.finish_parts(
             self.end,
             &self.in_flight_by_revision,
             self.unrouted_in_flight,
             engine,
         );
-        (report, self.stats, self.interrupted)
+        (report, parts, self.stats, self.interrupted)
     }
 }
 

@@ -61,6 +61,9 @@ use super::write::{
 };
 use crate::model::time::{SimDuration, SimTime};
 
+mod merge;
+pub use merge::{EncodedLatency, MergedRun, RunParts};
+
 pub const SUMMARY_FILE: &str = "summary.json";
 pub const TIMESERIES_FILE: &str = "timeseries.csv";
 pub const ROUTES_FILE: &str = "routes.csv";
@@ -246,7 +249,8 @@ pub struct EngineStats {
 }
 
 /// The request counts (every outcome, and those in flight at the end), at the top level or for one revision.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Counts {
     /// Top level: requests that arrived. Per revision: requests routed to it.
     pub arrived: u64,
@@ -277,6 +281,25 @@ impl Counts {
             Outcome::IngressOverflow => &mut self.ingress_overflow,
         };
         *slot += 1;
+    }
+
+    /// Adds `other`'s counts to these (merging shards of one run, `merge`).
+    pub fn add(&mut self, other: &Counts) {
+        for (a, b) in [
+            (&mut self.arrived, other.arrived),
+            (&mut self.served, other.served),
+            (&mut self.rejected_qp, other.rejected_qp),
+            (&mut self.expired_activator, other.expired_activator),
+            (&mut self.expired_qp, other.expired_qp),
+            (&mut self.client_cancelled, other.client_cancelled),
+            (&mut self.app_error, other.app_error),
+            (&mut self.bad_gateway, other.bad_gateway),
+            (&mut self.errors, other.errors),
+            (&mut self.ingress_overflow, other.ingress_overflow),
+            (&mut self.in_flight_at_end, other.in_flight_at_end),
+        ] {
+            *a = a.saturating_add(b);
+        }
     }
 
     /// Requests that ended, all outcomes.
@@ -521,6 +544,9 @@ pub struct RunRecorder {
     /// Pods of all revisions now, and the most at once.
     total_pods: u64,
     peak_total_pods: u64,
+    /// With [`RunRecorder::keep_window_histograms`]: each closed cell's latency histogram
+    /// (indexed like `cells`), so shards of one run merge into exact window percentiles.
+    kept_windows: Option<Vec<merge::EncodedLatency>>,
 }
 
 impl RunRecorder {
@@ -573,7 +599,14 @@ impl RunRecorder {
             clamped_calls: 0,
             total_pods: 0,
             peak_total_pods: 0,
+            kept_windows: None,
         }
+    }
+
+    /// Keeps every window's latency histogram (encoded, a few hundred bytes each) for
+    /// [`RunRecorder::finish_parts`]: what a shard of a sharded load run needs.
+    pub fn keep_window_histograms(&mut self) {
+        self.kept_windows.get_or_insert_with(Vec::new);
     }
 
     /// The revision names, by index.
@@ -799,12 +832,36 @@ impl RunRecorder {
     /// to it that have not ended (entries beyond the run's revisions count at the top level
     /// only); `unrouted_in_flight` those not routed yet.
     pub fn finish(
-        mut self,
+        self,
         end: SimTime,
         in_flight_at_end: &[u64],
         unrouted_in_flight: u64,
         engine: EngineStats,
     ) -> RunReport {
+        self.close(end, in_flight_at_end, unrouted_in_flight, engine)
+            .0
+    }
+
+    /// [`RunRecorder::finish`], and the run's mergeable parts (a shard of a sharded load run):
+    /// `None` unless [`RunRecorder::keep_window_histograms`] was called before the first
+    /// window closed.
+    pub fn finish_parts(
+        self,
+        end: SimTime,
+        in_flight_at_end: &[u64],
+        unrouted_in_flight: u64,
+        engine: EngineStats,
+    ) -> (RunReport, Option<RunParts>) {
+        self.close(end, in_flight_at_end, unrouted_in_flight, engine)
+    }
+
+    fn close(
+        mut self,
+        end: SimTime,
+        in_flight_at_end: &[u64],
+        unrouted_in_flight: u64,
+        engine: EngineStats,
+    ) -> (RunReport, Option<RunParts>) {
         let end = self.advance(end);
         let n = self.revs.len();
         if end.0 > self.window_start || self.touched {
@@ -857,6 +914,39 @@ impl RunRecorder {
             pod_seconds: revisions.iter().map(|r| r.pod_seconds).sum(),
             peak_total_pods: self.peak_total_pods,
         };
+        let parts = self.kept_windows.take().map(|windows| RunParts {
+            revisions: self
+                .revs
+                .iter()
+                .zip(&revisions)
+                .map(|(st, summary)| merge::RevisionParts {
+                    name: summary.name.clone(),
+                    counts: summary.counts,
+                    latency: EncodedLatency::of(&st.latency, st.latency_max_us),
+                    latency_sum_us: st.latency_sum_us,
+                })
+                .collect(),
+            totals: self.totals,
+            window_ns: self.window_ns,
+            cells: self
+                .cells
+                .iter()
+                .zip(windows)
+                .map(|(c, latency)| merge::CellParts {
+                    programmed_pct: c.programmed_pct,
+                    routed: c.routed,
+                    routed_default: c.routed_default,
+                    ended: c.ended,
+                    latency,
+                })
+                .collect(),
+            unrouted: self.unrouted.iter().map(|c| c.ended).collect(),
+            routes_csv: self.routes_csv.clone(),
+            clamped_calls: self.clamped_calls,
+            events: engine.events,
+            wall_s: engine.wall_s,
+            sim_s: engine.sim_s,
+        });
 
         let mut report = RunReport {
             meta: self.meta,
@@ -881,7 +971,7 @@ impl RunRecorder {
             outside: None,
         };
         report.max_abs_error_pct = report.compute_max_abs_error_pct();
-        report
+        (report, parts)
     }
 
     /// Moves time to `t` (or keeps it, if `t` is in the past), closing every window `t` leaves.
@@ -925,6 +1015,12 @@ impl RunRecorder {
         let len = end - self.window_start;
         let base = self.cells.len() - self.revs.len();
         for (st, cell) in self.revs.iter_mut().zip(&mut self.cells[base..]) {
+            if let Some(kept) = self.kept_windows.as_mut() {
+                kept.push(merge::EncodedLatency::of(
+                    &st.window_latency,
+                    st.window_max_us,
+                ));
+            }
             cell.programmed_pct = if len > 0 {
                 st.pct_ns as f64 / len as f64
             } else {
