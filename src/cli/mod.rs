@@ -25,6 +25,7 @@ mod compare;
 mod diff;
 mod expect_rollout;
 mod interrupt;
+mod k8s;
 mod live;
 mod load_shard;
 mod plan;
@@ -86,6 +87,9 @@ pub enum Command {
     Plan(plan::Args),
     /// List the scenarios shipped inside the binary, or print one (`scenarios show NAME`).
     Scenarios(scenarios::Args),
+    /// Print Kubernetes manifests: `k8s job compare|plan|load ARGS... --shards N` prints an
+    /// Indexed Job running the command's shards, and how to collect and merge them.
+    K8s(k8s::Args),
     /// Print a shell completion script (`source <(splitlab completions bash)`).
     Completions(shell::CompletionsArgs),
     /// Print the man page in roff (`splitlab man > splitlab.1 && man ./splitlab.1`).
@@ -110,6 +114,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Advise(args) => advise::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Scenarios(args) => scenarios::run(&args),
+        Command::K8s(args) => k8s::run(&args),
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
     }
