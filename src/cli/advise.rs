@@ -72,7 +72,13 @@ pub struct Args {
     /// rehearse in a calibrated scenario); repeatable; not the knob's own path.
     #[arg(long = "set", value_name = "PATH=VALUE", allow_hyphen_values = true)]
     set: Vec<String>,
+    /// Refused: advise's search rounds depend on the rounds before them (docs/scale-out.md).
+    #[command(flatten)]
+    shard: sweep::ShardArgs,
 }
+
+/// Why advise refuses `--shard`, `--shards` and `--emit`, and what to do instead.
+pub const NO_SHARD: &str = "advise cannot be sharded: each search round picks its values from the results of the rounds before it, so no shard knows its runs in advance; shard the grid with `splitlab compare SCENARIO --set KNOB=V1,V2,... --slo EXPR... --shard I/N` and merge it (docs/scale-out.md), or run advise in one process";
 
 /// Parses `--range LOW..HIGH` into its unit and ends: both whole seconds as Go durations
 /// (`0s..600s`, `1m..10m`) or both integers (`1..20`).
@@ -111,6 +117,7 @@ pub(crate) fn parse_range(text: &str) -> Result<(KnobUnit, i64, i64), String> {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    args.shard.refuse(NO_SHARD)?;
     let slos = args
         .slo
         .iter()
@@ -137,7 +144,8 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let base = super::run::load(&args.scenario, &args.set)?;
+    let source = super::run::ScenarioSource::read(&args.scenario)?;
+    let base = source.load(&args.set)?;
     let (unit, low, high) = match &args.range {
         Some(text) => parse_range(text).map_err(anyhow::Error::msg)?,
         None if args.knob == DEFAULT_KNOB => (
@@ -173,8 +181,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             // The fixed overrides come first, as one-value lists: constant, so not in labels.
             let mut grid = args.set.clone();
             grid.push(format!("{}={}", knob.path, list.join(",")));
-            let settings =
-                sweep::load_settings_warned(&args.scenario, "--knob", &grid, &mut warned_load)?;
+            let settings = sweep::load_settings_warned(&source, "--knob", &grid, &mut warned_load)?;
             let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {
                 observe(&settings[cell].scenario, seed, &slos)
             })?;

@@ -25,6 +25,7 @@ use crate::report::html::{Page, Table, REPORT_FILE};
 use crate::report::slo::{pass_rate_low, setting_sentence, Evaluation};
 use crate::scenario::Scenario;
 
+use super::run::ScenarioSource;
 use super::sweep;
 
 #[derive(Debug, clap::Args)]
@@ -55,28 +56,104 @@ pub struct Args {
     /// seed.
     #[arg(long = "slo", value_name = "EXPR", allow_hyphen_values = true)]
     slo: Vec<String>,
+    #[command(flatten)]
+    shard: sweep::ShardArgs,
+}
+
+impl Args {
+    /// The arguments that define the grid, as a shard's header records them (parsing them
+    /// again after `compare SCENARIO` gives the same grid).
+    fn grid_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = self.set.iter().map(|s| format!("--set={s}")).collect();
+        args.push(format!("--seeds={}", self.seeds));
+        args.extend(self.slo.iter().map(|s| format!("--slo={s}")));
+        args
+    }
+}
+
+/// The grid of a compare: what `run` computes runs of and what `finish` writes from them.
+struct Grid {
+    source: ScenarioSource,
+    slos: Vec<Bound>,
+    seeds: usize,
+    settings: Vec<sweep::LoadedSetting>,
+}
+
+impl Grid {
+    fn new(args: &Args, source: ScenarioSource) -> anyhow::Result<Self> {
+        let slos = args
+            .slo
+            .iter()
+            .map(|s| bound::parse(s).context("--slo"))
+            .collect::<anyhow::Result<Vec<Bound>>>()?;
+        let seeds = sweep::seeds(args.seeds)?;
+        let settings = sweep::load_settings(&source, "--set", &args.set)?;
+        Ok(Grid {
+            source,
+            slos,
+            seeds,
+            settings,
+        })
+    }
+
+    fn runs(&self) -> usize {
+        self.settings.len() * self.seeds
+    }
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     // From here a signal removes the staging directory and exits 130/143.
     super::interrupt::exit_on_signal()?;
-    let slos = args
-        .slo
-        .iter()
-        .map(|s| bound::parse(s).context("--slo"))
-        .collect::<anyhow::Result<Vec<Bound>>>()?;
-    let seeds = sweep::seeds(args.seeds)?;
+    let part = args.shard.part()?;
     let jobs = sweep::jobs(args.jobs)?;
-    let settings = sweep::load_settings(&args.scenario, "--set", &args.set)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("out").join(format!("{}-compare", settings[0].scenario.name)));
+    let grid = Grid::new(args, ScenarioSource::read(&args.scenario)?)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("out").join(format!("{}-compare", grid.settings[0].scenario.name))
+    });
+    let results = sweep::run_grid_part(
+        grid.settings.len(),
+        grid.seeds,
+        jobs,
+        part.as_ref().map(|p| p.0),
+        |cell, seed| run_one(&grid.settings[cell].scenario, seed, seed == 1, &grid.slos),
+    )?;
+    match part {
+        Some(part) => {
+            sweep::write_shard(
+                "compare",
+                args.grid_args(),
+                &grid.source,
+                grid.runs(),
+                part,
+                &out,
+                &results,
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => finish(grid, &out, results),
+    }
+}
 
-    let results = sweep::run_grid(settings.len(), seeds, jobs, |cell, seed| {
-        run_one(&settings[cell].scenario, seed, seed == 1, &slos)
-    })?;
+/// `splitlab merge` of compare shards: the outputs of the whole grid from its kept results.
+pub(crate) fn merge(input: &sweep::MergeInput, out: &Path) -> anyhow::Result<ExitCode> {
+    super::interrupt::exit_on_signal()?;
+    let super::Command::Compare(args) = super::reparse("compare", &input.grid)? else {
+        unreachable!("reparse parses the command it is given")
+    };
+    let grid = Grid::new(&args, input.scenario())?;
+    let results = input.results(grid.runs())?;
+    finish(grid, out, results)
+}
 
+/// Writes the outputs of the whole grid from every run's kept result, in run order: the one
+/// code path of a single process and of `merge`.
+fn finish(grid: Grid, out: &Path, results: Vec<RunResult>) -> anyhow::Result<ExitCode> {
+    let Grid {
+        source,
+        slos,
+        seeds,
+        settings,
+    } = grid;
     let mut runs = Vec::with_capacity(results.len());
     let mut queues = Vec::with_capacity(settings.len());
     let mut warned = sweep::WarnOnce::default();
@@ -93,6 +170,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         warned.warn(label, r.warnings);
         slo_rows[i / seeds].push(
             r.slo_values
+                .map_err(anyhow::Error::msg)
                 .with_context(|| format!("setting {label}, seed {seed}"))?,
         );
         runs.push(r.metrics);
@@ -108,7 +186,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     );
     // Every file goes to a staging directory first and reaches `out` in one commit, so an
     // interrupted compare never mixes its files with an earlier one's.
-    let staged = super::run::stage(&out)?;
+    let staged = super::run::stage(out)?;
     let dir = staged.path();
     comparison
         .write(dir)
@@ -146,7 +224,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     findings.extend(comparison.grouped_sentences());
     findings.extend(slo_sentences);
     // The scenario file itself; the settings' overrides are in the tables' columns.
-    let scenario_yaml = std::fs::read_to_string(&args.scenario).ok();
+    let scenario_yaml = Some(source.text);
     let short_baseline = crate::report::chart::short_labels(comparison.labels())
         .0
         .first()
@@ -200,10 +278,12 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What compare keeps of a run (and a shard writes of it).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct RunResult {
     metrics: MetricValues,
-    /// Each `--slo`'s subject in this run.
-    slo_values: Result<Vec<Option<f64>>, bound::BoundError>,
+    /// Each `--slo`'s subject in this run, or why one has none.
+    slo_values: Result<Vec<Option<f64>>, String>,
     /// Seed 1's queues, for the chart's overlay; `None` for the other seeds.
     queues: Option<QueueSeries>,
     warnings: Vec<String>,
@@ -223,7 +303,11 @@ fn run_one(scenario: &Scenario, seed: u64, keep_queues: bool, slos: &[Bound]) ->
         run.report.summary_json()
     };
     RunResult {
-        slo_values: slos.iter().map(|b| b.observe(&metrics, &summary)).collect(),
+        slo_values: slos
+            .iter()
+            .map(|b| b.observe(&metrics, &summary))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string()),
         metrics,
         queues: keep_queues.then(|| queue_series(&run.report)),
         warnings: run.warnings,

@@ -28,6 +28,7 @@ mod interrupt;
 mod k8s;
 mod live;
 mod load_shard;
+mod merge;
 mod plan;
 mod plot;
 mod rollout;
@@ -85,6 +86,9 @@ pub enum Command {
     /// How likely Flagger analysis settings are to catch a regressed canary, how fast they
     /// promote a healthy one, and which to use (plan.csv).
     Plan(plan::Args),
+    /// Rebuild a sharded compare or plan's outputs from its shards (docs/scale-out.md); the
+    /// files are the bytes a single process writes.
+    Merge(merge::Args),
     /// List the scenarios shipped inside the binary, or print one (`scenarios show NAME`).
     Scenarios(scenarios::Args),
     /// Print Kubernetes manifests: `k8s job compare|plan|load ARGS... --shards N` prints an
@@ -113,11 +117,31 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate::run(&args),
         Command::Advise(args) => advise::run(&args),
         Command::Plan(args) => plan::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Scenarios(args) => scenarios::run(&args),
         Command::K8s(args) => k8s::run(&args),
         Command::Completions(args) => shell::completions(&args),
         Command::Man(args) => shell::man(&args),
     }
+}
+
+/// The command line a shard's header records (`command`, its normalized `args`, the scenario
+/// path), parsed again as the command line it came from.
+fn reparse(command: &str, header: &crate::report::shard::Header) -> anyhow::Result<Command> {
+    let line = ["splitlab", command]
+        .into_iter()
+        .map(String::from)
+        .chain(header.args.iter().cloned())
+        .chain(["--".to_string(), header.scenario.path.clone()]);
+    Cli::try_parse_from(line)
+        .map(|cli| cli.command)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the shards' arguments {:?} are not a {command} command line of this splitlab: {}",
+                header.args,
+                e.render().to_string().trim_end()
+            )
+        })
 }
 
 /// The chart `name` as `report.html` embeds it: its SVG, read back from `dir/NAME.svg` where it

@@ -31,6 +31,7 @@ use crate::report::write::write_atomic;
 use crate::scenario::spec::{Action, ArrivalProcessSpec};
 use crate::scenario::Scenario;
 
+use super::run::ScenarioSource;
 use super::sweep;
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +63,93 @@ pub struct Args {
     /// Output directory (default: out/<scenario name>-plan).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    shard: sweep::ShardArgs,
+}
+
+impl Args {
+    /// The arguments that define the grid, as a shard's header records them (parsing them
+    /// again after `plan SCENARIO` gives the same grid).
+    fn grid_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = self
+            .regression
+            .iter()
+            .map(|s| format!("--regression={s}"))
+            .collect();
+        args.extend(self.grid.iter().map(|s| format!("--grid={s}")));
+        args.push(format!("--seeds={}", self.seeds));
+        // Display of an f64 is the shortest text that parses back to it.
+        args.push(format!("--power={}", self.power));
+        args.push(format!("--max-false-rollback={}", self.max_false_rollback));
+        args
+    }
+}
+
+/// What plan keeps of a run (and a shard writes of it).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PlanRun {
+    outcome: Option<SeedOutcome>,
+    warnings: Vec<String>,
+    accounting_ok: bool,
+}
+
+/// The grid of a plan: settings × variants × seeds, and what `finish` needs of each setting.
+struct Grid {
+    source: ScenarioSource,
+    seeds: usize,
+    settings: Vec<sweep::LoadedSetting>,
+    planned: Vec<Planned>,
+    regression_labels: Vec<String>,
+}
+
+impl Grid {
+    fn new(args: &Args, source: ScenarioSource) -> anyhow::Result<Self> {
+        let seeds = sweep::seeds(args.seeds)?;
+        for (flag, v) in [
+            ("--power", args.power),
+            ("--max-false-rollback", args.max_false_rollback),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                bail!("{flag} {v} is not allowed; allowed: a probability from 0 to 1");
+            }
+        }
+        let given = args
+            .regression
+            .iter()
+            .map(|s| Regression::parse(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = sweep::load_settings(&source, "--grid", &args.grid)?;
+        let mut labels = Vec::new();
+        let mut planned = Vec::with_capacity(settings.len());
+        for s in &settings {
+            let label = &s.setting.label;
+            let p =
+                plan_setting(&s.scenario, &given).with_context(|| format!("setting {label}"))?;
+            labels.push(p.1);
+            planned.push(p.0);
+        }
+        // Without --regression the label is the first setting's canary failure.
+        let regression_labels: Vec<String> = match given.is_empty() {
+            true => vec![labels[0].clone()],
+            false => given.iter().map(|r| r.label.clone()).collect(),
+        };
+        Ok(Grid {
+            source,
+            seeds,
+            settings,
+            planned,
+            regression_labels,
+        })
+    }
+
+    /// Healthy, then one per regression.
+    fn variants(&self) -> usize {
+        1 + self.regression_labels.len()
+    }
+
+    fn cells(&self) -> usize {
+        self.settings.len() * self.variants()
+    }
 }
 
 /// A setting's canary and the variants run for it.
@@ -76,59 +164,86 @@ struct Planned {
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let seeds = sweep::seeds(args.seeds)?;
+    let part = args.shard.part()?;
     let jobs = sweep::jobs(args.jobs)?;
-    for (flag, v) in [
-        ("--power", args.power),
-        ("--max-false-rollback", args.max_false_rollback),
-    ] {
-        if !(0.0..=1.0).contains(&v) {
-            bail!("{flag} {v} is not allowed; allowed: a probability from 0 to 1");
+    let grid = Grid::new(args, ScenarioSource::read(&args.scenario)?)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        Path::new("out").join(format!("{}-plan", grid.settings[0].scenario.name))
+    });
+    let variants = grid.variants();
+    let results = sweep::run_grid_part(
+        grid.cells(),
+        grid.seeds,
+        jobs,
+        part.as_ref().map(|p| p.0),
+        |cell, seed| {
+            let p = &grid.planned[cell / variants];
+            let run = sweep::simulate_seed(&p.variants[cell % variants], seed);
+            let outcome = run.report.analysis().map(|a| {
+                SeedOutcome::new(
+                    &a.phase,
+                    a.finished_s,
+                    a.promoted_s,
+                    a.canary_failed_requests,
+                    p.created.as_secs_f64(),
+                )
+            });
+            PlanRun {
+                outcome,
+                warnings: run.warnings,
+                accounting_ok: run.report.accounting_ok(),
+            }
+        },
+    )?;
+    match part {
+        Some(part) => {
+            sweep::write_shard(
+                "plan",
+                args.grid_args(),
+                &grid.source,
+                grid.cells() * grid.seeds,
+                part,
+                &out,
+                &results,
+            )?;
+            Ok(ExitCode::SUCCESS)
         }
+        None => finish(args, grid, &out, results),
     }
-    let given = args
-        .regression
-        .iter()
-        .map(|s| Regression::parse(s))
-        .collect::<Result<Vec<_>, _>>()?;
-    let settings = sweep::load_settings(&args.scenario, "--grid", &args.grid)?;
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("out").join(format!("{}-plan", settings[0].scenario.name)));
+}
 
-    let mut labels = Vec::new();
-    let mut planned = Vec::with_capacity(settings.len());
-    for s in &settings {
-        let label = &s.setting.label;
-        let p = plan_setting(&s.scenario, &given).with_context(|| format!("setting {label}"))?;
-        labels.push(p.1);
-        planned.push(p.0);
-    }
-    // Without --regression the label is the first setting's canary failure.
-    let regression_labels: Vec<String> = match given.is_empty() {
-        true => vec![labels[0].clone()],
-        false => given.iter().map(|r| r.label.clone()).collect(),
+/// `splitlab merge` of plan shards: the outputs of the whole grid from its kept results.
+pub(crate) fn merge(input: &sweep::MergeInput, out: &Path) -> anyhow::Result<ExitCode> {
+    let super::Command::Plan(args) = super::reparse("plan", &input.grid)? else {
+        unreachable!("reparse parses the command it is given")
     };
-    let variants = 1 + regression_labels.len();
-    let results = sweep::run_grid(settings.len() * variants, seeds, jobs, |cell, seed| {
-        let p = &planned[cell / variants];
-        let run = sweep::simulate_seed(&p.variants[cell % variants], seed);
-        let outcome = run.report.analysis().map(|a| {
-            SeedOutcome::new(
-                &a.phase,
-                a.finished_s,
-                a.promoted_s,
-                a.canary_failed_requests,
-                p.created.as_secs_f64(),
-            )
-        });
-        (outcome, run.warnings, run.report.accounting_ok())
-    })?;
+    let grid = Grid::new(&args, input.scenario())?;
+    let results = input.results(grid.cells() * grid.seeds)?;
+    finish(&args, grid, out, results)
+}
 
+/// Writes the outputs of the whole grid from every run's kept result, in run order: the one
+/// code path of a single process and of `merge`.
+fn finish(args: &Args, grid: Grid, out: &Path, results: Vec<PlanRun>) -> anyhow::Result<ExitCode> {
+    let variants = grid.variants();
+    let Grid {
+        source,
+        seeds,
+        settings,
+        planned,
+        regression_labels,
+    } = grid;
     let mut outcomes: Vec<SeedOutcome> = Vec::with_capacity(results.len());
     let mut warned = sweep::WarnOnce::default();
-    for (i, (outcome, warnings, accounting_ok)) in results.into_iter().enumerate() {
+    for (
+        i,
+        PlanRun {
+            outcome,
+            warnings,
+            accounting_ok,
+        },
+    ) in results.into_iter().enumerate()
+    {
         let label = &settings[i / seeds / variants].setting.label;
         if !accounting_ok {
             bail!(
@@ -176,7 +291,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
     // Every file goes to a staging directory first and reaches `out` in one commit, so an
     // interrupted plan never mixes its files with an earlier one's.
-    let staged = super::run::stage(&out)?;
+    let staged = super::run::stage(out)?;
     let dir = staged.path();
     let csv = plan_csv(&rows);
     write_atomic(dir, PLAN_FILE, |w| w.write_all(csv.as_bytes()))
@@ -206,7 +321,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
                 setting_labels.len(),
                 regression_labels.len()
             ),
-            scenario_yaml: std::fs::read_to_string(&args.scenario).ok(),
+            scenario_yaml: Some(source.text),
             sentences: sentences.clone(),
             tables: vec![plan_table(&rows)],
             charts: vec![chart],

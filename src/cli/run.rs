@@ -45,17 +45,98 @@ pub struct Args {
 /// (`canary-rollout`, or `scenarios/canary-rollout.yaml` outside a clone) loads the copy
 /// embedded in the binary, whose inputs resolve among the shipped files.
 pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenario::Scenario> {
-    let sets = sets
-        .iter()
-        .map(|s| parse_set(s).map_err(anyhow::Error::msg))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if !path.exists() {
-        if let Some(found) = path.to_str().and_then(shipped::find) {
-            let name = format!("{} (shipped)", found.file);
-            let base = Path::new(found.file)
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_default();
+    // A bad override is named before a missing file.
+    for s in sets {
+        parse_set(s).map_err(anyhow::Error::msg)?;
+    }
+    ScenarioSource::read(path)?.load(sets)
+}
+
+/// A scenario's text and where the files it names are read from, before any override: read
+/// once, loaded under each setting of a grid, and embedded in a shard's header.
+#[derive(Clone, Debug)]
+pub(crate) struct ScenarioSource {
+    /// The path as given.
+    pub path: PathBuf,
+    /// The name messages show.
+    name: String,
+    /// The file's full text.
+    pub text: String,
+    /// Files the scenario names are shipped files (relative to this shipped folder), not
+    /// files on disk.
+    shipped: bool,
+    /// The folder the scenario's relative paths resolve against.
+    base: PathBuf,
+}
+
+impl ScenarioSource {
+    /// Reads the scenario at `path` (a file, or a shipped scenario's name).
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        if !path.exists() {
+            if let Some(found) = path.to_str().and_then(shipped::find) {
+                return Ok(ScenarioSource {
+                    path: path.to_path_buf(),
+                    name: format!("{} (shipped)", found.file),
+                    text: found.text.to_string(),
+                    shipped: true,
+                    base: Path::new(found.file)
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        let text = super::read_input(path).map_err(|e| {
+            // A bare name that is neither a file nor shipped: say what is shipped (a path with
+            // folders was meant as a file, and its error says all).
+            if path.exists() || path.components().count() > 1 {
+                return e;
+            }
+            anyhow::anyhow!(
+                "{e}; no shipped scenario has that name either (shipped: {}; `splitlab scenarios` \
+                 says what each is for)",
+                shipped::names()
+            )
+        })?;
+        Ok(Self::embedded(path, text))
+    }
+
+    /// The scenario a shard's header embeds: `text` as the file at `path`; the files it names
+    /// are read as `read` would (shipped ones from the binary, others beside `path`).
+    pub fn embedded(path: &Path, text: String) -> Self {
+        if !path.exists() {
+            if let Some(found) = path.to_str().and_then(shipped::find) {
+                if found.text == text {
+                    return ScenarioSource {
+                        path: path.to_path_buf(),
+                        name: format!("{} (shipped)", found.file),
+                        text,
+                        shipped: true,
+                        base: Path::new(found.file)
+                            .parent()
+                            .map(Path::to_path_buf)
+                            .unwrap_or_default(),
+                    };
+                }
+            }
+        }
+        ScenarioSource {
+            path: path.to_path_buf(),
+            name: super::display_name(path),
+            text,
+            shipped: false,
+            base: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        }
+    }
+
+    /// Validates the scenario with `--set` overrides.
+    pub fn load(&self, sets: &[String]) -> anyhow::Result<crate::scenario::Scenario> {
+        let sets = sets
+            .iter()
+            .map(|s| parse_set(s).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let base = &self.base;
+        let result = if self.shipped {
             let resolve = |rel: &str| -> Result<String, String> {
                 let p = base.join(rel);
                 let p = p.to_string_lossy().replace('\\', "/");
@@ -63,29 +144,16 @@ pub(crate) fn load(path: &Path, sets: &[String]) -> anyhow::Result<crate::scenar
                     format!("no shipped file {p} (the shipped scenarios read only shipped files)")
                 })
             };
-            return load_scenario(&name, found.text, &sets, &resolve)
-                .map_err(|e| anyhow::anyhow!("{e}"));
-        }
+            load_scenario(&self.name, &self.text, &sets, &resolve)
+        } else {
+            let resolve = |rel: &str| -> Result<String, String> {
+                let p = base.join(rel);
+                super::read_referenced(&p)
+            };
+            load_scenario(&self.name, &self.text, &sets, &resolve)
+        };
+        result.map_err(|e| anyhow::anyhow!("{e}"))
     }
-    let name = super::display_name(path);
-    let text = super::read_input(path).map_err(|e| {
-        // A bare name that is neither a file nor shipped: say what is shipped (a path with
-        // folders was meant as a file, and its error says all).
-        if path.exists() || path.components().count() > 1 {
-            return e;
-        }
-        anyhow::anyhow!(
-            "{e}; no shipped scenario has that name either (shipped: {}; `splitlab scenarios` \
-             says what each is for)",
-            shipped::names()
-        )
-    })?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let resolve = |rel: &str| -> Result<String, String> {
-        let p = base.join(rel);
-        super::read_referenced(&p)
-    };
-    load_scenario(&name, &text, &sets, &resolve).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {

@@ -12,9 +12,14 @@
 //!   in every cell (common random numbers: the same arrivals everywhere).
 //! - Results are collected by index, so what a command writes is the same bytes for any
 //!   `--jobs`.
+//! - `--shard I/N` runs the runs `i` with `i % N == I` and writes their kept results as a shard
+//!   (`report::shard`); a command's outputs are computed from the kept results of the whole
+//!   grid by one function, whether they come from this process or from `merge`, so a merged
+//!   grid writes the bytes a single process does (docs/scale-out.md).
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -22,8 +27,11 @@ use rayon::prelude::*;
 
 use crate::report::compare::{expand_grid, parse_grid_set, Setting};
 use crate::report::run::RunReport;
+use crate::report::shard::{self, EmbeddedScenario, Header, ShardSpec, ShardWriter};
 use crate::scenario::Scenario;
 use crate::sim::{simulate, RunOptions};
+
+use super::run::ScenarioSource;
 
 /// At most this many seeds per setting: a 95% interval of a mean narrows as 1/sqrt(seeds), so
 /// 10,000 seeds put it within 2% of the spread between runs; more buy nothing a decision needs
@@ -72,7 +80,7 @@ pub(crate) fn seeds(arg: u64) -> anyhow::Result<usize> {
 /// setting of `scenario`. A scenario warning usually holds for every setting: it is printed
 /// once, naming the first setting it came from.
 pub(crate) fn load_settings(
-    scenario: &Path,
+    scenario: &ScenarioSource,
     flag: &'static str,
     grid: &[String],
 ) -> anyhow::Result<Vec<LoadedSetting>> {
@@ -82,7 +90,7 @@ pub(crate) fn load_settings(
 /// `load_settings` for a command that loads several grids in turn (`advise`, one per search
 /// round): a warning in `warned` was printed before and is not printed again.
 pub(crate) fn load_settings_warned(
-    scenario: &Path,
+    scenario: &ScenarioSource,
     flag: &'static str,
     grid: &[String],
     warned: &mut BTreeSet<String>,
@@ -94,7 +102,8 @@ pub(crate) fn load_settings_warned(
     let grid = expand_grid(flag, &sets)?;
     grid.into_iter()
         .map(|setting| {
-            let loaded = super::run::load(scenario, &setting.set_args())
+            let loaded = scenario
+                .load(&setting.set_args())
                 .with_context(|| format!("setting {}", setting.label))?;
             for w in &loaded.warnings {
                 if warned.insert(w.clone()) {
@@ -107,6 +116,163 @@ pub(crate) fn load_settings_warned(
             })
         })
         .collect()
+}
+
+/// The sharding flags of a sweep command (docs/scale-out.md).
+#[derive(Debug, Default, clap::Args)]
+pub struct ShardArgs {
+    /// Run only shard I of N (0-based) of the grid's runs, the runs i with i % N == I, and
+    /// write their results to DIR/shard-I.jsonl for `splitlab merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// Run shard $JOB_COMPLETION_INDEX of N (a Kubernetes Indexed Job's pod).
+    #[arg(long, value_name = "N", conflicts_with = "shard")]
+    shards: Option<usize>,
+    /// Write the shard to stdout as JSON Lines instead of a file (`kubectl logs` collects it);
+    /// everything else goes to stderr. Without --shard/--shards: the whole grid as shard 0/1.
+    #[arg(long, value_name = "FORMAT", value_parser = ["jsonl"])]
+    emit: Option<String>,
+}
+
+/// Where a shard goes.
+pub(crate) enum ShardOut {
+    /// `DIR/shard-I.jsonl`.
+    Dir,
+    /// Stdout (`--emit jsonl`).
+    Stdout,
+}
+
+impl ShardArgs {
+    /// The shard this process runs, or `None` for the whole grid with the command's outputs.
+    pub fn part(&self) -> anyhow::Result<Option<(ShardSpec, ShardOut)>> {
+        let to = || match self.emit {
+            Some(_) => ShardOut::Stdout,
+            None => ShardOut::Dir,
+        };
+        if let Some(text) = &self.shard {
+            return Ok(Some((
+                shard::parse_spec(text).map_err(anyhow::Error::msg)?,
+                to(),
+            )));
+        }
+        if let Some(count) = self.shards {
+            if count == 0 {
+                bail!("--shards must be at least 1");
+            }
+            let var = "JOB_COMPLETION_INDEX";
+            let Some(value) = std::env::var_os(var) else {
+                bail!(
+                    "--shards {count} reads this shard's index from {var}, which is not set; \
+                     give --shard I/{count} outside a Kubernetes Indexed Job"
+                );
+            };
+            let text = value.to_string_lossy();
+            return match text.trim().parse::<usize>() {
+                Ok(index) if index < count => Ok(Some((ShardSpec { index, count }, to()))),
+                _ => bail!(
+                    "{var}={text:?} is not a shard index for --shards {count}; allowed: 0 to {}",
+                    count - 1
+                ),
+            };
+        }
+        Ok(self
+            .emit
+            .as_ref()
+            .map(|_| (ShardSpec { index: 0, count: 1 }, ShardOut::Stdout)))
+    }
+
+    /// Refuses sharding for a command that cannot be sharded, saying why.
+    pub fn refuse(&self, why: &str) -> anyhow::Result<()> {
+        if self.shard.is_some() || self.shards.is_some() || self.emit.is_some() {
+            bail!("{why}");
+        }
+        Ok(())
+    }
+}
+
+/// Writes the kept results `results` of shard `spec` (in index order, as [`run_grid_part`]
+/// returns them) with their header: to `out/shard-I.jsonl`, or to stdout.
+pub(crate) fn write_shard<R: serde::Serialize>(
+    command: &str,
+    args: Vec<String>,
+    scenario: &ScenarioSource,
+    total: usize,
+    (spec, to): (ShardSpec, ShardOut),
+    out: &Path,
+    results: &[R],
+) -> anyhow::Result<()> {
+    let header = Header {
+        format: shard::FORMAT.to_string(),
+        command: command.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        args,
+        scenario: EmbeddedScenario {
+            path: scenario.path.display().to_string(),
+            text: scenario.text.clone(),
+        },
+        shard: spec.index,
+        shards: spec.count,
+        total,
+    };
+    let fill = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let mut writer = ShardWriter::new(w, &header)?;
+        for (i, r) in shard::indices(spec, total).zip(results) {
+            writer.item(i, r)?;
+        }
+        writer.finish().map(drop)
+    };
+    match to {
+        ShardOut::Stdout => {
+            let stdout = std::io::stdout();
+            let mut lock = std::io::BufWriter::new(stdout.lock());
+            fill(&mut lock).context("cannot write the shard to stdout")?;
+            lock.flush().context("cannot write the shard to stdout")?;
+        }
+        ShardOut::Dir => {
+            std::fs::create_dir_all(out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let name = shard::file_name(spec.index);
+            crate::report::write::write_atomic(out, &name, |w| fill(w))
+                .with_context(|| format!("cannot write {}", out.join(&name).display()))?;
+            say!(
+                "shard {} of {}: {} of {total} runs written to {}",
+                spec.index,
+                spec.count,
+                results.len(),
+                out.join(&name).display()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A merge's inputs: the shard files and their checked common header.
+pub(crate) struct MergeInput {
+    pub files: Vec<PathBuf>,
+    pub grid: Header,
+}
+
+impl MergeInput {
+    /// The scenario the shards ran, from the header.
+    pub fn scenario(&self) -> ScenarioSource {
+        ScenarioSource::embedded(
+            Path::new(&self.grid.scenario.path),
+            self.grid.scenario.text.clone(),
+        )
+    }
+
+    /// Every run's kept result, in run order, after checking the shards ran a grid of `total`.
+    pub fn results<R: serde::de::DeserializeOwned>(&self, total: usize) -> anyhow::Result<Vec<R>> {
+        if total != self.grid.total {
+            bail!(
+                "the shards' header says {} runs, but their arguments make a grid of {total}; \
+                 were they written by another build of splitlab {}?",
+                self.grid.total,
+                self.grid.version
+            );
+        }
+        Ok(shard::read_items(&self.files, &self.grid)?)
+    }
 }
 
 /// Runs `run(cell, seed)` for every cell in `0..cells` and seed in `1..=seeds` on a pool of
@@ -122,6 +288,21 @@ where
     R: Send,
     F: Fn(usize, u64) -> R + Sync,
 {
+    run_grid_part(cells, seeds, jobs, None, run)
+}
+
+/// [`run_grid`] for the runs of shard `part` alone (all of them for `None`), in run order.
+pub(crate) fn run_grid_part<R, F>(
+    cells: usize,
+    seeds: usize,
+    jobs: usize,
+    part: Option<ShardSpec>,
+    run: F,
+) -> anyhow::Result<Vec<R>>
+where
+    R: Send,
+    F: Fn(usize, u64) -> R + Sync,
+{
     let total = cells.saturating_mul(seeds);
     if total > MAX_RUNS {
         bail!(
@@ -129,7 +310,10 @@ where
         );
     }
     // The stderr target draws nothing when stderr is not a terminal.
-    let progress = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    let part = part.unwrap_or(ShardSpec { index: 0, count: 1 });
+    // Shard I's runs are I, I + N, I + 2N, ... below the total.
+    let count = total.saturating_sub(part.index).div_ceil(part.count);
+    let progress = ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::stderr());
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
             .expect("the template is valid"),
@@ -139,8 +323,9 @@ where
         .build()
         .context("cannot start the worker threads")?;
     let results = pool.install(|| {
-        (0..total)
+        (0..count)
             .into_par_iter()
+            .map(|k| part.index + k * part.count)
             .map(|i| {
                 let r = run(i / seeds, (i % seeds) as u64 + 1);
                 progress.inc(1);

@@ -1762,7 +1762,7 @@ pub struct MetricPanel {
 
 /// One setting's queues of one seed: per metrics window, `(t_s, activator queue, QP queue)`,
 /// each summed over revisions (of their window maxima).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QueueSeries {
     pub points: Vec<(f64, u64, u64)>,
 }

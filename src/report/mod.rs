@@ -16,7 +16,8 @@
 //! detection power of Flagger analysis settings from seeded runs, beside its analytic value
 //! (`plan`); a Prometheus registry and its text exposition format (`prometheus`), which the
 //! live mode serves; the self-contained `report.html` page (`html`) and the verdict a run's page
-//! leads with (`verdict`).
+//! leads with (`verdict`); the shard file a part of a sweep or a load run writes and `merge`
+//! reads (`shard`).
 //!
 //! Must not: route or simulate; it only observes outcomes it is given.
 
@@ -36,6 +37,7 @@ pub mod plan;
 pub mod prometheus;
 pub mod record;
 pub mod run;
+pub mod shard;
 pub mod slo;
 pub mod verdict;
 pub mod write;

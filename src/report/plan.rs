@@ -152,7 +152,7 @@ fn describe_failure(f: &FailureSpec) -> String {
 }
 
 /// One run's analysis, as plan reads it.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SeedOutcome {
     /// The analysis ended `Failed`: Flagger rolled the canary back.
     pub rolled_back: bool,

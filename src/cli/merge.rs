@@ -1,0 +1,51 @@
+//! `splitlab merge INPUT... --out DIR`: rebuilds a sharded command's outputs from its shards
+//! (docs/scale-out.md).
+//!
+//! The shards' headers are checked to be the whole of one grid (`report::shard`), then the
+//! command named in them rebuilds its outputs from the kept results through the same code a
+//! single process runs, so the files are the same bytes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::report::shard;
+
+use super::sweep::MergeInput;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The shard files (shard-I.jsonl, or `kubectl logs` of each pod), in any order.
+    #[arg(value_name = "INPUT", required = true)]
+    inputs: Vec<PathBuf>,
+    /// Output directory: the command's outputs, as a single run of the whole grid writes them.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let headers = args
+        .inputs
+        .iter()
+        .map(|file| Ok((file.clone(), shard::read_header(file)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let grid = shard::check_set(&headers)?;
+    let input = MergeInput {
+        files: args.inputs.clone(),
+        grid,
+    };
+    // One arm per command that merges.
+    match input.grid.command.as_str() {
+        "compare" => super::compare::merge(&input, &args.out),
+        "plan" => super::plan::merge(&input, &args.out),
+        "advise" => bail!(
+            "advise shards cannot be merged: advise refuses --shard (its search rounds depend on \
+             earlier rounds); shard `compare --set KNOB=V1,V2,... --slo ...` instead"
+        ),
+        other => bail!(
+            "{}: merging {other:?} shards is not supported by this splitlab (merges: compare, plan)",
+            args.inputs[0].display()
+        ),
+    }
+}
