@@ -335,18 +335,11 @@ pub struct LoadArgs {
     /// ingress serves h2c and gRPC revisions.
     #[arg(long)]
     h2c: bool,
-    /// Run shard I of N of this load (0-based): 1/N of the rate (of each schedule row; with
-    /// `--rate max` 1/N of the connections), and of --max-requests; writes DIR/shard-I.jsonl
-    /// for `splitlab merge` instead of the run's outputs (docs/load.md).
-    #[arg(long, value_name = "I/N", conflicts_with = "shards")]
-    shard: Option<String>,
-    /// N shards, this one's index I from JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's pod).
-    #[arg(long, value_name = "N")]
-    shards: Option<usize>,
-    /// With --shard/--shards: `jsonl` writes the shard to stdout (for `kubectl logs`) instead
-    /// of DIR/shard-I.jsonl; messages go to stderr.
-    #[arg(long, value_name = "FORMAT")]
-    emit: Option<String>,
+    /// A shard sends 1/N of the rate (of each schedule row; with `--rate max` 1/N of the
+    /// connections) and of --max-requests, and writes its shard for `splitlab merge` instead
+    /// of the run's outputs (docs/load.md).
+    #[command(flatten)]
+    sharding: super::sweep::ShardArgs,
     /// Wait until T before sending, so shards started apart stay in phase: RFC 3339, unix
     /// seconds, now or now+DURATION; at most 1 s ago and 24 h ahead.
     #[arg(long, value_name = "T")]
@@ -708,22 +701,9 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         }
         _ => {}
     }
-    let shard = super::load_shard::shard_of(
-        args.shard.as_deref(),
-        args.shards,
-        std::env::var(super::load_shard::JOB_COMPLETION_INDEX)
-            .ok()
-            .as_deref(),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let emit_jsonl = match args.emit.as_deref() {
-        None => false,
-        Some("jsonl") => true,
-        Some(other) => bail!("--emit {other:?}: allowed: jsonl"),
-    };
-    if shard.is_none() && emit_jsonl {
-        bail!("--emit jsonl: only with --shard I/N or --shards N (it writes the shard to stdout)");
-    }
+    let part = args.sharding.part()?;
+    let shard = part.as_ref().map(|(s, _)| (s.index, s.count));
+    let emit_jsonl = matches!(part, Some((_, super::sweep::ShardOut::Stdout)));
     if shard.is_some() {
         if args.requests {
             bail!("--requests: not with --shard (request ids are per shard; merge rebuilds every other output)");
@@ -771,6 +751,21 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => bail!("one of --rate R (or --rate max) and --schedule FILE is required"),
     };
+    // The whole run's bounds (a shard sends its share in the same time).
+    let duration = match (&args.duration, args.max_requests) {
+        (Some(d), _) => duration_flag("--duration", d)?,
+        (None, Some(n)) => match &process {
+            Some(ArrivalProcessSpec::Constant { rate_per_s })
+            | Some(ArrivalProcessSpec::Poisson { rate_per_s }) => {
+                SimDuration::from_secs_f64(n as f64 / rate_per_s * 2.0 + 1.0)
+            }
+            // A closed loop or a schedule with only a count: at most ten minutes.
+            _ => SimDuration::from_secs(600),
+        },
+        (None, None) => {
+            bail!("--duration or --max-requests is required (a load run always stops by itself)")
+        }
+    };
     // A shard's share: of the rate, of a closed loop's connections, of the request count.
     let (process, connections, max_requests) = match shard {
         Some((i, n)) => (
@@ -785,20 +780,6 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         None => (process, args.connections, args.max_requests),
     };
     // The bounds: a duration, or a count (with a time bound derived from it).
-    let duration = match (&args.duration, max_requests) {
-        (Some(d), _) => duration_flag("--duration", d)?,
-        (None, Some(n)) => match &process {
-            Some(ArrivalProcessSpec::Constant { rate_per_s })
-            | Some(ArrivalProcessSpec::Poisson { rate_per_s }) => {
-                SimDuration::from_secs_f64(n as f64 / rate_per_s * 2.0 + 1.0)
-            }
-            // A closed loop or a schedule with only a count: at most ten minutes.
-            _ => SimDuration::from_secs(600),
-        },
-        (None, None) => {
-            bail!("--duration or --max-requests is required (a load run always stops by itself)")
-        }
-    };
     let rollout = match (&args.expect_rollout, &args.rollout_start) {
         (Some(manifest), Some(start)) => Some(super::expect_rollout::prepare(
             manifest,
@@ -909,7 +890,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         Some((i, _)) if !emit_jsonl => {
             std::fs::create_dir_all(&args.out)
                 .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
-            write_atomic(&args.out, &super::load_shard::file_name(i), |_| Ok(()))
+            write_atomic(&args.out, &crate::report::shard::file_name(i), |_| Ok(()))
                 .with_context(|| format!("--out {} is not writable", args.out.display()))?;
             None
         }
@@ -1059,15 +1040,23 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             .skip(1)
             .collect();
         let header_args = shard_header_args(&argv);
-        let where_to = super::load_shard::write(
-            (i, n),
+        // The targets file (if any) is the run's input, embedded as the scenario.
+        let source = match &args.targets {
+            Some(f) => super::run::ScenarioSource::embedded(f, super::read_input(f)?),
+            None => super::run::ScenarioSource::embedded(Path::new(""), String::new()),
+        };
+        let part = part.context("a shard has its part")?;
+        super::sweep::write_shard(
+            "load",
             header_args,
-            args.targets.as_deref(),
-            &kept,
-            (!emit_jsonl).then_some(args.out.as_path()),
+            &source,
+            n,
+            part,
+            &args.out,
+            std::slice::from_ref(&kept),
         )?;
         eprintln!(
-            "load: shard {i}/{n}: {} requests, {} served; {where_to}",
+            "load: shard {i} of {n}: {} requests, {} served",
             report.totals().arrived,
             report.totals().served
         );

@@ -239,96 +239,6 @@ pub fn merge(shards: &[LoadShard]) -> Result<MergedLoad, String> {
     })
 }
 
-/// The file shard `i` writes into its output directory.
-pub fn file_name(i: usize) -> String {
-    format!("shard-{i}.jsonl")
-}
-
-/// Writes shard `(i, n)` of a load run: its header (`args` as normalized by the caller; the
-/// targets file, if any, embedded as the scenario) and its one item line, to
-/// `dir/shard-I.jsonl` (atomically) or, without `dir`, to stdout. Says where.
-pub fn write(
-    (i, n): (usize, usize),
-    args: Vec<String>,
-    targets_file: Option<&std::path::Path>,
-    kept: &LoadShard,
-    dir: Option<&std::path::Path>,
-) -> anyhow::Result<String> {
-    use anyhow::Context as _;
-    let (path, text) = match targets_file {
-        Some(f) => (f.display().to_string(), super::read_input(f)?),
-        None => (String::new(), String::new()),
-    };
-    let header = serde_json::json!({
-        "format": "splitlab-shard/1",
-        "command": "load",
-        "version": env!("CARGO_PKG_VERSION"),
-        "args": args,
-        "scenario": {"path": path, "text": text},
-        "shard": i,
-        "shards": n,
-        "total": n,
-    });
-    let write_to = |w: &mut dyn std::io::Write| -> std::io::Result<()> {
-        serde_json::to_writer(&mut *w, &header)?;
-        w.write_all(b"\n")?;
-        serde_json::to_writer(&mut *w, &serde_json::json!({"i": i, "r": kept}))?;
-        w.write_all(b"\n")?;
-        w.flush()
-    };
-    match dir {
-        Some(dir) => {
-            crate::report::write::write_atomic(dir, &file_name(i), |w| write_to(w))
-                .with_context(|| format!("cannot write {}", dir.join(file_name(i)).display()))?;
-            Ok(format!("wrote {}", dir.join(file_name(i)).display()))
-        }
-        None => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            write_to(&mut lock).context("cannot write the shard to stdout")?;
-            Ok("wrote the shard to stdout".into())
-        }
-    }
-}
-
-/// The environment variable a Kubernetes Indexed Job sets to the pod's completion index.
-pub const JOB_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
-
-/// Which shard this process runs, `(I, N)`: `--shard I/N`, or `--shards N` with `I` from
-/// `JOB_COMPLETION_INDEX` (`env`, the variable's value if set).
-pub fn shard_of(
-    shard: Option<&str>,
-    shards: Option<usize>,
-    env: Option<&str>,
-) -> Result<Option<(usize, usize)>, String> {
-    let allowed = "allowed: I/N with 0 <= I < N (I is 0-based, as JOB_COMPLETION_INDEX)";
-    match (shard, shards) {
-        (Some(_), Some(_)) => Err("--shard and --shards: give one".into()),
-        (Some(text), None) => {
-            let (i, n) = text
-                .split_once('/')
-                .ok_or_else(|| format!("--shard {text:?}: no \"/\"; {allowed}"))?;
-            match (i.trim().parse::<usize>(), n.trim().parse::<usize>()) {
-                (Ok(i), Ok(n)) if n >= 1 && i < n => Ok(Some((i, n))),
-                _ => Err(format!("--shard {text:?}: {allowed}")),
-            }
-        }
-        (None, Some(0)) => Err("--shards 0: allowed: 1 or more".into()),
-        (None, Some(n)) => {
-            let v = env.ok_or_else(|| {
-                format!("--shards {n}: {JOB_COMPLETION_INDEX} is not set (it is in an Indexed Job's pods); outside a Job give --shard I/{n}")
-            })?;
-            match v.trim().parse::<usize>() {
-                Ok(i) if i < n => Ok(Some((i, n))),
-                _ => Err(format!(
-                    "--shards {n}: {JOB_COMPLETION_INDEX}={v:?} is not a number below {n}"
-                )),
-            }
-        }
-        (None, None) => Ok(None),
-    }
-}
-
 /// Shard `i` of `n`'s share of `total` whole things (requests, connections): `total / n`, the
 /// remainder going one each to the first shards, so the shares add up to `total` exactly.
 pub fn share(total: u64, i: usize, n: usize) -> u64 {
@@ -384,36 +294,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_shard_comes_from_the_flag_or_the_job() {
-        // (--shard, --shards, JOB_COMPLETION_INDEX, result or part of the error)
-        let cases: [(
-            Option<&str>,
-            Option<usize>,
-            Option<&str>,
-            Result<Option<(usize, usize)>, &str>,
-        ); 10] = [
-            (None, None, Some("2"), Ok(None)), // not sharded, whatever the env says
-            (Some("0/3"), None, None, Ok(Some((0, 3)))), // the first of three
-            (Some("2/3"), None, Some("0"), Ok(Some((2, 3)))), // the flag wins over the env
-            (Some("3/3"), None, None, Err("0 <= I < N")), // I is 0-based
-            (Some("1"), None, None, Err("no \"/\"")), // not I/N
-            (Some("0/0"), None, None, Err("0 <= I < N")), // no shards
-            (None, Some(4), Some("3"), Ok(Some((3, 4)))), // in a Job's last pod
-            (None, Some(4), None, Err("is not set")), // outside a Job
-            (None, Some(4), Some("4"), Err("not a number below 4")), // index out of range
-            (Some("0/2"), Some(2), None, Err("give one")), // both
-        ];
-        for (flag, n, env, want) in cases {
-            let got = shard_of(flag, n, env);
-            match (got, want) {
-                (Ok(g), Ok(w)) => assert_eq!(g, w, "{flag:?} {n:?} {env:?}"),
-                (Err(e), Err(w)) => assert!(e.contains(w), "{flag:?} {n:?} {env:?}: {e}"),
-                (g, w) => panic!("{flag:?} {n:?} {env:?}: got {g:?}, want {w:?}"),
-            }
-        }
-    }
-
-    #[test]
     fn shares_add_up_to_the_total() {
         // (total, shards, the shares)
         let cases: [(u64, usize, &[u64]); 4] = [
@@ -451,4 +331,21 @@ mod tests {
             }
         }
     }
+}
+
+/// `splitlab merge` of load shards: the run's outputs rebuilt from them.
+pub fn merge_cmd(
+    input: &super::sweep::MergeInput,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    if input.grid.total != input.grid.shards {
+        anyhow::bail!(
+            "a load run's shards hold one item each: the header says {} items for {} shards",
+            input.grid.total,
+            input.grid.shards
+        );
+    }
+    let shards: Vec<LoadShard> = input.results(input.grid.total)?;
+    let merged = merge(&shards).map_err(anyhow::Error::msg)?;
+    super::live::write_merged_load(&merged, out)
 }

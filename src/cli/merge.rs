@@ -39,12 +39,13 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     match input.grid.command.as_str() {
         "compare" => super::compare::merge(&input, &args.out),
         "plan" => super::plan::merge(&input, &args.out),
+        "load" => super::load_shard::merge_cmd(&input, &args.out),
         "advise" => bail!(
             "advise shards cannot be merged: advise refuses --shard (its search rounds depend on \
              earlier rounds); shard `compare --set KNOB=V1,V2,... --slo ...` instead"
         ),
         other => bail!(
-            "{}: merging {other:?} shards is not supported by this splitlab (merges: compare, plan)",
+            "{}: merging {other:?} shards is not supported by this splitlab (merges: compare, plan, load)",
             args.inputs[0].display()
         ),
     }

@@ -21,6 +21,7 @@ mod interrupt;
 mod live;
 mod load;
 mod load_rollout;
+mod load_shard;
 mod load_tls;
 mod metrics;
 mod plan;
