@@ -18,6 +18,7 @@ mod fuzz;
 mod h2;
 mod hostile;
 mod interrupt;
+mod k8s;
 mod live;
 mod load;
 mod load_rollout;

@@ -1,0 +1,395 @@
+//! `splitlab k8s job`: the printed ConfigMap and Indexed Job are valid Kubernetes objects (parsed
+//! into k8s-openapi's `ConfigMap` and `Job`, and serialized back to the same JSON, so no field is
+//! unknown or misspelled), in YAML and in JSON; the refusals; and the Job emulated locally: one
+//! process per completion index running the pod's command line with `JOB_COMPLETION_INDEX`, its
+//! stdout collected as the shard, then `splitlab merge`, against a single-process run (the same
+//! bytes for compare and plan; for load the counts and exact percentiles of all requests).
+//! Load traffic goes only to a 127.0.0.1 backend; every run is bounded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ConfigMap;
+use serde_json::Value;
+
+use crate::common::{assert_clear_error, splitlab, temp_dir, text};
+use crate::live::{count, one_live_run_at_a_time, start_backend_saying, summary};
+
+fn k8s_job(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["k8s", "job"];
+    all.extend(args);
+    splitlab(&all)
+}
+
+/// `T` parsed from `v`, after checking that serializing it gives `v` back: k8s-openapi ignores
+/// unknown fields, so a misspelled one would otherwise pass.
+fn api_object<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value, what: &str) -> T {
+    let t: T = serde_json::from_value(v.clone())
+        .unwrap_or_else(|e| panic!("{what} is not a valid object: {e}\n{v:#}"));
+    let back = serde_json::to_value(&t).expect("serializes");
+    assert_eq!(
+        &back, v,
+        "{what}: fields the API type does not know (misspelled?) were dropped"
+    );
+    t
+}
+
+/// The printed objects: YAML documents, or a JSON v1 List's items.
+fn printed_objects(out: &std::process::Output) -> Vec<Value> {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    if stdout.starts_with('{') {
+        let list: Value = serde_json::from_str(&stdout).expect("JSON");
+        assert_eq!(list["kind"], "List");
+        list["items"].as_array().expect("items").clone()
+    } else {
+        serde_saphyr::from_multiple::<Value>(&stdout).expect("YAML documents")
+    }
+}
+
+/// The ConfigMap (if any) and the Job, validated.
+fn validated(objects: &[Value]) -> (Option<ConfigMap>, Job) {
+    match objects {
+        [job] => (None, api_object(job, "the Job")),
+        [cm, job] => (
+            Some(api_object(cm, "the ConfigMap")),
+            api_object(job, "the Job"),
+        ),
+        other => panic!("expected a ConfigMap and a Job, got {other:#?}"),
+    }
+}
+
+const COMPARE: [&str; 7] = [
+    "compare",
+    "scenarios/canary-rollout.yaml",
+    "--set",
+    "duration=60s",
+    "--set",
+    "service.rollout_duration=10s,0s",
+    "--seeds=2",
+];
+
+#[test]
+fn the_printed_job_and_configmap_are_valid_kubernetes_objects() {
+    for output in ["yaml", "json"] {
+        let mut args = COMPARE.to_vec();
+        args.extend([
+            "--shards",
+            "3",
+            "--parallelism",
+            "2",
+            "--image",
+            "registry.example/splitlab:1",
+            "--namespace",
+            "perf",
+            "--output",
+            output,
+        ]);
+        let out = k8s_job(&args);
+        let objects = printed_objects(&out);
+        let (cm, job) = validated(&objects);
+        let cm = cm.expect("the scenario's ConfigMap");
+        let scenario = std::fs::read_to_string("scenarios/canary-rollout.yaml").unwrap();
+        let data = cm.data.expect("data");
+        assert_eq!(data.get("canary-rollout.yaml"), Some(&scenario));
+        assert_eq!(cm.metadata.namespace.as_deref(), Some("perf"));
+        let spec = job.spec.expect("spec");
+        assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+        assert_eq!(spec.completions, Some(3));
+        assert_eq!(spec.parallelism, Some(2));
+        assert_eq!(spec.backoff_limit_per_index, Some(2));
+        assert_eq!(spec.max_failed_indexes, Some(0));
+        assert!(spec.ttl_seconds_after_finished.is_some());
+        let pod = spec.template.spec.expect("pod spec");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let psc = pod.security_context.expect("pod securityContext");
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(psc.run_as_user, Some(65532));
+        assert_eq!(
+            psc.seccomp_profile.map(|p| p.type_),
+            Some("RuntimeDefault".to_string())
+        );
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("registry.example/splitlab:1"));
+        let sc = c
+            .security_context
+            .clone()
+            .expect("container securityContext");
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.and_then(|c| c.drop),
+            Some(vec!["ALL".to_string()])
+        );
+        let limits = c.resources.clone().and_then(|r| r.limits).expect("limits");
+        assert_eq!(limits["cpu"].0, "1");
+        // The pod runs the same command on the mounted scenario, as shard $JOB_COMPLETION_INDEX.
+        let pod_args = c.args.clone().expect("args");
+        assert_eq!(
+            pod_args,
+            [
+                "compare",
+                "/scenario/canary-rollout.yaml",
+                "--set",
+                "duration=60s",
+                "--set",
+                "service.rollout_duration=10s,0s",
+                "--seeds=2",
+                "--shards",
+                "3",
+                "--emit",
+                "jsonl"
+            ]
+        );
+        let cm_name = cm.metadata.name.expect("name");
+        let volumes = pod.volumes.expect("volumes");
+        assert!(volumes
+            .iter()
+            .any(|v| v.config_map.as_ref().map(|c| c.name.as_str()) == Some(cm_name.as_str())));
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("kubectl apply -f job.yaml"), "{stderr}");
+        assert!(
+            stderr.contains("batch.kubernetes.io/job-completion-index=$i"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("splitlab merge shard-*.jsonl"), "{stderr}");
+    }
+    // The check refuses a misspelled field (it is what makes the test above able to fail).
+    let mut objects = printed_objects(&k8s_job(&[COMPARE[0], COMPARE[1], "--shards", "2"]));
+    objects[1]["spec"]["completionMod"] = Value::from("Indexed");
+    let refused = std::panic::catch_unwind(|| api_object::<Job>(&objects[1], "a bad Job"));
+    assert!(refused.is_err(), "a misspelled field must be refused");
+}
+
+#[test]
+fn bad_job_requests_are_refused_with_a_clear_error() {
+    // (args after `k8s job`, part of the error)
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["run", "scenarios/canary-rollout.yaml", "--shards", "2"],
+            "allowed: compare, plan, load",
+        ), // not a sharded command
+        (
+            &["compare", "scenarios/canary-rollout.yaml"],
+            "--shards N is required",
+        ), // how many pods?
+        (
+            &[
+                "compare",
+                "scenarios/canary-rollout.yaml",
+                "--shards",
+                "2",
+                "--shard",
+                "0/2",
+            ],
+            "the Job sets it",
+        ), // per pod
+        (
+            &[
+                "compare",
+                "scenarios/canary-rollout.yaml",
+                "--shards",
+                "2",
+                "--seedz",
+                "3",
+            ],
+            "--seedz",
+        ), // the command's own error
+        (
+            &[
+                "compare",
+                "scenarios/canary-rollout.yaml",
+                "--shards",
+                "2",
+                "--parallelism",
+                "3",
+            ],
+            "allowed: 1 to --shards",
+        ), // more pods than shards
+        (
+            &["load", "--rate", "10", "-d", "1s", "--shards", "2"],
+            "--target",
+        ), // load names its target
+    ];
+    for (args, fragment) in cases {
+        assert_clear_error(&k8s_job(args), fragment, &args.join(" "));
+    }
+}
+
+/// Runs the Job's pods locally: each index's process with `JOB_COMPLETION_INDEX`, the pod's
+/// args (the ConfigMap's files written to `dir/input` in place of `/scenario`), its own working
+/// directory (the pod's /tmp), its stdout the shard. Returns the shard files and the working
+/// directories.
+fn emulate(objects: &[Value], dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let (cm, job) = validated(objects);
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    for (k, v) in cm.and_then(|c| c.data).unwrap_or_default() {
+        std::fs::write(input.join(k), v).unwrap();
+    }
+    let spec = job.spec.expect("spec");
+    let n = spec.completions.expect("completions") as usize;
+    let args: Vec<String> = spec.template.spec.expect("pod").containers[0]
+        .args
+        .clone()
+        .expect("args")
+        .into_iter()
+        .map(|a| a.replace("/scenario/", &format!("{}/", input.display())))
+        .collect();
+    let children: Vec<_> = (0..n)
+        .map(|i| {
+            let work = dir.join(format!("pod-{i}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
+                .args(&args)
+                .env("JOB_COMPLETION_INDEX", i.to_string())
+                .current_dir(&work)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("a pod starts");
+            (child, work)
+        })
+        .collect();
+    let mut shards = Vec::new();
+    let mut works = Vec::new();
+    for (i, (child, work)) in children.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("a pod ends");
+        assert_eq!(out.status.code(), Some(0), "pod {i}: {}", text(&out.stderr));
+        let log = text(&out.stdout);
+        assert!(
+            log.lines().all(|l| l.starts_with('{')),
+            "pod {i}: stdout is the shard alone: {log}"
+        );
+        let file = dir.join(format!("shard-{i}.jsonl"));
+        std::fs::write(&file, log).unwrap();
+        shards.push(file);
+        works.push(work);
+    }
+    (shards, works)
+}
+
+fn merge(shards: &[PathBuf], out: &Path) {
+    let mut args: Vec<String> = vec!["merge".into()];
+    args.extend(shards.iter().rev().map(|s| s.display().to_string()));
+    args.extend(["--out".into(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = splitlab(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+#[test]
+fn the_indexed_job_emulated_locally_merges_to_a_single_process_run() {
+    let plan: [&str; 8] = [
+        "plan",
+        "scenarios/flagger-bad-canary.yaml",
+        "--grid",
+        "duration=150s",
+        "--grid",
+        "analysis.canary.stepWeight=10,25",
+        "--seeds",
+        "2",
+    ];
+    // (the command line, the files that must be the same bytes)
+    let cases: [(&[&str], &[&str]); 2] = [
+        (&COMPARE, &["compare.csv", "paired.csv"]),
+        (&plan, &["plan.csv"]),
+    ];
+    for (command, files) in cases {
+        let dir = temp_dir(&format!("k8s-emulate-{}", command[0]));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut args = command.to_vec();
+        args.extend(["--shards", "3", "--output", "json"]);
+        let objects = printed_objects(&k8s_job(&args));
+        let (shards, _) = emulate(&objects, &dir);
+        let merged = dir.join("merged");
+        merge(&shards, &merged);
+        let single = dir.join("single");
+        let mut one = command.to_vec();
+        one.extend(["--out", single.to_str().unwrap()]);
+        let o = splitlab(&one);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+        for f in files {
+            let a = std::fs::read(single.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let b = std::fs::read(merged.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert!(
+                a == b,
+                "{}: {f} differs from a single process's",
+                command[0]
+            );
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
+
+#[test]
+fn a_load_job_emulated_locally_merges_to_the_counts_and_percentiles_of_all_requests() {
+    let _live = one_live_run_at_a_time();
+    let port = start_backend_saying("Hello v1!\n");
+    let target = format!("http://127.0.0.1:{port}/");
+    let dir = temp_dir("k8s-emulate-load");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Each pod writes its --results into its working directory (the pod's /tmp).
+    let out = k8s_job(&[
+        "load",
+        "--target",
+        &target,
+        "--rate",
+        "90",
+        "-d",
+        "1s",
+        "--classify",
+        "body:v1=v1",
+        "--results",
+        "results.jsonl",
+        "--shards",
+        "3",
+        "--start-margin",
+        "2s",
+        "--output",
+        "json",
+    ]);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("WARNING: the Job's 3 pods send load to"),
+        "{stderr}"
+    );
+    let objects = printed_objects(&out);
+    let (shards, works) = emulate(&objects, &dir);
+    let merged = dir.join("merged");
+    merge(&shards, &merged);
+    let mut all = hdrhistogram::Histogram::<u64>::new(3).unwrap();
+    let (mut sent, mut served) = (0u64, 0u64);
+    for w in &works {
+        for l in std::fs::read_to_string(w.join("results.jsonl"))
+            .unwrap()
+            .lines()
+        {
+            let v: Value = serde_json::from_str(l).unwrap();
+            sent += 1;
+            if v["outcome"] == "served" {
+                served += 1;
+                let us = (v["latency_ms"].as_f64().unwrap() * 1000.0).round() as u64;
+                all.record(us).unwrap();
+            }
+        }
+    }
+    assert!((87..=93).contains(&sent), "{sent} requests, not about 90");
+    let s = summary(&merged);
+    assert_eq!(count(&s, "arrived"), sent);
+    assert_eq!(count(&s, "served"), served);
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(merged.join("histograms.json")).unwrap())
+            .unwrap();
+    let h = splitlab::report::hdr::from_base64(doc["all"]["histogram"].as_str().unwrap()).unwrap();
+    assert_eq!(h.len(), all.len());
+    for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+        assert_eq!(
+            h.value_at_quantile(q),
+            all.value_at_quantile(q),
+            "quantile {q}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
