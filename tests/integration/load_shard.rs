@@ -251,3 +251,56 @@ fn max_requests_is_shared_exactly_and_a_shard_refuses_what_it_cannot_do() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// docs/load.md's sharded load, as written (the backend's port in place of 8080).
+const DOC_LINES: [&str; 3] = [
+    "T=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ)",
+    "for i in 0 1 2; do splitlab load --target http://127.0.0.1:8080/ --rate 150 -d 2s --shard $i/3 --start-at $T --out out/load-shards & done; wait",
+    "splitlab merge out/load-shards/shard-0.jsonl out/load-shards/shard-1.jsonl out/load-shards/shard-2.jsonl --out out/load-merged",
+];
+
+#[test]
+fn the_sharded_load_in_the_docs_runs_as_written() {
+    let _live = one_live_run_at_a_time();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let page = std::fs::read_to_string(root.join("docs/load.md")).unwrap();
+    for line in DOC_LINES {
+        assert!(page.lines().any(|l| l == line), "docs/load.md shows {line}");
+    }
+    let port = start_backend_saying("Hello v1!\n");
+    let dir = temp_dir("load-shard-docs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_splitlab"))
+        .parent()
+        .unwrap();
+    let script = DOC_LINES
+        .join("\n")
+        .replace("127.0.0.1:8080", &format!("127.0.0.1:{port}"));
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .current_dir(&dir)
+        .output()
+        .expect("sh runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    // 150 requests/s for 2 s over three shards, every one served and merged.
+    let s = summary(&dir.join("out/load-merged"));
+    assert_balanced(&s);
+    let arrived = count(&s, "arrived");
+    assert!((297..=303).contains(&arrived), "{arrived}");
+    assert_eq!(count(&s, "served"), arrived);
+    std::fs::remove_dir_all(&dir).ok();
+}
