@@ -30,23 +30,29 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|file| Ok((file.clone(), shard::read_header(file)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let grid = shard::check_set(&headers)?;
-    let input = MergeInput {
-        files: args.inputs.clone(),
-        grid,
+    // The shards are checked to be one grid once their command is known to merge.
+    let checked = || -> anyhow::Result<MergeInput> {
+        Ok(MergeInput {
+            grid: shard::check_set(&headers)?,
+            files: args.inputs.clone(),
+        })
+    };
+    let Some((first, header)) = headers.first() else {
+        bail!("no shard given; give every shard file of one run");
     };
     // One arm per command that merges.
-    match input.grid.command.as_str() {
-        "compare" => super::compare::merge(&input, &args.out),
-        "plan" => super::plan::merge(&input, &args.out),
-        "load" => super::load_shard::merge_cmd(&input, &args.out),
+    match header.command.as_str() {
+        "compare" => super::compare::merge(&checked()?, &args.out),
+        "plan" => super::plan::merge(&checked()?, &args.out),
+        "load" => super::load_shard::merge_cmd(&checked()?, &args.out),
         "advise" => bail!(
-            "advise shards cannot be merged: advise refuses --shard (its search rounds depend on \
-             earlier rounds); shard `compare --set KNOB=V1,V2,... --slo ...` instead"
+            "{}: advise shards cannot be merged: advise refuses --shard (its search rounds \
+             depend on earlier rounds); shard `compare --set KNOB=V1,V2,... --slo ...` instead",
+            first.display()
         ),
         other => bail!(
             "{}: merging {other:?} shards is not supported by this splitlab (merges: compare, plan, load)",
-            args.inputs[0].display()
+            first.display()
         ),
     }
 }

@@ -444,7 +444,8 @@ mod tests {
     #[test]
     fn shard_specs_parse_and_split_round_robin() {
         // (text, the spec or a fragment of the error)
-        let cases: [(&str, Result<(usize, usize), &str>); 6] = [
+        type Want = Result<(usize, usize), &'static str>;
+        let cases: [(&str, Want); 6] = [
             ("0/1", Ok((0, 1))),        // the whole grid
             ("2/3", Ok((2, 3))),        // the last of three
             ("3/3", Err("0 <= I < N")), // I is 0-based

@@ -187,6 +187,21 @@ const READ_BY_TESTS: &[(&str, &str, &str, &str, &str)] = &[
         "load_rollout.rs",
         "a_load_run_follows_knatives_rollout_schedule_and_a_wrong_start_fails_the_split_check",
     ),
+    // sharded compare and merge: docs/scale-out.md's example, README's the same lines
+    (
+        "docs/scale-out.md",
+        "## Example",
+        "splitlab ",
+        "shard.rs",
+        "the_scale_out_example_of_the_docs_merges_to_a_single_runs_bytes",
+    ),
+    (
+        "README.md",
+        "## Scale out",
+        "splitlab ",
+        "shard.rs",
+        "the_scale_out_example_of_the_docs_merges_to_a_single_runs_bytes",
+    ),
 ];
 
 /// `$ ` lines of console blocks that `quoted_outputs_match_real_runs` does not run, and the test
