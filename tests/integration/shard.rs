@@ -325,7 +325,7 @@ fn bad_shard_sets_are_refused_naming_the_file() {
         (
             vec![&unknown],
             format!(
-                "{}: merging \"lodge\" shards is not supported by this splitlab (merges: compare, plan)",
+                "{}: merging \"lodge\" shards is not supported by this splitlab (merges: compare, plan, load)",
                 d(&unknown)
             ),
         ),
