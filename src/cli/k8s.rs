@@ -495,3 +495,72 @@ pub fn collect_commands(spec: &JobSpec) -> String {
         last = n - 1
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn own_flags_are_taken_out_of_the_commands_arguments() {
+        // (args, the command's args, this command's flags, or part of the error)
+        let cases: [(&str, Result<(&str, &[(&str, &str)]), &str>); 5] = [
+            ("s.yaml --seeds 3", Ok(("s.yaml --seeds 3", &[]))), // none of ours
+            (
+                "s.yaml --shards 4 --seeds 3",
+                Ok(("s.yaml --seeds 3", &[("--shards", "4")])),
+            ), // among them
+            (
+                "s.yaml --image=r/i:1 --namespace perf",
+                Ok(("s.yaml", &[("--image", "r/i:1"), ("--namespace", "perf")])),
+            ), // both forms
+            ("s.yaml --shards", Err("needs a value")),           // the last word
+            ("--shards 2 s.yaml --shards=3", Err("given twice")), // twice
+        ];
+        for (args, want) in cases {
+            match (split_own_flags(&words(args)), want) {
+                (Ok((rest, own)), Ok((r, o))) => {
+                    assert_eq!(rest, words(r), "{args}");
+                    let o: BTreeMap<String, String> = o
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect();
+                    assert_eq!(own, o, "{args}");
+                }
+                (Err(e), Err(w)) => assert!(e.to_string().contains(w), "{args}: {e}"),
+                (got, want) => panic!("{args}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn names_become_dns_labels_and_file_names_configmap_keys() {
+        // (text, DNS-1123 label)
+        let labels = [
+            (
+                "splitlab-compare-canary-rollout",
+                "splitlab-compare-canary-rollout",
+            ), // already one
+            (
+                "splitlab-plan-Flagger_Bad.Canary",
+                "splitlab-plan-flagger-bad-canary",
+            ), // case, _ and .
+            ("--x--", "x"),                     // no leading or trailing '-'
+            (&"a".repeat(80), &"a".repeat(50)), // room for suffixes
+        ];
+        for (text, want) in labels {
+            assert_eq!(dns_label(text), want, "{text}");
+        }
+        // (path, key)
+        let keys = [
+            ("scenarios/canary-rollout.yaml", "canary-rollout.yaml"), // the file name
+            ("/tmp/my targets (1).yaml", "my_targets__1_.yaml"),      // outside [-._a-zA-Z0-9]
+        ];
+        for (path, want) in keys {
+            assert_eq!(file_key(Path::new(path)), want, "{path}");
+        }
+    }
+}

@@ -290,3 +290,156 @@ impl MergedRun {
         report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::RunRecorder;
+    use super::*;
+    use crate::model::time::SimTime;
+    use crate::report::record::{Outcome, RequestRecord};
+
+    /// One request: (id, arrived ns, finished ns, revision, outcome).
+    type Req = (u64, i64, i64, Option<usize>, Outcome);
+
+    /// `n` requests over `span_ns`, deterministic (xorshift), with latencies from 0.1 to 400 ms,
+    /// mostly served, some errors and some that reached no revision.
+    fn requests(n: u64, span_ns: i64) -> Vec<Req> {
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..n)
+            .map(|id| {
+                let arrived = (next() % span_ns as u64) as i64;
+                let latency = 100_000 + (next() % 400_000_000) as i64;
+                let (revision, outcome) = match next() % 20 {
+                    0 => (None, Outcome::Error),
+                    1 => (Some(1), Outcome::BadGateway),
+                    k if k < 12 => (Some(0), Outcome::Served),
+                    _ => (Some(1), Outcome::Served),
+                };
+                (id, arrived, arrived + latency, revision, outcome)
+            })
+            .collect()
+    }
+
+    /// Plays `reqs` into a recorder (routing at arrival, the end at finish, in time order).
+    fn play(reqs: &[Req], end_ns: i64, keep: bool) -> (RunReport, Option<RunParts>) {
+        let mut r = RunRecorder::new(
+            RunMeta {
+                scenario: "load".into(),
+                seed: 1,
+                mode: "live".into(),
+            },
+            vec!["v1".into(), "v2".into()],
+            SimDuration::from_secs(1),
+            None,
+        );
+        if keep {
+            r.keep_window_histograms();
+        }
+        r.programmed(SimTime::ZERO, "", &[("v1".into(), 60), ("v2".into(), 40)]);
+        // (time, is the end, index)
+        let mut events: Vec<(i64, bool, usize)> = Vec::new();
+        for (k, q) in reqs.iter().enumerate() {
+            events.push((q.1, false, k));
+            events.push((q.2, true, k));
+        }
+        events.sort();
+        for (t, end, k) in events {
+            let (id, arrived, finished, revision, outcome) = reqs[k];
+            if end {
+                r.finished(&RequestRecord {
+                    id,
+                    arrived: SimTime(arrived),
+                    finished: SimTime(finished),
+                    revision,
+                    default_group: true,
+                    via_activator: false,
+                    outcome,
+                });
+            } else {
+                r.arrived(SimTime(t));
+                if let Some(rev) = revision {
+                    r.routed(SimTime(t), rev, true);
+                }
+            }
+        }
+        let engine = EngineStats {
+            events: reqs.len() as u64,
+            wall_s: 3.0,
+            sim_s: end_ns as f64 / 1e9,
+        };
+        r.finish_parts(SimTime(end_ns), &[0, 0], 0, engine)
+    }
+
+    #[test]
+    fn shards_merge_into_the_report_of_one_recorder_of_every_request() {
+        let end = 4_000_000_000;
+        let all = requests(3_000, 3_500_000_000);
+        let (whole, none) = play(&all, end, false);
+        assert!(none.is_none(), "parts only when asked for");
+        // (shards, how requests are dealt to them)
+        let cases: [(usize, fn(u64, usize) -> usize); 3] = [
+            (1, |_, _| 0),                         // one shard: the whole run
+            (3, |id, n| (id % n as u64) as usize), // round-robin
+            (2, |id, _| usize::from(id % 7 == 0)), // uneven: one shard gets a seventh
+        ];
+        for (n, deal) in cases {
+            let parts: Vec<RunParts> = (0..n)
+                .map(|s| {
+                    let mine: Vec<Req> =
+                        all.iter().copied().filter(|q| deal(q.0, n) == s).collect();
+                    let (_, p) = play(&mine, end, true);
+                    let p = p.expect("kept parts");
+                    // Through JSON, as a shard file carries them.
+                    serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap()
+                })
+                .collect();
+            let merged = RunParts::merge(&parts)
+                .expect("shards of one run merge")
+                .into_report(whole.meta().clone());
+            assert_eq!(merged.summary_json(), whole.summary_json(), "{n} shards");
+            assert_eq!(merged.windows(), whole.windows(), "{n} shards");
+            for w in 0..whole.windows() {
+                for r in 0..2 {
+                    assert_eq!(
+                        merged.cell(w, r),
+                        whole.cell(w, r),
+                        "{n} shards: window {w}"
+                    );
+                }
+                assert_eq!(merged.unrouted_cell(w), whole.unrouted_cell(w));
+            }
+        }
+    }
+
+    #[test]
+    fn parts_of_different_runs_are_refused() {
+        let reqs = requests(50, 1_000_000_000);
+        let (_, a) = play(&reqs, 2_000_000_000, true);
+        let a = a.unwrap();
+        // (what differs, part of the error)
+        let mut labels = a.clone();
+        labels.revisions[1].name = "v3".into();
+        let mut window = a.clone();
+        window.window_ns *= 2;
+        let mut torn = a.clone();
+        torn.cells.pop();
+        let mut count = a.clone();
+        count.revisions[0].latency.count += 1;
+        let cases = [
+            (labels, "has labels"),              // another classifier
+            (window, "ns windows"),              // another window width
+            (torn, "do not make whole windows"), // cells cut short
+            (count, "its count says"),           // a histogram that is not what it claims
+        ];
+        for (bad, fragment) in cases {
+            let err = RunParts::merge(&[a.clone(), bad]).err().expect("refused");
+            assert!(err.contains(fragment), "{err}");
+        }
+    }
+}
