@@ -507,7 +507,11 @@ mod tests {
     #[test]
     fn own_flags_are_taken_out_of_the_commands_arguments() {
         // (args, the command's args, this command's flags, or part of the error)
-        let cases: [(&str, Result<(&str, &[(&str, &str)]), &str>); 5] = [
+        type Case<'a> = (
+            &'a str,
+            Result<(&'a str, &'a [(&'a str, &'a str)]), &'a str>,
+        );
+        let cases: [Case; 5] = [
             ("s.yaml --seeds 3", Ok(("s.yaml --seeds 3", &[]))), // none of ours
             (
                 "s.yaml --shards 4 --seeds 3",

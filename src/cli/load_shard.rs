@@ -289,6 +289,23 @@ pub fn parse_start_at(text: &str, now_unix_s: f64) -> Result<f64, String> {
     Ok(at)
 }
 
+/// `splitlab merge` of load shards: the run's outputs rebuilt from them.
+pub fn merge_cmd(
+    input: &super::sweep::MergeInput,
+    out: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
+    if input.grid.total != input.grid.shards {
+        anyhow::bail!(
+            "a load run's shards hold one item each: the header says {} items for {} shards",
+            input.grid.total,
+            input.grid.shards
+        );
+    }
+    let shards: Vec<LoadShard> = input.results(input.grid.total)?;
+    let merged = merge(&shards).map_err(anyhow::Error::msg)?;
+    super::live::write_merged_load(&merged, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -331,21 +348,4 @@ mod tests {
             }
         }
     }
-}
-
-/// `splitlab merge` of load shards: the run's outputs rebuilt from them.
-pub fn merge_cmd(
-    input: &super::sweep::MergeInput,
-    out: &std::path::Path,
-) -> anyhow::Result<std::process::ExitCode> {
-    if input.grid.total != input.grid.shards {
-        anyhow::bail!(
-            "a load run's shards hold one item each: the header says {} items for {} shards",
-            input.grid.total,
-            input.grid.shards
-        );
-    }
-    let shards: Vec<LoadShard> = input.results(input.grid.total)?;
-    let merged = merge(&shards).map_err(anyhow::Error::msg)?;
-    super::live::write_merged_load(&merged, out)
 }

@@ -139,7 +139,7 @@ impl RunParts {
         let n = names.len();
         let windows = shards.iter().map(RunParts::windows).max().unwrap_or(0);
         let mut revisions = Vec::with_capacity(n);
-        for r in 0..n {
+        for (r, name) in names.iter().enumerate() {
             let mut counts = Counts::default();
             let mut hist = new_histogram();
             let (mut sum_us, mut max_us) = (0u128, 0u64);
@@ -150,7 +150,7 @@ impl RunParts {
                 sum_us += p.latency_sum_us;
                 max_us = max_us.max(p.latency.max_us);
             }
-            revisions.push((names[r].to_string(), counts, hist, sum_us, max_us));
+            revisions.push((name.to_string(), counts, hist, sum_us, max_us));
         }
         let mut cells = Vec::with_capacity(windows * n);
         let mut unrouted = Vec::with_capacity(windows);
@@ -383,7 +383,8 @@ mod tests {
         let (whole, none) = play(&all, end, false);
         assert!(none.is_none(), "parts only when asked for");
         // (shards, how requests are dealt to them)
-        let cases: [(usize, fn(u64, usize) -> usize); 3] = [
+        type Deal = fn(u64, usize) -> usize;
+        let cases: [(usize, Deal); 3] = [
             (1, |_, _| 0),                         // one shard: the whole run
             (3, |id, n| (id % n as u64) as usize), // round-robin
             (2, |id, _| usize::from(id % 7 == 0)), // uneven: one shard gets a seventh
