@@ -272,6 +272,15 @@ pub fn plan_job(job: &JobArgs, now_unix_s: f64) -> anyhow::Result<(JobSpec, Vec<
         .context("the command's own arguments")?;
     let mut stem = String::new();
     if command == "load" {
+        // What a load shard refuses, refused here rather than in every pod.
+        for (flag, why) in [
+            ("checks", "--check: not with --shards (a check judges the whole run: read the merged summary.json)"),
+            ("requests", "--requests: not with --shards (request ids are per shard)"),
+        ] {
+            if sub.value_source(flag) == Some(clap::parser::ValueSource::CommandLine) {
+                bail!("{why}");
+            }
+        }
         for flag in LOAD_FILE_FLAGS {
             let mut i = 0;
             while i < args.len() {

@@ -165,55 +165,43 @@ fn the_printed_job_and_configmap_are_valid_kubernetes_objects() {
 #[test]
 fn bad_job_requests_are_refused_with_a_clear_error() {
     // (args after `k8s job`, part of the error)
-    let cases: [(&[&str], &str); 6] = [
+    let cases = [
+        // not a sharded command
         (
-            &["run", "scenarios/canary-rollout.yaml", "--shards", "2"],
+            "run scenarios/canary-rollout.yaml --shards 2",
             "allowed: compare, plan, load",
-        ), // not a sharded command
+        ),
+        // how many pods?
         (
-            &["compare", "scenarios/canary-rollout.yaml"],
+            "compare scenarios/canary-rollout.yaml",
             "--shards N is required",
-        ), // how many pods?
+        ),
+        // a pod's own index is the Job's to set
         (
-            &[
-                "compare",
-                "scenarios/canary-rollout.yaml",
-                "--shards",
-                "2",
-                "--shard",
-                "0/2",
-            ],
+            "compare scenarios/canary-rollout.yaml --shards 2 --shard 0/2",
             "the Job sets it",
-        ), // per pod
+        ),
+        // the command's own error, before any pod runs
         (
-            &[
-                "compare",
-                "scenarios/canary-rollout.yaml",
-                "--shards",
-                "2",
-                "--seedz",
-                "3",
-            ],
+            "compare scenarios/canary-rollout.yaml --shards 2 --seedz 3",
             "--seedz",
-        ), // the command's own error
+        ),
+        // more pods than shards
         (
-            &[
-                "compare",
-                "scenarios/canary-rollout.yaml",
-                "--shards",
-                "2",
-                "--parallelism",
-                "3",
-            ],
+            "compare scenarios/canary-rollout.yaml --shards 2 --parallelism 3",
             "allowed: 1 to --shards",
-        ), // more pods than shards
+        ),
+        // load names its target
+        ("load --rate 10 -d 1s --shards 2", "--target"),
+        // a check judges the merged run, not a shard
         (
-            &["load", "--rate", "10", "-d", "1s", "--shards", "2"],
-            "--target",
-        ), // load names its target
+            "load --target http://127.0.0.1:9/ --rate 10 -d 1s --check p99_ms<5 --shards 2",
+            "--check: not with --shards",
+        ),
     ];
     for (args, fragment) in cases {
-        assert_clear_error(&k8s_job(args), fragment, &args.join(" "));
+        let words: Vec<&str> = args.split_whitespace().collect();
+        assert_clear_error(&k8s_job(&words), fragment, args);
     }
 }
 
