@@ -279,7 +279,7 @@ fn finish(grid: Grid, out: &Path, results: Vec<RunResult>) -> anyhow::Result<Exi
 }
 
 /// What compare keeps of a run (and a shard writes of it).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(PartialEq, serde::Serialize, serde::Deserialize)]
 struct RunResult {
     metrics: MetricValues,
     /// Each `--slo`'s subject in this run, or why one has none.

@@ -86,7 +86,7 @@ impl Args {
 }
 
 /// What plan keeps of a run (and a shard writes of it).
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(PartialEq, serde::Serialize, serde::Deserialize)]
 struct PlanRun {
     outcome: Option<SeedOutcome>,
     warnings: Vec<String>,

@@ -192,7 +192,7 @@ impl ShardArgs {
 
 /// Writes the kept results `results` of shard `spec` (in index order, as [`run_grid_part`]
 /// returns them) with their header: to `out/shard-I.jsonl`, or to stdout.
-pub(crate) fn write_shard<R: serde::Serialize>(
+pub(crate) fn write_shard<R>(
     command: &str,
     args: Vec<String>,
     scenario: &ScenarioSource,
@@ -200,7 +200,22 @@ pub(crate) fn write_shard<R: serde::Serialize>(
     (spec, to): (ShardSpec, ShardOut),
     out: &Path,
     results: &[R],
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    R: serde::Serialize + serde::de::DeserializeOwned + PartialEq,
+{
+    // A result that does not read back equal (a NaN or an infinity, which JSON writes as null)
+    // would merge into other bytes than a single run writes: refused here, not at the merge.
+    for (i, r) in shard::indices(spec, total).zip(results) {
+        let text = serde_json::to_string(r).context("cannot serialize a run's result")?;
+        let back: Option<R> = serde_json::from_str(&text).ok();
+        if back.as_ref() != Some(r) {
+            bail!(
+                "internal error: run {i}'s result does not read back from JSON unchanged (a NaN \
+                 or infinite value?): {text}; the shard is not written"
+            );
+        }
+    }
     let header = Header {
         format: shard::FORMAT.to_string(),
         command: command.to_string(),
@@ -416,6 +431,31 @@ mod tests {
                 (got, _) => panic!("--jobs {arg}: {:?}", got.map_err(|e| e.to_string())),
             }
         }
+    }
+
+    #[test]
+    fn a_result_json_cannot_carry_exactly_is_refused_before_the_shard_is_written() {
+        let dir = std::env::temp_dir().join(format!("splitlab-sweep-nan-{}", std::process::id()));
+        let scenario = ScenarioSource::embedded(Path::new("s.yaml"), "name: s\n".to_string());
+        let part = || (ShardSpec { index: 1, count: 2 }, ShardOut::Dir);
+        // (run 1's and run 3's results, the error or None when written)
+        let cases: [([Option<f64>; 2], Option<&str>); 3] = [
+            // JSON writes NaN as null, which reads back as None
+            ([Some(0.5), Some(f64::NAN)], Some("internal error: run 3's result does not read back from JSON unchanged (a NaN or infinite value?): null; the shard is not written")),
+            // an infinity too
+            ([Some(f64::INFINITY), None], Some("internal error: run 1's result does not read back from JSON unchanged (a NaN or infinite value?): null; the shard is not written")),
+            // every finite value reads back exactly
+            ([Some(0.1 + 0.2), None], None),
+        ];
+        for (results, want) in cases {
+            let got = write_shard("compare", vec![], &scenario, 4, part(), &dir, &results);
+            match (got, want) {
+                (Err(e), Some(msg)) => assert_eq!(e.to_string(), msg),
+                (Ok(()), None) => assert!(dir.join("shard-1.jsonl").exists()),
+                (got, _) => panic!("{results:?}: {:?}", got.map_err(|e| e.to_string())),
+            }
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]

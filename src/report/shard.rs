@@ -12,8 +12,9 @@
 //! read the scenario the header embeds.
 //!
 //! Invariants: f64 values round-trip exactly (serde_json's `float_roundtrip`), so outputs rebuilt
-//! from shards are the bytes a single process writes; [`read_items`] returns every item of
-//! `0..total` exactly once, in index order.
+//! from shards are the bytes a single process writes (kept results hold finite floats only:
+//! JSON has no NaN or infinity); [`read_items`] returns every item of `0..total` exactly once,
+//! in index order.
 
 use std::collections::BTreeMap;
 use std::fs::File;

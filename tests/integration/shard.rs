@@ -8,7 +8,8 @@ use std::process::Output;
 
 use crate::common::{assert_clear_error, markdown_section, splitlab, splitlab_env, temp_dir, text};
 
-/// A small compare grid: 2 settings × 3 seeds of a 60 s canary-rollout.
+/// A small compare grid: 2 settings × 3 seeds of a 60 s canary-rollout, with an SLO (its table
+/// and sentences come from the kept results too).
 const COMPARE: &[&str] = &[
     "compare",
     "scenarios/canary-rollout.yaml",
@@ -18,6 +19,8 @@ const COMPARE: &[&str] = &[
     "service.rollout_duration=10s,0s",
     "--seeds",
     "3",
+    "--slo",
+    "p99_shift_ms<=4000",
 ];
 
 /// A small plan grid: 2 settings × (healthy, the canary's failure) × 2 seeds.
@@ -289,7 +292,7 @@ fn bad_shard_sets_are_refused_naming_the_file() {
         (
             vec![&a, &b, &other_args],
             format!(
-                "{}: args [\"--set=duration=60s\", \"--set=service.rollout_duration=10s,0s\", \"--seeds=4\"] differs from {}'s [\"--set=duration=60s\", \"--set=service.rollout_duration=10s,0s\", \"--seeds=3\"]; merge only the shards of one run",
+                "{}: args [\"--set=duration=60s\", \"--set=service.rollout_duration=10s,0s\", \"--seeds=4\", \"--slo=p99_shift_ms<=4000\"] differs from {}'s [\"--set=duration=60s\", \"--set=service.rollout_duration=10s,0s\", \"--seeds=3\", \"--slo=p99_shift_ms<=4000\"]; merge only the shards of one run",
                 d(&other_args),
                 d(&a)
             ),
