@@ -1789,6 +1789,74 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_shard_takes_its_share_of_the_rate_and_its_header_drops_per_shard_flags() {
+        let step = |at_s: i64, rate_per_s: f64| RatePoint::Step {
+            at: SimTime(at_s * 1_000_000_000),
+            rate_per_s,
+        };
+        // (the whole run's process, shards, a shard's)
+        let cases = [
+            // evenly spaced
+            (
+                ArrivalProcessSpec::Constant { rate_per_s: 300.0 },
+                3,
+                ArrivalProcessSpec::Constant { rate_per_s: 100.0 },
+            ),
+            // Poisson: the sum of independent Poisson streams is Poisson at the sum
+            (
+                ArrivalProcessSpec::Poisson { rate_per_s: 10.0 },
+                4,
+                ArrivalProcessSpec::Poisson { rate_per_s: 2.5 },
+            ),
+            // a schedule: every row's rate, at the same times
+            (
+                ArrivalProcessSpec::Schedule {
+                    points: vec![step(0, 60.0), step(5, 120.0)],
+                    poisson: false,
+                },
+                2,
+                ArrivalProcessSpec::Schedule {
+                    points: vec![step(0, 30.0), step(5, 60.0)],
+                    poisson: false,
+                },
+            ),
+        ];
+        for (whole, n, want) in cases {
+            assert_eq!(process_share(whole.clone(), n), want, "{whole:?} over {n}");
+        }
+        // The flags that differ between shards are left out, in both spellings.
+        let argv: Vec<String> = [
+            "--target",
+            "http://x/",
+            "--shard",
+            "1/3",
+            "--out=o1",
+            "--rate",
+            "9",
+            "--results",
+            "r1.jsonl",
+            "--emit",
+            "jsonl",
+            "--start-at",
+            "now+5s",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            shard_header_args(&argv),
+            [
+                "--target",
+                "http://x/",
+                "--rate",
+                "9",
+                "--start-at",
+                "now+5s"
+            ]
+        );
+    }
+
+    #[test]
     fn listening_beyond_loopback_is_warned_about() {
         // (address, warned)
         let cases = [
