@@ -8,8 +8,8 @@
 //!
 //! The heap is 4-ary and keeps its keys apart from its events: a sift compares keys only (the
 //! four children of a node share one cache line), moves an event once per level, and the tree
-//! is half as tall as a binary heap's. It was the simulator's largest single cost as a
-//! `std::collections::BinaryHeap` of (key, event) pairs (benches/README.md, "Profiling").
+//! is half as tall as a binary heap's. As a `std::collections::BinaryHeap` of (key, event)
+//! pairs it was one of the engine's largest costs (benches/README.md, "Issue 18 §3").
 
 use crate::model::time::SimTime;
 
