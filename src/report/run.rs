@@ -975,7 +975,21 @@ impl RunRecorder {
     }
 
     /// Moves time to `t` (or keeps it, if `t` is in the past), closing every window `t` leaves.
+    ///
+    /// Called several times per simulated request: the common case (time moves forward inside
+    /// the current window) is inlined, the rest is `advance_slow`.
+    #[inline(always)]
     fn advance(&mut self, t: SimTime) -> SimTime {
+        if t >= self.now && t.0 < self.window_start.saturating_add(self.window_ns) {
+            self.now = t;
+            return t;
+        }
+        self.advance_slow(t)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn advance_slow(&mut self, t: SimTime) -> SimTime {
         let t = if t < self.now {
             self.clamped_calls += 1;
             self.now

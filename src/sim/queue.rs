@@ -5,19 +5,20 @@
 //! cancellation here: components that may cancel a scheduled event carry a generation in its
 //! payload and ignore stale ones when they fire (lazy cancellation). Timers that usually do not
 //! fire (request deadlines) are not put here at all; see `sim::deadline`.
-
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+//!
+//! The heap is 4-ary and keeps its keys apart from its events: a sift compares keys only (the
+//! four children of a node share one cache line), moves an event once per level, and the tree
+//! is half as tall as a binary heap's. As a `std::collections::BinaryHeap` of (key, event)
+//! pairs it was one of the engine's largest costs (benches/README.md, "Issue 18 §3").
 
 use crate::model::time::SimTime;
 
-/// Times are never negative in a run, so (time, seq) packs into one `u128` whose order is the
-/// tuple's order: one comparison per heap step instead of two.
-struct Entry<E> {
-    key: u128,
-    event: E,
-}
+/// Children per node.
+const ARITY: usize = 4;
 
+/// Times are never negative in a run, so (time, seq) packs into one `u128` whose order is the
+/// tuple's order: one comparison per heap step instead of two. Keys are unique (every event has
+/// its own sequence number), so the order of events is total.
 #[inline]
 fn key(at: SimTime, seq: u64) -> u128 {
     (u128::from(at.0.max(0) as u64) << 64) | u128::from(seq)
@@ -28,43 +29,27 @@ fn unkey(key: u128) -> (SimTime, u64) {
     (SimTime((key >> 64) as i64), key as u64)
 }
 
-impl<E> PartialEq for Entry<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key == other.key
-    }
-}
-
-impl<E> Eq for Entry<E> {}
-
-impl<E> PartialOrd for Entry<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<E> Ord for Entry<E> {
-    /// Reversed, so that `BinaryHeap` (a max-heap) pops the earliest (time, seq) first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key.cmp(&self.key)
-    }
-}
-
 /// A priority queue of events of type `E`.
+///
+/// Invariant: `keys.len() == events.len()`, `events[i]` was scheduled with `keys[i]`, and every
+/// node's key is below its children's (`keys[i] < keys[ARITY * i + 1 ..= ARITY * i + ARITY]`).
 pub struct EventQueue<E> {
-    heap: BinaryHeap<Entry<E>>,
+    keys: Vec<u128>,
+    events: Vec<E>,
     next_seq: u64,
 }
 
-impl<E> Default for EventQueue<E> {
+impl<E: Copy> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> EventQueue<E> {
+impl<E: Copy> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
-            heap: BinaryHeap::with_capacity(1024),
+            keys: Vec::with_capacity(1024),
+            events: Vec::with_capacity(1024),
             next_seq: 0,
         }
     }
@@ -74,10 +59,22 @@ impl<E> EventQueue<E> {
     pub fn schedule(&mut self, at: SimTime, event: E) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.heap.push(Entry {
-            key: key(at, seq),
-            event,
-        });
+        let k = key(at, seq);
+        // Sift up from a new leaf: parents above `k` move down into the hole.
+        let mut hole = self.keys.len();
+        self.keys.push(k);
+        self.events.push(event);
+        while hole > 0 {
+            let parent = (hole - 1) / ARITY;
+            if self.keys[parent] <= k {
+                break;
+            }
+            self.keys[hole] = self.keys[parent];
+            self.events[hole] = self.events[parent];
+            hole = parent;
+        }
+        self.keys[hole] = k;
+        self.events[hole] = event;
         seq
     }
 
@@ -93,21 +90,55 @@ impl<E> EventQueue<E> {
     /// The (time, seq) of the next event.
     #[inline]
     pub fn peek_key(&self) -> Option<(SimTime, u64)> {
-        self.heap.peek().map(|e| unkey(e.key))
+        self.keys.first().map(|&k| unkey(k))
     }
 
     /// Removes and returns the next event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
-        self.heap.pop().map(|e| (unkey(e.key).0, e.event))
+        let top_key = *self.keys.first()?;
+        let top = self.events[0];
+        let last_key = self.keys.pop().expect("non-empty: it has a first key");
+        let last = self.events.pop().expect("as many events as keys");
+        let n = self.keys.len();
+        if n > 0 {
+            // Sift the last leaf down from the root: the smallest child moves up into the hole
+            // while it is below the leaf's key.
+            let mut hole = 0;
+            loop {
+                let first = ARITY * hole + 1;
+                if first >= n {
+                    break;
+                }
+                let end = (first + ARITY).min(n);
+                let mut best = first;
+                let mut best_key = self.keys[first];
+                for c in first + 1..end {
+                    let k = self.keys[c];
+                    if k < best_key {
+                        best = c;
+                        best_key = k;
+                    }
+                }
+                if last_key <= best_key {
+                    break;
+                }
+                self.keys[hole] = best_key;
+                self.events[hole] = self.events[best];
+                hole = best;
+            }
+            self.keys[hole] = last_key;
+            self.events[hole] = last;
+        }
+        Some((unkey(top_key).0, top))
     }
 
     pub fn len(&self) -> usize {
-        self.heap.len()
+        self.keys.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.keys.is_empty()
     }
 }
 
@@ -149,5 +180,39 @@ mod tests {
             outside < seq,
             "the reserved slot precedes a later-scheduled event"
         );
+    }
+
+    #[test]
+    fn pops_in_key_order_under_interleaved_schedules_and_pops() {
+        // A reference: the same operations on an ordered set of (time, seq). Times are drawn
+        // from a small range so ties are frequent; pops are interleaved so the heap is sifted
+        // from every shape, not only from a full one.
+        let mut q: EventQueue<u64> = EventQueue::new();
+        let mut reference = std::collections::BTreeSet::new();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut step = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..20_000u64 {
+            let r = step();
+            if r % 3 == 0 {
+                let got = q.pop();
+                let want = reference.pop_first();
+                assert_eq!(
+                    got.map(|(t, event)| (t.0, event)),
+                    want,
+                    "round {round}: pop differs from the sorted reference"
+                );
+            } else {
+                let at = (r >> 8) as i64 % 50;
+                // The event is its own sequence number, so a pop names which event fired.
+                let seq = q.schedule(SimTime(at), q.next_seq);
+                reference.insert((at, seq));
+            }
+            assert_eq!(q.len(), reference.len());
+        }
     }
 }
