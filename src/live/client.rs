@@ -6,6 +6,9 @@
 //! HTTP/2), the causes a failed exchange is counted under, and the idle connections between
 //! requests.
 //!
+//! An HTTP/1.1 connection is the lean client's (`h1`) when the caller has a prepared request
+//! for its target (`connect`'s `lean`), else hyper's; HTTP/2 is always hyper's.
+//!
 //! A connection carries one request at a time whatever its protocol: HTTP/2's streams are not
 //! multiplexed, so `--connections N` means at most N requests in flight over at most N
 //! connections for HTTP/1.1 and HTTP/2 alike, and the open and closed loops behave the same.
@@ -88,7 +91,7 @@ enum Sender {
     H1(http1::SendRequest<Body>),
     H2(http2::SendRequest<Body>),
     /// The lean HTTP/1.1 client (`h1`).
-    Lean(h1::Conn),
+    Lean(Box<h1::Conn>),
 }
 
 /// One client connection.
@@ -247,7 +250,10 @@ pub async fn connect(
     let _ = tcp.set_nodelay(true);
     match transport {
         Transport::Http1 => match lean {
-            Some(keep) => Ok(lean_conn(h1::Conn::tcp(tcp, keep.to_vec()), "http")),
+            Some(keep) => Ok(lean_conn(
+                Box::new(h1::Conn::tcp(tcp, keep.to_vec())),
+                "http",
+            )),
             None => h1(tcp, "http").await,
         },
         Transport::H2c => h2(tcp, "http", Protocol::H2c).await,
@@ -262,14 +268,17 @@ pub async fn connect(
             let alpn_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
             match lean {
                 _ if alpn_h2 => h2(tls, "https", Protocol::H2).await,
-                Some(keep) => Ok(lean_conn(h1::Conn::tls(tls, keep.to_vec()), "https")),
+                Some(keep) => Ok(lean_conn(
+                    Box::new(h1::Conn::tls(tls, keep.to_vec())),
+                    "https",
+                )),
                 None => h1(tls, "https").await,
             }
         }
     }
 }
 
-fn lean_conn(c: h1::Conn, scheme: &'static str) -> Conn {
+fn lean_conn(c: Box<h1::Conn>, scheme: &'static str) -> Conn {
     Conn {
         sender: Sender::Lean(c),
         protocol: Protocol::Http1,
