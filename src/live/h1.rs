@@ -944,6 +944,66 @@ mod tests {
         assert_eq!(not(&Method::GET, &[]), None);
     }
 
+    /// A server that answers one request per connection and then closes it without saying
+    /// so (as a server closing an idle keep-alive connection does).
+    async fn one_answer_per_connection() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut req = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn a_request_on_a_connection_the_server_closed_may_be_sent_again_only_if_safe() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let addr = one_answer_per_connection().await;
+            let template = |m: Method| {
+                RequestTemplate::new(&m, "/", "h", None, ("i", "c"), &[], Bytes::new()).unwrap()
+            };
+            // (method, whether its failure on the closed connection may be retried)
+            let cases = [
+                (Method::GET, true),   // idempotent: nothing came back, safe to send again
+                (Method::POST, false), // it may have been processed: not sent twice
+            ];
+            for (method, retryable) in cases {
+                let t = template(method.clone());
+                let mut c = Conn::tcp(TcpStream::connect(addr).await.unwrap(), keep());
+                // The first request on a new connection is answered.
+                let first = c.send(&t, 1, 1).await.unwrap();
+                assert_eq!(&first.body[..], b"ok", "{method}");
+                assert!(c.is_ready(), "{method}: nothing said it would close");
+                // Let the close arrive, then send on the dead connection.
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                let failed = c.send(&t, 2, 2).await.unwrap_err();
+                assert_eq!(failed.retryable, retryable, "{method}: {failed:?}");
+                assert!(!c.is_ready(), "{method}");
+                // A new connection's first request is never retried: it was not reused.
+                let mut fresh = Conn::tcp(TcpStream::connect(addr).await.unwrap(), keep());
+                assert!(fresh.send(&t, 3, 3).await.is_ok(), "{method}");
+            }
+        });
+    }
+
     /// A valid stream of three responses (content-length, chunked with a trailer, 204).
     const STREAM: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKnative-Serving-Revision: v1\r\n\r\nhello\
 HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\ngrpc-status: 0\r\n\r\n\
