@@ -109,6 +109,27 @@ http {
     # only HTTP/2 (no HTTP/1.1, no Upgrade); from 1.25.1 "http2 on;" also takes HTTP/1.1.
     server { listen 127.0.0.1:$P_V1H2 http2; location / { return 200 "Hello v1!\n"; } }
     server { listen 127.0.0.1:$P_V2H2 http2; location / { return 200 "Hello v2!\n"; } }
+}
+EOF
+    "$NGINX" -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" \
+        -g "daemon off; pid $NGX_DIR/nginx.pid;" &
+    PIDS+=($!)
+    # The weighted upstreams run in their own nginx (one worker), as the gateway runs in its
+    # own process: a proxy sharing the backends' worker would save a process switch per
+    # request that the gateway cannot, and the comparison would not be like for like.
+    mkdir -p "$NGX_DIR/lb"/{tmp,logs}
+    cat >"$NGX_DIR/lb/nginx.conf" <<EOF
+worker_processes 1;
+error_log $NGX_DIR/lb/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $NGX_DIR/lb/tmp/body;
+    proxy_temp_path $NGX_DIR/lb/tmp/proxy;
+    fastcgi_temp_path $NGX_DIR/lb/tmp/fastcgi;
+    uwsgi_temp_path $NGX_DIR/lb/tmp/uwsgi;
+    scgi_temp_path $NGX_DIR/lb/tmp/scgi;
+    keepalive_requests 1000000;
     upstream u {
         server 127.0.0.1:$P_V1 weight=9;
         server 127.0.0.1:$P_V2 weight=1;
@@ -135,8 +156,8 @@ http {
     }
 }
 EOF
-    "$NGINX" -p "$NGX_DIR" -c "$NGX_DIR/nginx.conf" -e "$NGX_DIR/logs/error.log" \
-        -g "daemon off; pid $NGX_DIR/nginx.pid;" &
+    "$NGINX" -p "$NGX_DIR/lb" -c "$NGX_DIR/lb/nginx.conf" -e "$NGX_DIR/lb/logs/error.log" \
+        -g "daemon off; pid $NGX_DIR/lb/nginx.pid;" &
     PIDS+=($!)
     wait_port $P_V1; wait_port $P_V2; wait_port $P_NGLB
     wait_port $P_V1H2; wait_port $P_V2H2; wait_port $P_NGLB_H2

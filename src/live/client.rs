@@ -6,6 +6,9 @@
 //! HTTP/2), the causes a failed exchange is counted under, and the idle connections between
 //! requests.
 //!
+//! An HTTP/1.1 connection is the lean client's (`h1`) when the caller has a prepared request
+//! for its target (`connect`'s `lean`), else hyper's; HTTP/2 is always hyper's.
+//!
 //! A connection carries one request at a time whatever its protocol: HTTP/2's streams are not
 //! multiplexed, so `--connections N` means at most N requests in flight over at most N
 //! connections for HTTP/1.1 and HTTP/2 alike, and the open and closed loops behave the same.
@@ -18,12 +21,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::client::conn::{http1, http2};
-use hyper::header::{HeaderValue, HOST};
+use hyper::header::{HeaderName, HeaderValue, HOST};
 use hyper::{Request, Response, Uri};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+use super::h1;
 use super::http::{Body, MAX_BODY_BYTES};
 
 /// How a target is reached.
@@ -86,6 +90,8 @@ impl Protocol {
 enum Sender {
     H1(http1::SendRequest<Body>),
     H2(http2::SendRequest<Body>),
+    /// The lean HTTP/1.1 client (`h1`).
+    Lean(Box<h1::Conn>),
 }
 
 /// One client connection.
@@ -109,6 +115,25 @@ impl Conn {
         match &self.sender {
             Sender::H1(s) => s.is_ready(),
             Sender::H2(s) => s.is_ready(),
+            Sender::Lean(c) => c.is_ready(),
+        }
+    }
+
+    /// The lean HTTP/1.1 connection, when it is one.
+    pub fn lean(&mut self) -> Option<&mut h1::Conn> {
+        match &mut self.sender {
+            Sender::Lean(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// Whether it may carry a request that wants (`lean`) or does not want the lean HTTP/1.1
+    /// client: an HTTP/2 connection carries either.
+    pub fn fits(&self, lean: bool) -> bool {
+        match &self.sender {
+            Sender::H1(_) => !lean,
+            Sender::Lean(_) => lean,
+            Sender::H2(_) => true,
         }
     }
 
@@ -146,6 +171,9 @@ impl Conn {
                     .map_err(|e| format!("bad host {host:?}: {e}"))?;
                 req.headers_mut().remove(HOST);
                 s.send_request(req).await
+            }
+            Sender::Lean(_) => {
+                return Err("http: a lean connection got a hyper request".to_string());
             }
         }
         .map_err(|e| error_kind(&e))?;
@@ -209,14 +237,25 @@ pub struct Trailers(pub hyper::HeaderMap);
 
 /// Opens a connection to `addr` as `transport` says and drives it on the runtime. Errors are
 /// the cause the request is counted under: `connect: connection refused`, `tls: invalid peer
-/// certificate: UnknownIssuer`, `http2 handshake: …`.
-pub async fn connect(addr: SocketAddr, transport: &Transport) -> Result<Conn, String> {
+/// certificate: UnknownIssuer`, `http2 handshake: …`. With `lean` (the response headers to
+/// keep), an HTTP/1.1 connection is the lean client's (`h1`), else hyper's.
+pub async fn connect(
+    addr: SocketAddr,
+    transport: &Transport,
+    lean: Option<&[HeaderName]>,
+) -> Result<Conn, String> {
     let tcp = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {}", e.kind()))?;
     let _ = tcp.set_nodelay(true);
     match transport {
-        Transport::Http1 => h1(tcp, "http").await,
+        Transport::Http1 => match lean {
+            Some(keep) => Ok(lean_conn(
+                Box::new(h1::Conn::tcp(tcp, keep.to_vec())),
+                "http",
+            )),
+            None => h1(tcp, "http").await,
+        },
         Transport::H2c => h2(tcp, "http", Protocol::H2c).await,
         Transport::Tls {
             server_name,
@@ -227,12 +266,24 @@ pub async fn connect(addr: SocketAddr, transport: &Transport) -> Result<Conn, St
                 .await
                 .map_err(|e| format!("tls: {}", tls_cause(&e)))?;
             let alpn_h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2".as_slice());
-            if alpn_h2 {
-                h2(tls, "https", Protocol::H2).await
-            } else {
-                h1(tls, "https").await
+            match lean {
+                _ if alpn_h2 => h2(tls, "https", Protocol::H2).await,
+                Some(keep) => Ok(lean_conn(
+                    Box::new(h1::Conn::tls(tls, keep.to_vec())),
+                    "https",
+                )),
+                None => h1(tls, "https").await,
             }
         }
+    }
+}
+
+fn lean_conn(c: Box<h1::Conn>, scheme: &'static str) -> Conn {
+    Conn {
+        sender: Sender::Lean(c),
+        protocol: Protocol::Http1,
+        scheme,
+        host: None,
     }
 }
 

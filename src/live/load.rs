@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 
 use super::client::{self, Conn, ConnPool, Transport};
 use super::clock::Clock;
+use super::h1;
 use super::http::{
     full, ACTIVATOR_TIMEOUT_BODY, APP_ERROR_BODY, CLIENT_HEADER, QP_APP_CRASHED_BODY,
     QP_APP_REFUSED_BODY, QP_TIMEOUT_BODY, QUEUE_FULL_BODY, REVISION_HEADER, TAG_HEADER,
@@ -533,6 +534,59 @@ struct Shared {
     client_timeout: Option<Duration>,
     conns: Semaphore,
     pool: ConnPool,
+    /// Per target, its requests for the lean HTTP/1.1 client (`h1`), if it can send them.
+    lean: Vec<Option<LeanRequests>>,
+    /// The response headers the lean client keeps: what `finish` reads.
+    keep: Vec<HeaderName>,
+}
+
+/// A target's requests prepared for the lean HTTP/1.1 client, one per address.
+struct LeanRequests {
+    main: h1::RequestTemplate,
+    /// Per arrival tag: to the tag's host, and to the main host with the tag header.
+    hosts: Vec<h1::RequestTemplate>,
+    tags: Vec<h1::RequestTemplate>,
+}
+
+impl LeanRequests {
+    /// `None` when the target's requests need hyper (`h1::NotLean`) or its path did not parse
+    /// (its requests fail on the way, as before).
+    fn of(target: &Target, uri: &Result<hyper::Uri, String>) -> Option<Self> {
+        if matches!(target.transport, Transport::H2c) {
+            return None;
+        }
+        let path = uri.as_ref().ok()?.to_string();
+        let make = |address: Address| {
+            let (host, tag) = target.host_and_tag(address);
+            h1::RequestTemplate::new(
+                &target.method,
+                &path,
+                host,
+                tag.map(|t| (TAG_HEADER, t)),
+                (REQUEST_ID_HEADER, CLIENT_HEADER),
+                &target.headers,
+                target.body.clone(),
+            )
+            .ok()
+        };
+        Some(LeanRequests {
+            main: make(Address::Main)?,
+            hosts: (0..target.tag_hosts.len())
+                .map(|i| make(Address::Host(u16::try_from(i).ok()?)))
+                .collect::<Option<_>>()?,
+            tags: (0..target.tag_names.len())
+                .map(|i| make(Address::Header(u16::try_from(i).ok()?)))
+                .collect::<Option<_>>()?,
+        })
+    }
+
+    fn get(&self, address: Address) -> Option<&h1::RequestTemplate> {
+        match address {
+            Address::Main => Some(&self.main),
+            Address::Host(i) => self.hosts.get(i as usize),
+            Address::Header(i) => self.tags.get(i as usize),
+        }
+    }
 }
 
 /// Runs `plan` against `target` on the current runtime and returns when arrivals are over and
@@ -554,6 +608,18 @@ pub async fn run(
         .as_ref()
         .map(|r| r.revision_names().to_vec())
         .unwrap_or_default();
+    let uris: Vec<Result<hyper::Uri, String>> = targets
+        .list
+        .iter()
+        .map(|t| t.path.parse().map_err(|e| format!("bad path: {e}")))
+        .collect();
+    // What `finish` reads of a response: the classifier's header and gRPC's status.
+    let mut keep = vec![HeaderName::from_static(super::http::GRPC_STATUS)];
+    if let Classifier::Header { name, .. } = &classifier {
+        if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
+            keep.push(n);
+        }
+    }
     let shared = Arc::new(Shared {
         label_names,
         clock,
@@ -565,11 +631,14 @@ pub async fn run(
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
         pool: ConnPool::new(targets.endpoints),
-        uris: targets
+        lean: targets
             .list
             .iter()
-            .map(|t| t.path.parse().map_err(|e| format!("bad path: {e}")))
+            .zip(&uris)
+            .map(|(t, u)| LeanRequests::of(t, u))
             .collect(),
+        keep,
+        uris,
         targets,
     });
     let end_of_arrivals = SimTime::ZERO + plan.duration;
@@ -589,8 +658,9 @@ pub async fn run(
                 ..
             } = plan;
             // The pacer is a blocking thread: it sleeps until each intended instant, in slices
-            // of at most 50 ms so a stop signal is seen at once.
+            // of at most 50 ms so a stop signal is seen at once, with a timer slack of 1 ns.
             let pacer = tokio::task::spawn_blocking(move || {
+                let _slack = TimerSlack::precise();
                 let mut id = 0u64;
                 'arrivals: while id < max_requests {
                     let Some(a) = arrivals.next(&mut rng) else {
@@ -709,6 +779,43 @@ pub async fn run(
         stats,
         interrupted: stop.load(Ordering::Relaxed),
         results: results_outcome(shared.results.as_ref()),
+    }
+}
+
+/// The calling thread's timer slack set to 1 ns while it lives (Linux): the default 50 µs lets
+/// the kernel end each of the pacer's sleeps up to 50 µs late, the whole of its send lag on an
+/// idle machine. The previous slack comes back on drop (the pacer runs on a pooled thread).
+struct TimerSlack {
+    #[cfg(target_os = "linux")]
+    previous: Option<libc::c_ulong>,
+}
+
+impl TimerSlack {
+    fn precise() -> Self {
+        #[cfg(target_os = "linux")]
+        {
+            // SAFETY: PR_GET_TIMERSLACK and PR_SET_TIMERSLACK read and set an integer of the
+            // calling thread; no memory is passed.
+            let previous = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
+            let set = previous >= 0
+                && unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) }
+                    == 0;
+            TimerSlack {
+                previous: set.then_some(previous as libc::c_ulong),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        TimerSlack {}
+    }
+}
+
+impl Drop for TimerSlack {
+    fn drop(&mut self) {
+        #[cfg(target_os = "linux")]
+        if let Some(previous) = self.previous {
+            // SAFETY: as in `precise`.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, previous, 0, 0, 0) };
+        }
     }
 }
 
@@ -875,6 +982,24 @@ impl Shared {
         client: u64,
         id: u64,
     ) -> Exchanged {
+        match self.lean[target].as_ref().and_then(|l| l.get(address)) {
+            Some(template) => {
+                self.exchange_lean(conn, target, address, template, client, id)
+                    .await
+            }
+            None => self.exchange_hyper(conn, target, address, client, id).await,
+        }
+    }
+
+    /// `exchange_on` through hyper's client.
+    async fn exchange_hyper(
+        &self,
+        conn: &mut Option<Conn>,
+        target: usize,
+        address: Address,
+        client: u64,
+        id: u64,
+    ) -> Exchanged {
         let uri = match &self.uris[target] {
             Ok(u) => u.clone(),
             Err(e) => return Exchanged::Failed(e.clone()),
@@ -902,15 +1027,9 @@ impl Shared {
             headers.insert(name.clone(), value.clone());
         }
         let mut c = match conn.take() {
-            Some(c) if c.is_ready() => c,
-            _ => match client::connect(target.addr, &target.transport).await {
-                Ok(c) => {
-                    *lock_stats(&self.stats)
-                        .connections
-                        .entry(c.protocol().name())
-                        .or_default() += 1;
-                    c
-                }
+            Some(c) if c.is_ready() && c.fits(false) => c,
+            _ => match self.connect(target.addr, &target.transport, false).await {
+                Ok(c) => c,
                 Err(cause) => return Exchanged::Failed(cause),
             },
         };
@@ -930,6 +1049,76 @@ impl Shared {
                 .map(|t| Box::new(t.0)),
             headers: parts.headers,
             body,
+        }
+    }
+
+    /// Opens a connection (the lean client's for HTTP/1.1 with `lean`) and counts it.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        transport: &Transport,
+        lean: bool,
+    ) -> Result<Conn, String> {
+        let c = client::connect(addr, transport, lean.then_some(self.keep.as_slice())).await?;
+        *lock_stats(&self.stats)
+            .connections
+            .entry(c.protocol().name())
+            .or_default() += 1;
+        Ok(c)
+    }
+
+    /// `exchange_on` for a target the lean HTTP/1.1 client can send: the request is `template`
+    /// completed with `id` and `client`. A request that failed on a reused connection before
+    /// anything came back (the server closed it while idle) is sent once more on a new one.
+    /// Over TLS, a connection whose ALPN chose h2 sends it through hyper instead.
+    async fn exchange_lean(
+        &self,
+        conn: &mut Option<Conn>,
+        target: usize,
+        address: Address,
+        template: &h1::RequestTemplate,
+        client: u64,
+        id: u64,
+    ) -> Exchanged {
+        let Target {
+            addr, transport, ..
+        } = &self.targets.list[target];
+        let (addr, transport) = (*addr, transport);
+        let mut c = match conn.take() {
+            Some(c) if c.is_ready() && c.fits(true) => c,
+            _ => match self.connect(addr, transport, true).await {
+                Ok(c) => c,
+                Err(cause) => return Exchanged::Failed(cause),
+            },
+        };
+        let mut retried = false;
+        loop {
+            let Some(lean) = c.lean() else {
+                // HTTP/2 over TLS: the request as hyper sends it.
+                *conn = Some(c);
+                return self.exchange_hyper(conn, target, address, client, id).await;
+            };
+            match lean.send(template, id, client).await {
+                Ok(resp) => {
+                    if c.is_ready() {
+                        *conn = Some(c);
+                    }
+                    return Exchanged::Response {
+                        status: resp.status,
+                        headers: resp.headers,
+                        trailers: resp.trailers.map(Box::new),
+                        body: resp.body,
+                    };
+                }
+                Err(f) if f.retryable && !retried => {
+                    retried = true;
+                    c = match self.connect(addr, transport, true).await {
+                        Ok(c) => c,
+                        Err(cause) => return Exchanged::Failed(cause),
+                    };
+                }
+                Err(f) => return Exchanged::Failed(f.cause),
+            }
         }
     }
 

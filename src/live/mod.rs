@@ -5,6 +5,7 @@
 //! - `gateway`: the reverse proxy that routes with the shared data plane, with the activator.
 //! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
 //! - `client`: the load generator's connections: HTTP/1.1 or HTTP/2, over TCP or TLS.
+//! - `h1`: the load generator's lean HTTP/1.1 client (request bytes built once, `httparse`).
 //! - `tls`: the client's TLS configuration (roots, `--cacert`, `--insecure`, ALPN, SNI).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
@@ -25,6 +26,7 @@ pub mod client;
 pub mod clock;
 pub mod gateway;
 pub mod guard;
+pub mod h1;
 pub mod http;
 pub mod load;
 pub mod metrics;
