@@ -533,6 +533,11 @@ pub struct RunRecorder {
     cells: Vec<WindowCell>,
     /// Per window, the outcomes of requests that reached no revision.
     unrouted: Vec<WindowCell>,
+    /// Served requests that reached no revision (a load run's responses no classifier label
+    /// matched): their latency, sum and exact maximum, part of the run's overall latency.
+    unrouted_latency: Histogram<u64>,
+    unrouted_latency_sum_us: u128,
+    unrouted_latency_max_us: u64,
     totals: Counts,
     rollouts: BTreeMap<String, RolloutSpan>,
     routes_csv: String,
@@ -589,6 +594,9 @@ impl RunRecorder {
             revs,
             cells,
             unrouted: vec![WindowCell::default()],
+            unrouted_latency: new_histogram(),
+            unrouted_latency_sum_us: 0,
+            unrouted_latency_max_us: 0,
             totals: Counts::default(),
             rollouts: BTreeMap::new(),
             routes_csv: format!("{ROUTES_HEADER}\n"),
@@ -656,8 +664,14 @@ impl RunRecorder {
             self.cell_mut(r).ended.count(rec.outcome);
             self.touched = true;
         } else {
-            // A request that reached no revision (no route, a connection error): its window's
-            // unrouted row, so a run of nothing but failures still shows them per window.
+            // A request that reached no revision (no route, a connection error, a load run's
+            // response no label matched): its window's unrouted row, so a run of nothing but
+            // failures still shows them per window; served, its latency counts overall.
+            if rec.outcome == Outcome::Served {
+                record_us(&mut self.unrouted_latency, latency_us);
+                self.unrouted_latency_sum_us += u128::from(latency_us);
+                self.unrouted_latency_max_us = self.unrouted_latency_max_us.max(latency_us);
+            }
             self.unrouted
                 .last_mut()
                 .expect("one unrouted cell per window, the current one last")
@@ -941,6 +955,10 @@ impl RunRecorder {
                 })
                 .collect(),
             unrouted: self.unrouted.iter().map(|c| c.ended).collect(),
+            unrouted_latency: (!self.unrouted_latency.is_empty()).then(|| merge::LatencyParts {
+                latency: EncodedLatency::of(&self.unrouted_latency, self.unrouted_latency_max_us),
+                latency_sum_us: self.unrouted_latency_sum_us,
+            }),
             routes_csv: self.routes_csv.clone(),
             clamped_calls: self.clamped_calls,
             events: engine.events,
@@ -952,7 +970,14 @@ impl RunRecorder {
             meta: self.meta,
             revisions,
             totals: self.totals,
-            latency: overall_latency(&self.revs),
+            latency: overall_latency(
+                &self.revs,
+                (
+                    &self.unrouted_latency,
+                    self.unrouted_latency_sum_us,
+                    self.unrouted_latency_max_us,
+                ),
+            ),
             window: SimDuration(self.window_ns),
             cells: self.cells,
             unrouted: self.unrouted,
@@ -1088,9 +1113,14 @@ fn latency_summary(st: &RevisionState) -> Option<LatencySummary> {
 
 /// The latency of every served request, all revisions together: their histograms merged (so
 /// the percentiles are of the pooled requests, never an average of per-revision percentiles).
-fn overall_latency(revs: &[RevisionState]) -> Option<LatencySummary> {
-    let mut hist = new_histogram();
-    let (mut sum_us, mut max_us) = (0u128, 0u64);
+/// The latency of every served request: each revision's, and `unrouted` (histogram, sum and
+/// maximum) of those served without reaching one.
+fn overall_latency(
+    revs: &[RevisionState],
+    unrouted: (&Histogram<u64>, u128, u64),
+) -> Option<LatencySummary> {
+    let mut hist = unrouted.0.clone();
+    let (mut sum_us, mut max_us) = (unrouted.1, unrouted.2);
     for st in revs {
         hist.add(&st.latency)
             .expect("an auto-resizing histogram accepts any other histogram's values");

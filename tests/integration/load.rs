@@ -142,6 +142,47 @@ fn checks_pass_with_exit_0_and_any_failure_exits_99() {
     );
 }
 
+/// Without labels (a plain target: no Knative revision header, no --classify), every
+/// response is unlabelled; the run's overall latency is still every served request's, so
+/// `--check p99_ms<...` has a value to judge.
+#[test]
+fn a_latency_check_judges_a_run_without_labels() {
+    let _live = one_live_run_at_a_time();
+    let port = start_backend_saying("Hello v1!\n");
+    let target = format!("http://127.0.0.1:{port}/");
+    let out_dir = temp_dir("load-check-unlabelled");
+    let out = load(&[
+        "--target",
+        &target,
+        "--rate",
+        "100",
+        "--duration",
+        "1s",
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--check",
+        "p99_ms<5000",
+        "--check",
+        "p99_ms<0.001",
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(99), "{stdout}{}", text(&out.stderr));
+    let lines = check_lines(&stdout);
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("check PASS p99_ms<5000: "), "{stdout}");
+    assert!(
+        lines[1].starts_with("check FAIL p99_ms<0.001: "),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no value"), "{stdout}");
+    let p99: f64 = lines[0]["check PASS p99_ms<5000: ".len()..]
+        .parse()
+        .expect("the check prints the p99 in ms");
+    assert!(p99 > 0.0 && p99 < 5000.0, "{p99}");
+    assert_balanced(&summary(&out_dir));
+    std::fs::remove_dir_all(&out_dir).ok();
+}
+
 #[test]
 fn a_run_where_nothing_succeeded_exits_1_and_names_the_causes() {
     let _live = one_live_run_at_a_time();

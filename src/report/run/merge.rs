@@ -85,6 +85,14 @@ pub struct CellParts {
     pub latency: EncodedLatency,
 }
 
+/// A latency histogram with the sum of its values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatencyParts {
+    pub latency: EncodedLatency,
+    pub latency_sum_us: u128,
+}
+
 /// What [`super::RunRecorder::finish_parts`] keeps of a run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,6 +104,10 @@ pub struct RunParts {
     pub cells: Vec<CellParts>,
     /// Per window, the outcomes of requests that reached no revision.
     pub unrouted: Vec<Counts>,
+    /// The latency of requests served without reaching a revision (a load run's responses no
+    /// label matched); absent when there were none (and in shards from before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unrouted_latency: Option<LatencyParts>,
     pub routes_csv: String,
     pub clamped_calls: u64,
     pub events: u64,
@@ -193,8 +205,17 @@ impl RunParts {
         for s in shards {
             totals.add(&s.totals);
         }
+        let mut unrouted_latency = (new_histogram(), 0u128, 0u64);
+        for (i, s) in shards.iter().enumerate() {
+            if let Some(p) = &s.unrouted_latency {
+                add_decoded(&mut unrouted_latency.0, &p.latency, i)?;
+                unrouted_latency.1 += p.latency_sum_us;
+                unrouted_latency.2 = unrouted_latency.2.max(p.latency.max_us);
+            }
+        }
         Ok(MergedRun {
             revisions,
+            unrouted_latency,
             totals,
             window_ns: first.window_ns,
             cells,
@@ -218,6 +239,8 @@ fn add_decoded(into: &mut Histogram<u64>, e: &EncodedLatency, shard: usize) -> R
 pub struct MergedRun {
     /// Name, counts, latency histogram, its sum and exact maximum.
     revisions: Vec<(String, Counts, Histogram<u64>, u128, u64)>,
+    /// Requests served without reaching a revision: histogram, sum, exact maximum.
+    unrouted_latency: (Histogram<u64>, u128, u64),
     totals: Counts,
     window_ns: i64,
     cells: Vec<WindowCell>,
@@ -232,8 +255,7 @@ pub struct MergedRun {
 impl MergedRun {
     /// The report of the whole run, as one process would have made it.
     pub fn into_report(self, meta: RunMeta) -> RunReport {
-        let mut all = new_histogram();
-        let (mut sum_all, mut max_all) = (0u128, 0u64);
+        let (mut all, mut sum_all, mut max_all) = self.unrouted_latency;
         let revisions = self
             .revisions
             .iter()
@@ -318,6 +340,8 @@ mod tests {
                 let (revision, outcome) = match next() % 20 {
                     0 => (None, Outcome::Error),
                     1 => (Some(1), Outcome::BadGateway),
+                    // served, but no classifier label matched the response
+                    2 => (None, Outcome::Served),
                     k if k < 12 => (Some(0), Outcome::Served),
                     _ => (Some(1), Outcome::Served),
                 };
@@ -416,6 +440,37 @@ mod tests {
                 assert_eq!(merged.unrouted_cell(w), whole.unrouted_cell(w));
             }
         }
+    }
+
+    /// A load run whose responses no label matched (a plain target without Knative's revision
+    /// header) still has an overall latency: `--check p99_ms<...` judges it, merged or not.
+    #[test]
+    fn served_requests_without_a_label_make_the_overall_latency() {
+        let unlabelled: Vec<Req> = (0..100u64)
+            .map(|id| {
+                let arrived = id as i64 * 10_000_000;
+                // 1 ms to 100 ms: p99 is the 99th value
+                (
+                    id,
+                    arrived,
+                    arrived + (id as i64 + 1) * 1_000_000,
+                    None,
+                    Outcome::Served,
+                )
+            })
+            .collect();
+        let (whole, parts) = play(&unlabelled, 2_000_000_000, true);
+        let latency = whole.latency().expect("served requests have a latency");
+        // p99 within the histogram's precision (3 significant digits); the maximum is exact.
+        assert!((latency.p99_ms - 99.0).abs() < 0.1, "{latency:?}");
+        assert_eq!(latency.max_ms, 100.0);
+        assert!(whole.revisions().iter().all(|r| r.latency.is_none()));
+        let parts = parts.expect("kept parts");
+        let merged = RunParts::merge(&[parts.clone(), parts])
+            .expect("two shards")
+            .into_report(whole.meta().clone());
+        let merged_latency = merged.latency().expect("merged too");
+        assert_eq!(merged_latency, latency, "two copies: the same distribution");
     }
 
     #[test]
