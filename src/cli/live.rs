@@ -869,19 +869,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if let Some(clash) = targets.names.iter().find(|n| labels.contains(n)) {
         bail!("--targets: target name {clash:?} is also a classifier label; rename the target");
     }
-    for c in &checks {
-        if let Some(l) = c.label() {
-            if !labels.iter().any(|x| x == l) && !targets.names.iter().any(|x| x == l) {
-                let mut known: Vec<&str> = labels.iter().map(String::as_str).collect();
-                known.extend(targets.names.iter().map(String::as_str));
-                bail!(
-                    "--check {:?}: no label {l:?} in this run; labels: {} (from --expect, --labels, --classify body rules and --targets names)",
-                    c.text,
-                    known.join(", ")
-                );
-            }
-        }
-    }
+    check_labels(&checks, &labels, &targets.names)?;
     // Before any traffic (a run's outputs must not be lost to a directory found unwritable at
     // the end); the request log is spooled in the staging directory.
     // A shard writes only its shard file (DIR/shard-I.jsonl, or stdout): checked writable now.
@@ -971,7 +959,9 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             clients: None,
         };
         let plan = LoadPlan {
-            arrivals: ArrivalGen::new(&arrivals_spec, SimTime::ZERO + duration),
+            // A shard's deterministic arrivals fall between the other shards' (`with_phase`).
+            arrivals: ArrivalGen::new(&arrivals_spec, SimTime::ZERO + duration)
+                .with_phase(shard.map_or(0.0, |(i, n)| i as f64 / n as f64)),
             // Each shard its own arrival stream (shard 0's is an unsharded run's).
             rng: stream(
                 args.seed,
@@ -1112,17 +1102,7 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
             _ => None,
         };
         let measured = measure(&report, &stats, &labels, &targets.names, split);
-        let mut failed = 0;
-        for c in &checks {
-            let v = c.judge(&measured);
-            failed += usize::from(!v.passed);
-            say!(
-                "check {} {}: {}",
-                if v.passed { "PASS" } else { "FAIL" },
-                c.text,
-                v.value
-            )?;
-        }
+        let failed = print_checks(&checks, &measured)?;
         if failed > 0 {
             eprintln!("load: {failed} of {} checks failed", checks.len());
             return Ok(super::interrupt::exit_code(
@@ -1241,9 +1221,47 @@ fn latency_of(g: &GroupStats) -> Option<LatencySummary> {
     })
 }
 
+/// Every label a check names must be one the run reports (a classifier label or a target name).
+pub(super) fn check_labels(
+    checks: &[Check],
+    labels: &[String],
+    target_names: &[String],
+) -> anyhow::Result<()> {
+    for c in checks {
+        if let Some(l) = c.label() {
+            if !labels.iter().any(|x| x == l) && !target_names.iter().any(|x| x == l) {
+                let mut known: Vec<&str> = labels.iter().map(String::as_str).collect();
+                known.extend(target_names.iter().map(String::as_str));
+                bail!(
+                    "--check {:?}: no label {l:?} in this run; labels: {} (from --expect, --labels, --classify body rules and --targets names)",
+                    c.text,
+                    known.join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints every check with its value and PASS or FAIL; returns how many failed.
+pub(super) fn print_checks(checks: &[Check], measured: &check::Measured) -> anyhow::Result<usize> {
+    let mut failed = 0;
+    for c in checks {
+        let v = c.judge(measured);
+        failed += usize::from(!v.passed);
+        say!(
+            "check {} {}: {}",
+            if v.passed { "PASS" } else { "FAIL" },
+            c.text,
+            v.value
+        )?;
+    }
+    Ok(failed)
+}
+
 /// What the checks look at: the run's totals and latency (as in summary.json), each classifier
 /// label's (a revision in summary.json) and each target's, with the statuses seen.
-fn measure(
+pub(super) fn measure(
     report: &RunReport,
     stats: &LoadStats,
     labels: &[String],

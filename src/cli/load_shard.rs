@@ -12,8 +12,8 @@
 //!
 //! What is not rebuilt: `requests.csv` (refused with `--shard`: request ids are per shard),
 //! `load.json`'s `send_lag_us` percentiles are of the merged histogram and `peak_rss_mib` is
-//! the largest shard's; `--check` is judged on the merged run by `merge` only if given there
-//! (not yet: see docs/load.md).
+//! the largest shard's; `--check` is judged on the merged run by `merge --check` (a split
+//! check only for shards run with a fixed `--expect`).
 
 use std::collections::BTreeMap;
 
@@ -293,6 +293,7 @@ pub fn parse_start_at(text: &str, now_unix_s: f64) -> Result<f64, String> {
 pub fn merge_cmd(
     input: &super::sweep::MergeInput,
     out: &std::path::Path,
+    checks: &[crate::report::check::Check],
 ) -> anyhow::Result<std::process::ExitCode> {
     if input.grid.total != input.grid.shards {
         anyhow::bail!(
@@ -303,7 +304,28 @@ pub fn merge_cmd(
     }
     let shards: Vec<LoadShard> = input.results(input.grid.total)?;
     let merged = merge(&shards).map_err(anyhow::Error::msg)?;
-    super::live::write_merged_load(&merged, out)
+    // Before anything is written: a check naming no label of the run is a usage error.
+    super::live::check_labels(checks, &merged.labels, &merged.target_names)?;
+    let status = super::live::write_merged_load(&merged, out)?;
+    if checks.is_empty() {
+        return Ok(status);
+    }
+    // `merge::split_checkable` let a split check through only for shards run with --expect,
+    // whose windows keep the programmed split.
+    let split = crate::report::check::split_findings(&merged.report);
+    let measured = super::live::measure(
+        &merged.report,
+        &merged.stats,
+        &merged.labels,
+        &merged.target_names,
+        split,
+    );
+    let failed = super::live::print_checks(checks, &measured)?;
+    if failed > 0 {
+        eprintln!("merge: {failed} of {} checks failed", checks.len());
+        return Ok(std::process::ExitCode::from(super::live::CHECK_FAILED_EXIT));
+    }
+    Ok(status)
 }
 
 #[cfg(test)]

@@ -108,6 +108,8 @@ pub struct ArrivalGen {
     unit: f64,
     /// Arrivals returned so far: `k`, and the client id when `clients` is `None`.
     seq: u64,
+    /// Added to `y_k = k` of a process that is not Poisson (`with_phase`).
+    phase: f64,
     /// The last arrival's exact time, so rounding error between pieces cannot go backwards.
     last_ns: f64,
     /// Burst phase lengths; seeded from the caller's rng on the first call.
@@ -506,11 +508,25 @@ impl ArrivalGen {
             poisson,
             unit: 0.0,
             seq: 0,
+            phase: 0.0,
             last_ns: 0.0,
             phase_rng: Pcg64Mcg::seed_from_u64(0),
             started: false,
             done: end_ns <= 0,
         }
+    }
+
+    /// Shifts a process that is not Poisson by `phase` (in `[0, 1)`) of an arrival: arrival `k`
+    /// comes when the cumulative rate reaches `k + phase` instead of `k`. Shard `i` of `n` of a
+    /// sharded load run, sending 1/n of the rate, takes phase `i / n`: its arrivals come when
+    /// the whole run's cumulative rate reaches `k n + i`, so the shards' streams interleave into
+    /// exactly the unsharded run's instead of all sending at the same instants (n requests at
+    /// once, n times as far apart). Poisson streams are independent; they take no phase.
+    pub fn with_phase(mut self, phase: f64) -> ArrivalGen {
+        if phase.is_finite() && (0.0..1.0).contains(&phase) {
+            self.phase = phase;
+        }
+        self
     }
 
     /// The tag names that `Address::Host` and `Address::Header` index: those of `tag_shares`,
@@ -549,7 +565,7 @@ impl ArrivalGen {
                     self.unit -= u.ln();
                     self.unit
                 } else {
-                    self.seq as f64
+                    self.seq as f64 + self.phase
                 };
                 let Some(t_ns) = locate(source, target, self.end_ns, &mut self.phase_rng) else {
                     return self.finish();
@@ -798,6 +814,76 @@ mod tests {
                 "rate {rate}: dispersion index {dispersion}"
             );
         }
+    }
+
+    /// Sharded load: shard `i` of `n` at 1/n of the rate with phase `i / n` sends exactly the
+    /// unsharded stream's arrivals `i, i + n, i + 2n, ...` (to the nanosecond of rounding),
+    /// for a constant rate and for a deterministic schedule with a ramp.
+    #[test]
+    fn phased_shards_interleave_into_the_unsharded_stream() {
+        let end = secs(3.0);
+        let whole_constant = |rate: f64| spec(ArrivalProcessSpec::Constant { rate_per_s: rate });
+        let whole_schedule = |scale: f64| {
+            schedule(
+                vec![step(0.0, 300.0 * scale), ramp(1.0, 900.0 * scale, 1.5)],
+                false,
+            )
+        };
+        for n in [1usize, 2, 3, 7] {
+            for (name, whole, part) in [
+                (
+                    "constant",
+                    whole_constant(1000.0),
+                    whole_constant(1000.0 / n as f64),
+                ),
+                (
+                    "schedule",
+                    whole_schedule(1.0),
+                    whole_schedule(1.0 / n as f64),
+                ),
+            ] {
+                let unsharded: Vec<i64> = collect(&whole, end, 1).iter().map(|a| a.at.0).collect();
+                let mut merged = Vec::new();
+                for i in 0..n {
+                    let mut gen = ArrivalGen::new(&part, end).with_phase(i as f64 / n as f64);
+                    let mut rng = Pcg64Mcg::seed_from_u64(i as u64);
+                    let mut times = Vec::new();
+                    while let Some(a) = gen.next(&mut rng) {
+                        times.push(a.at.0);
+                    }
+                    // Shard i's arrival k is the whole stream's arrival k n + i.
+                    for (k, t) in times.iter().enumerate() {
+                        let j = k * n + i;
+                        assert!(
+                            j < unsharded.len() && (t - unsharded[j]).abs() <= 1,
+                            "{name} n={n} shard {i} arrival {k} at {t} ns: the whole stream's \
+                             arrival {j} is at {:?}",
+                            unsharded.get(j)
+                        );
+                    }
+                    merged.extend(times);
+                }
+                assert_eq!(
+                    merged.len(),
+                    unsharded.len(),
+                    "{name} n={n}: the shards send the whole run's arrivals, no more, no fewer"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unphased_shards_would_send_together() {
+        // What the phase prevents: without it, two shards at half the rate send at the same
+        // instants, pairs of requests twice as far apart.
+        let part = spec(ArrivalProcessSpec::Constant { rate_per_s: 500.0 });
+        let a = collect(&part, secs(1.0), 1);
+        let b = collect(&part, secs(1.0), 2);
+        assert_eq!(a, b);
+        let mut gen = ArrivalGen::new(&part, secs(1.0)).with_phase(0.5);
+        let mut rng = Pcg64Mcg::seed_from_u64(2);
+        let first = gen.next(&mut rng).expect("an arrival").at;
+        assert_eq!(first, SimTime(1_000_000), "half of a 2 ms gap");
     }
 
     #[test]

@@ -218,6 +218,36 @@ fn max_requests_is_shared_exactly_and_a_shard_refuses_what_it_cannot_do() {
     let out = splitlab(&args);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(count(&summary(&merged), "arrived"), 10);
+    // `merge --check` judges the merged run as `load --check` judges one: every check printed
+    // with its value, exit 99 when one fails; a label the run lacks, or a split the shards had
+    // no --expect for, is refused before anything is written.
+    let with_checks = |checks: &[&str]| {
+        let mut all: Vec<&str> = args.clone();
+        for c in checks {
+            all.extend(["--check", c]);
+        }
+        splitlab(&all)
+    };
+    let out = with_checks(&["error_rate<0.01", "status.5xx==0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("check PASS error_rate<0.01: 0"),
+        "{printed}"
+    );
+    assert!(printed.contains("check PASS status.5xx==0: 0"), "{printed}");
+    let out = with_checks(&["error_rate<0.01", "p99_ms<0"]);
+    assert_eq!(out.status.code(), Some(99), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("check FAIL p99_ms<0: "));
+    assert!(text(&out.stderr).contains("merge: 1 of 2 checks failed"));
+    let out = with_checks(&["v9.p99_ms<5"]);
+    assert_clear_error(&out, "no label \"v9\" in this run", "a label the run lacks");
+    let out = with_checks(&["split"]);
+    assert_clear_error(
+        &out,
+        "--check split: needs the programmed split",
+        "no --expect",
+    );
     // A missing shard is named.
     let out = splitlab(
         &args[..3]
@@ -258,7 +288,7 @@ fn max_requests_is_shared_exactly_and_a_shard_refuses_what_it_cannot_do() {
 const DOC_LINES: [&str; 3] = [
     "T=$(date -u -d '+3 seconds' +%Y-%m-%dT%H:%M:%SZ)",
     "for i in 0 1 2; do splitlab load --target http://127.0.0.1:8080/ --rate 150 -d 2s --shard $i/3 --start-at $T --out out/load-shards & done; wait",
-    "splitlab merge out/load-shards/shard-0.jsonl out/load-shards/shard-1.jsonl out/load-shards/shard-2.jsonl --out out/load-merged",
+    "splitlab merge out/load-shards/shard-0.jsonl out/load-shards/shard-1.jsonl out/load-shards/shard-2.jsonl --out out/load-merged --check 'error_rate<0.01' --check 'p99_ms<500'",
 ];
 
 #[test]
@@ -298,6 +328,12 @@ fn the_sharded_load_in_the_docs_runs_as_written() {
         text(&out.stdout),
         text(&out.stderr)
     );
+    let printed = text(&out.stdout);
+    assert!(
+        printed.contains("check PASS error_rate<0.01: 0"),
+        "{printed}"
+    );
+    assert!(printed.contains("check PASS p99_ms<500: "), "{printed}");
     // 150 requests/s for 2 s over three shards, every one served and merged.
     let s = summary(&dir.join("out/load-merged"));
     assert_balanced(&s);
