@@ -34,6 +34,7 @@ use std::sync::OnceLock;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use rayon::iter::{IntoParallelRefIterator, ParallelIterator};
 
 use super::run::{ANALYSIS_FILE, ROUTES_FILE, SUMMARY_FILE, TIMESERIES_FILE};
 use super::write::{remove_if_present, write_atomic, WriteError};
@@ -610,21 +611,21 @@ fn read_run(dir: &Path) -> Result<RunData, ChartError> {
 pub fn render_run_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
     ensure_font()?;
     let data = read_run(dir)?;
-    let mut written = Vec::new();
+    let mut names = Vec::new();
     for name in RUN_CHARTS {
         let measured = match name {
             "queues" => !data.load_run,
             "pods" => data.has_desired && !data.load_run,
             _ => true,
         };
-        if !measured {
+        if measured {
+            names.push(name);
+        } else {
             // A chart left by an earlier run in this directory is not this run's.
             for ext in ["png", "svg"] {
                 remove_if_present(dir, &format!("{name}.{ext}"))?;
             }
-            continue;
         }
-        written.extend(render_run_chart(dir, &data, name)?);
     }
     if data.analysis.is_empty() {
         // A chart left by an earlier run in this directory is not this run's.
@@ -632,9 +633,16 @@ pub fn render_run_charts(dir: &Path) -> Result<Vec<PathBuf>, ChartError> {
             remove_if_present(dir, &format!("{ANALYSIS_CHART}.{ext}"))?;
         }
     } else {
-        written.extend(render_run_chart(dir, &data, ANALYSIS_CHART)?);
+        names.push(ANALYSIS_CHART);
     }
-    Ok(written)
+    // Each chart is drawn, encoded and written on its own: on the rayon pool they take the
+    // machine's cores, which halves the part of `run` after the simulation on two (issue 18 §3).
+    // The files and their order in the result are those of a serial loop.
+    let per_chart: Vec<Vec<PathBuf>> = names
+        .par_iter()
+        .map(|name| render_run_chart(dir, &data, name))
+        .collect::<Result<_, _>>()?;
+    Ok(per_chart.into_iter().flatten().collect())
 }
 
 fn render_run_chart(dir: &Path, data: &RunData, name: &str) -> Result<Vec<PathBuf>, ChartError> {
