@@ -1016,7 +1016,6 @@ impl<'a> World<'a> {
         }
     }
 
-    #[inline]
     fn touch_gauges(&mut self, rev: u32, activator_waiting: u64) {
         let r = &mut self.revs[rev as usize];
         let values = [
