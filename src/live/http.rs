@@ -216,20 +216,17 @@ pub(crate) async fn serve_connection<I, H, F>(
     let io = Watched::new(io, conn_watch.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    // The timer never fires after a deadline (`ConnWatch::next_check`); when it finds none due
+    // it is set again.
+    let first = conn_watch.next_check(&limits, tokio::time::Instant::now());
+    let timer = tokio::time::sleep_until(first.unwrap_or_else(tokio::time::Instant::now));
     tokio::pin!(timer);
+    let armed = first.is_some();
     loop {
-        let due = conn_watch.deadline(&limits);
-        if let Some((at, _)) = due {
-            if timer.deadline() != at {
-                timer.as_mut().reset(at);
-            }
-        }
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.changed() => break,
-            _ = conn_watch.changed.notified() => {}
-            _ = timer.as_mut(), if due.is_some() => match conn_watch.expired(&limits) {
+            _ = timer.as_mut(), if armed => match conn_watch.expired(&limits) {
                 Some(Expiry::Header) => {
                     stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
                     // The reader answers 408 and reads as closed: hyper ends the connection.
@@ -243,7 +240,11 @@ pub(crate) async fn serve_connection<I, H, F>(
                     let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
                     return;
                 }
-                None => {}
+                None => {
+                    if let Some(at) = conn_watch.next_check(&limits, tokio::time::Instant::now()) {
+                        timer.as_mut().reset(at);
+                    }
+                }
             },
         }
     }
