@@ -322,13 +322,16 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request in flight until hyper has written it to the end
-/// (and drops it).
-pub struct Tracked {
-    pub inner: Body,
+/// (and drops it). Generic over the handler's body so it wraps it without another box.
+pub struct Tracked<B = Body> {
+    pub inner: B,
     pub _in_flight: InFlight,
 }
 
-impl hyper::body::Body for Tracked {
+impl<B> hyper::body::Body for Tracked<B>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
