@@ -10,7 +10,11 @@
 #   benches/live.sh            # full durations (about 3 minutes)
 #   QUICK=1 benches/live.sh    # short durations (a smoke test, numbers not meaningful)
 #
-# Environment: REPS (throughput runs per generator, default 2), SPLITLAB (binary, default target/release/splitlab), OHA (default oha on PATH,
+# Environment: ONLY=load or ONLY=gateway runs only the load-generator sections (1, 2 and the
+# h2c throughput of 4) or only the gateway sections (3 and the h2c gateway of 4); default: all.
+# GW_REPS (gateway rounds, default 1: each round runs direct, nginx, gateway back to back; the
+# summary gives each round and the medians of the per-round ratio and added latencies).
+# REPS (throughput runs per generator, default 2), SPLITLAB (binary, default target/release/splitlab), OHA (default oha on PATH,
 # else /opt/oha/bin/oha), WRK, H2LOAD, NGINX, C (connections, default 50), KEEP=1 keeps the temp
 # dir, PORT_BASE (default 8080: the ports used are PORT_BASE+1 to PORT_BASE+13).
 set -euo pipefail
@@ -56,6 +60,12 @@ B=${PORT_BASE:-8080}
 P_V1=$((B + 1)); P_V2=$((B + 2)); P_NGLB=$((B + 10)); P_GW=$((B + 11))
 # h2c (prior knowledge): backends, nginx's front, the gateway with h2c backends
 P_V1H2=$((B + 3)); P_V2H2=$((B + 4)); P_NGLB_H2=$((B + 12)); P_GW_H2=$((B + 13))
+ONLY=${ONLY:-}
+case "$ONLY" in
+    "" | load | gateway) ;;
+    *) echo "live.sh: ONLY=$ONLY: expected load or gateway" >&2; exit 1 ;;
+esac
+want() { [[ -z "$ONLY" || "$ONLY" == "$1" ]]; } # section group: load or gateway
 SUMMARY=()   # rows "measurement|value|target|verdict"
 row() { SUMMARY+=("$1|$2|${3:-}|${4:-}"); }
 skip() { echo "SKIP: $*"; row "$1" "skipped (${2})" "" ""; }
@@ -180,7 +190,7 @@ echo
 BACKEND=http://127.0.0.1:$P_V1/
 REPS=${REPS:-2}
 best() { python3 -c "import sys; print(max(float(x) for x in sys.argv[1:]))" "$@"; }
-if ((have_nginx)); then
+if ((have_nginx)) && want load; then
     echo "== 1. load generator throughput, -c $C, ${TPUT_D}s, against nginx :$P_V1, best of $REPS"
     SL=(); OH=(); WR=(); sl_err=0; oha_ok=""; wrk_e=""
     for rep in $(seq 1 "$REPS"); do
@@ -225,7 +235,7 @@ if ((have_nginx)); then
 fi
 
 # ---------------------------------------------------------------- 2. rate accuracy
-if ((have_nginx)); then
+if ((have_nginx)) && want load; then
     for R in 1000 10000; do
         echo "== 2. rate accuracy: --rate $R for ${RATE_D}s"
         out=$TMP/rate-$R
@@ -267,8 +277,12 @@ EOF
 }
 
 # ---------------------------------------------------------------- 3. gateway
-if ((have_nginx)) && [[ -n "$WRK" ]]; then
-    echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST"
+GW_REPS=${GW_REPS:-1}
+median() { python3 -c "import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))" "$@"; }
+# A round's label suffix: nothing with one round (the rows read as they always did), else " #N".
+round_tag() { ((GW_REPS > 1)) && echo " #$1" || true; }
+if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
+    echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST, $GW_REPS round(s)"
     start_gateway gateway "$P_V1" "$P_V2" "$P_GW"
     GW_PID=$GATEWAY_PID
     # sanity: 100 requests through the split (expect about 90 v1 / 10 v2)
@@ -277,27 +291,39 @@ if ((have_nginx)) && [[ -n "$WRK" ]]; then
     done | sort | uniq -c | sed 's/^/  gateway sample: /' || true
 
     declare -A RPS P50 P99
-    for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW; do
-        name=${t%%:*}; port=${t##*:}
-        f=$TMP/wrk-$name.txt
-        "$WRK" -t1 -c "$C" -d "${GW_D}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/" >"$f"
-        echo "-- $name (:$port)"; cat "$f"
-        RPS[$name]=$(wrk_rps "$f"); P50[$name]=$(wrk_pct_us "$f" 50%); P99[$name]=$(wrk_pct_us "$f" 99%)
-        e=$(wrk_errors "$f")
-        [[ -n "$e" ]] && echo "!! $name: $e"
-        row "wrk via $name" "$(printf '%.0f' "${RPS[$name]}") req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs${e:+ [$e]}" "" ""
+    RATIOS=(); ADD50_gateway=(); ADD99_gateway=(); ADD50_nginx=(); ADD99_nginx=()
+    for rep in $(seq 1 "$GW_REPS"); do
+        tag=$(round_tag "$rep")
+        for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW; do
+            name=${t%%:*}; port=${t##*:}
+            f=$TMP/wrk-$name-$rep.txt
+            "$WRK" -t1 -c "$C" -d "${GW_D}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/" >"$f"
+            echo "-- $name (:$port)$tag"; cat "$f"
+            RPS[$name]=$(wrk_rps "$f"); P50[$name]=$(wrk_pct_us "$f" 50%); P99[$name]=$(wrk_pct_us "$f" 99%)
+            e=$(wrk_errors "$f")
+            [[ -n "$e" ]] && echo "!! $name: $e"
+            row "wrk via $name$tag" "$(printf '%.0f' "${RPS[$name]}") req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs${e:+ [$e]}" "" ""
+        done
+        RATIOS+=("$(calc "${RPS[gateway]} / ${RPS[nginx]}")")
+        ADD50_gateway+=($((P50[gateway] - P50[direct]))); ADD99_gateway+=($((P99[gateway] - P99[direct])))
+        ADD50_nginx+=($((P50[nginx] - P50[direct]))); ADD99_nginx+=($((P99[nginx] - P99[direct])))
     done
     if ! kill -0 "$GW_PID" 2>/dev/null; then
         echo "!! the gateway exited during the run:"; cat "$TMP/gateway.log"
     fi
-    gr=$(calc "round(${RPS[gateway]} / ${RPS[nginx]}, 2)")
-    row "  ratio gateway/nginx" "$gr" ">= 0.8" "$(calc "'PASS' if $gr >= 0.8 else 'FAIL'")"
+    gr=$(calc "round($(median "${RATIOS[@]}"), 2)")
+    runs=""
+    ((GW_REPS > 1)) && runs=" (median; rounds: $(printf '%.2f ' "${RATIOS[@]}" | sed 's/ $//'))"
+    row "  ratio gateway/nginx" "$gr$runs" ">= 0.8" "$(calc "'PASS' if $gr >= 0.8 else 'FAIL'")"
     for name in gateway nginx; do
-        row "  added latency $name vs direct" \
-            "$(printf 'p50 %+d µs, p99 %+d µs' $((P50[$name] - P50[direct])) $((P99[$name] - P99[direct])))" "" ""
+        a50=ADD50_$name[@]; a99=ADD99_$name[@]
+        m50=$(printf '%.0f' "$(median "${!a50}")"); m99=$(printf '%.0f' "$(median "${!a99}")")
+        runs=""
+        ((GW_REPS > 1)) && runs=" (median; p99 rounds: $(printf '%+d ' "${!a99}" | sed 's/ $//'))"
+        row "  added latency $name vs direct" "$(printf 'p50 %+d µs, p99 %+d µs' "$m50" "$m99")$runs" "" ""
     done
     echo
-elif ((have_nginx)); then
+elif ((have_nginx)) && want gateway; then
     skip "gateway" "wrk not found"
 fi
 
@@ -315,8 +341,8 @@ import sys
 d = sorted(int(l.split()[2]) for l in open(sys.argv[1]) if l.strip())
 print(d[min(len(d) - 1, int(len(d) * float(sys.argv[2]) / 100))] if d else 0)" "$1" "$2"
 }
-if ((have_nginx)) && [[ -n "$H2LOAD" ]]; then
-    BACKEND_H2=http://127.0.0.1:$P_V1H2/
+BACKEND_H2=http://127.0.0.1:$P_V1H2/
+if ((have_nginx)) && [[ -n "$H2LOAD" ]] && want load; then
     echo "== 4. h2c: load generator throughput, -c $C, one request per connection at a time, ${TPUT_D}s, against nginx :$P_V1H2, best of $REPS"
     SL=(); H2=(); sl_err=0; h2_e=""
     for rep in $(seq 1 "$REPS"); do
@@ -336,28 +362,38 @@ if ((have_nginx)) && [[ -n "$H2LOAD" ]]; then
     row "h2c throughput h2load -c$C -m1" "$(printf '%.0f' "$h") req/s (runs: $(printf '%.0f ' "${H2[@]}" | sed 's/ $//'))${h2_e:+ [$h2_e]}" "" ""
     row "  ratio splitlab/h2load" "$(calc "round($sl_rps / $h, 2)")" "" ""
     echo
-
+fi
+if ((have_nginx)) && [[ -n "$H2LOAD" ]] && want gateway; then
     echo "== 4. h2c: gateway vs nginx (grpc_pass, h2c upstream): h2load -c$C -m1 -D$GW_D, :authority $HOST"
     start_gateway gateway-h2 "$P_V1H2" "$P_V2H2" "$P_GW_H2"
     GW2_PID=$GATEWAY_PID
     declare -A RPS2 P50_2 P99_2
-    for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2; do
-        name=${t%%:*}; port=${t##*:}
-        f=$TMP/h2load-$name.txt
-        "$H2LOAD" -c "$C" -m 1 -D "$GW_D" -H ":authority: $HOST" --log-file "$f.log" \
-            "http://127.0.0.1:$port/" >"$f" 2>&1 || true
-        echo "-- h2c $name (:$port)"; grep -E '^finished|^requests:|^status codes:|^time for request' "$f" || cat "$f"
-        RPS2[$name]=$(h2_rps "$f"); P50_2[$name]=$(h2_pct_us "$f.log" 50); P99_2[$name]=$(h2_pct_us "$f.log" 99)
-        e=$(h2_errors "$f")
-        [[ -n "$e" ]] && echo "!! h2c $name: $e"
-        row "h2load via $name" "$(printf '%.0f' "${RPS2[$name]:-0}") req/s, p50 ${P50_2[$name]} µs, p99 ${P99_2[$name]} µs${e:+ [$e]}" "" ""
+    H2ADD50_gateway=(); H2ADD99_gateway=(); H2ADD50_nginx=(); H2ADD99_nginx=()
+    for rep in $(seq 1 "$GW_REPS"); do
+        tag=$(round_tag "$rep")
+        for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2; do
+            name=${t%%:*}; port=${t##*:}
+            f=$TMP/h2load-$name-$rep.txt
+            "$H2LOAD" -c "$C" -m 1 -D "$GW_D" -H ":authority: $HOST" --log-file "$f.log" \
+                "http://127.0.0.1:$port/" >"$f" 2>&1 || true
+            echo "-- h2c $name (:$port)$tag"; grep -E '^finished|^requests:|^status codes:|^time for request' "$f" || cat "$f"
+            RPS2[$name]=$(h2_rps "$f"); P50_2[$name]=$(h2_pct_us "$f.log" 50); P99_2[$name]=$(h2_pct_us "$f.log" 99)
+            e=$(h2_errors "$f")
+            [[ -n "$e" ]] && echo "!! h2c $name: $e"
+            row "h2load via $name$tag" "$(printf '%.0f' "${RPS2[$name]:-0}") req/s, p50 ${P50_2[$name]} µs, p99 ${P99_2[$name]} µs${e:+ [$e]}" "" ""
+        done
+        H2ADD50_gateway+=($((P50_2[gateway] - P50_2[direct]))); H2ADD99_gateway+=($((P99_2[gateway] - P99_2[direct])))
+        H2ADD50_nginx+=($((P50_2[nginx] - P50_2[direct]))); H2ADD99_nginx+=($((P99_2[nginx] - P99_2[direct])))
     done
     if ! kill -0 "$GW2_PID" 2>/dev/null; then
         echo "!! the h2c gateway exited during the run:"; cat "$TMP/gateway-h2.log"
     fi
     for name in gateway nginx; do
-        row "  h2c added latency $name vs direct" \
-            "$(printf 'p50 %+d µs, p99 %+d µs' $((P50_2[$name] - P50_2[direct])) $((P99_2[$name] - P99_2[direct])))" "" ""
+        a50=H2ADD50_$name[@]; a99=H2ADD99_$name[@]
+        m50=$(printf '%.0f' "$(median "${!a50}")"); m99=$(printf '%.0f' "$(median "${!a99}")")
+        runs=""
+        ((GW_REPS > 1)) && runs=" (median; p99 rounds: $(printf '%+d ' "${!a99}" | sed 's/ $//'))"
+        row "  h2c added latency $name vs direct" "$(printf 'p50 %+d µs, p99 %+d µs' "$m50" "$m99")$runs" "" ""
     done
     echo
 elif ((have_nginx)); then

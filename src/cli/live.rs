@@ -1492,12 +1492,12 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             if st.endpoints.is_empty() {
                 bail!("{name}: backends.{rev}: no URLs");
             }
-            backends.push(Arc::new(Backend {
-                name: rev.clone(),
-                index: i as u32,
-                timeout: std::time::Duration::from_secs(300),
-                state: Mutex::new(st),
-            }));
+            backends.push(Arc::new(Backend::new(
+                rev.clone(),
+                i as u32,
+                std::time::Duration::from_secs(300),
+                st,
+            )));
         }
         let mut control = RouteControl::new(&service, &traffic);
         let revs: Vec<RevisionState<'_>> = names

@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use rand::RngExt;
 use tokio::net::TcpListener;
@@ -46,8 +46,8 @@ use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    error_cause, exchange, grpc_error, set_header, text, Body, ExchangeError, Pool, ServeOptions,
-    ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, MAX_BODY_BYTES, REVISION_HEADER, TAG_HEADER,
+    error_cause, exchange, grpc_error, text, Body, ExchangeError, Pool, ServeOptions,
+    ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, MAX_BODY_BYTES, REVISION_NAME, TAG_NAME,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
 use crate::model::activator::{ActivatorStat, ConcurrencyReporter, Throttler};
@@ -62,6 +62,9 @@ use crate::routing::pick::key_of;
 /// One revision as the data path sees it.
 pub struct Backend {
     pub name: String,
+    /// `name` as the `Knative-Serving-Revision` value (`None` if it cannot be one), made once
+    /// rather than per response.
+    revision_value: Option<HeaderValue>,
     pub index: u32,
     /// The revision timeout as wall time (the activator's deadline).
     pub timeout: Duration,
@@ -274,6 +277,16 @@ impl GatewayStats {
 }
 
 impl Backend {
+    pub fn new(name: String, index: u32, timeout: Duration, state: BackendState) -> Self {
+        Backend {
+            revision_value: HeaderValue::from_str(&name).ok(),
+            name,
+            index,
+            timeout,
+            state: Mutex::new(state),
+        }
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, BackendState> {
         self.state
             .lock()
@@ -343,7 +356,7 @@ impl Gateway {
 
     /// Answers a request and counts its outcome: at once when its head says it failed, else
     /// when its body ends (a gRPC status arrives in the trailers).
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<Counted> {
         self.stats.requests.fetch_add(1, Ordering::Relaxed);
         let outside = self
             .hooks
@@ -364,18 +377,19 @@ impl Gateway {
                 .entry(resp.status().as_u16())
                 .or_default() += 1;
         }
-        if let Some(cause) = error_cause(resp.status(), resp.headers(), None) {
-            self.stats.error(cause);
-            return resp;
-        }
-        // Its head said nothing wrong: the trailers (or a failing body) may yet.
-        resp.map(|body| {
-            Counted {
-                inner: body,
-                counted: false,
-                stats: self.stats.clone(),
+        // Counted now if its head says it failed; else the trailers (or a failing body) may
+        // yet make it an error.
+        let counted = match error_cause(resp.status(), resp.headers(), None) {
+            Some(cause) => {
+                self.stats.error(cause);
+                true
             }
-            .boxed()
+            None => false,
+        };
+        resp.map(|body| Counted {
+            inner: body,
+            counted,
+            stats: self.stats.clone(),
         })
     }
 
@@ -389,7 +403,7 @@ impl Gateway {
                 .and_then(|h| h.to_str().ok())
                 .or_else(|| req.uri().authority().map(|a| a.as_str()))
                 .unwrap_or("");
-            let tag = headers.get(TAG_HEADER).and_then(|h| h.to_str().ok());
+            let tag = headers.get(&TAG_NAME).and_then(|h| h.to_str().ok());
             let mut guard = self
                 .plane
                 .lock()
@@ -437,8 +451,11 @@ impl Gateway {
         let in_flight = InFlight::enter(self, backend);
         let mut resp = self.forward(backend, req, id).await;
         drop(in_flight);
-        if !resp.headers().contains_key(REVISION_HEADER) {
-            set_header(&mut resp, REVISION_HEADER, &backend.name);
+        if let Some(value) = &backend.revision_value {
+            if !resp.headers().contains_key(&REVISION_NAME) {
+                resp.headers_mut()
+                    .insert(REVISION_NAME.clone(), value.clone());
+            }
         }
         resp
     }
@@ -662,9 +679,9 @@ impl Drop for Seat<'_> {
 }
 
 /// A response body on its way to the client, counted as an error if its trailers carry a
-/// gRPC status other than 0 or it fails on the way. Only trailers are looked at: the data
-/// passes through untouched.
-struct Counted {
+/// gRPC status other than 0 or it fails on the way (unless its head was counted as one
+/// already). Only trailers are looked at: the data passes through untouched.
+pub(crate) struct Counted {
     inner: Body,
     /// Whether it was counted as an error already.
     counted: bool,
@@ -751,17 +768,21 @@ fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
 /// Hop-by-hop headers are not forwarded (RFC 9110 7.6.1), except `TE: trailers`: the one
 /// value HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and Envoy passes on.
 fn strip_hop_headers(h: &mut hyper::HeaderMap) {
+    use hyper::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+    static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
     let te_trailers = h
-        .get(hyper::header::TE)
+        .get(TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    // Parsed names: removing by `&str` would parse each name on every request.
     for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
+        &CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
     ] {
         h.remove(name);
     }
@@ -814,6 +835,54 @@ mod tests {
                 vec![r0, r1],
                 "at {at}"
             );
+        }
+    }
+
+    #[test]
+    fn a_response_is_counted_as_an_error_once_by_its_head_or_by_its_trailers() {
+        // A body of one data frame, then trailers carrying gRPC status 13.
+        struct Frames(std::collections::VecDeque<Frame<bytes::Bytes>>);
+        impl hyper::body::Body for Frames {
+            type Data = bytes::Bytes;
+            type Error = hyper::Error;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+                Poll::Ready(self.0.pop_front().map(Ok))
+            }
+        }
+        fn failing_trailers() -> Body {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from_static("13"));
+            Frames(
+                [
+                    Frame::data(bytes::Bytes::from_static(b"x")),
+                    Frame::trailers(trailers),
+                ]
+                .into(),
+            )
+            .boxed()
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        // (counted by its head already, errors after its body)
+        for (counted, want) in [
+            (false, vec![("grpc-status 13".to_string(), 1)]),
+            (true, vec![]),
+        ] {
+            let stats = Arc::new(GatewayStats::default());
+            let body = Counted {
+                inner: failing_trailers(),
+                counted,
+                stats: stats.clone(),
+            };
+            rt.block_on(async {
+                let collected = body.collect().await.expect("the body ends");
+                assert!(collected.trailers().is_some(), "trailers pass through");
+            });
+            assert_eq!(stats.errors().into_iter().collect::<Vec<_>>(), want);
         }
     }
 

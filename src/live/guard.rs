@@ -32,7 +32,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::http::Body;
@@ -209,8 +208,6 @@ pub struct ConnWatch {
     h2: AtomicBool,
     /// The header timeout fired: the reader answers 408 (if a head was started) and ends.
     timed_out: AtomicBool,
-    /// Wakes the timer when a deadline appears or moves.
-    pub changed: Notify,
 }
 
 impl ConnWatch {
@@ -224,7 +221,6 @@ impl ConnWatch {
             head_bytes: AtomicBool::new(false),
             h2: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
-            changed: Notify::new(),
         })
     }
 
@@ -232,10 +228,11 @@ impl ConnWatch {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
+    /// A phase begins now. Nothing is woken: `next_check` keeps the connection's timer at or
+    /// before any deadline a phase begun from now on can have.
     fn enter(&self, phase: u8) {
         self.since_ns.store(self.now_ns(), Ordering::Release);
         self.phase.store(phase, Ordering::Release);
-        self.changed.notify_one();
     }
 
     /// A request's head was read: the connection is busy until the guard is dropped (with
@@ -280,6 +277,23 @@ impl ConnWatch {
         }
     }
 
+    /// When the connection's timer should next look at it (`None`: never, no limit is set).
+    ///
+    /// That is the current deadline, but no later than the shortest limit from now: a phase
+    /// that begins after this call has a deadline at least that far away, so a request's phase
+    /// changes (two per request) need not wake the timer. Waking it for each of them cost a
+    /// spurious poll of the connection and a timer re-arm per change, a few per cent of the
+    /// gateway's CPU; this way a busy connection's timer looks once per shortest limit.
+    pub fn next_check(&self, limits: &ConnLimits, now: Instant) -> Option<Instant> {
+        let shortest = match (limits.header_timeout, limits.idle_timeout) {
+            (Some(h), Some(i)) => h.min(i),
+            (Some(t), None) | (None, Some(t)) => t,
+            (None, None) => return None,
+        };
+        let cap = now + shortest;
+        Some(self.deadline(limits).map_or(cap, |(at, _)| at.min(cap)))
+    }
+
     /// The timer fired: what expired, if its deadline is still due (a request may have begun
     /// since).
     pub fn expired(&self, limits: &ConnLimits) -> Option<Expiry> {
@@ -308,13 +322,16 @@ impl Drop for InFlight {
 }
 
 /// A response body that keeps its request in flight until hyper has written it to the end
-/// (and drops it).
-pub struct Tracked {
-    pub inner: Body,
+/// (and drops it). Generic over the handler's body so it wraps it without another box.
+pub struct Tracked<B = Body> {
+    pub inner: B,
     pub _in_flight: InFlight,
 }
 
-impl hyper::body::Body for Tracked {
+impl<B> hyper::body::Body for Tracked<B>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     type Data = Bytes;
     type Error = hyper::Error;
 
@@ -539,6 +556,51 @@ mod tests {
             max_connections: 1,
         };
         assert_eq!(w.deadline(&none), None);
+    }
+
+    #[test]
+    fn the_timer_looks_no_later_than_any_deadline_a_request_can_bring() {
+        // The timer is not woken when a phase changes, so where it is set must be at or before
+        // the deadline of every phase that can begin before it fires.
+        let limits = ConnLimits {
+            header_timeout: Some(Duration::from_secs(10)),
+            idle_timeout: Some(Duration::from_secs(60)),
+            max_connections: 1,
+        };
+        let w = ConnWatch::new();
+        let check = |w: &ConnWatch| {
+            w.next_check(&limits, Instant::now())
+                .expect("limits are set")
+        };
+        // New: at the header deadline itself.
+        let at = check(&w);
+        assert_eq!(Some(at), w.deadline(&limits).map(|(d, _)| d));
+        // Busy (no deadline): the shortest limit from now.
+        w.read(b"GET / HTTP/1.1\r\n\r\n");
+        let req = w.begin();
+        let at = check(&w);
+        assert!(at <= Instant::now() + Duration::from_secs(10));
+        // The request ends (idle, 60 s) and the next head begins (10 s): both later than `at`,
+        // which was set before either began.
+        drop(req);
+        assert!(w.deadline(&limits).is_some_and(|(d, _)| at <= d));
+        w.read(b"G");
+        let (head, why) = w.deadline(&limits).expect("the head phase has a deadline");
+        assert_eq!(why, Expiry::Header);
+        assert!(at <= head);
+        // Idle alone: the shortest limit from now, before the idle deadline.
+        let _req = w.begin();
+        drop(_req);
+        let at = check(&w);
+        let (idle, _) = w.deadline(&limits).expect("idle has a deadline");
+        assert!(at <= idle && at <= Instant::now() + Duration::from_secs(10));
+        // No limits: no timer at all.
+        let none = ConnLimits {
+            header_timeout: None,
+            idle_timeout: None,
+            max_connections: 1,
+        };
+        assert_eq!(w.next_check(&none, Instant::now()), None);
     }
 
     #[test]

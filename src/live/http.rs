@@ -35,6 +35,18 @@ use super::guard::{
 /// Every body the live mode sends or relays.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
+/// What a server's handler may answer with: `Body`, or a body type of its own that wraps one
+/// (the gateway's counting body), served without boxing it again.
+pub trait ResponseBody:
+    hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Unpin + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Unpin + 'static
+{
+}
+
 /// The response header naming the revision that answered (or that the gateway routed to).
 pub const REVISION_HEADER: &str = "knative-serving-revision";
 /// The response header naming the pod that answered.
@@ -48,6 +60,12 @@ pub const DEFAULT_ROUTE_HEADER: &str = "knative-serving-default-route";
 /// the scenario). A numeric value is the key itself, so a live run picks exactly as the
 /// simulator does; any other value is hashed (`routing::pick::key_of`).
 pub const CLIENT_HEADER: &str = "splitlab-client";
+
+/// `REVISION_HEADER`, `TAG_HEADER` and `GRPC_STATUS` as parsed names, for the gateway's
+/// per-request lookups: a lookup by `&str` parses and validates the name every time.
+pub static REVISION_NAME: HeaderName = HeaderName::from_static(REVISION_HEADER);
+pub static TAG_NAME: HeaderName = HeaderName::from_static(TAG_HEADER);
+pub static GRPC_STATUS_NAME: HeaderName = HeaderName::from_static(GRPC_STATUS);
 
 /// The queue-proxy's 503 when its breaker is full (`breaker.go:28`, `http.Error` adds `\n`).
 pub const QUEUE_FULL_BODY: &str = "pending request queue full\n";
@@ -69,10 +87,11 @@ pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
 /// Serves HTTP/1.1 and HTTP/2 on `listener` with `handler` until `stop` turns true (`serve_with`
 /// without TLS, with the default `ConnLimits`).
-pub async fn serve<H, F>(listener: TcpListener, stop: watch::Receiver<bool>, handler: H)
+pub async fn serve<H, F, B>(listener: TcpListener, stop: watch::Receiver<bool>, handler: H)
 where
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+    F: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: ResponseBody,
 {
     serve_with(listener, ServeOptions::default(), stop, handler).await;
 }
@@ -103,14 +122,15 @@ pub struct ServeOptions {
 /// as it is accepted; a request head must arrive within the header timeout (408, then close)
 /// and a connection without requests is closed after the idle timeout. A failing `accept` (the
 /// file-descriptor limit) is retried with a back-off and logged once per burst on stderr.
-pub async fn serve_with<H, F>(
+pub async fn serve_with<H, F, B>(
     listener: TcpListener,
     options: ServeOptions,
     mut stop: watch::Receiver<bool>,
     handler: H,
 ) where
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+    F: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: ResponseBody,
 {
     let ServeOptions { tls, limits, stats } = options;
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -181,7 +201,7 @@ pub async fn serve_with<H, F>(
 
 /// Serves one connection, HTTP/1.1 or HTTP/2 as its first bytes say, until it ends, `stop`, or
 /// one of its timers (`guard`) closes it.
-pub(crate) async fn serve_connection<I, H, F>(
+pub(crate) async fn serve_connection<I, H, F, B>(
     io: I,
     mut stop: watch::Receiver<bool>,
     limits: ConnLimits,
@@ -190,7 +210,8 @@ pub(crate) async fn serve_connection<I, H, F>(
 ) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     H: Fn(hyper::Request<Incoming>) -> F + Clone + Send + Sync + 'static,
-    F: std::future::Future<Output = Response<Body>> + Send + 'static,
+    F: std::future::Future<Output = Response<B>> + Send + 'static,
+    B: ResponseBody,
 {
     let conn_watch = ConnWatch::new();
     let requests = conn_watch.clone();
@@ -199,12 +220,9 @@ pub(crate) async fn serve_connection<I, H, F>(
         let response = handler(req);
         async move {
             let resp = response.await;
-            Ok::<_, Infallible>(resp.map(|inner| {
-                Tracked {
-                    inner,
-                    _in_flight: in_flight,
-                }
-                .boxed()
+            Ok::<_, Infallible>(resp.map(|inner| Tracked {
+                inner,
+                _in_flight: in_flight,
             }))
         }
     });
@@ -216,20 +234,17 @@ pub(crate) async fn serve_connection<I, H, F>(
     let io = Watched::new(io, conn_watch.clone());
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let timer = tokio::time::sleep(Duration::from_secs(3600));
+    // The timer never fires after a deadline (`ConnWatch::next_check`); when it finds none due
+    // it is set again.
+    let first = conn_watch.next_check(&limits, tokio::time::Instant::now());
+    let timer = tokio::time::sleep_until(first.unwrap_or_else(tokio::time::Instant::now));
     tokio::pin!(timer);
+    let armed = first.is_some();
     loop {
-        let due = conn_watch.deadline(&limits);
-        if let Some((at, _)) = due {
-            if timer.deadline() != at {
-                timer.as_mut().reset(at);
-            }
-        }
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = stop.changed() => break,
-            _ = conn_watch.changed.notified() => {}
-            _ = timer.as_mut(), if due.is_some() => match conn_watch.expired(&limits) {
+            _ = timer.as_mut(), if armed => match conn_watch.expired(&limits) {
                 Some(Expiry::Header) => {
                     stats.header_timeouts.fetch_add(1, Ordering::Relaxed);
                     // The reader answers 408 and reads as closed: hyper ends the connection.
@@ -243,7 +258,11 @@ pub(crate) async fn serve_connection<I, H, F>(
                     let _ = tokio::time::timeout(CLOSE_GRACE, conn.as_mut()).await;
                     return;
                 }
-                None => {}
+                None => {
+                    if let Some(at) = conn_watch.next_check(&limits, tokio::time::Instant::now()) {
+                        timer.as_mut().reset(at);
+                    }
+                }
             },
         }
     }
@@ -600,8 +619,8 @@ pub const GRPC_STATUS: &str = "grpc-status";
 /// and not 0 (OK).
 pub fn grpc_error(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<String> {
     let value = trailers
-        .and_then(|t| t.get(GRPC_STATUS))
-        .or_else(|| headers.get(GRPC_STATUS))?;
+        .and_then(|t| t.get(&GRPC_STATUS_NAME))
+        .or_else(|| headers.get(&GRPC_STATUS_NAME))?;
     let value = String::from_utf8_lossy(value.as_bytes());
     let value = value.trim();
     (value != "0").then(|| format!("{GRPC_STATUS} {value}"))

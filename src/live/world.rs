@@ -225,18 +225,18 @@ pub async fn run_live(
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            Arc::new(Backend {
-                name: r.name.clone(),
-                index: i as u32,
-                timeout: clock.wall(r.request_deadline()),
-                state: Mutex::new(BackendState::new(
+            Arc::new(Backend::new(
+                r.name.clone(),
+                i as u32,
+                clock.wall(r.request_deadline()),
+                BackendState::new(
                     (0..s.activator.replicas.max(1))
                         .map(|_| Throttler::new(r.container_concurrency, s.activator.lb_policy))
                         .collect(),
                     stream(seed, 0, Stream::ActivatorLb, i as u64),
                     false,
-                )),
-            })
+                ),
+            ))
         })
         .collect();
     let (poke_tx, pokes) = tokio::sync::mpsc::unbounded_channel();
