@@ -523,9 +523,8 @@ impl ArrivalGen {
     /// exactly the unsharded run's instead of all sending at the same instants (n requests at
     /// once, n times as far apart). Poisson streams are independent; they take no phase.
     pub fn with_phase(mut self, phase: f64) -> ArrivalGen {
-        if phase.is_finite() && (0.0..1.0).contains(&phase) {
-            self.phase = phase;
-        }
+        debug_assert!((0.0..1.0).contains(&phase), "phase {phase} outside [0, 1)");
+        self.phase = phase;
         self
     }
 

@@ -852,7 +852,7 @@ impl RunRecorder {
         unrouted_in_flight: u64,
         engine: EngineStats,
     ) -> RunReport {
-        self.close(end, in_flight_at_end, unrouted_in_flight, engine)
+        self.finish_parts(end, in_flight_at_end, unrouted_in_flight, engine)
             .0
     }
 
@@ -860,16 +860,6 @@ impl RunRecorder {
     /// `None` unless [`RunRecorder::keep_window_histograms`] was called before the first
     /// window closed.
     pub fn finish_parts(
-        self,
-        end: SimTime,
-        in_flight_at_end: &[u64],
-        unrouted_in_flight: u64,
-        engine: EngineStats,
-    ) -> (RunReport, Option<RunParts>) {
-        self.close(end, in_flight_at_end, unrouted_in_flight, engine)
-    }
-
-    fn close(
         mut self,
         end: SimTime,
         in_flight_at_end: &[u64],
@@ -1940,7 +1930,7 @@ mod tests {
         pairs.iter().map(|(n, p)| (n.to_string(), *p)).collect()
     }
 
-    fn rec(
+    pub(super) fn rec(
         id: u64,
         arrived: i64,
         finished: i64,

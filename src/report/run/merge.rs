@@ -315,10 +315,11 @@ impl MergedRun {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::rec;
     use super::super::RunRecorder;
     use super::*;
     use crate::model::time::SimTime;
-    use crate::report::record::{Outcome, RequestRecord};
+    use crate::report::record::Outcome;
 
     /// One request: (id, arrived ns, finished ns, revision, outcome).
     type Req = (u64, i64, i64, Option<usize>, Outcome);
@@ -376,15 +377,7 @@ mod tests {
         for (t, end, k) in events {
             let (id, arrived, finished, revision, outcome) = reqs[k];
             if end {
-                r.finished(&RequestRecord {
-                    id,
-                    arrived: SimTime(arrived),
-                    finished: SimTime(finished),
-                    revision,
-                    default_group: true,
-                    via_activator: false,
-                    outcome,
-                });
+                r.finished(&rec(id, arrived, finished, revision, outcome));
             } else {
                 r.arrived(SimTime(t));
                 if let Some(rev) = revision {
