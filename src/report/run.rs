@@ -439,9 +439,9 @@ impl WindowCell {
 struct RevisionState {
     counts: Counts,
     routed: u64,
-    latency: Histogram<u64>,
-    latency_sum_us: u128,
-    latency_max_us: u64,
+    /// Its served requests over the closed windows (the histogram is filled a window at a
+    /// time from `window_latency`; the sum and maximum per request).
+    latency: Served,
     window_latency: Histogram<u64>,
     window_max_us: u64,
     gauges: [u64; GAUGES],
@@ -469,9 +469,7 @@ impl RevisionState {
         RevisionState {
             counts: Counts::default(),
             routed: 0,
-            latency: new_histogram(),
-            latency_sum_us: 0,
-            latency_max_us: 0,
+            latency: Served::new(),
             window_latency: new_histogram(),
             window_max_us: 0,
             gauges: [0; GAUGES],
@@ -534,10 +532,8 @@ pub struct RunRecorder {
     /// Per window, the outcomes of requests that reached no revision.
     unrouted: Vec<WindowCell>,
     /// Served requests that reached no revision (a load run's responses no classifier label
-    /// matched): their latency, sum and exact maximum, part of the run's overall latency.
-    unrouted_latency: Histogram<u64>,
-    unrouted_latency_sum_us: u128,
-    unrouted_latency_max_us: u64,
+    /// matched): part of the run's overall latency.
+    unrouted_latency: Served,
     totals: Counts,
     rollouts: BTreeMap<String, RolloutSpan>,
     routes_csv: String,
@@ -594,9 +590,7 @@ impl RunRecorder {
             revs,
             cells,
             unrouted: vec![WindowCell::default()],
-            unrouted_latency: new_histogram(),
-            unrouted_latency_sum_us: 0,
-            unrouted_latency_max_us: 0,
+            unrouted_latency: Served::new(),
             totals: Counts::default(),
             rollouts: BTreeMap::new(),
             routes_csv: format!("{ROUTES_HEADER}\n"),
@@ -657,8 +651,7 @@ impl RunRecorder {
                 // Only the window's histogram is touched per request; it is folded into the
                 // run's histogram when the window closes (one add per window, not per request).
                 record_us(&mut st.window_latency, latency_us);
-                st.latency_sum_us += u128::from(latency_us);
-                st.latency_max_us = st.latency_max_us.max(latency_us);
+                st.latency.note(latency_us);
                 st.window_max_us = st.window_max_us.max(latency_us);
             }
             self.cell_mut(r).ended.count(rec.outcome);
@@ -668,9 +661,8 @@ impl RunRecorder {
             // response no label matched): its window's unrouted row, so a run of nothing but
             // failures still shows them per window; served, its latency counts overall.
             if rec.outcome == Outcome::Served {
-                record_us(&mut self.unrouted_latency, latency_us);
-                self.unrouted_latency_sum_us += u128::from(latency_us);
-                self.unrouted_latency_max_us = self.unrouted_latency_max_us.max(latency_us);
+                record_us(&mut self.unrouted_latency.hist, latency_us);
+                self.unrouted_latency.note(latency_us);
             }
             self.unrouted
                 .last_mut()
@@ -897,7 +889,7 @@ impl RunRecorder {
                     name: name.clone(),
                     counts,
                     routed: st.routed,
-                    latency: latency_summary(st),
+                    latency: st.latency.summary(),
                     peak_qp_queue: st.peaks[Gauge::QpQueue.index()],
                     peak_activator_queue: st.peaks[Gauge::ActivatorQueue.index()],
                     max_desired_pods: st.peaks[Gauge::DesiredPods.index()],
@@ -926,8 +918,8 @@ impl RunRecorder {
                 .map(|(st, summary)| merge::RevisionParts {
                     name: summary.name.clone(),
                     counts: summary.counts,
-                    latency: EncodedLatency::of(&st.latency, st.latency_max_us),
-                    latency_sum_us: st.latency_sum_us,
+                    latency: EncodedLatency::of(&st.latency.hist, st.latency.max_us),
+                    latency_sum_us: st.latency.sum_us,
                 })
                 .collect(),
             totals: self.totals,
@@ -945,9 +937,14 @@ impl RunRecorder {
                 })
                 .collect(),
             unrouted: self.unrouted.iter().map(|c| c.ended).collect(),
-            unrouted_latency: (!self.unrouted_latency.is_empty()).then(|| merge::LatencyParts {
-                latency: EncodedLatency::of(&self.unrouted_latency, self.unrouted_latency_max_us),
-                latency_sum_us: self.unrouted_latency_sum_us,
+            unrouted_latency: (!self.unrouted_latency.hist.is_empty()).then(|| {
+                merge::LatencyParts {
+                    latency: EncodedLatency::of(
+                        &self.unrouted_latency.hist,
+                        self.unrouted_latency.max_us,
+                    ),
+                    latency_sum_us: self.unrouted_latency.sum_us,
+                }
             }),
             routes_csv: self.routes_csv.clone(),
             clamped_calls: self.clamped_calls,
@@ -960,14 +957,7 @@ impl RunRecorder {
             meta: self.meta,
             revisions,
             totals: self.totals,
-            latency: overall_latency(
-                &self.revs,
-                (
-                    &self.unrouted_latency,
-                    self.unrouted_latency_sum_us,
-                    self.unrouted_latency_max_us,
-                ),
-            ),
+            latency: overall_latency(&self.revs, &self.unrouted_latency),
             window: SimDuration(self.window_ns),
             cells: self.cells,
             unrouted: self.unrouted,
@@ -1061,6 +1051,7 @@ impl RunRecorder {
                 cell.p50_us = Some(quantile_us(&st.window_latency, 0.5, st.window_max_us));
                 cell.p99_us = Some(quantile_us(&st.window_latency, 0.99, st.window_max_us));
                 st.latency
+                    .hist
                     .add(&st.window_latency)
                     .expect("an auto-resizing histogram accepts any other histogram's values");
                 // reset keeps the counts array, so the next window allocates nothing.
@@ -1097,27 +1088,53 @@ impl RunRecorder {
     }
 }
 
-fn latency_summary(st: &RevisionState) -> Option<LatencySummary> {
-    summarize_latency(&st.latency, st.latency_sum_us, st.latency_max_us)
+/// Served requests' latency: a histogram in microseconds with the exact sum and maximum.
+#[derive(Clone, Debug)]
+struct Served {
+    hist: Histogram<u64>,
+    sum_us: u128,
+    max_us: u64,
 }
 
-/// The latency of every served request, all revisions together: their histograms merged (so
-/// the percentiles are of the pooled requests, never an average of per-revision percentiles).
-/// The latency of every served request: each revision's, and `unrouted` (histogram, sum and
-/// maximum) of those served without reaching one.
-fn overall_latency(
-    revs: &[RevisionState],
-    unrouted: (&Histogram<u64>, u128, u64),
-) -> Option<LatencySummary> {
-    let mut hist = unrouted.0.clone();
-    let (mut sum_us, mut max_us) = (unrouted.1, unrouted.2);
-    for st in revs {
-        hist.add(&st.latency)
-            .expect("an auto-resizing histogram accepts any other histogram's values");
-        sum_us += st.latency_sum_us;
-        max_us = max_us.max(st.latency_max_us);
+impl Served {
+    fn new() -> Self {
+        Served {
+            hist: new_histogram(),
+            sum_us: 0,
+            max_us: 0,
+        }
     }
-    summarize_latency(&hist, sum_us, max_us)
+
+    /// Counts `us` in the exact sum and maximum (the histogram is the caller's to fill).
+    #[inline]
+    fn note(&mut self, us: u64) {
+        self.sum_us += u128::from(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// Adds `other`'s requests to these.
+    fn add(&mut self, other: &Served) {
+        self.hist
+            .add(&other.hist)
+            .expect("an auto-resizing histogram accepts any other histogram's values");
+        self.sum_us += other.sum_us;
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    fn summary(&self) -> Option<LatencySummary> {
+        summarize_latency(&self.hist, self.sum_us, self.max_us)
+    }
+}
+
+/// The latency of every served request: each revision's and `unrouted`'s (served without
+/// reaching a revision) histograms merged, so the percentiles are of the pooled requests,
+/// never an average of per-revision percentiles.
+fn overall_latency(revs: &[RevisionState], unrouted: &Served) -> Option<LatencySummary> {
+    let mut all = unrouted.clone();
+    for st in revs {
+        all.add(&st.latency);
+    }
+    all.summary()
 }
 
 fn summarize_latency(hist: &Histogram<u64>, sum_us: u128, max: u64) -> Option<LatencySummary> {

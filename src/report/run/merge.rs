@@ -16,8 +16,8 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    new_histogram, quantile_us, summarize_latency, Cost, Counts, EngineStats, RevisionSummary,
-    RunMeta, RunReport, WindowCell,
+    new_histogram, quantile_us, Cost, Counts, EngineStats, RevisionSummary, RunMeta, RunReport,
+    Served, WindowCell,
 };
 use crate::model::time::SimDuration;
 
@@ -153,16 +153,13 @@ impl RunParts {
         let mut revisions = Vec::with_capacity(n);
         for (r, name) in names.iter().enumerate() {
             let mut counts = Counts::default();
-            let mut hist = new_histogram();
-            let (mut sum_us, mut max_us) = (0u128, 0u64);
+            let mut served = Served::new();
             for (i, s) in shards.iter().enumerate() {
                 let p = &s.revisions[r];
                 counts.add(&p.counts);
-                add_decoded(&mut hist, &p.latency, i)?;
-                sum_us += p.latency_sum_us;
-                max_us = max_us.max(p.latency.max_us);
+                served.add(&decoded(&p.latency, p.latency_sum_us, i)?);
             }
-            revisions.push((name.to_string(), counts, hist, sum_us, max_us));
+            revisions.push((name.to_string(), counts, served));
         }
         let mut cells = Vec::with_capacity(windows * n);
         let mut unrouted = Vec::with_capacity(windows);
@@ -205,12 +202,10 @@ impl RunParts {
         for s in shards {
             totals.add(&s.totals);
         }
-        let mut unrouted_latency = (new_histogram(), 0u128, 0u64);
+        let mut unrouted_latency = Served::new();
         for (i, s) in shards.iter().enumerate() {
             if let Some(p) = &s.unrouted_latency {
-                add_decoded(&mut unrouted_latency.0, &p.latency, i)?;
-                unrouted_latency.1 += p.latency_sum_us;
-                unrouted_latency.2 = unrouted_latency.2.max(p.latency.max_us);
+                unrouted_latency.add(&decoded(&p.latency, p.latency_sum_us, i)?);
             }
         }
         Ok(MergedRun {
@@ -229,6 +224,15 @@ impl RunParts {
     }
 }
 
+/// A shard's served latency: its encoded histogram decoded, with the sum kept beside it.
+fn decoded(e: &EncodedLatency, sum_us: u128, shard: usize) -> Result<Served, String> {
+    Ok(Served {
+        hist: e.decode().map_err(|m| format!("shard {shard}: {m}"))?,
+        sum_us,
+        max_us: e.max_us,
+    })
+}
+
 fn add_decoded(into: &mut Histogram<u64>, e: &EncodedLatency, shard: usize) -> Result<(), String> {
     let h = e.decode().map_err(|m| format!("shard {shard}: {m}"))?;
     into.add(&h)
@@ -237,10 +241,10 @@ fn add_decoded(into: &mut Histogram<u64>, e: &EncodedLatency, shard: usize) -> R
 
 /// Merged parts, ready to become a report.
 pub struct MergedRun {
-    /// Name, counts, latency histogram, its sum and exact maximum.
-    revisions: Vec<(String, Counts, Histogram<u64>, u128, u64)>,
-    /// Requests served without reaching a revision: histogram, sum, exact maximum.
-    unrouted_latency: (Histogram<u64>, u128, u64),
+    /// Name, counts, served latency.
+    revisions: Vec<(String, Counts, Served)>,
+    /// Requests served without reaching a revision.
+    unrouted_latency: Served,
     totals: Counts,
     window_ns: i64,
     cells: Vec<WindowCell>,
@@ -255,20 +259,17 @@ pub struct MergedRun {
 impl MergedRun {
     /// The report of the whole run, as one process would have made it.
     pub fn into_report(self, meta: RunMeta) -> RunReport {
-        let (mut all, mut sum_all, mut max_all) = self.unrouted_latency;
+        let mut all = self.unrouted_latency;
         let revisions = self
             .revisions
             .iter()
-            .map(|(name, counts, hist, sum_us, max_us)| {
-                all.add(hist)
-                    .expect("an auto-resizing histogram accepts any other histogram's values");
-                sum_all += sum_us;
-                max_all = max_all.max(*max_us);
+            .map(|(name, counts, served)| {
+                all.add(served);
                 RevisionSummary {
                     name: name.clone(),
                     counts: *counts,
                     routed: counts.arrived,
-                    latency: summarize_latency(hist, *sum_us, *max_us),
+                    latency: served.summary(),
                     peak_qp_queue: 0,
                     peak_activator_queue: 0,
                     max_desired_pods: 0,
@@ -286,7 +287,7 @@ impl MergedRun {
             meta,
             revisions,
             totals: self.totals,
-            latency: summarize_latency(&all, sum_all, max_all),
+            latency: all.summary(),
             window: SimDuration(self.window_ns),
             cells: self.cells,
             unrouted: self.unrouted,
