@@ -74,16 +74,8 @@ impl ScenarioSource {
     pub fn read(path: &Path) -> anyhow::Result<Self> {
         if !path.exists() {
             if let Some(found) = path.to_str().and_then(shipped::find) {
-                return Ok(ScenarioSource {
-                    path: path.to_path_buf(),
-                    name: format!("{} (shipped)", found.file),
-                    text: found.text.to_string(),
-                    shipped: true,
-                    base: Path::new(found.file)
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default(),
-                });
+                // The shipped text: `embedded` recognises it as the shipped scenario.
+                return Ok(Self::embedded(path, found.text.to_string()));
             }
         }
         let text = super::read_input(path).map_err(|e| {

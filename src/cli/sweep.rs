@@ -326,9 +326,11 @@ where
     }
     // The stderr target draws nothing when stderr is not a terminal.
     let part = part.unwrap_or(ShardSpec { index: 0, count: 1 });
-    // Shard I's runs are I, I + N, I + 2N, ... below the total.
-    let count = total.saturating_sub(part.index).div_ceil(part.count);
-    let progress = ProgressBar::with_draw_target(Some(count as u64), ProgressDrawTarget::stderr());
+    // Shard I's runs (`shard::indices`: I, I + N, I + 2N, ... below the total), the same list
+    // `write_shard` numbers the results by.
+    let mine: Vec<usize> = shard::indices(part, total).collect();
+    let progress =
+        ProgressBar::with_draw_target(Some(mine.len() as u64), ProgressDrawTarget::stderr());
     progress.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {elapsed} elapsed, ETA {eta}")
             .expect("the template is valid"),
@@ -338,9 +340,7 @@ where
         .build()
         .context("cannot start the worker threads")?;
     let results = pool.install(|| {
-        (0..count)
-            .into_par_iter()
-            .map(|k| part.index + k * part.count)
+        mine.into_par_iter()
             .map(|i| {
                 let r = run(i / seeds, (i % seeds) as u64 + 1);
                 progress.inc(1);
