@@ -779,7 +779,6 @@ pub fn load_cmd(args: &LoadArgs) -> anyhow::Result<ExitCode> {
         ),
         None => (process, args.connections, args.max_requests),
     };
-    // The bounds: a duration, or a count (with a time bound derived from it).
     let rollout = match (&args.expect_rollout, &args.rollout_start) {
         (Some(manifest), Some(start)) => Some(super::expect_rollout::prepare(
             manifest,
@@ -1163,7 +1162,7 @@ pub(super) fn write_merged_load(
 
 /// `summary.json` `protocol`: what the run's connections spoke, several joined with `+`
 /// (`h2`, `http/1.1`, `h2+http/1.1`); `None` when no connection was made.
-fn protocol_of(stats: &LoadStats) -> Option<String> {
+pub(super) fn protocol_of(stats: &LoadStats) -> Option<String> {
     let names: Vec<&str> = stats.connections.keys().copied().collect();
     (!names.is_empty()).then(|| names.join("+"))
 }

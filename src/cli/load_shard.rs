@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::live::client::Protocol;
 use crate::live::load::{GroupStats, LoadStats};
 use crate::report::run::{EncodedLatency, RunMeta, RunParts, RunReport};
 
@@ -151,9 +152,12 @@ pub struct MergedLoad {
     pub interrupted: Vec<usize>,
 }
 
-/// The protocol names `client::Protocol::name` gives (`load.json` keys them by `&'static str`).
+/// The protocol `client::Protocol::name` calls `name` (`load.json` keys them by `&'static str`).
 fn protocol_name(name: &str) -> Option<&'static str> {
-    ["http/1.1", "h2", "h2c"].into_iter().find(|p| *p == name)
+    Protocol::ALL
+        .into_iter()
+        .map(Protocol::name)
+        .find(|p| *p == name)
 }
 
 /// Merges the shards (in shard order; `shards[k]` is shard k's): counts added, histograms
@@ -210,15 +214,16 @@ pub fn merge(shards: &[LoadShard]) -> Result<MergedLoad, String> {
             };
         for (p, n) in &s.connections {
             let name = protocol_name(p).ok_or_else(|| {
+                let allowed: Vec<&str> = Protocol::ALL.into_iter().map(Protocol::name).collect();
                 at(format!(
-                    "unknown connection protocol {p:?}; allowed: http/1.1, h2, h2c"
+                    "unknown connection protocol {p:?}; allowed: {}",
+                    allowed.join(", ")
                 ))
             })?;
             *stats.connections.entry(name).or_default() += n;
         }
     }
-    let names: Vec<&str> = stats.connections.keys().copied().collect();
-    report.set_protocol((!names.is_empty()).then(|| names.join("+")));
+    report.set_protocol(super::live::protocol_of(&stats));
     Ok(MergedLoad {
         report,
         stats,

@@ -77,6 +77,9 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol the client speaks.
+    pub const ALL: [Protocol; 3] = [Protocol::Http1, Protocol::H2, Protocol::H2c];
+
     /// The ALPN identifier (`h2c` for cleartext HTTP/2, as RFC 7540 §3.1 names it).
     pub fn name(self) -> &'static str {
         match self {

@@ -614,7 +614,7 @@ pub async fn run(
         .map(|t| t.path.parse().map_err(|e| format!("bad path: {e}")))
         .collect();
     // What `finish` reads of a response: the classifier's header and gRPC's status.
-    let mut keep = vec![HeaderName::from_static(super::http::GRPC_STATUS)];
+    let mut keep = vec![super::http::GRPC_STATUS_NAME.clone()];
     if let Classifier::Header { name, .. } = &classifier {
         if let Ok(n) = HeaderName::from_bytes(name.as_bytes()) {
             keep.push(n);
