@@ -997,10 +997,26 @@ mod tests {
                 let failed = c.send(&t, 2, 2).await.unwrap_err();
                 assert_eq!(failed.retryable, retryable, "{method}: {failed:?}");
                 assert!(!c.is_ready(), "{method}");
-                // A new connection's first request is never retried: it was not reused.
+                // A new connection answers again.
                 let mut fresh = Conn::tcp(TcpStream::connect(addr).await.unwrap(), keep());
                 assert!(fresh.send(&t, 3, 3).await.is_ok(), "{method}");
             }
+            // A new connection's first request is never retried, even an idempotent one: it
+            // was not reused, so its failure is the server's answer, not a stale connection.
+            let closing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let closing_addr = closing.local_addr().unwrap();
+            tokio::spawn(async move {
+                while let Ok((s, _)) = closing.accept().await {
+                    drop(s);
+                }
+            });
+            let mut fresh = Conn::tcp(TcpStream::connect(closing_addr).await.unwrap(), keep());
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let failed = fresh.send(&template(Method::GET), 4, 4).await.unwrap_err();
+            assert!(
+                !failed.retryable,
+                "a fresh connection's failure: {failed:?}"
+            );
         });
     }
 
