@@ -69,3 +69,25 @@ pub fn assert_clear_error(out: &std::process::Output, fragment: &str, context: &
         "{context}: {fragment:?} not in {stderr}"
     );
 }
+
+/// A small plan grid: 2 settings × (healthy, the canary's failure) × 2 seeds (the sharded-sweep
+/// and Indexed-Job tests merge it).
+pub const SMALL_PLAN: &[&str] = &[
+    "plan",
+    "scenarios/flagger-bad-canary.yaml",
+    "--grid",
+    "duration=150s",
+    "--grid",
+    "analysis.canary.stepWeight=10,25",
+    "--seeds",
+    "2",
+];
+
+/// `splitlab merge FILES... --out OUT`.
+pub fn merge(files: &[std::path::PathBuf], out: &std::path::Path) -> Output {
+    let mut args: Vec<String> = vec!["merge".into()];
+    args.extend(files.iter().map(|f| f.display().to_string()));
+    args.extend(["--out".into(), out.display().to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    splitlab(&args)
+}

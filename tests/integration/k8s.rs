@@ -13,7 +13,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use serde_json::Value;
 
-use crate::common::{assert_clear_error, splitlab, temp_dir, text};
+use crate::common::{assert_clear_error, merge, splitlab, temp_dir, text, SMALL_PLAN};
 use crate::live::{count, one_live_run_at_a_time, start_backend_saying, summary};
 
 fn k8s_job(args: &[&str]) -> std::process::Output {
@@ -258,29 +258,17 @@ fn emulate(objects: &[Value], dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (shards, works)
 }
 
-fn merge(shards: &[PathBuf], out: &Path) {
-    let mut args: Vec<String> = vec!["merge".into()];
-    args.extend(shards.iter().rev().map(|s| s.display().to_string()));
-    args.extend(["--out".into(), out.display().to_string()]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let o = splitlab(&args);
+/// `merge` of the shards, given in reverse order (any order merges), which must succeed.
+fn merge_all(shards: &[PathBuf], out: &Path) {
+    let reversed: Vec<PathBuf> = shards.iter().rev().cloned().collect();
+    let o = merge(&reversed, out);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
 }
 
 #[test]
 fn the_indexed_job_emulated_locally_merges_to_a_single_process_run() {
-    let plan: [&str; 8] = [
-        "plan",
-        "scenarios/flagger-bad-canary.yaml",
-        "--grid",
-        "duration=150s",
-        "--grid",
-        "analysis.canary.stepWeight=10,25",
-        "--seeds",
-        "2",
-    ];
     // (the command line, the files that must be the same bytes)
-    let cases: [(&[&str], &[&str]); 1] = [(&plan, &["plan.csv"])];
+    let cases: [(&[&str], &[&str]); 1] = [(SMALL_PLAN, &["plan.csv"])];
     for (command, files) in cases {
         let dir = temp_dir(&format!("k8s-emulate-{}", command[0]));
         std::fs::create_dir_all(&dir).unwrap();
@@ -289,7 +277,7 @@ fn the_indexed_job_emulated_locally_merges_to_a_single_process_run() {
         let objects = printed_objects(&k8s_job(&args));
         let (shards, _) = emulate(&objects, &dir);
         let merged = dir.join("merged");
-        merge(&shards, &merged);
+        merge_all(&shards, &merged);
         let single = dir.join("single");
         let mut one = command.to_vec();
         one.extend(["--out", single.to_str().unwrap()]);
@@ -343,7 +331,7 @@ fn a_load_job_emulated_locally_merges_to_the_counts_and_percentiles_of_all_reque
     let objects = printed_objects(&out);
     let (shards, works) = emulate(&objects, &dir);
     let merged = dir.join("merged");
-    merge(&shards, &merged);
+    merge_all(&shards, &merged);
     let mut all = hdrhistogram::Histogram::<u64>::new(3).unwrap();
     let (mut sent, mut served) = (0u64, 0u64);
     for w in &works {

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use crate::common::{assert_clear_error, markdown_section, splitlab, splitlab_env, temp_dir, text};
+use crate::common::{
+    assert_clear_error, markdown_section, merge, splitlab, splitlab_env, temp_dir, text, SMALL_PLAN,
+};
 
 /// A small compare grid: 2 settings × 3 seeds of a 60 s canary-rollout, with an SLO (its table
 /// and sentences come from the kept results too).
@@ -21,18 +23,6 @@ const COMPARE: &[&str] = &[
     "3",
     "--slo",
     "p99_shift_ms<=4000",
-];
-
-/// A small plan grid: 2 settings × (healthy, the canary's failure) × 2 seeds.
-const PLAN: &[&str] = &[
-    "plan",
-    "scenarios/flagger-bad-canary.yaml",
-    "--grid",
-    "duration=150s",
-    "--grid",
-    "analysis.canary.stepWeight=10,25",
-    "--seeds",
-    "2",
 ];
 
 fn ok(out: Output, what: &str) -> Output {
@@ -80,13 +70,6 @@ fn shards(grid: &[&str], n: usize, dir: &Path) -> Vec<PathBuf> {
     files.reverse();
     files.rotate_left(n / 2);
     files
-}
-
-fn merge(files: &[PathBuf], out: &Path) -> Output {
-    let mut args = vec!["merge"];
-    args.extend(files.iter().map(|f| path(f)));
-    args.extend(["--out", path(out)]);
-    splitlab(&args)
 }
 
 /// Every file of `want` has the same bytes in `got`, and `got` has no other file.
@@ -156,12 +139,12 @@ fn merged_plan_shards_are_the_bytes_of_a_single_run() {
     let root = temp_dir("shard-plan");
     let single = root.join("single");
     ok(
-        splitlab(&with(PLAN, &["--out", path(&single)])),
+        splitlab(&with(SMALL_PLAN, &["--out", path(&single)])),
         "single plan",
     );
     for n in [2, 3] {
         let dir = root.join(format!("shards-{n}"));
-        let files = shards(PLAN, n, &dir);
+        let files = shards(SMALL_PLAN, n, &dir);
         let merged = root.join(format!("merged-{n}"));
         ok(merge(&files, &merged), &format!("merge of {n}"));
         assert_same_files(
@@ -335,10 +318,8 @@ fn bad_shard_sets_are_refused_naming_the_file() {
     ];
     for (i, (given, message)) in cases.into_iter().enumerate() {
         let out_dir = root.join(format!("out-{i}"));
-        let mut args = vec!["merge"];
-        args.extend(given.iter().map(|f| path(f)));
-        args.extend(["--out", path(&out_dir)]);
-        let out = splitlab(&args);
+        let given: Vec<PathBuf> = given.iter().map(|f| f.to_path_buf()).collect();
+        let out = merge(&given, &out_dir);
         assert_clear_error(&out, &message, &message);
         assert!(!out_dir.exists(), "{message}: no output written");
     }
