@@ -46,7 +46,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::clock::Clock;
 use super::http::{
-    error_cause, exchange, grpc_error, text, Body, ExchangeError, Pool, ServeOptions,
+    error_cause, exchange, grpc_error, text, Body, BodyError, ExchangeError, Pool, ServeOptions,
     ACTIVATOR_TIMEOUT_BODY, CLIENT_HEADER, MAX_BODY_BYTES, REVISION_NAME, TAG_NAME,
 };
 use super::load::{lock, Books, REQUEST_ID_HEADER};
@@ -468,7 +468,7 @@ impl Gateway {
     ) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         strip_hop_headers(&mut parts.headers);
-        let req = Request::from_parts(parts, body.boxed());
+        let req = Request::from_parts(parts, super::http::boxed(body));
         let serve_addr = {
             let mut st = backend.lock();
             st.requests_since_tick += 1;
@@ -690,12 +690,12 @@ pub(crate) struct Counted {
 
 impl hyper::body::Body for Counted {
     type Data = bytes::Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<bytes::Bytes>, BodyError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -731,11 +731,15 @@ fn is_own(hooks: &Hooks, headers: &HeaderMap) -> bool {
     headers.get(RUN_HEADER) == Some(&hooks.run_token)
 }
 
-/// The upstream's answer; 400 when the client's own request body failed on the way, else 502
-/// with the error's text (which names no address).
+/// The upstream's answer, without its hop-by-hop headers (an upstream's `connection: close`
+/// is about its own connection, not the client's); 400 when the client's own request body
+/// failed on the way, else 502 with the error's text (which names no address).
 fn relay(r: Result<Response<Body>, ExchangeError>) -> Response<Body> {
     match r {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            strip_hop_headers(resp.headers_mut());
+            resp
+        }
         Err(ExchangeError::ClientBody) => text(StatusCode::BAD_REQUEST, CLIENT_BODY_FAILED_BODY),
         Err(ExchangeError::Upstream(e)) => {
             let mut resp = Response::new(super::http::full(format!("{e}\n")));
@@ -765,8 +769,9 @@ fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Hop-by-hop headers are not forwarded (RFC 9110 7.6.1), except `TE: trailers`: the one
-/// value HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and Envoy passes on.
+/// Hop-by-hop headers are not forwarded, in either direction (RFC 9110 7.6.1), except
+/// `TE: trailers`: the one value HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and
+/// Envoy passes on.
 fn strip_hop_headers(h: &mut hyper::HeaderMap) {
     use hyper::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
     static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -844,11 +849,11 @@ mod tests {
         struct Frames(std::collections::VecDeque<Frame<bytes::Bytes>>);
         impl hyper::body::Body for Frames {
             type Data = bytes::Bytes;
-            type Error = hyper::Error;
+            type Error = BodyError;
             fn poll_frame(
                 mut self: Pin<&mut Self>,
                 _: &mut Context<'_>,
-            ) -> Poll<Option<Result<Frame<bytes::Bytes>, hyper::Error>>> {
+            ) -> Poll<Option<Result<Frame<bytes::Bytes>, BodyError>>> {
                 Poll::Ready(self.0.pop_front().map(Ok))
             }
         }
@@ -884,6 +889,26 @@ mod tests {
             });
             assert_eq!(stats.errors().into_iter().collect::<Vec<_>>(), want);
         }
+    }
+
+    #[test]
+    fn an_upstreams_hop_by_hop_headers_stay_on_its_hop() {
+        let mut resp = Response::new(super::super::http::full("x"));
+        for (name, value) in [
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("content-type", "text/plain"),
+            ("grpc-status", "0"),
+        ] {
+            resp.headers_mut()
+                .insert(name, HeaderValue::from_static(value));
+        }
+        let relayed = relay(Ok(resp));
+        let mut names: Vec<_> = relayed.headers().keys().map(|n| n.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["content-type", "grpc-status"]);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use hyper::body::Frame;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::http::Body;
+use super::http::{Body, BodyError};
 
 /// The default header-read timeout: Envoy leaves `request_headers_timeout` off and nginx's
 /// `client_header_timeout` is 60 s; 10 s is what a real client needs many times over (a head
@@ -330,15 +330,15 @@ pub struct Tracked<B = Body> {
 
 impl<B> hyper::body::Body for Tracked<B>
 where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: hyper::body::Body<Data = Bytes, Error = BodyError> + Unpin,
 {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 

@@ -198,6 +198,18 @@ pub enum ParseError {
     Upgrade,
 }
 
+/// A piece of a relayed response body (`ResponseReader::next_piece`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    Data(Bytes),
+    /// The trailers: the body is over.
+    Trailers(HeaderMap),
+    /// The body is over (no trailers).
+    End,
+    /// More bytes are needed.
+    More,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Head,
@@ -219,6 +231,9 @@ enum State {
 #[derive(Debug)]
 pub struct ResponseReader {
     keep: Vec<HeaderName>,
+    /// Relaying (`relaying`): every header and trailer is kept, and a body streams through
+    /// `next_piece` without a size limit.
+    all: bool,
     state: State,
     status: StatusCode,
     headers: HeaderMap,
@@ -233,12 +248,147 @@ impl ResponseReader {
     pub fn new(keep: Vec<HeaderName>) -> Self {
         ResponseReader {
             keep,
+            all: false,
             state: State::Head,
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             trailers: None,
             keep_alive: true,
             body: BytesMut::new(),
+        }
+    }
+
+    /// A reader for the gateway's relay: every header and trailer kept, a body of any size
+    /// handed out piece by piece (`read_head`, then `next_piece`).
+    pub fn relaying() -> Self {
+        ResponseReader {
+            all: true,
+            ..Self::new(Vec::new())
+        }
+    }
+
+    /// The bytes of a `Content-Length` body not yet handed out (0 between responses); `None`
+    /// for a chunked or read-to-close body.
+    pub fn remaining(&self) -> Option<usize> {
+        match self.state {
+            State::Head => Some(0),
+            State::Length(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Whether the connection may carry the next request once the current response is read.
+    pub fn keep_alive(&self) -> bool {
+        self.keep_alive
+    }
+
+    /// Reads a response head from `buf` (1xx heads skipped): its status and headers once it is
+    /// complete, `None` while more bytes are needed. The body then comes from `next_piece`.
+    pub fn read_head(
+        &mut self,
+        buf: &mut BytesMut,
+        eof: bool,
+        head_request: bool,
+    ) -> Result<Option<(StatusCode, HeaderMap)>, ParseError> {
+        debug_assert_eq!(self.state, State::Head, "a head is read between responses");
+        if self.head(buf, head_request)? {
+            Ok(Some((self.status, std::mem::take(&mut self.headers))))
+        } else {
+            need_more(eof).map(|_| None)
+        }
+    }
+
+    /// The next piece of the body whose head `read_head` returned, out of `buf` without a copy:
+    /// data as it arrives, then the trailers (if any) or the end, after which the reader is
+    /// ready for the next response. `eof`: nothing more will come.
+    pub fn next_piece(&mut self, buf: &mut BytesMut, eof: bool) -> Result<Piece, ParseError> {
+        loop {
+            match self.state {
+                State::Head => return Ok(Piece::End),
+                State::Length(0) => {
+                    self.state = State::Head;
+                    return Ok(Piece::End);
+                }
+                State::Length(n) => {
+                    if buf.is_empty() {
+                        return need_more(eof).map(|_| Piece::More);
+                    }
+                    let take = n.min(buf.len());
+                    self.state = State::Length(n - take);
+                    return Ok(Piece::Data(buf.split_to(take).freeze()));
+                }
+                State::ChunkSize => {
+                    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
+                        if buf.len() > MAX_CHUNK_LINE {
+                            return Err(ParseError::Chunked);
+                        }
+                        return need_more(eof).map(|_| Piece::More);
+                    };
+                    let size = chunk_size(&buf[..end])?;
+                    let _ = buf.split_to(end + 1);
+                    self.state = if size == 0 {
+                        State::Trailers
+                    } else {
+                        State::ChunkData(size)
+                    };
+                }
+                State::ChunkData(n) => {
+                    if buf.is_empty() {
+                        return need_more(eof).map(|_| Piece::More);
+                    }
+                    let take = n.min(buf.len());
+                    self.state = if take == n {
+                        State::ChunkEnd
+                    } else {
+                        State::ChunkData(n - take)
+                    };
+                    return Ok(Piece::Data(buf.split_to(take).freeze()));
+                }
+                State::ChunkEnd => {
+                    if buf.len() < 2 {
+                        return need_more(eof).map(|_| Piece::More);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(ParseError::Chunked);
+                    }
+                    let _ = buf.split_to(2);
+                    self.state = State::ChunkSize;
+                }
+                State::Trailers => {
+                    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    match httparse::parse_headers(buf, &mut fields) {
+                        Ok(httparse::Status::Complete((n, fields))) => {
+                            let mut kept = HeaderMap::new();
+                            self.keep_fields(fields, &mut kept)?;
+                            let _ = buf.split_to(n);
+                            self.state = State::Head;
+                            return Ok(if kept.is_empty() {
+                                Piece::End
+                            } else {
+                                Piece::Trailers(kept)
+                            });
+                        }
+                        Ok(httparse::Status::Partial) => {
+                            if buf.len() > MAX_HEAD_BYTES {
+                                return Err(ParseError::HeadTooLarge);
+                            }
+                            return need_more(eof).map(|_| Piece::More);
+                        }
+                        Err(_) => return Err(ParseError::Chunked),
+                    }
+                }
+                State::UntilClose => {
+                    if !buf.is_empty() {
+                        return Ok(Piece::Data(buf.split().freeze()));
+                    }
+                    if !eof {
+                        return Ok(Piece::More);
+                    }
+                    self.keep_alive = false;
+                    self.state = State::Head;
+                    return Ok(Piece::End);
+                }
+            }
         }
     }
 
@@ -311,7 +461,7 @@ impl ResponseReader {
                     match httparse::parse_headers(buf, &mut fields) {
                         Ok(httparse::Status::Complete((n, fields))) => {
                             let mut kept = HeaderMap::new();
-                            self.keep_fields(fields, &mut kept);
+                            self.keep_fields(fields, &mut kept)?;
                             self.trailers = (!kept.is_empty()).then_some(kept);
                             let _ = buf.split_to(n);
                             let body = std::mem::take(&mut self.body).freeze();
@@ -377,7 +527,6 @@ impl ResponseReader {
         let mut transfer_encoding = false;
         let mut close = false;
         let mut keep_alive_token = false;
-        let mut headers = HeaderMap::new();
         for f in resp.headers.iter() {
             let name = f.name;
             if name.eq_ignore_ascii_case("content-length") {
@@ -405,16 +554,9 @@ impl ResponseReader {
                     keep_alive_token |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
-            if let Some(k) = self
-                .keep
-                .iter()
-                .find(|k| name.eq_ignore_ascii_case(k.as_str()))
-            {
-                if let Ok(v) = HeaderValue::from_bytes(f.value) {
-                    headers.append(k.clone(), v);
-                }
-            }
         }
+        let mut headers = HeaderMap::with_capacity(if self.all { resp.headers.len() } else { 0 });
+        self.keep_fields(resp.headers, &mut headers)?;
         let _ = buf.split_to(n);
         self.status = status;
         self.headers = headers;
@@ -435,7 +577,8 @@ impl ResponseReader {
                 State::UntilClose
             }
         } else if let Some(l) = length {
-            if l > MAX_BODY_BYTES {
+            // A relayed body streams through: only a body read whole is limited.
+            if l > MAX_BODY_BYTES && !self.all {
                 return Err(ParseError::BodyTooLarge);
             }
             State::Length(l)
@@ -445,9 +588,21 @@ impl ResponseReader {
         Ok(true)
     }
 
-    fn keep_fields(&self, fields: &[httparse::Header<'_>], into: &mut HeaderMap) {
+    /// Keeps the fields asked for (all of them when relaying: then a name or value hyper would
+    /// refuse fails the response, as hyper's client fails it).
+    fn keep_fields(
+        &self,
+        fields: &[httparse::Header<'_>],
+        into: &mut HeaderMap,
+    ) -> Result<(), ParseError> {
         for f in fields {
-            if let Some(k) = self
+            if self.all {
+                let name = HeaderName::from_bytes(f.name.as_bytes())
+                    .map_err(|_| ParseError::Head(format!("header name {:?}", f.name)))?;
+                let value = HeaderValue::from_bytes(f.value)
+                    .map_err(|_| ParseError::Head(format!("value of header {:?}", f.name)))?;
+                into.append(name, value);
+            } else if let Some(k) = self
                 .keep
                 .iter()
                 .find(|k| f.name.eq_ignore_ascii_case(k.as_str()))
@@ -457,6 +612,7 @@ impl ResponseReader {
                 }
             }
         }
+        Ok(())
     }
 
     /// The response is complete: hands it out and gets ready for the next.

@@ -31,19 +31,36 @@ use super::guard::{
     AcceptBackoff, AcceptStep, ConnLimits, ConnStats, ConnWatch, Expiry, Tracked, Watched,
     CLOSE_GRACE,
 };
+use super::relay;
+
+/// A body's error: hyper's own, or the lean relay's (`relay`), which hyper cannot make. A
+/// concrete type: with `Box<dyn Error>` the servers' futures fail the compiler's `Send` check.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// The upstream's response body failed on the way (`relay`).
+    #[error("{0}")]
+    Relay(String),
+}
 
 /// Every body the live mode sends or relays.
-pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Body = BoxBody<Bytes, BodyError>;
+
+/// A body hyper received, as a `Body`.
+pub fn boxed(body: Incoming) -> Body {
+    body.map_err(BodyError::Hyper).boxed()
+}
 
 /// What a server's handler may answer with: `Body`, or a body type of its own that wraps one
 /// (the gateway's counting body), served without boxing it again.
 pub trait ResponseBody:
-    hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Unpin + 'static
+    hyper::body::Body<Data = Bytes, Error = BodyError> + Send + Unpin + 'static
 {
 }
 
 impl<B> ResponseBody for B where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Send + Unpin + 'static
+    B: hyper::body::Body<Data = Bytes, Error = BodyError> + Send + Unpin + 'static
 {
 }
 
@@ -353,6 +370,8 @@ pub async fn connect_h2c(addr: SocketAddr) -> std::io::Result<http2::SendRequest
 #[derive(Clone, Default)]
 pub struct Pool {
     idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
+    /// Idle connections of the lean client (`relay`), most recently used last.
+    lean: Arc<Mutex<HashMap<SocketAddr, Vec<relay::Conn>>>>,
     h2: Arc<Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>>,
 }
 
@@ -415,8 +434,32 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle lean connection to `addr` that is still open, if any.
+    pub(super) fn take_lean(&self, addr: SocketAddr) -> Option<relay::Conn> {
+        let mut idle = self
+            .lean
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it");
+        let conns = idle.get_mut(&addr)?;
+        std::iter::from_fn(|| conns.pop()).find(|c| c.is_open())
+    }
+
+    /// Returns a lean connection after a complete response with nothing after it.
+    pub(super) fn give_back_lean(&self, addr: SocketAddr, conn: relay::Conn) {
+        self.lean
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .entry(addr)
+            .or_default()
+            .push(conn);
+    }
+
     /// Drops every idle connection to `addr` (its server is going away).
     pub fn forget(&self, addr: SocketAddr) {
+        self.lean
+            .lock()
+            .expect("pool lock is never poisoned: no code panics while holding it")
+            .remove(&addr);
         self.idle
             .lock()
             .expect("pool lock is never poisoned: no code panics while holding it")
@@ -482,8 +525,12 @@ impl ExchangeError {
     /// client's `Incoming`) is what failed (hyper reports it as a user error caused by that
     /// body's own hyper error).
     fn of_request(e: &hyper::Error) -> Self {
-        let client_body =
-            e.is_user() && std::error::Error::source(e).is_some_and(|s| s.is::<hyper::Error>());
+        let client_body = e.is_user()
+            && std::error::Error::source(e).is_some_and(|s| {
+                s.is::<hyper::Error>()
+                    || s.downcast_ref::<BodyError>()
+                        .is_some_and(|b| matches!(b, BodyError::Hyper(_)))
+            });
         if client_body {
             ExchangeError::ClientBody
         } else {
@@ -491,7 +538,7 @@ impl ExchangeError {
         }
     }
 
-    fn of_connect(e: &std::io::Error) -> Self {
+    pub(super) fn of_connect(e: &std::io::Error) -> Self {
         ExchangeError::Upstream(format!("upstream connect error: {e}"))
     }
 }
@@ -533,7 +580,10 @@ pub async fn exchange(
             .send_request(req)
             .await
             .map_err(|e| ExchangeError::of_request(&e))?;
-        return Ok(resp.map(BodyExt::boxed));
+        return Ok(resp.map(boxed));
+    }
+    if relay::is_lean(&req) {
+        return relay::exchange(pool, addr, req).await;
     }
     let mut conn = pool
         .take(addr)
@@ -570,12 +620,12 @@ impl Relayed {
 
 impl hyper::body::Body for Relayed {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => self.ended(),
@@ -584,7 +634,7 @@ impl hyper::body::Body for Relayed {
             Poll::Ready(Some(Err(_))) => self.conn = None,
             _ => {}
         }
-        polled
+        polled.map(|frame| frame.map(|r| r.map_err(BodyError::Hyper)))
     }
 
     fn is_end_stream(&self) -> bool {

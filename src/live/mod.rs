@@ -6,6 +6,7 @@
 //! - `load`: the open-loop load generator (also `splitlab load` against any endpoint).
 //! - `client`: the load generator's connections: HTTP/1.1 or HTTP/2, over TCP or TLS.
 //! - `h1`: the load generator's lean HTTP/1.1 client (request bytes built once, `httparse`).
+//! - `relay`: the gateway's lean HTTP/1.1 upstream client for requests without a body.
 //! - `tls`: the client's TLS configuration (roots, `--cacert`, `--insecure`, ALPN, SNI).
 //! - `world`: `splitlab live`, the controllers on a wall clock around real requests.
 //! - `metrics`: Knative's metrics at `/metrics` per component, and the Prometheus target list.
@@ -32,6 +33,7 @@ pub mod load;
 pub mod metrics;
 pub mod pod;
 pub mod prometheus;
+pub mod relay;
 pub mod tls;
 pub mod tls_server;
 pub mod world;
