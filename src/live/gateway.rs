@@ -776,11 +776,7 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
     use hyper::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
     static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
     static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-    let te_trailers = h
-        .get(TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
-    // Parsed names: removing by `&str` would parse each name on every request.
-    for name in [
+    let hop = [
         &CONNECTION,
         &KEEP_ALIVE,
         &PROXY_CONNECTION,
@@ -788,8 +784,23 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
         &TRAILER,
         &TRANSFER_ENCODING,
         &UPGRADE,
-    ] {
-        h.remove(name);
+    ];
+    // One pass over the few headers a message has (comparing parsed names is cheap), then a
+    // removal, which hashes, only for those present: usually none or one.
+    let mut present = [false; 7];
+    for name in h.keys() {
+        if let Some(i) = hop.iter().position(|n| *n == name) {
+            present[i] = true;
+        }
+    }
+    if !present.contains(&true) {
+        return;
+    }
+    let te_trailers = h
+        .get(TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    for (name, _) in hop.iter().zip(present).filter(|(_, p)| *p) {
+        h.remove(*name);
     }
     if te_trailers {
         h.insert(hyper::header::TE, HeaderValue::from_static("trailers"));

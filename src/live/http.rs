@@ -369,10 +369,64 @@ pub async fn connect_h2c(addr: SocketAddr) -> std::io::Result<http2::SendRequest
 /// `take` waits for it to be ready, which on a live connection is at once.
 #[derive(Clone, Default)]
 pub struct Pool {
-    idle: Arc<Mutex<HashMap<SocketAddr, Vec<SendRequest<Body>>>>>,
+    idle: Arc<Mutex<AddrMap<Vec<SendRequest<Body>>>>>,
     /// Idle connections of the lean client (`relay`), most recently used last.
-    lean: Arc<Mutex<HashMap<SocketAddr, Vec<relay::Conn>>>>,
-    h2: Arc<Mutex<HashMap<SocketAddr, http2::SendRequest<Body>>>>,
+    lean: Arc<Mutex<AddrMap<Vec<relay::Conn>>>>,
+    h2: Arc<Mutex<AddrMap<http2::SendRequest<Body>>>>,
+}
+
+/// A map keyed by backend address. The pool looks one up twice per relayed request, and with
+/// the default SipHash hashing the address was most of that; the keys are the configured
+/// backends' and pods' addresses, not chosen by clients, so a hash that resists chosen keys
+/// buys nothing here.
+type AddrMap<V> = HashMap<SocketAddr, V, std::hash::BuildHasherDefault<AddrHasher>>;
+
+/// A multiply-rotate hash (as rustc's `FxHasher`) of the few integers a `SocketAddr` hashes,
+/// finished with `mix64`.
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl AddrHasher {
+    #[inline]
+    fn add(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        // The multiply leaves the low bits depending on the low bits only (the port's last
+        // write): a finalizer mixes every bit into the bucket index hashbrown takes from them.
+        crate::routing::pick::mix64(self.0)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u16(&mut self, i: u16) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
 }
 
 impl Pool {
@@ -679,6 +733,23 @@ pub fn grpc_error(headers: &HeaderMap, trailers: Option<&HeaderMap>) -> Option<S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_addresses_hash_apart() {
+        use std::hash::BuildHasher;
+        let hasher = std::hash::BuildHasherDefault::<AddrHasher>::default();
+        let addrs = (0..64u8).flat_map(|host| {
+            (8000..8064u16).map(move |port| SocketAddr::from(([10, 0, 0, host], port)))
+        });
+        let hashes: Vec<u64> = addrs.map(|a| hasher.hash_one(a)).collect();
+        let distinct: std::collections::HashSet<_> = hashes.iter().collect();
+        assert_eq!(distinct.len(), hashes.len(), "every address its own hash");
+        // hashbrown picks the bucket from the low bits and a tag from the top 7.
+        let low: std::collections::HashSet<_> = hashes.iter().map(|h| h & 1023).collect();
+        let top: std::collections::HashSet<_> = hashes.iter().map(|h| h >> 57).collect();
+        assert!(low.len() > 900, "{} of 1024 buckets", low.len());
+        assert_eq!(top.len(), 128);
+    }
 
     #[test]
     fn a_grpc_status_other_than_0_is_an_error_in_headers_or_trailers() {
