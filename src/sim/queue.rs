@@ -15,6 +15,8 @@ use crate::model::time::SimTime;
 
 /// Children per node.
 const ARITY: usize = 4;
+// `pop`'s tournament over a full node is written out for four children.
+const _: () = assert!(ARITY == 4);
 
 /// Times are never negative in a run, so (time, seq) packs into one `u128` whose order is the
 /// tuple's order: one comparison per heap step instead of two. Keys are unique (every event has
@@ -110,16 +112,30 @@ impl<E: Copy> EventQueue<E> {
                 if first >= n {
                     break;
                 }
-                let end = (first + ARITY).min(n);
-                let mut best = first;
-                let mut best_key = self.keys[first];
-                for c in first + 1..end {
-                    let k = self.keys[c];
-                    if k < best_key {
-                        best = c;
-                        best_key = k;
+                let (best, best_key) = if first + ARITY <= n {
+                    // A full node (all but the last one on the way down): a fixed tournament
+                    // of three comparisons, with no loop and one bounds check. Keys are unique,
+                    // so which of two equal keys wins never arises.
+                    let k = &self.keys[first..first + ARITY];
+                    let (a, ka) = if k[1] < k[0] { (1, k[1]) } else { (0, k[0]) };
+                    let (b, kb) = if k[3] < k[2] { (3, k[3]) } else { (2, k[2]) };
+                    if kb < ka {
+                        (first + b, kb)
+                    } else {
+                        (first + a, ka)
                     }
-                }
+                } else {
+                    let mut best = first;
+                    let mut best_key = self.keys[first];
+                    for c in first + 1..n {
+                        let k = self.keys[c];
+                        if k < best_key {
+                            best = c;
+                            best_key = k;
+                        }
+                    }
+                    (best, best_key)
+                };
                 if last_key <= best_key {
                     break;
                 }
