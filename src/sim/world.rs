@@ -68,6 +68,9 @@ use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
 const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
+/// Finished entries a revision's deadline list may hold beyond twice its requests in flight
+/// before an arrival drops them (`on_arrival`).
+const DEADLINE_SLACK: usize = 64;
 
 /// How one run is executed.
 #[derive(Clone, Debug, Default)]
@@ -657,14 +660,18 @@ impl<'a> World<'a> {
         let revr = &mut self.revs[rev as usize];
         revr.in_flight += 1;
         let deadline = self.now + revr.deadline_after;
-        // Drop finished heads so the deadline list stays as small as what is in flight.
-        while let Some(&(_, head)) = revr.deadlines.front() {
-            if self.reqs[slot_of(head)].gen == head as u32
-                && self.reqs[slot_of(head)].loc != Loc::Free
-            {
-                break;
+        // Drop finished heads so the deadline list stays about as small as what is in flight,
+        // once it has grown to twice that: looking at the head on every arrival would cost a
+        // request lookup each time, and `on_deadline` skips finished entries anyway.
+        if revr.deadlines.len() > 2 * revr.in_flight as usize + DEADLINE_SLACK {
+            while let Some(&(_, head)) = revr.deadlines.front() {
+                if self.reqs[slot_of(head)].gen == head as u32
+                    && self.reqs[slot_of(head)].loc != Loc::Free
+                {
+                    break;
+                }
+                revr.deadlines.pop_front();
             }
-            revr.deadlines.pop_front();
         }
         revr.deadlines.push_back((deadline, h));
         if revr.deadline_event.is_none() {
@@ -876,30 +883,41 @@ impl<'a> World<'a> {
     /// Ends a request with `outcome`, wherever it is, and frees what it held.
     fn finish(&mut self, h: u64, outcome: Outcome) {
         let slot = slot_of(h);
-        let r = self.reqs[slot];
-        let rev = r.rev;
-        match r.loc {
+        // Only the fields used below: copying the whole slot cost more than the rest of this.
+        let Req {
+            id,
+            arrived,
+            rev,
+            pod,
+            loc,
+            default_group,
+            via_activator,
+            activator,
+            ingress,
+            ..
+        } = self.reqs[slot];
+        match loc {
             Loc::Free => return,
             Loc::ActivatorQueue => {
-                if r.via_activator {
-                    self.revs[rev as usize].activators[r.activator as usize].forget_waiting();
+                if via_activator {
+                    self.revs[rev as usize].activators[activator as usize].forget_waiting();
                 }
             }
             Loc::QpQueue => {
-                if let Server::Breaker(b) = &mut self.pods[r.pod as usize].server {
+                if let Server::Breaker(b) = &mut self.pods[pod as usize].server {
                     b.forget_waiting();
                 }
                 self.revs[rev as usize].qp_waiting -= 1;
             }
             Loc::Executing => self.release_pod_slot(
-                r.pod,
+                pod,
                 h,
                 matches!(outcome, Outcome::Served | Outcome::AppError),
             ),
             Loc::Rejected => {}
         }
-        if r.via_activator && r.loc != Loc::ActivatorQueue {
-            self.revs[rev as usize].activators[r.activator as usize].release(r.pod);
+        if via_activator && loc != Loc::ActivatorQueue {
+            self.revs[rev as usize].activators[activator as usize].release(pod);
         }
         let req = &mut self.reqs[slot];
         req.loc = Loc::Free;
@@ -908,30 +926,30 @@ impl<'a> World<'a> {
         self.free.push(slot as u32);
         self.revs[rev as usize].in_flight -= 1;
         // Every ending passes here once (a freed slot returns above): the gateway releases.
-        self.gateway.release(r.ingress, rev);
+        self.gateway.release(ingress, rev);
         debug_assert!(
             self.gateway.is_ideal()
                 || self.gateway.outstanding_total(rev)
                     == u64::from(self.revs[rev as usize].in_flight),
             "the gateway holds exactly the revision's requests in flight"
         );
-        if r.via_activator {
+        if via_activator {
             self.revs[rev as usize].reporter.request_out(self.now);
         }
         if let Some(a) = &mut self.analysis {
-            a.book.finished(rev, self.now, r.arrived, outcome);
+            a.book.finished(rev, self.now, arrived, outcome);
         }
         self.recorder.finished(&RequestRecord {
-            id: r.id,
-            arrived: r.arrived,
+            id,
+            arrived,
             finished: self.now,
             revision: Some(rev as usize),
-            default_group: r.default_group,
-            via_activator: r.via_activator,
+            default_group,
+            via_activator,
             outcome,
         });
-        if r.via_activator {
-            self.dispatch(rev, r.activator as usize);
+        if via_activator {
+            self.dispatch(rev, activator as usize);
             self.touch(rev);
         } else {
             self.touch_direct(rev);
