@@ -1020,17 +1020,41 @@ impl<'a> World<'a> {
         self.touch_gauges(rev, activator_waiting);
     }
 
-    /// `touch` after a change that left the revision's activators alone (a request that went
-    /// straight to a pod arrived or ended): their queue is what was last reported, so the sum
-    /// over the activator replicas, a loop on each of the two calls per request, is skipped.
+    /// `touch` after a change that left the revision's activators and pods alone (a request
+    /// that went straight to a pod arrived or ended). Their gauges are what was last reported,
+    /// so only the queue-proxies' queue and the requests in flight can have moved: those two
+    /// are reported here, inline, as `touch_gauges` would (this runs twice per request). When
+    /// something else differs (nothing reported yet, or pods that changed since), the full
+    /// `touch` runs instead.
     #[inline]
     fn touch_direct(&mut self, rev: u32) {
-        let reported = self.revs[rev as usize].reported[1];
-        if reported == u64::MAX {
-            // Nothing reported yet: there is no last value to keep.
+        let now = self.now;
+        let r = &mut self.revs[rev as usize];
+        if r.reported[1] == u64::MAX
+            || r.reported[2] == u64::MAX
+            || u64::from(r.pods.ready_pods()) != r.reported[3]
+            || u64::from(r.pods.live_count()) != r.reported_pods
+        {
             self.touch(rev);
-        } else {
-            self.touch_gauges(rev, reported);
+            return;
+        }
+        let qp_waiting = u64::from(r.qp_waiting);
+        if qp_waiting != r.reported[0] {
+            r.reported[0] = qp_waiting;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::QpQueue, qp_waiting);
+        }
+        let in_flight = u64::from(r.in_flight);
+        if in_flight != r.reported[2] {
+            // As `touch_gauges` integrates; the last value is a u32 count here (not the
+            // placeholder), so it converts to f64 in one step.
+            let now_s = now.as_secs_f64();
+            let previous = f64::from(r.reported[2] as u32);
+            r.conc_area += previous * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
+            r.reported[2] = in_flight;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::InFlight, in_flight);
         }
     }
 
