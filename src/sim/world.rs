@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::RngExt;
 
-use super::queue::EventQueue;
+use super::queue::{EventQueue, Key};
 use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, ContainerLife, FailureSpec};
@@ -272,7 +272,8 @@ struct World<'a> {
     events: u64,
     queue: EventQueue<Ev>,
     arrivals: ArrivalGen,
-    next_arrival: Option<(Arrival, u64)>,
+    /// The next arrival and its place in the order of events (`EventQueue::reserve`).
+    next_arrival: Option<(Arrival, Key)>,
     arrival_rng: StreamRng,
     routing_rng: StreamRng,
     delay_rng: StreamRng,
@@ -436,9 +437,9 @@ impl<'a> World<'a> {
         self.start();
         self.pull_arrival();
         loop {
-            let next_event = self.queue.peek_key();
+            let next_event = self.queue.peek();
             let take_arrival = match (&self.next_arrival, next_event) {
-                (Some((a, seq)), Some(key)) => (a.at, *seq) < key,
+                (Some((_, key)), Some(top)) => *key < top,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -479,7 +480,7 @@ impl<'a> World<'a> {
         self.next_arrival = self
             .arrivals
             .next(&mut self.arrival_rng)
-            .map(|a| (a, self.queue.reserve_seq()));
+            .map(|a| (a, self.queue.reserve(a.at)));
     }
 
     fn start(&mut self) {
