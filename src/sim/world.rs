@@ -68,8 +68,7 @@ use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
 const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
-/// Finished entries a revision's deadline list may hold beyond twice its requests in flight
-/// before an arrival drops them (`on_arrival`).
+/// The shortest deadline list whose finished head entries an arrival drops (`on_arrival`).
 const DEADLINE_SLACK: usize = 64;
 
 /// How one run is executed.
@@ -239,6 +238,8 @@ struct Rev {
     in_flight: u32,
     qp_waiting: u32,
     deadlines: VecDeque<(SimTime, u64)>,
+    /// The length of `deadlines` at which an arrival drops its finished head entries.
+    deadline_prune_at: usize,
     deadline_event: Option<SimTime>,
     kpa: Kpa,
     /// The activators' stats for the revision (concurrency_reporter.go).
@@ -255,6 +256,8 @@ struct Rev {
     service_rng: StreamRng,
     /// The failure settings in force, and their streams (`Stream::FailureApp` and co.).
     failure: FailureSpec,
+    /// `failure.is_healthy()`, kept with it: it is asked on every service start.
+    failure_healthy: bool,
     failure_app_rng: StreamRng,
     failure_latency_rng: StreamRng,
     failure_pod_rng: StreamRng,
@@ -360,6 +363,7 @@ impl<'a> World<'a> {
                     in_flight: 0,
                     qp_waiting: 0,
                     deadlines: VecDeque::new(),
+                    deadline_prune_at: DEADLINE_SLACK,
                     deadline_event: None,
                     kpa: Kpa::new(&s.autoscaler.config, r),
                     reporter: ConcurrencyReporter::new(),
@@ -370,6 +374,7 @@ impl<'a> World<'a> {
                     reported_pods: 0,
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
                     failure: r.failure.clone(),
+                    failure_healthy: r.failure.is_healthy(),
                     failure_app_rng: stream(seed, rep, Stream::FailureApp, i as u64),
                     failure_latency_rng: stream(seed, rep, Stream::FailureLatency, i as u64),
                     failure_pod_rng: stream(seed, rep, Stream::FailurePod, i as u64),
@@ -661,10 +666,12 @@ impl<'a> World<'a> {
         let revr = &mut self.revs[rev as usize];
         revr.in_flight += 1;
         let deadline = self.now + revr.deadline_after;
-        // Drop finished heads so the deadline list stays about as small as what is in flight,
-        // once it has grown to twice that: looking at the head on every arrival would cost a
-        // request lookup each time, and `on_deadline` skips finished entries anyway.
-        if revr.deadlines.len() > 2 * revr.in_flight as usize + DEADLINE_SLACK {
+        // Drop finished heads so the deadline list stays small, once it has doubled since the
+        // last time: looking at the head on every arrival would cost a request lookup each
+        // time (the oldest request in flight usually keeps its place for many arrivals), and
+        // `on_deadline` skips finished entries anyway. The list stays within twice what it
+        // must hold (from its oldest request in flight on).
+        if revr.deadlines.len() >= revr.deadline_prune_at {
             while let Some(&(_, head)) = revr.deadlines.front() {
                 if self.reqs[slot_of(head)].gen == head as u32
                     && self.reqs[slot_of(head)].loc != Loc::Free
@@ -673,6 +680,7 @@ impl<'a> World<'a> {
                 }
                 revr.deadlines.pop_front();
             }
+            revr.deadline_prune_at = (2 * revr.deadlines.len()).max(DEADLINE_SLACK);
         }
         revr.deadlines.push_back((deadline, h));
         if revr.deadline_event.is_none() {
@@ -814,7 +822,7 @@ impl<'a> World<'a> {
         let mut work = self.s.revisions[rev]
             .service_time
             .sample(&mut r.service_rng);
-        if !r.failure.is_healthy() {
+        if !r.failure_healthy {
             work = r.failure.service_time(work, &mut r.failure_latency_rng);
             self.reqs[slot].app_error = matches!(
                 r.failure.answer(&mut r.failure_app_rng),
@@ -1651,6 +1659,7 @@ impl<'a> World<'a> {
     /// `ready_before_serving` apply to the next container starts.
     fn set_failure(&mut self, rev: usize, failure: &FailureSpec) {
         self.revs[rev].failure = failure.clone();
+        self.revs[rev].failure_healthy = failure.is_healthy();
         let now = self.now;
         let serving: Vec<u32> = self
             .roster
