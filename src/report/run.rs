@@ -522,6 +522,11 @@ pub struct RunRecorder {
     window_ns: i64,
     now: SimTime,
     window_start: i64,
+    /// `window_start + window_ns` (saturating), kept so that `advance`'s common case, several
+    /// times per simulated request, is two comparisons.
+    window_end: i64,
+    /// Where the current window's row of `cells` starts (`cells.len() - revs.len()`).
+    cell_base: usize,
     /// Start of the current constant-split segment within the current window.
     segment_start: i64,
     /// Whether anything per-revision was recorded in the current window.
@@ -585,6 +590,8 @@ impl RunRecorder {
             window_ns: window.0,
             now: SimTime::ZERO,
             window_start: 0,
+            window_end: window.0,
+            cell_base: 0,
             segment_start: 0,
             touched: false,
             revs,
@@ -725,11 +732,18 @@ impl RunRecorder {
         self.advance(t);
         let g = gauge.index();
         let st = &mut self.revs[revision];
+        self.touched = true;
+        if value <= st.gauges[g] {
+            // The run's peak and the window's maximum are at least the value this one
+            // replaces (every value passes here, and a window starts from the value then):
+            // only a rise can move them. Half of the in-flight gauge's changes are falls.
+            st.gauges[g] = value;
+            return;
+        }
         st.gauges[g] = value;
         st.peaks[g] = st.peaks[g].max(value);
         let cell = self.cell_mut(revision);
         cell.gauge_max[g] = cell.gauge_max[g].max(value);
-        self.touched = true;
     }
 
     /// The autoscaler's decider ticked for `revision` (every 2 s per revision): one row of
@@ -985,7 +999,7 @@ impl RunRecorder {
     /// the current window) is inlined, the rest is `advance_slow`.
     #[inline(always)]
     fn advance(&mut self, t: SimTime) -> SimTime {
-        if t >= self.now && t.0 < self.window_start.saturating_add(self.window_ns) {
+        if t >= self.now && t.0 < self.window_end {
             self.now = t;
             return t;
         }
@@ -1002,7 +1016,7 @@ impl RunRecorder {
             t
         };
         loop {
-            let end = self.window_start.saturating_add(self.window_ns);
+            let end = self.window_end;
             // The second test stops at the end of representable time instead of looping there.
             if t.0 < end || end == self.window_start {
                 break;
@@ -1014,9 +1028,9 @@ impl RunRecorder {
         t
     }
 
+    #[inline]
     fn cell_mut(&mut self, revision: usize) -> &mut WindowCell {
-        let base = self.cells.len() - self.revs.len();
-        &mut self.cells[base + revision]
+        &mut self.cells[self.cell_base + revision]
     }
 
     /// Adds the split in force since `segment_start` to the window's integral, up to `t`.
@@ -1032,8 +1046,7 @@ impl RunRecorder {
     fn close_window(&mut self, end: i64) {
         self.close_segment(end);
         let len = end - self.window_start;
-        let base = self.cells.len() - self.revs.len();
-        for (st, cell) in self.revs.iter_mut().zip(&mut self.cells[base..]) {
+        for (st, cell) in self.revs.iter_mut().zip(&mut self.cells[self.cell_base..]) {
             if let Some(kept) = self.kept_windows.as_mut() {
                 kept.push(merge::EncodedLatency::of(
                     &st.window_latency,
@@ -1063,11 +1076,13 @@ impl RunRecorder {
 
     fn open_window(&mut self, start: i64) {
         self.window_start = start;
+        self.window_end = start.saturating_add(self.window_ns);
         self.segment_start = start;
         self.touched = false;
         self.unrouted.push(WindowCell::default());
         // A gauge holds its value across the boundary, so that value is the new window's
         // maximum so far.
+        self.cell_base = self.cells.len();
         for st in &self.revs {
             self.cells.push(WindowCell {
                 gauge_max: st.gauges,

@@ -15,6 +15,8 @@ use crate::model::time::SimTime;
 
 /// Children per node.
 const ARITY: usize = 4;
+// `pop`'s tournament over a full node is written out for four children.
+const _: () = assert!(ARITY == 4);
 
 /// Times are never negative in a run, so (time, seq) packs into one `u128` whose order is the
 /// tuple's order: one comparison per heap step instead of two. Keys are unique (every event has
@@ -32,11 +34,18 @@ fn unkey(key: u128) -> (SimTime, u64) {
 /// A priority queue of events of type `E`.
 ///
 /// Invariant: `keys.len() == events.len()`, `events[i]` was scheduled with `keys[i]`, and every
-/// node's key is below its children's (`keys[i] < keys[ARITY * i + 1 ..= ARITY * i + ARITY]`).
+/// node's key is below its children's (`keys[i] < keys[ARITY * i + 1 ..= ARITY * i + ARITY]`),
+/// except that while `vacant` the root's slot holds a popped event and orders nothing.
 pub struct EventQueue<E> {
     keys: Vec<u128>,
     events: Vec<E>,
     next_seq: u64,
+    /// `pop` took the root and left its slot to be refilled. The next `schedule` refills it with
+    /// its own event, sifted down from the root: one sift where refilling it with the last leaf
+    /// and then adding the event from a new leaf takes two (a pod whose request ended often
+    /// starts the next one at once). Any other call refills it with the last leaf (`settle`).
+    /// Which slot holds which event never changes the order events fire in: keys are unique.
+    vacant: bool,
 }
 
 impl<E: Copy> Default for EventQueue<E> {
@@ -51,6 +60,7 @@ impl<E: Copy> EventQueue<E> {
             keys: Vec::with_capacity(1024),
             events: Vec::with_capacity(1024),
             next_seq: 0,
+            vacant: false,
         }
     }
 
@@ -60,6 +70,11 @@ impl<E: Copy> EventQueue<E> {
         let seq = self.next_seq;
         self.next_seq += 1;
         let k = key(at, seq);
+        if self.vacant {
+            self.vacant = false;
+            self.sift_down(k, event);
+            return seq;
+        }
         // Sift up from a new leaf: parents above `k` move down into the hole.
         let mut hole = self.keys.len();
         self.keys.push(k);
@@ -79,68 +94,112 @@ impl<E: Copy> EventQueue<E> {
     }
 
     /// Reserves a sequence number for an event kept outside the heap (the arrival stream), so
-    /// that it orders against heap events exactly as if it had been scheduled now.
+    /// that it orders against heap events exactly as if it had been scheduled now. Returns the
+    /// key it has for `peek` at time `at`.
     #[inline]
-    pub fn reserve_seq(&mut self) -> u64 {
+    pub fn reserve(&mut self, at: SimTime) -> Key {
         let seq = self.next_seq;
         self.next_seq += 1;
-        seq
+        Key(key(at, seq))
+    }
+
+    /// The key of the next event.
+    #[inline]
+    pub fn peek(&mut self) -> Option<Key> {
+        self.settle();
+        self.keys.first().map(|&k| Key(k))
     }
 
     /// The (time, seq) of the next event.
-    #[inline]
-    pub fn peek_key(&self) -> Option<(SimTime, u64)> {
-        self.keys.first().map(|&k| unkey(k))
+    #[cfg(test)]
+    fn peek_key(&mut self) -> Option<(SimTime, u64)> {
+        self.peek().map(|k| unkey(k.0))
     }
 
     /// Removes and returns the next event.
     #[inline]
     pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        self.settle();
         let top_key = *self.keys.first()?;
         let top = self.events[0];
-        let last_key = self.keys.pop().expect("non-empty: it has a first key");
-        let last = self.events.pop().expect("as many events as keys");
-        let n = self.keys.len();
-        if n > 0 {
-            // Sift the last leaf down from the root: the smallest child moves up into the hole
-            // while it is below the leaf's key.
-            let mut hole = 0;
-            loop {
-                let first = ARITY * hole + 1;
-                if first >= n {
-                    break;
-                }
-                let end = (first + ARITY).min(n);
-                let mut best = first;
-                let mut best_key = self.keys[first];
-                for c in first + 1..end {
-                    let k = self.keys[c];
-                    if k < best_key {
-                        best = c;
-                        best_key = k;
-                    }
-                }
-                if last_key <= best_key {
-                    break;
-                }
-                self.keys[hole] = best_key;
-                self.events[hole] = self.events[best];
-                hole = best;
-            }
-            self.keys[hole] = last_key;
-            self.events[hole] = last;
-        }
+        // The root's slot is refilled by the next call (see `vacant`).
+        self.vacant = true;
         Some((unkey(top_key).0, top))
     }
 
+    /// Refills a vacant root with the last leaf.
+    #[inline]
+    fn settle(&mut self) {
+        if !self.vacant {
+            return;
+        }
+        self.vacant = false;
+        let last_key = self.keys.pop().expect("a vacant root is a slot");
+        let last = self.events.pop().expect("as many events as keys");
+        if !self.keys.is_empty() {
+            self.sift_down(last_key, last);
+        }
+    }
+
+    /// Puts `(k, event)` in the root's slot, whose old content is dropped, and sifts it down:
+    /// the smallest child moves up into the hole while it is below `k`.
+    #[inline]
+    fn sift_down(&mut self, k: u128, event: E) {
+        let n = self.keys.len();
+        let mut hole = 0;
+        loop {
+            let first = ARITY * hole + 1;
+            if first >= n {
+                break;
+            }
+            let (best, best_key) = if first + ARITY <= n {
+                // A full node (all but the last one on the way down): a fixed tournament of
+                // three comparisons, with no loop and one bounds check. Keys are unique, so
+                // which of two equal keys wins never arises.
+                let c = &self.keys[first..first + ARITY];
+                let (a, ka) = if c[1] < c[0] { (1, c[1]) } else { (0, c[0]) };
+                let (b, kb) = if c[3] < c[2] { (3, c[3]) } else { (2, c[2]) };
+                if kb < ka {
+                    (first + b, kb)
+                } else {
+                    (first + a, ka)
+                }
+            } else {
+                let mut best = first;
+                let mut best_key = self.keys[first];
+                for c in first + 1..n {
+                    let ck = self.keys[c];
+                    if ck < best_key {
+                        best = c;
+                        best_key = ck;
+                    }
+                }
+                (best, best_key)
+            };
+            if k <= best_key {
+                break;
+            }
+            self.keys[hole] = best_key;
+            self.events[hole] = self.events[best];
+            hole = best;
+        }
+        self.keys[hole] = k;
+        self.events[hole] = event;
+    }
+
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys.len() - usize::from(self.vacant)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.len() == 0
     }
 }
+
+/// An event's place in the order: its time, then its sequence number. Arrivals, kept outside
+/// the heap, compare against `EventQueue::peek` with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key(u128);
 
 #[cfg(test)]
 mod tests {
@@ -169,7 +228,7 @@ mod tests {
     fn reserved_sequence_numbers_interleave_with_scheduled_events() {
         let mut q: EventQueue<&str> = EventQueue::new();
         q.schedule(SimTime(10), "first");
-        let outside = q.reserve_seq();
+        let outside = unkey(q.reserve(SimTime(10)).0).1;
         q.schedule(SimTime(10), "third");
         let (at, seq) = q.peek_key().expect("non-empty");
         assert_eq!(at, SimTime(10));

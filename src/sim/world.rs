@@ -48,7 +48,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use rand::RngExt;
 
-use super::queue::EventQueue;
+use super::queue::{EventQueue, Key};
 use crate::model::activator::{ConcurrencyReporter, Throttler};
 use crate::model::arrival::{Arrival, ArrivalGen};
 use crate::model::failure::{AppAnswer, ContainerLife, FailureSpec};
@@ -68,6 +68,8 @@ use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
 const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
+/// The shortest deadline list whose finished head entries an arrival drops (`on_arrival`).
+const DEADLINE_SLACK: usize = 64;
 
 /// How one run is executed.
 #[derive(Clone, Debug, Default)]
@@ -236,6 +238,8 @@ struct Rev {
     in_flight: u32,
     qp_waiting: u32,
     deadlines: VecDeque<(SimTime, u64)>,
+    /// The length of `deadlines` at which an arrival drops its finished head entries.
+    deadline_prune_at: usize,
     deadline_event: Option<SimTime>,
     kpa: Kpa,
     /// The activators' stats for the revision (concurrency_reporter.go).
@@ -252,6 +256,8 @@ struct Rev {
     service_rng: StreamRng,
     /// The failure settings in force, and their streams (`Stream::FailureApp` and co.).
     failure: FailureSpec,
+    /// `failure.is_healthy()`, kept with it: it is asked on every service start.
+    failure_healthy: bool,
     failure_app_rng: StreamRng,
     failure_latency_rng: StreamRng,
     failure_pod_rng: StreamRng,
@@ -269,7 +275,8 @@ struct World<'a> {
     events: u64,
     queue: EventQueue<Ev>,
     arrivals: ArrivalGen,
-    next_arrival: Option<(Arrival, u64)>,
+    /// The next arrival and its place in the order of events (`EventQueue::reserve`).
+    next_arrival: Option<(Arrival, Key)>,
     arrival_rng: StreamRng,
     routing_rng: StreamRng,
     delay_rng: StreamRng,
@@ -356,6 +363,7 @@ impl<'a> World<'a> {
                     in_flight: 0,
                     qp_waiting: 0,
                     deadlines: VecDeque::new(),
+                    deadline_prune_at: DEADLINE_SLACK,
                     deadline_event: None,
                     kpa: Kpa::new(&s.autoscaler.config, r),
                     reporter: ConcurrencyReporter::new(),
@@ -366,6 +374,7 @@ impl<'a> World<'a> {
                     reported_pods: 0,
                     service_rng: stream(seed, rep, Stream::ServiceTime, i as u64),
                     failure: r.failure.clone(),
+                    failure_healthy: r.failure.is_healthy(),
                     failure_app_rng: stream(seed, rep, Stream::FailureApp, i as u64),
                     failure_latency_rng: stream(seed, rep, Stream::FailureLatency, i as u64),
                     failure_pod_rng: stream(seed, rep, Stream::FailurePod, i as u64),
@@ -433,9 +442,9 @@ impl<'a> World<'a> {
         self.start();
         self.pull_arrival();
         loop {
-            let next_event = self.queue.peek_key();
+            let next_event = self.queue.peek();
             let take_arrival = match (&self.next_arrival, next_event) {
-                (Some((a, seq)), Some(key)) => (a.at, *seq) < key,
+                (Some((_, key)), Some(top)) => *key < top,
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
@@ -476,7 +485,7 @@ impl<'a> World<'a> {
         self.next_arrival = self
             .arrivals
             .next(&mut self.arrival_rng)
-            .map(|a| (a, self.queue.reserve_seq()));
+            .map(|a| (a, self.queue.reserve(a.at)));
     }
 
     fn start(&mut self) {
@@ -657,14 +666,21 @@ impl<'a> World<'a> {
         let revr = &mut self.revs[rev as usize];
         revr.in_flight += 1;
         let deadline = self.now + revr.deadline_after;
-        // Drop finished heads so the deadline list stays as small as what is in flight.
-        while let Some(&(_, head)) = revr.deadlines.front() {
-            if self.reqs[slot_of(head)].gen == head as u32
-                && self.reqs[slot_of(head)].loc != Loc::Free
-            {
-                break;
+        // Drop finished heads so the deadline list stays small, once it has doubled since the
+        // last time: looking at the head on every arrival would cost a request lookup each
+        // time (the oldest request in flight usually keeps its place for many arrivals), and
+        // `on_deadline` skips finished entries anyway. The list stays within twice what it
+        // must hold (from its oldest request in flight on).
+        if revr.deadlines.len() >= revr.deadline_prune_at {
+            while let Some(&(_, head)) = revr.deadlines.front() {
+                if self.reqs[slot_of(head)].gen == head as u32
+                    && self.reqs[slot_of(head)].loc != Loc::Free
+                {
+                    break;
+                }
+                revr.deadlines.pop_front();
             }
-            revr.deadlines.pop_front();
+            revr.deadline_prune_at = (2 * revr.deadlines.len()).max(DEADLINE_SLACK);
         }
         revr.deadlines.push_back((deadline, h));
         if revr.deadline_event.is_none() {
@@ -806,7 +822,7 @@ impl<'a> World<'a> {
         let mut work = self.s.revisions[rev]
             .service_time
             .sample(&mut r.service_rng);
-        if !r.failure.is_healthy() {
+        if !r.failure_healthy {
             work = r.failure.service_time(work, &mut r.failure_latency_rng);
             self.reqs[slot].app_error = matches!(
                 r.failure.answer(&mut r.failure_app_rng),
@@ -876,30 +892,41 @@ impl<'a> World<'a> {
     /// Ends a request with `outcome`, wherever it is, and frees what it held.
     fn finish(&mut self, h: u64, outcome: Outcome) {
         let slot = slot_of(h);
-        let r = self.reqs[slot];
-        let rev = r.rev;
-        match r.loc {
+        // Only the fields used below: copying the whole slot cost more than the rest of this.
+        let Req {
+            id,
+            arrived,
+            rev,
+            pod,
+            loc,
+            default_group,
+            via_activator,
+            activator,
+            ingress,
+            ..
+        } = self.reqs[slot];
+        match loc {
             Loc::Free => return,
             Loc::ActivatorQueue => {
-                if r.via_activator {
-                    self.revs[rev as usize].activators[r.activator as usize].forget_waiting();
+                if via_activator {
+                    self.revs[rev as usize].activators[activator as usize].forget_waiting();
                 }
             }
             Loc::QpQueue => {
-                if let Server::Breaker(b) = &mut self.pods[r.pod as usize].server {
+                if let Server::Breaker(b) = &mut self.pods[pod as usize].server {
                     b.forget_waiting();
                 }
                 self.revs[rev as usize].qp_waiting -= 1;
             }
             Loc::Executing => self.release_pod_slot(
-                r.pod,
+                pod,
                 h,
                 matches!(outcome, Outcome::Served | Outcome::AppError),
             ),
             Loc::Rejected => {}
         }
-        if r.via_activator && r.loc != Loc::ActivatorQueue {
-            self.revs[rev as usize].activators[r.activator as usize].release(r.pod);
+        if via_activator && loc != Loc::ActivatorQueue {
+            self.revs[rev as usize].activators[activator as usize].release(pod);
         }
         let req = &mut self.reqs[slot];
         req.loc = Loc::Free;
@@ -908,30 +935,30 @@ impl<'a> World<'a> {
         self.free.push(slot as u32);
         self.revs[rev as usize].in_flight -= 1;
         // Every ending passes here once (a freed slot returns above): the gateway releases.
-        self.gateway.release(r.ingress, rev);
+        self.gateway.release(ingress, rev);
         debug_assert!(
             self.gateway.is_ideal()
                 || self.gateway.outstanding_total(rev)
                     == u64::from(self.revs[rev as usize].in_flight),
             "the gateway holds exactly the revision's requests in flight"
         );
-        if r.via_activator {
+        if via_activator {
             self.revs[rev as usize].reporter.request_out(self.now);
         }
         if let Some(a) = &mut self.analysis {
-            a.book.finished(rev, self.now, r.arrived, outcome);
+            a.book.finished(rev, self.now, arrived, outcome);
         }
         self.recorder.finished(&RequestRecord {
-            id: r.id,
-            arrived: r.arrived,
+            id,
+            arrived,
             finished: self.now,
             revision: Some(rev as usize),
-            default_group: r.default_group,
-            via_activator: r.via_activator,
+            default_group,
+            via_activator,
             outcome,
         });
-        if r.via_activator {
-            self.dispatch(rev, r.activator as usize);
+        if via_activator {
+            self.dispatch(rev, activator as usize);
             self.touch(rev);
         } else {
             self.touch_direct(rev);
@@ -1002,17 +1029,41 @@ impl<'a> World<'a> {
         self.touch_gauges(rev, activator_waiting);
     }
 
-    /// `touch` after a change that left the revision's activators alone (a request that went
-    /// straight to a pod arrived or ended): their queue is what was last reported, so the sum
-    /// over the activator replicas, a loop on each of the two calls per request, is skipped.
+    /// `touch` after a change that left the revision's activators and pods alone (a request
+    /// that went straight to a pod arrived or ended). Their gauges are what was last reported,
+    /// so only the queue-proxies' queue and the requests in flight can have moved: those two
+    /// are reported here, inline, as `touch_gauges` would (this runs twice per request). When
+    /// something else differs (nothing reported yet, or pods that changed since), the full
+    /// `touch` runs instead.
     #[inline]
     fn touch_direct(&mut self, rev: u32) {
-        let reported = self.revs[rev as usize].reported[1];
-        if reported == u64::MAX {
-            // Nothing reported yet: there is no last value to keep.
+        let now = self.now;
+        let r = &mut self.revs[rev as usize];
+        if r.reported[1] == u64::MAX
+            || r.reported[2] == u64::MAX
+            || u64::from(r.pods.ready_pods()) != r.reported[3]
+            || u64::from(r.pods.live_count()) != r.reported_pods
+        {
             self.touch(rev);
-        } else {
-            self.touch_gauges(rev, reported);
+            return;
+        }
+        let qp_waiting = u64::from(r.qp_waiting);
+        if qp_waiting != r.reported[0] {
+            r.reported[0] = qp_waiting;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::QpQueue, qp_waiting);
+        }
+        let in_flight = u64::from(r.in_flight);
+        if in_flight != r.reported[2] {
+            // As `touch_gauges` integrates; the last value is a u32 count here (not the
+            // placeholder), so it converts to f64 in one step.
+            let now_s = now.as_secs_f64();
+            let previous = f64::from(r.reported[2] as u32);
+            r.conc_area += previous * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
+            r.reported[2] = in_flight;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::InFlight, in_flight);
         }
     }
 
@@ -1608,6 +1659,7 @@ impl<'a> World<'a> {
     /// `ready_before_serving` apply to the next container starts.
     fn set_failure(&mut self, rev: usize, failure: &FailureSpec) {
         self.revs[rev].failure = failure.clone();
+        self.revs[rev].failure_healthy = failure.is_healthy();
         let now = self.now;
         let serving: Vec<u32> = self
             .roster
