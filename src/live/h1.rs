@@ -237,7 +237,6 @@ pub struct ResponseReader {
     state: State,
     status: StatusCode,
     headers: HeaderMap,
-    trailers: Option<HeaderMap>,
     keep_alive: bool,
     /// A chunked or read-to-close body.
     body: BytesMut,
@@ -252,7 +251,6 @@ impl ResponseReader {
             state: State::Head,
             status: StatusCode::OK,
             headers: HeaderMap::new(),
-            trailers: None,
             keep_alive: true,
             body: BytesMut::new(),
         }
@@ -325,6 +323,10 @@ impl ResponseReader {
                         return need_more(eof).map(|_| Piece::More);
                     };
                     let size = chunk_size(&buf[..end])?;
+                    // A body read whole (`feed`) refuses a chunk it could not hold at once.
+                    if !self.all && self.body.len().saturating_add(size) > MAX_BODY_BYTES {
+                        return Err(ParseError::BodyTooLarge);
+                    }
                     let _ = buf.split_to(end + 1);
                     self.state = if size == 0 {
                         State::Trailers
@@ -408,6 +410,7 @@ impl ResponseReader {
                         return need_more(eof);
                     }
                 }
+                // Whole, out of the read buffer without a copy.
                 State::Length(n) => {
                     if buf.len() < n {
                         return need_more(eof);
@@ -415,80 +418,25 @@ impl ResponseReader {
                     let body = buf.split_to(n).freeze();
                     return Ok(Some(self.done(body)));
                 }
-                State::ChunkSize => {
-                    let Some(end) = buf.iter().position(|b| *b == b'\n') else {
-                        if buf.len() > MAX_CHUNK_LINE {
-                            return Err(ParseError::Chunked);
+                _ => match self.next_piece(buf, eof)? {
+                    Piece::Data(data) => {
+                        if self.body.len() + data.len() > MAX_BODY_BYTES {
+                            return Err(ParseError::BodyTooLarge);
                         }
-                        return need_more(eof);
-                    };
-                    let size = chunk_size(&buf[..end])?;
-                    let _ = buf.split_to(end + 1);
-                    if self.body.len().saturating_add(size) > MAX_BODY_BYTES {
-                        return Err(ParseError::BodyTooLarge);
+                        self.body.extend_from_slice(&data);
                     }
-                    self.state = if size == 0 {
-                        State::Trailers
-                    } else {
-                        State::ChunkData(size)
-                    };
-                }
-                State::ChunkData(n) => {
-                    if buf.is_empty() {
-                        return need_more(eof);
+                    Piece::Trailers(trailers) => {
+                        let body = std::mem::take(&mut self.body).freeze();
+                        let mut resp = self.done(body);
+                        resp.trailers = Some(trailers);
+                        return Ok(Some(resp));
                     }
-                    let take = n.min(buf.len());
-                    self.body.extend_from_slice(&buf[..take]);
-                    let _ = buf.split_to(take);
-                    self.state = if take == n {
-                        State::ChunkEnd
-                    } else {
-                        State::ChunkData(n - take)
-                    };
-                }
-                State::ChunkEnd => {
-                    if buf.len() < 2 {
-                        return need_more(eof);
+                    Piece::End => {
+                        let body = std::mem::take(&mut self.body).freeze();
+                        return Ok(Some(self.done(body)));
                     }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(ParseError::Chunked);
-                    }
-                    let _ = buf.split_to(2);
-                    self.state = State::ChunkSize;
-                }
-                State::Trailers => {
-                    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    match httparse::parse_headers(buf, &mut fields) {
-                        Ok(httparse::Status::Complete((n, fields))) => {
-                            let mut kept = HeaderMap::new();
-                            self.keep_fields(fields, &mut kept)?;
-                            self.trailers = (!kept.is_empty()).then_some(kept);
-                            let _ = buf.split_to(n);
-                            let body = std::mem::take(&mut self.body).freeze();
-                            return Ok(Some(self.done(body)));
-                        }
-                        Ok(httparse::Status::Partial) => {
-                            if buf.len() > MAX_HEAD_BYTES {
-                                return Err(ParseError::HeadTooLarge);
-                            }
-                            return need_more(eof);
-                        }
-                        Err(_) => return Err(ParseError::Chunked),
-                    }
-                }
-                State::UntilClose => {
-                    if self.body.len() + buf.len() > MAX_BODY_BYTES {
-                        return Err(ParseError::BodyTooLarge);
-                    }
-                    self.body.extend_from_slice(buf);
-                    buf.clear();
-                    if !eof {
-                        return Ok(None);
-                    }
-                    self.keep_alive = false;
-                    let body = std::mem::take(&mut self.body).freeze();
-                    return Ok(Some(self.done(body)));
-                }
+                    Piece::More => return Ok(None),
+                },
             }
         }
     }
@@ -560,7 +508,6 @@ impl ResponseReader {
         let _ = buf.split_to(n);
         self.status = status;
         self.headers = headers;
-        self.trailers = None;
         self.body.clear();
         self.keep_alive = if http10 { keep_alive_token } else { !close };
         self.state = if head_request || code == 204 || code == 304 {
@@ -621,7 +568,7 @@ impl ResponseReader {
         Response {
             status: self.status,
             headers: std::mem::take(&mut self.headers),
-            trailers: self.trailers.take(),
+            trailers: None,
             body,
             keep_alive: self.keep_alive,
         }
