@@ -235,6 +235,14 @@ impl Relayed {
         }
     }
 
+    /// The body failed: its connection closes, and hyper aborts the client's response.
+    fn fail(&mut self, e: impl std::fmt::Display) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        self.conn = None;
+        Poll::Ready(Some(Err(BodyError::Relay(format!(
+            "reading the upstream response: {e}"
+        )))))
+    }
+
     fn ended(&mut self) {
         if let Some(mut conn) = self.conn.take() {
             if conn.reader.keep_alive() && conn.rbuf.is_empty() && !self.eof {
@@ -274,12 +282,7 @@ impl hyper::body::Body for Relayed {
                     return Poll::Ready(None);
                 }
                 Ok(Piece::More) => {}
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(BodyError::Relay(format!(
-                        "reading the upstream response: {e}"
-                    )))));
-                }
+                Err(e) => return this.fail(e),
             }
             if conn.rbuf.capacity() - conn.rbuf.len() < READ_CHUNK / 4 {
                 conn.rbuf.reserve(READ_CHUNK);
@@ -291,20 +294,10 @@ impl hyper::body::Body for Relayed {
                     match conn.tcp.poll_read_ready(cx) {
                         Poll::Pending => return Poll::Pending,
                         Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(e)) => {
-                            this.conn = None;
-                            return Poll::Ready(Some(Err(BodyError::Relay(format!(
-                                "reading the upstream response: {e}"
-                            )))));
-                        }
+                        Poll::Ready(Err(e)) => return this.fail(e),
                     }
                 }
-                Err(e) => {
-                    this.conn = None;
-                    return Poll::Ready(Some(Err(BodyError::Relay(format!(
-                        "reading the upstream response: {e}"
-                    )))));
-                }
+                Err(e) => return this.fail(e),
             }
         }
     }
