@@ -838,6 +838,7 @@ fn rev_count(v: &serde_json::Value, rev: &str, key: &str) -> u64 {
 }
 
 #[test]
+#[ignore = "timing-sensitive against the wall clock: .ci/run runs the ignored tests alone, after the suite"]
 fn live_pods_answer_application_errors_and_serve_slower_as_the_simulator_does() {
     let _live = one_live_run_at_a_time();
     // 50/50 between a healthy revision and one whose application answers 30% of requests with
@@ -853,12 +854,10 @@ fn live_pods_answer_application_errors_and_serve_slower_as_the_simulator_does() 
         "arrivals={poisson: {rate: 100}}",
     ];
     let sim = summary(&smoke_with("run", "live-fail-sim", &settings, &[]));
-    let live = summary(&smoke_with(
-        "live",
-        "live-fail-live",
-        &settings,
-        &["--time-scale", "2"],
-    ));
+    // At real speed, run alone: beside the parallel suite, at `--time-scale 2`, the live p50 of
+    // the 60 ms revision measured 70.85 ms once (overhead doubled in model time, and a loaded
+    // machine's timers).
+    let live = summary(&smoke_with("live", "live-fail-live", &settings, &[]));
     for v in [&sim, &live] {
         assert_eq!(rev_count(v, "hello-00001", "app_error"), 0, "{v}");
         let n = rev_count(v, "hello-00002", "arrived") as f64;
