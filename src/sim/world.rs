@@ -68,13 +68,6 @@ use crate::scenario::spec::{Action, AnalysisRun, AppModel, Scenario};
 const DECIDER_TICK: SimDuration = SimDuration::from_secs(2);
 /// The queue-proxy's and activator's stat period, and the autoscaler's bucket (A.5.1).
 const METRICS_TICK: SimDuration = SimDuration::from_secs(1);
-/// The gauges `Rev::reported` holds, by index.
-const REPORTED_GAUGES: [Gauge; 4] = [
-    Gauge::QpQueue,
-    Gauge::ActivatorQueue,
-    Gauge::InFlight,
-    Gauge::ReadyPods,
-];
 /// The shortest deadline list whose finished head entries an arrival drops (`on_arrival`).
 const DEADLINE_SLACK: usize = 64;
 
@@ -256,8 +249,7 @@ struct Rev {
     conc_last_s: f64,
     /// Requests routed to it since the last metrics tick (the RPS metric).
     requests_since_tick: u64,
-    /// The gauges last reported (`REPORTED_GAUGES`: qp queue, activator queue, in flight,
-    /// ready pods); `u64::MAX` before the first report.
+    /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
     reported: [u64; 4],
     /// The pod count last reported for the cost figures.
     reported_pods: u64,
@@ -337,22 +329,6 @@ fn handle(slot: u32, gen: u32) -> u64 {
 #[inline]
 fn slot_of(h: u64) -> usize {
     (h >> 32) as usize
-}
-
-impl Rev {
-    /// Integrates the requests in flight since the last report up to `now` (the QP's and
-    /// activator's time-weighted stats, request.go:96-104); called when they changed.
-    #[inline]
-    fn integrate_in_flight(&mut self, now: SimTime) {
-        let now_s = now.as_secs_f64();
-        let previous = if self.reported[2] == u64::MAX {
-            0
-        } else {
-            self.reported[2]
-        };
-        self.conc_area += previous as f64 * (now_s - self.conc_last_s).max(0.0);
-        self.conc_last_s = now_s;
-    }
 }
 
 impl<'a> World<'a> {
@@ -1071,12 +1047,24 @@ impl<'a> World<'a> {
             self.touch(rev);
             return;
         }
-        let (qp_waiting, in_flight) = (u64::from(r.qp_waiting), u64::from(r.in_flight));
-        if in_flight != r.reported[2] {
-            r.integrate_in_flight(now);
+        let qp_waiting = u64::from(r.qp_waiting);
+        if qp_waiting != r.reported[0] {
+            r.reported[0] = qp_waiting;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::QpQueue, qp_waiting);
         }
-        self.report(rev, 0, qp_waiting);
-        self.report(rev, 2, in_flight);
+        let in_flight = u64::from(r.in_flight);
+        if in_flight != r.reported[2] {
+            // As `touch_gauges` integrates; the last value is a u32 count here (not the
+            // placeholder), so it converts to f64 in one step.
+            let now_s = now.as_secs_f64();
+            let previous = f64::from(r.reported[2] as u32);
+            r.conc_area += previous * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
+            r.reported[2] = in_flight;
+            self.recorder
+                .gauge(now, rev as usize, Gauge::InFlight, in_flight);
+        }
     }
 
     fn touch_gauges(&mut self, rev: u32, activator_waiting: u64) {
@@ -1088,27 +1076,36 @@ impl<'a> World<'a> {
             u64::from(r.pods.ready_pods()),
         ];
         if values[2] != r.reported[2] {
-            r.integrate_in_flight(self.now);
+            // Integrate the previous concurrency up to now (the QP's and activator's
+            // time-weighted stats, request.go:96-104).
+            let now_s = self.now.as_secs_f64();
+            let previous = if r.reported[2] == u64::MAX {
+                0
+            } else {
+                r.reported[2]
+            };
+            r.conc_area += previous as f64 * (now_s - r.conc_last_s).max(0.0);
+            r.conc_last_s = now_s;
         }
-        for (i, value) in values.into_iter().enumerate() {
-            self.report(rev, i, value);
+        for (i, gauge) in [
+            Gauge::QpQueue,
+            Gauge::ActivatorQueue,
+            Gauge::InFlight,
+            Gauge::ReadyPods,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if values[i] != r.reported[i] {
+                r.reported[i] = values[i];
+                self.recorder
+                    .gauge(self.now, rev as usize, gauge, values[i]);
+            }
         }
-        let r = &mut self.revs[rev as usize];
         let pods = u64::from(r.pods.live_count());
         if pods != r.reported_pods {
             r.reported_pods = pods;
             self.recorder.pods(self.now, rev as usize, pods);
-        }
-    }
-
-    /// Reports gauge `i` of `REPORTED_GAUGES` for `rev` when it moved since its last report.
-    #[inline]
-    fn report(&mut self, rev: u32, i: usize, value: u64) {
-        let reported = &mut self.revs[rev as usize].reported[i];
-        if value != *reported {
-            *reported = value;
-            self.recorder
-                .gauge(self.now, rev as usize, REPORTED_GAUGES[i], value);
         }
     }
 
