@@ -1056,7 +1056,8 @@ impl<'a> World<'a> {
         let in_flight = u64::from(r.in_flight);
         if in_flight != r.reported[2] {
             // As `touch_gauges` integrates; the last value is a u32 count here (not the
-            // placeholder), so it converts to f64 in one step.
+            // placeholder), so it converts to f64 in one step. A copy on purpose: helpers
+            // shared with `touch_gauges` cost 1.4-1.6 % more instructions per run (bbef093).
             let now_s = now.as_secs_f64();
             let previous = f64::from(r.reported[2] as u32);
             r.conc_area += previous * (now_s - r.conc_last_s).max(0.0);
