@@ -15,11 +15,17 @@
 # the bests). Also prints `uptime` before and after: the machine must be quiet (load near 0)
 # for the figures to mean anything.
 #
+# Beside them it runs the floor FLOOR_REPS times (default 10): benches/des_floor.rs, the same
+# model as the plainest hand-written Rust DES (a std BinaryHeap, one HDR histogram, nothing
+# else), built here with cargo when missing. It shows how far above the floor splitlab's engine
+# runs, and what the SimPy ratio of a simulator that does nothing but the model would be.
+#
 #   cargo build --release && benches/engine_vs_simpy.sh
 #   SIMPY_REPS=1 SPLITLAB_REPS=3 benches/engine_vs_simpy.sh   # quicker, noisier
 #
-# Environment: SPLITLAB (binary, default target/release/splitlab), PYTHON (default python3),
-# SIMPY_REPS, SPLITLAB_REPS, KEEP=1 keeps the temp dir with every run's outputs. Installs
+# Environment: SPLITLAB (binary, default target/release/splitlab), FLOOR (default
+# target/release/examples/des_floor; FLOOR= skips it), PYTHON (default python3), SIMPY_REPS,
+# SPLITLAB_REPS, FLOOR_REPS, KEEP=1 keeps the temp dir with every run's outputs. Installs
 # nothing: without the simpy module it says how to get it and exits 0.
 set -euo pipefail
 
@@ -29,6 +35,8 @@ SPLITLAB=${SPLITLAB:-target/release/splitlab}
 PYTHON=${PYTHON:-python3}
 SIMPY_REPS=${SIMPY_REPS:-3}
 SPLITLAB_REPS=${SPLITLAB_REPS:-10}
+FLOOR=${FLOOR-target/release/examples/des_floor}
+FLOOR_REPS=${FLOOR_REPS:-10}
 
 if [[ ! -x "$SPLITLAB" ]]; then
     echo "engine_vs_simpy.sh: $SPLITLAB not found; build it with: cargo build --release" >&2
@@ -40,6 +48,16 @@ if ! "$PYTHON" -c 'import simpy' 2>/dev/null; then
     exit 0
 fi
 
+if [[ -n "$FLOOR" && ! -x "$FLOOR" ]]; then
+    if [[ "$FLOOR" == target/release/examples/des_floor ]] && command -v cargo >/dev/null; then
+        cargo build --release --example des_floor >&2
+    else
+        echo "engine_vs_simpy.sh: $FLOOR not found; build it with:" \
+            "cargo build --release --example des_floor (or FLOOR= to skip it)" >&2
+        exit 1
+    fi
+fi
+
 TMP=$(mktemp -d)
 if [[ "${KEEP:-0}" == 1 ]]; then
     echo "outputs kept in $TMP"
@@ -49,7 +67,7 @@ fi
 
 echo "before: $(uptime)"
 SPLITLAB="$SPLITLAB" PYTHON="$PYTHON" SIMPY_REPS="$SIMPY_REPS" SPLITLAB_REPS="$SPLITLAB_REPS" \
-    TMP="$TMP" "$PYTHON" - <<'EOF'
+    FLOOR="$FLOOR" FLOOR_REPS="$FLOOR_REPS" TMP="$TMP" "$PYTHON" - <<'EOF'
 import json, os, re, statistics, subprocess, sys, time
 
 env = os.environ
@@ -69,19 +87,32 @@ def timed(argv, stdout):
     return wall, usage.ru_maxrss / 1024.0
 
 
-simpy, ours = [], []
-for i in range(int(env["SIMPY_REPS"])):
-    out = os.path.join(tmp, f"simpy-{i}.json")
-    with open(out, "w") as f:
-        wall, rss = timed(
-            [env["PYTHON"], "benches/simpy_ref.py", "--lambda", "10000", "--duration", "100",
-             "--weights", "90,10", "--pods", "10,10", "--cc", "10", "--qd", "100",
-             "--service-mean", "0.01", "--seed", "1", "--lb", "rr", "--json"], f)
-    with open(out) as f:
-        j = json.load(f)
-    simpy.append((j["total"]["arrived"], j["sim_wall_s"], wall, rss))
-    print(f"simpy    run {i + 1}: {j['total']['arrived']} requests, engine {j['sim_wall_s']:.3f} s,"
-          f" process {wall:.3f} s, peak RSS {rss:.1f} MiB", flush=True)
+# The reference's options; the floor takes the same ones.
+MODEL = ["--lambda", "10000", "--duration", "100", "--weights", "90,10", "--pods", "10,10",
+         "--cc", "10", "--qd", "100", "--service-mean", "0.01", "--seed", "1", "--lb", "rr",
+         "--json"]
+
+
+def json_runs(name, argv, reps):
+    """Runs a program that prints the reference's JSON (total.arrived, sim_wall_s) reps times."""
+    runs = []
+    for i in range(reps):
+        out = os.path.join(tmp, f"{name}-{i}.json")
+        with open(out, "w") as f:
+            wall, rss = timed(argv, f)
+        with open(out) as f:
+            j = json.load(f)
+        runs.append((j["total"]["arrived"], j["sim_wall_s"], wall, rss))
+        print(f"{name:8} run {i + 1}: {j['total']['arrived']} requests,"
+              f" engine {j['sim_wall_s']:.3f} s, process {wall:.3f} s, peak RSS {rss:.1f} MiB",
+              flush=True)
+    return runs
+
+
+ours = []
+simpy = json_runs("simpy", [env["PYTHON"], "benches/simpy_ref.py", *MODEL],
+                  int(env["SIMPY_REPS"]))
+floor = json_runs("floor", [env["FLOOR"], *MODEL], int(env["FLOOR_REPS"])) if env["FLOOR"] else []
 
 for i in range(int(env["SPLITLAB_REPS"])):
     out = os.path.join(tmp, f"splitlab-{i}.txt")
@@ -105,7 +136,9 @@ print()
 print(f"{'':10} {'engine req/s (median / best)':>32} {'process req/s (median / best)':>32}"
       f" {'peak RSS (max)':>15}")
 summary = {}
-for name, runs in (("simpy", simpy), ("splitlab", ours)):
+for name, runs in (("simpy", simpy), ("splitlab", ours), ("floor", floor)):
+    if not runs:
+        continue
     e, p = rates(runs, 1), rates(runs, 2)
     summary[name] = (statistics.median(e), max(e), statistics.median(p), max(p))
     print(f"{name:10} {summary[name][0]:>15,.0f} / {summary[name][1]:>14,.0f}"
@@ -115,5 +148,9 @@ s, o = summary["simpy"], summary["splitlab"]
 print(f"ratio splitlab/simpy: engine {o[0] / s[0]:.1f}x (best {o[1] / s[1]:.1f}x),"
       f" process {o[2] / s[2]:.1f}x (best {o[3] / s[3]:.1f}x)")
 print("targets (issue 18 §3): engine >= 120x, process >= 80x")
+if floor:
+    f = summary["floor"]
+    print(f"the floor (des_floor): engine {f[0] / s[0]:.1f}x SimPy (best {f[1] / s[1]:.1f}x);"
+          f" splitlab's engine takes {f[0] / o[0]:.2f}x the floor's time (best {f[1] / o[1]:.2f}x)")
 EOF
 echo "after: $(uptime)"
