@@ -29,8 +29,9 @@ use std::fmt;
 use super::compare::{Metric, MetricValues};
 
 /// The top-level objects of `summary.json` a dotted path may start with.
-pub const SUMMARY_SECTIONS: [&str; 7] = [
+pub const SUMMARY_SECTIONS: [&str; 8] = [
     "requests",
+    "latency_ms",
     "revisions",
     "cost",
     "split",
@@ -531,7 +532,7 @@ mod tests {
             ), // unknown metric
             (
                 "request.served<1",
-                "no section \"request\"; a path starts with one of requests, revisions",
+                "no section \"request\"; a path starts with one of requests, latency_ms, revisions",
             ), // typo
         ];
         for (expr, fragment) in cases {
@@ -555,6 +556,7 @@ mod tests {
         json!({
             // 7, not the metric's 12: a bare name reads the metric, a dotted path the summary
             "requests": {"rejected_qp": 7, "served": 900},
+            "latency_ms": {"p50": 12.5, "p99": 250.5},
             "revisions": {"a": {"latency_ms": null, "peak_qp_queue": 3}},
             "analysis": {"phase": "Succeeded", "failed_checks": 0},
             "rollout": {}
@@ -575,6 +577,8 @@ mod tests {
             ("revisions.a.peak_qp_queue>2", Some(3.0), true), // nested
             ("revisions.a.latency_ms<1", None, false),    // null fails
             ("analysis.failed_checks==0", Some(0.0), true), // the analysis section
+            ("latency_ms.p99<300", Some(250.5), true),    // the pooled latency
+            ("latency_ms.p99<250", Some(250.5), false),
         ];
         for (expr, want, held) in cases {
             let b = parse(expr).expect(expr);
@@ -602,7 +606,7 @@ mod tests {
             ), // no rollout happened
             (
                 "cost.pod_seconds<1",
-                "has no cost; the top level has analysis, requests, revisions, rollout",
+                "has no cost; the top level has analysis, latency_ms, requests, revisions, rollout",
             ), // missing section
             (
                 "analysis.phase==1",

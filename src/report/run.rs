@@ -1566,6 +1566,7 @@ impl RunReport {
             mode: &self.meta.mode,
             protocol: self.protocol.as_deref(),
             requests: &self.totals,
+            latency_ms: self.latency.as_ref(),
             revisions: RevisionsDoc(
                 &self.revisions,
                 self.worst_windows(),
@@ -1805,6 +1806,9 @@ struct SummaryDoc<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     protocol: Option<&'a str>,
     requests: &'a Counts,
+    /// Every served request's latency, pooled over the revisions (and requests that reached
+    /// none): what the Service's users saw, the figure an SLO is written on.
+    latency_ms: Option<&'a LatencySummary>,
     revisions: RevisionsDoc<'a>,
     cost: CostDoc,
     split: SplitDoc,
@@ -2537,6 +2541,11 @@ mod tests {
                 "expired_qp": 0, "client_cancelled": 0, "app_error": 0, "bad_gateway": 0,
                 "errors": 1, "ingress_overflow": 0, "in_flight_at_end": 1
             },
+            // the one served request (a's), pooled with the requests that reached no revision
+            "latency_ms": {
+                "mean": 250.5, "p50": 250.5, "p90": 250.5, "p99": 250.5,
+                "p999": 250.5, "max": 250.5
+            },
             "revisions": {
                 "a": {
                     "arrived": 1, "served": 1, "rejected_qp": 0, "expired_activator": 0,
@@ -2597,6 +2606,8 @@ mod tests {
             "\"seed\"",
             "\"mode\"",
             "\"requests\"",
+            "\"latency_ms\"",
+            "\"p999\"",
             "\"revisions\"",
             "\"a\"",
             "\"routed\"",
@@ -2620,11 +2631,14 @@ mod tests {
             "\"engine\"",
             "\"wall_s\"",
         ];
-        let positions: Vec<usize> = keys
-            .iter()
-            .map(|k| text.find(k).unwrap_or_else(|| panic!("{k} missing")))
-            .collect();
-        assert!(positions.windows(2).all(|p| p[0] < p[1]), "{text}");
+        // Each key after the one before it (keys such as "latency_ms" occur more than once).
+        let mut at = 0;
+        for k in keys {
+            let found = text[at..]
+                .find(k)
+                .unwrap_or_else(|| panic!("{k} missing after byte {at}: {text}"));
+            at += found + k.len();
+        }
         assert!(text.ends_with("}\n"));
     }
 
