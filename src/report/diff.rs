@@ -36,7 +36,8 @@
 //! runs vary for other reasons, use several seeds of each (`splitlab compare`).
 //!
 //! Invariants:
-//! - Rows come in a fixed order: shares, then outcomes in `OUTCOMES` order, then latencies;
+//! - Rows come in a fixed order: shares, then outcomes in `OUTCOMES` order, then latencies:
+//!   every served request pooled (`latency (all) ...`, when both summaries have it), then the
 //!   revisions in name order (the union of both runs' revisions).
 //! - A revision present in only one run is shown with `-` on the other side. Its share is never
 //!   within noise unless the run that has it routed it nothing; its latency is not compared.
@@ -132,6 +133,9 @@ pub struct RunSummary {
     /// `requests.<outcome>`, in `OUTCOMES` order.
     pub outcomes: [u64; OUTCOMES.len()],
     pub revisions: BTreeMap<String, RevisionSummary>,
+    /// Every served request pooled over the revisions (`latency_ms` and `requests.served` at
+    /// the top of `summary.json`); `None` for a summary written before it had them.
+    pub overall: Option<RevisionSummary>,
 }
 
 impl RunSummary {
@@ -173,28 +177,21 @@ impl RunSummary {
         let mut revisions = BTreeMap::new();
         for (name, rev) in f.object(&root, "", "revisions")? {
             let at = format!("revisions.{name}");
-            let latency_ms = match f.get(rev, &at, "latency_ms")? {
-                Value::Null => None,
-                lat => {
-                    let at = format!("{at}.latency_ms");
-                    let ms = |key| f.number(lat, &at, key);
-                    Some(LatencyMs {
-                        mean: ms("mean")?,
-                        p50: ms("p50")?,
-                        p90: ms("p90")?,
-                        p99: ms("p99")?,
-                        p999: ms("p999")?,
-                        max: ms("max")?,
-                    })
-                }
-            };
             let summary = RevisionSummary {
                 routed: f.count(rev, &at, "routed")?,
                 served: f.count(rev, &at, "served")?,
-                latency_ms,
+                latency_ms: f.latency(rev, &at)?,
             };
             revisions.insert(name.clone(), summary);
         }
+        let overall = match root.get("latency_ms") {
+            None => None,
+            Some(_) => Some(RevisionSummary {
+                routed: f.count(requests, "requests", "arrived")?,
+                served: f.count(requests, "requests", "served")?,
+                latency_ms: f.latency(&root, "")?,
+            }),
+        };
         Ok(RunSummary {
             label: label.to_string(),
             scenario: f.string(&root, "", "scenario")?,
@@ -203,6 +200,7 @@ impl RunSummary {
             arrived: f.count(requests, "requests", "arrived")?,
             outcomes,
             revisions,
+            overall,
         })
     }
 }
@@ -263,6 +261,28 @@ impl Fields<'_> {
         self.typed(value, parent, key, "a non-negative number", |v| {
             v.as_f64().filter(|x| x.is_finite() && *x >= 0.0)
         })
+    }
+
+    /// `value`'s `latency_ms` (`parent` its dotted path): `None` when it is null (nothing served).
+    fn latency(&self, value: &Value, parent: &str) -> Result<Option<LatencyMs>, DiffError> {
+        let lat = match self.get(value, parent, "latency_ms")? {
+            Value::Null => return Ok(None),
+            lat => lat,
+        };
+        let at = if parent.is_empty() {
+            "latency_ms".to_string()
+        } else {
+            format!("{parent}.latency_ms")
+        };
+        let ms = |key| self.number(lat, &at, key);
+        Ok(Some(LatencyMs {
+            mean: ms("mean")?,
+            p50: ms("p50")?,
+            p90: ms("p90")?,
+            p99: ms("p99")?,
+            p999: ms("p999")?,
+            max: ms("max")?,
+        }))
     }
 
     fn string(&self, value: &Value, parent: &str, key: &str) -> Result<String, DiffError> {
@@ -499,6 +519,9 @@ pub fn diff_runs(a: &RunSummary, b: &RunSummary, z: f64) -> Diff {
             z,
         ));
     }
+    if let (Some(all_a), Some(all_b)) = (&a.overall, &b.overall) {
+        latency_rows(ALL, Some(all_a), Some(all_b), z, &mut rows);
+    }
     for name in &names {
         latency_rows(
             name,
@@ -561,6 +584,10 @@ fn proportion_row(section: Section, metric: String, a: Side, b: Side, z: f64) ->
         },
     }
 }
+
+/// What the latency rows of every served request pooled are named after (`latency (all) p99`):
+/// not a Kubernetes name, so no revision's.
+const ALL: &str = "(all)";
 
 /// The latency rows of revision `name`: one per `LatencyStat`, or a single row saying why there
 /// is nothing to compare.
@@ -794,6 +821,7 @@ mod tests {
             arrived: outcomes.iter().sum(),
             outcomes,
             revisions,
+            overall: None,
         }
     }
 
@@ -974,11 +1002,64 @@ mod tests {
     #[test]
     fn identical_runs_have_every_row_within_noise() {
         let diff = diff_runs(&golden(), &golden(), Z999);
-        // 2 shares, the outcomes and in-flight, 2 revisions × 4 latency statistics
-        assert_eq!(diff.rows.len(), 2 + OUTCOMES.len() + 8);
+        // 2 shares, the outcomes and in-flight, all requests and 2 revisions × 4 latency
+        // statistics
+        assert_eq!(diff.rows.len(), 2 + OUTCOMES.len() + 4 + 8);
         for row in &diff.rows {
             assert_eq!(row.verdict, Verdict::Within, "{row:?}");
             assert_eq!(row.diff, Some(0.0), "{row:?}");
+        }
+    }
+
+    #[test]
+    fn the_pooled_latency_comes_first_and_only_when_both_runs_have_it() {
+        let a = golden();
+        let all = a.overall.expect("the golden has the pooled latency");
+        assert_eq!((all.routed, all.served), (a.arrived, 75_003));
+        assert_eq!(all.latency_ms.map(|l| l.p99), Some(2306.047));
+        // B's pooled latency twice A's: its mean and median differ (p90's band is wide here: it
+        // is estimated from the spacing up to a p99 of 2.3 s), the revisions' stay within noise
+        let mut b = golden();
+        b.overall = Some(RevisionSummary {
+            latency_ms: all.latency_ms.map(|l| LatencyMs {
+                mean: 2.0 * l.mean,
+                p50: 2.0 * l.p50,
+                p90: 2.0 * l.p90,
+                p99: 2.0 * l.p99,
+                p999: 2.0 * l.p999,
+                max: 2.0 * l.max,
+            }),
+            ..all
+        });
+        let diff = diff_runs(&a, &b, Z999);
+        let latency: Vec<(&str, V)> = diff
+            .rows
+            .iter()
+            .filter(|r| r.section == Section::Latency)
+            .map(|r| (r.metric.as_str(), kind(&r.verdict)))
+            .take(5)
+            .collect();
+        assert_eq!(
+            latency,
+            [
+                ("latency (all) mean", V::Differs),
+                ("latency (all) p50", V::Differs),
+                ("latency (all) p90", V::Ok),
+                ("latency (all) p99", V::Differs),
+                ("latency hello-00001 mean", V::Ok),
+            ]
+        );
+        assert!(!diff.check_failed(), "latency never fails --check");
+        // A summary from before the pooled latency: no (all) rows, whichever side it is on
+        let mut old = golden();
+        old.overall = None;
+        for (x, y) in [(&old, &b), (&b, &old)] {
+            let diff = diff_runs(x, y, Z999);
+            assert!(
+                diff.rows.iter().all(|r| !r.metric.contains("(all)")),
+                "{:?}",
+                diff.rows
+            );
         }
     }
 
@@ -1072,6 +1153,12 @@ mod tests {
                 "p50 a string",
                 &good.replacen("\"p50\": 71.359", "\"p50\": \"fast\"", 1),
                 "summary.json: revisions.hello-00001.latency_ms.p50: expected a non-negative number, found \"fast\"",
+            ),
+            // the pooled latency of the wrong type
+            (
+                "overall mean a string",
+                &good.replacen("\"mean\": 166.719", "\"mean\": \"slow\"", 1),
+                "summary.json: latency_ms.mean: expected a non-negative number, found \"slow\"",
             ),
             // a negative count
             (
