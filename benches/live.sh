@@ -16,7 +16,11 @@
 # summary gives each round and the medians of the per-round ratio and added latencies).
 # REPS (throughput runs per generator, default 2), SPLITLAB (binary, default target/release/splitlab), OHA (default oha on PATH,
 # else /opt/oha/bin/oha), WRK, H2LOAD, NGINX, C (connections, default 50), KEEP=1 keeps the temp
-# dir, PORT_BASE (default 8080: the ports used are PORT_BASE+1 to PORT_BASE+13).
+# dir, PORT_BASE (default 8080: the ports used are PORT_BASE+1 to PORT_BASE+15).
+#
+# The gateway runs twice beside nginx's proxy: `--workers 1` ("gateway": one single-threaded
+# event loop, like for like with the proxy's `worker_processes 1`), the row its targets apply
+# to, and with its default of one worker per core ("gateway-all"), reported for reference.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -60,6 +64,8 @@ B=${PORT_BASE:-8080}
 P_V1=$((B + 1)); P_V2=$((B + 2)); P_NGLB=$((B + 10)); P_GW=$((B + 11))
 # h2c (prior knowledge): backends, nginx's front, the gateway with h2c backends
 P_V1H2=$((B + 3)); P_V2H2=$((B + 4)); P_NGLB_H2=$((B + 12)); P_GW_H2=$((B + 13))
+# the gateway with its default workers (one per core), HTTP/1.1 and h2c
+P_GW_ALL=$((B + 14)); P_GW_H2_ALL=$((B + 15))
 ONLY=${ONLY:-}
 case "$ONLY" in
     "" | load | gateway) ;;
@@ -258,7 +264,8 @@ if ((have_nginx)) && want load; then
 fi
 
 # splitlab gateway splitting 90/10 (random picker) between backends on ports $2 and $3,
-# listening on port $4; config and log as $TMP/$1.yaml and $TMP/$1.log; its pid in GATEWAY_PID.
+# listening on port $4, with --workers $5 (empty: its default, one per core); config and log as
+# $TMP/$1.yaml and $TMP/$1.log; its pid in GATEWAY_PID.
 start_gateway() {
     cat >"$TMP/$1.yaml" <<EOF
 service: {name: hello, namespace: default, domain: example.com}
@@ -270,7 +277,8 @@ backends:
   v2: [http://127.0.0.1:$3]
 picker: random
 EOF
-    "$SPLITLAB" gateway --config "$TMP/$1.yaml" --listen "127.0.0.1:$4" >"$TMP/$1.log" 2>&1 &
+    "$SPLITLAB" gateway --config "$TMP/$1.yaml" --listen "127.0.0.1:$4" ${5:+--workers "$5"} \
+        >"$TMP/$1.log" 2>&1 &
     GATEWAY_PID=$!
     PIDS+=($GATEWAY_PID)
     wait_port "$4"
@@ -283,18 +291,22 @@ median() { python3 -c "import statistics,sys; print(statistics.median(float(x) f
 round_tag() { ((GW_REPS > 1)) && echo " #$1" || true; }
 if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
     echo "== 3. gateway: wrk -t1 -c$C -d${GW_D}s --latency with Host: $HOST, $GW_REPS round(s)"
-    start_gateway gateway "$P_V1" "$P_V2" "$P_GW"
+    echo "gateway: --workers 1 on :$P_GW (like nginx's worker_processes 1); gateway-all: default workers ($(nproc) cores) on :$P_GW_ALL"
+    start_gateway gateway "$P_V1" "$P_V2" "$P_GW" 1
     GW_PID=$GATEWAY_PID
+    start_gateway gateway-all "$P_V1" "$P_V2" "$P_GW_ALL" ""
+    GW_ALL_PID=$GATEWAY_PID
     # sanity: 100 requests through the split (expect about 90 v1 / 10 v2)
     for i in $(seq 1 100); do
         curl -s -H "Host: $HOST" "http://127.0.0.1:$P_GW/" 2>/dev/null || true
     done | sort | uniq -c | sed 's/^/  gateway sample: /' || true
 
     declare -A RPS P50 P99
-    RATIOS=(); ADD50_gateway=(); ADD99_gateway=(); ADD50_nginx=(); ADD99_nginx=()
+    RATIOS=(); RATIOS_all=(); ADD50_gateway=(); ADD99_gateway=(); ADD50_nginx=(); ADD99_nginx=()
+    ADD50_gateway_all=(); ADD99_gateway_all=()
     for rep in $(seq 1 "$GW_REPS"); do
         tag=$(round_tag "$rep")
-        for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW; do
+        for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW gateway-all:$P_GW_ALL; do
             name=${t%%:*}; port=${t##*:}
             f=$TMP/wrk-$name-$rep.txt
             "$WRK" -t1 -c "$C" -d "${GW_D}s" --latency -H "Host: $HOST" "http://127.0.0.1:$port/" >"$f"
@@ -305,18 +317,27 @@ if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
             row "wrk via $name$tag" "$(printf '%.0f' "${RPS[$name]}") req/s, p50 ${P50[$name]} µs, p99 ${P99[$name]} µs${e:+ [$e]}" "" ""
         done
         RATIOS+=("$(calc "${RPS[gateway]} / ${RPS[nginx]}")")
+        RATIOS_all+=("$(calc "${RPS[gateway-all]} / ${RPS[nginx]}")")
         ADD50_gateway+=($((P50[gateway] - P50[direct]))); ADD99_gateway+=($((P99[gateway] - P99[direct])))
+        ADD50_gateway_all+=($((P50[gateway-all] - P50[direct]))); ADD99_gateway_all+=($((P99[gateway-all] - P99[direct])))
         ADD50_nginx+=($((P50[nginx] - P50[direct]))); ADD99_nginx+=($((P99[nginx] - P99[direct])))
     done
     if ! kill -0 "$GW_PID" 2>/dev/null; then
         echo "!! the gateway exited during the run:"; cat "$TMP/gateway.log"
     fi
+    if ! kill -0 "$GW_ALL_PID" 2>/dev/null; then
+        echo "!! the gateway (default workers) exited during the run:"; cat "$TMP/gateway-all.log"
+    fi
     gr=$(calc "round($(median "${RATIOS[@]}"), 2)")
     runs=""
     ((GW_REPS > 1)) && runs=" (median; rounds: $(printf '%.2f ' "${RATIOS[@]}" | sed 's/ $//'))"
     row "  ratio gateway/nginx" "$gr$runs" ">= 0.8" "$(calc "'PASS' if $gr >= 0.8 else 'FAIL'")"
-    for name in gateway nginx; do
-        a50=ADD50_$name[@]; a99=ADD99_$name[@]
+    gr=$(calc "round($(median "${RATIOS_all[@]}"), 2)")
+    runs=""
+    ((GW_REPS > 1)) && runs=" (median; rounds: $(printf '%.2f ' "${RATIOS_all[@]}" | sed 's/ $//'))"
+    row "  ratio gateway-all/nginx" "$gr$runs" "" ""
+    for name in gateway gateway-all nginx; do
+        v=${name//-/_}; a50=ADD50_$v[@]; a99=ADD99_$v[@]
         m50=$(printf '%.0f' "$(median "${!a50}")"); m99=$(printf '%.0f' "$(median "${!a99}")")
         runs=""
         ((GW_REPS > 1)) && runs=" (median; p99 rounds: $(printf '%+d ' "${!a99}" | sed 's/ $//'))"
@@ -365,13 +386,16 @@ if ((have_nginx)) && [[ -n "$H2LOAD" ]] && want load; then
 fi
 if ((have_nginx)) && [[ -n "$H2LOAD" ]] && want gateway; then
     echo "== 4. h2c: gateway vs nginx (grpc_pass, h2c upstream): h2load -c$C -m1 -D$GW_D, :authority $HOST"
-    start_gateway gateway-h2 "$P_V1H2" "$P_V2H2" "$P_GW_H2"
+    start_gateway gateway-h2 "$P_V1H2" "$P_V2H2" "$P_GW_H2" 1
     GW2_PID=$GATEWAY_PID
+    start_gateway gateway-h2-all "$P_V1H2" "$P_V2H2" "$P_GW_H2_ALL" ""
+    GW2_ALL_PID=$GATEWAY_PID
     declare -A RPS2 P50_2 P99_2
     H2ADD50_gateway=(); H2ADD99_gateway=(); H2ADD50_nginx=(); H2ADD99_nginx=()
+    H2ADD50_gateway_all=(); H2ADD99_gateway_all=(); H2RATIOS=(); H2RATIOS_all=()
     for rep in $(seq 1 "$GW_REPS"); do
         tag=$(round_tag "$rep")
-        for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2; do
+        for t in direct:$P_V1H2 nginx:$P_NGLB_H2 gateway:$P_GW_H2 gateway-all:$P_GW_H2_ALL; do
             name=${t%%:*}; port=${t##*:}
             f=$TMP/h2load-$name-$rep.txt
             "$H2LOAD" -c "$C" -m 1 -D "$GW_D" -H ":authority: $HOST" --log-file "$f.log" \
@@ -383,13 +407,25 @@ if ((have_nginx)) && [[ -n "$H2LOAD" ]] && want gateway; then
             row "h2load via $name$tag" "$(printf '%.0f' "${RPS2[$name]:-0}") req/s, p50 ${P50_2[$name]} µs, p99 ${P99_2[$name]} µs${e:+ [$e]}" "" ""
         done
         H2ADD50_gateway+=($((P50_2[gateway] - P50_2[direct]))); H2ADD99_gateway+=($((P99_2[gateway] - P99_2[direct])))
+        H2ADD50_gateway_all+=($((P50_2[gateway-all] - P50_2[direct]))); H2ADD99_gateway_all+=($((P99_2[gateway-all] - P99_2[direct])))
+        H2RATIOS+=("$(calc "${RPS2[gateway]:-0} / max(${RPS2[nginx]:-0}, 1e-9)")")
+        H2RATIOS_all+=("$(calc "${RPS2[gateway-all]:-0} / max(${RPS2[nginx]:-0}, 1e-9)")")
         H2ADD50_nginx+=($((P50_2[nginx] - P50_2[direct]))); H2ADD99_nginx+=($((P99_2[nginx] - P99_2[direct])))
     done
     if ! kill -0 "$GW2_PID" 2>/dev/null; then
         echo "!! the h2c gateway exited during the run:"; cat "$TMP/gateway-h2.log"
     fi
-    for name in gateway nginx; do
-        a50=H2ADD50_$name[@]; a99=H2ADD99_$name[@]
+    if ! kill -0 "$GW2_ALL_PID" 2>/dev/null; then
+        echo "!! the h2c gateway (default workers) exited during the run:"; cat "$TMP/gateway-h2-all.log"
+    fi
+    for v in H2RATIOS:gateway H2RATIOS_all:gateway-all; do
+        a=${v%%:*}[@]
+        runs=""
+        ((GW_REPS > 1)) && runs=" (median; rounds: $(printf '%.2f ' "${!a}" | sed 's/ $//'))"
+        row "  h2c ratio ${v##*:}/nginx" "$(calc "round($(median "${!a}"), 2)")$runs" "" ""
+    done
+    for name in gateway gateway-all nginx; do
+        v=${name//-/_}; a50=H2ADD50_$v[@]; a99=H2ADD99_$v[@]
         m50=$(printf '%.0f' "$(median "${!a50}")"); m99=$(printf '%.0f' "$(median "${!a99}")")
         runs=""
         ((GW_REPS > 1)) && runs=" (median; p99 rounds: $(printf '%+d ' "${!a99}" | sed 's/ $//'))"

@@ -1390,6 +1390,11 @@ pub struct GatewayArgs {
     /// 10000, or half the open-files limit (`ulimit -n`) less 32 if that is lower.
     #[arg(long, value_name = "N")]
     max_connections: Option<usize>,
+    /// Event loops: N threads, each a single-threaded runtime with its own listening socket
+    /// on the address (SO_REUSEPORT), serving each connection it accepts to its end, as
+    /// nginx's worker processes. Default: the number of available cores.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
 }
 
 /// `splitlab gateway --config FILE`.
@@ -1437,6 +1442,7 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         .map(|d| duration_flag("--duration", d))
         .transpose()?;
     let limits = gateway_limits(args)?;
+    let workers = gateway_workers(args.workers)?;
     let picker = match config.picker.as_deref().unwrap_or("random") {
         "random" => PickerKind::Random,
         "wrr" => PickerKind::Wrr,
@@ -1473,7 +1479,8 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             bail!("{name}: traffic: every target needs a revisionName (the gateway has no configurations)");
         }
     }
-    let runtime = runtime()?;
+    // Setting up, the signals and the stop run here; the workers serve on their own threads.
+    let runtime = crate::live::workers::runtime().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let mut backends = Vec::new();
         for (i, (rev, urls)) in config.backends.iter().enumerate() {
@@ -1523,27 +1530,41 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         if let Some(w) = warnings.first() {
             bail!("{name}: {w}");
         }
-        let gw = Arc::new(Gateway {
-            plane: Mutex::new((
-                plane,
-                stream(config.seed.unwrap_or(1), 0, Stream::Routing, 0),
-            )),
-            backends,
-            pool: Pool::default(),
-            hooks: None,
-            activator_metrics: Vec::new(),
-            stats: Default::default(),
-        });
+        // One gateway per worker: its own pool (an upstream connection is driven by the
+        // worker that opened it) and its own data plane and picker stream; the backends and
+        // the counters are shared.
+        let seed = config.seed.unwrap_or(1);
+        let stats: Arc<crate::live::gateway::GatewayStats> = Default::default();
+        let gateways: Vec<Arc<Gateway>> = (0..workers)
+            .map(|w| {
+                Arc::new(Gateway {
+                    plane: Mutex::new((plane.clone(), stream(seed, 0, Stream::Routing, w as u64))),
+                    backends: backends.clone(),
+                    pool: Pool::default(),
+                    hooks: None,
+                    activator_metrics: Vec::new(),
+                    stats: stats.clone(),
+                })
+            })
+            .collect();
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(crate::live::tls_server::acceptor(cert, key)?),
             _ => None,
         };
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let (listeners, sharing) = crate::live::workers::listen(args.listen, workers)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let local = listener.local_addr()?;
+        let local = listeners
+            .first()
+            .context("no listening socket")?
+            .local_addr()?;
         if let Some(warning) = exposure_warning("gateway", local) {
             eprintln!("{warning}");
+        }
+        if sharing == crate::live::workers::Sharing::Shared {
+            eprintln!(
+                "gateway: SO_REUSEPORT is not available: the {workers} workers share one \
+                 listening socket"
+            );
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         say!("gateway: listening on {scheme}://{local}")?;
@@ -1563,25 +1584,32 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
         let conn_stats = Arc::new(ConnStats::default());
         let options = ServeOptions {
             tls,
+            // One cap over every worker's connections.
+            slots: Some(Arc::new(tokio::sync::Semaphore::new(limits.max_connections))),
             limits,
             stats: conn_stats.clone(),
         };
-        let server = tokio::spawn(gw.clone().serve_with(listener, options, rx));
+        let parts = listeners.into_iter().zip(gateways).collect();
+        let running = crate::live::workers::Workers::start(parts, &options, &rx)
+            .context("cannot start the gateway's worker threads")?;
         let clock = Clock::start(1.0);
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             let expired = run_for.is_some_and(|d| clock.now() >= SimTime::ZERO + d);
-            if stop.load(Ordering::Relaxed) || expired {
+            // A worker ends before the stop only if it failed: the others stop with it.
+            if stop.load(Ordering::Relaxed) || expired || running.any_ended() {
                 break;
             }
         }
         let _ = tx.send(true);
-        let _ = server.await;
-        let errors = gw.stats.errors();
+        let failed = tokio::task::spawn_blocking(move || running.join())
+            .await
+            .unwrap_or_else(|e| vec![format!("joining the workers: {e}")]);
+        let errors = stats.errors();
         let causes: Vec<String> = errors.iter().map(|(c, n)| format!("{c}: {n}")).collect();
         say!(
             "gateway: stopped: requests {}  errors {}{}",
-            gw.stats.requests(),
+            stats.requests(),
             errors.values().sum::<u64>(),
             if causes.is_empty() {
                 String::new()
@@ -1596,6 +1624,9 @@ pub fn gateway(args: &GatewayArgs) -> anyhow::Result<ExitCode> {
             .collect();
         if !guarded.is_empty() {
             say!("gateway: connections: {}", guarded.join(", "))?;
+        }
+        if !failed.is_empty() {
+            bail!("gateway: {}", failed.join("; "));
         }
         anyhow::Ok(())
     })?;
@@ -1635,6 +1666,23 @@ fn gateway_limits(args: &GatewayArgs) -> anyhow::Result<ConnLimits> {
     }
     Ok(limits)
 }
+
+/// `--workers`: at least 1, at most `MAX_WORKERS`; default: the available cores (1 if that
+/// cannot be told).
+fn gateway_workers(flag: Option<usize>) -> anyhow::Result<usize> {
+    match flag {
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS))),
+        Some(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        Some(n) => bail!(
+            "--workers {n}: allowed: 1 to {MAX_WORKERS} (each worker is a thread with its own \
+             event loop; default: the number of cores)"
+        ),
+    }
+}
+
+/// The largest `--workers`: far beyond any machine's cores, small enough that a typo does not
+/// start thousands of threads.
+const MAX_WORKERS: usize = 1024;
 
 /// The largest `--max-connections`: a million connections is beyond one process's sockets on
 /// any usual machine.

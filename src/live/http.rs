@@ -123,6 +123,9 @@ pub struct ServeOptions {
     pub tls: Option<TlsAcceptor>,
     pub limits: ConnLimits,
     pub stats: Arc<ConnStats>,
+    /// The connection cap's slots when several servers share one cap (the gateway's workers
+    /// share `limits.max_connections`); `None`: the server makes its own.
+    pub slots: Option<Arc<Semaphore>>,
 }
 
 /// Serves on `listener` with `handler` until `stop` turns true; then it stops accepting, and
@@ -149,8 +152,13 @@ pub async fn serve_with<H, F, B>(
     F: std::future::Future<Output = Response<B>> + Send + 'static,
     B: ResponseBody,
 {
-    let ServeOptions { tls, limits, stats } = options;
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let ServeOptions {
+        tls,
+        limits,
+        stats,
+        slots,
+    } = options;
+    let slots = slots.unwrap_or_else(|| Arc::new(Semaphore::new(limits.max_connections)));
     let mut backoff = AcceptBackoff::default();
     let local = listener
         .local_addr()

@@ -14,6 +14,8 @@
 //!   texts, upstream connections and streaming relay, the gRPC-aware error classification.
 //! - `guard`: the servers' connection limits (header and idle timeouts, a cap, accept back-off).
 //! - `tls_server`: the gateway's TLS listener settings (PEM certificate and key, ALPN).
+//! - `workers`: `splitlab gateway --workers N`, one single-threaded event loop per thread, each
+//!   with its own listening socket (`SO_REUSEPORT`).
 //! - `prometheus`: a GET of Prometheus' `/api/v1/query_range` for `splitlab calibrate`.
 //!
 //! Uses `routing`, `model` and `report` (and the validated `scenario::spec`), never `sim`: the
@@ -36,4 +38,5 @@ pub mod prometheus;
 pub mod relay;
 pub mod tls;
 pub mod tls_server;
+pub mod workers;
 pub mod world;

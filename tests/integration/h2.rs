@@ -21,7 +21,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use splitlab::live::http::{self, connect, connect_h2c, full, Body};
 
 use crate::common::text;
-use crate::live::{one_live_run_at_a_time, start_gateway, write_gateway_config};
+use crate::live::{
+    one_live_run_at_a_time, start_gateway, start_gateway_with, write_gateway_config,
+};
 
 const HOST: &str = "hello.default.example.com";
 
@@ -250,7 +252,14 @@ fn a_large_body_streams_through_with_backpressure_and_its_connection_is_pooled_a
     let counts = Arc::new(BackendCounts::default());
     let go = Arc::new(tokio::sync::Notify::new());
     let backend = streaming_backend(&rt, counts.clone(), go.clone());
-    let (gw, port) = start_gateway(&tagged_config("h2-streaming", backend, backend));
+    // One worker: upstream connections are pooled per worker, and the counts below say which
+    // requests reused one (with more, each fresh client connection may land on another
+    // worker's pool).
+    let (gw, port) = start_gateway_with(
+        &tagged_config("h2-streaming", backend, backend),
+        &[],
+        &["--workers", "1", "--duration", "20s"],
+    );
     let (first, held, total) = rt.block_on(async {
         let resp = h1_get(port, "/big").await;
         assert_eq!(resp.status(), 200);

@@ -267,6 +267,46 @@ fn at_the_connection_cap_extra_connections_are_closed_and_served_ones_keep_worki
 }
 
 #[test]
+fn the_gateway_connection_cap_counts_every_workers_connections() {
+    let _live = one_live_run_at_a_time();
+    let config = config("hostile-cap-workers", start_backend());
+    let (gw, port) = start_gateway_with(
+        &config,
+        &[],
+        &[
+            "--workers",
+            "2",
+            "--max-connections",
+            "2",
+            "--duration",
+            "30s",
+        ],
+    );
+    let mut served: Vec<TcpStream> = (0..2).map(|_| connect(port)).collect();
+    for s in &mut served {
+        let resp = request_on(s);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    }
+    // Two connections open, on one worker or both: every further one is closed at once,
+    // whichever worker accepts it (a cap per worker would serve some of them).
+    for _ in 0..8 {
+        let mut extra = connect(port);
+        let _ = extra.write_all(format!("GET / HTTP/1.1\r\n{HOST}\r\n").as_bytes());
+        let (got, _) = until_closed(&mut extra, Clock::wall_now());
+        assert_eq!(got, "");
+    }
+    for s in &mut served {
+        let resp = request_on(s);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    }
+    let (stdout, _) = terminate(gw);
+    assert!(
+        stdout.contains("gateway: connections: refused at the connection cap 8"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn at_the_open_files_limit_the_gateway_backs_off_instead_of_spinning_and_serves_again() {
     let _live = one_live_run_at_a_time();
     let config = config("hostile-nofile", start_backend());
@@ -512,6 +552,8 @@ fn bad_limit_flags_are_refused_with_the_flag_and_what_is_allowed() {
             "2000000",
             "--max-connections 2000000: allowed: 1 to 1000000",
         ),
+        ("--workers", "0", "--workers 0: allowed: 1 to 1024"),
+        ("--workers", "5000", "--workers 5000: allowed: 1 to 1024"),
     ];
     for (flag, value, want) in cases {
         let out = crate::common::splitlab(&[

@@ -750,6 +750,92 @@ fn a_closed_loop_load_counts_every_request_it_sends() {
     assert_eq!(load["sent"], 300, "{load}");
 }
 
+/// The names of a process's threads (Linux: /proc/PID/task/*/comm).
+fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_gateway_with_two_workers_splits_counts_each_request_once_and_stops_on_sigterm() {
+    let _live = one_live_run_at_a_time();
+    let v1 = start_backend();
+    let v2 = start_backend_saying("Hello v2!\n");
+    let config = gateway_config("live-workers", "wrr", v1, v2);
+    let (mut gw, port) = start_gateway_with(&config, &[], &["--workers", "2", "--duration", "20s"]);
+    // Two event loops, each on its own thread (named as it starts, maybe just after the
+    // gateway's first line).
+    let since = splitlab::live::clock::Clock::wall_now();
+    let workers = loop {
+        let workers: Vec<String> = thread_names(gw.id())
+            .into_iter()
+            .filter(|n| n.starts_with("gateway-"))
+            .collect();
+        if workers.len() == 2 || since.elapsed() > Duration::from_secs(2) {
+            break workers;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(workers, ["gateway-0", "gateway-1"]);
+    // 40 connections of one request each: the kernel spreads them over both workers' sockets.
+    let mut bodies = std::collections::BTreeMap::<String, u32>::new();
+    for _ in 0..40 {
+        let resp = raw_exchange(
+            port,
+            b"GET / HTTP/1.1\r\nHost: hello.default.example.com\r\nConnection: close\r\n\r\n",
+        );
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+        let body = resp.rsplit("\r\n\r\n").next().unwrap().trim().to_owned();
+        *bodies.entry(body).or_default() += 1;
+    }
+    // Each worker's wrr picker keeps its own share within one request of 50/50: together
+    // within two.
+    let v1_got = bodies.get("Hello v1!").copied().unwrap_or(0);
+    let v2_got = bodies.get("Hello v2!").copied().unwrap_or(0);
+    assert_eq!(v1_got + v2_got, 40, "{bodies:?}");
+    assert!((18..=22).contains(&v1_got), "{bodies:?}");
+    // A keep-alive connection left open does not hold the stop up.
+    let mut open = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    open.write_all(b"GET / HTTP/1.1\r\nHost: hello.default.example.com\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    open.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let status = Command::new("kill")
+        .args(["-TERM", &gw.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let since = splitlab::live::clock::Clock::wall_now();
+    let ended = loop {
+        if let Some(status) = gw.try_wait().unwrap() {
+            break status;
+        }
+        if since.elapsed() > Duration::from_secs(5) {
+            let _ = gw.kill();
+            panic!("the gateway did not stop within 5 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    gw.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    assert!(ended.success(), "{ended:?}: {stdout}");
+    // Both workers' requests, each counted once: the 40 and the keep-alive one.
+    assert!(
+        stdout.contains("gateway: stopped: requests 41  errors 0\n"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn the_gateway_hash_picker_keys_on_the_client_header() {
     let _live = one_live_run_at_a_time();
