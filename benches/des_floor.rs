@@ -63,22 +63,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
             .next()
             .ok_or_else(|| format!("{flag}: a value is missing"))?;
         let bad = |what: &str| format!("{flag} {value:?}: expected {what}");
-        let positive = |v: f64| v.is_finite() && v > 0.0;
+        // A finite number above 0 (a rate or seconds).
+        let positive = |what: &str| {
+            value
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| bad(what))
+        };
         match flag.as_str() {
-            "--lambda" => {
-                o.lambda = value
-                    .parse()
-                    .ok()
-                    .filter(|&v| positive(v))
-                    .ok_or_else(|| bad("a rate above 0"))?
-            }
-            "--duration" => {
-                o.duration_s = value
-                    .parse()
-                    .ok()
-                    .filter(|&v| positive(v))
-                    .ok_or_else(|| bad("seconds above 0"))?
-            }
+            "--lambda" => o.lambda = positive("a rate above 0")?,
+            "--duration" => o.duration_s = positive("seconds above 0")?,
             "--weights" => {
                 o.weights = value
                     .split(',')
@@ -102,13 +97,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
                     .ok_or_else(|| bad("a concurrency above 0"))?
             }
             "--qd" => o.qd = value.parse().map_err(|_| bad("a queue depth"))?,
-            "--service-mean" => {
-                o.service_mean_s = value
-                    .parse()
-                    .ok()
-                    .filter(|&v| positive(v))
-                    .ok_or_else(|| bad("seconds above 0"))?
-            }
+            "--service-mean" => o.service_mean_s = positive("seconds above 0")?,
             "--seed" => o.seed = value.parse().map_err(|_| bad("an integer"))?,
             "--lb" if value == "rr" => {}
             "--timeout" if value.parse::<f64>() == Ok(0.0) => {}

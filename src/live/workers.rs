@@ -133,11 +133,10 @@ pub fn listen(addr: SocketAddr, n: usize) -> io::Result<(Vec<std::net::TcpListen
 fn listen_shared(addr: SocketAddr, n: usize) -> io::Result<(Vec<std::net::TcpListener>, Sharing)> {
     let first = std::net::TcpListener::bind(addr)?;
     first.set_nonblocking(true)?;
-    let mut listeners = Vec::with_capacity(n);
+    let mut listeners = vec![first];
     for _ in 1..n {
-        listeners.push(first.try_clone()?);
+        listeners.push(listeners[0].try_clone()?);
     }
-    listeners.insert(0, first);
     Ok((listeners, Sharing::Shared))
 }
 

@@ -227,6 +227,35 @@ fn idle_keep_alive_connections_are_closed_after_the_idle_timeout_busy_ones_are_n
     stop(gw);
 }
 
+/// `cap` keep-alive connections to the gateway on `port`, each answered 200 once.
+fn served_up_to_the_cap(port: u16, cap: usize) -> Vec<TcpStream> {
+    let mut served: Vec<TcpStream> = (0..cap).map(|_| connect(port)).collect();
+    still_served(&mut served);
+    served
+}
+
+/// Each connection gets a 200 for one more request.
+fn still_served(served: &mut [TcpStream]) {
+    for s in served {
+        let resp = request_on(s);
+        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
+    }
+}
+
+/// `n` connections beyond the cap, one after another: each is closed without a byte of
+/// answer to its request; returns how long each took to close.
+fn extras_closed_unanswered(port: u16, n: usize) -> Vec<Duration> {
+    (0..n)
+        .map(|_| {
+            let mut extra = connect(port);
+            let _ = extra.write_all(format!("GET / HTTP/1.1\r\n{HOST}\r\n").as_bytes());
+            let (got, after) = until_closed(&mut extra, Clock::wall_now());
+            assert_eq!(got, "");
+            after
+        })
+        .collect()
+}
+
 #[test]
 fn at_the_connection_cap_extra_connections_are_closed_and_served_ones_keep_working() {
     let _live = one_live_run_at_a_time();
@@ -236,24 +265,13 @@ fn at_the_connection_cap_extra_connections_are_closed_and_served_ones_keep_worki
         &[],
         &["--max-connections", "4", "--duration", "30s"],
     );
-    let mut served: Vec<TcpStream> = (0..4).map(|_| connect(port)).collect();
-    for s in &mut served {
-        let resp = request_on(s);
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    }
+    let mut served = served_up_to_the_cap(port, 4);
     // Four connections open: a fifth is closed at once, without an answer.
-    for _ in 0..10 {
-        let mut extra = connect(port);
-        let _ = extra.write_all(format!("GET / HTTP/1.1\r\n{HOST}\r\n").as_bytes());
-        let (got, after) = until_closed(&mut extra, Clock::wall_now());
-        assert_eq!(got, "");
+    for after in extras_closed_unanswered(port, 10) {
         assert!(after < Duration::from_secs(2), "{after:?}");
     }
     // The four still work.
-    for s in &mut served {
-        let resp = request_on(s);
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    }
+    still_served(&mut served);
     // One closes: its slot serves a new connection.
     drop(served.pop());
     std::thread::sleep(Duration::from_millis(200));
@@ -282,23 +300,11 @@ fn the_gateway_connection_cap_counts_every_workers_connections() {
             "30s",
         ],
     );
-    let mut served: Vec<TcpStream> = (0..2).map(|_| connect(port)).collect();
-    for s in &mut served {
-        let resp = request_on(s);
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    }
+    let mut served = served_up_to_the_cap(port, 2);
     // Two connections open, on one worker or both: every further one is closed at once,
     // whichever worker accepts it (a cap per worker would serve some of them).
-    for _ in 0..8 {
-        let mut extra = connect(port);
-        let _ = extra.write_all(format!("GET / HTTP/1.1\r\n{HOST}\r\n").as_bytes());
-        let (got, _) = until_closed(&mut extra, Clock::wall_now());
-        assert_eq!(got, "");
-    }
-    for s in &mut served {
-        let resp = request_on(s);
-        assert!(resp.starts_with("HTTP/1.1 200"), "{resp:?}");
-    }
+    extras_closed_unanswered(port, 8);
+    still_served(&mut served);
     let (stdout, _) = terminate(gw);
     assert!(
         stdout.contains("gateway: connections: refused at the connection cap 8"),
