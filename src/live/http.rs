@@ -477,11 +477,17 @@ impl Pool {
         // Two requests may open one each at the same moment; the later one stays pooled and
         // the other serves its request, then closes when its last sender is dropped.
         let c = connect_h2c(addr).await?;
+        self.put_h2(addr, c.clone());
+        Ok(c)
+    }
+
+    /// Pools `conn` as the HTTP/2 connection to `addr`, in place of the one there (which its
+    /// peer is closing: requests still on it finish there).
+    fn put_h2(&self, addr: SocketAddr, conn: http2::SendRequest<Body>) {
         self.h2
             .lock()
             .expect("pool lock is never poisoned: no code panics while holding it")
-            .insert(addr, c.clone());
-        Ok(c)
+            .insert(addr, conn);
     }
 
     /// Returns a connection after a complete exchange (its response read to the end).
@@ -638,10 +644,27 @@ pub async fn exchange(
                 *req.uri_mut() = uri;
             }
         }
-        let resp = conn
-            .send_request(req)
+        // A request the backend never processed goes again on a new connection, once: one
+        // the pooled connection never sent (it was closing) comes back whole; one it sent is
+        // kept for that only when it has no body (a body is read on the way, not replayable).
+        let again = hyper::body::Body::is_end_stream(req.body()).then(|| replay(&req));
+        let mut e = match conn.try_send_request(req).await {
+            Ok(resp) => return Ok(resp.map(boxed)),
+            Err(e) => e,
+        };
+        let unsent = e.take_message();
+        let Some(req) = unsent.or_else(|| again.filter(|r| unprocessed(e.error(), r.method())))
+        else {
+            return Err(ExchangeError::of_request(&e.into_error()));
+        };
+        let mut conn = connect_h2c(addr)
             .await
-            .map_err(|e| ExchangeError::of_request(&e))?;
+            .map_err(|e| ExchangeError::of_connect(&e))?;
+        // Queued on the new connection before others may take it from the pool: the first
+        // stream of a connection is never refused by a server that closes after N requests.
+        let sent = conn.send_request(req);
+        pool.put_h2(addr, conn);
+        let resp = sent.await.map_err(|e| ExchangeError::of_request(&e))?;
         return Ok(resp.map(boxed));
     }
     if relay::is_lean(&req) {
@@ -661,6 +684,36 @@ pub async fn exchange(
         conn: Some((pool.clone(), addr, conn)),
     };
     Ok(Response::from_parts(parts, body.boxed()))
+}
+
+/// A copy of a request without a body: method, target, version and headers.
+fn replay(req: &hyper::Request<Body>) -> hyper::Request<Body> {
+    let mut copy = hyper::Request::new(full(Bytes::new()));
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
+}
+
+/// Whether an HTTP/2 request that failed with `e` was certainly not processed by the backend,
+/// so that sending it again cannot do its work twice (RFC 9113 8.7):
+/// - the backend refused its stream (`REFUSED_STREAM`), whatever the method;
+/// - or the backend's GOAWAY ended the connection (nginx sends one after `keepalive_requests`,
+///   Envoy and Go's server when they drain), and the method is idempotent (RFC 9110 9.2.2).
+///   A GOAWAY's last stream id leaves the streams above it unprocessed, but a stream below it
+///   that the closing connection cut off reports the same error, and may have been processed:
+///   only an idempotent request may go again without knowing which.
+fn unprocessed(e: &hyper::Error, method: &hyper::Method) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(h2) = s.downcast_ref::<h2::Error>() {
+            let refused = h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            return refused || (h2.is_go_away() && h2.is_remote() && method.is_idempotent());
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// An upstream HTTP/1.1 response body on its way to the client; its connection goes back to

@@ -19,6 +19,7 @@ use hyper::body::Frame;
 use hyper::{Request, Response, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use splitlab::live::http::{self, connect, connect_h2c, full, Body};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::text;
 use crate::live::{
@@ -146,6 +147,183 @@ fn h2c_requests_on_one_connection_are_routed_each_on_its_own() {
         out.contains("gateway: stopped: requests 6  errors 0\n"),
         "{out}"
     );
+}
+
+/// An h2c backend that ends each connection after `per_conn` requests, as nginx does after
+/// `keepalive_requests`: either the `h2` crate's server with its graceful shutdown (GOAWAY, and
+/// the streams it already took finish), or, `nginx_like`, one written frame by frame that
+/// sends GOAWAY naming the last stream it answered, ignores the streams above it (they were
+/// on their way), and reads until the client closes. Returns its port, the connections it
+/// accepted and the requests it answered.
+fn goaway_backend(
+    rt: &tokio::runtime::Runtime,
+    per_conn: usize,
+    nginx_like: bool,
+) -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let conns = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (c, a) = (conns.clone(), answered.clone());
+    let port = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let a = a.clone();
+                tokio::spawn(async move {
+                    if nginx_like {
+                        let _ = h2c_frame_by_frame(sock, per_conn, &a).await;
+                    } else {
+                        h2c_graceful(sock, per_conn, &a).await;
+                    }
+                });
+            }
+        });
+        port
+    });
+    (port, conns, answered)
+}
+
+/// `goaway_backend`'s connection with the `h2` crate: `per_conn` requests, then its graceful
+/// shutdown.
+async fn h2c_graceful(sock: tokio::net::TcpStream, per_conn: usize, answered: &AtomicUsize) {
+    let Ok(mut conn) = h2::server::handshake(sock).await else {
+        return;
+    };
+    let mut taken = 0;
+    while let Some(Ok((_req, mut respond))) = conn.accept().await {
+        taken += 1;
+        if taken == per_conn {
+            conn.graceful_shutdown();
+        }
+        let resp = Response::builder().status(200).body(()).unwrap();
+        if let Ok(mut send) = respond.send_response(resp, false) {
+            if send.send_data(Bytes::from_static(b"ok\n"), true).is_ok() {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// An HTTP/2 frame (RFC 9113 4.1).
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend([kind, flags]);
+    f.extend(stream.to_be_bytes());
+    f.extend(payload);
+    f
+}
+
+/// `goaway_backend`'s connection, nginx-like and frame by frame: each of the first `per_conn`
+/// requests is answered `200` (a HEADERS frame, HPACK static entry 8, ending the stream), then
+/// GOAWAY (`NO_ERROR`) names the last of them; other frames are read and left alone.
+async fn h2c_frame_by_frame(
+    sock: tokio::net::TcpStream,
+    per_conn: usize,
+    answered: &AtomicUsize,
+) -> std::io::Result<()> {
+    const HEADERS: u8 = 1;
+    const SETTINGS: u8 = 4;
+    const PING: u8 = 6;
+    const GOAWAY: u8 = 7;
+    let (mut r, mut w) = sock.into_split();
+    let mut preface = [0u8; 24];
+    r.read_exact(&mut preface).await?;
+    w.write_all(&h2_frame(SETTINGS, 0, 0, &[])).await?;
+    let mut taken = 0;
+    loop {
+        let mut head = [0u8; 9];
+        if r.read_exact(&mut head).await.is_err() {
+            return Ok(()); // the client closed: the lingering close is over
+        }
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        let (kind, flags) = (head[3], head[4]);
+        let stream = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
+        let mut payload = vec![0; len];
+        r.read_exact(&mut payload).await?;
+        match kind {
+            SETTINGS | PING if flags & 1 == 0 => {
+                let echo = if kind == PING { &payload[..] } else { &[] };
+                w.write_all(&h2_frame(kind, 1, 0, echo)).await?;
+            }
+            HEADERS if taken < per_conn => {
+                taken += 1;
+                // END_STREAM | END_HEADERS; 0x88 is `:status: 200`.
+                w.write_all(&h2_frame(HEADERS, 0x5, stream, &[0x88]))
+                    .await?;
+                answered.fetch_add(1, Ordering::SeqCst);
+                if taken == per_conn {
+                    let mut goaway = stream.to_be_bytes().to_vec();
+                    goaway.extend(0u32.to_be_bytes()); // NO_ERROR
+                    w.write_all(&h2_frame(GOAWAY, 0, 0, &goaway)).await?;
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn requests_an_h2c_backend_did_not_process_before_its_goaway_go_again_on_a_new_connection() {
+    let _live = one_live_run_at_a_time();
+    let rt = runtime();
+    // Five requests per backend connection, 288 requests 16 at a time on one client
+    // connection: the gateway's pooled connection is told to go away every few requests while
+    // others are on their way to it. Gracefully (the requests the gateway queued after the
+    // GOAWAY never leave it), and as nginx does (a GOAWAY whose last stream id is below
+    // streams the gateway already sent: the backend never processes those).
+    for nginx_like in [false, true] {
+        let (backend, conns, answered) = goaway_backend(&rt, 5, nginx_like);
+        let (gw, port) = start_gateway_with(
+            &tagged_config("h2-goaway", backend, backend),
+            &[],
+            &["--workers", "1", "--duration", "20s"],
+        );
+        let statuses = rt.block_on(async {
+            let addr = format!("127.0.0.1:{port}").parse().unwrap();
+            let conn = connect_h2c(addr).await.expect("the gateway accepts h2c");
+            let uri = format!("http://{HOST}/");
+            let tasks: Vec<_> = (0..16)
+                .map(|_| {
+                    let (mut conn, uri) = (conn.clone(), uri.clone());
+                    tokio::spawn(async move {
+                        let mut got = Vec::new();
+                        for _ in 0..18 {
+                            let (_, status, _, body) = h2_get(&mut conn, &uri, None).await;
+                            got.push((status, body));
+                        }
+                        got
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            all
+        });
+        let out = stop_gateway(gw);
+        let failed: Vec<_> = statuses.iter().filter(|(s, _)| *s != 200).collect();
+        assert_eq!(
+            (statuses.len(), failed.len()),
+            (288, 0),
+            "nginx-like {nginx_like}: every request is answered 200, not {failed:?}; the gateway \
+             printed: {out}"
+        );
+        // Each answered once: none was processed twice.
+        assert_eq!(
+            answered.load(Ordering::SeqCst),
+            288,
+            "nginx-like {nginx_like}"
+        );
+        let conns = conns.load(Ordering::SeqCst);
+        assert!(
+            conns >= 288 / 5,
+            "nginx-like {nginx_like}: the backend closed a connection every 5 requests: {conns} \
+             connections"
+        );
+        assert!(out.contains("requests 288  errors 0\n"), "{out}");
+    }
 }
 
 /// A response body fed from a channel, so the test decides when each chunk is sent.
