@@ -303,7 +303,7 @@ if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
 
     declare -A RPS P50 P99
     RATIOS=(); RATIOS_all=(); ADD50_gateway=(); ADD99_gateway=(); ADD50_nginx=(); ADD99_nginx=()
-    ADD50_gateway_all=(); ADD99_gateway_all=()
+    ADD50_gateway_all=(); ADD99_gateway_all=(); VS99_gateway=(); VS99_gateway_all=()
     for rep in $(seq 1 "$GW_REPS"); do
         tag=$(round_tag "$rep")
         for t in direct:$P_V1 nginx:$P_NGLB gateway:$P_GW gateway-all:$P_GW_ALL; do
@@ -321,6 +321,7 @@ if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
         ADD50_gateway+=($((P50[gateway] - P50[direct]))); ADD99_gateway+=($((P99[gateway] - P99[direct])))
         ADD50_gateway_all+=($((P50[gateway-all] - P50[direct]))); ADD99_gateway_all+=($((P99[gateway-all] - P99[direct])))
         ADD50_nginx+=($((P50[nginx] - P50[direct]))); ADD99_nginx+=($((P99[nginx] - P99[direct])))
+        VS99_gateway+=($((P99[gateway] - P99[nginx]))); VS99_gateway_all+=($((P99[gateway-all] - P99[nginx])))
     done
     if ! kill -0 "$GW_PID" 2>/dev/null; then
         echo "!! the gateway exited during the run:"; cat "$TMP/gateway.log"
@@ -342,6 +343,18 @@ if ((have_nginx)) && [[ -n "$WRK" ]] && want gateway; then
         runs=""
         ((GW_REPS > 1)) && runs=" (median; p99 rounds: $(printf '%+d ' "${!a99}" | sed 's/ $//'))"
         row "  added latency $name vs direct" "$(printf 'p50 %+d µs, p99 %+d µs' "$m50" "$m99")$runs" "" ""
+    done
+    # The target compares added p99s; both subtract the same round's direct p99, so it is the
+    # proxies' p99s side by side, round by round. The paired difference leaves out the direct
+    # run, whose own p99 swings by milliseconds on a shared machine.
+    for name in gateway gateway-all; do
+        v=VS99_${name//-/_}[@]
+        m=$(printf '%.0f' "$(median "${!v}")")
+        runs=""
+        ((GW_REPS > 1)) && runs=" (median; rounds: $(printf '%+d ' "${!v}" | sed 's/ $//'))"
+        verdict=""; target=""
+        [[ $name == gateway ]] && target="<= 0" && verdict=$(calc "'PASS' if $m <= 0 else 'FAIL'")
+        row "  p99 $name - nginx, same round" "$(printf '%+d µs' "$m")$runs" "$target" "$verdict"
     done
     echo
 elif ((have_nginx)) && want gateway; then
