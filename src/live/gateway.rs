@@ -769,9 +769,8 @@ fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Hop-by-hop headers are not forwarded, in either direction (RFC 9110 7.6.1), except
-/// `TE: trailers`: the one value HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and
-/// Envoy passes on.
+/// Removes the hop-by-hop headers (`http::HOP_BY_HOP`), keeping `TE: trailers`. By parsed
+/// names, compared without hashing: the same list as `HOP_BY_HOP` (a test holds them equal).
 fn strip_hop_headers(h: &mut hyper::HeaderMap) {
     use hyper::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
     static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -920,6 +919,23 @@ mod tests {
         let mut names: Vec<_> = relayed.headers().keys().map(|n| n.as_str()).collect();
         names.sort_unstable();
         assert_eq!(names, ["content-type", "grpc-status"]);
+    }
+
+    #[test]
+    fn the_headers_stripped_are_the_hop_by_hop_list_and_te_trailers_stays() {
+        let mut h = HeaderMap::new();
+        for name in super::super::http::HOP_BY_HOP
+            .iter()
+            .chain(&["content-type"])
+        {
+            h.insert(*name, HeaderValue::from_static("x"));
+        }
+        strip_hop_headers(&mut h);
+        let names: Vec<_> = h.keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
+        h.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_headers(&mut h);
+        assert_eq!(h.get(hyper::header::TE).unwrap(), "trailers");
     }
 
     #[test]

@@ -26,7 +26,7 @@ use hyper::{HeaderMap, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::http::MAX_BODY_BYTES;
+use super::http::{stays_on_hop, MAX_BODY_BYTES};
 
 /// The most a response head (status line and headers) or a trailer block may take.
 pub const MAX_HEAD_BYTES: usize = 64 << 10;
@@ -544,6 +544,11 @@ impl ResponseReader {
     ) -> Result<(), ParseError> {
         for f in fields {
             if self.all {
+                // A relayed response's own framing and connection fields are this hop's: the
+                // gateway would only remove them again.
+                if stays_on_hop(f.name, f.value) {
+                    continue;
+                }
                 let name = HeaderName::from_bytes(f.name.as_bytes())
                     .map_err(|_| ParseError::Head(format!("header name {:?}", f.name)))?;
                 let value = HeaderValue::from_bytes(f.value)
@@ -1070,6 +1075,34 @@ mod tests {
             }
         });
         addr
+    }
+
+    #[test]
+    fn a_relaying_reader_leaves_the_hop_by_hop_fields_on_their_hop() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\n\
+               Keep-Alive: timeout=5\r\nTE: trailers\r\nTrailer: grpc-status\r\n\
+               Content-Length: 2\r\nX-A: 1\r\n\r\nok"[..],
+        );
+        let mut r = ResponseReader::relaying();
+        let (status, headers) = r.read_head(&mut buf, false, false).unwrap().unwrap();
+        assert_eq!(status, 200);
+        let kept: Vec<_> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("server", "nginx"),
+                ("te", "trailers"),
+                ("content-length", "2"),
+                ("x-a", "1")
+            ]
+        );
+        // The framing was read all the same, and so was the connection's fate.
+        assert_eq!(r.remaining(), Some(2));
+        assert!(r.keep_alive());
     }
 
     #[test]

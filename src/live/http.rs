@@ -99,6 +99,25 @@ pub const QP_APP_REFUSED_BODY: &str = "dial tcp 127.0.0.1:8080: connect: connect
 /// The queue-proxy's 502 for a request its application held when it crashed.
 pub const QP_APP_CRASHED_BODY: &str = "EOF";
 
+/// The hop-by-hop header fields (RFC 9110 7.6.1): about one connection, never forwarded, in
+/// either direction. `TE: trailers` is the exception the gateway passes on, the one value
+/// HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and Envoy forwards.
+pub const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a header field stays on its hop (`HOP_BY_HOP`, but not `TE: trailers`).
+pub fn stays_on_hop(name: &str, value: &[u8]) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+        && !(name.eq_ignore_ascii_case("te") && value.eq_ignore_ascii_case(b"trailers"))
+}
+
 /// The largest request header section a server accepts (hyper answers 431 beyond it).
 pub const MAX_HEADER_BYTES: usize = 64 << 10;
 
