@@ -486,6 +486,18 @@ impl Gateway {
         if let Some(addr) = serve_addr {
             return relay(exchange(&self.pool, addr, req).await);
         }
+        // Boxed: its state (a seat, a meter and a second exchange) would otherwise make every
+        // request's future as large, and each request's future is moved a few times.
+        Box::pin(self.via_activator(backend, req, request_id)).await
+    }
+
+    /// `forward` for a revision behind the activator (scaled to zero, or a `live` run).
+    async fn via_activator(
+        &self,
+        backend: &Backend,
+        req: Request<Body>,
+        request_id: Option<u64>,
+    ) -> Response<Body> {
         // The activator: its timeout starts now and covers the wait and the proxying.
         let deadline = tokio::time::Instant::now() + backend.timeout;
         let mut meter = ActivatorMeter {

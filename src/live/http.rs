@@ -642,53 +642,73 @@ impl ExchangeError {
 pub async fn exchange(
     pool: &Pool,
     addr: SocketAddr,
-    mut req: hyper::Request<Body>,
+    req: hyper::Request<Body>,
 ) -> Result<Response<Body>, ExchangeError> {
+    // The lean path's future is the common one and stays inline; the other two are boxed, so
+    // that every request's future is not as large as theirs (it is moved a few times).
     if req.version() == Version::HTTP_2 {
-        let mut conn = pool
-            .take_h2(addr)
-            .await
-            .map_err(|e| ExchangeError::of_connect(&e))?;
-        // HTTP/2 names the target in :scheme and :authority; an h2c hop is plain http.
-        if req.uri().scheme().is_none() {
-            let mut parts = req.uri().clone().into_parts();
-            parts.scheme = Some(hyper::http::uri::Scheme::HTTP);
-            if parts.authority.is_none() {
-                parts.authority = addr.to_string().parse().ok();
-            }
-            if parts.path_and_query.is_none() {
-                parts.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static("/"));
-            }
-            if let Ok(uri) = hyper::Uri::from_parts(parts) {
-                *req.uri_mut() = uri;
-            }
-        }
-        // A request the backend never processed goes again on a new connection, once: one
-        // the pooled connection never sent (it was closing) comes back whole; one it sent is
-        // kept for that only when it has no body (a body is read on the way, not replayable).
-        let again = hyper::body::Body::is_end_stream(req.body()).then(|| replay(&req));
-        let mut e = match conn.try_send_request(req).await {
-            Ok(resp) => return Ok(resp.map(boxed)),
-            Err(e) => e,
-        };
-        let unsent = e.take_message();
-        let Some(req) = unsent.or_else(|| again.filter(|r| unprocessed(e.error(), r.method())))
-        else {
-            return Err(ExchangeError::of_request(&e.into_error()));
-        };
-        let mut conn = connect_h2c(addr)
-            .await
-            .map_err(|e| ExchangeError::of_connect(&e))?;
-        // Queued on the new connection before others may take it from the pool: the first
-        // stream of a connection is never refused by a server that closes after N requests.
-        let sent = conn.send_request(req);
-        pool.put_h2(addr, conn);
-        let resp = sent.await.map_err(|e| ExchangeError::of_request(&e))?;
-        return Ok(resp.map(boxed));
+        return Box::pin(exchange_h2(pool, addr, req)).await;
     }
     if relay::is_lean(&req) {
         return relay::exchange(pool, addr, req).await;
     }
+    Box::pin(exchange_h1(pool, addr, req)).await
+}
+
+/// `exchange` over the pool's HTTP/2 connection to `addr`.
+async fn exchange_h2(
+    pool: &Pool,
+    addr: SocketAddr,
+    mut req: hyper::Request<Body>,
+) -> Result<Response<Body>, ExchangeError> {
+    let mut conn = pool
+        .take_h2(addr)
+        .await
+        .map_err(|e| ExchangeError::of_connect(&e))?;
+    // HTTP/2 names the target in :scheme and :authority; an h2c hop is plain http.
+    if req.uri().scheme().is_none() {
+        let mut parts = req.uri().clone().into_parts();
+        parts.scheme = Some(hyper::http::uri::Scheme::HTTP);
+        if parts.authority.is_none() {
+            parts.authority = addr.to_string().parse().ok();
+        }
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(hyper::http::uri::PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = hyper::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    // A request the backend never processed goes again on a new connection, once: one
+    // the pooled connection never sent (it was closing) comes back whole; one it sent is
+    // kept for that only when it has no body (a body is read on the way, not replayable).
+    let again = hyper::body::Body::is_end_stream(req.body()).then(|| replay(&req));
+    let mut e = match conn.try_send_request(req).await {
+        Ok(resp) => return Ok(resp.map(boxed)),
+        Err(e) => e,
+    };
+    let unsent = e.take_message();
+    let Some(req) = unsent.or_else(|| again.filter(|r| unprocessed(e.error(), r.method()))) else {
+        return Err(ExchangeError::of_request(&e.into_error()));
+    };
+    let mut conn = connect_h2c(addr)
+        .await
+        .map_err(|e| ExchangeError::of_connect(&e))?;
+    // Queued on the new connection before others may take it from the pool: the first
+    // stream of a connection is never refused by a server that closes after N requests.
+    let sent = conn.send_request(req);
+    pool.put_h2(addr, conn);
+    let resp = sent.await.map_err(|e| ExchangeError::of_request(&e))?;
+    Ok(resp.map(boxed))
+}
+
+/// `exchange` over a pooled HTTP/1.1 connection with hyper's client (a request with a body, or
+/// `CONNECT`).
+async fn exchange_h1(
+    pool: &Pool,
+    addr: SocketAddr,
+    req: hyper::Request<Body>,
+) -> Result<Response<Body>, ExchangeError> {
     let mut conn = pool
         .take(addr)
         .await
