@@ -141,6 +141,24 @@ pub fn sentences(summary: &Value) -> Vec<String> {
             thousands(in_flight)
         );
     }
+    // With more than one revision, what the Service's clients saw: every served request's
+    // latency pooled (not an average of the revisions' percentiles), what an SLO is written on.
+    let revisions = summary
+        .get("revisions")
+        .and_then(Value::as_object)
+        .map_or(0, |r| r.len());
+    let pooled = (
+        number(summary, &["latency_ms", "p50"]),
+        number(summary, &["latency_ms", "p99"]),
+    );
+    if let (true, (Some(p50), Some(p99))) = (revisions > 1, pooled) {
+        let _ = write!(
+            head,
+            " Over all revisions, clients saw p50 {} and p99 {}.",
+            ms(p50),
+            ms(p99)
+        );
+    }
     out.push(head);
 
     if let Some(Value::Object(revisions)) = summary.get("revisions") {
@@ -501,6 +519,32 @@ mod tests {
             ]
         );
         assert!(sentences(&serde_json::json!({})).is_empty());
+    }
+
+    #[test]
+    fn the_service_wide_latency_leads_when_there_are_several_revisions() {
+        let rev =
+            |p99: f64| serde_json::json!({"arrived": 10, "served": 10, "latency_ms": {"p99": p99}});
+        let requests = serde_json::json!({"arrived": 20, "served": 20});
+        let mut two = summary(
+            serde_json::json!({"a": rev(9.0), "b": rev(300.0)}),
+            requests.clone(),
+        );
+        two["latency_ms"] = serde_json::json!({"p50": 4.25, "p99": 290.0});
+        assert_eq!(
+            sentences(&two)[0],
+            "All 20 requests were served. Over all revisions, clients saw p50 4.2 ms and p99 \
+             290 ms."
+        );
+        // One revision: its own sentence says it; a summary from before the block: nothing.
+        let mut one = summary(serde_json::json!({"a": rev(9.0)}), requests.clone());
+        one["latency_ms"] = serde_json::json!({"p50": 4.25, "p99": 9.0});
+        assert_eq!(sentences(&one)[0], "All 20 requests were served.");
+        let older = summary(
+            serde_json::json!({"a": rev(9.0), "b": rev(300.0)}),
+            requests,
+        );
+        assert_eq!(sentences(&older)[0], "All 20 requests were served.");
     }
 
     #[test]
