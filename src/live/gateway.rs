@@ -38,7 +38,7 @@ use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
-use hyper::header::{HeaderName, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use rand::RngExt;
 use tokio::net::TcpListener;
@@ -781,21 +781,10 @@ fn transfer_encoding_supported(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Removes the hop-by-hop headers (`http::HOP_BY_HOP`), keeping `TE: trailers`. By parsed
-/// names, compared without hashing: the same list as `HOP_BY_HOP` (a test holds them equal).
+/// Removes the hop-by-hop headers (`http::HOP_BY_HOP`), keeping `TE: trailers`.
 fn strip_hop_headers(h: &mut hyper::HeaderMap) {
-    use hyper::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
-    static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-    static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
-    let hop = [
-        &CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &TE,
-        &TRAILER,
-        &TRANSFER_ENCODING,
-        &UPGRADE,
-    ];
+    use hyper::header::TE;
+    let hop = &super::http::HOP_BY_HOP;
     // One pass over the few headers a message has (comparing parsed names is cheap), then a
     // removal, which hashes, only for those present: usually none or one.
     let mut present = [false; 7];
@@ -811,7 +800,7 @@ fn strip_hop_headers(h: &mut hyper::HeaderMap) {
         .get(TE)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     for (name, _) in hop.iter().zip(present).filter(|(_, p)| *p) {
-        h.remove(*name);
+        h.remove(name);
     }
     if te_trailers {
         h.insert(hyper::header::TE, HeaderValue::from_static("trailers"));
@@ -938,9 +927,9 @@ mod tests {
         let mut h = HeaderMap::new();
         for name in super::super::http::HOP_BY_HOP
             .iter()
-            .chain(&["content-type"])
+            .chain([&hyper::header::CONTENT_TYPE])
         {
-            h.insert(*name, HeaderValue::from_static("x"));
+            h.insert(name, HeaderValue::from_static("x"));
         }
         strip_hop_headers(&mut h);
         let names: Vec<_> = h.keys().map(|n| n.as_str()).collect();

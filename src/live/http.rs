@@ -102,19 +102,21 @@ pub const QP_APP_CRASHED_BODY: &str = "EOF";
 /// The hop-by-hop header fields (RFC 9110 7.6.1): about one connection, never forwarded, in
 /// either direction. `TE: trailers` is the exception the gateway passes on, the one value
 /// HTTP/2 allows (RFC 9113 8.2.2), which gRPC clients send and Envoy forwards.
-pub const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+pub static HOP_BY_HOP: [HeaderName; 7] = [
+    hyper::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    hyper::header::TE,
+    hyper::header::TRAILER,
+    hyper::header::TRANSFER_ENCODING,
+    hyper::header::UPGRADE,
 ];
 
 /// Whether a header field stays on its hop (`HOP_BY_HOP`, but not `TE: trailers`).
 pub fn stays_on_hop(name: &str, value: &[u8]) -> bool {
-    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+    HOP_BY_HOP
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h.as_str()))
         && !(name.eq_ignore_ascii_case("te") && value.eq_ignore_ascii_case(b"trailers"))
 }
 

@@ -184,10 +184,11 @@ impl RunSummary {
             };
             revisions.insert(name.clone(), summary);
         }
+        let arrived = f.count(requests, "requests", "arrived")?;
         let overall = match root.get("latency_ms") {
             None => None,
             Some(_) => Some(RevisionSummary {
-                routed: f.count(requests, "requests", "arrived")?,
+                routed: arrived,
                 served: f.count(requests, "requests", "served")?,
                 latency_ms: f.latency(&root, "")?,
             }),
@@ -197,7 +198,7 @@ impl RunSummary {
             scenario: f.string(&root, "", "scenario")?,
             seed: f.count(&root, "", "seed")?,
             mode: f.string(&root, "", "mode")?,
-            arrived: f.count(requests, "requests", "arrived")?,
+            arrived,
             outcomes,
             revisions,
             overall,

@@ -143,15 +143,12 @@ pub fn sentences(summary: &Value) -> Vec<String> {
     }
     // With more than one revision, what the Service's clients saw: every served request's
     // latency pooled (not an average of the revisions' percentiles), what an SLO is written on.
-    let revisions = summary
-        .get("revisions")
-        .and_then(Value::as_object)
-        .map_or(0, |r| r.len());
+    let revisions = summary.get("revisions").and_then(Value::as_object);
     let pooled = (
         number(summary, &["latency_ms", "p50"]),
         number(summary, &["latency_ms", "p99"]),
     );
-    if let (true, (Some(p50), Some(p99))) = (revisions > 1, pooled) {
+    if let (true, (Some(p50), Some(p99))) = (revisions.is_some_and(|r| r.len() > 1), pooled) {
         let _ = write!(
             head,
             " Over all revisions, clients saw p50 {} and p99 {}.",
@@ -161,7 +158,7 @@ pub fn sentences(summary: &Value) -> Vec<String> {
     }
     out.push(head);
 
-    if let Some(Value::Object(revisions)) = summary.get("revisions") {
+    if let Some(revisions) = revisions {
         for (name, rev) in revisions {
             out.push(revision_sentence(name, rev, arrived));
         }
