@@ -530,6 +530,10 @@ struct Shared {
     classifier: Classifier,
     books: Arc<Mutex<Books>>,
     stats: Mutex<LoadStats>,
+    /// Requests the recorder has counted whose `stats` and `--results` line are not in yet
+    /// (raised under the books lock, lowered once they are in): the end of the run waits for
+    /// none before it reads `stats`, so both count every request the recorder counted.
+    settling: AtomicU64,
     record_routing: bool,
     client_timeout: Option<Duration>,
     conns: Semaphore,
@@ -627,6 +631,7 @@ pub async fn run(
         classifier,
         books,
         stats: Mutex::new(LoadStats::default()),
+        settling: AtomicU64::new(0),
         record_routing: plan.record_routing,
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
@@ -754,22 +759,32 @@ pub async fn run(
     } else {
         shared.clock.now()
     };
-    let mut books = lock(&shared.books);
-    let recorder = books
-        .recorder
-        .take()
-        .expect("the recorder is taken once, at the end of the run");
-    let revisions = recorder.revision_count();
-    let mut in_flight_by_revision = vec![0u64; revisions];
-    let mut routed_in_flight = 0;
-    for entry in books.ledger.entries.values() {
-        if let Entry::Routed { revision, .. } = entry {
-            in_flight_by_revision[*revision as usize] += 1;
-            routed_in_flight += 1;
+    let (recorder, in_flight_by_revision, unrouted_in_flight) = {
+        let mut books = lock(&shared.books);
+        let recorder = books
+            .recorder
+            .take()
+            .expect("the recorder is taken once, at the end of the run");
+        let revisions = recorder.revision_count();
+        let mut in_flight_by_revision = vec![0u64; revisions];
+        let mut routed_in_flight = 0;
+        for entry in books.ledger.entries.values() {
+            if let Entry::Routed { revision, .. } = entry {
+                in_flight_by_revision[*revision as usize] += 1;
+                routed_in_flight += 1;
+            }
         }
+        (
+            recorder,
+            in_flight_by_revision,
+            books.in_flight - routed_in_flight,
+        )
+    };
+    // No request starts settling once the recorder is gone; those that had finish at once
+    // (no await between the raise and the lowering).
+    while shared.settling.load(Ordering::Acquire) != 0 {
+        tokio::task::yield_now().await;
     }
-    let unrouted_in_flight = books.in_flight - routed_in_flight;
-    drop(books);
     let stats = std::mem::take(&mut *lock_stats(&shared.stats));
     LoadResult {
         recorder,
@@ -885,6 +900,23 @@ fn lock_results(m: &Mutex<ResultsWriter>) -> std::sync::MutexGuard<'_, ResultsWr
         .expect("results lock is never poisoned: no code panics while holding it")
 }
 
+/// One request counted by the recorder whose other counts are not in yet (`Shared::settling`),
+/// until dropped. Raised while the books lock is held.
+struct Settling<'a>(&'a AtomicU64);
+
+impl<'a> Settling<'a> {
+    fn raise(count: &'a AtomicU64) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Settling(count)
+    }
+}
+
+impl Drop for Settling<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Release);
+    }
+}
+
 fn lock_stats(m: &Mutex<LoadStats>) -> std::sync::MutexGuard<'_, LoadStats> {
     m.lock()
         .expect("stats lock is never poisoned: no code panics while holding it")
@@ -911,6 +943,7 @@ impl Shared {
             return false;
         };
         rec.arrived(at);
+        let _settling = Settling::raise(&self.settling);
         if over_cap {
             rec.finished(&RequestRecord {
                 id,
@@ -1164,6 +1197,7 @@ impl Shared {
         let Some(rec) = recorder.as_mut() else {
             return; // the run is over: it was counted in flight
         };
+        let _settling = Settling::raise(&self.settling);
         let now = self.clock.now();
         // Where it went: the in-process gateway's ledger in live mode, else the response's label.
         let (revision, default_group, via_activator) = if self.record_routing {

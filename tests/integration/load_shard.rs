@@ -135,7 +135,13 @@ fn three_load_shards_merge_into_the_exact_percentiles_of_all_their_requests() {
         lines.iter().filter(|l| l["outcome"] == "served").collect();
     assert_eq!(count(&s, "arrived"), lines.len() as u64, "{s}");
     assert_eq!(count(&s, "served"), served.len() as u64, "{s}");
-    assert_eq!(s["revisions"]["v1"]["routed"], served.len() as u64, "{s}");
+    let unlabelled: Vec<&&serde_json::Value> =
+        served.iter().filter(|l| l["label"] != "v1").collect();
+    assert_eq!(
+        s["revisions"]["v1"]["routed"],
+        served.len() as u64,
+        "served without the label v1: {unlabelled:?}\n{s}"
+    );
     assert_eq!(s["protocol"], "http/1.1");
     let load_json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(merged.join("load.json")).unwrap()).unwrap();
