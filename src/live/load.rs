@@ -1236,6 +1236,8 @@ impl Shared {
         }
         books.in_flight -= 1;
         drop(books);
+        #[cfg(test)]
+        tests::held_after_the_recorder(id);
         let latency_us = u64::try_from((now.max(arrived) - arrived).0 / 1_000).unwrap_or(0);
         let served_us = (outcome == Outcome::Served).then_some(latency_us);
         {
@@ -1282,6 +1284,123 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::rng::{stream, Stream};
+    use crate::report::run::RunMeta;
+    use crate::scenario::spec::{ArrivalProcessSpec, ArrivalSpec};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The request `finish` holds for 200 ms after counting it in the recorder, before its stats
+    /// and results line: a finish the end of the run overtakes (none: `u64::MAX`).
+    static HOLD: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    pub(super) fn held_after_the_recorder(id: u64) {
+        if HOLD.load(Ordering::SeqCst) == id {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// A loopback backend answering every request `200 Hello v1!`.
+    async fn hello_backend() -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut pending = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while let Ok(n @ 1..) = s.read(&mut buf).await {
+                        pending.extend_from_slice(&buf[..n]);
+                        while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            pending.drain(..end + 4);
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nHello v1!\n";
+                            if s.write_all(reply).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// The end of a run reads the stats once every request the recorder counted is in them and
+    /// in `--results`: the last request's finish is held between the recorder and its stats
+    /// while the run ends, and both still count it. (Before `Shared::settling`, load.json's
+    /// statuses missed such a request: CI once saw 479 of 480.)
+    #[test]
+    fn a_run_ends_with_every_request_the_recorder_counted_in_its_stats_and_results() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let n = 20;
+        let dir = std::env::temp_dir().join(format!("splitlab-load-settle-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let results_path = dir.join("results.jsonl");
+        let result = rt.block_on(async {
+            let addr = hello_backend().await;
+            let recorder = RunRecorder::new(
+                RunMeta {
+                    scenario: "load".into(),
+                    seed: 1,
+                    mode: "live".into(),
+                },
+                vec!["v1".into()],
+                SimDuration::from_secs(1),
+                None,
+            );
+            let spec = ArrivalSpec {
+                process: ArrivalProcessSpec::Constant { rate_per_s: 200.0 },
+                tag_shares: vec![],
+                header_shares: vec![],
+                clients: None,
+            };
+            let duration = SimDuration::from_secs(10);
+            let plan = LoadPlan {
+                arrivals: ArrivalGen::new(&spec, SimTime::ZERO + duration),
+                rng: stream(1, 0, Stream::Arrivals, 0),
+                duration,
+                max_requests: Some(n),
+                drain: SimDuration::from_secs(5),
+                client_timeout: Some(SimDuration::from_secs(5)),
+                // Paced every 5 ms (each its own task, as the end of the run does not wait
+                // for them one by one): request n - 1 is the last to finish.
+                executor: Executor::Open { connections: 1 },
+                max_in_flight: 100,
+                record_routing: true,
+            };
+            HOLD.store(n - 1, Ordering::SeqCst);
+            run(
+                plan,
+                Targets::single(Target::new(addr, "/".into(), "hello".into())),
+                Some(ResultsWriter::create(&results_path).unwrap()),
+                Classifier::Body {
+                    patterns: vec![(Regex::new("v1").unwrap(), 0)],
+                    other: usize::MAX,
+                },
+                Clock::start(1.0),
+                Books::new(recorder),
+                Arc::new(AtomicBool::new(false)),
+            )
+            .await
+        });
+        HOLD.store(u64::MAX, Ordering::SeqCst);
+        // Every task ends with the runtime: the results file is closed (flushed).
+        drop(rt);
+        assert_eq!(result.results, Some(Ok(n)), "every results line written");
+        let lines = std::fs::read_to_string(&results_path).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(lines.lines().count() as u64, n);
+        let (report, _, stats, _) = result.report_parts(1.0);
+        assert_eq!(report.totals().served, n);
+        assert_eq!(report.revisions()[0].routed, n);
+        assert_eq!(stats.sent, n);
+        assert_eq!(stats.overall.requests, n);
+        assert_eq!(stats.overall.statuses.get(&200), Some(&n));
+        assert_eq!(stats.labels[&0].served, n);
+    }
 
     #[test]
     fn outcomes_follow_knative_status_and_body() {

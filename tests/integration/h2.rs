@@ -98,7 +98,8 @@ async fn h2_get(
     )
 }
 
-/// Ends the gateway with SIGTERM (it stops as on Ctrl-C) and returns what it printed.
+/// Ends the gateway with SIGTERM (it stops as on Ctrl-C: a server's normal stop, exit 0,
+/// docs/limits.md) and returns what it printed.
 fn stop_gateway(gw: Child) -> String {
     let status = Command::new("kill")
         .args(["-TERM", &gw.id().to_string()])
@@ -106,6 +107,7 @@ fn stop_gateway(gw: Child) -> String {
         .expect("kill runs");
     assert!(status.success());
     let out = gw.wait_with_output().expect("the gateway ends");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     text(&out.stdout)
 }
 
