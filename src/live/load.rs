@@ -533,7 +533,7 @@ struct Shared {
     /// Requests the recorder has counted whose `stats` and `--results` line are not in yet
     /// (raised under the books lock, lowered once they are in): the end of the run waits for
     /// none before it reads `stats`, so both count every request the recorder counted.
-    settling: Padded,
+    settling: AtomicU64,
     record_routing: bool,
     client_timeout: Option<Duration>,
     conns: Semaphore,
@@ -631,7 +631,7 @@ pub async fn run(
         classifier,
         books,
         stats: Mutex::new(LoadStats::default()),
-        settling: Padded(AtomicU64::new(0)),
+        settling: AtomicU64::new(0),
         record_routing: plan.record_routing,
         client_timeout: plan.client_timeout.map(|t| clock.wall(t)),
         conns: Semaphore::new(connections),
@@ -782,7 +782,7 @@ pub async fn run(
     };
     // No request starts settling once the recorder is gone; those that had finish at once
     // (no await between the raise and the lowering).
-    while shared.settling.0.load(Ordering::Acquire) != 0 {
+    while shared.settling.load(Ordering::Acquire) != 0 {
         tokio::task::yield_now().await;
     }
     let stats = std::mem::take(&mut *lock_stats(&shared.stats));
@@ -900,11 +900,6 @@ fn lock_results(m: &Mutex<ResultsWriter>) -> std::sync::MutexGuard<'_, ResultsWr
         .expect("results lock is never poisoned: no code panics while holding it")
 }
 
-/// `Shared::settling` on a cache line of its own: every request's finish writes it, from any
-/// worker thread, and the fields beside it are read by every request.
-#[repr(align(128))]
-struct Padded(AtomicU64);
-
 /// One request counted by the recorder whose other counts are not in yet (`Shared::settling`),
 /// until dropped. Raised while the books lock is held.
 struct Settling<'a>(&'a AtomicU64);
@@ -948,7 +943,9 @@ impl Shared {
             return false;
         };
         rec.arrived(at);
-        let _settling = Settling::raise(&self.settling.0);
+        // Only a request with counts to add after the lock settles (most add none here).
+        let _settling =
+            (over_cap || !self.targets.names.is_empty()).then(|| Settling::raise(&self.settling));
         if over_cap {
             rec.finished(&RequestRecord {
                 id,
@@ -1202,7 +1199,7 @@ impl Shared {
         let Some(rec) = recorder.as_mut() else {
             return; // the run is over: it was counted in flight
         };
-        let _settling = Settling::raise(&self.settling.0);
+        let _settling = Settling::raise(&self.settling);
         let now = self.clock.now();
         // Where it went: the in-process gateway's ledger in live mode, else the response's label.
         let (revision, default_group, via_activator) = if self.record_routing {

@@ -120,7 +120,7 @@ struct PodShared {
     has_breaker: bool,
 }
 
-/// A running pod. Dropping it does not stop it; call `stop`.
+/// A running pod. Dropping it stops it as `stop` does (its stop channel closes).
 pub struct Pod {
     pub addr: SocketAddr,
     stop: watch::Sender<bool>,

@@ -407,7 +407,7 @@ fn splitlab_rss_sampled(args: &[String]) -> (std::process::Output, Vec<(f64, f64
     // The samples' times are the wall clock's: what the run's resident set did as it ran.
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
+    let child = Command::new(env!("CARGO_BIN_EXE_splitlab"))
         .args(args)
         // Freed memory goes back to the system at once (mimalloc, the binary's allocator,
         // holds it for a while by default): the samples are what the run keeps.
@@ -417,38 +417,28 @@ fn splitlab_rss_sampled(args: &[String]) -> (std::process::Output, Vec<(f64, f64
         .stderr(Stdio::piped())
         .spawn()
         .expect("the splitlab binary runs");
-    // Read while it runs, so a full pipe never blocks it.
-    let drain = |mut r: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            r.read_to_end(&mut v).expect("reading the child's output");
-            v
-        })
-    };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let status_file = format!("/proc/{}/status", child.id());
-    let mut samples = Vec::new();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for splitlab") {
-            break status;
+    let done = Arc::new(AtomicBool::new(false));
+    let sampling = done.clone();
+    let sampler = std::thread::spawn(move || {
+        let mut samples = Vec::new();
+        while !sampling.load(Ordering::SeqCst) {
+            // An exited process's status has no VmRSS line: no sample.
+            let rss_kib = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            });
+            if let Some(kib) = rss_kib {
+                samples.push((started.elapsed().as_secs_f64(), kib / 1024.0));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        let rss_kib = std::fs::read_to_string(&status_file).ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        });
-        if let Some(kib) = rss_kib {
-            samples.push((started.elapsed().as_secs_f64(), kib / 1024.0));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let out = std::process::Output {
-        status,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    };
-    (out, samples)
+        samples
+    });
+    let out = child.wait_with_output().expect("waiting for splitlab");
+    done.store(true, Ordering::SeqCst);
+    (out, sampler.join().expect("the sampler ends"))
 }
 
 /// `splitlab live` on one revision of 2 pods at cc 4 (20-40 ms service: ~270 req/s of
