@@ -535,7 +535,7 @@ impl ArrivalGen {
     }
 
     /// The next arrival, or `None` once the process has no more arrivals before `end`.
-    #[inline]
+    #[inline(always)]
     pub fn next<R: Rng + ?Sized>(&mut self, rng: &mut R) -> Option<Arrival> {
         if self.done {
             return None;

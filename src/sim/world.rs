@@ -245,8 +245,9 @@ struct Rev {
     /// The activators' stats for the revision (concurrency_reporter.go).
     reporter: ConcurrencyReporter,
     /// The revision's requests in the system, integrated since the last metrics tick.
-    conc_area: f64,
-    conc_last_s: f64,
+    /// In request-nanoseconds: integer sums, so the per-request path has no float division.
+    conc_area_ns: u128,
+    conc_last_ns: i64,
     /// Requests routed to it since the last metrics tick (the RPS metric).
     requests_since_tick: u64,
     /// The gauges last reported: qp queue, activator queue, in flight, ready pods.
@@ -367,8 +368,8 @@ impl<'a> World<'a> {
                     deadline_event: None,
                     kpa: Kpa::new(&s.autoscaler.config, r),
                     reporter: ConcurrencyReporter::new(),
-                    conc_area: 0.0,
-                    conc_last_s: 0.0,
+                    conc_area_ns: 0,
+                    conc_last_ns: 0,
                     requests_since_tick: 0,
                     reported: [u64::MAX; 4],
                     reported_pods: 0,
@@ -1056,12 +1057,12 @@ impl<'a> World<'a> {
         let in_flight = u64::from(r.in_flight);
         if in_flight != r.reported[2] {
             // As `touch_gauges` integrates; the last value is a u32 count here (not the
-            // placeholder), so it converts to f64 in one step. A copy on purpose: helpers
-            // shared with `touch_gauges` cost 1.4-1.6 % more instructions per run (bbef093).
-            let now_s = now.as_secs_f64();
-            let previous = f64::from(r.reported[2] as u32);
-            r.conc_area += previous * (now_s - r.conc_last_s).max(0.0);
-            r.conc_last_s = now_s;
+            // placeholder). A copy on purpose: helpers shared with `touch_gauges` cost 1.4-1.6 %
+            // more instructions per run (bbef093).
+            let now_ns = now.as_nanos();
+            let previous = u64::from(r.reported[2] as u32);
+            r.conc_area_ns += u128::from(previous) * (now_ns - r.conc_last_ns).max(0) as u128;
+            r.conc_last_ns = now_ns;
             r.reported[2] = in_flight;
             self.recorder
                 .gauge(now, rev as usize, Gauge::InFlight, in_flight);
@@ -1079,14 +1080,14 @@ impl<'a> World<'a> {
         if values[2] != r.reported[2] {
             // Integrate the previous concurrency up to now (the QP's and activator's
             // time-weighted stats, request.go:96-104).
-            let now_s = self.now.as_secs_f64();
+            let now_ns = self.now.as_nanos();
             let previous = if r.reported[2] == u64::MAX {
                 0
             } else {
                 r.reported[2]
             };
-            r.conc_area += previous as f64 * (now_s - r.conc_last_s).max(0.0);
-            r.conc_last_s = now_s;
+            r.conc_area_ns += u128::from(previous) * (now_ns - r.conc_last_ns).max(0) as u128;
+            r.conc_last_ns = now_ns;
         }
         for (i, gauge) in [
             Gauge::QpQueue,
@@ -1126,7 +1127,7 @@ impl<'a> World<'a> {
             at_start,
             self.s.autoscaler.enabled,
         );
-        r.conc_last_s = self.now.as_secs_f64();
+        r.conc_last_ns = self.now.as_nanos();
         self.set_pods(rev, pods, at_start);
         if at_start && pods > 0 {
             self.roster.revision_ready(&mut self.revs, rev);
@@ -1349,7 +1350,6 @@ impl<'a> World<'a> {
     /// (`Kpa::record_scrape`); the activators report theirs, less the first request they
     /// reported at once (`ConcurrencyReporter::report`). A report may poke the decider.
     fn on_metrics_tick(&mut self) {
-        let now_s = self.now.as_secs_f64();
         let now = self.now;
         let mut poked = Vec::new();
         for (i, r) in self
@@ -1363,12 +1363,14 @@ impl<'a> World<'a> {
             } else {
                 r.reported[2]
             };
-            r.conc_area += current as f64 * (now_s - r.conc_last_s).max(0.0);
-            r.conc_last_s = now_s;
+            let now_ns = now.as_nanos();
+            r.conc_area_ns += u128::from(current) * (now_ns - r.conc_last_ns).max(0) as u128;
+            r.conc_last_ns = now_ns;
             let report = r.reporter.report(now);
-            let direct = (r.conc_area - report.request_seconds).max(0.0);
+            let area_s = r.conc_area_ns as f64 / 1e9;
+            let direct = (area_s - report.request_seconds).max(0.0);
             let average = direct / METRICS_TICK.as_secs_f64();
-            r.conc_area = 0.0;
+            r.conc_area_ns = 0;
             let direct_requests = r.requests_since_tick.saturating_sub(report.requests);
             r.requests_since_tick = 0;
             let ready = r.pods.ready_pods();
