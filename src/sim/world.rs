@@ -59,7 +59,7 @@ use crate::model::revision::{scale_down_victims, Kpa};
 use crate::model::rng::{stream, Stream, StreamRng};
 use crate::model::roster::{next_probe_tick, RevisionPods, Roster};
 use crate::model::route_control::{DataPlane, RevisionState, RolloutChange, RouteControl};
-use crate::model::time::{SimDuration, SimTime};
+use crate::model::time::{SimDuration, SimTime, NANOS_PER_SEC};
 use crate::report::analysis::CanaryBook;
 use crate::report::record::{Outcome, RequestRecord};
 use crate::report::run::{AutoscalerTick, EngineStats, Gauge, RunMeta, RunRecorder, RunReport};
@@ -262,6 +262,26 @@ struct Rev {
     failure_app_rng: StreamRng,
     failure_latency_rng: StreamRng,
     failure_pod_rng: StreamRng,
+}
+
+impl Rev {
+    /// Adds `in_flight` requests held since the last call to the concurrency integral, up to
+    /// `now` (the QP's and activator's time-weighted stats, request.go:96-104).
+    #[inline(always)]
+    fn integrate_concurrency(&mut self, now: SimTime, in_flight: u64) {
+        let now_ns = now.as_nanos();
+        self.conc_area_ns += u128::from(in_flight) * (now_ns - self.conc_last_ns).max(0) as u128;
+        self.conc_last_ns = now_ns;
+    }
+
+    /// The in-flight gauge last reported (0 before the first report).
+    fn in_flight_reported(&self) -> u64 {
+        if self.reported[2] == u64::MAX {
+            0
+        } else {
+            self.reported[2]
+        }
+    }
 }
 
 impl AsMut<RevisionPods> for Rev {
@@ -1056,13 +1076,9 @@ impl<'a> World<'a> {
         }
         let in_flight = u64::from(r.in_flight);
         if in_flight != r.reported[2] {
-            // As `touch_gauges` integrates; the last value is a u32 count here (not the
-            // placeholder). A copy on purpose: helpers shared with `touch_gauges` cost 1.4-1.6 %
-            // more instructions per run (bbef093).
-            let now_ns = now.as_nanos();
-            let previous = u64::from(r.reported[2] as u32);
-            r.conc_area_ns += u128::from(previous) * (now_ns - r.conc_last_ns).max(0) as u128;
-            r.conc_last_ns = now_ns;
+            // The last value is a count here (`touch_direct` runs `touch` until every gauge
+            // was reported once), so it needs no placeholder check.
+            r.integrate_concurrency(now, u64::from(r.reported[2] as u32));
             r.reported[2] = in_flight;
             self.recorder
                 .gauge(now, rev as usize, Gauge::InFlight, in_flight);
@@ -1080,14 +1096,7 @@ impl<'a> World<'a> {
         if values[2] != r.reported[2] {
             // Integrate the previous concurrency up to now (the QP's and activator's
             // time-weighted stats, request.go:96-104).
-            let now_ns = self.now.as_nanos();
-            let previous = if r.reported[2] == u64::MAX {
-                0
-            } else {
-                r.reported[2]
-            };
-            r.conc_area_ns += u128::from(previous) * (now_ns - r.conc_last_ns).max(0) as u128;
-            r.conc_last_ns = now_ns;
+            r.integrate_concurrency(self.now, r.in_flight_reported());
         }
         for (i, gauge) in [
             Gauge::QpQueue,
@@ -1358,16 +1367,9 @@ impl<'a> World<'a> {
             .enumerate()
             .filter(|(_, r)| r.pods.created())
         {
-            let current = if r.reported[2] == u64::MAX {
-                0
-            } else {
-                r.reported[2]
-            };
-            let now_ns = now.as_nanos();
-            r.conc_area_ns += u128::from(current) * (now_ns - r.conc_last_ns).max(0) as u128;
-            r.conc_last_ns = now_ns;
+            r.integrate_concurrency(now, r.in_flight_reported());
             let report = r.reporter.report(now);
-            let area_s = r.conc_area_ns as f64 / 1e9;
+            let area_s = r.conc_area_ns as f64 / NANOS_PER_SEC as f64;
             let direct = (area_s - report.request_seconds).max(0.0);
             let average = direct / METRICS_TICK.as_secs_f64();
             r.conc_area_ns = 0;
