@@ -294,17 +294,17 @@ fn readme_canary_analysis_commands_show_what_readme_says() {
         summaries.push(summary["analysis"].clone());
     }
     assert!(readme.contains(
-        "is promoted at 210 s and Succeeds at 270 s (4,402 canary\nrequests, none failed)"
+        "is promoted at 210 s and Succeeds at 270 s (4,417 canary\nrequests, none failed)"
     ));
     assert_eq!(summaries[0]["promoted_s"], 210.0);
     assert_eq!(summaries[0]["finished_s"], 270.0);
-    assert_eq!(summaries[0]["canary_requests"], 4402);
+    assert_eq!(summaries[0]["canary_requests"], 4417);
     assert_eq!(summaries[0]["canary_failed_requests"], 0);
-    assert!(readme.contains("blast radius is 81 failed requests of 1,746"));
+    assert!(readme.contains("blast radius is 82 failed requests of 1,755"));
     assert_eq!(summaries[1]["phase"], "Failed");
     assert_eq!(summaries[1]["finished_s"], 240.0);
-    assert_eq!(summaries[1]["canary_failed_requests"], 81);
-    assert_eq!(summaries[1]["canary_requests"], 1746);
+    assert_eq!(summaries[1]["canary_failed_requests"], 82);
+    assert_eq!(summaries[1]["canary_requests"], 1755);
 }
 
 /// docs/canary.md's live command for the bad canary, run as written (with `--out`): live mode drives
@@ -366,8 +366,9 @@ fn live_mode_rolls_the_bad_canary_back_at_the_simulators_tick() {
     );
     assert_eq!(&a["canary_failed_requests"], app_errors);
     // The same arrivals and routing draws as the simulator: about the same canary requests
-    // (1,736-1,754 against 1,746 simulated on an idle machine; 1,784 at load average 9, when
-    // Flagger's writes reached the gateway late); the pods' failure draws come from their own
+    // (1,755 against 1,755 simulated on an idle machine; before the arrival stream changed,
+    // 1,736-1,754 against 1,746, and 1,784 at load average 9, when Flagger's writes reached the
+    // gateway late); the pods' failure draws come from their own
     // streams, so the failures differ.
     let n = |v: &serde_json::Value| v["analysis"]["canary_requests"].as_f64().expect("count");
     let (live_n, sim_n) = (n(&summary), n(&sim_summary));

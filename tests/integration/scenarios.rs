@@ -659,6 +659,6 @@ fn readme_failing_canary_command_prints_what_readme_shows() {
         (Some(6), Some(4))
     );
     assert_eq!(summary["cost"]["peak_total_pods"], 8);
-    assert_eq!(summary["cost"]["pod_seconds"], 1140.895);
+    assert_eq!(summary["cost"]["pod_seconds"], 1141.324);
     let _ = std::fs::remove_dir_all(dir);
 }
