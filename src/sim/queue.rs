@@ -11,6 +11,8 @@
 //! is half as tall as a binary heap's. As a `std::collections::BinaryHeap` of (key, event)
 //! pairs it was one of the engine's largest costs (benches/README.md, "Issue 18 §3").
 
+use std::hint::select_unpredictable;
+
 use crate::model::time::SimTime;
 
 /// Children per node.
@@ -156,14 +158,13 @@ impl<E: Copy> EventQueue<E> {
                 // A full node (all but the last one on the way down): a fixed tournament of
                 // three comparisons, with no loop and one bounds check. Keys are unique, so
                 // which of two equal keys wins never arises.
+                // Which child is smallest is a coin toss to the branch predictor, so each
+                // match is a select (cmov), not a branch.
                 let c = &self.keys[first..first + ARITY];
-                let (a, ka) = if c[1] < c[0] { (1, c[1]) } else { (0, c[0]) };
-                let (b, kb) = if c[3] < c[2] { (3, c[3]) } else { (2, c[2]) };
-                if kb < ka {
-                    (first + b, kb)
-                } else {
-                    (first + a, ka)
-                }
+                let (a, ka) = select_unpredictable(c[1] < c[0], (1, c[1]), (0, c[0]));
+                let (b, kb) = select_unpredictable(c[3] < c[2], (3, c[3]), (2, c[2]));
+                let (best, best_key) = select_unpredictable(kb < ka, (b, kb), (a, ka));
+                (first + best, best_key)
             } else {
                 let mut best = first;
                 let mut best_key = self.keys[first];
