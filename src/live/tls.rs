@@ -234,6 +234,16 @@ mod tests {
         path
     }
 
+    /// Removes `temp_file`'s files, and their directory once the last test is done with it.
+    fn remove_temp_files(paths: &[std::path::PathBuf]) {
+        for path in paths {
+            let _ = std::fs::remove_file(path);
+        }
+        if let Some(dir) = paths.first().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir(dir); // fails while another test's files are in it
+        }
+    }
+
     fn self_signed() -> rcgen::CertifiedKey<rcgen::KeyPair> {
         rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap()
     }
@@ -289,6 +299,7 @@ mod tests {
             let err = client_config(&Trust::CaFile(path.clone()), false).unwrap_err();
             assert_eq!(err.to_string(), want, "{}", path.display());
         }
+        remove_temp_files(&[key_only, empty, torn]);
     }
 
     #[test]
@@ -299,13 +310,14 @@ mod tests {
         assert_eq!(read_pem_certificates(&path).unwrap().len(), 2);
         let h1 = client_config(&Trust::CaFile(path.clone()), false).unwrap();
         assert_eq!(h1.alpn_protocols, vec![b"http/1.1".to_vec()]);
-        let h2 = client_config(&Trust::CaFile(path), true).unwrap();
+        let h2 = client_config(&Trust::CaFile(path.clone()), true).unwrap();
         assert_eq!(
             h2.alpn_protocols,
             vec![b"h2".to_vec(), b"http/1.1".to_vec()]
         );
         let insecure = client_config(&Trust::Insecure, true).unwrap();
         assert_eq!(insecure.alpn_protocols, h2.alpn_protocols);
+        remove_temp_files(&[path]);
     }
 
     #[test]

@@ -503,6 +503,7 @@ mod tests {
             got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             values.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -569,5 +570,6 @@ mod tests {
                 Ok(items) => panic!("merged {items:?}, wanted: {want}"),
             }
         }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

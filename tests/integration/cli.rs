@@ -35,7 +35,7 @@ fn validate_accepts_scenarios_and_reports_their_errors() {
         text(&out.stdout),
         "ok: scenarios/canary-rollout.yaml\nok: scenarios/stacked-rollouts.yaml\n"
     );
-    let dir = std::env::temp_dir().join(format!("splitlab-validate-{}", std::process::id()));
+    let dir = temp_dir("cli-validate");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let bad = dir.join("bad-scenario.yaml");
     std::fs::write(&bad, "name: x\nduration: 10s\nrevisions:\n  - name: a\n    pods: lots\narrivals:\n  poisson: {rate: 5}\n")
@@ -102,7 +102,7 @@ fn validate_rejects_unknown_fields_with_position_and_path() {
 
 #[test]
 fn validate_bad_inputs_are_errors_not_panics() {
-    let dir = std::env::temp_dir().join(format!("splitlab-cli-{}", std::process::id()));
+    let dir = temp_dir("cli-bad-inputs");
     std::fs::create_dir_all(&dir).expect("temp dir");
     // (file content, a fragment the error must contain)
     let cases = [

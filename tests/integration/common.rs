@@ -32,10 +32,12 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8(bytes.to_vec()).expect("utf-8 output")
 }
 
-/// A fresh, empty temporary directory path for this process; `label` must be unique among the
-/// tests (they run in parallel in one binary), so callers prefix it with their module.
+/// A fresh, empty temporary directory path; `label` must be unique among the tests (they run
+/// in parallel in one binary), so callers prefix it with their module. It lives under cargo's
+/// `target/tmp` and is emptied when a test asks for it again, so runs do not pile up in the
+/// system's temporary directory; a failed test's outputs stay there to look at.
 pub fn temp_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("splitlab-{label}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("splitlab-{label}"));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
