@@ -226,21 +226,17 @@ impl ServerCertVerifier for NoVerification {
 mod tests {
     use super::*;
 
+    /// A file of its own in the temporary directory (no shared directory, which one test could
+    /// remove while another writes into it); `name` is unique among the tests.
     fn temp_file(name: &str, content: &[u8]) -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("splitlab-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(name);
+        let path = std::env::temp_dir().join(format!("splitlab-tls-{}-{name}", std::process::id()));
         std::fs::write(&path, content).unwrap();
         path
     }
 
-    /// Removes `temp_file`'s files, and their directory once the last test is done with it.
     fn remove_temp_files(paths: &[std::path::PathBuf]) {
         for path in paths {
             let _ = std::fs::remove_file(path);
-        }
-        if let Some(dir) = paths.first().and_then(|p| p.parent()) {
-            let _ = std::fs::remove_dir(dir); // fails while another test's files are in it
         }
     }
 

@@ -157,9 +157,8 @@ impl<E: Copy> EventQueue<E> {
             let (best, best_key) = if first + ARITY <= n {
                 // A full node (all but the last one on the way down): a fixed tournament of
                 // three comparisons, with no loop and one bounds check. Keys are unique, so
-                // which of two equal keys wins never arises.
-                // Which child is smallest is a coin toss to the branch predictor, so each
-                // match is a select (cmov), not a branch.
+                // which of two equal keys wins never arises. Which child is smallest is a coin
+                // toss to the branch predictor, so each match is a select (cmov), not a branch.
                 let c = &self.keys[first..first + ARITY];
                 let (a, ka) = select_unpredictable(c[1] < c[0], (1, c[1]), (0, c[0]));
                 let (b, kb) = select_unpredictable(c[3] < c[2], (3, c[3]), (2, c[2]));
